@@ -1,0 +1,92 @@
+"""The ``repo-market`` command line.
+
+Each subcommand lives in its own module under :mod:`protocol.commands` and exposes
+``HELP`` (one line), ``configure(parser)`` (its arguments) and ``run(args) -> int`` (exit status).
+The common options ``--data-dir``, ``--json`` and ``--seed`` are accepted by every subcommand.
+With ``--json`` a command prints exactly one JSON document on stdout and nothing else; progress and
+tables go to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+# Order is the order shown by --help.
+SUBCOMMANDS = (
+    "demo",
+    "simulate",
+    "equilibria",
+    "select",
+    "verify",
+    "allocate",
+    "experiment",
+    "chain",
+    "bench",
+)
+
+DEFAULT_DATA_DIR = Path(".repo-market")
+
+
+class UsageError(Exception):
+    """Bad command-line input; the message names the option and the value."""
+
+
+def _common_options() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--data-dir",
+        type=Path,
+        default=DEFAULT_DATA_DIR,
+        help="data directory: keys, blob store, chain state, transcripts (default: ./.repo-market)",
+    )
+    common.add_argument(
+        "--json",
+        action="store_true",
+        help="print one machine-readable JSON document on stdout and nothing else",
+    )
+    common.add_argument("--seed", type=int, default=0, help="seed of every random draw (default: 0)")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="repo-market",
+        description=(
+            "Privacy-preserving smart-contract coordinator for a two-dealer repo market "
+            "(Aronoff & Townsend, arXiv 2505.22940) and the contract-clearing allocation "
+            "mechanism (Cha et al., arXiv 2510.05504)."
+        ),
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    common = _common_options()
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"protocol.commands.{name.replace('-', '_')}")
+        p = sub.add_parser(
+            name,
+            parents=[common],
+            help=module.HELP,
+            description=getattr(module, "DESCRIPTION", module.HELP),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        module.configure(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args._run(args) or 0)
+    except UsageError as exc:
+        parser.exit(2, f"repo-market {args.command}: error: {exc}\n")
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

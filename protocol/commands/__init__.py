@@ -1,0 +1,1 @@
+"""One module per ``repo-market`` subcommand; see :mod:`protocol.cli`."""

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Runs the whole suite with the project venv. Exit status: pytest's, except that "no tests collected"
+# (pytest exit 5) counts as a failure, so an empty run can never look green.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export REPO_MARKET_ANVIL="${REPO_MARKET_ANVIL:-$(pwd)/.tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil}"
+.venv/bin/python -m pytest "$@"
+rc=$?
+if [ "$rc" = 5 ]; then echo "run-tests: no tests were collected" >&2; exit 1; fi
+exit "$rc"

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Idempotent project setup: a project-local virtualenv (.venv) with the project installed editable,
+# and optionally anvil from the npm registry into .tools/ (for the test suite).
+# A stamp keyed on the dependency files makes a second run a no-op.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+want_anvil=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-anvil) want_anvil=1 ;;
+    *) echo "setup.sh: unknown option $arg" >&2; exit 2 ;;
+  esac
+done
+
+PY=${PYTHON:-python3}
+venv="$root/.venv"
+stamp="$venv/.repo-market-installed"
+key=$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "setup: creating virtualenv $venv"
+  "$PY" -m venv "$venv"
+fi
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$key" ]; then
+  echo "setup: installing Python dependencies (first run: a few minutes, ~2 GB)"
+  "$venv/bin/python" -m pip install -q --upgrade "pip>=24" "setuptools<81" wheel
+  # torch first, from the CPU wheel, so nothing later resolves to a CUDA build.
+  "$venv/bin/python" -m pip install -q -c constraints.txt torch==2.13.0
+  "$venv/bin/python" -m pip install -q -c constraints.txt -e ".[dev]"
+  if "$venv/bin/python" -m pip list 2>/dev/null | grep -qi '^nvidia-'; then
+    echo "setup: a CUDA package was installed; refusing (see constraints.txt)" >&2
+    exit 1
+  fi
+  echo "$key" > "$stamp"
+else
+  echo "setup: Python dependencies up to date"
+fi
+
+if [ "$want_anvil" = 1 ]; then
+  anvil="$root/.tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
+  if [ ! -x "$anvil" ]; then
+    echo "setup: installing anvil 1.7.1 from the npm registry into .tools/"
+    mkdir -p "$root/.tools"
+    npm install --silent --no-audit --no-fund --prefix "$root/.tools" @foundry-rs/anvil-linux-amd64@1.7.1
+    chmod +x "$anvil" 2>/dev/null || true
+  fi
+  "$anvil" --version | head -n1
+fi
