@@ -1,1 +1,39 @@
+"""The economics of the repo market (Aronoff & Townsend, arXiv 2505.22940): pure functions on numpy/int.
 
+Schedules, the dealer game and all its equilibria, the contract's selection rule (plaintext reference),
+the sequential protocol, incentives and the multi-round simulation. No I/O (except reading a schedule
+file in :func:`load_schedules`), no crypto, no chain. The allocation mechanism lives in
+:mod:`market.allocation`.
+"""
+from market.locus import d2_mask, equilibrium_volumes, joint_profit_maximiser
+from market.schedules import (
+    ScheduleError,
+    Schedules,
+    apply_theta,
+    linear_schedules,
+    load_schedules,
+    make_schedules,
+)
+from market.selection import NO_TRADE, HurdleError, HurdleMode, Instruction, select_equilibrium
+from market.terms import MarketTerms, ReportError, report_offsets, validate_report
+
+__all__ = [
+    "ScheduleError",
+    "Schedules",
+    "make_schedules",
+    "linear_schedules",
+    "load_schedules",
+    "apply_theta",
+    "d2_mask",
+    "equilibrium_volumes",
+    "joint_profit_maximiser",
+    "HurdleMode",
+    "HurdleError",
+    "Instruction",
+    "NO_TRADE",
+    "select_equilibrium",
+    "MarketTerms",
+    "ReportError",
+    "validate_report",
+    "report_offsets",
+]
