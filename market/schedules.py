@@ -156,6 +156,11 @@ class Schedules:
         last = np.ones(1, dtype=bool)
         return np.concatenate([np.diff(self.b) > 0, last]) & np.concatenate([np.diff(self.a) < 0, last])
 
+    @property
+    def strict(self) -> bool:
+        """Every volume is attainable (no flat runs): the paper's setting, required of contract reports."""
+        return bool(self.attainable.all())
+
     def lend_volume(self, rates) -> np.ndarray:
         """``D(r) = max{Q : b[Q] <= r}`` (0 if none): what MM lends at rate r (vectorised)."""
         count = np.searchsorted(self.b, np.asarray(rates, dtype=np.int64), side="right")

@@ -20,9 +20,9 @@ def test_as_dict_is_ints_and_strings(terms):
 
 
 def test_valid_reports_pass(terms):
-    validate_report(terms, "mm", [400, 401, 401, 405, 507], 31)
-    validate_report(terms, "rm", np.array([460, 455, 455, 450, 380]), 0)
-    assert report_offsets(terms, "mm", [400, 401, 401, 405, 507]).tolist() == [20, 21, 21, 25, 127]
+    validate_report(terms, "mm", [400, 401, 402, 405, 507], 31)
+    validate_report(terms, "rm", np.array([460, 455, 454, 450, 380]), 0)
+    assert report_offsets(terms, "mm", [400, 401, 402, 405, 507]).tolist() == [20, 21, 22, 25, 127]
 
 
 @pytest.mark.parametrize(
@@ -31,6 +31,8 @@ def test_valid_reports_pass(terms):
         ("mm", [400, 401, 402, 403], 0, "b: 4 rates"),
         ("mm", [400, 402, 401, 403, 404], 0, "b[2] = 401"),
         ("rm", [460, 455, 456, 450, 440], 0, "a[2] = 456"),
+        ("mm", [400, 401, 401, 403, 404], 0, "b[2] = 401 after b[1] = 401: reported b must be strictly increasing"),
+        ("rm", [460, 455, 450, 450, 440], 0, "a[3] = 450 after a[2] = 450: reported a must be strictly decreasing"),
         ("mm", [400, 401, 402, 403, 508], 0, "b[4] = 508: offset 128"),
         ("rm", [460, 455, 450, 440, 379], 0, "a[4] = 379: offset -1"),
         ("mm", [400, 401, 402.0, 403, 404], 0, "b[2] = 402.0"),
