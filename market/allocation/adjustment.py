@@ -10,7 +10,10 @@ it reports its demand, optionally as the mean of M noisy reports; the contract s
     μ^{t+1} = [μ^t + η_t (Ŝ^t - m)]_+ .
 
 Stopping rule [decided]: primal residual ``|min(μ^{t+1}, m - Ŝ^t)|`` and dual residual ``|μ^{t+1} - μ^t|``
-both below ``tol``, or ``max_iter`` rounds. Step rules: constant η (converges for η ∈ (0, 2/L), Fejér monotone
+both below ``tol``, or ``max_iter`` rounds. [decided] A third test, the change of the reported total
+``|Ŝ^t - Ŝ^{t-1}|`` below ``tol``, is added: with proximal responses (γ > 0) started at x^0 = 0 the price
+can sit at 0 with both residuals 0 while demand is still growing towards capacity; the contract sees the
+reports, so it can check this. Step rules: constant η (converges for η ∈ (0, 2/L), Fejér monotone
 when γ = 0), ``η_0/√t`` (dynamic regret O(√T)), ``η_0/t`` (Robbins–Monro, for noisy reports). For the log/linear
 family ``L <= Σ_{active} α_i/(β_i + τ)²`` (:func:`lipschitz_bound`).
 
@@ -95,6 +98,7 @@ class AdjustmentHistory:
     reported: np.ndarray
     primal: np.ndarray
     dual: np.ndarray
+    report: np.ndarray
     eta: np.ndarray
     x: np.ndarray | None = None
 
@@ -107,6 +111,7 @@ class AdjustmentResult:
     converged: np.ndarray
     primal_residual: np.ndarray
     dual_residual: np.ndarray
+    report_residual: np.ndarray
     history: AdjustmentHistory = field(repr=False)
 
 
@@ -139,9 +144,10 @@ def adjust_prices(agents: AgentFamily, tau, g, m, *, step: StepRule = StepRule()
     x = np.zeros(shape) if x0 is None else np.broadcast_to(np.asarray(x0, dtype=float), shape).copy()
     m_a = np.asarray(m, dtype=float)
 
-    mus, totals, primals, duals, etas, xs = [mu.copy()], [], [], [], [], []
+    mus, totals, primals, duals, changes, etas, xs = [mu.copy()], [], [], [], [], [], []
     iterations = 0
-    primal = dual = np.full(shape[:-1], np.inf)
+    primal = dual = change = np.full(shape[:-1], np.inf)
+    previous_total = change
     for t in range(1, int(max_iter) + 1):
         x = proximal_best_response(agents, mu, tau, g, x, gamma)
         if noise_std > 0:
@@ -152,17 +158,22 @@ def adjust_prices(agents: AgentFamily, tau, g, m, *, step: StepRule = StepRule()
         eta = step.eta(t)
         mu_next = price_update(mu, total, m_a, eta)
         primal, dual = residuals(mu_next, mu, total, m_a)
+        change = np.abs(total - previous_total)
+        previous_total = total
         mu = mu_next
         iterations = t
         mus.append(mu.copy()); totals.append(total); primals.append(primal); duals.append(dual)
+        changes.append(change)
         etas.append(eta)
         if record_allocations:
             xs.append(x.copy())
-        if stop_early and np.all((primal < tol) & (dual < tol)):
+        if stop_early and np.all((primal < tol) & (dual < tol) & (change < tol)):
             break
     history = AdjustmentHistory(
         mu=np.array(mus), reported=np.array(totals), primal=np.array(primals), dual=np.array(duals),
-        eta=np.array(etas), x=np.array(xs) if record_allocations else None,
+        report=np.array(changes), eta=np.array(etas), x=np.array(xs) if record_allocations else None,
     )
-    return AdjustmentResult(mu=mu, x=x, iterations=iterations, converged=(primal < tol) & (dual < tol),
-                            primal_residual=primal, dual_residual=dual, history=history)
+    return AdjustmentResult(mu=mu, x=x, iterations=iterations,
+                            converged=(primal < tol) & (dual < tol) & (change < tol),
+                            primal_residual=primal, dual_residual=dual, report_residual=change,
+                            history=history)
