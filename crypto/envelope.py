@@ -521,7 +521,7 @@ class DealerReport:
         salt: bytes | None = None,
     ) -> "DealerReport":
         """Validated report with a fresh random salt unless one is given."""
-        return cls(role, round, chain_id, contract, tuple(schedule), hurdle, random_salt() if salt is None else salt)
+        return cls(role, round, chain_id, contract, schedule, hurdle, random_salt() if salt is None else salt)
 
     @property
     def side(self) -> str:
