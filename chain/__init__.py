@@ -1,1 +1,20 @@
+"""On-chain coordinator: Vyper contracts, a web3 client over an embedded EVM or a JSON-RPC node.
 
+Imports nothing of the project. See chain/README.md.
+"""
+from .accounts import (AUDITOR, CLIENT_MM, CLIENT_RM, CUSTODIAN, DEALER_MM, DEALER_RM, DEPLOYER,
+                       ChainAccount, evaluator_role)
+from .artifacts import Artifact, compile_contract
+from .client import Chain, TxResult, connect
+from .coordinator import (Coordinator, CoordinatorTerms, ExecutionRecord, ForfeitReason, InstructionPreimage,
+                          PhaseWindows, RoundPhase, RoundState, Side, deploy_coordinator, instruction_commitment)
+from .errors import ChainError, ChainInputError, ChainUnavailable, JournalError
+from .events import EventRecord
+
+__all__ = [
+    "AUDITOR", "CLIENT_MM", "CLIENT_RM", "CUSTODIAN", "DEALER_MM", "DEALER_RM", "DEPLOYER",
+    "Artifact", "Chain", "ChainAccount", "ChainError", "ChainInputError", "ChainUnavailable", "Coordinator",
+    "CoordinatorTerms", "EventRecord", "ExecutionRecord", "ForfeitReason", "InstructionPreimage", "JournalError",
+    "PhaseWindows", "RoundPhase", "RoundState", "Side", "TxResult", "compile_contract", "connect",
+    "deploy_coordinator", "evaluator_role", "instruction_commitment",
+]

@@ -1,0 +1,75 @@
+"""Compile the project's Vyper contracts in-process and cache the artifacts by source digest."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
+# Cancun runs on both backends (py-evm's Prague VM and anvil); pinning it keeps the bytecode, and
+# so the artifact digest, independent of the compiler's default. [decided]
+EVM_VERSION = "cancun"
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A compiled contract: its ABI, deployable bytecode and the digest that names it."""
+
+    name: str
+    abi: tuple
+    bytecode: bytes
+    source_digest: str  # sha256 hex of (compiler version, evm version, source)
+
+    def __repr__(self) -> str:
+        return f"Artifact({self.name!r}, {len(self.bytecode)} bytes, {self.source_digest[:12]})"
+
+
+def source_path(name_or_path: str | Path) -> Path:
+    """A contract name ("Coordinator") resolves to chain/contracts/<name>.vy; a path is taken as is."""
+    path = Path(name_or_path)
+    if path.suffix != ".vy":
+        path = CONTRACTS_DIR / f"{name_or_path}.vy"
+    if not path.is_file():
+        raise FileNotFoundError(f"contract source not found: {path}")
+    return path
+
+
+def compile_contract(name_or_path: str | Path, cache_dir: Path | None = None) -> Artifact:
+    """Compile a Vyper source with vyper.compile_code, reusing ``cache_dir/<digest>.json`` if present."""
+    import vyper
+
+    path = source_path(name_or_path)
+    source = path.read_text()
+    digest = hashlib.sha256(
+        f"vyper {vyper.__version__}\nevm {EVM_VERSION}\n".encode() + source.encode()
+    ).hexdigest()
+    cached = Path(cache_dir) / f"{digest}.json" if cache_dir is not None else None
+    if cached is not None and cached.is_file():
+        data = json.loads(cached.read_text())
+        return Artifact(path.stem, tuple(data["abi"]), bytes.fromhex(data["bytecode"]), digest)
+
+    from vyper.compiler.settings import Settings
+
+    out = vyper.compile_code(
+        source,
+        output_formats=["abi", "bytecode"],
+        settings=Settings(evm_version=EVM_VERSION),
+        contract_path=str(path.name),
+    )
+    bytecode = bytes.fromhex(out["bytecode"].removeprefix("0x"))
+    if cached is not None:
+        _write_atomic(cached, json.dumps({"name": path.stem, "abi": out["abi"], "bytecode": bytecode.hex()}))
+    return Artifact(path.stem, tuple(out["abi"]), bytecode, digest)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)

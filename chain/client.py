@@ -1,0 +1,357 @@
+"""Connect to a chain (embedded py-evm or a JSON-RPC node) and send signed transactions.
+
+``connect(data_dir)`` opens the embedded chain persisted in ``data_dir/chain/`` (see journal.py);
+``connect(data_dir, "http://127.0.0.1:8545")`` talks to a node. Both return a :class:`Chain` whose
+``send``/``call``/``deploy``/``events`` behave the same; every refusal becomes :class:`ChainError`
+carrying the contract's revert string.
+"""
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from eth_utils import to_checksum_address
+from web3 import Web3
+
+from .accounts import DEPLOYER, ChainAccount, account_for, account_from_key, check_role
+from .artifacts import Artifact, compile_contract
+from .errors import ChainError, ChainInputError, ChainUnavailable, JournalError, as_chain_error
+from .events import EventDecoder, EventIndex, EventRecord
+from .journal import Journal
+
+ETHER = 10**18
+# [decided] Fixed EIP-1559 fees: local chains' base fee stays near or below 1 gwei, and fixed fees save
+# a round trip per transaction and keep a replayed journal byte-identical.
+MAX_FEE_PER_GAS = 50 * 10**9
+PRIORITY_FEE_PER_GAS = 10**9
+GAS_MARGIN = 1.25  # gas limit = estimate * margin: estimates are exact for our contracts, margin is cheap
+FUND_AMOUNT = 1_000 * ETHER
+FUND_FLOOR = 10 * ETHER
+# eth-tester's genesis funds the keys 1..10 with 1e6 ether each; key 1 is the embedded faucet.
+EMBEDDED_FAUCET_KEY = (1).to_bytes(32, "big")
+# anvil's default mnemonic, account 0 (public test key); used only if anvil_setBalance is refused.
+ANVIL_FAUCET_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined transaction: hash, block, gas used and the events it emitted (decoded)."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    events: tuple[EventRecord, ...]
+    contract_address: str | None = None
+
+    def event(self, name: str) -> EventRecord:
+        """The single event called ``name`` (raises LookupError if absent or repeated)."""
+        found = [e for e in self.events if e.name == name]
+        if len(found) != 1:
+            raise LookupError(f"expected one {name} event, found {len(found)}")
+        return found[0]
+
+
+class Chain:
+    """A connection to one chain, with role accounts that sign locally.
+
+    Attributes: ``w3`` (web3 instance), ``backend`` ("embedded" or "rpc"), ``url`` (node URL or
+    None), ``data_dir``, ``seed`` (derives role keys), ``chain_id``.
+    """
+
+    def __init__(self, w3: Web3, *, backend: str, url: str | None, data_dir: Path, seed: int,
+                 journal: Journal | None, faucet: ChainAccount, is_anvil: bool) -> None:
+        self.w3 = w3
+        self.backend = backend
+        self.url = url
+        self.data_dir = Path(data_dir)
+        self.seed = seed
+        self.chain_id = int(w3.eth.chain_id)
+        self.artifact_dir = self.data_dir / "chain" / "artifacts"
+        self._journal = journal
+        self._faucet = faucet
+        self._is_anvil = is_anvil
+        self._accounts: dict[str, ChainAccount] = {}
+        self._funded: set[str] = set()
+        self._decoders: dict[str, EventDecoder] = {}
+        self._genesis_hash = _hex(w3.eth.get_block(0)["hash"])
+        index_dir = None if journal is not None else self.data_dir / "chain" / "index" / str(self.chain_id)
+        self._index = EventIndex(index_dir)
+
+    def __repr__(self) -> str:
+        where = self.url if self.url else str(self.data_dir / "chain")
+        return f"Chain({self.backend}, {where}, chain_id={self.chain_id})"
+
+    # ------------------------------------------------------------------ accounts
+    def account(self, role: str) -> ChainAccount:
+        """The role's account (deterministic from the seed), funded on first use."""
+        check_role(role)
+        acct = self._accounts.get(role)
+        if acct is None:
+            acct = account_for(self.seed, role)
+            self._accounts[role] = acct
+        if acct.address not in self._funded:
+            self._ensure_funded(acct.address)
+            self._funded.add(acct.address)
+        return acct
+
+    def address(self, role: str) -> str:
+        """The role's address, without funding it."""
+        acct = self._accounts.get(check_role(role)) or account_for(self.seed, role)
+        self._accounts.setdefault(role, acct)
+        return acct.address
+
+    @property
+    def accounts(self) -> dict[str, str]:
+        """role -> address of every role used so far by this process."""
+        return {role: acct.address for role, acct in self._accounts.items()}
+
+    def balance(self, address: str) -> int:
+        self.sync()
+        with self._mapped():
+            return int(self.w3.eth.get_balance(to_checksum_address(address)))
+
+    def _ensure_funded(self, address: str) -> None:
+        if self.balance(address) >= FUND_FLOOR:
+            return
+        if self._is_anvil:
+            with contextlib.suppress(Exception):
+                self.w3.provider.make_request("anvil_setBalance", [address, hex(FUND_AMOUNT * 10)])
+                if self.balance(address) >= FUND_FLOOR:
+                    return
+        self._send_signed(self._faucet, {"to": address, "value": FUND_AMOUNT, "gas": 21_000})
+
+    # ------------------------------------------------------------------ blocks
+    @property
+    def block_number(self) -> int:
+        self.sync()
+        with self._mapped():
+            return int(self.w3.eth.block_number)
+
+    def mine(self, blocks: int = 1) -> int:
+        """Mine ``blocks`` empty blocks; returns the new head. Works on both backends."""
+        if not isinstance(blocks, int) or isinstance(blocks, bool) or blocks < 1:
+            raise ChainInputError(f"blocks must be a positive int, got {blocks!r}")
+        if self._journal is None:
+            with self._mapped():
+                if self._is_anvil:
+                    self.w3.provider.make_request("anvil_mine", [hex(blocks)])
+                else:
+                    self.w3.provider.make_request("evm_mine", [])  # generic dev nodes: one per call
+                    for _ in range(blocks - 1):
+                        self.w3.provider.make_request("evm_mine", [])
+                return int(self.w3.eth.block_number)
+        with self._journal.locked():
+            self._replay(self._journal.unread())
+            self.w3.testing.mine(blocks)
+            head = int(self.w3.eth.block_number)
+            self._journal.append({"op": "mine", "n": blocks, "block": head})
+            return head
+
+    # ------------------------------------------------------------------ transactions
+    def send(self, sender: str | ChainAccount, contract: Any = None, fn_name: str | None = None,
+             args: Sequence[Any] = (), *, value: int = 0) -> TxResult:
+        """Sign and send ``contract.fn_name(*args)`` (with ``value`` wei) from ``sender``.
+
+        Raises ChainError(reason) if the chain refuses it; nothing is sent or journaled then.
+        """
+        acct = self.account(sender) if isinstance(sender, str) else sender
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ChainInputError(f"value must be a non-negative int (wei), got {value!r}")
+        data = contract.encode_abi(fn_name, args=list(args))
+        return self._send_signed(acct, {"to": contract.address, "value": value, "data": data})
+
+    def deploy(self, artifact: Artifact, args: Sequence[Any], sender: str | ChainAccount = DEPLOYER):
+        """Deploy ``artifact`` with constructor ``args``; returns (web3 contract, TxResult)."""
+        acct = self.account(sender) if isinstance(sender, str) else sender
+        factory = self.w3.eth.contract(abi=list(artifact.abi), bytecode=artifact.bytecode)
+        try:
+            data = factory._encode_constructor_data(*args)
+        except Exception as exc:  # web3 validates argument types before encoding
+            raise ChainInputError(f"constructor arguments of {artifact.name} rejected: {exc}") from None
+        result = self._send_signed(acct, {"data": data, "value": 0})
+        return self.contract(result.contract_address, artifact), result
+
+    def contract(self, address: str, artifact: Artifact):
+        """A web3 contract bound to ``address``; its events become queryable with ``events``."""
+        address = to_checksum_address(address)
+        self._decoders[address] = EventDecoder(self.w3.codec, artifact.abi)
+        return self.w3.eth.contract(address=address, abi=list(artifact.abi))
+
+    def call(self, contract: Any, fn_name: str, *args: Any) -> Any:
+        """Call a view function (no transaction); revert -> ChainError."""
+        self.sync()
+        with self._mapped():
+            return getattr(contract.functions, fn_name)(*args).call()
+
+    def compile(self, name_or_path: str | Path) -> Artifact:
+        """Compile a contract (cached in ``data_dir/chain/artifacts`` by source digest)."""
+        return compile_contract(name_or_path, self.artifact_dir)
+
+    def _send_signed(self, acct: ChainAccount, tx: dict) -> TxResult:
+        with self._write_lock():
+            with self._mapped():
+                tx = dict(tx, chainId=self.chain_id, type=2,
+                          maxFeePerGas=MAX_FEE_PER_GAS, maxPriorityFeePerGas=PRIORITY_FEE_PER_GAS)
+                tx["from"] = acct.address
+                tx["nonce"] = self.w3.eth.get_transaction_count(acct.address, "pending")
+                if "gas" not in tx:
+                    # Estimate against the block the tx will land in: deadlines compare block.number.
+                    # eth-tester does that by default and refuses "pending"; nodes need it.
+                    block = None if self._journal is not None else "pending"
+                    tx["gas"] = int(self.w3.eth.estimate_gas(tx, block) * GAS_MARGIN)
+                del tx["from"]
+                signed = acct.sign_transaction(tx)
+                tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
+                receipt = self._receipt(tx_hash)
+            if self._journal is not None:
+                self._journal.append({"op": "tx", "raw": _hex(signed.raw_transaction),
+                                      "hash": _hex(tx_hash), "block": int(receipt["blockNumber"])})
+                self._index.ingest(receipt["logs"])
+        result = self._result(receipt)
+        if receipt["status"] != 1:
+            raise ChainError("transaction reverted", detail=result.tx_hash)
+        return result
+
+    def _receipt(self, tx_hash) -> Any:
+        # Local nodes mine on send; poll briefly instead of web3's 0.1 s default interval.
+        deadline = time.monotonic() + 120
+        delay = 0.002
+        while True:
+            with contextlib.suppress(Exception):
+                receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+                if receipt is not None:
+                    return receipt
+            if time.monotonic() > deadline:
+                raise ChainError("transaction not mined", detail=_hex(tx_hash))
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
+
+    def _result(self, receipt: Any) -> TxResult:
+        events = []
+        for log in receipt["logs"]:
+            decoded = self._decode(log)
+            if decoded is not None:
+                events.append(decoded)
+        created = receipt.get("contractAddress")
+        return TxResult(
+            tx_hash=_hex(receipt["transactionHash"]),
+            block_number=int(receipt["blockNumber"]),
+            gas_used=int(receipt["gasUsed"]),
+            events=tuple(events),
+            contract_address=to_checksum_address(created) if created else None,
+        )
+
+    def _decode(self, log: Any) -> EventRecord | None:
+        from .events import raw_log
+
+        entry = raw_log(log)
+        decoder = self._decoders.get(entry["address"])
+        return decoder.decode(entry) if decoder else None
+
+    # ------------------------------------------------------------------ events
+    def events(self, address: str, name: str | None = None, **match: Any) -> list[EventRecord]:
+        """Events of the contract at ``address`` in chain order, optionally only ``name`` and
+        those whose args equal ``match`` (e.g. ``round_id=3``). Never scans long block ranges."""
+        address = to_checksum_address(address)
+        decoder = self._decoders.get(address)
+        if decoder is None:
+            raise ChainInputError(f"address {address} is not a contract opened with Chain.contract")
+        self.sync()
+        if self._journal is None:
+            with self._mapped():
+                self._index.catch_up(self.w3, address, self._genesis_hash)
+        out = []
+        for log in self._index.logs(address):
+            record = decoder.decode(log)
+            if record is None or (name is not None and record.name != name):
+                continue
+            if all(record.args.get(k) == v for k, v in match.items()):
+                out.append(record)
+        return out
+
+    # ------------------------------------------------------------------ persistence
+    def sync(self) -> None:
+        """Embedded backend: apply what other processes appended to the journal. No-op on a node."""
+        if self._journal is not None and self._journal.size() > self._journal.offset:
+            with self._journal.locked():
+                self._replay(self._journal.unread())
+
+    def _replay(self, entries: list[dict]) -> None:
+        for entry in entries:
+            if entry["op"] == "tx":
+                tx_hash = self.w3.eth.send_raw_transaction(entry["raw"])
+                receipt = self.w3.eth.get_transaction_receipt(tx_hash)
+                self._index.ingest(receipt["logs"])
+                got = (_hex(tx_hash), int(receipt["blockNumber"]))
+                if got != (entry["hash"], entry["block"]):
+                    raise JournalError(f"replay diverged: journal has {entry['hash']} in block "
+                                       f"{entry['block']}, replay gave {got[0]} in block {got[1]}")
+            elif entry["op"] == "mine":
+                self.w3.testing.mine(int(entry["n"]))
+                if int(self.w3.eth.block_number) != entry["block"]:
+                    raise JournalError(f"replay diverged after mining to block {entry['block']}")
+            else:
+                raise JournalError(f"unknown journal entry {entry!r}")
+
+    @contextlib.contextmanager
+    def _write_lock(self) -> Iterator[None]:
+        if self._journal is None:
+            yield
+            return
+        with self._journal.locked():
+            self._replay(self._journal.unread())
+            yield
+
+    @contextlib.contextmanager
+    def _mapped(self) -> Iterator[None]:
+        try:
+            yield
+        except (ChainError, ChainInputError, JournalError):
+            raise
+        except Exception as exc:
+            mapped = as_chain_error(exc, self.url)
+            if mapped is None:
+                raise
+            raise mapped from exc
+
+
+def connect(data_dir: Path | str, rpc_url: str | None = None, *, seed: int = 0) -> Chain:
+    """Open a chain. ``rpc_url`` None: the embedded EVM persisted in ``data_dir/chain/`` (replays its
+    journal); otherwise the JSON-RPC node at ``rpc_url`` (raises ChainUnavailable if it is down)."""
+    data_dir = Path(data_dir)
+    if rpc_url is None:
+        from eth_tester import EthereumTester, PyEVMBackend
+        from web3 import EthereumTesterProvider
+
+        journal = Journal(data_dir / "chain")
+        w3 = Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend())))
+        chain = Chain(w3, backend="embedded", url=None, data_dir=data_dir, seed=seed, journal=journal,
+                      faucet=account_from_key("faucet", EMBEDDED_FAUCET_KEY), is_anvil=False)
+        with journal.locked():
+            chain._replay(journal.unread())
+        return chain
+
+    if not isinstance(rpc_url, str) or not rpc_url.startswith(("http://", "https://")):
+        raise ChainInputError(f"rpc_url must be an http(s) URL, got {rpc_url!r}")
+    from web3 import HTTPProvider
+
+    provider = HTTPProvider(rpc_url, request_kwargs={"timeout": 30}, exception_retry_configuration=None)
+    w3 = Web3(provider)
+    try:
+        version = str(w3.client_version)
+    except Exception as exc:
+        raise ChainUnavailable(rpc_url, detail=type(exc).__name__) from None
+    return Chain(w3, backend="rpc", url=rpc_url, data_dir=data_dir, seed=seed, journal=None,
+                 faucet=account_from_key("faucet", ANVIL_FAUCET_KEY), is_anvil=version.lower().startswith("anvil"))
+
+
+def _hex(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    if hasattr(value, "to_0x_hex"):
+        return value.to_0x_hex()
+    text = str(value)
+    return text if text.startswith("0x") else "0x" + text

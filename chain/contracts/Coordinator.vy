@@ -1,0 +1,588 @@
+# pragma version ~=0.4.3
+"""
+@title Repo-market coordinator (one market, many rounds)
+@notice Holds the two dealers' deposits, sequences one round at a time through
+        Committed -> Reported -> Computed -> Instructed -> MmLegDone -> RmLegDone -> Settled,
+        records a digest of every step, and forfeits the deposit of a dealer that misses a
+        deadline or is proven to have deviated from its committed instruction.
+        Terms are fixed at deployment. Deadlines are counted in blocks, never in seconds,
+        so an embedded chain replayed from its journal reaches identical decisions.
+@dev Layout and encodings are documented in chain/README.md. Payments are pull-only
+     (withdraw); every state change emits an event.
+"""
+
+# ---------------------------------------------------------------- constants
+
+MAX_EVALUATORS: constant(uint256) = 16
+
+# Round phases; chain/coordinator.py RoundPhase mirrors these numbers.
+PHASE_NONE: constant(uint8) = 0
+PHASE_COMMITTED: constant(uint8) = 1
+PHASE_REPORTED: constant(uint8) = 2
+PHASE_COMPUTED: constant(uint8) = 3
+PHASE_INSTRUCTED: constant(uint8) = 4
+PHASE_MM_LEG_DONE: constant(uint8) = 5
+PHASE_RM_LEG_DONE: constant(uint8) = 6
+PHASE_SETTLED: constant(uint8) = 7
+PHASE_FORFEITED: constant(uint8) = 8
+PHASE_CANCELLED: constant(uint8) = 9
+
+SIDE_MM: constant(uint8) = 0
+SIDE_RM: constant(uint8) = 1
+
+REASON_MISSED_DEADLINE: constant(uint8) = 1
+REASON_DEVIATION: constant(uint8) = 2
+
+HURDLE_MARGIN: constant(uint8) = 0
+HURDLE_SPREAD: constant(uint8) = 1
+
+# [decided] for gas (a fresh storage slot costs 22k): an execution record packs (rate, volume) into
+# one slot as rate << 128 | volume, and a round's state packs, from the low bits up:
+# phase (bits 0..7), phase_block (8..71), trade (72), evaluator i posted its output (80 + i).
+HALF: constant(uint256) = 2**128
+BLOCK_SHIFT: constant(uint256) = 2**8
+TRADE_BIT: constant(uint256) = 2**72
+VOTED_BASE: constant(uint256) = 2**80
+
+# ---------------------------------------------------------------- events
+
+event Deposited:
+    dealer: indexed(address)
+    amount: uint256
+    total: uint256
+
+event Withdrawn:
+    account: indexed(address)
+    amount: uint256
+
+event PhaseChanged:
+    round_id: indexed(uint256)
+    phase: uint8
+    deadline: uint256
+
+event ReportCommitted:
+    round_id: indexed(uint256)
+    dealer: indexed(address)
+    commitment: bytes32
+
+event CiphertextsPosted:
+    round_id: indexed(uint256)
+    ciphertext_digest_mm: bytes32
+    ciphertext_digest_rm: bytes32
+
+event OutputPosted:
+    round_id: indexed(uint256)
+    evaluator: indexed(address)
+    output_digest: bytes32
+    votes: uint256
+
+event InstructionPosted:
+    round_id: indexed(uint256)
+    attestation_digest: bytes32
+    instruction_commitment: bytes32
+    trade: bool
+
+event LegExecuted:
+    round_id: indexed(uint256)
+    dealer: indexed(address)
+    side: uint8
+    rate: uint256
+    volume: uint256
+
+event Forfeited:
+    round_id: indexed(uint256)
+    offender: indexed(address)
+    beneficiary: indexed(address)
+    amount: uint256
+    reason: uint8
+
+# ---------------------------------------------------------------- terms (fixed at deployment)
+
+grid: public(immutable(uint256))
+base_rate: public(immutable(uint256))
+rate_bits: public(immutable(uint256))
+hurdle_mode: public(immutable(uint8))
+deposit_minimum: public(immutable(uint256))
+terms_digest: public(immutable(bytes32))
+circuit_digest: public(immutable(bytes32))
+evaluation_keys_digest: public(immutable(bytes32))
+dealer_mm: public(immutable(address))
+dealer_rm: public(immutable(address))
+custodian: public(immutable(address))
+threshold: public(immutable(uint256))
+report_window: public(immutable(uint256))
+compute_window: public(immutable(uint256))
+instruct_window: public(immutable(uint256))
+mm_leg_window: public(immutable(uint256))
+rm_leg_window: public(immutable(uint256))
+challenge_window: public(immutable(uint256))
+
+evaluators: public(DynArray[address, MAX_EVALUATORS])
+evaluator_slot: HashMap[address, uint256]   # 1 + index in evaluators; 0 for anyone else
+
+# ---------------------------------------------------------------- state
+
+struct Round:
+    state: uint256                      # phase, phase_block, trade, evaluator bitmap (see TRADE_BIT above)
+    report_commitment_mm: bytes32
+    report_commitment_rm: bytes32
+    ciphertext_digest_mm: bytes32
+    ciphertext_digest_rm: bytes32
+    output_digest: bytes32
+    attestation_digest: bytes32
+    instruction_commitment: bytes32
+    mm_record: uint256                  # rate << 128 | volume
+    rm_record: uint256
+    offender: address
+    beneficiary: address
+    forfeited_amount: uint256
+
+current_round: public(uint256)          # 0 before the first round; rounds are numbered from 1
+rounds: public(HashMap[uint256, Round])
+tally: public(HashMap[uint256, HashMap[bytes32, uint256]])   # round -> output digest -> evaluators for it
+
+deposits: public(HashMap[address, uint256])
+withdrawable: public(HashMap[address, uint256])
+
+
+@deploy
+def __init__(
+    _grid: uint256,
+    _base_rate: uint256,
+    _rate_bits: uint256,
+    _hurdle_mode: uint8,
+    _deposit_minimum: uint256,
+    _terms_digest: bytes32,
+    _circuit_digest: bytes32,
+    _evaluation_keys_digest: bytes32,
+    _dealer_mm: address,
+    _dealer_rm: address,
+    _custodian: address,
+    _evaluators: DynArray[address, MAX_EVALUATORS],
+    _threshold: uint256,
+    _windows: uint256[6],
+):
+    """
+    @param _windows Phase lengths in blocks: report, compute, instruct, mm leg, rm leg, challenge.
+    """
+    assert _grid >= 1, "grid must be at least 1"
+    assert _rate_bits >= 1 and _rate_bits <= 64, "rate_bits out of range"
+    assert _hurdle_mode <= HURDLE_SPREAD, "unknown hurdle mode"
+    assert _deposit_minimum > 0, "deposit minimum must be positive"
+    assert _dealer_mm != empty(address) and _dealer_rm != empty(address), "zero dealer address"
+    assert _dealer_mm != _dealer_rm, "dealers must differ"
+    assert _custodian != empty(address), "zero custodian address"
+    assert _custodian != _dealer_mm and _custodian != _dealer_rm, "custodian must not be a dealer"
+    assert len(_evaluators) >= 1, "no evaluators"
+    assert _threshold >= 1 and _threshold <= len(_evaluators), "threshold out of range"
+    for w: uint256 in _windows:
+        assert w >= 1, "window must be at least one block"
+    for i: uint256 in range(len(_evaluators), bound=MAX_EVALUATORS):
+        e: address = _evaluators[i]
+        assert e != empty(address), "zero evaluator address"
+        assert self.evaluator_slot[e] == 0, "duplicate evaluator"
+        self.evaluator_slot[e] = i + 1
+    self.evaluators = _evaluators
+
+    grid = _grid
+    base_rate = _base_rate
+    rate_bits = _rate_bits
+    hurdle_mode = _hurdle_mode
+    deposit_minimum = _deposit_minimum
+    terms_digest = _terms_digest
+    circuit_digest = _circuit_digest
+    evaluation_keys_digest = _evaluation_keys_digest
+    dealer_mm = _dealer_mm
+    dealer_rm = _dealer_rm
+    custodian = _custodian
+    threshold = _threshold
+    report_window = _windows[0]
+    compute_window = _windows[1]
+    instruct_window = _windows[2]
+    mm_leg_window = _windows[3]
+    rm_leg_window = _windows[4]
+    challenge_window = _windows[5]
+
+
+# ---------------------------------------------------------------- internal helpers
+
+@internal
+@view
+def _window(phase: uint8) -> uint256:
+    if phase == PHASE_COMMITTED:
+        return report_window
+    if phase == PHASE_REPORTED:
+        return compute_window
+    if phase == PHASE_COMPUTED:
+        return instruct_window
+    if phase == PHASE_INSTRUCTED:
+        return mm_leg_window
+    if phase == PHASE_MM_LEG_DONE:
+        return rm_leg_window
+    if phase == PHASE_RM_LEG_DONE:
+        return challenge_window
+    return 0
+
+
+@internal
+@view
+def _is_terminal(phase: uint8) -> bool:
+    return phase == PHASE_NONE or phase >= PHASE_SETTLED
+
+
+@internal
+@view
+def _round_open() -> bool:
+    return not self._is_terminal(self._phase(self.current_round))
+
+
+@internal
+@view
+def _phase(round_id: uint256) -> uint8:
+    return convert(self.rounds[round_id].state % BLOCK_SHIFT, uint8)
+
+
+@internal
+@view
+def _phase_block(round_id: uint256) -> uint256:
+    return (self.rounds[round_id].state // BLOCK_SHIFT) % (TRADE_BIT // BLOCK_SHIFT)
+
+
+@internal
+def _enter(round_id: uint256, phase: uint8):
+    state: uint256 = self.rounds[round_id].state
+    kept: uint256 = state - state % TRADE_BIT   # trade flag and evaluator bitmap
+    self.rounds[round_id].state = kept | (block.number * BLOCK_SHIFT) | convert(phase, uint256)
+    deadline: uint256 = 0
+    if not self._is_terminal(phase):
+        deadline = block.number + self._window(phase)
+    log PhaseChanged(round_id=round_id, phase=phase, deadline=deadline)
+
+
+@internal
+@view
+def _require_step(round_id: uint256, phase: uint8, caller: address, phase_name: String[32]):
+    """Reverts unless round_id is the current round, in `phase`, the deadline not passed, by `caller`."""
+    assert round_id == self.current_round and round_id != 0, "unknown round"
+    assert msg.sender == caller, "wrong caller"
+    assert self._phase(round_id) == phase, concat("round not in phase ", phase_name)
+    assert block.number <= self._phase_block(round_id) + self._window(phase), "deadline passed"
+
+
+@internal
+def _forfeit(round_id: uint256, offender: address, beneficiary: address, reason: uint8):
+    amount: uint256 = self.deposits[offender]
+    self.deposits[offender] = 0
+    self.withdrawable[beneficiary] += amount
+    self.rounds[round_id].offender = offender
+    self.rounds[round_id].beneficiary = beneficiary
+    self.rounds[round_id].forfeited_amount = amount
+    log Forfeited(round_id=round_id, offender=offender, beneficiary=beneficiary, amount=amount, reason=reason)
+    self._enter(round_id, PHASE_FORFEITED)
+
+
+@internal
+@pure
+def _pack(rate: uint256, volume: uint256) -> uint256:
+    assert rate < HALF and volume < HALF, "rate or volume out of range"
+    return rate * HALF + volume
+
+
+# ---------------------------------------------------------------- deposits (pull payments)
+
+@external
+@payable
+def deposit():
+    """
+    @notice A dealer adds to its deposit. Its total must reach deposit_minimum.
+    """
+    assert msg.sender == dealer_mm or msg.sender == dealer_rm, "only a dealer may deposit"
+    assert msg.value > 0, "zero deposit"
+    total: uint256 = self.deposits[msg.sender] + msg.value
+    assert total >= deposit_minimum, "deposit below minimum"
+    self.deposits[msg.sender] = total
+    log Deposited(dealer=msg.sender, amount=msg.value, total=total)
+
+
+@external
+@nonreentrant
+def withdraw():
+    """
+    @notice Pays the caller everything owed to it: forfeits credited to it, and its own deposit
+            unless a round is open (deposits are locked while a round is open).
+    """
+    amount: uint256 = self.withdrawable[msg.sender]
+    own: uint256 = self.deposits[msg.sender]
+    if own > 0 and not self._round_open():
+        amount += own
+        self.deposits[msg.sender] = 0
+    assert amount > 0, "nothing to withdraw"
+    self.withdrawable[msg.sender] = 0
+    log Withdrawn(account=msg.sender, amount=amount)
+    ok: bool = raw_call(msg.sender, b"", value=amount, revert_on_failure=False)
+    assert ok, "transfer failed"
+
+
+# ---------------------------------------------------------------- the round
+
+@external
+def commit_report(round_id: uint256, commitment: bytes32):
+    """
+    @notice A dealer commits to its report, H(report || salt). The first commitment of a new
+            round (round_id == current_round + 1, previous round closed) opens it; both
+            dealers' deposits must then be at least deposit_minimum.
+    """
+    assert msg.sender == dealer_mm or msg.sender == dealer_rm, "only a dealer may commit a report"
+    assert commitment != empty(bytes32), "zero commitment"
+    if round_id == self.current_round + 1:
+        assert not self._round_open(), "previous round still open"
+        assert self.deposits[dealer_mm] >= deposit_minimum, "dealer_mm deposit below minimum"
+        assert self.deposits[dealer_rm] >= deposit_minimum, "dealer_rm deposit below minimum"
+        self.current_round = round_id
+        self._enter(round_id, PHASE_COMMITTED)
+    else:
+        self._require_step(round_id, PHASE_COMMITTED, msg.sender, "Committed")
+    if msg.sender == dealer_mm:
+        assert self.rounds[round_id].report_commitment_mm == empty(bytes32), "report already committed"
+        self.rounds[round_id].report_commitment_mm = commitment
+    else:
+        assert self.rounds[round_id].report_commitment_rm == empty(bytes32), "report already committed"
+        self.rounds[round_id].report_commitment_rm = commitment
+    log ReportCommitted(round_id=round_id, dealer=msg.sender, commitment=commitment)
+
+
+@external
+def post_ciphertexts(round_id: uint256, ciphertext_digest_mm: bytes32, ciphertext_digest_rm: bytes32):
+    """
+    @notice The custodian posts the digests of the FHE ciphertexts it made from each dealer's
+            sealed report, after both dealers committed. Moves the round to Reported.
+    """
+    self._require_step(round_id, PHASE_COMMITTED, custodian, "Committed")
+    assert self.rounds[round_id].report_commitment_mm != empty(bytes32), "dealer_mm has not committed"
+    assert self.rounds[round_id].report_commitment_rm != empty(bytes32), "dealer_rm has not committed"
+    assert ciphertext_digest_mm != empty(bytes32) and ciphertext_digest_rm != empty(bytes32), "zero digest"
+    self.rounds[round_id].ciphertext_digest_mm = ciphertext_digest_mm
+    self.rounds[round_id].ciphertext_digest_rm = ciphertext_digest_rm
+    log CiphertextsPosted(round_id=round_id, ciphertext_digest_mm=ciphertext_digest_mm, ciphertext_digest_rm=ciphertext_digest_rm)
+    self._enter(round_id, PHASE_REPORTED)
+
+
+@external
+def post_output(round_id: uint256, output_digest: bytes32):
+    """
+    @notice An evaluator posts the digest of the circuit output it computed. Once `threshold`
+            evaluators posted the same digest the round moves to Computed and that digest is the
+            only output the custodian may decrypt.
+    """
+    slot: uint256 = self.evaluator_slot[msg.sender]
+    assert slot != 0, "only an evaluator may post an output"
+    self._require_step(round_id, PHASE_REPORTED, msg.sender, "Reported")
+    assert output_digest != empty(bytes32), "zero digest"
+    voted: uint256 = VOTED_BASE << (slot - 1)
+    state: uint256 = self.rounds[round_id].state
+    assert state & voted == 0, "evaluator already posted"
+    self.rounds[round_id].state = state | voted
+    agreeing: uint256 = self.tally[round_id][output_digest] + 1
+    self.tally[round_id][output_digest] = agreeing
+    log OutputPosted(round_id=round_id, evaluator=msg.sender, output_digest=output_digest, votes=agreeing)
+    if agreeing >= threshold:
+        self.rounds[round_id].output_digest = output_digest
+        self._enter(round_id, PHASE_COMPUTED)
+
+
+@external
+def post_instruction(round_id: uint256, attestation_digest: bytes32, instruction_commitment: bytes32, trade: bool):
+    """
+    @notice The custodian posts the digest of its signed decryption attestation and the commitment
+            sha256(abi_encode(volume, r_mm, r_rm, r_bd_x2, salt)) to the instruction. A no-trade
+            instruction settles the round at once.
+    """
+    self._require_step(round_id, PHASE_COMPUTED, custodian, "Computed")
+    assert attestation_digest != empty(bytes32) and instruction_commitment != empty(bytes32), "zero digest"
+    self.rounds[round_id].attestation_digest = attestation_digest
+    self.rounds[round_id].instruction_commitment = instruction_commitment
+    if trade:
+        self.rounds[round_id].state |= TRADE_BIT
+    log InstructionPosted(round_id=round_id, attestation_digest=attestation_digest, instruction_commitment=instruction_commitment, trade=trade)
+    if trade:
+        self._enter(round_id, PHASE_INSTRUCTED)
+    else:
+        self._enter(round_id, PHASE_SETTLED)
+
+
+@external
+def execute_mm_leg(round_id: uint256, rate: uint256, volume: uint256):
+    """
+    @notice dealer_mm records, from its own account, the rate it offered MM and the volume MM
+            accepted. This signed record is what a deviation proof is checked against.
+    """
+    self._require_step(round_id, PHASE_INSTRUCTED, dealer_mm, "Instructed")
+    self.rounds[round_id].mm_record = self._pack(rate, volume)
+    log LegExecuted(round_id=round_id, dealer=msg.sender, side=SIDE_MM, rate=rate, volume=volume)
+    self._enter(round_id, PHASE_MM_LEG_DONE)
+
+
+@external
+def execute_rm_leg(round_id: uint256, rate: uint256, volume: uint256):
+    """
+    @notice dealer_rm records the rate it offered RM and the volume RM accepted.
+    """
+    self._require_step(round_id, PHASE_MM_LEG_DONE, dealer_rm, "MmLegDone")
+    self.rounds[round_id].rm_record = self._pack(rate, volume)
+    log LegExecuted(round_id=round_id, dealer=msg.sender, side=SIDE_RM, rate=rate, volume=volume)
+    self._enter(round_id, PHASE_RM_LEG_DONE)
+
+
+@external
+def settle(round_id: uint256):
+    """
+    @notice Anyone closes an executed round once its challenge window has passed; deposits unlock.
+    """
+    assert round_id == self.current_round and round_id != 0, "unknown round"
+    assert self._phase(round_id) == PHASE_RM_LEG_DONE, "round not in phase RmLegDone"
+    assert block.number > self._phase_block(round_id) + challenge_window, "challenge window still open"
+    self._enter(round_id, PHASE_SETTLED)
+
+
+@external
+def enforce_deadline(round_id: uint256):
+    """
+    @notice Anyone acts on a missed deadline. A dealer at fault forfeits its deposit to the other
+            dealer: the second dealer not committing its report, dealer_mm not executing its leg,
+            dealer_rm not executing its leg. If the custodian or the evaluators missed theirs the
+            round is cancelled and deposits unlock [decided].
+    """
+    assert round_id == self.current_round and round_id != 0, "unknown round"
+    phase: uint8 = self._phase(round_id)
+    assert not self._is_terminal(phase), "round closed"
+    assert phase != PHASE_RM_LEG_DONE, "round executed: settle it"
+    assert block.number > self._phase_block(round_id) + self._window(phase), "deadline not passed"
+    if phase == PHASE_COMMITTED:
+        if self.rounds[round_id].report_commitment_mm == empty(bytes32):
+            self._forfeit(round_id, dealer_mm, dealer_rm, REASON_MISSED_DEADLINE)
+        elif self.rounds[round_id].report_commitment_rm == empty(bytes32):
+            self._forfeit(round_id, dealer_rm, dealer_mm, REASON_MISSED_DEADLINE)
+        else:
+            self._enter(round_id, PHASE_CANCELLED)
+    elif phase == PHASE_INSTRUCTED:
+        self._forfeit(round_id, dealer_mm, dealer_rm, REASON_MISSED_DEADLINE)
+    elif phase == PHASE_MM_LEG_DONE:
+        self._forfeit(round_id, dealer_rm, dealer_mm, REASON_MISSED_DEADLINE)
+    else:
+        self._enter(round_id, PHASE_CANCELLED)
+
+
+@external
+def prove_deviation(round_id: uint256, side: uint8, volume: uint256, r_mm: uint256, r_rm: uint256, r_bd_x2: uint256, salt: bytes32):
+    """
+    @notice Anyone proves that a dealer's own execution record departs from the committed
+            instruction by revealing the instruction's preimage. The offender's deposit goes to
+            the other dealer and the round closes as Forfeited (one forfeiture per round [decided]).
+    @param side 0 = dealer_mm's record, 1 = dealer_rm's record.
+    """
+    assert round_id == self.current_round and round_id != 0, "unknown round"
+    assert side <= SIDE_RM, "unknown side"
+    phase: uint8 = self._phase(round_id)
+    record: uint256 = 0
+    offender: address = dealer_mm
+    beneficiary: address = dealer_rm
+    rate: uint256 = r_mm
+    if side == SIDE_MM:
+        assert phase == PHASE_MM_LEG_DONE or phase == PHASE_RM_LEG_DONE, "mm leg not executed"
+        record = self.rounds[round_id].mm_record
+    else:
+        assert phase == PHASE_RM_LEG_DONE, "rm leg not executed"
+        record = self.rounds[round_id].rm_record
+        offender = dealer_rm
+        beneficiary = dealer_mm
+        rate = r_rm
+    if phase == PHASE_RM_LEG_DONE:
+        assert block.number <= self._phase_block(round_id) + challenge_window, "challenge window closed"
+    preimage_digest: bytes32 = sha256(abi_encode(volume, r_mm, r_rm, r_bd_x2, salt))
+    assert preimage_digest == self.rounds[round_id].instruction_commitment, "preimage does not match commitment"
+    assert record != self._pack(rate, volume), "no deviation"
+    self._forfeit(round_id, offender, beneficiary, REASON_DEVIATION)
+
+
+# ---------------------------------------------------------------- views for auditors
+
+@external
+@view
+def deadline(round_id: uint256) -> uint256:
+    """
+    @notice Last block in which the round's current step may be taken (0 once the round is closed).
+    """
+    phase: uint8 = self._phase(round_id)
+    if self._is_terminal(phase):
+        return 0
+    return self._phase_block(round_id) + self._window(phase)
+
+
+@external
+@view
+def phase(round_id: uint256) -> uint8:
+    """
+    @notice The round's phase (0 None, 1 Committed, 2 Reported, 3 Computed, 4 Instructed,
+            5 MmLegDone, 6 RmLegDone, 7 Settled, 8 Forfeited, 9 Cancelled).
+    """
+    return self._phase(round_id)
+
+
+@external
+@view
+def phase_block(round_id: uint256) -> uint256:
+    """
+    @notice Block in which the round entered its current phase.
+    """
+    return self._phase_block(round_id)
+
+
+@external
+@view
+def trade(round_id: uint256) -> bool:
+    """
+    @notice Whether the custodian's instruction for the round is a trade.
+    """
+    return self.rounds[round_id].state & TRADE_BIT != 0
+
+
+@external
+@view
+def round_open() -> bool:
+    return self._round_open()
+
+
+@external
+@view
+def execution_record(round_id: uint256, side: uint8) -> (uint256, uint256):
+    """
+    @notice (rate, volume) recorded by the dealer of `side` (0 = mm, 1 = rm); (0, 0) if none.
+    """
+    packed: uint256 = self.rounds[round_id].mm_record
+    if side == SIDE_RM:
+        packed = self.rounds[round_id].rm_record
+    return packed // HALF, packed % HALF
+
+
+@external
+@view
+def is_evaluator(account: address) -> bool:
+    return self.evaluator_slot[account] != 0
+
+
+@external
+@view
+def has_posted_output(round_id: uint256, evaluator: address) -> bool:
+    """
+    @notice Whether `evaluator` posted an output digest in the round (its digest is in OutputPosted).
+    """
+    slot: uint256 = self.evaluator_slot[evaluator]
+    if slot == 0:
+        return False
+    return self.rounds[round_id].state & (VOTED_BASE << (slot - 1)) != 0
+
+
+@external
+@view
+def evaluator_count() -> uint256:
+    return len(self.evaluators)

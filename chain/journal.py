@@ -1,0 +1,80 @@
+"""The embedded chain's journal: the signed raw transactions and explicit mines, in order.
+
+py-evm keeps its state in memory, so the embedded chain persists as this append-only log and is
+rebuilt by replaying it. eth-tester mines each transaction in its own block and contracts count
+deadlines in blocks, so a replay reaches the same block numbers, transaction hashes, contract
+addresses and decisions (block timestamps and hashes differ; nothing here depends on them).
+
+One JSON object per line:
+    {"op": "tx", "raw": "0x…", "hash": "0x…", "block": 12}
+    {"op": "mine", "n": 5, "block": 17}
+``block`` is the head after the entry, checked on replay. Writers hold an exclusive ``flock`` on
+``journal.lock`` and first replay what other processes appended, so several processes can share one
+data directory, one at a time per write.
+"""
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from pathlib import Path
+from typing import Iterator
+
+from .errors import JournalError
+
+
+class Journal:
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.path = self.directory / "journal.jsonl"
+        self._lock_path = self.directory / "journal.lock"
+        self.offset = 0  # bytes of the journal already applied by this process
+        self.entries_applied = 0
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        with open(self._lock_path, "a") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock.fileno(), fcntl.LOCK_UN)
+
+    def size(self) -> int:
+        try:
+            return self.path.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def unread(self) -> list[dict]:
+        """Entries appended since ``offset`` (by this or another process); advances ``offset``."""
+        if self.size() <= self.offset:
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        # A line without its newline is a write cut short by a crash: it never happened.
+        complete = data[: data.rfind(b"\n") + 1]
+        entries = []
+        for number, line in enumerate(complete.splitlines(), start=self.entries_applied + 1):
+            try:
+                entries.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise JournalError(f"{self.path}: entry {number} is not JSON: {exc}") from None
+        self.offset += len(complete)
+        self.entries_applied += len(entries)
+        return entries
+
+    def append(self, entry: dict) -> None:
+        """Append one entry durably (write, flush, fsync). Caller holds ``locked()``."""
+        line = (json.dumps(entry, separators=(",", ":"), sort_keys=True) + "\n").encode()
+        with open(self.path, "ab") as f:
+            if f.tell() != self.offset:
+                raise JournalError(f"{self.path} changed under the lock (expected {self.offset} bytes)")
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+        self.offset += len(line)
+        self.entries_applied += 1
