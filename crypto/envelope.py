@@ -523,6 +523,35 @@ class DealerReport:
         """Validated report with a fresh random salt unless one is given."""
         return cls(role, round, chain_id, contract, schedule, hurdle, random_salt() if salt is None else salt)
 
+    @classmethod
+    def from_rates(
+        cls,
+        terms,
+        *,
+        role: str,
+        round: int,
+        chain_id: int,
+        contract: str,
+        rates: Iterable[int],
+        hurdle: int,
+        salt: bytes | None = None,
+    ) -> "DealerReport":
+        """Report from a schedule in bp (MM's ``b`` or RM's ``a``): validated against ``terms``
+        (``market.terms.MarketTerms``) and converted to offsets ``rate - terms.base_rate``."""
+        if role not in DEALER_SIDES:
+            raise ReportValueError(f"report.role: {role!r} is not a dealer role {sorted(DEALER_SIDES)}")
+        from market.terms import report_offsets, validate_report
+
+        try:
+            validate_report(terms, DEALER_SIDES[role], rates, hurdle)
+            offsets = report_offsets(terms, DEALER_SIDES[role], rates)
+        except ValueError as error:
+            raise ReportValueError(f"{role} report of round {round}: {error}") from None
+        return cls.create(
+            role=role, round=round, chain_id=chain_id, contract=contract,
+            schedule=[int(v) for v in offsets], hurdle=int(hurdle), salt=salt,
+        )
+
     @property
     def side(self) -> str:
         """``"mm"`` or ``"rm"``."""

@@ -10,6 +10,8 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from crypto.encoding import canonical_bytes, digest, random_salt, to_hex
 from crypto.envelope import (
@@ -592,3 +594,47 @@ def test_no_secret_in_reprs_or_error_messages(ids, sealed_mm, tmp_path):
         for secret in secrets:
             assert secret not in text
     assert "schedule=<hidden>" in repr(report) and "(0, 5, 10" not in repr(report)
+
+
+# --- reports from rates; low-order keys; random reports --------------------------------------------------
+
+
+def test_report_from_rates(ids):
+    report = DealerReport.from_rates(
+        TERMS, role="dealer_rm", round=ROUND, chain_id=CHAIN_ID, contract=CONTRACT,
+        rates=np.array([460, 450, 440, 430, 420]), hurdle=10,
+    )
+    assert report.schedule == (60, 50, 40, 30, 20) and report.hurdle == 10
+    assert report.rates(TERMS) == [460, 450, 440, 430, 420]
+    with pytest.raises(ReportValueError, match=r"dealer_mm report of round 3: b\[0\] = 399"):
+        DealerReport.from_rates(TERMS, role="dealer_mm", round=ROUND, chain_id=CHAIN_ID, contract=CONTRACT,
+                                rates=[399, 405, 410, 420, 430], hurdle=0)
+
+
+@pytest.mark.parametrize("point", [bytes(32), (1).to_bytes(32, "little")])
+def test_low_order_ephemeral_key_is_rejected(ids, sealed_mm, point):
+    _, sealed = sealed_mm
+    forged = replace(sealed, ephemeral_key=point)
+    with pytest.raises(TamperedEnvelopeError):
+        open_as_custodian(ids, forged.to_bytes())
+
+
+@settings(max_examples=40)
+@given(
+    steps=st.lists(st.integers(min_value=1, max_value=60), min_size=TERMS.grid, max_size=TERMS.grid),
+    start=st.integers(min_value=0, max_value=700),
+    hurdle=st.integers(min_value=0, max_value=TERMS.max_hurdle),
+    round=st.integers(min_value=0, max_value=10**6),
+)
+def test_random_valid_reports_round_trip(ids, steps, start, hurdle, round):
+    schedule = [start]
+    for step in steps:
+        schedule.append(schedule[-1] + step)
+    report = make_report(round=round, schedule=tuple(min(v, 1023) for v in schedule), hurdle=hurdle)
+    try:
+        report.validate(TERMS)
+    except ReportValueError:
+        return  # clipped at the top of the range: not strictly increasing any more
+    sealed = seal_report(report, dealer=ids["dealer_mm"], custodian=ids["custodian"].public, terms=TERMS)
+    opened = open_as_custodian(ids, SealedReport.from_bytes(sealed.to_bytes()), round=round)
+    assert opened.report == report and opened.commitment == report.commitment
