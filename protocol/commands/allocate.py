@@ -1,14 +1,139 @@
 """`repo-market allocate`: clear one allocation problem (Cha et al.): KKT equilibrium, price adjustment or on chain"""
 from __future__ import annotations
 
-from protocol.commands._unbuilt import not_built
+import json
+import sys
 
-HELP = "clear one allocation problem (Cha et al.): KKT equilibrium, price adjustment or on chain (not built yet)"
+HELP = "clear one allocation problem (Cha et al.): KKT equilibrium, price adjustment or on chain"
+DESCRIPTION = """\
+Clear one instance of the contract-clearing mechanism with log/linear agents V_i = α_i·log(1 + x),
+C_i = β_i·x, per-unit fee τ, fixed fee g and capacity m.
+
+  --method bisection  the KKT equilibrium μ* = inf{μ >= 0 : S(μ) <= m} by bisection (default)
+  --method adjust     Algorithm 1: proximal best responses and the projected price update
+  --method onchain    Algorithm 1 with the price held and updated by the Clearing contract on an EVM chain
+                      (embedded by default, --rpc URL for a node); one agent account per α_i
+
+Example: repo-market allocate --alpha 10 15 20 --beta 1 1 1 --tau 0.5 --g 0 --m 5 --json
+"""
 
 
 def configure(parser) -> None:
-    pass
+    parser.add_argument("--alpha", type=float, nargs="+", required=True, metavar="A",
+                        help="value weights α_i (> 0), one per agent")
+    parser.add_argument("--beta", type=float, nargs="+", required=True, metavar="B",
+                        help="marginal private costs β_i (> 0), one per agent")
+    parser.add_argument("--tau", type=float, default=0.5, help="per-unit fee τ >= 0 (default 0.5)")
+    parser.add_argument("--g", type=float, default=1.0, help="fixed execution fee g >= 0 (default 1)")
+    parser.add_argument("--m", type=float, default=100.0, help="capacity m > 0 (default 100)")
+    parser.add_argument("--method", choices=("bisection", "adjust", "onchain"), default="bisection")
+    parser.add_argument("--step", choices=("constant", "sqrt", "harmonic"), default="constant",
+                        help="adjust/onchain: step rule (default constant)")
+    parser.add_argument("--eta", type=float, default=None,
+                        help="adjust/onchain: η (or η0); default 1/L with L = Σ α_i/(β_i + τ)²")
+    parser.add_argument("--gamma", type=float, default=0.5, help="adjust/onchain: proximal weight γ (default 0.5)")
+    parser.add_argument("--reports", type=int, default=1, help="adjust: M noisy reports averaged (default 1)")
+    parser.add_argument("--noise", type=float, default=0.0, help="adjust: std of each report's noise (default 0)")
+    parser.add_argument("--max-iter", type=int, default=2000, help="adjust/onchain: round limit (default 2000)")
+    parser.add_argument("--tol", type=float, default=1e-8, help="adjust/onchain: residual tolerance (default 1e-8)")
+    parser.add_argument("--rpc", default=None, help="onchain: JSON-RPC URL of a node (default: embedded chain)")
+
+
+def _validate(args):
+    from market.allocation import AllocationInputError, LogLinear
+    from protocol.cli import UsageError
+
+    if len(args.alpha) != len(args.beta):
+        raise UsageError(f"--alpha has {len(args.alpha)} values but --beta has {len(args.beta)}: one each per agent")
+    try:
+        agents = LogLinear(args.alpha, args.beta)
+    except AllocationInputError as exc:
+        raise UsageError(f"--{exc}") from None
+    for opt, value, ok, rule in (
+        ("--tau", args.tau, args.tau >= 0, "non-negative"),
+        ("--g", args.g, args.g >= 0, "non-negative"),
+        ("--m", args.m, args.m > 0, "positive"),
+        ("--gamma", args.gamma, args.gamma >= 0, "non-negative"),
+        ("--noise", args.noise, args.noise >= 0, "non-negative"),
+        ("--tol", args.tol, args.tol > 0, "positive"),
+    ):
+        if not (ok and value == value and abs(value) != float("inf")):
+            raise UsageError(f"{opt} = {value!r}: must be {rule} and finite")
+    if args.eta is not None and not (args.eta > 0 and args.eta != float("inf")):
+        raise UsageError(f"--eta = {args.eta!r}: must be positive and finite")
+    if args.reports < 1:
+        raise UsageError(f"--reports = {args.reports}: must be at least 1")
+    if args.max_iter < 1:
+        raise UsageError(f"--max-iter = {args.max_iter}: must be at least 1")
+    if args.method == "onchain" and (args.noise > 0 or args.reports != 1):
+        raise UsageError("--noise/--reports: the on-chain run takes exact reports (one per agent per round)")
+    return agents
 
 
 def run(args) -> int:
-    return not_built("allocate", "issue 7", args.json)
+    import numpy as np
+
+    from market.allocation import (
+        StepRule,
+        adjust_prices,
+        gini,
+        jain,
+        lipschitz_bound,
+        measure,
+        solve_equilibrium,
+    )
+
+    agents = _validate(args)
+    eta = args.eta if args.eta is not None else float(1.0 / max(float(lipschitz_bound(agents, args.tau)), 1e-12))
+    doc: dict = {"method": args.method}
+    eq = solve_equilibrium(agents, args.tau, args.g, args.m)
+    if args.method == "bisection":
+        mu, x = float(eq.mu), eq.x
+        doc.update(iterations=eq.iterations,
+                   residuals={"primal": float(abs(min(mu, args.m - float(eq.demand)))),
+                              "bracket": float(eq.bracket)})
+    elif args.method == "adjust":
+        res = adjust_prices(agents, args.tau, args.g, args.m, step=StepRule(args.step, eta), gamma=args.gamma,
+                            reports=args.reports, noise_std=args.noise, rng=np.random.default_rng(args.seed),
+                            tol=args.tol, max_iter=args.max_iter)
+        mu, x = float(res.mu), res.x
+        doc.update(iterations=res.iterations, converged=bool(res.converged), eta=eta, step=args.step,
+                   gamma=args.gamma, residuals={"primal": float(res.primal_residual),
+                                                "dual": float(res.dual_residual),
+                                                "report": float(res.report_residual)},
+                   equilibrium_mu=float(eq.mu))
+    else:
+        from protocol.clearing_agents import run_onchain_clearing
+
+        run_ = run_onchain_clearing(agents, tau=args.tau, g=args.g, m=args.m, eta=eta, step=args.step,
+                                    gamma=args.gamma, tol=args.tol, max_rounds=args.max_iter,
+                                    data_dir=args.data_dir, rpc_url=args.rpc, progress=not args.json)
+        mu, x = run_.mu, run_.x
+        doc.update(iterations=run_.rounds, converged=run_.converged, eta=eta, step=args.step, gamma=args.gamma,
+                   residuals=run_.residuals, equilibrium_mu=float(eq.mu), contract=run_.contract,
+                   gas_per_round=run_.gas_per_round, max_deviation_from_float=run_.max_deviation,
+                   fixed_point_bound=run_.bound)
+    met = measure(agents, x, args.tau, args.g, mu, args.m)
+    x_total = float(np.sum(x))
+    doc.update(
+        mu=mu, x=[float(v) for v in x], efficiency=float(met.efficiency), gini=float(gini(x)),
+        jain=float(jain(x)), participation=float(met.participation),
+        binding=bool(mu > 0 and abs(args.m - x_total) <= 1e-6 * max(1.0, args.m)),
+        slack=args.m - x_total, jump=bool(eq.jump) if args.method == "bisection" else None,
+    )
+    if args.json:
+        print(json.dumps(doc))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"allocate ({args.method}): μ = {mu:.10g}, Eff = {doc['efficiency']:.6g}")
+        table.add_column("agent", justify="right"); table.add_column("α", justify="right")
+        table.add_column("β", justify="right"); table.add_column("x", justify="right")
+        for i, (a, b, xi) in enumerate(zip(args.alpha, args.beta, doc["x"])):
+            table.add_row(str(i), f"{a:g}", f"{b:g}", f"{xi:.8g}")
+        console = Console(file=sys.stdout)
+        console.print(table)
+        console.print(f"Gini {doc['gini']:.6g}  Jain {doc['jain']:.6g}  participation {doc['participation']:.3g}  "
+                      f"binding {doc['binding']}  iterations {doc['iterations']}  residuals {doc['residuals']}")
+    return 0
