@@ -73,8 +73,13 @@ class EquilibriumSet:
 
     @property
     def joint_profit(self) -> np.ndarray:
-        """J per profile, bp·units (the doubled payoffs summed, halved: (2u_mm + 2u_rm)/2)."""
-        return (self.payoff_mm_x2 + self.payoff_rm_x2) // 2
+        """``J = (r_rm - r_mm)·Q`` per profile, bp·units: the dealers' joint payoff at a matched profile."""
+        return (self.r_rm - self.r_mm) * self.volume
+
+    @property
+    def joint_payoff_x2(self) -> np.ndarray:
+        """``2u_mm + 2u_rm`` per profile (differs from 2J only at a profile with unmatched inventory)."""
+        return self.payoff_mm_x2 + self.payoff_rm_x2
 
     @property
     def trade(self) -> np.ndarray:
