@@ -23,11 +23,12 @@ from pathlib import Path
 
 from protocol.blobstore import atomic_write
 
-__all__ = ["DataDir", "ROLE_NAMES", "read_json", "write_json"]
+__all__ = ["DataDir", "ROLE_NAMES", "DEALER_ROLES", "CLIENT_ROLES", "read_json", "write_json"]
 
-DEALER_ROLES = ("bdmm", "bdrm")
-CLIENT_ROLES = ("mm", "rm")
-ROLE_NAMES = ("custodian", "bdmm", "bdrm", "mm", "rm", "auditor")  # evaluators: "evaluator-<i>"
+# Role names are the ones crypto/ (identity, envelope bindings) and chain/ (accounts) use.
+DEALER_ROLES = ("dealer_mm", "dealer_rm")
+CLIENT_ROLES = ("client_mm", "client_rm")
+ROLE_NAMES = ("custodian", *DEALER_ROLES, *CLIENT_ROLES)  # evaluators: "evaluator_<i>" (chain.evaluator_role)
 
 
 def write_json(path: Path, obj, mode: int = 0o644) -> None:

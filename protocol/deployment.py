@@ -1,0 +1,222 @@
+"""Creating and opening a market: the public descriptor ``market.json`` and every role's folder.
+
+``create_market`` is the one place where a market comes into being: it generates each role's identity
+keys in that role's own folder (0600 key files), compiles the selection circuit for the published terms,
+lets the custodian generate the FHE keys (secret key only under ``roles/custodian/``), publishes the
+circuit artefact and the evaluation keys as blobs, deploys the Coordinator with their digests, and writes
+``market.json`` -- public data only.  ``Deployment`` is the public view every role and the auditor start
+from.
+
+Deposit rule (MODEL.md §6) [decided units]: ``K >= r_max · Q_max`` bp·units, i.e. ``2 · r_max · N``
+cash units of half a bp (ledger.CASH_PER_UNIT), converted at the published scale
+``WEI_PER_CASH_UNIT`` -- an upper bound on the inventory cost a deviation can impose on the other dealer.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+from protocol.blobstore import BlobStore
+from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir, read_json, write_json
+
+__all__ = ["Deployment", "DeploymentError", "create_market", "open_market", "deposit_minimum_wei",
+           "WEI_PER_CASH_UNIT", "MARKET_FORMAT", "evaluator_roles"]
+
+MARKET_FORMAT = "repo-market-market-v1"
+WEI_PER_CASH_UNIT = 10**12  # [decided] published scale: wei per half-bp cash unit
+ENDOWMENT = {"cash_units": 1_000, "collateral_units": 1_000}  # [decided] each party's starting balances
+
+
+class DeploymentError(Exception):
+    """The data directory does not hold a usable market (or holds an incompatible one)."""
+
+
+def evaluator_roles(n: int) -> list[str]:
+    from chain import evaluator_role
+
+    return [evaluator_role(i) for i in range(n)]
+
+
+def deposit_minimum_wei(terms) -> int:
+    """``r_max · Q_max`` bp·units in wei: 2 half-bp cash units per bp·unit."""
+    return 2 * terms.max_rate * terms.grid * WEI_PER_CASH_UNIT
+
+
+def terms_from_dict(data: dict):
+    from market.selection import HurdleMode
+    from market.terms import MarketTerms
+
+    return MarketTerms(grid=data["grid"], base_rate=data["base_rate"], rate_bits=data["rate_bits"],
+                       hurdle_bits=data["hurdle_bits"], hurdle_mode=HurdleMode(data["hurdle_mode"]))
+
+
+@dataclass
+class Deployment:
+    """Public view of one market: descriptor, blob store, chain connection, coordinator, identities."""
+
+    data_dir: DataDir
+    descriptor: dict
+    rpc_url: str | None = None
+    _chain: object = field(default=None, repr=False)
+
+    # --- descriptor ------------------------------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        return self.descriptor["backend"]
+
+    @cached_property
+    def terms(self):
+        return terms_from_dict(self.descriptor["terms"])
+
+    @property
+    def contract_address(self) -> str:
+        return self.descriptor["contract"]
+
+    @property
+    def chain_id(self) -> int:
+        return int(self.descriptor["chain"]["chain_id"])
+
+    @property
+    def evaluators(self) -> list[str]:
+        return list(self.descriptor["evaluators"]["roles"])
+
+    @property
+    def threshold(self) -> int:
+        return int(self.descriptor["evaluators"]["threshold"])
+
+    def digest(self, name: str) -> bytes:
+        return bytes.fromhex(self.descriptor["digests"][name])
+
+    def identity(self, role: str):
+        from crypto.identity import PublicIdentity
+
+        try:
+            return PublicIdentity.from_dict(self.descriptor["identities"][role])
+        except KeyError:
+            raise DeploymentError(f"market.json has no public identity for role {role!r}") from None
+
+    def address(self, role: str) -> str:
+        return self.descriptor["addresses"][role]
+
+    # --- shared services ---------------------------------------------------------------------------------
+    @cached_property
+    def blobs(self) -> BlobStore:
+        return BlobStore(self.data_dir.blobs)
+
+    @property
+    def chain(self):
+        if self._chain is None:
+            from chain import connect
+
+            self._chain = connect(self.data_dir.root, self.rpc_url, seed=int(self.descriptor["chain"]["seed"]))
+        return self._chain
+
+    @cached_property
+    def coordinator(self):
+        from chain import Coordinator
+
+        return Coordinator(self.chain, self.contract_address)
+
+    def circuit(self):
+        from protocol.backend import load_circuit
+
+        circuit = load_circuit(self.terms, self.data_dir.cache)
+        if circuit.artifact_digest != self.digest("circuit"):
+            raise DeploymentError(
+                f"compiled circuit digest {circuit.artifact_digest.hex()} differs from the published "
+                f"{self.descriptor['digests']['circuit']}")
+        return circuit
+
+
+def open_market(data_dir: Path, rpc_url: str | None = None) -> Deployment:
+    layout = DataDir(Path(data_dir))
+    if not layout.market_file.exists():
+        raise DeploymentError(f"{layout.market_file}: no market here (run `repo-market demo` to create one)")
+    descriptor = read_json(layout.market_file)
+    if descriptor.get("format") != MARKET_FORMAT:
+        raise DeploymentError(f"{layout.market_file}: format {descriptor.get('format')!r} is not {MARKET_FORMAT!r}")
+    if rpc_url is None:
+        rpc_url = descriptor["chain"].get("rpc_url")
+    return Deployment(layout, descriptor, rpc_url)
+
+
+def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, threshold: int = 2,
+                  rpc_url: str | None = None, seed: int = 0, windows=None, progress=None) -> Deployment:
+    """Create every role's keys, the FHE keys, the circuit blobs and the contract; write market.json.
+
+    ``progress(stage: str)`` is called before each slow step.  Returns the public deployment plus, in
+    ``Deployment.descriptor["timings"]``, how long each step took.
+    """
+    from chain import Coordinator, CoordinatorTerms, PhaseWindows, connect, deploy_coordinator
+    from crypto.encoding import canonical_digest
+    from crypto.identity import IdentityKeys
+    from protocol.backend import BACKENDS, CustodianSide, load_circuit
+
+    if backend not in BACKENDS:
+        raise DeploymentError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if not 1 <= threshold <= evaluators:
+        raise DeploymentError(f"threshold must be in 1..{evaluators} (evaluators), got {threshold}")
+    note = progress or (lambda stage: None)
+    layout = DataDir(Path(data_dir))
+    if layout.exists():
+        raise DeploymentError(f"{layout.market_file} exists: a market is already deployed there")
+    timings: dict[str, float] = {}
+
+    def timed(name, fn):
+        note(name)
+        start = time.perf_counter()
+        out = fn()
+        timings[name] = round(time.perf_counter() - start, 4)
+        return out
+
+    blobs = BlobStore(layout.blobs)
+    roles = ["custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(evaluators)]
+    identities = {}
+    for role in roles:
+        folder = layout.role(role)
+        keys_dir = folder / "identity"
+        if (keys_dir / "identity.json").exists():
+            keys = IdentityKeys.load(keys_dir, role=role)  # a previous attempt crashed half-way
+        else:
+            keys = IdentityKeys.generate(role)
+            keys.save(keys_dir)
+        identities[role] = keys.public.as_dict()
+
+    circuit = timed("compile circuit", lambda: load_circuit(terms, layout.cache))
+    custodian_side = timed("generate FHE keys", lambda: CustodianSide.open(
+        backend, circuit, layout.role("custodian") / "fhe", create=True))
+    evaluation_keys = timed("serialize evaluation keys", custodian_side.evaluation_keys)
+    circuit_digest = blobs.put(circuit.artifact_bytes)
+    keys_digest = blobs.put(evaluation_keys)
+    terms_digest = canonical_digest(terms.as_dict(), name="terms")
+
+    chain = timed("connect chain", lambda: connect(layout.root, rpc_url, seed=seed))
+    addresses = {role: chain.address(role) for role in roles}
+    coordinator_terms = CoordinatorTerms(
+        grid=terms.grid, base_rate=terms.base_rate, rate_bits=terms.rate_bits,
+        hurdle_mode=terms.hurdle_mode.value, deposit_minimum=deposit_minimum_wei(terms),
+        terms_digest=terms_digest, circuit_digest=circuit_digest, evaluation_keys_digest=keys_digest,
+        dealer_mm=addresses["dealer_mm"], dealer_rm=addresses["dealer_rm"], custodian=addresses["custodian"],
+        evaluators=tuple(addresses[r] for r in evaluator_roles(evaluators)), threshold=threshold,
+        windows=windows or PhaseWindows(),
+    )
+    coordinator: Coordinator = timed("deploy contract", lambda: deploy_coordinator(chain, coordinator_terms))
+    descriptor = {
+        "format": MARKET_FORMAT,
+        "backend": backend,
+        "terms": terms.as_dict(),
+        "digests": {"terms": terms_digest.hex(), "circuit": circuit_digest.hex(),
+                    "evaluation_keys": keys_digest.hex()},
+        "chain": {"rpc_url": rpc_url, "chain_id": chain.chain_id, "seed": seed, "backend": chain.backend},
+        "contract": coordinator.address,
+        "deposit": {"minimum_wei": coordinator_terms.deposit_minimum, "wei_per_cash_unit": WEI_PER_CASH_UNIT},
+        "evaluators": {"roles": evaluator_roles(evaluators), "threshold": threshold},
+        "identities": identities,
+        "addresses": addresses,
+        "endowment": dict(ENDOWMENT),
+        "timings": timings,
+    }
+    write_json(layout.market_file, descriptor)  # last: its presence marks a complete market
+    return Deployment(layout, descriptor, rpc_url, chain)

@@ -1,0 +1,494 @@
+"""The roles of a round as components that talk only through sealed messages, the blob store and the chain.
+
+Each agent is built from the public :class:`~protocol.deployment.Deployment` and **its own folder**
+(``roles/<role>/``): its identity keys, its private inputs and its state.  No agent opens another's
+folder; messages travel as blobs (sealed to the recipient when private) announced in the recipient's
+inbox (``roles/<recipient>/inbox/``, a pointer file holding a blob digest -- what a deployment would send
+over the network).  Every step is idempotent: an agent records what it did in its folder *before*
+announcing it, so a coordinator killed at any point can simply call the step again.
+
+* :class:`DealerAgent` (dealer_mm, dealer_rm) -- reports its client's schedule and its hurdle (sealed to
+  the custodian, committed on chain), executes its instruction with its client, checks the other
+  dealer's execution record and proves a deviation on chain.
+* :class:`ClientAgent` (client_mm, client_rm) -- a price-taker: accepts ``D(r)`` / ``S(r)`` of its TRUE
+  schedule at the offered rate.
+* :class:`Custodian` -- opens sealed reports, encrypts them, signs receipts; decrypts only the output
+  digest ``threshold`` evaluators agreed on; signs an attestation; seals each dealer its instruction.
+* :class:`Evaluator` -- runs the circuit on the public blobs named on chain and posts the output digest.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from protocol.blobstore import atomic_write
+from protocol.deployment import Deployment
+from protocol.layout import read_json, write_json
+
+__all__ = ["ProtocolError", "DealerAgent", "ClientAgent", "Custodian", "Evaluator",
+           "attestation_payload", "Behaviour", "SIDE_OF", "CLIENT_OF"]
+
+SIDE_OF = {"dealer_mm": "mm", "dealer_rm": "rm"}
+CLIENT_OF = {"dealer_mm": "client_mm", "dealer_rm": "client_rm"}
+ATTESTATION_CONTEXT = "repo-market:decryption-attestation:v1"
+
+
+class ProtocolError(Exception):
+    """A protocol step cannot proceed: the message names the round, the role and what is wrong."""
+
+
+# --- small shared helpers ------------------------------------------------------------------------------
+
+def _private_json(path: Path, obj) -> None:
+    write_json(path, obj, mode=0o600)
+
+
+def _load_keys(folder: Path, role: str):
+    from crypto.identity import IdentityKeys
+
+    return IdentityKeys.load(folder / "identity", role=role)
+
+
+def _binding(dep: Deployment, purpose: str, round_id: int, sender: str, recipient: str):
+    from crypto.envelope import Binding
+
+    return Binding(purpose, dep.chain_id, dep.contract_address, round_id, sender, recipient)
+
+
+def post_inbox(dep: Deployment, recipient: str, name: str, digest: bytes) -> None:
+    """Announce blob ``digest`` to ``recipient`` under ``name`` (a deployment would send it)."""
+    atomic_write(dep.data_dir.inbox(recipient) / f"{name}.json",
+                 json.dumps({"blob": digest.hex()}).encode())
+
+
+def read_inbox(dep: Deployment, recipient: str, name: str) -> bytes | None:
+    path = dep.data_dir.inbox(recipient) / f"{name}.json"
+    if not path.exists():
+        return None
+    return bytes.fromhex(json.loads(path.read_text())["blob"])
+
+
+def attestation_payload(dep: Deployment, round_id: int, *, ciphertexts: dict, receipts: dict, output: bytes,
+                        instruction_commitment: bytes, trade: bool, sealed_instructions: dict) -> dict:
+    """What the custodian signs after decrypting: everything the auditor needs, anchored by one digest.
+
+    [decided] The attestation names the receipts and sealed instructions (which have no slot on chain)
+    so that every blob of a round is reachable from the chain: chain → attestation → the rest.
+    """
+    return {
+        "context": ATTESTATION_CONTEXT,
+        "chain_id": dep.chain_id,
+        "contract": bytes.fromhex(dep.contract_address[2:]),
+        "round": round_id,
+        "circuit_digest": dep.digest("circuit"),
+        "evaluation_keys_digest": dep.digest("evaluation_keys"),
+        "ciphertext_digest_mm": ciphertexts["mm"],
+        "ciphertext_digest_rm": ciphertexts["rm"],
+        "receipt_digest_mm": receipts["mm"],
+        "receipt_digest_rm": receipts["rm"],
+        "output_digest": output,
+        "instruction_commitment": instruction_commitment,
+        "trade": trade,
+        "sealed_instruction_mm": sealed_instructions["mm"],
+        "sealed_instruction_rm": sealed_instructions["rm"],
+    }
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How a dealer executes its instruction (honest by default) -- for the deviation scenarios.
+
+    kind: "honest" | "offer_rate" (offers ``rate`` instead of the instructed one) | "skip" (never
+    executes its leg; the contract's deadline forfeits its deposit).
+    """
+
+    kind: str = "honest"
+    rate: int | None = None
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "Behaviour":
+        d = d or {}
+        kind = d.get("kind", "honest")
+        if kind not in ("honest", "offer_rate", "skip"):
+            raise ProtocolError(f"behaviour.kind must be honest, offer_rate or skip, got {kind!r}")
+        if kind == "offer_rate" and not isinstance(d.get("rate"), int):
+            raise ProtocolError(f"behaviour.rate must be an int (bp) for offer_rate, got {d.get('rate')!r}")
+        return cls(kind, d.get("rate"))
+
+    def as_dict(self) -> dict:
+        return {"kind": self.kind, "rate": self.rate}
+
+
+# --- dealers -------------------------------------------------------------------------------------------
+
+class DealerAgent:
+    def __init__(self, dep: Deployment, role: str):
+        if role not in SIDE_OF:
+            raise ProtocolError(f"dealer role must be dealer_mm or dealer_rm, got {role!r}")
+        self.dep, self.role, self.side = dep, role, SIDE_OF[role]
+        self.client = CLIENT_OF[role]
+        self.folder = dep.data_dir.role(role)
+        self.keys = _load_keys(self.folder, role)
+
+    def _round_file(self, round_id: int, kind: str) -> Path:
+        path = self.folder / "rounds" / f"{round_id}.{kind}.json"
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        return path
+
+    def private_input(self, round_id: int) -> dict:
+        path = self._round_file(round_id, "input")
+        if not path.exists():
+            raise ProtocolError(f"round {round_id}: {self.role} has no private input ({path})")
+        return read_json(path)
+
+    def behaviour(self, round_id: int) -> Behaviour:
+        return Behaviour.from_dict(self.private_input(round_id).get("behaviour"))
+
+    # deposits
+    def ensure_deposit(self) -> int:
+        """Top the deposit up to the published minimum; returns gas used (0 if nothing to do)."""
+        coord = self.dep.coordinator
+        have = coord.deposit_of(self.dep.address(self.role))
+        need = int(self.dep.descriptor["deposit"]["minimum_wei"]) - have
+        if need <= 0:
+            return 0
+        return coord.deposit(self.role, need).gas_used
+
+    # report
+    def prepare_report(self, round_id: int) -> dict:
+        """Build, validate, sign and seal the report (once per round; the result is kept 0600)."""
+        from crypto.envelope import DealerReport, seal_report
+        from market.terms import report_offsets, validate_report
+
+        state_path = self._round_file(round_id, "report")
+        if state_path.exists():
+            return read_json(state_path)
+        inp = self.private_input(round_id)
+        terms = self.dep.terms
+        # validate_report inside report_offsets/seal_report runs before anything is signed or sealed
+        validate_report(terms, self.side, inp["schedule"], inp["hurdle"])
+        offsets = report_offsets(terms, self.side, inp["schedule"])
+        report = DealerReport.create(role=self.role, round=round_id, chain_id=self.dep.chain_id,
+                                     contract=self.dep.contract_address, schedule=[int(v) for v in offsets],
+                                     hurdle=int(inp["hurdle"]))
+        sealed = seal_report(report, dealer=self.keys, custodian=self.dep.identity("custodian"), terms=terms)
+        envelope = self.dep.blobs.put(sealed.to_bytes())
+        state = {"commitment": report.commitment.hex(), "envelope": envelope.hex()}
+        _private_json(state_path, state)
+        return state
+
+    def commit(self, round_id: int) -> int:
+        """Post the report commitment (opens the round if first); announce the envelope to the custodian."""
+        state = self.prepare_report(round_id)
+        coord = self.dep.coordinator
+        gas = 0
+        committed = self._onchain_commitment(round_id)
+        if committed is None:
+            gas = coord.commit_report(self.role, round_id, bytes.fromhex(state["commitment"])).gas_used
+        elif committed != bytes.fromhex(state["commitment"]):
+            raise ProtocolError(f"round {round_id}: {self.role}'s commitment on chain is not its own report's")
+        post_inbox(self.dep, "custodian", f"round-{round_id}-report-{self.side}", bytes.fromhex(state["envelope"]))
+        return gas
+
+    def _onchain_commitment(self, round_id: int) -> bytes | None:
+        coord = self.dep.coordinator
+        if coord.current_round() < round_id:
+            return None
+        rs = coord.round(round_id)
+        value = rs.report_commitment_mm if self.side == "mm" else rs.report_commitment_rm
+        return None if value == bytes(32) else value
+
+    def check_receipt(self, round_id: int) -> None:
+        """Verify the custodian's signed receipt against what this dealer sent and what is on chain."""
+        from crypto.envelope import ReportReceipt
+
+        digest = read_inbox(self.dep, self.role, f"round-{round_id}-receipt")
+        if digest is None:
+            raise ProtocolError(f"round {round_id}: {self.role} received no receipt from the custodian")
+        receipt = ReportReceipt.from_bytes(self.dep.blobs.get(digest))
+        state = self.prepare_report(round_id)
+        rs = self.dep.coordinator.round(round_id)
+        onchain = rs.ciphertext_digest_mm if self.side == "mm" else rs.ciphertext_digest_rm
+        receipt.verify(self.dep.identity("custodian"), ciphertext_digest=onchain)
+        if receipt.envelope_digest.hex() != state["envelope"] or receipt.commitment.hex() != state["commitment"]:
+            raise ProtocolError(f"round {round_id}: receipt to {self.role} names another envelope or commitment")
+
+    # instruction
+    def instruction(self, round_id: int) -> dict:
+        """Open the sealed instruction and check it against the custodian's commitment on chain."""
+        from chain import InstructionPreimage
+        from crypto.envelope import open_message
+
+        digest = read_inbox(self.dep, self.role, f"round-{round_id}-instruction")
+        if digest is None:
+            raise ProtocolError(f"round {round_id}: {self.role} has no instruction from the custodian")
+        payload = open_message(self.dep.blobs.get(digest), recipient=self.keys,
+                               sender=self.dep.identity("custodian"),
+                               expected=_binding(self.dep, "instruction", round_id, "custodian", self.role))
+        pre = InstructionPreimage(payload["volume"], payload["r_mm"], payload["r_rm"], payload["r_bd_x2"],
+                                  payload["salt"])
+        if pre.commitment() != self.dep.coordinator.round(round_id).instruction_commitment:
+            raise ProtocolError(f"round {round_id}: instruction to {self.role} does not open the commitment on chain")
+        return payload
+
+    def execute(self, round_id: int, client: "ClientAgent") -> tuple[int, dict]:
+        """Offer the (instructed or deviating) rate to the client, get its acceptance, record it on chain."""
+        from crypto.envelope import open_message, seal_message
+
+        behaviour = self.behaviour(round_id)
+        if behaviour.kind == "skip":
+            return 0, {"skipped": True}
+        instr = self.instruction(round_id)
+        rate = instr["r_mm" if self.side == "mm" else "r_rm"]
+        if behaviour.kind == "offer_rate":
+            rate = behaviour.rate
+        offer = seal_message({"round": round_id, "rate": int(rate)}, sender=self.keys,
+                             recipient=self.dep.identity(self.client),
+                             binding=_binding(self.dep, "offer", round_id, self.role, self.client))
+        offer_digest = self.dep.blobs.put(offer.to_bytes())
+        post_inbox(self.dep, self.client, f"round-{round_id}-offer", offer_digest)
+        acceptance_digest = client.accept(round_id)
+        accepted = open_message(self.dep.blobs.get(acceptance_digest), recipient=self.keys,
+                                sender=self.dep.identity(self.client),
+                                expected=_binding(self.dep, "acceptance", round_id, self.client, self.role))
+        if accepted["rate"] != rate:
+            raise ProtocolError(f"round {round_id}: {self.client} accepted rate {accepted['rate']}, offered {rate}")
+        coord = self.dep.coordinator
+        fn = coord.execute_mm_leg if self.side == "mm" else coord.execute_rm_leg
+        tx = fn(self.role, round_id, int(rate), int(accepted["volume"]))
+        return tx.gas_used, {"rate": int(rate), "volume": int(accepted["volume"]),
+                             "offer": offer_digest.hex(), "acceptance": acceptance_digest.hex()}
+
+    def challenge(self, round_id: int) -> int:
+        """If the other dealer's record departs from the instruction, prove it on chain (returns gas)."""
+        from chain import InstructionPreimage, Side
+
+        rs = self.dep.coordinator.round(round_id)
+        other = "rm" if self.side == "mm" else "mm"
+        record = rs.rm_record if other == "rm" else rs.mm_record
+        if record is None:
+            return 0
+        instr = self.instruction(round_id)
+        expected_rate = instr["r_rm" if other == "rm" else "r_mm"]
+        if (record.rate, record.volume) == (expected_rate, instr["volume"]):
+            return 0
+        pre = InstructionPreimage(instr["volume"], instr["r_mm"], instr["r_rm"], instr["r_bd_x2"], instr["salt"])
+        side = Side.RM if other == "rm" else Side.MM
+        return self.dep.coordinator.prove_deviation(self.role, round_id, side, pre).gas_used
+
+
+# --- clients -------------------------------------------------------------------------------------------
+
+class ClientAgent:
+    """A price-taking client: accepts the volume of its TRUE schedule at the offered rate."""
+
+    def __init__(self, dep: Deployment, role: str):
+        if role not in ("client_mm", "client_rm"):
+            raise ProtocolError(f"client role must be client_mm or client_rm, got {role!r}")
+        self.dep, self.role = dep, role
+        self.dealer = "dealer_mm" if role == "client_mm" else "dealer_rm"
+        self.folder = dep.data_dir.role(role)
+        self.keys = _load_keys(self.folder, role)
+
+    def _file(self, round_id: int, kind: str) -> Path:
+        path = self.folder / "rounds" / f"{round_id}.{kind}.json"
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        return path
+
+    def accepted_volume(self, round_id: int, rate: int) -> int:
+        """``D(r)`` (MM) or ``S(r)`` (RM) of the true schedule, by market's own schedule functions.
+
+        [decided] A client knows only its own side: the other side of the Schedules object is a flat
+        placeholder that ``lend_volume``/``borrow_volume`` of this side never read.
+        """
+        from market.schedules import Schedules
+
+        rates = np.asarray(read_json(self._file(round_id, "schedule"))["rates"], dtype=np.int64)
+        flat_hi = np.full_like(rates, int(rates.max()) + 1)
+        if self.role == "client_mm":
+            return int(Schedules(b=rates, a=flat_hi).lend_volume(rate))
+        return int(Schedules(b=np.ones_like(rates), a=rates).borrow_volume(rate))
+
+    def accept(self, round_id: int) -> bytes:
+        """Open the dealer's sealed offer; seal back a signed acceptance (same answer if asked twice)."""
+        from crypto.envelope import open_message, seal_message
+
+        done = self._file(round_id, "acceptance")
+        if done.exists():
+            return bytes.fromhex(read_json(done)["blob"])
+        digest = read_inbox(self.dep, self.role, f"round-{round_id}-offer")
+        if digest is None:
+            raise ProtocolError(f"round {round_id}: {self.role} has no offer from {self.dealer}")
+        offer = open_message(self.dep.blobs.get(digest), recipient=self.keys,
+                             sender=self.dep.identity(self.dealer),
+                             expected=_binding(self.dep, "offer", round_id, self.dealer, self.role))
+        rate = int(offer["rate"])
+        volume = self.accepted_volume(round_id, rate)
+        sealed = seal_message({"round": round_id, "rate": rate, "volume": volume}, sender=self.keys,
+                              recipient=self.dep.identity(self.dealer),
+                              binding=_binding(self.dep, "acceptance", round_id, self.role, self.dealer))
+        blob = self.dep.blobs.put(sealed.to_bytes())
+        _private_json(done, {"blob": blob.hex(), "rate": rate, "volume": volume})
+        return blob
+
+
+# --- custodian -----------------------------------------------------------------------------------------
+
+class Custodian:
+    def __init__(self, dep: Deployment, circuit):
+        from crypto.envelope import ReplayCache
+        from protocol.backend import CustodianSide
+
+        self.dep = dep
+        self.folder = dep.data_dir.role("custodian")
+        self.keys = _load_keys(self.folder, "custodian")
+        self.fhe = CustodianSide.open(dep.backend, circuit, self.folder / "fhe", create=False)
+        self.replay = ReplayCache(self.folder / "replay-cache.json")
+
+    def _round_file(self, round_id: int) -> Path:
+        path = self.folder / "rounds" / f"{round_id}.json"
+        path.parent.mkdir(mode=0o700, exist_ok=True)
+        return path
+
+    def _state(self, round_id: int) -> dict:
+        path = self._round_file(round_id)
+        return read_json(path) if path.exists() else {}
+
+    def _save(self, round_id: int, state: dict) -> None:
+        _private_json(self._round_file(round_id), state)
+
+    def accept_report(self, round_id: int, side: str) -> dict:
+        """Open, check and encrypt one dealer's sealed report; sign its receipt (idempotent per round)."""
+        from crypto.envelope import issue_receipt, open_report
+
+        state = self._state(round_id)
+        if side in state:
+            return state[side]
+        dealer = "dealer_mm" if side == "mm" else "dealer_rm"
+        digest = read_inbox(self.dep, "custodian", f"round-{round_id}-report-{side}")
+        if digest is None:
+            raise ProtocolError(f"round {round_id}: the custodian has no report from {dealer}")
+        rs = self.dep.coordinator.round(round_id)
+        committed = rs.report_commitment_mm if side == "mm" else rs.report_commitment_rm
+        opened = open_report(self.dep.blobs.get(digest), custodian=self.keys, dealer=self.dep.identity(dealer),
+                             chain_id=self.dep.chain_id, contract=self.dep.contract_address, round=round_id,
+                             terms=self.dep.terms)
+        if opened.commitment != committed:
+            raise ProtocolError(f"round {round_id}: {dealer}'s report does not open its commitment on chain")
+        self.replay.check(opened.binding, opened.envelope_digest)
+        ciphertext = self.fhe.encrypt(side, list(opened.report.schedule), opened.report.hurdle)
+        ct_digest = self.dep.blobs.put(ciphertext)
+        receipt = issue_receipt(self.keys, opened, ct_digest)
+        receipt_digest = self.dep.blobs.put(receipt.to_bytes())
+        self.replay.record(opened.binding, opened.envelope_digest)
+        entry = {"envelope": digest.hex(), "ciphertext": ct_digest.hex(), "receipt": receipt_digest.hex()}
+        state[side] = entry
+        self._save(round_id, state)
+        post_inbox(self.dep, dealer, f"round-{round_id}-receipt", receipt_digest)
+        return entry
+
+    def post_ciphertexts(self, round_id: int) -> int:
+        state = self._state(round_id)
+        return self.dep.coordinator.post_ciphertexts(
+            "custodian", round_id, bytes.fromhex(state["mm"]["ciphertext"]),
+            bytes.fromhex(state["rm"]["ciphertext"])).gas_used
+
+    def prepare_instruction(self, round_id: int) -> dict:
+        """Decrypt only the output digest the evaluators agreed on (on chain); attest; seal instructions.
+
+        Everything is persisted (0600) before anything is posted, so a resumed run posts the same
+        commitment and attestation."""
+        from chain import instruction_commitment
+        from crypto.encoding import canonical_bytes, random_salt
+        from crypto.envelope import seal_message
+
+        state = self._state(round_id)
+        if "attestation" in state:
+            return state
+        rs = self.dep.coordinator.round(round_id)
+        if rs.output_digest == bytes(32):
+            raise ProtocolError(f"round {round_id}: no output digest agreed on chain; refusing to decrypt")
+        if "instruction" not in state:
+            output = self.dep.blobs.get(rs.output_digest)  # hash-checked against the on-chain digest
+            selection = self.fhe.decrypt(output)
+            if selection.invalid:
+                raise ProtocolError(f"round {round_id}: the circuit flagged the reports as invalid")
+            instr = selection.instruction(self.dep.terms)
+            trade = bool(instr.trade)
+            values = ((int(instr.volume), int(instr.r_mm), int(instr.r_rm), int(instr.r_bd_x2)) if trade
+                      else (0, 0, 0, 0))
+            state["instruction"] = {"volume": values[0], "r_mm": values[1], "r_rm": values[2],
+                                    "r_bd_x2": values[3], "trade": trade, "salt": random_salt().hex()}
+            self._save(round_id, state)
+        ins = state["instruction"]
+        salt = bytes.fromhex(ins["salt"])
+        commitment = instruction_commitment(ins["volume"], ins["r_mm"], ins["r_rm"], ins["r_bd_x2"], salt)
+        sealed = {}
+        for side, dealer in (("mm", "dealer_mm"), ("rm", "dealer_rm")):
+            payload = {"round": round_id, "trade": ins["trade"], "volume": ins["volume"], "r_mm": ins["r_mm"],
+                       "r_rm": ins["r_rm"], "r_bd_x2": ins["r_bd_x2"], "salt": salt}
+            env = seal_message(payload, sender=self.keys, recipient=self.dep.identity(dealer),
+                               binding=_binding(self.dep, "instruction", round_id, "custodian", dealer))
+            sealed[side] = self.dep.blobs.put(env.to_bytes())
+        body = attestation_payload(
+            self.dep, round_id,
+            ciphertexts={"mm": rs.ciphertext_digest_mm, "rm": rs.ciphertext_digest_rm},
+            receipts={s: bytes.fromhex(state[s]["receipt"]) for s in ("mm", "rm")},
+            output=rs.output_digest, instruction_commitment=commitment, trade=ins["trade"],
+            sealed_instructions=sealed)
+        signature = self.keys.sign(canonical_bytes(body, name="attestation"))
+        attestation = canonical_bytes({"body": body, "signature": signature}, name="attestation")
+        state["attestation"] = self.dep.blobs.put(attestation).hex()
+        state["commitment"] = commitment.hex()
+        state["sealed_instructions"] = {s: d.hex() for s, d in sealed.items()}
+        self._save(round_id, state)
+        return state
+
+    def post_instruction(self, round_id: int) -> int:
+        """Post attestation digest + instruction commitment (if not yet); deliver the sealed instructions."""
+        from chain import RoundPhase
+
+        state = self.prepare_instruction(round_id)
+        gas = 0
+        if self.dep.coordinator.phase(round_id) == RoundPhase.COMPUTED:
+            gas = self.dep.coordinator.post_instruction(
+                "custodian", round_id, bytes.fromhex(state["attestation"]), bytes.fromhex(state["commitment"]),
+                bool(state["instruction"]["trade"])).gas_used
+        for side, dealer in (("mm", "dealer_mm"), ("rm", "dealer_rm")):
+            post_inbox(self.dep, dealer, f"round-{round_id}-instruction",
+                       bytes.fromhex(state["sealed_instructions"][side]))
+        return gas
+
+
+# --- evaluators ----------------------------------------------------------------------------------------
+
+class Evaluator:
+    """Holds nothing secret: the circuit artefact and evaluation keys named on chain, the ciphertexts."""
+
+    def __init__(self, dep: Deployment, role: str, circuit):
+        from protocol.backend import EvaluatorSide
+
+        self.dep, self.role = dep, role
+        self.folder = dep.data_dir.role(role)
+        self.runner = EvaluatorSide(dep.backend, circuit)
+
+    def evaluate(self, round_id: int) -> tuple[bytes, bytes, bytes]:
+        """Return (output bytes, output digest, evaluation keys digest) from the blobs named on chain."""
+        coord = self.dep.coordinator
+        terms = coord.terms()
+        rs = coord.round(round_id)
+        keys = self.dep.blobs.get(terms.evaluation_keys_digest)
+        ct_mm = self.dep.blobs.get(rs.ciphertext_digest_mm)
+        ct_rm = self.dep.blobs.get(rs.ciphertext_digest_rm)
+        output = self.runner.evaluate(keys, ct_mm, ct_rm)
+        return output, self.dep.blobs.put(output), terms.evaluation_keys_digest
+
+    def post(self, round_id: int, output_digest: bytes) -> int:
+        coord = self.dep.coordinator
+        if coord.has_posted_output(round_id, self.dep.address(self.role)):
+            return 0
+        return coord.post_output(self.role, round_id, output_digest).gas_used

@@ -1,0 +1,225 @@
+"""The coordinating process: drives one round through its phases, resumable from the chain + blob store.
+
+The driver holds no state of its own: before every step it reads the round's phase from the chain,
+and each role agent's step is idempotent (it records what it did in its own folder before announcing
+it).  Killing the process at any point and calling :meth:`RoundDriver.run_round` again therefore
+continues where the chain says the round is (ARCHITECTURE.md "Storage").  ``phases.crash_point`` is the
+test hook that kills it.
+
+Order of a round (MODEL.md §6): commit (deposits, report commitments) → report (sealed reports opened and
+encrypted by the custodian, ciphertext digests on chain) → compute (each evaluator runs the circuit and
+posts its output digest; ``threshold`` must agree) → decrypt (custodian decrypts only that output,
+attests, seals the instructions) → mm_leg (BDmm offers to MM, MM accepts) → rm_leg (BDrm checks BDmm's
+record, then offers to RM) → settle (BDmm checks BDrm's record; challenge window; settle; the ledger
+books both legs and the inter-dealer leg at the smaller accepted volume at r_bd).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from protocol.deployment import Deployment
+from protocol.ledger import Ledger, first_leg_transfers, initial_ledger, second_leg_transfers
+from protocol.layout import write_json
+from protocol.phases import PhaseJournal, crash_point
+from protocol.roles import ClientAgent, Custodian, DealerAgent, Evaluator, ProtocolError
+
+__all__ = ["RoundDriver", "rebuild_ledger", "round_legs", "next_round_id"]
+
+
+def _noop(*_a, **_k):
+    return None
+
+
+def next_round_id(dep: Deployment) -> int:
+    """The open round if one is open (resume), else the next id."""
+    coord = dep.coordinator
+    current = coord.current_round()
+    if current and not coord.phase(current).terminal:
+        return current
+    return current + 1
+
+
+def round_legs(rs, r_bd_x2: int | None) -> dict:
+    """Executed legs of a closed round, from the chain's execution records.
+
+    The inter-dealer leg settles at the smaller accepted volume at ``r_bd`` when both client legs were
+    executed [decided: legs executed with clients stand even when the round is forfeited; forfeiture
+    moves the deposit on top]."""
+    q_mm = rs.mm_record.volume if rs.mm_record else 0
+    q_rm = rs.rm_record.volume if rs.rm_record else 0
+    r_mm = rs.mm_record.rate if rs.mm_record else 0
+    r_rm = rs.rm_record.rate if rs.rm_record else 0
+    both = rs.mm_record is not None and rs.rm_record is not None
+    q_bd = min(q_mm, q_rm) if both else 0
+    if r_bd_x2 is None:
+        r_bd_x2 = r_mm + r_rm
+    return {"q_mm": q_mm, "q_rm": q_rm, "q_bd": q_bd, "r_mm": r_mm, "r_rm": r_rm, "r_bd_x2": r_bd_x2 if q_bd else 0}
+
+
+def rebuild_ledger(dep: Deployment, r_bd_of: dict[int, int] | None = None) -> tuple[Ledger, dict[int, dict]]:
+    """The parties' balances after every closed round, rebuilt from the chain's execution records.
+
+    ``r_bd_of`` gives the instructed ``r_bd_x2`` per round where a record deviates (the dealers know it
+    from their instructions); otherwise ``r_mm + r_rm`` of the records.  Conservation is checked after
+    every round.
+    """
+    from chain import RoundPhase
+
+    e = dep.descriptor["endowment"]
+    ledger = initial_ledger(e["cash_units"], e["collateral_units"])
+    per_round = {}
+    coord = dep.coordinator
+    for rid in range(1, coord.current_round() + 1):
+        rs = coord.round(rid)
+        if rs.phase not in (RoundPhase.SETTLED, RoundPhase.FORFEITED):
+            continue
+        legs = round_legs(rs, (r_bd_of or {}).get(rid))
+        before = ledger.snapshot()
+        ledger.apply_all(first_leg_transfers(legs["q_mm"], legs["q_rm"], legs["q_bd"]))
+        ledger.apply_all(second_leg_transfers(legs["q_mm"], legs["q_rm"], legs["q_bd"], legs["r_mm"], legs["r_rm"],
+                                              legs["r_bd_x2"]))
+        ledger.check_conservation()
+        after = ledger.snapshot()
+        per_round[rid] = {"legs": legs, "cash_change": {p: after[p]["cash"] - before[p]["cash"] for p in after},
+                          "balances": after}
+    return ledger, per_round
+
+
+@dataclass
+class RoundDriver:
+    """Runs rounds for one market; ``progress(event: str, **info)`` reports each step (for rich UIs)."""
+
+    dep: Deployment
+    circuit: object
+    progress: object = _noop
+    _agents: dict = field(default_factory=dict)
+
+    def agent(self, role: str):
+        if role not in self._agents:
+            if role.startswith("dealer_"):
+                self._agents[role] = DealerAgent(self.dep, role)
+            elif role.startswith("client_"):
+                self._agents[role] = ClientAgent(self.dep, role)
+            elif role == "custodian":
+                self._agents[role] = Custodian(self.dep, self.circuit)
+            else:
+                self._agents[role] = Evaluator(self.dep, role, self.circuit)
+        return self._agents[role]
+
+    def _phase(self, round_id: int):
+        from chain import RoundPhase
+
+        coord = self.dep.coordinator
+        if coord.current_round() < round_id:
+            return RoundPhase.NONE
+        return coord.phase(round_id)
+
+    def run_round(self, round_id: int) -> dict:
+        """Drive ``round_id`` to a terminal phase; returns the per-phase gas and timings."""
+        from chain import RoundPhase
+
+        coord = self.dep.coordinator
+        journal = PhaseJournal.open(self.dep.data_dir.transcripts / f"round-{round_id}.journal.json")
+        self.dep.data_dir.transcripts.mkdir(exist_ok=True)
+        P = RoundPhase
+        dealer_mm, dealer_rm = self.agent("dealer_mm"), self.agent("dealer_rm")
+        custodian = self.agent("custodian")
+
+        if self._phase(round_id) in (P.NONE, P.COMMITTED):
+            self.progress("commit", round=round_id)
+            with journal.timed("seal"):
+                for d in (dealer_mm, dealer_rm):
+                    d.prepare_report(round_id)
+            with journal.timed("chain") as box:
+                for d in (dealer_mm, dealer_rm):
+                    box["gas"] += d.ensure_deposit()
+                for d in (dealer_mm, dealer_rm):
+                    box["gas"] += d.commit(round_id)
+            crash_point(round_id, "commit")
+
+            self.progress("encrypt", round=round_id)
+            with journal.timed("encrypt"):
+                for side in ("mm", "rm"):
+                    custodian.accept_report(round_id, side)
+            crash_point(round_id, "report.blobs")
+            with journal.timed("chain") as box:
+                if self._phase(round_id) == P.COMMITTED:
+                    box["gas"] += custodian.post_ciphertexts(round_id)
+            for d in (dealer_mm, dealer_rm):
+                d.check_receipt(round_id)
+            crash_point(round_id, "report")
+
+        if self._phase(round_id) == P.REPORTED:
+            for role in self.dep.evaluators:
+                if self._phase(round_id) != P.REPORTED:
+                    break  # the threshold was reached
+                ev = self.agent(role)
+                if coord.has_posted_output(round_id, self.dep.address(role)):
+                    continue
+                self.progress("evaluate", round=round_id, evaluator=role)
+                with journal.timed("evaluate"):
+                    _, digest, _ = ev.evaluate(round_id)
+                with journal.timed("chain") as box:
+                    box["gas"] += ev.post(round_id, digest)
+                self.progress("evaluated", round=round_id, evaluator=role, digest=digest.hex())
+            crash_point(round_id, "compute")
+            if self._phase(round_id) == P.REPORTED:
+                raise ProtocolError(f"round {round_id}: evaluators disagree; no output reached the threshold "
+                                    f"{self.dep.threshold}")
+
+        if self._phase(round_id) == P.COMPUTED:
+            self.progress("decrypt", round=round_id)
+            with journal.timed("decrypt"):
+                custodian.prepare_instruction(round_id)
+            crash_point(round_id, "decrypt.blobs")
+            with journal.timed("chain") as box:
+                box["gas"] += custodian.post_instruction(round_id)
+            crash_point(round_id, "decrypt")
+
+        if self._phase(round_id) == P.INSTRUCTED:
+            self.progress("mm_leg", round=round_id)
+            with journal.timed("settle") as box:
+                gas, _ = dealer_mm.execute(round_id, self.agent("client_mm"))
+                box["gas"] += gas
+                if self._phase(round_id) == P.INSTRUCTED:  # dealer_mm skipped its step
+                    box["gas"] += self._enforce_deadline(round_id, "dealer_rm")
+            crash_point(round_id, "mm_leg")
+
+        if self._phase(round_id) == P.MM_LEG_DONE:
+            self.progress("rm_leg", round=round_id)
+            with journal.timed("settle") as box:
+                box["gas"] += dealer_rm.challenge(round_id)
+                if self._phase(round_id) == P.MM_LEG_DONE:
+                    gas, _ = dealer_rm.execute(round_id, self.agent("client_rm"))
+                    box["gas"] += gas
+                if self._phase(round_id) == P.MM_LEG_DONE:  # dealer_rm skipped its step
+                    box["gas"] += self._enforce_deadline(round_id, "dealer_mm")
+            crash_point(round_id, "rm_leg")
+
+        if self._phase(round_id) == P.RM_LEG_DONE:
+            self.progress("settle", round=round_id)
+            with journal.timed("settle") as box:
+                box["gas"] += dealer_mm.challenge(round_id)
+                if self._phase(round_id) == P.RM_LEG_DONE:
+                    window = coord.terms().windows.challenge
+                    rs = coord.round(round_id)
+                    behind = rs.phase_block + window + 1 - self.dep.chain.block_number
+                    if behind > 0:
+                        self.dep.chain.mine(behind)
+                    box["gas"] += coord.settle("dealer_mm", round_id).gas_used
+            crash_point(round_id, "settle")
+
+        final = self._phase(round_id)
+        if not final.terminal:
+            raise ProtocolError(f"round {round_id}: stopped in phase {final.name}")
+        return {"phase": final.name, "timings": dict(journal.timings), "gas": dict(journal.gas)}
+
+    def _enforce_deadline(self, round_id: int, caller: str) -> int:
+        """The harmed dealer waits out the window and has the contract forfeit the other's deposit."""
+        coord = self.dep.coordinator
+        deadline = coord.deadline(round_id)
+        behind = deadline + 1 - self.dep.chain.block_number
+        if behind > 0:
+            self.dep.chain.mine(behind)
+        return coord.enforce_deadline(caller, round_id).gas_used
