@@ -138,6 +138,8 @@ def independent_equilibrium_picks(schedules: Schedules, include_no_trade: bool =
 class DynamicsResult:
     """Rest points of alternating best-response dynamics from random starts."""
 
+    final_r_mm: np.ndarray              # per start: rest-point rates (bp)
+    final_r_rm: np.ndarray
     final_volume: np.ndarray            # per start
     final_joint_payoff_x2: np.ndarray   # per start, 2u_mm + 2u_rm (bp·units)
     converged: np.ndarray               # per start: reached a mutual best response within max_rounds
@@ -182,6 +184,8 @@ def best_response_dynamics(
             break
     q_star = joint_profit_maximiser(schedules)
     return DynamicsResult(
+        final_r_mm=rates[i],
+        final_r_rm=rates[j],
         final_volume=game.volume[i, j],
         final_joint_payoff_x2=pm[i, j] + pr[i, j],
         converged=converged,

@@ -1,14 +1,116 @@
-"""`repo-market simulate`: simulate many rounds with theta shocks; contract vs no-contract welfare"""
+"""`repo-market simulate`: many rounds with client shocks; the contract's selection vs no coordination.
+
+Each round draws client schedules (linear or random tables), private client shocks theta and hurdle spreads,
+then compares the contract (truthful reports, the selection rule, sequential execution) with no
+coordination (each dealer picks an equilibrium rate independently, or best-response dynamics). Reports the
+equilibrium set, the selected outcome, dealer profits, client volumes and surplus per round, and a summary.
+
+The contract's instruction comes from a *backend* (``--backend``): ``plain`` is the plaintext reference
+in ``market.selection``. Further backends register in ``BACKENDS`` (name → factory(args) → selector with the
+signature of ``market.selection.select_equilibrium``).
+"""
 from __future__ import annotations
 
-from protocol.commands._unbuilt import not_built
+import json
+from pathlib import Path
+from typing import Callable
 
-HELP = "simulate many rounds with theta shocks; contract vs no-contract welfare (not built yet)"
+from protocol.cli import UsageError
+
+HELP = "simulate many rounds with theta shocks; contract vs no-contract welfare"
+DESCRIPTION = __doc__
+
+
+def _plain_selector(args):
+    from market import select_equilibrium
+
+    return select_equilibrium
+
+
+# name -> factory(args) -> Selector; other backends (simulated or real FHE via the protocol) add entries here
+BACKENDS: dict[str, Callable] = {"plain": _plain_selector}
 
 
 def configure(parser) -> None:
-    pass
+    parser.add_argument("--rounds", type=int, default=200, metavar="N", help="number of rounds (default 200)")
+    parser.add_argument("--grid", type=int, default=40, metavar="N", help="volume grid 0..N (default 40)")
+    parser.add_argument("--family", choices=("linear", "tabular"), default="linear",
+                        help="client schedules: random linear, or random strictly monotone tables")
+    parser.add_argument("--theta", type=int, default=10, metavar="BP", help="client shocks uniform on -BP..BP (default 10)")
+    parser.add_argument("--hurdle-max", type=int, default=10, metavar="BP", help="hurdles uniform on 0..BP (default 10)")
+    parser.add_argument("--hurdle-mode", choices=("margin", "spread"), default="margin")
+    parser.add_argument("--baseline", choices=("independent", "dynamics"), default="independent",
+                        help="no-coordination play: independent equilibrium picks, or best-response dynamics")
+    parser.add_argument("--backend", choices=tuple(BACKENDS), default="plain",
+                        help="how the contract's instruction is computed (default: plain reference)")
+    parser.add_argument("--plot", type=Path, metavar="DIR", help="write PNG plots of the comparison into DIR")
+
+
+def _config(args):
+    from market.simulation import SimulationConfig, SimulationConfigError
+
+    for option, value, low in (("--rounds", args.rounds, 1), ("--grid", args.grid, 1),
+                               ("--theta", args.theta, 0), ("--hurdle-max", args.hurdle_max, 0)):
+        if value < low:
+            raise UsageError(f"{option} {value}: must be >= {low}")
+    try:
+        return SimulationConfig(
+            rounds=args.rounds, grid=args.grid, family=args.family, theta=args.theta,
+            hurdle_max=args.hurdle_max, hurdle_mode=args.hurdle_mode, baseline=args.baseline,
+        )
+    except SimulationConfigError as exc:
+        raise UsageError(f"simulation parameter {exc}") from None
+
+
+def _print_summary(result, console) -> None:
+    from rich.table import Table
+
+    summary = result.summary()
+    table = Table(title=f"{result.config.rounds} rounds, seed {result.seed}: contract vs no coordination "
+                        f"({result.config.baseline})")
+    table.add_column("mean per round")
+    for mechanism in ("contract", "none"):
+        table.add_column(mechanism, justify="right")
+    rows = [
+        ("trade rate", "trade_rate", "{:.1%}"), ("reached JPM", "jpm_rate", "{:.1%}"),
+        ("no dealer left with inventory", "matched_rate", "{:.1%}"), ("inter-dealer volume", "mean_volume", "{:.2f}"),
+        ("BDmm profit (bp·units)", "mean_profit_mm", "{:.1f}"), ("BDrm profit", "mean_profit_rm", "{:.1f}"),
+        ("client surplus", "mean_client_surplus", "{:.1f}"), ("total surplus", "mean_total_surplus", "{:.1f}"),
+        ("dealer welfare lost vs JPM", "mean_dealer_welfare_lost", "{:.1f}"),
+    ]
+    for label, key, fmt in rows:
+        table.add_row(label, *(fmt.format(summary[m][key]) for m in ("contract", "none")))
+    console.print(table)
 
 
 def run(args) -> int:
-    return not_built("simulate", "issue 3", args.json)
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from market.simulation import simulate
+
+    config = _config(args)
+    if args.plot is not None and args.plot.exists() and not args.plot.is_dir():
+        raise UsageError(f"--plot {args.plot}: exists and is not a directory")
+    selector = BACKENDS[args.backend](args)
+    err = Console(stderr=True)
+    with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:
+        task = progress.add_task("simulating rounds", total=config.rounds)
+        result = simulate(config, seed=args.seed, selector=selector,
+                          progress=lambda done, total: progress.update(task, completed=done))
+    doc = result.as_dict()
+    doc["backend"] = args.backend
+    if args.plot is not None:
+        from market.plots import plot_simulation
+
+        doc["plots"] = [str(p) for p in plot_simulation(result, args.plot)]
+    if args.json:
+        print(json.dumps(doc))
+        if err.is_terminal:  # people watching the terminal still get the table, on stderr
+            _print_summary(result, err)
+    else:
+        out = Console()
+        _print_summary(result, out)
+        for path in doc.get("plots", []):
+            out.print(f"plot: {path}")
+    return 0
