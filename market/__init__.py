@@ -5,6 +5,17 @@ the sequential protocol, incentives and the multi-round simulation. No I/O (exce
 file in :func:`load_schedules`), no crypto, no chain. The allocation mechanism lives in
 :mod:`market.allocation`.
 """
+from market.equilibria import EquilibriumSet, LinearClosedForm, all_equilibria, linear_closed_form, rate_grid
+from market.game import Play, client_surplus, play
+from market.incentives import (
+    TRUTHFUL,
+    Deviate,
+    MisreportHurdle,
+    MisreportSchedule,
+    Realised,
+    profitable_misreport,
+    realise,
+)
 from market.locus import d2_mask, equilibrium_volumes, joint_profit_maximiser
 from market.schedules import (
     ScheduleError,
@@ -15,6 +26,13 @@ from market.schedules import (
     make_schedules,
 )
 from market.selection import NO_TRADE, HurdleError, HurdleMode, Instruction, select_equilibrium
+from market.sequential import (
+    CoordinationFailure,
+    best_response_dynamics,
+    independent_equilibrium_picks,
+    sequential_play,
+)
+from market.simulation import SimulationConfig, SimulationResult, simulate
 from market.terms import MarketTerms, ReportError, report_offsets, validate_report
 
 __all__ = [
@@ -36,4 +54,26 @@ __all__ = [
     "ReportError",
     "validate_report",
     "report_offsets",
+    "Play",
+    "play",
+    "client_surplus",
+    "EquilibriumSet",
+    "all_equilibria",
+    "rate_grid",
+    "LinearClosedForm",
+    "linear_closed_form",
+    "sequential_play",
+    "CoordinationFailure",
+    "independent_equilibrium_picks",
+    "best_response_dynamics",
+    "TRUTHFUL",
+    "MisreportSchedule",
+    "MisreportHurdle",
+    "Deviate",
+    "Realised",
+    "realise",
+    "profitable_misreport",
+    "SimulationConfig",
+    "SimulationResult",
+    "simulate",
 ]

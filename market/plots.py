@@ -29,14 +29,17 @@ def plot_payoff_map(
     rates = equilibria.rates
     game = payoff_matrices(schedules, rates)
     joint = (game.payoff_mm_x2 + game.payoff_rm_x2) / 2
+    from matplotlib.colors import SymLogNorm
+
     fig, ax = plt.subplots(figsize=(7, 6))
-    # inventory losses dwarf margins: clip the colour scale at the worst equilibrium-scale loss
+    # inventory losses dwarf margins: a symmetric-log scale keeps both visible
     jmax = max(float(equilibria.jpm.joint_profit), 1.0)
+    worst = max(-float(joint.min()), jmax)
     image = ax.imshow(
-        joint.T, origin="lower", cmap="RdYlGn", vmin=-jmax, vmax=jmax, aspect="auto",
-        extent=(rates[0] - 0.5, rates[-1] + 0.5, rates[0] - 0.5, rates[-1] + 0.5),
+        joint.T, origin="lower", cmap="RdYlGn", norm=SymLogNorm(linthresh=max(jmax / 10, 1.0), vmin=-worst, vmax=worst),
+        aspect="auto", extent=(rates[0] - 0.5, rates[-1] + 0.5, rates[0] - 0.5, rates[-1] + 0.5),
     )
-    fig.colorbar(image, ax=ax, label="joint dealer payoff u_mm + u_rm (bp·units, clipped)")
+    fig.colorbar(image, ax=ax, label="joint dealer payoff u_mm + u_rm (bp·units, symlog)")
     ax.plot(schedules.b, schedules.a, color="0.3", lw=0.8, label="matched locus (b[Q], a[Q])")
     trade = equilibria.trade
     ax.scatter(equilibria.r_mm[trade], equilibria.r_rm[trade], s=14, c="k", label="trade equilibria")
