@@ -131,3 +131,23 @@ class EvaluatorSide:
             rm, h_rm = _decode_input(ct_rm, "rm")
             return encode_output(self.circuit.simulate(mm, h_mm, rm, h_rm))
         return self.circuit.evaluate(evaluation_keys, ct_mm, ct_rm)
+
+
+def circuit_from_artifact(artifact: bytes, terms, cache_dir: Path):
+    """The circuit whose artefact is ``artifact`` (the blob named on chain), for replay by the auditor.
+
+    Uses ``SelectionCircuit.from_artifact`` when crypto provides it; otherwise compiles for the terms and
+    refuses unless the compiled artefact is byte-identical to the published one.
+    """
+    from crypto.circuit import SelectionCircuit
+    from crypto.encoding import digest
+
+    loader = getattr(SelectionCircuit, "from_artifact", None)
+    if loader is not None:
+        circuit = loader(artifact, terms)
+    else:
+        circuit = SelectionCircuit.for_terms(terms, Path(cache_dir))
+    if circuit.artifact_digest != digest(artifact):
+        raise BackendError(f"circuit artefact {digest(artifact).hex()} is not the circuit compiled for the terms "
+                           f"({circuit.artifact_digest.hex()})")
+    return circuit

@@ -119,6 +119,11 @@ class Deployment:
 
         return Coordinator(self.chain, self.contract_address)
 
+    @cached_property
+    def onchain_terms(self):
+        """The Coordinator's deployment terms (immutable after deployment: read once per process)."""
+        return self.coordinator.terms()
+
     def circuit(self):
         from protocol.backend import load_circuit
 

@@ -475,13 +475,19 @@ class Evaluator:
         self.dep, self.role = dep, role
         self.folder = dep.data_dir.role(role)
         self.runner = EvaluatorSide(dep.backend, circuit)
+        self._keys: tuple[bytes, bytes] | None = None  # (digest, bytes): hash-checked once per process
+
+    def _evaluation_keys(self, digest: bytes) -> bytes:
+        if self._keys is None or self._keys[0] != digest:
+            self._keys = (digest, self.dep.blobs.get(digest))
+        return self._keys[1]
 
     def evaluate(self, round_id: int) -> tuple[bytes, bytes, bytes]:
         """Return (output bytes, output digest, evaluation keys digest) from the blobs named on chain."""
         coord = self.dep.coordinator
-        terms = coord.terms()
+        terms = self.dep.onchain_terms
         rs = coord.round(round_id)
-        keys = self.dep.blobs.get(terms.evaluation_keys_digest)
+        keys = self._evaluation_keys(terms.evaluation_keys_digest)
         ct_mm = self.dep.blobs.get(rs.ciphertext_digest_mm)
         ct_rm = self.dep.blobs.get(rs.ciphertext_digest_rm)
         output = self.runner.evaluate(keys, ct_mm, ct_rm)

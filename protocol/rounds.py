@@ -202,7 +202,7 @@ class RoundDriver:
             with journal.timed("settle") as box:
                 box["gas"] += dealer_mm.challenge(round_id)
                 if self._phase(round_id) == P.RM_LEG_DONE:
-                    window = coord.terms().windows.challenge
+                    window = self.dep.onchain_terms.windows.challenge
                     rs = coord.round(round_id)
                     behind = rs.phase_block + window + 1 - self.dep.chain.block_number
                     if behind > 0:

@@ -1,14 +1,149 @@
-"""`repo-market demo`: run the main job: a market with several rounds on the embedded chain with real FHE, then the auditor"""
+"""`repo-market demo`: the main job -- a market with several rounds on the embedded chain (or --rpc) with
+real FHE, the equilibrium set next to the selected outcome for every round, then the auditor.
+
+Rounds [decided]: 1 at the unconstrained joint-profit maximum, 2 with hurdles that push the volume below
+it, 3 ending in no trade, 4 with a deviating dealer (it offers its client another rate and forfeits its
+deposit to the other dealer); more rounds draw theta shocks and hurdles from --seed.
+Writes <data-dir>/report.json, <data-dir>/plots/*.png and public transcripts; ends by running
+`repo-market verify` as an independent process.  Re-running on an existing data directory reuses the market
+and appends rounds (--grid and --backend must match it).
+"""
 from __future__ import annotations
 
-from protocol.commands._unbuilt import not_built
+import json
+import sys
 
-HELP = "run the main job: a market with several rounds on the embedded chain with real FHE, then the auditor (not built yet)"
+from protocol.cli import UsageError
+
+HELP = "run the main job: a market with several rounds on the embedded chain with real FHE, then the auditor"
+DESCRIPTION = __doc__
 
 
 def configure(parser) -> None:
-    pass
+    from protocol.demo import DEFAULT_GRID
+
+    parser.add_argument("--rounds", type=int, default=4, metavar="N", help="rounds to run (default 4, the four stories)")
+    parser.add_argument("--grid", type=int, default=DEFAULT_GRID, metavar="N",
+                        help=f"volume grid 0..N (default {DEFAULT_GRID}; FHE cost grows with N)")
+    parser.add_argument("--backend", choices=("fhe", "simulate"), default="fhe",
+                        help="fhe: real TFHE (default); simulate: the circuit's simulation, no confidentiality")
+    parser.add_argument("--rpc", metavar="URL", default=None, help="JSON-RPC node (e.g. anvil) instead of the embedded chain")
+    parser.add_argument("--evaluators", type=int, default=2, metavar="N", help="number of evaluators (default 2)")
+    parser.add_argument("--threshold", type=int, default=2, metavar="K", help="evaluators that must agree (default 2)")
+    parser.add_argument("--no-verify", action="store_true", help="skip the auditor at the end")
+
+
+class RichUI:
+    """Progress and tables on stderr (stdout too when not --json)."""
+
+    def __init__(self, as_json: bool):
+        from rich.console import Console
+
+        self.err = Console(stderr=True)
+        self.out = self.err if as_json else Console()
+        self._status = None
+
+    def _show(self, text):
+        if self._status is None:
+            self._status = self.err.status(text)
+            self._status.start()
+        else:
+            self._status.update(text)
+
+    def close(self):
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+    def stage(self, name):
+        self._show(f"[bold]{name}[/bold] …")
+        self.err.log(name)
+
+    def event(self, name, **info):
+        labels = {"commit": "deposits, sealed reports, commitments", "encrypt": "custodian encrypts the reports (FHE)",
+                  "evaluate": f"{info.get('evaluator')} evaluates the circuit on ciphertexts (FHE)",
+                  "evaluated": f"{info.get('evaluator')} posted output {str(info.get('digest'))[:16]}…",
+                  "decrypt": "custodian decrypts the agreed output, attests, seals instructions",
+                  "mm_leg": "dealer_mm offers to MM, MM accepts", "rm_leg": "dealer_rm offers to RM, RM accepts",
+                  "settle": "challenge window, settlement"}
+        text = f"round {info.get('round')}: {labels.get(name, name)}"
+        self._show(text)
+        self.err.log(text)
+
+    def round_start(self, rid, label):
+        self.err.log(f"[bold cyan]round {rid} ({label})[/bold cyan]")
+
+    def round_done(self, rid, phase):
+        self.err.log(f"round {rid} closed: {phase}")
+
+    def round_table(self, s):
+        from rich.table import Table
+
+        self.close()
+        t = Table(title=f"round {s['round']} — {s['label']} ({s['phase']})", show_lines=False)
+        t.add_column("item")
+        t.add_column("value", overflow="fold")
+        eq = s["equilibria"]
+        t.add_row("equilibria (true schedules)", f"{eq['count']} profiles; volumes {eq['volumes'][0]}..{eq['volumes'][-1]}; "
+                  f"JPM Q={eq['jpm']['volume']} J={eq['jpm']['joint_profit']}")
+        sel = s["selected"]
+        t.add_row("selected (FHE → decrypted)", "no trade" if not sel["trade"] else
+                  f"Q={sel['volume']} r_mm={sel['r_mm']} r_rm={sel['r_rm']} r_bd={sel['r_bd']} J={sel['joint_profit']}")
+        t.add_row("plaintext reference", "equal" if s["matches_reference"] else f"DIFFERS: {s['reference']}")
+        t.add_row("hurdles (mm, rm) / theta (mm, rm)", f"{s['inputs']['hurdle_mm']}, {s['inputs']['hurdle_rm']} / "
+                  f"{s['inputs']['theta_mm']}, {s['inputs']['theta_rm']}")
+        ex = s["executed"]
+        t.add_row("executed legs (rate, volume)", f"mm {ex['mm']}  rm {ex['rm']}")
+        if s["payoffs"]:
+            t.add_row("dealer payoffs ×2 (bp·units)", f"BDmm {s['payoffs']['payoff_mm_x2']}  BDrm {s['payoffs']['payoff_rm_x2']}")
+        if s["ledger"]:
+            c = s["ledger"]["cash_change"]
+            t.add_row("cash change (half-bp units)", "  ".join(f"{k} {v:+d}" for k, v in c.items()))
+        f = s["forfeited"]
+        t.add_row("forfeited", "—" if f is None else f"{f['offender']} → {f['beneficiary']}: {f['amount']} wei")
+        t.add_row("gas", f"{s['gas_total']:,} ({', '.join(f'{k} {v:,}' for k, v in s['gas'].items())})")
+        t.add_row("timings (s)", ", ".join(f"{k} {v:.2f}" for k, v in s["timings"].items()))
+        for who, what in s["leakage"].items():
+            t.add_row(f"learns: {who}", what)
+        self.out.print(t)
+
+    def verify_done(self, result):
+        self.close()
+        status = "[green]ok[/green]" if result.get("ok") else "[red]FAILED[/red]"
+        n = sum(len(r.get("checks", [])) for r in result.get("rounds", []))
+        self.out.print(f"auditor: {status} — {n} checks, {len(result.get('failures', []))} failures, "
+                       f"{result.get('seconds')} s")
+        for f in result.get("failures", [])[:10]:
+            self.out.print(f"  round {f['round']} {f['check']}: {f['detail']}")
 
 
 def run(args) -> int:
-    return not_built("demo", "issue 6", args.json)
+    from protocol.demo import DemoConflict, run_demo
+    from protocol.deployment import DeploymentError
+
+    for option, value, low in (("--rounds", args.rounds, 1), ("--grid", args.grid, 4),
+                               ("--evaluators", args.evaluators, 1), ("--threshold", args.threshold, 1)):
+        if value < low:
+            raise UsageError(f"{option} {value}: must be >= {low}")
+    if args.threshold > args.evaluators:
+        raise UsageError(f"--threshold {args.threshold}: must not exceed --evaluators {args.evaluators}")
+    if args.rpc is not None and not args.rpc.startswith(("http://", "https://")):
+        raise UsageError(f"--rpc {args.rpc!r}: must be an http(s) URL")
+    ui = RichUI(args.json)
+    try:
+        report = run_demo(args.data_dir, rounds=args.rounds, grid=args.grid, backend=args.backend, seed=args.seed,
+                          rpc_url=args.rpc, evaluators=args.evaluators, threshold=args.threshold,
+                          verify=not args.no_verify, ui=ui)
+    except DemoConflict as exc:
+        raise UsageError(str(exc)) from None
+    except DeploymentError as exc:
+        raise UsageError(f"--data-dir {args.data_dir}: {exc}") from None
+    finally:
+        ui.close()
+    if args.json:
+        print(json.dumps(report, default=str))
+    else:
+        print(f"report: {args.data_dir / 'report.json'}; plots: {', '.join(report['plots'])}; "
+              f"total {report['total_seconds']} s", file=sys.stderr)
+    ok = report.get("verify", {}).get("ok", True)
+    return 0 if ok else 1

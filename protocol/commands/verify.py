@@ -1,14 +1,58 @@
-"""`repo-market verify`: replay and check every published digest, signature and commitment of a market"""
+"""`repo-market verify`: the auditor, as an independent process with public data only.
+
+Reads <data-dir>/market.json, the blob store and the chain (never roles/): replays every evaluation from
+the circuit artefact and evaluation keys named on chain, checks every digest, receipt, attestation,
+signature, commitment, binding and the phase order. Prints {"ok", "rounds": [{"round", "checks"}],
+"failures": [{"round", "check", "detail"}]} with --json; exits 1 on any failure.
+"""
 from __future__ import annotations
 
-from protocol.commands._unbuilt import not_built
+import json
 
-HELP = "replay and check every published digest, signature and commitment of a market (not built yet)"
+from protocol.cli import UsageError
+
+HELP = "replay and check every published digest, signature and commitment of a market"
+DESCRIPTION = __doc__
 
 
 def configure(parser) -> None:
-    pass
+    parser.add_argument("--rpc", metavar="URL", default=None, help="JSON-RPC node instead of the embedded chain")
+    parser.add_argument("--round", type=int, action="append", metavar="N", dest="rounds",
+                        help="check only round N (repeatable; default: every round)")
 
 
 def run(args) -> int:
-    return not_built("verify", "issue 6", args.json)
+    from chain import ChainError
+    from protocol.audit import Auditor
+    from protocol.deployment import DeploymentError, open_market
+
+    if args.rpc is not None and not args.rpc.startswith(("http://", "https://")):
+        raise UsageError(f"--rpc {args.rpc!r}: must be an http(s) URL")
+    for r in args.rounds or []:
+        if r < 1:
+            raise UsageError(f"--round {r}: rounds are numbered from 1")
+    try:
+        dep = open_market(args.data_dir, args.rpc)
+        report = Auditor(dep).run(args.rounds).as_dict()
+    except DeploymentError as exc:
+        raise UsageError(f"--data-dir {args.data_dir}: {exc}") from None
+    except ChainError as exc:
+        report = {"ok": False, "rounds": [], "failures": [{"round": 0, "check": "chain", "detail": str(exc)}]}
+    if args.json:
+        print(json.dumps(report))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        console = Console()
+        table = Table(title=f"verify {args.data_dir}")
+        for col in ("round", "checks", "failed"):
+            table.add_column(col)
+        for r in report["rounds"]:
+            failed = [c["check"] for c in r["checks"] if not c["ok"]]
+            table.add_row(str(r["round"]), str(len(r["checks"])), ", ".join(failed) or "—")
+        console.print(table)
+        for f in report["failures"]:
+            console.print(f"[red]FAIL[/red] round {f['round']} {f['check']}: {f['detail']}")
+        console.print("[green]ok[/green]" if report["ok"] else "[red]verification failed[/red]")
+    return 0 if report["ok"] else 1

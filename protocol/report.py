@@ -1,0 +1,187 @@
+"""Per-round public transcripts, the demo's round summaries (equilibria, outcome, profits, leakage) and plots.
+
+The transcript (``transcripts/round-<n>.json``) is a convenience index of public data: every digest in it
+is on chain or named by the custodian's attestation, and ``verify`` compares it with the chain.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from protocol.deployment import Deployment
+from protocol.layout import read_json, write_json
+
+__all__ = ["write_transcript", "round_summary", "leakage_statement", "write_plots"]
+
+
+def _h(b: bytes) -> str:
+    return b.hex()
+
+
+def write_transcript(dep: Deployment, round_id: int, run: dict) -> dict:
+    """Public transcript of a closed round: on-chain digests, records, forfeiture, gas and timings."""
+    coord = dep.coordinator
+    rs = coord.round(round_id)
+    transcript = {
+        "round": round_id,
+        "phase": rs.phase.name,
+        "trade": rs.trade,
+        "digests": {
+            "commitment_mm": _h(rs.report_commitment_mm), "commitment_rm": _h(rs.report_commitment_rm),
+            "ciphertext_mm": _h(rs.ciphertext_digest_mm), "ciphertext_rm": _h(rs.ciphertext_digest_rm),
+            "output": _h(rs.output_digest), "attestation": _h(rs.attestation_digest),
+            "instruction_commitment": _h(rs.instruction_commitment),
+        },
+        "votes": {k: _h(v) for k, v in coord.output_votes(round_id).items()},
+        "records": {"mm": None if rs.mm_record is None else {"rate": rs.mm_record.rate, "volume": rs.mm_record.volume},
+                    "rm": None if rs.rm_record is None else {"rate": rs.rm_record.rate, "volume": rs.rm_record.volume}},
+        "forfeited": forfeiture(dep, rs),
+        "gas": run.get("gas", {}),
+        "timings": run.get("timings", {}),
+    }
+    write_json(dep.data_dir.transcript(round_id), transcript)
+    return transcript
+
+
+def forfeiture(dep: Deployment, rs) -> dict | None:
+    if rs.offender is None:
+        return None
+    by_address = {a.lower(): r for r, a in dep.descriptor["addresses"].items()}
+    return {"offender": by_address.get(rs.offender.lower(), rs.offender),
+            "beneficiary": by_address.get(rs.beneficiary.lower(), rs.beneficiary),
+            "amount": int(rs.forfeited_amount)}
+
+
+def leakage_statement(selected: dict) -> dict:
+    """What each party and the public learn in a round (MODEL.md §7)."""
+    if not selected["trade"]:
+        return {
+            "dealer_mm": "no trade; nothing about dealer_rm's report beyond 'no feasible equilibrium'",
+            "dealer_rm": "no trade; nothing about dealer_mm's report beyond 'no feasible equilibrium'",
+            "clients": "no offer",
+            "custodian": "both reports in plaintext (trusted for confidentiality), the no-trade outcome",
+            "evaluators": "ciphertexts only (fixed-length), the output digest",
+            "public": "commitments, digests, trade = false",
+        }
+    q, r_mm, r_rm, r_bd = selected["volume"], selected["r_mm"], selected["r_rm"], selected["r_bd"]
+    return {
+        "dealer_mm": f"Q = {q}, its rate r_mm = {r_mm}, r_bd = {r_bd}; hence 2·r_bd − r_mm = {r_rm} = r_rm, "
+                     f"the other client's rate at the executed point",
+        "dealer_rm": f"Q = {q}, its rate r_rm = {r_rm}, r_bd = {r_bd}; hence 2·r_bd − r_rm = {r_mm} = r_mm",
+        "clients": "MM: the rate offered to it; RM: the rate offered to it (each accepts its own volume)",
+        "custodian": "both reports in plaintext (trusted for confidentiality), the selected outcome",
+        "evaluators": "ciphertexts only (fixed-length), the output digest",
+        "public": f"commitments, digests, trade = true; and, because the contract records each leg, "
+                  f"the executed (rate, volume) of both legs: ({r_mm}, {q}) and ({r_rm}, {q}) [chain design]. "
+                  f"Never: the reported schedules, hurdles, or any losing grid point",
+    }
+
+
+def selected_from_instruction(instr: dict) -> dict:
+    """The JSON ``selected`` object from a dealer's opened instruction (r_bd may be a half bp)."""
+    from market.selection import Instruction
+
+    if not instr["trade"]:
+        return {"trade": False, "volume": 0, "r_mm": 0, "r_rm": 0, "r_bd": 0, "joint_profit": 0}
+    q, r_mm, r_rm = instr["volume"], instr["r_mm"], instr["r_rm"]
+    return Instruction(True, q, r_mm, r_rm, instr["r_bd_x2"], (r_rm - r_mm) * q).as_dict()
+
+
+def round_summary(dep: Deployment, round_id: int, plan, run: dict, ledger_round: dict | None,
+                  instruction: dict) -> dict:
+    """The demo's per-round record: equilibrium set of the TRUE schedules next to the selected outcome.
+
+    ``instruction`` is what the custodian instructed (as opened by dealer_mm, who shows it for the demo);
+    the plaintext reference ``select_equilibrium`` on the true schedules is printed next to it.
+    """
+    from market.equilibria import all_equilibria
+    from market.game import play
+    from market.selection import select_equilibrium
+
+    rs = dep.coordinator.round(round_id)
+    schedules = plan.schedules()
+    eq = all_equilibria(schedules)
+    reference = select_equilibrium(schedules, plan.hurdle_mm, plan.hurdle_rm, dep.terms.hurdle_mode)
+    transcript = write_transcript(dep, round_id, run)
+    selected = selected_from_instruction(instruction)
+    executed = {"mm": transcript["records"]["mm"], "rm": transcript["records"]["rm"]}
+    payoffs = None
+    if executed["mm"] is not None:
+        r_mm = executed["mm"]["rate"]
+        r_rm = executed["rm"]["rate"] if executed["rm"] is not None else reference.r_rm
+        p = play(schedules, r_mm, r_rm)
+        payoffs = {"payoff_mm_x2": int(p.payoff_mm_x2), "payoff_rm_x2": int(p.payoff_rm_x2),
+                   "note": "MODEL.md §3 payoffs (doubled, bp·units) at the executed rates with TRUE schedules"}
+    jpm = eq.jpm
+    return {
+        "round": round_id,
+        "label": plan.label,
+        "inputs": {"theta_mm": plan.theta_mm, "theta_rm": plan.theta_rm, "hurdle_mm": plan.hurdle_mm,
+                   "hurdle_rm": plan.hurdle_rm, "behaviour_mm": plan.behaviour_mm, "behaviour_rm": plan.behaviour_rm},
+        "equilibria": {"count": len(eq), "volumes": [int(v) for v in eq.volumes],
+                       "pareto": [[int(q), int(j)] for q, j in eq.pareto_ranking()],
+                       "jpm": jpm.as_dict()},
+        "selected": selected,
+        "reference": reference.as_dict(),
+        "matches_reference": selected == reference.as_dict(),
+        "trade_on_chain": rs.trade,
+        "phase": rs.phase.name,
+        "executed": executed,
+        "forfeited": transcript["forfeited"],
+        "payoffs": payoffs,
+        "ledger": ledger_round,
+        "gas": run.get("gas", {}),
+        "gas_total": sum(run.get("gas", {}).values()),
+        "timings": run.get("timings", {}),
+        "leakage": leakage_statement(selected),
+        "digests": transcript["digests"],
+    }
+
+
+def write_plots(rounds: list[dict], plans: list, out_dir: Path) -> list[str]:
+    """PNG plots: J(Q) per round with the equilibrium range and the selected point; timings per round."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    n = len(rounds)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.0), squeeze=False)
+    for ax, r, plan in zip(axes[0], rounds, plans):
+        s = plan.schedules()
+        q = np.arange(s.grid + 1)
+        ax.plot(q, s.joint_profit, color="0.5", lw=1, label="J(Q) (true)")
+        vols = [v for v in r["equilibria"]["volumes"] if v > 0]
+        if vols:
+            ax.axvspan(min(vols), max(vols), color="tab:blue", alpha=0.12, label="equilibrium volumes")
+        sel = r["selected"]
+        if sel["trade"]:
+            ax.plot([sel["volume"]], [sel["joint_profit"]], "o", color="tab:red", label="selected")
+        ax.set_title(f"round {r['round']}: {r['label']}", fontsize=9)
+        ax.set_xlabel("Q")
+    axes[0][0].set_ylabel("joint profit (bp·units)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    path = out_dir / "rounds.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    paths.append(str(path))
+
+    keys = ["seal", "encrypt", "evaluate", "decrypt", "chain", "settle"]
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    bottom = np.zeros(n)
+    for k in keys:
+        vals = np.array([r["timings"].get(k, 0.0) for r in rounds])
+        ax.bar([str(r["round"]) for r in rounds], vals, bottom=bottom, label=k)
+        bottom += vals
+    ax.set_xlabel("round")
+    ax.set_ylabel("seconds")
+    ax.legend(fontsize=7, ncol=3)
+    fig.tight_layout()
+    path = out_dir / "timings.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    paths.append(str(path))
+    return paths
