@@ -14,6 +14,7 @@ from pathlib import Path
 from protocol.cli import UsageError
 
 HELP = "enumerate all pure equilibria of the dealer game and the contract's selection"
+MAX_RATE_POINTS = 4000  # 4000² int64 payoff matrices: ~130 MB each, about 0.5 s
 DESCRIPTION = __doc__
 
 
@@ -83,7 +84,8 @@ def analyse(schedules, hurdle_mm: int, hurdle_rm: int, mode: str) -> tuple[dict,
         "rate_grid": {"min": int(eq.rates[0]), "max": int(eq.rates[-1]), "points": int(eq.rates.size)},
         "equilibrium_volumes": eq.volumes.tolist(),
         "d2_volumes": d2,
-        "methods_agree": eq.volumes.tolist() == d2,
+        "methods_agree": eq.volumes.tolist() == d2,  # always for strict schedules (tested)
+        "unmatched_equilibria": int(len(eq) - int(((eq.lend == eq.volume) & (eq.borrow == eq.volume)).sum())),
         "equilibria": eq.profiles(),
         "no_trade_profiles": eq.no_trade_count,
         "jpm": eq.jpm.as_dict(),
@@ -120,7 +122,10 @@ def _print_table(doc: dict, console) -> None:
     vols = doc["equilibrium_volumes"]
     console.print(f"equilibrium volumes: {vols[0]}..{vols[-1]} ({len(vols)} volumes, "
                   f"{len(doc['equilibria'])} profiles incl. {doc['no_trade_profiles']} no-trade); "
-                  f"exhaustive and D2 {'agree' if doc['methods_agree'] else 'DISAGREE'}")
+                  f"exhaustive and D2 {'agree' if doc['methods_agree'] else 'differ'}")
+    if not doc["strict"]:
+        console.print(f"schedules have flat runs: only attainable volumes are on the locus; "
+                      f"{doc['unmatched_equilibria']} unmatched tie equilibria")
     h = doc["hurdles"]
     console.print(f"hurdles: mm {h['mm']} bp, rm {h['rm']} bp, mode {h['mode']}")
 
@@ -137,6 +142,14 @@ def run(args) -> int:
     if args.plot is not None and args.plot.suffix.lower() != ".png":
         raise UsageError(f"--plot {args.plot}: the payoff map is written as PNG (FILE.png)")
     schedules = _schedules(args)
+    source = f"--schedules {args.schedules}" if args.schedules is not None else f"--linear {' '.join(args.linear)}"
+    lo = int(min(schedules.b.min(), schedules.a.min()))
+    hi = int(max(schedules.b.max(), schedules.a.max()))
+    if hi - lo + 3 > MAX_RATE_POINTS:
+        raise UsageError(f"{source}: rates span {lo}..{hi} bp, {hi - lo + 3} grid points; the exhaustive "
+                         f"search is limited to {MAX_RATE_POINTS} (a {MAX_RATE_POINTS}² bimatrix)")
+    if schedules.grid > MAX_RATE_POINTS:
+        raise UsageError(f"{source}: volume grid 0..{schedules.grid} exceeds {MAX_RATE_POINTS}")
     try:
         hurdle_mask(schedules.spread, args.hurdle_mm, args.hurdle_rm, args.hurdle_mode)
     except HurdleError as exc:

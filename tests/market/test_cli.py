@@ -133,3 +133,18 @@ def test_simulate_json_and_plots(capsys, tmp_path):
 def test_simulate_bad_rounds():
     out = run_cli("simulate", "--rounds", "0")
     assert out.returncode == 2 and "--rounds 0" in out.stderr
+
+
+def test_equilibria_refuses_a_huge_rate_grid(tmp_path):
+    path = tmp_path / "wide.json"
+    path.write_text(json.dumps({"b": [100, 101], "a": [9000, 50]}))
+    out = run_cli("equilibria", "--schedules", str(path))
+    assert out.returncode == 2 and "rates span 50..9000 bp" in out.stderr
+
+
+def test_equilibria_flat_schedules_report_unmatched_ties(capsys):
+    # alpha_d = 2 gives flat runs of b; the exhaustive set gains zero-margin ties, D2 stays exact on the locus
+    doc = run_json(capsys, "equilibria", "--linear", "400", "420", "2", "1", "--grid", "10", "--json")
+    assert doc["strict"] is False
+    assert set(doc["d2_volumes"]) <= set(doc["equilibrium_volumes"])
+    assert doc["selected"]["volume"] in doc["d2_volumes"]

@@ -87,3 +87,33 @@ def test_half_bp_interdealer_rate():
     assert got.r_bd_x2 == got.r_mm + got.r_rm
     assert got.r_bd_x2 % 2 == 1
     assert got.as_dict()["r_bd"] == got.r_bd_x2 / 2
+
+
+def test_selection_doctest():
+    import doctest
+
+    import market.selection
+
+    assert doctest.testmod(market.selection).failed == 0
+
+
+@pytest.mark.parametrize("h_mm, h_rm, mode, fragment", [(-1, 0, "margin", "hurdle_mm = -1"),
+                                                         (0, 2.5, "margin", "hurdle_rm = 2.5"),
+                                                         (0, 0, "both", "hurdle mode = 'both'")])
+def test_bad_hurdles(example, h_mm, h_rm, mode, fragment):
+    from market import HurdleError
+
+    with pytest.raises(HurdleError) as exc:
+        select_equilibrium(example, h_mm, h_rm, mode)
+    assert fragment in str(exc.value)
+
+
+def test_market_imports_no_heavy_or_foreign_package():
+    import subprocess
+    import sys
+
+    code = ("import sys, market; bad = [m for m in sys.modules if m.split('.')[0] in "
+            "('matplotlib', 'concrete', 'torch', 'web3', 'vyper', 'crypto', 'chain', 'protocol')]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
