@@ -80,13 +80,11 @@ def sequential_play(
         lead, follow = game.payoff_mm_x2, game.payoff_rm_x2
     else:                # transpose so that rows are always the leader's rates
         lead, follow, volume = game.payoff_rm_x2.T, game.payoff_mm_x2.T, volume.T
-    n = rates.size
-    reply = np.empty(n, dtype=np.int64)
-    for i in range(n):  # O(n²) overall; the rows are vectorised
-        best = np.flatnonzero(follow[i] == follow[i].max())
-        key = lead[i, best] * (volume.max() + 1) + volume[i, best]  # leader's payoff, then volume
-        reply[i] = best[np.argmax(key)]
-    rows = np.arange(n)
+    # follower's reply to each leader rate: its best responses, ties by (leader's payoff, volume)
+    is_best = follow == follow.max(axis=1, keepdims=True)
+    key = lead * (int(volume.max()) + 1) + volume
+    reply = np.argmax(np.where(is_best, key, np.iinfo(np.int64).min), axis=1)
+    rows = np.arange(rates.size)
     i = _argmax_last(lead[rows, reply], volume[rows, reply])
     j = int(reply[i])
     r_mm, r_rm = (rates[i], rates[j]) if leader == "mm" else (rates[j], rates[i])
