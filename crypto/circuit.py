@@ -1,0 +1,658 @@
+"""The contract's selection rule (MODEL.md §5) as a TFHE circuit, compiled with concrete-python.
+
+What the circuit computes
+-------------------------
+Inputs, one encrypted vector per dealer so the custodian encrypts each report on its own:
+
+* ``mm = [b̂_0 .. b̂_N, h_mm]`` — MM's schedule as offsets from the market's base rate, then BDmm's hurdle;
+* ``rm = [â_0 .. â_N, h_rm]`` — RM's schedule as offsets, then BDrm's hurdle.
+
+Output (the only value ever decrypted), five integers ``[trade, invalid, Q_sel, b̂[Q_sel], J(Q_sel)]``:
+
+1. ``invalid`` — some report is not strictly monotone (``b̂`` strictly increasing, ``â`` strictly
+   decreasing; the same rule :func:`market.terms.validate_report` applies before encryption). Computed
+   in the circuit, so the evaluator's output alone certifies that the reports it ran on were valid.
+2. the hurdle filter of both modes (a compile-time term): ``s(Q) >= c·max(h_mm, h_rm)`` with ``c = 2``
+   (margin, ``s/2 >= h``) or ``c = 1`` (spread); weak inequality, exact integers.
+3. ``Q_sel = argmax J(Q) = Q·s(Q)`` over the surviving ``Q > 0``, ties to the larger ``Q``; no survivor
+   (or an invalid report) gives ``trade = 0`` and zeros everywhere else, so no grid point leaks.
+4. [decided] the selected rates are returned as ``b̂[Q_sel]`` and ``J(Q_sel)``; the custodian derives
+   ``â[Q_sel] = b̂[Q_sel] + J/Q_sel`` (exact). ``J`` is carried through the argmax anyway, carrying
+   ``â`` as well would cost a second 10-bit multiplexer per tournament node.
+
+[derived] D10 (MODEL.md): for monotone reports the spread is non-increasing, the hurdle keeps a prefix of
+the grid and the J-argmax over that prefix passes the D2 equilibrium test, so the circuit does not
+recompute the O(N²) equilibrium filter; the tests check the equality against
+:func:`market.selection.select_equilibrium` with the filter on.
+
+How (formulation "tournament", see ``benchmarks/bench_fhe.py`` for the comparison)
+---------------------------------------------------------------------------------
+TFHE cost tracks the number of programmable bootstraps (PBS) and, above all, the widest table lookup:
+with the ``mono`` parameter strategy every PBS uses the parameters of the widest one (measured on this
+machine, 8 sign tests of 11-bit values: 4-bit lookups 104 MB keys / 0.9 s, 6-bit 409 MB / 2.3 s, 8-bit
+3.5 GB / 25 s). So every lookup here reads at most :data:`TLU_BITS` = 4 bits:
+
+* a sign test of a wide value is ``fhe.truncate_bit_pattern`` (one cheap PBS per removed low bit) and a
+  4-bit lookup, or the top bit of ``fhe.bits`` (one PBS per bit, shared by every use of the same value);
+* a product ``bit × value`` is computed per :data:`CHUNK`-bit chunk of the value's bits as a 4-bit lookup
+  of ``chunk + 8·bit`` (the chunk sums are plaintext-free additions);
+* ``J(Q) = Q·s(Q)`` is a plaintext × ciphertext product (no PBS): the masked spread
+  ``f(Q)·s(Q)`` is built from chunks, then multiplied by the public ``Q``;
+* a comparison ``s(Q) >= c·H`` of the spread with the larger hurdle is done chunk by chunk on the
+  spread's bits (ternary per chunk, combined most-significant first), so the inputs stay 11-bit wide;
+* the argmax is a tournament over the leaves ``Q = 0..N``: each node takes the sign of ``J_R − J_L``
+  from its bits, keeps ``J_L + relu(J_R − J_L)`` (ties to the right, the larger Q), and multiplexes the
+  index and ``b̂`` the same way. Infeasible leaves carry ``J = −1`` and the ``Q = 0`` leaf carries
+  ``J = 0``, so "no survivor" selects ``Q = 0`` with zero rates without any extra masking.
+
+Importing this module does not import concrete (2-3 s, ~850 MB with torch): every concrete import is local.
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from crypto.encoding import canonical_bytes, digest, to_hex
+from crypto.errors import CryptoError
+from market.selection import NO_TRADE, HurdleMode, Instruction
+from market.terms import MarketTerms
+
+__all__ = [
+    "CHUNK",
+    "FORMULATIONS",
+    "TLU_BITS",
+    "CircuitError",
+    "CircuitShape",
+    "CostReport",
+    "SelectionCircuit",
+    "SelectionOutput",
+    "build_inputset",
+    "pack_report",
+    "terms_digest",
+]
+
+TLU_BITS = 4  # widest table lookup in the circuit (see module docstring for the measurements)
+CHUNK = 3  # value bits per masked-product lookup: CHUNK + 1 mask bit = TLU_BITS
+OR_GROUP = (1 << TLU_BITS) - 1  # at most 15 bits are summed before a 4-bit "any" lookup
+FORMULATIONS = ("tournament", "pairwise")
+ARTIFACT_NAME = "server.zip"
+OUTPUT_FIELDS = ("trade", "invalid", "volume", "b_offset", "joint_profit")
+
+
+class CircuitError(CryptoError, ValueError):
+    """Bad circuit input (names the field and value) or a blob that fails its digest check."""
+
+
+def terms_digest(terms: MarketTerms, formulation: str = "tournament") -> bytes:
+    """SHA-256 of the canonical terms (plus the formulation when not the default): the cache key."""
+    body: dict[str, Any] = dict(terms.as_dict())
+    if formulation != "tournament":
+        body["formulation"] = formulation
+    return digest(canonical_bytes(body, name="terms"))
+
+
+@dataclass(frozen=True)
+class CircuitShape:
+    """The compile-time parameters the circuit depends on (derived from :class:`MarketTerms`)."""
+
+    grid: int
+    rate_bits: int
+    hurdle_bits: int
+    hurdle_factor: int  # c: 2 for margin (s/2 >= h), 1 for spread (s >= h)
+    formulation: str = "tournament"
+
+    @classmethod
+    def from_terms(cls, terms: MarketTerms, formulation: str = "tournament") -> "CircuitShape":
+        if formulation not in FORMULATIONS:
+            raise CircuitError(f"formulation = {formulation!r}: must be one of {', '.join(FORMULATIONS)}")
+        if terms.rate_bits > 14:
+            raise CircuitError(f"terms.rate_bits = {terms.rate_bits}: the circuit supports at most 14 bits")
+        if terms.hurdle_bits > terms.rate_bits:
+            raise CircuitError(
+                f"terms.hurdle_bits = {terms.hurdle_bits}: must not exceed rate_bits = {terms.rate_bits}"
+            )
+        shape = cls(
+            grid=terms.grid,
+            rate_bits=terms.rate_bits,
+            hurdle_bits=terms.hurdle_bits,
+            hurdle_factor=2 if terms.hurdle_mode is HurdleMode.MARGIN else 1,
+            formulation=formulation,
+        )
+        if shape.joint_bits > 16:
+            raise CircuitError(
+                f"terms.grid = {terms.grid} with rate_bits = {terms.rate_bits}: J = Q·s needs "
+                f"{shape.joint_bits} signed bits, concrete supports 16"
+            )
+        return shape
+
+    @property
+    def max_offset(self) -> int:
+        return (1 << self.rate_bits) - 1
+
+    @property
+    def max_joint(self) -> int:
+        return self.grid * self.max_offset
+
+    @property
+    def joint_bits(self) -> int:
+        """Signed width of ``J_R − J_L`` with ``J ∈ [−1, N·max_offset]``."""
+        return (self.max_joint + 1).bit_length() + 1
+
+    @property
+    def report_length(self) -> int:
+        return self.grid + 2
+
+
+# --- building blocks (run on concrete tracers; each docstring gives its PBS cost) ----------------------------
+
+
+def _fhe():
+    from concrete import fhe  # local: importing crypto must not import concrete/torch
+
+    return fhe
+
+
+def _lut(table: list[int]):
+    return _fhe().LookupTable(table)
+
+
+def _is_negative(x, width: int):
+    """``1`` where the ``width``-bit signed ``x`` is negative: ``width − 4`` truncation PBS + one lookup."""
+    fhe = _fhe()
+    kept = fhe.truncate_bit_pattern(x, lsbs_to_remove=width - TLU_BITS)
+    return kept < 0
+
+
+def _any(bits: list):
+    """OR of encrypted 0/1 scalars: sums of at most 15 bits, each followed by one 4-bit lookup."""
+    while len(bits) > 1:
+        groups = [bits[i : i + OR_GROUP] for i in range(0, len(bits), OR_GROUP)]
+        bits = [(_sum(group) > 0) if len(group) > 1 else group[0] for group in groups]
+    return bits[0]
+
+
+def _sum(items: list):
+    total = items[0]
+    for item in items[1:]:
+        total = total + item
+    return total
+
+
+def _masked_chunks(bit_source, nbits: int, mask, keep_when: int, scale: int = 1):
+    """``mask·value`` (``keep_when = 1``) or ``(1 − mask)·value`` (``keep_when = 0``) for the low ``nbits``
+    of a value whose bits are ``bit_source`` (``fhe.bits(value)``): one 4-bit lookup per chunk."""
+    total = None
+    for start in range(0, nbits, CHUNK):
+        stop = min(start + CHUNK, nbits)
+        chunk = bit_source[start:stop]
+        table = [
+            ((v & ((1 << CHUNK) - 1)) << start) * scale if (v >> CHUNK) == keep_when else 0
+            for v in range(1 << (CHUNK + 1))
+        ]
+        part = _lut(table)[chunk + (1 << CHUNK) * mask]
+        total = part if total is None else total + part
+    return total
+
+
+def _mux_right(sign, left, right, nbits: int):
+    """``left if sign else right`` for ``right − left ∈ [0, 2**nbits)``: ``left + (1−sign)·(right−left)``.
+
+    Cost: ``nbits`` bit extractions of the difference + ``ceil(nbits/3)`` lookups."""
+    fhe = _fhe()
+    delta = right - left
+    return left + _masked_chunks(fhe.bits(delta), nbits, sign, keep_when=0)
+
+
+# --- the circuit -------------------------------------------------------------------------------------------
+
+
+def _rule(shape: CircuitShape) -> Callable:
+    """The traced function ``(mm, rm) -> [trade, invalid, Q_sel, b̂_sel, J_sel]`` for ``shape``."""
+    n = shape.grid
+    rb = shape.rate_bits
+    hb = shape.hurdle_bits
+    c = shape.hurdle_factor
+    wd = shape.joint_bits
+
+    def rule(mm, rm):
+        fhe = _fhe()
+        b = mm[0 : n + 1]
+        a = rm[0 : n + 1]
+        h_mm = mm[n + 1]
+        h_rm = rm[n + 1]
+
+        # 1. strict monotonicity of both reports: every step must be >= 1 (11-bit signed sign tests).
+        steps = np.concatenate((b[1:] - b[:-1], a[:-1] - a[1:])) - 1
+        not_strict = _is_negative(steps, rb + 1)
+        invalid = _any([not_strict[i] for i in range(2 * n)])
+
+        # 2. H = max(h_mm, h_rm) = h_mm + relu(h_rm − h_mm), then the bits of G = c·H.
+        dh = h_rm - h_mm
+        dh_bits = fhe.bits(dh)
+        hurdle = h_mm + _masked_chunks(dh_bits, hb, dh_bits[hb], keep_when=0)
+        h_bits = fhe.bits(hurdle)
+        g_bits = ([0] if c == 2 else []) + [h_bits[i] for i in range(hb)]
+        over_bits = [bit for bit in g_bits[rb:] if not isinstance(bit, int)]
+        over = _any(over_bits) if over_bits else 0
+
+        # 3. spreads s(Q), Q = 1..N, and the hurdle test s(Q) >= G chunk by chunk (most significant first).
+        spread = a[1:] - b[1:]
+        s_bits = fhe.bits(spread)
+        s_negative = s_bits[rb]
+        ternary = _lut([0] * 7 + [1] + [2] * 7)  # (s_k − G_k) + 7 -> 0: less, 1: equal, 2: greater
+        combine = _lut([0, 0, 0, 0, 1, 2, 2, 2, 2])  # 3·high + low, high decides unless equal
+        verdict = None
+        for start in reversed(range(0, rb, CHUNK)):
+            stop = min(start + CHUNK, rb)
+            s_chunk = s_bits[start:stop]
+            g_chunk = _sum([g_bits[i] * (1 << (i - start)) for i in range(start, stop) if i < len(g_bits)] or [0])
+            cmp = ternary[s_chunk - g_chunk + 7]
+            verdict = cmp if verdict is None else combine[3 * verdict + cmp]
+        bad = s_negative + over + invalid  # 0..3, each term 0/1
+        feasible = _lut([1 if (v % 3) >= 1 and v // 3 == 0 else 0 for v in range(12)])[verdict + 3 * bad]
+
+        # 4. masked joint profit per leaf: J = Q·s if feasible else −1.
+        masked_spread = _masked_chunks(s_bits, rb, feasible, keep_when=1)
+        volumes = np.arange(1, n + 1)
+        joint = fhe.hint(masked_spread * volumes + feasible - 1, bit_width=wd)
+
+        trade = _any([feasible[i] for i in range(n)])
+        if shape.formulation == "tournament":
+            q_sel, b_sel, j_sel = _tournament(shape, joint, b)
+        else:
+            q_sel, b_sel, j_sel = _pairwise(shape, joint, s_bits, b, feasible)
+        return fhe.array([trade, invalid, q_sel, b_sel, j_sel])
+
+    return rule
+
+
+def _tournament(shape: CircuitShape, joint, b):
+    """Argmax over leaves ``Q = 0..N`` by a knockout tree (N nodes, depth ceil(log2(N+1)))."""
+    fhe = _fhe()
+    n = shape.grid
+    wd = shape.joint_bits
+    leaves = [(fhe.zero(), 0, fhe.zero())] + [(joint[q - 1], q, b[q]) for q in range(1, n + 1)]
+    q_bits = n.bit_length()
+    level = leaves
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level) - 1, 2):
+            (j_l, q_l, b_l), (j_r, q_r, b_r) = level[i], level[i + 1]
+            d_bits = fhe.bits(fhe.hint(j_r - j_l, bit_width=wd))
+            left_wins = d_bits[wd - 1]  # J_R < J_L strictly: ties go right (larger Q)
+            j_w = j_l + _masked_chunks(d_bits, wd - 1, left_wins, keep_when=0)
+            if isinstance(q_l, int) and isinstance(q_r, int):
+                q_w = q_r - left_wins * (q_r - q_l)  # public indices: plaintext × bit, no PBS
+            else:
+                q_w = _mux_right(left_wins, q_l, q_r, q_bits)
+            b_w = _mux_right(left_wins, b_l, b_r, shape.rate_bits)
+            nxt.append((j_w, q_w, b_w))
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    j_sel, q_sel, b_sel = level[0]
+    return q_sel, b_sel, j_sel
+
+
+def _pairwise(shape: CircuitShape, joint, s_bits, b, feasible):
+    """Argmax by all pairwise comparisons (O(N²) sign tests, no multiplexed J): a point wins iff its J is
+    >= every smaller Q's and > every larger Q's; then the outputs are one-hot sums of masked chunks."""
+    fhe = _fhe()
+    n = shape.grid
+    wd = shape.joint_bits
+    rb = shape.rate_bits
+    beats: dict[int, list] = {q: [] for q in range(n)}
+    for i in range(n):
+        for j in range(i + 1, n):
+            # leaf i+1 (smaller Q) vs leaf j+1: "smaller wins strictly" bit
+            smaller_wins = _is_negative(joint[j] - joint[i], wd)
+            beats[i].append(smaller_wins)
+            beats[j].append(1 - smaller_wins)
+    winner = []
+    for q in range(n):
+        conds = beats[q] + [feasible[q]]
+        need = len(conds)
+        # AND of all conditions: count, in groups of <= 15, each group "all ones", then combined
+        groups = [conds[k : k + OR_GROUP] for k in range(0, need, OR_GROUP)]
+        alls = [(_sum(g) >= len(g)) if len(g) > 1 else g[0] for g in groups]
+        while len(alls) > 1:
+            groups = [alls[k : k + OR_GROUP] for k in range(0, len(alls), OR_GROUP)]
+            alls = [(_sum(g) >= len(g)) if len(g) > 1 else g[0] for g in groups]
+        winner.append(alls[0])
+    volumes = np.arange(1, n + 1)
+    win = fhe.array(winner)
+    q_sel = (win * volumes).sum()
+    j_sel = (_masked_chunks(s_bits, rb, win, keep_when=1) * volumes).sum()
+    b_sel = _masked_chunks(fhe.bits(b[1:]), rb, win, keep_when=1).sum()
+    return q_sel, b_sel, j_sel
+
+
+# --- inputs, outputs -----------------------------------------------------------------------------------------
+
+
+def pack_report(shape: CircuitShape, side: str, offsets, hurdle) -> np.ndarray:
+    """One dealer's circuit input ``[offset_0 .. offset_N, hurdle]`` after range checks.
+
+    Raises :class:`CircuitError` naming the field, index and value before anything is encrypted: values
+    beyond the compiled bit widths would overflow silently inside the circuit. Monotonicity is *not*
+    checked here: the circuit checks it and raises its ``invalid`` flag.
+    """
+    field_name = {"mm": "b_offsets", "rm": "a_offsets"}.get(side)
+    if field_name is None:
+        raise CircuitError(f"side = {side!r}: must be 'mm' or 'rm'")
+    try:
+        items = list(offsets)
+    except TypeError:
+        raise CircuitError(f"{field_name}: expected a sequence of integers, got {type(offsets).__name__}") from None
+    if len(items) != shape.grid + 1:
+        raise CircuitError(f"{field_name}: {len(items)} values, the circuit takes N+1 = {shape.grid + 1}")
+    for q, value in enumerate(items):
+        if not isinstance(value, (int, np.integer)) or isinstance(value, (bool, np.bool_)):
+            raise CircuitError(f"{field_name}[{q}] = {value!r}: must be an integer offset in bp")
+        if not 0 <= int(value) <= shape.max_offset:
+            raise CircuitError(
+                f"{field_name}[{q}] = {int(value)}: outside [0, {shape.max_offset}] ({shape.rate_bits} bits)"
+            )
+    hurdle_name = f"h_{side}"
+    if not isinstance(hurdle, (int, np.integer)) or isinstance(hurdle, (bool, np.bool_)):
+        raise CircuitError(f"{hurdle_name} = {hurdle!r}: must be an integer in bp")
+    if not 0 <= int(hurdle) <= (1 << shape.hurdle_bits) - 1:
+        raise CircuitError(
+            f"{hurdle_name} = {int(hurdle)}: outside [0, {(1 << shape.hurdle_bits) - 1}] ({shape.hurdle_bits} bits)"
+        )
+    return np.array([int(v) for v in items] + [int(hurdle)], dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class SelectionOutput:
+    """The decrypted circuit output, as rate offsets (add the base rate with :meth:`instruction`)."""
+
+    trade: bool
+    invalid: bool
+    volume: int
+    r_mm_offset: int
+    r_rm_offset: int
+    joint_profit: int
+
+    @classmethod
+    def from_values(cls, values) -> "SelectionOutput":
+        """From the circuit's raw ``[trade, invalid, Q_sel, b̂_sel, J_sel]``; checks internal consistency."""
+        trade, invalid, volume, b_off, joint = (int(v) for v in np.asarray(values).reshape(-1))
+        if trade not in (0, 1) or invalid not in (0, 1):
+            raise CircuitError(f"circuit output flags trade = {trade}, invalid = {invalid}: not 0/1")
+        if not trade:
+            if (volume, b_off, joint) != (0, 0, 0):
+                raise CircuitError(f"circuit output: no trade but volume = {volume}: inconsistent output")
+            return cls(False, bool(invalid), 0, 0, 0, 0)
+        if volume <= 0 or joint < 0 or joint % volume:
+            raise CircuitError(f"circuit output: volume = {volume}, joint profit = {joint}: inconsistent output")
+        return cls(True, bool(invalid), volume, b_off, b_off + joint // volume, joint)
+
+    def instruction(self, terms: MarketTerms) -> Instruction:
+        """The contract's instruction in bp (adds ``terms.base_rate`` back); no trade when invalid."""
+        if not self.trade or self.invalid:
+            return NO_TRADE
+        r_mm = terms.base_rate + self.r_mm_offset
+        r_rm = terms.base_rate + self.r_rm_offset
+        return Instruction(True, self.volume, r_mm, r_rm, r_mm + r_rm, self.joint_profit)
+
+
+def build_inputset(shape: CircuitShape, *, samples: int = 60, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Structured extremes plus random reports: concrete sizes every value from what the inputset produces.
+
+    The extremes reach every intermediate's true range: steps and spreads of ±max_offset, hurdle
+    differences of ±max_hurdle, every feasible-prefix length, ties, and the largest joint profits; wide
+    tournament values are also pinned by ``fhe.hint``.
+    """
+    rng = np.random.default_rng(seed)
+    n, m = shape.grid, shape.max_offset
+    hmax = (1 << shape.hurdle_bits) - 1
+    up = np.arange(n + 1)
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+
+    def add(b, a, h_mm, h_rm):
+        out.append((np.append(np.asarray(b, dtype=np.int64), h_mm), np.append(np.asarray(a, dtype=np.int64), h_rm)))
+
+    zeros, fulls = np.zeros(n + 1, dtype=np.int64), np.full(n + 1, m, dtype=np.int64)
+    alternating = np.where(up % 2 == 0, 0, m)
+    add(zeros, fulls, 0, 0)
+    add(fulls, zeros, hmax, hmax)
+    add(zeros, fulls, 0, hmax)
+    add(zeros, fulls, hmax, 0)
+    add(alternating, m - alternating, 0, hmax)
+    add(m - alternating, alternating, hmax, 0)
+    add(up, m - up, 0, 0)  # strictly monotone, widest spreads: the largest valid J
+    add(m - n + up, n - up, 0, 0)  # strictly monotone, most negative spreads
+    for k in range(n + 1):  # feasible prefixes of every length, wide spreads
+        b = up.copy()
+        a = m - up
+        a[k + 1 :] = b[k + 1 :] + 1 + (n - up[k + 1 :])  # spread collapses after k (stays strictly monotone)
+        a = np.minimum(a, m)
+        add(b, np.maximum.accumulate(a[::-1])[::-1], rng.integers(0, hmax + 1), rng.integers(0, hmax + 1))
+    for _ in range(samples):
+        if rng.random() < 0.7:  # strictly monotone
+            b = np.sort(rng.choice(m + 1, n + 1, replace=False))
+            a = np.sort(rng.choice(m + 1, n + 1, replace=False))[::-1]
+        else:
+            b = rng.integers(0, m + 1, n + 1)
+            a = rng.integers(0, m + 1, n + 1)
+        add(b, a, rng.integers(0, hmax + 1), rng.integers(0, hmax + 1))
+    return out
+
+
+# --- compiled circuit, cache, evaluation ---------------------------------------------------------------------
+
+BLOB_MAGIC = b"RMFHE1"
+
+
+def wrap_blob(kind: str, payload: bytes) -> bytes:
+    """``magic ‖ kind(16) ‖ SHA-256(payload) ‖ payload``: a blob that checks itself before deserializing."""
+    tag = kind.encode().ljust(16, b"\0")
+    return BLOB_MAGIC + tag + digest(payload) + payload
+
+
+def unwrap_blob(kind: str, blob: bytes, *, expected_digest: bytes | None = None) -> bytes:
+    """Check the blob (and optionally its published SHA-256) before any native deserializer sees it."""
+    if not isinstance(blob, (bytes, bytearray)):
+        raise CircuitError(f"{kind}: expected bytes, got {type(blob).__name__}")
+    blob = bytes(blob)
+    if expected_digest is not None and digest(blob) != expected_digest:
+        raise CircuitError(
+            f"{kind}: SHA-256 {to_hex(digest(blob))[:16]}… differs from the published {to_hex(expected_digest)[:16]}…"
+        )
+    head = len(BLOB_MAGIC) + 16 + 32
+    if len(blob) < head or not blob.startswith(BLOB_MAGIC):
+        raise CircuitError(f"{kind}: not a repo-market FHE blob ({len(blob)} bytes, bad header)")
+    tag = blob[len(BLOB_MAGIC) : len(BLOB_MAGIC) + 16].rstrip(b"\0").decode(errors="replace")
+    if tag != kind:
+        raise CircuitError(f"{kind}: blob holds a {tag!r}, not a {kind!r}")
+    payload = blob[head:]
+    if digest(payload) != blob[len(BLOB_MAGIC) + 16 : head]:
+        raise CircuitError(f"{kind}: payload does not match its embedded SHA-256 (truncated or corrupt)")
+    return payload
+
+
+def _configuration(simulation: bool = False):
+    fhe = _fhe()
+    # [decided] mono parameters: one parameter set for the whole circuit keeps evaluation keys ~100-200 MB;
+    # replay was checked byte-identical with it. Parallel loops stay on (turning them off halves speed).
+    # Overflow detection in simulation is off: the bit extraction deliberately shifts bits out (false alarms).
+    return fhe.Configuration(
+        parameter_selection_strategy="mono",
+        show_progress=False,
+        fhe_simulation=simulation,
+        fhe_execution=not simulation,
+    )
+
+
+@dataclass
+class CostReport:
+    """Static costs of a compiled circuit plus the timings a caller measured (seconds)."""
+
+    grid: int
+    rate_bits: int
+    hurdle_bits: int
+    hurdle_mode: str
+    formulation: str
+    pbs_count: int
+    tlu_bits: int
+    joint_bits: int
+    max_integer_bits: int | None
+    bootstrap_key_bytes: int
+    keyswitch_key_bytes: int
+    input_ciphertext_bytes: int
+    output_ciphertext_bytes: int
+    global_p_error: float
+    complexity: float
+    artifact_bytes: int
+    timings: dict = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)
+    peak_rss_bytes: int | None = None
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        out["peak_rss_bytes"] = peak_rss_bytes()
+        return out
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process (Linux reports ru_maxrss in KiB)."""
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+class SelectionCircuit:
+    """The compiled selection circuit of one set of market terms.
+
+    The server artifact (``server.zip``) is cached under ``cache_dir/<terms digest hex>/``; it is a public
+    blob: with the evaluation keys and two input ciphertexts anyone can :meth:`evaluate` (and replay).
+    """
+
+    def __init__(self, terms: MarketTerms, shape: CircuitShape, artifact_path: Path, *, compiled=None,
+                 compile_seconds: float | None = None):
+        self.terms = terms
+        self.shape = shape
+        self.artifact_path = Path(artifact_path)
+        self.artifact_bytes = self.artifact_path.read_bytes()
+        self.artifact_digest = digest(self.artifact_bytes)
+        self.compile_seconds = compile_seconds
+        self._compiled = compiled
+        self._simulator = None
+        self._server = None
+
+    def __repr__(self) -> str:
+        return (
+            f"SelectionCircuit(N={self.shape.grid}, rate_bits={self.shape.rate_bits}, "
+            f"mode={self.terms.hurdle_mode.value}, formulation={self.shape.formulation}, "
+            f"artifact={to_hex(self.artifact_digest)[:16]}…)"
+        )
+
+    # construction -------------------------------------------------------------------------------------------
+
+    @classmethod
+    def for_terms(cls, terms: MarketTerms, cache_dir: Path, *, formulation: str = "tournament") -> "SelectionCircuit":
+        """Load the cached server artifact of ``terms`` or compile it (once per terms) and cache it."""
+        shape = CircuitShape.from_terms(terms, formulation)
+        folder = Path(cache_dir) / to_hex(terms_digest(terms, formulation))
+        artifact = folder / ARTIFACT_NAME
+        if artifact.is_file():
+            return cls(terms, shape, artifact)
+        started = time.perf_counter()
+        compiled = _compile(shape, simulation=False)
+        seconds = time.perf_counter() - started
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=folder) as tmp:
+            staged = Path(tmp) / ARTIFACT_NAME
+            compiled.server.save(staged)
+            (Path(tmp) / "terms.json").write_text(json.dumps(terms.as_dict() | {"formulation": formulation}))
+            os.replace(Path(tmp) / "terms.json", folder / "terms.json")
+            os.replace(staged, artifact)  # atomic: a concurrent reader sees the whole artifact or none
+        return cls(terms, shape, artifact, compiled=compiled, compile_seconds=seconds)
+
+    @property
+    def server(self):
+        if self._server is None:
+            self._server = _fhe().Server.load(self.artifact_path)
+        return self._server
+
+    @property
+    def client_specs(self):
+        return self.server.client_specs
+
+    @property
+    def function_name(self) -> str:
+        return self.server.program_info.get_circuits()[0].get_name()
+
+    # evaluator side ----------------------------------------------------------------------------------------
+
+    def evaluate(self, evaluation_keys: bytes, ct_mm: bytes, ct_rm: bytes, *, digests: dict | None = None) -> bytes:
+        """Run the circuit on public blobs only: evaluation keys + two input ciphertexts -> output blob.
+
+        Every blob is hash-checked (embedded SHA-256, and against ``digests`` — keys ``"evaluation_keys"``,
+        ``"mm"``, ``"rm"`` — when given, e.g. the digests posted on chain) before it is deserialized.
+        Deterministic: the same blobs give byte-identical output (see the replay test).
+        """
+        fhe = _fhe()
+        digests = digests or {}
+        keys = unwrap_blob("evaluation_keys", evaluation_keys, expected_digest=digests.get("evaluation_keys"))
+        mm = unwrap_blob("ciphertext_mm", ct_mm, expected_digest=digests.get("mm"))
+        rm = unwrap_blob("ciphertext_rm", ct_rm, expected_digest=digests.get("rm"))
+        result = self.server.run(
+            fhe.Value.deserialize(mm),
+            fhe.Value.deserialize(rm),
+            evaluation_keys=fhe.EvaluationKeys.deserialize(keys),
+        )
+        return wrap_blob("ciphertext_out", result.serialize())
+
+    # simulation (no encryption) ------------------------------------------------------------------------------
+
+    def simulate(self, mm_offsets, h_mm, rm_offsets, h_rm) -> SelectionOutput:
+        """The same circuit graph without encryption (milliseconds): for wide parity tests."""
+        mm = pack_report(self.shape, "mm", mm_offsets, h_mm)
+        rm = pack_report(self.shape, "rm", rm_offsets, h_rm)
+        return SelectionOutput.from_values(self.simulate_packed(mm, rm))
+
+    def simulate_packed(self, mm: np.ndarray, rm: np.ndarray) -> np.ndarray:
+        if self._simulator is None:
+            self._simulator = _compile(self.shape, simulation=True)
+        return np.asarray(self._simulator.simulate(mm, rm))
+
+    # cost report ----------------------------------------------------------------------------------------------
+
+    def cost_report(self) -> CostReport:
+        """Static costs from the artifact (PBS count, key and ciphertext sizes, p_error, complexity)."""
+        server = self.server
+        name = self.function_name
+        compiled = self._compiled
+        return CostReport(
+            grid=self.shape.grid,
+            rate_bits=self.shape.rate_bits,
+            hurdle_bits=self.shape.hurdle_bits,
+            hurdle_mode=self.terms.hurdle_mode.value,
+            formulation=self.shape.formulation,
+            pbs_count=int(server.programmable_bootstrap_count(name)),
+            tlu_bits=TLU_BITS,
+            joint_bits=self.shape.joint_bits,
+            max_integer_bits=int(compiled.graph.maximum_integer_bit_width()) if compiled is not None else None,
+            bootstrap_key_bytes=int(server.size_of_bootstrap_keys),
+            keyswitch_key_bytes=int(server.size_of_keyswitch_keys),
+            input_ciphertext_bytes=int(server.size_of_inputs(name)),
+            output_ciphertext_bytes=int(server.size_of_outputs(name)),
+            global_p_error=float(server.global_p_error),
+            complexity=float(server.complexity),
+            artifact_bytes=len(self.artifact_bytes),
+            timings={"compile": self.compile_seconds} if self.compile_seconds is not None else {},
+        )
+
+
+def _compile(shape: CircuitShape, *, simulation: bool):
+    fhe = _fhe()
+    compiler = fhe.Compiler(_rule(shape), {"mm": "encrypted", "rm": "encrypted"})
+    return compiler.compile(build_inputset(shape), _configuration(simulation))
