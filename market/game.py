@@ -32,16 +32,22 @@ class Play:
     payoff_rm_x2: np.ndarray  # 2·u_rm, bp·units
 
 
-def play(schedules: Schedules, r_mm, r_rm) -> Play:
-    """Volumes and doubled payoffs at the rate pairs ``(r_mm, r_rm)`` (numpy broadcasting)."""
+def play(schedules: Schedules, r_mm, r_rm, r_bd_x2=None) -> Play:
+    """Volumes and doubled payoffs at the rate pairs ``(r_mm, r_rm)`` (numpy broadcasting).
+
+    ``r_bd_x2`` (doubled inter-dealer rate) defaults to the game's ``r_mm + r_rm``. The protocol settles
+    the inter-dealer leg at the *instructed* ``r_bd`` even when a dealer offers another client rate; pass
+    it here to get those payoffs: ``2u_mm = (r_bd_x2 - 2 r_mm)·Q - 2(D - Q)·r_mm``,
+    ``2u_rm = (2 r_rm - r_bd_x2)·Q - (S - Q)·r_bd_x2``.
+    """
     r_mm = np.asarray(r_mm, dtype=np.int64)
     r_rm = np.asarray(r_rm, dtype=np.int64)
+    r_bd_x2 = r_mm + r_rm if r_bd_x2 is None else np.asarray(r_bd_x2, dtype=np.int64)
     lend = schedules.lend_volume(r_mm)
     borrow = schedules.borrow_volume(r_rm)
     volume = np.minimum(lend, borrow)
-    margin_x2 = (r_rm - r_mm) * volume
-    payoff_mm_x2 = margin_x2 - 2 * (lend - volume) * r_mm
-    payoff_rm_x2 = margin_x2 - (borrow - volume) * (r_mm + r_rm)
+    payoff_mm_x2 = (r_bd_x2 - 2 * r_mm) * volume - 2 * (lend - volume) * r_mm
+    payoff_rm_x2 = (2 * r_rm - r_bd_x2) * volume - (borrow - volume) * r_bd_x2
     return Play(lend, borrow, volume, payoff_mm_x2, payoff_rm_x2)
 
 

@@ -3,7 +3,12 @@
 A dealer reports its client's schedule and its hurdle spread, the contract selects an instruction from the
 reports (:func:`market.selection.select_equilibrium`), then each dealer offers its client rate and the
 clients, price-takers with their TRUE schedules, accept ``D(r_mm)`` and ``S(r_rm)``. Realised payoffs are
-MODEL.md §3's at the executed rates (``r_bd`` their midpoint) [decided]; deposits and forfeiture come on top.
+MODEL.md §3's at the executed rates (``r_bd`` their midpoint, ``settle="executed"``) [decided]; deposits and
+forfeiture come on top. ``settle="instructed"`` settles the inter-dealer leg at the instructed ``r_bd`` as
+the protocol does (MODEL.md §6). Then a :class:`Deviate` can pay before forfeiture [derived]: BDmm cutting
+volume to q keeps the instructed ``r_bd`` on every unit, ``2u = (a[Q] + b[Q] - 2 b[q])·q``, which may exceed
+``J(Q)`` when MM's schedule is steep (example in the tests); the gain is bounded by ``r_max·Q_max``, the
+deposit rule. Misreports do not change the settlement rate (instructed = executed midpoint).
 
 Strategies of one dealer: :data:`TRUTHFUL`, :class:`MisreportSchedule` (report another monotone schedule
 for its own client), :class:`MisreportHurdle`, :class:`Deviate` (report truthfully, then offer another rate).
@@ -115,8 +120,11 @@ def realise(
     mode: HurdleMode | str = HurdleMode.MARGIN,
     strategy_mm: Strategy = TRUTHFUL,
     strategy_rm: Strategy = TRUTHFUL,
+    settle: Literal["executed", "instructed"] = "executed",
 ) -> Realised:
     """Play one round: reports → contract's instruction → offers → clients accept with TRUE schedules."""
+    if settle not in ("executed", "instructed"):
+        raise ValueError(f"settle = {settle!r}: must be 'executed' or 'instructed'")
     mode = HurdleMode(mode)
     b_rep, h_mm_rep = _report(true, "mm", strategy_mm, hurdle_mm)
     a_rep, h_rm_rep = _report(true, "rm", strategy_rm, hurdle_rm)
@@ -125,7 +133,7 @@ def realise(
         return Realised(instruction, 0, 0, 0, 0, 0, 0, 0, True, True)
     r_mm = strategy_mm.rate if isinstance(strategy_mm, Deviate) else instruction.r_mm
     r_rm = strategy_rm.rate if isinstance(strategy_rm, Deviate) else instruction.r_rm
-    p = play(true, r_mm, r_rm)
+    p = play(true, r_mm, r_rm, instruction.r_bd_x2 if settle == "instructed" else None)
     spread = r_rm - r_mm
     return Realised(
         instruction=instruction,

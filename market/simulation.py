@@ -49,7 +49,7 @@ class SimulationConfigError(ValueError):
 
 @dataclass(frozen=True)
 class SimulationConfig:
-    """Parameters of the simulated market (integers in bp and units)."""
+    """Parameters of the simulated market (integers in bp and units); the default ranges are [decided]."""
 
     rounds: int = 200
     grid: int = 40                         # volume grid 0..N

@@ -124,3 +124,20 @@ def test_d9_truthful_reporting_is_never_beaten(data, s, h_mm, h_rm, mode, side):
     assert honest.payoff_mm_x2 <= int(s.joint_profit[q]) and honest.payoff_rm_x2 <= int(s.joint_profit[q])
     if honest.volume:
         assert honest.volume in equilibrium_volumes(s).tolist()
+
+
+def test_deviation_pays_only_against_the_instructed_interdealer_rate():
+    # steep MM schedule: b[q] = 400 + 10q, a[q] = 600 - q; J(9) = 909 is the maximum
+    from market import make_schedules
+
+    s = make_schedules([400 + 10 * q for q in range(13)], [600 - q for q in range(13)])
+    honest = realise(s, 0, 0)
+    assert (honest.volume, honest.payoff_mm_x2) == (9, 909)
+    cut = Deviate(480)  # BDmm offers b[8]: MM lends 8
+    game = realise(s, 0, 0, strategy_mm=cut)
+    settled = realise(s, 0, 0, strategy_mm=cut, settle="instructed")
+    assert game.payoff_mm_x2 == (591 - 480) * 8 < 909           # game payoffs: no gain (Nash)
+    assert settled.payoff_mm_x2 == (1081 - 960) * 8 == 968 > 909  # protocol settlement: gain of 29.5
+    # the deposit rule K >= r_max · Q_max covers that gain many times over
+    assert (settled.payoff_mm_x2 - honest.payoff_mm_x2) / 2 < 600 * 12
+    assert realise(s, 0, 0, settle="instructed") == honest
