@@ -117,7 +117,7 @@ def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backe
         results.append(summary)
         ui.round_table(summary)
 
-    plots = write_plots(results, [p for _, p, _ in run_ids], layout.plots)
+    plots = write_plots(results, [p for _, p, _ in run_ids], layout.plots) if results else []
     report = {
         "contract": dep.contract_address,
         "chain": {"backend": dep.chain.backend, "chain_id": dep.chain_id, "rpc_url": rpc_url},

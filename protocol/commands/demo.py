@@ -22,7 +22,7 @@ DESCRIPTION = __doc__
 def configure(parser) -> None:
     from protocol.demo import DEFAULT_GRID
 
-    parser.add_argument("--rounds", type=int, default=4, metavar="N", help="rounds to run (default 4, the four stories)")
+    parser.add_argument("--rounds", type=int, default=4, metavar="N", help="rounds to run (default 4, the four stories; 0: only resume a round left open)")
     parser.add_argument("--grid", type=int, default=DEFAULT_GRID, metavar="N",
                         help=f"volume grid 0..N (default {DEFAULT_GRID}; FHE cost grows with N)")
     parser.add_argument("--backend", choices=("fhe", "simulate"), default="fhe",
@@ -121,7 +121,7 @@ def run(args) -> int:
     from protocol.demo import DemoConflict, run_demo
     from protocol.deployment import DeploymentError
 
-    for option, value, low in (("--rounds", args.rounds, 1), ("--grid", args.grid, 4),
+    for option, value, low in (("--rounds", args.rounds, 0), ("--grid", args.grid, 4),
                                ("--evaluators", args.evaluators, 1), ("--threshold", args.threshold, 1)):
         if value < low:
             raise UsageError(f"{option} {value}: must be >= {low}")

@@ -1,0 +1,81 @@
+"""Fixtures for the protocol tests.
+
+* ``sim_template`` (session): a market on the embedded chain with the circuit's *simulation* backend
+  (grid 6, 2-of-2 evaluators) and no rounds; ``fresh_market`` copies it per test (a copy is a full data
+  directory: keys, blobs, chain journal), so tests never share mutable state.
+* ``sim_demo`` (session): a copy that has run the four demo rounds (read-only users; tamper tests copy it).
+* ``anvil_url`` (session): a local anvil node; skipped only when CI is unset and the binary is absent.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+SIM_GRID = 6
+
+
+def run_plans(dep, plans, circuit=None):
+    """Deal each plan's inputs and drive its round; returns [(round_id, plan, run)]."""
+    from protocol.rounds import RoundDriver, next_round_id
+    from protocol.scenario import deal_inputs
+
+    driver = RoundDriver(dep, circuit or dep.circuit())
+    out = []
+    for plan in plans:
+        rid = next_round_id(dep)
+        deal_inputs(dep, rid, plan)
+        out.append((rid, plan, driver.run_round(rid)))
+    return out, driver
+
+
+@pytest.fixture(scope="session")
+def sim_template(tmp_path_factory) -> Path:
+    from market.terms import MarketTerms
+    from protocol.deployment import create_market
+    from protocol.scenario import DEFAULT_BASE_RATE
+
+    path = tmp_path_factory.mktemp("sim-template") / "market"
+    create_market(path, MarketTerms(grid=SIM_GRID, base_rate=DEFAULT_BASE_RATE), backend="simulate",
+                  evaluators=2, threshold=2)
+    return path
+
+
+@pytest.fixture
+def fresh_market(sim_template, tmp_path) -> Path:
+    target = tmp_path / "market"
+    shutil.copytree(sim_template, target, symlinks=True)
+    return target
+
+
+@pytest.fixture(scope="session")
+def sim_demo(sim_template, tmp_path_factory):
+    """The four demo rounds on a copy of the template: (path, [(round_id, plan, run)])."""
+    from protocol.deployment import open_market
+    from protocol.scenario import demo_plans
+
+    path = tmp_path_factory.mktemp("sim-demo") / "market"
+    shutil.copytree(sim_template, path, symlinks=True)
+    dep = open_market(path)
+    runs, _ = run_plans(dep, demo_plans(SIM_GRID, 4, seed=0))
+    from protocol.report import write_transcript
+
+    for rid, _, run in runs:
+        write_transcript(dep, rid, run)
+    return path, runs
+
+
+@pytest.fixture(scope="session")
+def anvil_url(tmp_path_factory):
+    from chain.node import anvil_binary, start_anvil, stop_anvil
+
+    if not anvil_binary().is_file():
+        if not os.environ.get("CI"):
+            pytest.skip(f"anvil binary absent ({anvil_binary()}) and CI unset")
+        pytest.fail(f"CI is set but the anvil binary is missing: {anvil_binary()}")
+    data_dir = tmp_path_factory.mktemp("anvil-node")
+    info = start_anvil(data_dir)
+    yield info.url
+    stop_anvil(data_dir)
