@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "bench_equilibria",
         "what": "exhaustive pure equilibria of the dealer game on an n x n rate grid (market.equilibria.all_equilibria)",
         "machine": {"python": platform.python_version(), "numpy": np.__version__, "cpus": os.cpu_count(),
-                    "platform": platform.platform()},
+                    "platform": platform.platform(), "load_average_1m": os.getloadavg()[0]},
         "repeats": args.repeats,
         "results": rows,
         "growth_exponent": exponent,
