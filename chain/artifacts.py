@@ -6,6 +6,7 @@ import json
 import os
 import tempfile
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
@@ -37,20 +38,28 @@ def source_path(name_or_path: str | Path) -> Path:
     return path
 
 
+_compiled: dict[str, Artifact] = {}  # per process, by digest: a data dir's cache may be empty
+
+
 def compile_contract(name_or_path: str | Path, cache_dir: Path | None = None) -> Artifact:
     """Compile a Vyper source with vyper.compile_code, reusing ``cache_dir/<digest>.json`` if present."""
-    import vyper
-
     path = source_path(name_or_path)
     source = path.read_text()
     digest = hashlib.sha256(
-        f"vyper {vyper.__version__}\nevm {EVM_VERSION}\n".encode() + source.encode()
+        f"vyper {version('vyper')}\nevm {EVM_VERSION}\n".encode() + source.encode()
     ).hexdigest()
     cached = Path(cache_dir) / f"{digest}.json" if cache_dir is not None else None
     if cached is not None and cached.is_file():
         data = json.loads(cached.read_text())
         return Artifact(path.stem, tuple(data["abi"]), bytes.fromhex(data["bytecode"]), digest)
+    if digest in _compiled:
+        artifact = _compiled[digest]
+        if cached is not None:
+            _write_atomic(cached, json.dumps({"name": artifact.name, "abi": list(artifact.abi),
+                                              "bytecode": artifact.bytecode.hex()}))
+        return artifact
 
+    import vyper
     from vyper.compiler.settings import Settings
 
     out = vyper.compile_code(
@@ -62,7 +71,9 @@ def compile_contract(name_or_path: str | Path, cache_dir: Path | None = None) ->
     bytecode = bytes.fromhex(out["bytecode"].removeprefix("0x"))
     if cached is not None:
         _write_atomic(cached, json.dumps({"name": path.stem, "abi": out["abi"], "bytecode": bytecode.hex()}))
-    return Artifact(path.stem, tuple(out["abi"]), bytecode, digest)
+    artifact = Artifact(path.stem, tuple(out["abi"]), bytecode, digest)
+    _compiled[digest] = artifact
+    return artifact
 
 
 def _write_atomic(path: Path, text: str) -> None:

@@ -16,7 +16,8 @@ from typing import Any, Iterator, Sequence
 from eth_utils import to_checksum_address
 from web3 import Web3
 
-from .accounts import DEPLOYER, ChainAccount, account_for, account_from_key, check_role
+from .accounts import (AUDITOR, CLIENT_MM, CLIENT_RM, CUSTODIAN, DEALER_MM, DEALER_RM, DEPLOYER, ChainAccount,
+                       account_for, account_from_key, check_role, evaluator_role)
 from .artifacts import Artifact, compile_contract
 from .errors import ChainError, ChainInputError, ChainUnavailable, JournalError, as_chain_error
 from .events import EventDecoder, EventIndex, EventRecord
@@ -28,6 +29,7 @@ ETHER = 10**18
 MAX_FEE_PER_GAS = 50 * 10**9
 PRIORITY_FEE_PER_GAS = 10**9
 GAS_MARGIN = 1.25  # gas limit = estimate * margin: estimates are exact for our contracts, margin is cheap
+EMBEDDED_CALL_GAS_CAP = 2_000_000
 FUND_AMOUNT = 1_000 * ETHER
 FUND_FLOOR = 10 * ETHER
 # eth-tester's genesis funds the keys 1..10 with 1e6 ether each; key 1 is the embedded faucet.
@@ -198,10 +200,7 @@ class Chain:
                 tx["from"] = acct.address
                 tx["nonce"] = self.w3.eth.get_transaction_count(acct.address, "pending")
                 if "gas" not in tx:
-                    # Estimate against the block the tx will land in: deadlines compare block.number.
-                    # eth-tester does that by default and refuses "pending"; nodes need it.
-                    block = None if self._journal is not None else "pending"
-                    tx["gas"] = int(self.w3.eth.estimate_gas(tx, block) * GAS_MARGIN)
+                    tx["gas"] = self._gas_limit(tx)
                 del tx["from"]
                 signed = acct.sign_transaction(tx)
                 tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
@@ -214,6 +213,20 @@ class Chain:
         if receipt["status"] != 1:
             raise ChainError("transaction reverted", detail=result.tx_hash)
         return result
+
+    def _gas_limit(self, tx: dict) -> int:
+        """Gas limit for tx; raises (mapped to ChainError) if it would revert.
+
+        Both paths evaluate against the block the tx will land in ("pending"): deadlines compare
+        block.number. eth-tester's estimate is a binary search of ~15 executions and refuses a block
+        argument, so on the embedded chain one eth_call checks for a revert and a fixed cap is the
+        limit (gas used, not the limit, is what is charged and reported). [decided]
+        """
+        if self._journal is not None and tx.get("to"):
+            self.w3.eth.call(tx, "pending")
+            return EMBEDDED_CALL_GAS_CAP
+        block = None if self._journal is not None else "pending"
+        return int(self.w3.eth.estimate_gas(tx, block) * GAS_MARGIN)
 
     def _receipt(self, tx_hash) -> Any:
         # Local nodes mine on send; poll briefly instead of web3's 0.1 s default interval.
@@ -327,7 +340,8 @@ def connect(data_dir: Path | str, rpc_url: str | None = None, *, seed: int = 0) 
         from web3 import EthereumTesterProvider
 
         journal = Journal(data_dir / "chain")
-        w3 = Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend())))
+        _check_seed(data_dir / "chain" / "config.json", seed)
+        w3 = Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend(genesis_state=_genesis_state(seed)))))
         chain = Chain(w3, backend="embedded", url=None, data_dir=data_dir, seed=seed, journal=journal,
                       faucet=account_from_key("faucet", EMBEDDED_FAUCET_KEY), is_anvil=False)
         with journal.locked():
@@ -346,6 +360,36 @@ def connect(data_dir: Path | str, rpc_url: str | None = None, *, seed: int = 0) 
         raise ChainUnavailable(rpc_url, detail=type(exc).__name__) from None
     return Chain(w3, backend="rpc", url=rpc_url, data_dir=data_dir, seed=seed, journal=None,
                  faucet=account_from_key("faucet", ANVIL_FAUCET_KEY), is_anvil=version.lower().startswith("anvil"))
+
+
+# Roles funded in the embedded chain's genesis, so that funding never spends a block inside a phase
+# window; any other role is funded by a journaled transfer on first use.
+GENESIS_ROLES = (DEPLOYER, DEALER_MM, DEALER_RM, CUSTODIAN, AUDITOR, CLIENT_MM, CLIENT_RM) + tuple(
+    evaluator_role(i) for i in range(16))
+
+
+def _genesis_state(seed: int) -> dict:
+    from eth_tester import PyEVMBackend
+    from eth_tester.backends.pyevm.main import get_default_account_state
+    from eth_utils import to_canonical_address
+
+    state = dict(PyEVMBackend.generate_genesis_state(num_accounts=1))  # key 1: the faucet
+    for role in GENESIS_ROLES:
+        state[to_canonical_address(account_for(seed, role).address)] = get_default_account_state()
+    return state
+
+
+def _check_seed(path: Path, seed: int) -> None:
+    """The embedded chain's genesis depends on the seed: refuse to replay a journal under another."""
+    import json
+
+    if path.is_file():
+        recorded = json.loads(path.read_text())["seed"]
+        if recorded != seed:
+            raise JournalError(f"{path.parent} was created with seed {recorded}, not {seed}")
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"seed": seed}))
 
 
 def _hex(value: Any) -> str:

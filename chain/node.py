@@ -143,7 +143,7 @@ def stop_anvil(data_dir: Path, timeout: float = 15.0) -> NodeInfo | None:
         time.sleep(0.05)
     if _pid_is_anvil(info.pid):
         os.kill(info.pid, signal.SIGKILL)
-        _reap(info.pid)
+    _reap(info.pid)
     return info
 
 

@@ -483,6 +483,7 @@ def prove_deviation(round_id: uint256, side: uint8, volume: uint256, r_mm: uint2
     assert round_id == self.current_round and round_id != 0, "unknown round"
     assert side <= SIDE_RM, "unknown side"
     phase: uint8 = self._phase(round_id)
+    assert not self._is_terminal(phase), "round closed"
     record: uint256 = 0
     offender: address = dealer_mm
     beneficiary: address = dealer_rm

@@ -1,0 +1,129 @@
+"""Full rounds on both backends: trade, no trade, k-of-n agreement, consecutive rounds, payments."""
+from __future__ import annotations
+
+from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, ExecutionRecord, RoundPhase,
+                   deploy_coordinator, evaluator_role)
+
+from .helpers import DEPOSIT, INSTRUCTION, NO_TRADE, Market, digest, make_terms
+
+ROUND_GAS_TARGET = 600_000
+
+
+def test_terms_read_back_equal_deployed(market):
+    assert market.coord.terms() == make_terms(market.chain)
+    assert market.coord.current_round() == 0
+    assert market.coord.phase(1) is RoundPhase.NONE
+    assert market.coord.round_open() is False
+
+
+def test_full_trade_round(market):
+    coord, chain = market.coord, market.chain
+    gas = []
+    rid = coord.next_round_id()
+    assert rid == 1
+
+    res = coord.commit_report(DEALER_MM, rid, digest("report-mm"))
+    gas.append(res.gas_used)
+    opened = res.event("PhaseChanged")
+    assert opened.args == {"round_id": 1, "phase": RoundPhase.COMMITTED, "deadline": res.block_number + 4}
+    assert res.event("ReportCommitted").args["commitment"] == digest("report-mm")
+    assert coord.round_open() is True
+    assert coord.deadline(rid) == res.block_number + 4
+
+    gas.append(coord.commit_report(DEALER_RM, rid, digest("report-rm")).gas_used)
+    assert coord.phase(rid) is RoundPhase.COMMITTED
+    res = coord.post_ciphertexts(CUSTODIAN, rid, digest("ct-mm"), digest("ct-rm"))
+    gas.append(res.gas_used)
+    assert coord.phase(rid) is RoundPhase.REPORTED
+
+    res = coord.post_output(evaluator_role(0), rid, digest("output"))
+    gas.append(res.gas_used)
+    assert res.event("OutputPosted").args["votes"] == 1
+    assert coord.phase(rid) is RoundPhase.REPORTED  # 1 of k=2
+    res = coord.post_output(evaluator_role(1), rid, digest("output"))
+    gas.append(res.gas_used)
+    assert coord.phase(rid) is RoundPhase.COMPUTED
+    assert coord.tally(rid, digest("output")) == 2
+
+    res = coord.post_instruction(CUSTODIAN, rid, digest("attestation"), INSTRUCTION.commitment(), True)
+    gas.append(res.gas_used)
+    assert coord.phase(rid) is RoundPhase.INSTRUCTED
+    gas.append(coord.execute_mm_leg(DEALER_MM, rid, 415, 15).gas_used)
+    assert coord.phase(rid) is RoundPhase.MM_LEG_DONE
+    res = coord.execute_rm_leg(DEALER_RM, rid, 445, 15)
+    gas.append(res.gas_used)
+    assert res.event("LegExecuted").args == {"round_id": rid, "dealer": chain.address(DEALER_RM), "side": 1,
+                                             "rate": 445, "volume": 15}
+    assert coord.phase(rid) is RoundPhase.RM_LEG_DONE
+    assert coord.round_open() is True
+    chain.mine(market.terms.windows.challenge)
+    gas.append(coord.settle(AUDITOR, rid).gas_used)
+
+    state = coord.round(rid)
+    assert state.phase is RoundPhase.SETTLED and state.deadline == 0 and state.trade is True
+    assert state.report_commitment_mm == digest("report-mm")
+    assert state.report_commitment_rm == digest("report-rm")
+    assert (state.ciphertext_digest_mm, state.ciphertext_digest_rm) == (digest("ct-mm"), digest("ct-rm"))
+    assert state.output_digest == digest("output")
+    assert state.attestation_digest == digest("attestation")
+    assert state.instruction_commitment == INSTRUCTION.commitment()
+    assert state.mm_record == ExecutionRecord(415, 15) and state.rm_record == ExecutionRecord(445, 15)
+    assert state.offender is None and state.forfeited_amount == 0
+    assert coord.output_votes(rid) == {chain.address(evaluator_role(0)): digest("output"),
+                                       chain.address(evaluator_role(1)): digest("output")}
+    phases = [e.args["phase"] for e in coord.events("PhaseChanged", round_id=rid)]
+    assert phases == [1, 2, 3, 4, 5, 6, 7]
+    assert sum(gas) <= ROUND_GAS_TARGET, gas
+
+    # Deposits unlocked: each dealer takes exactly its deposit back, once.
+    assert coord.round_open() is False
+    before = chain.balance(chain.address(DEALER_MM))
+    res = coord.withdraw(DEALER_MM)
+    assert res.event("Withdrawn").args["amount"] == DEPOSIT
+    assert chain.balance(chain.address(DEALER_MM)) > before + DEPOSIT - 10**16  # minus gas
+    assert coord.deposit_of(chain.address(DEALER_MM)) == 0
+    assert coord.balance() == DEPOSIT
+
+
+def test_no_trade_instruction_settles_at_once(market):
+    market.to_instructed(NO_TRADE)
+    state = market.coord.round(market.round_id)
+    assert state.phase is RoundPhase.SETTLED and state.trade is False
+    assert state.instruction_commitment == NO_TRADE.commitment()
+    assert market.coord.round_open() is False
+
+
+def test_consecutive_rounds(market):
+    market.to_settled()
+    assert market.round_id == 1
+    market.to_instructed(NO_TRADE)
+    assert market.round_id == 2 and market.coord.current_round() == 2
+    assert market.coord.phase(1) is RoundPhase.SETTLED and market.coord.phase(2) is RoundPhase.SETTLED
+    assert len(market.coord.events("ReportCommitted", round_id=2)) == 2
+
+
+def test_k_of_n_needs_k_equal_digests(chain):
+    coord = deploy_coordinator(chain, make_terms(chain, evaluators=3, threshold=2))
+    m = Market(chain, coord, coord.terms())
+    m.fund_deposits()
+    m.to_reported()
+    rid = m.round_id
+    coord.post_output(evaluator_role(0), rid, digest("output-a"))
+    coord.post_output(evaluator_role(1), rid, digest("output-b"))  # disagrees
+    assert coord.phase(rid) is RoundPhase.REPORTED
+    assert coord.tally(rid, digest("output-a")) == 1 and coord.tally(rid, digest("output-b")) == 1
+    assert coord.has_posted_output(rid, chain.address(evaluator_role(1)))
+    assert not coord.has_posted_output(rid, chain.address(evaluator_role(2)))
+    coord.post_output(evaluator_role(2), rid, digest("output-b"))
+    state = coord.round(rid)
+    assert state.phase is RoundPhase.COMPUTED and state.output_digest == digest("output-b")
+
+
+def test_deposit_accumulates_and_is_locked_while_open(market):
+    coord, chain = market.coord, market.chain
+    res = coord.deposit(DEALER_MM, 5)
+    assert res.event("Deposited").args == {"dealer": chain.address(DEALER_MM), "amount": 5, "total": DEPOSIT + 5}
+    market.open()
+    coord.deposit(DEALER_RM, 7)  # topping up during a round is allowed (and locked too)
+    assert coord.deposit_of(chain.address(DEALER_RM)) == DEPOSIT + 7
+    assert coord.balance() == 2 * DEPOSIT + 12
