@@ -89,4 +89,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    # Run through the package module so `python -m protocol.cli` raises and catches the same UsageError
+    # class the subcommands import (under -m this file is also loaded as __main__).
+    from protocol.cli import main as _main
+
+    sys.exit(_main())
