@@ -206,6 +206,10 @@ class Binding:
     def to_bytes(self) -> bytes:
         return canonical_bytes(self.as_dict(), name="binding")
 
+    def as_json(self) -> dict[str, Any]:
+        """JSON form for transcripts and ``--json`` output (contract as its 0x hex address)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
     @property
     def key(self) -> str:
         """Hex digest of the canonical binding: a stable key for caches and file names."""
@@ -807,7 +811,7 @@ class ReportReceipt:
     def as_json(self) -> dict[str, Any]:
         """Hex form for transcripts and ``--json`` output."""
         return {
-            "binding": {**self.binding.as_dict(), "contract": self.binding.contract},
+            "binding": self.binding.as_json(),
             "envelope_digest": to_hex(self.envelope_digest, prefix=True),
             "ciphertext_digest": to_hex(self.ciphertext_digest, prefix=True),
             "commitment": to_hex(self.commitment, prefix=True),
@@ -907,6 +911,12 @@ class ReplayCache:
             text = json.dumps(seen, indent=1, sort_keys=True) + "\n"
             write_public_file(self._path, text.encode("utf-8"), overwrite=True)
         self._seen = seen
+
+    def accepted(self, binding: Binding) -> bytes | None:
+        """The digest of the envelope accepted for ``binding``, if any: lets a restarted caller tell
+        "I accepted exactly this envelope before crashing" (resume) from a replay."""
+        previous = self._seen.get(binding.key)
+        return None if previous is None else from_hex(previous, name="cached digest", length=32)
 
     def __contains__(self, binding: Binding) -> bool:
         return binding.key in self._seen

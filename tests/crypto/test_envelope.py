@@ -414,6 +414,8 @@ def test_cache_persists_across_restarts(ids, sealed_mm, tmp_path):
     open_as_custodian(ids, sealed, cache=ReplayCache(path))
     restarted = ReplayCache(path)
     assert sealed.binding in restarted
+    assert restarted.accepted(sealed.binding) == sealed.digest
+    assert restarted.accepted(replace(sealed.binding, round=ROUND + 1)) is None
     with pytest.raises(ReplayError):
         open_as_custodian(ids, sealed, cache=restarted)
     assert report_free(path.read_bytes(), sealed_mm[0])
@@ -441,6 +443,13 @@ def test_receipt_round_trip_and_verify(ids, sealed_mm, receipt):
     assert receipt.commitment == report.commitment
     assert receipt.envelope_digest == sealed.digest
     assert receipt.as_json()["commitment"] == to_hex(report.commitment, prefix=True)
+    assert receipt.as_json()["binding"] == {
+        "purpose": "report", "chain_id": CHAIN_ID, "contract": CONTRACT.lower(), "round": ROUND,
+        "sender": "dealer_mm", "recipient": "custodian",
+    }
+    import json
+
+    json.dumps(receipt.as_json())
 
 
 def test_receipt_by_another_key(ids, receipt):
