@@ -6,6 +6,7 @@ common base), so a check that silently moved to another path would fail here.
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -447,8 +448,6 @@ def test_receipt_round_trip_and_verify(ids, sealed_mm, receipt):
         "purpose": "report", "chain_id": CHAIN_ID, "contract": CONTRACT.lower(), "round": ROUND,
         "sender": "dealer_mm", "recipient": "custodian",
     }
-    import json
-
     json.dumps(receipt.as_json())
 
 
