@@ -121,6 +121,13 @@ class LogLinear:
     def demand(self, q):
         return np.maximum(0.0, self.alpha / (self.beta + q) - 1.0)
 
+    def demand_into(self, q, out: np.ndarray) -> np.ndarray:
+        """:meth:`demand` written into ``out`` without temporaries (the bisection's inner loop)."""
+        np.add(self.beta, q, out=out)
+        np.divide(self.alpha, out, out=out)
+        out -= 1.0
+        return np.maximum(out, 0.0, out=out)
+
     def demand_slope(self, q):
         """``d demand / dq = -α/(β + q)²`` where demand is positive, else 0."""
         p = self.beta + q
@@ -132,6 +139,32 @@ class LogLinear:
         b = self.beta + q - gamma * (1.0 + anchor)
         one_plus_y = (-b + np.sqrt(b * b + 4.0 * gamma * self.alpha)) / (2.0 * gamma)
         return np.maximum(0.0, one_plus_y - 1.0)
+
+    def participation_threshold(self, g):
+        """The charge ``q_exit`` at which the optimal payoff falls to g: the agent takes part iff ``q < q_exit``.
+
+        With ``p = β + q`` and ``u = p/α`` the payoff at the demand is ``α(u - log u - 1)``, so the threshold
+        solves ``u - log u = 1 + g/α`` on ``(0, 1]``. Newton's method from the lower bound
+        ``max(e^{-c}, 1 - sqrt(2(c - 1)))`` increases monotonically to the root (φ(u) = u - log u - c is
+        convex and decreasing there). [derived] ``g = 0`` gives ``q_exit = α - β`` (where demand hits 0).
+        """
+        alpha = self.alpha
+        g = np.asarray(g, dtype=float)
+        if not np.any(g > 0):
+            return alpha - self.beta
+        c = 1.0 + g / alpha
+        u = np.maximum(np.exp(-c), 1.0 - np.sqrt(2.0 * (c - 1.0)))
+        positive = c > 1.0
+        u = np.where(positive, u, 0.5)  # placeholder where g = 0; replaced by u = 1 below
+        # Quadratic convergence from the lower bound: <= 6 steps to round-off for every c >= 1 tried; near
+        # c = 1 round-off in φ keeps relative steps at ~1e-11 (the payoff there is flat, error ~1e-15).
+        for _ in range(8):
+            step = u * (u - np.log(u) - c) / (u - 1.0)
+            u = np.minimum(u - step, 1.0 - 1e-16)
+            if np.all(np.abs(step) <= 1e-13 * u):
+                break
+        u = np.where(positive, u, 1.0)
+        return alpha * u - self.beta
 
     def curvature_bound(self, q):
         """Upper bound of ``|d demand/dq|`` for charges >= q: ``α/(β + q)²`` (the L of §2, per agent)."""
@@ -183,11 +216,20 @@ class QuadraticLinear:
     def demand(self, q):
         return np.maximum(0.0, (self.a - self.c - q) / self.b)
 
+    def demand_into(self, q, out: np.ndarray) -> np.ndarray:
+        np.subtract(self.a - self.c, q, out=out)
+        np.divide(out, self.b, out=out)
+        return np.maximum(out, 0.0, out=out)
+
     def demand_slope(self, q):
         return np.where(self.a - self.c > q, -1.0 / self.b, 0.0)
 
     def proximal_demand(self, q, anchor, gamma: float):
         return np.maximum(0.0, (self.a - self.c - q + gamma * anchor) / (self.b + gamma))
+
+    def participation_threshold(self, g):
+        """Payoff at the demand is ``(a - c - q)²/(2b)``, above g iff ``q < a - c - sqrt(2bg)`` [derived]."""
+        return self.a - self.c - np.sqrt(2.0 * self.b * np.asarray(g, dtype=float))
 
     def curvature_bound(self, q):
         return np.where(self.a - self.c > q, 1.0 / self.b, 0.0)

@@ -110,20 +110,30 @@ def solve_equilibrium(agents: AgentFamily, tau, g, m, *, tol: float = BISECTION_
     g_a = np.asarray(g, dtype=float)
     m_a = np.asarray(m, dtype=float)
     batch = np.broadcast_shapes(agents.net_marginal(0.0).shape[:-1], tau_a.shape, g_a.shape, m_a.shape)
+    demand_at = _fast_aggregate_demand(agents, tau_a, g_a)
     lo = np.zeros(batch)
     hi = np.broadcast_to(price_upper_bound(agents, tau_a), batch).astype(float)
     # Already feasible at μ = 0: μ* = 0 (complementary slackness with slack capacity).
-    slack_at_zero = aggregate_demand(agents, lo, tau_a, g_a) <= m_a
+    slack_at_zero = demand_at(lo) <= m_a
     hi = np.where(slack_at_zero, 0.0, hi)
     iterations = 0
     while iterations < max_iter and np.any(hi - lo > tol):
         mid = 0.5 * (lo + hi)
-        feasible = aggregate_demand(agents, mid, tau_a, g_a) <= m_a
+        feasible = demand_at(mid) <= m_a
         hi = np.where(feasible, mid, hi)
         lo = np.where(feasible, lo, mid)
         iterations += 1
     x = best_response(agents, hi, tau_a, g_a)
     s = x.sum(axis=-1)
+    # The fast path decides participation from precomputed thresholds; the direct payoff test above is
+    # authoritative. Where the two disagree at round-off level, step μ up until S(μ) <= m holds directly.
+    for _ in range(64):
+        over = s > m_a
+        if not np.any(over):
+            break
+        hi = np.where(over, hi + np.maximum(tol, 4e-16 * hi), hi)
+        x = best_response(agents, hi, tau_a, g_a)
+        s = x.sum(axis=-1)
     slack = m_a - s
     positive = hi > 0
     # Capacity counts as exhausted up to the demand change over one bracket (and rounding).
@@ -132,6 +142,39 @@ def solve_equilibrium(agents: AgentFamily, tau, g, m, *, tol: float = BISECTION_
     binding = positive & ~jump
     return Equilibrium(mu=hi, x=x, demand=s, slack=slack, binding=binding, jump=jump,
                        iterations=iterations, bracket=hi - lo)
+
+
+def _fast_aggregate_demand(agents: AgentFamily, tau, g):
+    """``μ -> S(μ)`` for the bisection.
+
+    A family that knows its participation thresholds (``participation_threshold(g)``: it takes part iff
+    ``τ + μ < q_exit``) and can write its demand in place (``demand_into``) gets an allocation-free loop
+    without logarithms (about 5x faster at n = 10^6); any other family sums its direct best responses.
+    """
+    threshold = getattr(agents, "participation_threshold", None)
+    demand_into = getattr(agents, "demand_into", None)
+    if threshold is None or demand_into is None:
+        return lambda mu: aggregate_demand(agents, mu, tau, g)
+    tau_c = _col(tau)
+    g_c = _col(g)
+    masked = bool(np.any(g_c > 0))  # with g = 0 the demand's own max(0, .) is the participation test
+    mu_exit = threshold(g_c) - tau_c if masked else None  # the agent is active iff μ < mu_exit
+    shape = np.broadcast_shapes(agents.net_marginal(0.0).shape, tau_c.shape, g_c.shape)
+    buffer = np.empty(shape)
+    active = np.empty(shape, dtype=bool) if masked else None
+
+    def total(mu):
+        mu_c = _col(mu)
+        out = buffer if mu_c.shape[:-1] == shape[:-1] or mu_c.size == 1 else np.empty(
+            np.broadcast_shapes(shape, mu_c.shape))
+        demand_into(tau_c + mu_c, out)
+        if masked:
+            act = active if out is buffer else np.empty(out.shape, dtype=bool)
+            np.less(mu_c, mu_exit, out=act)
+            np.multiply(out, act, out=out)
+        return out.sum(axis=-1)
+
+    return total
 
 
 def dual_function(agents: AgentFamily, mu, tau, g, m) -> np.ndarray:

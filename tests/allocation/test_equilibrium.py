@@ -227,3 +227,34 @@ def test_jain_and_gini_edge_cases():
     x = np.random.default_rng(0).uniform(0, 3, 9)
     brute = np.abs(x[:, None] - x[None, :]).sum() / (2 * 9 * 9 * x.mean())
     assert float(gini(x)) == pytest.approx(brute)
+
+
+@settings(max_examples=40)
+@given(instances, st.integers(min_value=0, max_value=3))
+def test_fast_inner_loop_equals_direct_demand(case, batch):
+    """The bisection's allocation-free S(μ) (participation thresholds) equals the direct best responses."""
+    from market.allocation.equilibrium import _fast_aggregate_demand
+
+    n, seed, tau, g, _ = case
+    rng = np.random.default_rng(seed)
+    shape = (batch, n) if batch else (n,)
+    agents = LogLinear(rng.uniform(5, 20, shape), rng.uniform(0.5, 5, shape))
+    fast = _fast_aggregate_demand(agents, tau, g)
+    for mu in rng.uniform(0, 20, 25):
+        mu_b = np.full(shape[:-1], mu)
+        np.testing.assert_allclose(fast(mu_b), aggregate_demand(agents, mu_b, tau, g), rtol=1e-12, atol=1e-9)
+
+
+def test_participation_threshold_is_where_the_payoff_meets_g():
+    rng = np.random.default_rng(11)
+    agents = LogLinear(rng.uniform(5, 20, 50), rng.uniform(0.5, 5, 50))
+    for g in (1e-9, 0.3, 1.0, 5.0):
+        q = agents.participation_threshold(g)
+        x = agents.demand(q)
+        payoff = agents.net_value(x) - q * x
+        np.testing.assert_allclose(payoff, g, atol=1e-12)
+    np.testing.assert_array_equal(agents.participation_threshold(0.0), agents.alpha - agents.beta)
+    quad = QuadraticLinear([10.0, 6.0], [1.0, 2.0], [1.0, 0.5])
+    q = quad.participation_threshold(2.0)
+    x = quad.demand(q)
+    np.testing.assert_allclose(quad.net_value(x) - q * x, 2.0, atol=1e-12)
