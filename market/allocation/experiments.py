@@ -95,7 +95,7 @@ def fee_sweep(rng: np.random.Generator, *, replications: int = 100, taus=None, g
         met = oc.metrics
         shape = (len(taus), r)
         row = {}
-        for metric in ("efficiency", "gini", "jain", "participation", "average_private_cost",
+        for metric in ("efficiency", "gross_surplus", "gini", "jain", "participation", "average_private_cost",
                        "average_total_cost", "total"):
             row[metric] = _summary(np.broadcast_to(getattr(met, metric), shape))
         row["over_capacity_share"] = np.broadcast_to(met.over_capacity, shape).mean(axis=-1)

@@ -91,9 +91,11 @@ def price_of_fairness(eff_optimum, eff_fair) -> np.ndarray:
 
 @dataclass(frozen=True)
 class AllocationMetrics:
-    """Every metric of §3 for one allocation (or a batch)."""
+    """Every metric of §3 for one allocation (or a batch); ``gross_surplus`` is ``Σ(V_i - C_i)``, the
+    efficiency before fees [decided: reported beside Eff so mechanisms with and without fees compare]."""
 
     efficiency: np.ndarray
+    gross_surplus: np.ndarray
     gini: np.ndarray
     jain: np.ndarray
     participation: np.ndarray
@@ -111,6 +113,7 @@ def measure(agents: AgentFamily, x, tau, g, mu, m) -> AllocationMetrics:
     total = x.sum(axis=-1)
     return AllocationMetrics(
         efficiency=efficiency(agents, x, tau, g),
+        gross_surplus=agents.net_value(x).sum(axis=-1),
         gini=gini(x),
         jain=jain(x),
         participation=participation(x),

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from market.allocation import (
     AllocationInputError,
+    best_response,
     LogLinear,
     StepRule,
     adjust_prices,
@@ -107,14 +108,39 @@ def test_harmonic_steps_average_out_noisy_reports():
 
 
 def test_proximal_response_closed_form_is_the_argmax():
-    agents = LogLinear([10.0, 4.0, 18.0], [1.0, 3.0, 0.5])
-    anchor = np.array([2.0, 0.5, 6.0])
-    for gamma, g in ((0.5, 0.0), (2.0, 1.0), (0.1, 3.0)):
-        x = proximal_best_response(agents, 1.2, 0.5, g, anchor, gamma)
-        grid = np.linspace(0, 40, 400001)[:, None]
-        obj = participation_payoff(agents, grid, 1.7, g) - 0.5 * gamma * (grid - anchor) ** 2
-        best = grid[np.argmax(obj, axis=0), 0]
-        np.testing.assert_allclose(x, best, atol=2e-4)
+    """g = 0: the closed form is the argmax of U - (γ/2)(x - anchor)² (checked on a fine grid). g > 0: the
+    same quantity for the agents that pass the g test at the price, 0 for the others [decided]."""
+    agents = LogLinear([10.0, 4.0, 18.0, 2.2], [1.0, 3.0, 0.5, 0.2])
+    anchor = np.array([2.0, 0.5, 6.0, 0.1])
+    grid = np.linspace(0, 40, 400001)[:, None]
+    for gamma in (0.5, 2.0, 0.1):
+        x = proximal_best_response(agents, 1.2, 0.5, 0.0, anchor, gamma)
+        obj = participation_payoff(agents, grid, 1.7, 0.0) - 0.5 * gamma * (grid - anchor) ** 2
+        np.testing.assert_allclose(x, grid[np.argmax(obj, axis=0), 0], atol=2e-4)
+        for g in (1.0, 3.0):
+            with_fee = proximal_best_response(agents, 1.2, 0.5, g, anchor, gamma)
+            passes = best_response(agents, 1.2, 0.5, g) > 0
+            np.testing.assert_array_equal(with_fee, np.where(passes, x, 0.0))
+            assert passes.any() and not passes.all()
+    # the anchor pulls agent 1 in although its best response at this price is 0; the fee keeps it out
+    pulled = proximal_best_response(agents, 1.2, 0.5, 0.0, anchor, 2.0)
+    assert pulled[1] > 0 and best_response(agents, 1.2, 0.5, 0.0)[1] == 0.0
+    assert proximal_best_response(agents, 1.2, 0.5, 1.0, anchor, 2.0)[1] == 0.0
+
+
+def test_fixed_points_with_fixed_fee_are_equilibria():
+    """With g > 0 and γ > 0 Algorithm 1 settles at the KKT equilibrium (no hysteresis in participation)."""
+    agents = draw_log_linear(np.random.default_rng(0), 20, (50,))
+    tau, g, m = 1.5, 1.0, 50.0
+    eq = solve_equilibrium(agents, tau, g, m)
+    eta = 1.0 / float(np.max(lipschitz_bound(agents, 0.5)))
+    # start from the allocation of a lower fee, as after the fee shock
+    start = solve_equilibrium(agents, 0.5, g, m)
+    res = adjust_prices(agents, tau, g, m, step=StepRule("constant", eta), gamma=0.5, mu0=start.mu, x0=start.x,
+                        max_iter=3000, tol=1e-9)
+    settled = ~eq.jump  # at a g-jump no price clears exactly; a constant step cycles around it
+    np.testing.assert_allclose(res.mu[settled], eq.mu[settled], atol=1e-6)
+    np.testing.assert_array_equal(res.x[settled] > 0, eq.x[settled] > 0)
 
 
 def test_max_iter_and_residuals_reported_when_not_converged():
