@@ -30,6 +30,7 @@ MAX_FEE_PER_GAS = 50 * 10**9
 PRIORITY_FEE_PER_GAS = 10**9
 GAS_MARGIN = 1.25  # gas limit = estimate * margin: estimates are exact for our contracts, margin is cheap
 EMBEDDED_CALL_GAS_CAP = 2_000_000
+EMBEDDED_DEPLOY_GAS_CAP = 10_000_000
 FUND_AMOUNT = 1_000 * ETHER
 FUND_FLOOR = 10 * ETHER
 # eth-tester's genesis funds the keys 1..10 with 1e6 ether each; key 1 is the embedded faucet.
@@ -186,7 +187,8 @@ class Chain:
         """Call a view function (no transaction); revert -> ChainError."""
         self.sync()
         with self._mapped():
-            return getattr(contract.functions, fn_name)(*args).call()
+            # An explicit "from" spares web3's eth-tester middleware from listing every account per call.
+            return getattr(contract.functions, fn_name)(*args).call({"from": self._faucet.address})
 
     def compile(self, name_or_path: str | Path) -> Artifact:
         """Compile a contract (cached in ``data_dir/chain/artifacts`` by source digest)."""
@@ -222,9 +224,9 @@ class Chain:
         argument, so on the embedded chain one eth_call checks for a revert and a fixed cap is the
         limit (gas used, not the limit, is what is charged and reported). [decided]
         """
-        if self._journal is not None and tx.get("to"):
+        if self._journal is not None:
             self.w3.eth.call(tx, "pending")
-            return EMBEDDED_CALL_GAS_CAP
+            return EMBEDDED_CALL_GAS_CAP if tx.get("to") else EMBEDDED_DEPLOY_GAS_CAP
         block = None if self._journal is not None else "pending"
         return int(self.w3.eth.estimate_gas(tx, block) * GAS_MARGIN)
 
