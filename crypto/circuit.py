@@ -83,6 +83,7 @@ TLU_BITS = 4  # widest table lookup in the circuit (see module docstring for the
 CHUNK = 3  # value bits per masked-product lookup: CHUNK + 1 mask bit = TLU_BITS
 OR_GROUP = (1 << TLU_BITS) - 1  # at most 15 bits are summed before a 4-bit "any" lookup
 FORMULATIONS = ("tournament", "pairwise")
+STRATEGIES = ("mono", "multi")
 ARTIFACT_NAME = "server.zip"
 OUTPUT_FIELDS = ("trade", "invalid", "volume", "b_offset", "joint_profit")
 
@@ -91,11 +92,13 @@ class CircuitError(CryptoError, ValueError):
     """Bad circuit input (names the field and value) or a blob that fails its digest check."""
 
 
-def terms_digest(terms: MarketTerms, formulation: str = "tournament") -> bytes:
-    """SHA-256 of the canonical terms (plus the formulation when not the default): the cache key."""
+def terms_digest(terms: MarketTerms, formulation: str = "tournament", strategy: str = "mono") -> bytes:
+    """SHA-256 of the canonical terms (plus formulation/strategy when not the defaults): the cache key."""
     body: dict[str, Any] = dict(terms.as_dict())
     if formulation != "tournament":
         body["formulation"] = formulation
+    if strategy != "mono":
+        body["parameter_strategy"] = strategy
     return digest(canonical_bytes(body, name="terms"))
 
 
@@ -108,11 +111,14 @@ class CircuitShape:
     hurdle_bits: int
     hurdle_factor: int  # c: 2 for margin (s/2 >= h), 1 for spread (s >= h)
     formulation: str = "tournament"
+    strategy: str = "mono"  # concrete parameter_selection_strategy
 
     @classmethod
-    def from_terms(cls, terms: MarketTerms, formulation: str = "tournament") -> "CircuitShape":
+    def from_terms(cls, terms: MarketTerms, formulation: str = "tournament", strategy: str = "mono") -> "CircuitShape":
         if formulation not in FORMULATIONS:
             raise CircuitError(f"formulation = {formulation!r}: must be one of {', '.join(FORMULATIONS)}")
+        if strategy not in STRATEGIES:
+            raise CircuitError(f"strategy = {strategy!r}: must be one of {', '.join(STRATEGIES)}")
         if terms.rate_bits > 14:
             raise CircuitError(f"terms.rate_bits = {terms.rate_bits}: the circuit supports at most 14 bits")
         if terms.hurdle_bits > terms.rate_bits:
@@ -125,6 +131,7 @@ class CircuitShape:
             hurdle_bits=terms.hurdle_bits,
             hurdle_factor=2 if terms.hurdle_mode is HurdleMode.MARGIN else 1,
             formulation=formulation,
+            strategy=strategy,
         )
         if shape.joint_bits > 16:
             raise CircuitError(
@@ -175,14 +182,21 @@ def _any(bits: list):
     """OR of encrypted 0/1 scalars: sums of at most 15 bits, each followed by one 4-bit lookup."""
     while len(bits) > 1:
         groups = [bits[i : i + OR_GROUP] for i in range(0, len(bits), OR_GROUP)]
-        bits = [(_sum(group) > 0) if len(group) > 1 else group[0] for group in groups]
+        bits = [(_hint(_sum(group), len(group).bit_length()) > 0) if len(group) > 1 else group[0] for group in groups]
     return bits[0]
 
 
+def _hint(value, bits: int):
+    """Pin the width of ``value`` to at least ``bits``: inputsets rarely reach every intermediate's extreme,
+    and a value beyond its assigned width overflows silently."""
+    return _fhe().hint(value, bit_width=bits)
+
+
 def _sum(items: list):
-    total = items[0]
+    """Integer sum; ``× 1`` first because concrete sizes ``bool + bool`` as a logical OR (TOOLING.md)."""
+    total = items[0] * 1
     for item in items[1:]:
-        total = total + item
+        total = total + item * 1
     return total
 
 
@@ -197,7 +211,7 @@ def _masked_chunks(bit_source, nbits: int, mask, keep_when: int, scale: int = 1)
             ((v & ((1 << CHUNK) - 1)) << start) * scale if (v >> CHUNK) == keep_when else 0
             for v in range(1 << (CHUNK + 1))
         ]
-        part = _lut(table)[chunk + (1 << CHUNK) * mask]
+        part = _lut(table)[_hint(chunk + (1 << CHUNK) * mask, CHUNK + 1)]
         total = part if total is None else total + part
     return total
 
@@ -207,7 +221,7 @@ def _mux_right(sign, left, right, nbits: int):
 
     Cost: ``nbits`` bit extractions of the difference + ``ceil(nbits/3)`` lookups."""
     fhe = _fhe()
-    delta = right - left
+    delta = _hint(right - left, nbits + 1)
     return left + _masked_chunks(fhe.bits(delta), nbits, sign, keep_when=0)
 
 
@@ -247,17 +261,17 @@ def _rule(shape: CircuitShape) -> Callable:
         spread = a[1:] - b[1:]
         s_bits = fhe.bits(spread)
         s_negative = s_bits[rb]
-        ternary = _lut([0] * 7 + [1] + [2] * 7)  # (s_k − G_k) + 7 -> 0: less, 1: equal, 2: greater
-        combine = _lut([0, 0, 0, 0, 1, 2, 2, 2, 2])  # 3·high + low, high decides unless equal
+        ternary = _lut([0] * 7 + [1] + [2] * 8)  # (s_k − G_k) + 7 -> 0: less, 1: equal, 2: greater
+        combine = _lut([0, 0, 0, 0, 1, 2, 2, 2, 2] + [0] * 7)  # 3·high + low, high decides unless equal
         verdict = None
         for start in reversed(range(0, rb, CHUNK)):
             stop = min(start + CHUNK, rb)
             s_chunk = s_bits[start:stop]
             g_chunk = _sum([g_bits[i] * (1 << (i - start)) for i in range(start, stop) if i < len(g_bits)] or [0])
-            cmp = ternary[s_chunk - g_chunk + 7]
-            verdict = cmp if verdict is None else combine[3 * verdict + cmp]
-        bad = s_negative + over + invalid  # 0..3, each term 0/1
-        feasible = _lut([1 if (v % 3) >= 1 and v // 3 == 0 else 0 for v in range(12)])[verdict + 3 * bad]
+            cmp = ternary[_hint(s_chunk - g_chunk + 7, TLU_BITS)]
+            verdict = cmp if verdict is None else combine[_hint(3 * verdict + cmp, TLU_BITS)]
+        bad = _sum([s_negative, over, invalid])  # 0..3, each term 0/1
+        feasible = _lut([1 if (v % 3) >= 1 and v // 3 == 0 else 0 for v in range(16)])[_hint(verdict + 3 * bad, TLU_BITS)]
 
         # 4. masked joint profit per leaf: J = Q·s if feasible else −1.
         masked_spread = _masked_chunks(s_bits, rb, feasible, keep_when=1)
@@ -275,30 +289,51 @@ def _rule(shape: CircuitShape) -> Callable:
 
 
 def _tournament(shape: CircuitShape, joint, b):
-    """Argmax over leaves ``Q = 0..N`` by a knockout tree (N nodes, depth ceil(log2(N+1)))."""
+    """Argmax over leaves ``Q = 1..N`` by a knockout tree (N − 1 nodes in ceil(log2 N) levels), then one
+    node against the ``Q = 0`` leaf.
+
+    Each level is one set of tensor operations over all its nodes, so concrete spreads them over the
+    cores. A node keeps the left (smaller Q) leaf only if its J is strictly larger (ties to the larger Q);
+    an odd leaf out passes to the next level unchanged, keeping left-to-right order.
+    """
     fhe = _fhe()
     n = shape.grid
     wd = shape.joint_bits
-    leaves = [(fhe.zero(), 0, fhe.zero())] + [(joint[q - 1], q, b[q]) for q in range(1, n + 1)]
     q_bits = n.bit_length()
-    level = leaves
-    while len(level) > 1:
-        nxt = []
-        for i in range(0, len(level) - 1, 2):
-            (j_l, q_l, b_l), (j_r, q_r, b_r) = level[i], level[i + 1]
-            d_bits = fhe.bits(fhe.hint(j_r - j_l, bit_width=wd))
-            left_wins = d_bits[wd - 1]  # J_R < J_L strictly: ties go right (larger Q)
-            j_w = j_l + _masked_chunks(d_bits, wd - 1, left_wins, keep_when=0)
-            if isinstance(q_l, int) and isinstance(q_r, int):
-                q_w = q_r - left_wins * (q_r - q_l)  # public indices: plaintext × bit, no PBS
-            else:
-                q_w = _mux_right(left_wins, q_l, q_r, q_bits)
-            b_w = _mux_right(left_wins, b_l, b_r, shape.rate_bits)
-            nxt.append((j_w, q_w, b_w))
-        if len(level) % 2:
-            nxt.append(level[-1])
-        level = nxt
-    j_sel, q_sel, b_sel = level[0]
+    level_j = joint
+    level_b = b[1:]
+    level_q: Any = np.arange(1, n + 1)  # public until the first level has been decided
+    while level_j.shape[0] > 1:
+        m = level_j.shape[0]
+        k = m // 2
+        j_l, j_r = level_j[0 : 2 * k : 2], level_j[1 : 2 * k : 2]
+        d_bits = fhe.bits(_hint(j_r - j_l, wd))
+        left_wins = d_bits[wd - 1]  # J_R < J_L strictly
+        new_j = j_l + _masked_chunks(d_bits, wd - 1, left_wins, keep_when=0)
+        new_b = _mux_right(left_wins, level_b[0 : 2 * k : 2], level_b[1 : 2 * k : 2], shape.rate_bits)
+        if isinstance(level_q, np.ndarray):
+            q_l, q_r = level_q[0 : 2 * k : 2], level_q[1 : 2 * k : 2]
+            new_q = q_r - left_wins * (q_r - q_l)  # public indices: plaintext × bit, no PBS
+        else:
+            new_q = _mux_right(left_wins, level_q[0 : 2 * k : 2], level_q[1 : 2 * k : 2], q_bits)
+        if m % 2:
+            rest_q = level_q[m - 1 : m]
+            if isinstance(rest_q, np.ndarray):
+                rest_q = new_q[0:1] * 0 + rest_q
+            new_j = np.concatenate((new_j, level_j[m - 1 : m]))
+            new_b = np.concatenate((new_b, level_b[m - 1 : m]))
+            new_q = np.concatenate((new_q, rest_q))
+        level_j, level_b, level_q = new_j, new_b, new_q
+    # final node against the Q = 0 leaf (J = 0, b̂ = 0): it wins iff no leaf survived (J = −1)
+    j_w, b_w, q_w = level_j[0], level_b[0], level_q[0]
+    d_bits = fhe.bits(_hint(j_w, wd))
+    none_left = d_bits[wd - 1]
+    j_sel = _masked_chunks(d_bits, wd - 1, none_left, keep_when=0)
+    b_sel = _masked_chunks(fhe.bits(b_w), shape.rate_bits, none_left, keep_when=0)
+    if isinstance(q_w, (int, np.integer)):
+        q_sel = int(q_w) - none_left * int(q_w)
+    else:
+        q_sel = _masked_chunks(fhe.bits(q_w), q_bits, none_left, keep_when=0)
     return q_sel, b_sel, j_sel
 
 
@@ -322,10 +357,10 @@ def _pairwise(shape: CircuitShape, joint, s_bits, b, feasible):
         need = len(conds)
         # AND of all conditions: count, in groups of <= 15, each group "all ones", then combined
         groups = [conds[k : k + OR_GROUP] for k in range(0, need, OR_GROUP)]
-        alls = [(_sum(g) >= len(g)) if len(g) > 1 else g[0] for g in groups]
+        alls = [(_hint(_sum(g), len(g).bit_length()) >= len(g)) if len(g) > 1 else g[0] for g in groups]
         while len(alls) > 1:
             groups = [alls[k : k + OR_GROUP] for k in range(0, len(alls), OR_GROUP)]
-            alls = [(_sum(g) >= len(g)) if len(g) > 1 else g[0] for g in groups]
+            alls = [(_hint(_sum(g), len(g).bit_length()) >= len(g)) if len(g) > 1 else g[0] for g in groups]
         winner.append(alls[0])
     volumes = np.arange(1, n + 1)
     win = fhe.array(winner)
@@ -480,13 +515,13 @@ def unwrap_blob(kind: str, blob: bytes, *, expected_digest: bytes | None = None)
     return payload
 
 
-def _configuration(simulation: bool = False):
+def _configuration(strategy: str = "mono", simulation: bool = False):
     fhe = _fhe()
     # [decided] mono parameters: one parameter set for the whole circuit keeps evaluation keys ~100-200 MB;
     # replay was checked byte-identical with it. Parallel loops stay on (turning them off halves speed).
     # Overflow detection in simulation is off: the bit extraction deliberately shifts bits out (false alarms).
     return fhe.Configuration(
-        parameter_selection_strategy="mono",
+        parameter_selection_strategy=strategy,
         show_progress=False,
         fhe_simulation=simulation,
         fhe_execution=not simulation,
@@ -502,6 +537,7 @@ class CostReport:
     hurdle_bits: int
     hurdle_mode: str
     formulation: str
+    strategy: str
     pbs_count: int
     tlu_bits: int
     joint_bits: int
@@ -535,13 +571,13 @@ class SelectionCircuit:
     blob: with the evaluation keys and two input ciphertexts anyone can :meth:`evaluate` (and replay).
     """
 
-    def __init__(self, terms: MarketTerms, shape: CircuitShape, artifact_path: Path, *, compiled=None,
+    def __init__(self, terms: MarketTerms, shape: CircuitShape, artifact_path: Path | None, *, compiled=None,
                  compile_seconds: float | None = None):
         self.terms = terms
         self.shape = shape
-        self.artifact_path = Path(artifact_path)
-        self.artifact_bytes = self.artifact_path.read_bytes()
-        self.artifact_digest = digest(self.artifact_bytes)
+        self.artifact_path = Path(artifact_path) if artifact_path is not None else None
+        self.artifact_bytes = self.artifact_path.read_bytes() if artifact_path is not None else b""
+        self.artifact_digest = digest(self.artifact_bytes) if artifact_path is not None else b""
         self.compile_seconds = compile_seconds
         self._compiled = compiled
         self._simulator = None
@@ -551,16 +587,17 @@ class SelectionCircuit:
         return (
             f"SelectionCircuit(N={self.shape.grid}, rate_bits={self.shape.rate_bits}, "
             f"mode={self.terms.hurdle_mode.value}, formulation={self.shape.formulation}, "
-            f"artifact={to_hex(self.artifact_digest)[:16]}…)"
+            f"artifact={to_hex(self.artifact_digest)[:16] or 'none'}…)"
         )
 
     # construction -------------------------------------------------------------------------------------------
 
     @classmethod
-    def for_terms(cls, terms: MarketTerms, cache_dir: Path, *, formulation: str = "tournament") -> "SelectionCircuit":
+    def for_terms(cls, terms: MarketTerms, cache_dir: Path, *, formulation: str = "tournament",
+                  strategy: str = "mono") -> "SelectionCircuit":
         """Load the cached server artifact of ``terms`` or compile it (once per terms) and cache it."""
-        shape = CircuitShape.from_terms(terms, formulation)
-        folder = Path(cache_dir) / to_hex(terms_digest(terms, formulation))
+        shape = CircuitShape.from_terms(terms, formulation, strategy)
+        folder = Path(cache_dir) / to_hex(terms_digest(terms, formulation, strategy))
         artifact = folder / ARTIFACT_NAME
         if artifact.is_file():
             return cls(terms, shape, artifact)
@@ -571,13 +608,22 @@ class SelectionCircuit:
         with tempfile.TemporaryDirectory(dir=folder) as tmp:
             staged = Path(tmp) / ARTIFACT_NAME
             compiled.server.save(staged)
-            (Path(tmp) / "terms.json").write_text(json.dumps(terms.as_dict() | {"formulation": formulation}))
+            (Path(tmp) / "terms.json").write_text(
+                json.dumps(terms.as_dict() | {"formulation": formulation, "parameter_strategy": strategy})
+            )
             os.replace(Path(tmp) / "terms.json", folder / "terms.json")
             os.replace(staged, artifact)  # atomic: a concurrent reader sees the whole artifact or none
         return cls(terms, shape, artifact, compiled=compiled, compile_seconds=seconds)
 
+    @classmethod
+    def simulation_only(cls, terms: MarketTerms, *, formulation: str = "tournament") -> "SelectionCircuit":
+        """A circuit that can only :meth:`simulate` (no FHE artifact is compiled): for wide parity sweeps."""
+        return cls(terms, CircuitShape.from_terms(terms, formulation), None)
+
     @property
     def server(self):
+        if self.artifact_path is None:
+            raise CircuitError("this SelectionCircuit was built with simulation_only(): no FHE artifact")
         if self._server is None:
             self._server = _fhe().Server.load(self.artifact_path)
         return self._server
@@ -637,6 +683,7 @@ class SelectionCircuit:
             hurdle_bits=self.shape.hurdle_bits,
             hurdle_mode=self.terms.hurdle_mode.value,
             formulation=self.shape.formulation,
+            strategy=self.shape.strategy,
             pbs_count=int(server.programmable_bootstrap_count(name)),
             tlu_bits=TLU_BITS,
             joint_bits=self.shape.joint_bits,
@@ -655,4 +702,4 @@ class SelectionCircuit:
 def _compile(shape: CircuitShape, *, simulation: bool):
     fhe = _fhe()
     compiler = fhe.Compiler(_rule(shape), {"mm": "encrypted", "rm": "encrypted"})
-    return compiler.compile(build_inputset(shape), _configuration(simulation))
+    return compiler.compile(build_inputset(shape), _configuration(shape.strategy, simulation))

@@ -1,14 +1,159 @@
-"""`repo-market select`: run the contract's selection rule on one pair of reports (plain, simulated or real FHE)"""
+"""`repo-market select`: run the contract's selection rule on one pair of reports (plain, simulated or real FHE).
+
+Backends: ``plain`` is the plaintext reference (market.selection); ``simulate`` runs the compiled circuit
+without encryption; ``fhe`` runs it for real: key generation (custodian), encryption of each report,
+encrypted evaluation from public blobs only (evaluator), decryption of the output only (custodian).
+Reports are sent as offsets from a base rate: ``--base-rate`` defaults to the lowest rate in the file,
+``min(b[0], a[N])`` [decided], so every offset is >= 0. The circuit is compiled once per market terms and
+cached under ``<data-dir>/circuits/``; FHE keys go to ``<data-dir>/custodian/`` (secret key 0600).
+"""
 from __future__ import annotations
 
-from protocol.commands._unbuilt import not_built
+import json
+import sys
+import time
+from pathlib import Path
 
-HELP = "run the contract's selection rule on one pair of reports (plain, simulated or real FHE) (not built yet)"
+from protocol.cli import UsageError
+
+HELP = "run the contract's selection rule on one pair of reports (plain, simulated or real FHE)"
+DESCRIPTION = __doc__
 
 
 def configure(parser) -> None:
-    pass
+    parser.add_argument("--schedules", type=Path, required=True, metavar="FILE",
+                        help='reported schedules: JSON {"b": [...], "a": [...]} or CSV Q,b,a (bp); grid from the file')
+    parser.add_argument("--hurdle-mm", type=int, default=0, metavar="H", help="BDmm's hurdle spread in bp (default 0)")
+    parser.add_argument("--hurdle-rm", type=int, default=0, metavar="H", help="BDrm's hurdle spread in bp (default 0)")
+    parser.add_argument("--hurdle-mode", choices=("margin", "spread"), default="margin",
+                        help="margin: s(Q)/2 >= max(h) (default); spread: s(Q) >= max(h)")
+    parser.add_argument("--backend", choices=("plain", "simulate", "fhe"), default="fhe",
+                        help="plain reference, circuit simulation, or real TFHE (default)")
+    parser.add_argument("--base-rate", type=int, metavar="BP",
+                        help="base rate of the offsets (default: the lowest reported rate)")
+    parser.add_argument("--rate-bits", type=int, default=10, metavar="BITS", help="offset width (default 10)")
+    parser.add_argument("--hurdle-bits", type=int, default=8, metavar="BITS", help="hurdle width (default 8)")
+    parser.add_argument("--formulation", choices=("tournament", "pairwise"), default="tournament",
+                        help="argmax formulation of the circuit (default tournament)")
+
+
+def _terms_and_schedules(args):
+    from market import ScheduleError, load_schedules
+    from market.terms import MarketTerms, ReportError, validate_report
+
+    try:
+        schedules = load_schedules(args.schedules)
+    except (ScheduleError, OSError) as exc:
+        raise UsageError(f"--schedules {exc}") from None
+    base = args.base_rate if args.base_rate is not None else int(min(schedules.b[0], schedules.a[-1]))
+    try:
+        terms = MarketTerms(grid=schedules.grid, base_rate=base, rate_bits=args.rate_bits,
+                            hurdle_bits=args.hurdle_bits, hurdle_mode=args.hurdle_mode)
+        validate_report(terms, "mm", schedules.b, args.hurdle_mm)
+        validate_report(terms, "rm", schedules.a, args.hurdle_rm)
+    except ReportError as exc:
+        raise UsageError(f"{exc} (--schedules {args.schedules}, --base-rate {base}, --hurdle-mm {args.hurdle_mm}, "
+                         f"--hurdle-rm {args.hurdle_rm})") from None
+    return terms, schedules
 
 
 def run(args) -> int:
-    return not_built("select", "issue 4", args.json)
+    from market.selection import select_equilibrium
+
+    if args.hurdle_mm < 0:
+        raise UsageError(f"--hurdle-mm {args.hurdle_mm}: must be >= 0 bp")
+    if args.hurdle_rm < 0:
+        raise UsageError(f"--hurdle-rm {args.hurdle_rm}: must be >= 0 bp")
+    terms, schedules = _terms_and_schedules(args)
+    timings: dict[str, float] = {}
+    doc: dict = {"backend": args.backend}
+    if args.backend == "plain":
+        started = time.perf_counter()
+        selected = select_equilibrium(schedules, args.hurdle_mm, args.hurdle_rm, args.hurdle_mode)
+        timings["evaluate"] = time.perf_counter() - started
+    else:
+        selected, cost = _run_circuit(args, terms, schedules, timings)
+        if cost is not None:
+            doc["cost"] = cost
+    doc = {"selected": selected.as_dict(), **doc, "timings": timings,
+           "terms": terms.as_dict()}
+    if args.json:
+        print(json.dumps(doc))
+    else:
+        _print_table(doc)
+    return 0
+
+
+def _run_circuit(args, terms, schedules, timings):
+    from crypto.circuit import SelectionCircuit
+
+    b_off = [int(v) - terms.base_rate for v in schedules.b]
+    a_off = [int(v) - terms.base_rate for v in schedules.a]
+    cache = Path(args.data_dir) / "circuits"
+    _progress(args, f"compiling or loading the circuit for N = {terms.grid} (cache {cache}) …")
+    started = time.perf_counter()
+    circuit = SelectionCircuit.for_terms(terms, cache, formulation=args.formulation)
+    timings["compile_or_load"] = time.perf_counter() - started
+    if args.backend == "simulate":
+        started = time.perf_counter()
+        out = circuit.simulate(b_off, args.hurdle_mm, a_off, args.hurdle_rm)
+        timings["evaluate"] = time.perf_counter() - started
+        return out.instruction(terms), None
+
+    from crypto.circuit import peak_rss_bytes
+    from crypto.encoding import digest, to_hex
+    from crypto.fhe_keys import SECRET_KEY_FILE, CustodianFheKeys
+
+    custodian = Path(args.data_dir) / "custodian" / to_hex(circuit.artifact_digest)[:16]
+    started = time.perf_counter()
+    if (custodian / SECRET_KEY_FILE).exists():
+        _progress(args, "loading the custodian's FHE keys …")
+        keys = CustodianFheKeys.load(circuit, custodian)
+    else:
+        _progress(args, "generating FHE keys (custodian) …")
+        keys = CustodianFheKeys.generate(circuit, custodian)
+    timings["keygen"] = time.perf_counter() - started
+    evaluation_keys = keys.evaluation_keys_bytes()
+    started = time.perf_counter()
+    ct_mm = keys.encrypt_mm(b_off, args.hurdle_mm)
+    ct_rm = keys.encrypt_rm(a_off, args.hurdle_rm)
+    timings["encrypt"] = time.perf_counter() - started
+    _progress(args, "evaluating the circuit on ciphertexts (evaluator) …")
+    started = time.perf_counter()
+    output = circuit.evaluate(evaluation_keys, ct_mm, ct_rm)
+    timings["evaluate"] = time.perf_counter() - started
+    started = time.perf_counter()
+    out = keys.decrypt_output(output)
+    timings["decrypt"] = time.perf_counter() - started
+    cost = circuit.cost_report().as_dict()
+    cost["sizes"] = {"evaluation_keys": len(evaluation_keys), "ciphertext_mm": len(ct_mm),
+                     "ciphertext_rm": len(ct_rm), "ciphertext_out": len(output)}
+    cost["timings"] = dict(timings)
+    cost["output_digest"] = to_hex(digest(output))
+    cost["peak_rss_bytes"] = peak_rss_bytes()
+    return out.instruction(terms), cost
+
+
+def _progress(args, message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[dim]{message}[/dim]")
+
+
+def _print_table(doc: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"selection ({doc['backend']})")
+    table.add_column("field")
+    table.add_column("value", justify="right")
+    for key, value in doc["selected"].items():
+        table.add_row(key, str(value))
+    for key, value in doc["timings"].items():
+        table.add_row(f"time {key} (s)", f"{value:.3f}")
+    if "cost" in doc:
+        cost = doc["cost"]
+        table.add_row("PBS count", str(cost["pbs_count"]))
+        table.add_row("evaluation keys (MB)", f"{cost['sizes']['evaluation_keys'] / 1e6:.1f}")
+        table.add_row("peak memory (GB)", f"{cost['peak_rss_bytes'] / 1e9:.2f}")
+    Console(stderr=True).print(table)

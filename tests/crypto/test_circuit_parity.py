@@ -1,0 +1,147 @@
+"""Parity of the selection circuit (simulation mode) with the plaintext reference, >= 2000 report pairs.
+
+Reference: :func:`market.selection.select_equilibrium` with the O(N²) equilibrium filter on; for valid
+(strictly monotone) reports the test also checks that the filter is redundant (D10). Non-monotone
+reports must raise the circuit's ``invalid`` flag and give no trade.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from market.schedules import make_schedules
+from market.selection import NO_TRADE, select_equilibrium
+from market.terms import MarketTerms
+
+BASE = 100
+
+
+def _cases(grid: int, max_offset: int, max_hurdle: int, count: int, seed: int):
+    """Valid report pairs: random, narrow spreads (ties, zero spreads, hurdles biting), extremes."""
+    rng = np.random.default_rng(seed)
+    up = np.arange(grid + 1)
+    fixed = [
+        (up, max_offset - up, 0, 0),  # widest spreads, largest offsets
+        (up, up[::-1] + 0, 0, 0),  # spreads grid-2Q: zero and negative spreads
+        (up, max_offset - up, max_hurdle, max_hurdle),  # max hurdles
+        (max_offset - grid + up, max_offset - up, 0, 0),  # equal rates at Q = N (zero spread), max values
+        (up, 2 * grid - up, 1, 0),  # small spreads, all filtered at higher Q
+        (up, up[::-1] + 1, max_hurdle, 0),  # all filtered
+        (up * 2, 6 * grid - up * 2, 0, 0),  # J(Q) = Q(6N - 4Q): ties possible
+    ]
+    for b, a, hm, hr in fixed:
+        yield np.asarray(b), np.asarray(a), hm, hr
+    for i in range(count - len(fixed)):
+        kind = i % 4
+        if kind == 0:  # anywhere in range
+            b = np.sort(rng.choice(max_offset + 1, grid + 1, replace=False))
+            a = np.sort(rng.choice(max_offset + 1, grid + 1, replace=False))[::-1]
+        else:  # narrow spreads around a common level: ties, zero spreads, hurdles that bite
+            lo = int(rng.integers(0, max_offset - 8 * grid - 40))
+            b = lo + np.cumsum(rng.integers(1, 1 + kind, grid + 1))
+            a = lo + int(rng.integers(-4, 30)) + np.cumsum(rng.integers(1, 1 + kind, grid + 1))[::-1]
+            a = np.clip(a, 0, max_offset)
+            if not (np.all(np.diff(a) < 0) and a.min() >= 0):
+                a = np.sort(rng.choice(max_offset + 1, grid + 1, replace=False))[::-1]
+        hm = int(rng.integers(0, max_hurdle + 1)) if i % 3 == 0 else int(rng.integers(0, 12))
+        hr = int(rng.integers(0, max_hurdle + 1)) if i % 5 == 0 else int(rng.integers(0, 12))
+        yield b, a, hm, hr
+
+
+def _check_parity(circuit, terms: MarketTerms, count: int, seed: int) -> int:
+    checked = 0
+    for b, a, hm, hr in _cases(terms.grid, terms.max_offset, terms.max_hurdle, count, seed):
+        schedules = make_schedules(b + BASE, a + BASE)
+        assert schedules.strict
+        reference = select_equilibrium(schedules, hm, hr, terms.hurdle_mode, equilibrium_filter=True)
+        shortcut = select_equilibrium(schedules, hm, hr, terms.hurdle_mode, equilibrium_filter=False)
+        assert shortcut == reference, "D10: the equilibrium filter is redundant for valid reports"
+        out = circuit.simulate(list(b), hm, list(a), hr)
+        assert not out.invalid, (b, a)
+        assert out.instruction(terms) == reference, (b.tolist(), a.tolist(), hm, hr, out)
+        checked += 1
+    return checked
+
+
+@pytest.fixture(scope="module")
+def margin_circuit(tmp_path_factory):
+    from crypto.circuit import SelectionCircuit
+
+    terms = MarketTerms(grid=4, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
+    return terms, SelectionCircuit.simulation_only(terms)
+
+
+def test_simulation_matches_reference_margin_mode(margin_circuit):
+    terms, circuit = margin_circuit
+    assert _check_parity(circuit, terms, 1600, seed=1) == 1600
+
+
+def test_simulation_matches_reference_spread_mode():
+    from crypto.circuit import SelectionCircuit
+
+    terms = MarketTerms(grid=3, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="spread")
+    circuit = SelectionCircuit.simulation_only(terms)
+    assert _check_parity(circuit, terms, 400, seed=2) == 400
+
+
+def test_worked_example_selection_without_trade_and_with_trade(margin_circuit):
+    terms, circuit = margin_circuit
+    b, a = [0, 10, 20, 30, 40], [90, 80, 70, 60, 50]  # s = 90, 70, 50, 30, 10; J = 0, 70, 100, 90, 40
+    assert circuit.simulate(b, 0, a, 0).volume == 2
+    out = circuit.simulate(b, 20, a, 0)  # margin s/2 >= 20: s >= 40 keeps Q <= 2
+    assert (out.trade, out.volume, out.r_mm_offset, out.r_rm_offset) == (True, 2, 20, 70)
+    assert circuit.simulate(b, 0, a, 46).instruction(terms) == NO_TRADE  # s >= 92: nothing survives
+
+
+def test_ties_go_to_the_larger_volume(margin_circuit):
+    terms, circuit = margin_circuit
+    b, a = [0, 10, 20, 30, 40], [130, 110, 70, 50, 41]  # s = 100, 50, 20, 1: J = 100, 100, 60, 4 (tie)
+    out = circuit.simulate(b, 0, a, 0)
+    assert out.volume == 2 and out.joint_profit == 100
+
+
+@pytest.mark.parametrize(
+    "b, a",
+    [
+        ([0, 5, 5, 9, 12], [90, 80, 70, 60, 50]),  # flat step in b (not strict)
+        ([0, 5, 4, 9, 12], [90, 80, 70, 60, 50]),  # b decreases
+        ([0, 5, 6, 9, 12], [90, 80, 85, 60, 50]),  # a increases
+        ([0, 5, 6, 9, 12], [90, 80, 70, 70, 50]),  # flat step in a
+        ([1023, 0, 1023, 0, 1023], [0, 1023, 0, 1023, 0]),  # extremes
+    ],
+)
+def test_non_monotone_reports_raise_invalid_and_never_trade(margin_circuit, b, a):
+    terms, circuit = margin_circuit
+    out = circuit.simulate(b, 0, a, 0)
+    assert out.invalid
+    assert not out.trade and out.volume == 0 and out.r_mm_offset == 0 and out.joint_profit == 0
+    assert out.instruction(terms) == NO_TRADE
+
+
+def test_random_reports_invalid_flag_matches_strict_monotonicity(margin_circuit):
+    terms, circuit = margin_circuit
+    rng = np.random.default_rng(7)
+    flagged = 0
+    for _ in range(200):
+        b = rng.integers(0, 1024, 5)
+        a = rng.integers(0, 1024, 5)
+        strict = bool(np.all(np.diff(b) > 0) and np.all(np.diff(a) < 0))
+        out = circuit.simulate(list(b), 3, list(a), 1)
+        assert out.invalid == (not strict)
+        flagged += out.invalid
+    assert flagged > 150
+
+
+def test_out_of_range_inputs_are_rejected_before_anything_runs(margin_circuit):
+    from crypto.circuit import CircuitError
+
+    _, circuit = margin_circuit
+    good = [0, 10, 20, 30, 40]
+    with pytest.raises(CircuitError, match=r"b_offsets\[2\] = 1024"):
+        circuit.simulate([0, 10, 1024, 30, 40], 0, good[::-1], 0)
+    with pytest.raises(CircuitError, match=r"a_offsets: 4 values"):
+        circuit.simulate(good, 0, [4, 3, 2, 1], 0)
+    with pytest.raises(CircuitError, match=r"h_rm = 256"):
+        circuit.simulate(good, 0, good[::-1], 256)
+    with pytest.raises(CircuitError, match=r"b_offsets\[0\] = 1.5"):
+        circuit.simulate([1.5, 10, 20, 30, 40], 0, good[::-1], 0)
