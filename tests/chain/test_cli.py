@@ -1,0 +1,56 @@
+"""`repo-market chain up|down|status` as a user runs it (subprocess, --json)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from chain.node import rpc_request
+
+from .helpers import require_anvil
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def cli(*args, env=None):
+    out = subprocess.run([sys.executable, "-m", "protocol.cli", "chain", *args], capture_output=True, text=True,
+                         cwd=ROOT, timeout=120, env=env)
+    return out
+
+
+def test_up_status_down(tmp_path):
+    require_anvil()
+    data = ["--data-dir", str(tmp_path)]
+    up = cli("up", "--json", *data)
+    assert up.returncode == 0, up.stderr
+    doc = json.loads(up.stdout)  # exactly one JSON document
+    assert set(doc) == {"url", "pid"} and doc["url"].startswith("http://127.0.0.1:")
+    try:
+        assert int(rpc_request(doc["url"], "eth_chainId"), 16) == 31337
+        assert json.loads(cli("up", "--json", *data).stdout) == doc  # idempotent: same node
+        status = json.loads(cli("status", "--json", *data).stdout)
+        assert status["running"] is True and status["url"] == doc["url"] and status["block_number"] == 0
+        assert status["state_path"] == str(tmp_path / "chain" / "anvil" / "state.json")
+    finally:
+        down = cli("down", "--json", *data)
+    assert down.returncode == 0 and json.loads(down.stdout) == {"stopped": True, "pid": doc["pid"]}
+    assert (tmp_path / "chain" / "anvil" / "state.json").is_file()  # dumped on exit
+    status = json.loads(cli("status", "--json", *data).stdout)
+    assert status["running"] is False
+    assert json.loads(cli("down", "--json", *data).stdout) == {"stopped": False, "pid": None}
+
+
+def test_missing_binary_is_reported(tmp_path):
+    env = dict(os.environ, REPO_MARKET_ANVIL=str(tmp_path / "no-such-anvil"))
+    out = cli("up", "--json", "--data-dir", str(tmp_path), env=env)
+    assert out.returncode == 1
+    doc = json.loads(out.stdout)
+    assert doc["error"] == "node" and "no-such-anvil" in doc["detail"]
+
+
+def test_bad_action_names_the_value(tmp_path):
+    out = cli("restart", "--data-dir", str(tmp_path))
+    assert out.returncode == 2
+    assert "'restart'" in out.stderr and "up, down, status" in out.stderr

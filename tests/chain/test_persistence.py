@@ -1,0 +1,156 @@
+"""Persistence: another process sees the chain (embedded journal; anvil across a restart with --state)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from chain import (CUSTODIAN, DEALER_MM, DEALER_RM, ChainError, ChainUnavailable, Coordinator, JournalError,
+                   RoundPhase, connect, deploy_coordinator)
+from chain.node import start_anvil, stop_anvil
+
+from .helpers import DEPOSIT, Market, digest, make_terms, require_anvil
+
+ROOT = Path(__file__).resolve().parents[2]
+
+PEER = textwrap.dedent("""
+    import json, sys, hashlib
+    from pathlib import Path
+    from chain import Coordinator, connect, DEALER_RM
+    data_dir, url, address, action = sys.argv[1], sys.argv[2] or None, sys.argv[3], sys.argv[4]
+    chain = connect(Path(data_dir), url)
+    coord = Coordinator(chain, address)
+    rid = coord.current_round()
+    if action == "commit_rm":
+        coord.commit_report(DEALER_RM, rid, hashlib.sha256(b"peer-report").digest())
+    state = coord.round(rid)
+    print(json.dumps({
+        "round": rid, "phase": state.phase.name, "block": chain.block_number,
+        "commit_mm": state.report_commitment_mm.hex(), "commit_rm": state.report_commitment_rm.hex(),
+        "deposit_mm": coord.deposit_of(chain.address("dealer_mm")),
+        "events": [e.name for e in coord.events()],
+    }))
+""")
+
+
+def run_peer(data_dir: Path, url: str | None, address: str, action: str = "read") -> dict:
+    out = subprocess.run([sys.executable, "-c", PEER, str(data_dir), url or "", address, action],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout)
+
+
+def open_round(chain) -> Market:
+    coord = deploy_coordinator(chain, make_terms(chain))
+    m = Market(chain, coord, coord.terms())
+    m.fund_deposits()
+    m.open()
+    return m
+
+
+def test_embedded_chain_is_shared_between_processes(tmp_path):
+    data_dir = tmp_path / "data"
+    chain = connect(data_dir)
+    m = open_round(chain)
+
+    seen = run_peer(data_dir, None, m.coord.address)
+    assert seen["round"] == 1 and seen["phase"] == "COMMITTED"
+    assert seen["commit_mm"] == digest("report-mm-1").hex() and seen["commit_rm"] == "00" * 32
+    assert seen["deposit_mm"] == DEPOSIT
+    assert seen["block"] == chain.block_number
+    assert seen["events"] == [e.name for e in m.coord.events()]
+
+    # The peer writes; this process (still open, its in-memory EVM now stale) catches up and goes on.
+    wrote = run_peer(data_dir, None, m.coord.address, "commit_rm")
+    assert wrote["commit_rm"] == digest("peer-report").hex()
+    assert m.coord.round(1).report_commitment_rm == digest("peer-report")
+    m.coord.post_ciphertexts(CUSTODIAN, 1, digest("a"), digest("b"))
+    assert m.coord.phase(1) is RoundPhase.REPORTED
+
+    # A third, fresh process-equivalent replays everything, events included.
+    again = connect(data_dir)
+    coord = Coordinator(again, m.coord.address)
+    assert coord.round(1) == m.coord.round(1)
+    assert [e.as_dict() for e in coord.events()] == [e.as_dict() for e in m.coord.events()]
+    assert again.block_number == chain.block_number
+
+
+def test_embedded_journal_ignores_a_torn_last_line(tmp_path):
+    data_dir = tmp_path / "data"
+    chain = connect(data_dir)
+    m = open_round(chain)
+    journal = data_dir / "chain" / "journal.jsonl"
+    with open(journal, "a") as f:
+        f.write('{"op": "tx", "raw": "0xdead')  # a crash mid-append: no newline
+    again = connect(data_dir)
+    assert Coordinator(again, m.coord.address).phase(1) is RoundPhase.COMMITTED
+
+
+def test_embedded_journal_divergence_is_detected(tmp_path):
+    data_dir = tmp_path / "data"
+    chain = connect(data_dir)
+    open_round(chain)
+    journal = data_dir / "chain" / "journal.jsonl"
+    lines = journal.read_text().splitlines()
+    entry = json.loads(lines[-1])
+    entry["block"] += 1
+    journal.write_text("\n".join(lines[:-1] + [json.dumps(entry)]) + "\n")
+    with pytest.raises(JournalError, match="replay diverged"):
+        connect(data_dir)
+
+
+def test_embedded_refuses_another_seed(tmp_path):
+    connect(tmp_path / "data", seed=1)
+    with pytest.raises(JournalError, match="seed 1"):
+        connect(tmp_path / "data", seed=2)
+
+
+def test_anvil_state_survives_restart(tmp_path):
+    require_anvil()
+    node_data = tmp_path / "node"
+    data_dir = tmp_path / "data"
+    first = start_anvil(node_data)
+    try:
+        chain = connect(data_dir, first.url)
+        m = open_round(chain)
+        head = chain.block_number
+        events_before = [e.as_dict() for e in m.coord.events()]
+    finally:
+        stop_anvil(node_data)
+    with pytest.raises(ChainUnavailable) as excinfo:
+        m.coord.phase(1)
+    assert excinfo.value.url == first.url
+
+    second = start_anvil(node_data)
+    try:
+        assert second.pid != first.pid
+        seen = run_peer(data_dir, second.url, m.coord.address)
+        assert seen["round"] == 1 and seen["phase"] == "COMMITTED"
+        assert seen["commit_mm"] == digest("report-mm-1").hex()
+        assert seen["block"] >= head
+        chain = connect(data_dir, second.url)
+        coord = Coordinator(chain, m.coord.address)
+        assert [e.as_dict() for e in coord.events()] == events_before
+        coord.commit_report(DEALER_RM, 1, digest("after-restart"))
+        coord.post_ciphertexts(CUSTODIAN, 1, digest("a"), digest("b"))
+        assert coord.phase(1) is RoundPhase.REPORTED
+        assert coord.deposit_of(chain.address(DEALER_MM)) == DEPOSIT
+    finally:
+        stop_anvil(node_data)
+
+
+def test_unreachable_node_raises_chain_unavailable(tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound but not listening: connections are refused
+        url = f"http://127.0.0.1:{port}"
+        with pytest.raises(ChainUnavailable) as excinfo:
+            connect(tmp_path, url)
+    assert excinfo.value.url == url and url in str(excinfo.value)
+    assert isinstance(excinfo.value, ChainError)
