@@ -136,8 +136,9 @@ def solve_equilibrium(agents: AgentFamily, tau, g, m, *, tol: float = BISECTION_
         s = x.sum(axis=-1)
     slack = m_a - s
     positive = hi > 0
-    # Capacity counts as exhausted up to the demand change over one bracket (and rounding).
-    cap_tol = np.maximum(1e-9 * np.maximum(1.0, m_a), 0.0)
+    # Capacity counts as exhausted up to 1e-9 relative: far above the demand change over a 1e-12 bracket for
+    # the families here, far below the smallest jump (one agent's demand at its exit price).
+    cap_tol = 1e-9 * np.maximum(1.0, m_a)
     jump = positive & (slack > cap_tol) & (g_a > 0)
     binding = positive & ~jump
     return Equilibrium(mu=hi, x=x, demand=s, slack=slack, binding=binding, jump=jump,

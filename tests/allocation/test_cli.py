@@ -76,3 +76,13 @@ def test_experiment_unknown_name(capsys, tmp_path):
         main(["experiment", "moon-shot", "--out", str(tmp_path)])
     assert exc.value.code == 2
     assert "NAME = 'moon-shot'" in capsys.readouterr().err
+
+
+def test_allocate_on_chain(capsys, tmp_path):
+    doc = _json_out(capsys, ["allocate", "--alpha", "10", "15", "20", "--beta", "1", "1", "1", "--tau", "0.5",
+                             "--g", "0", "--m", "5", "--method", "onchain", "--eta", "0.5", "--gamma", "0",
+                             "--tol", "1e-9", "--max-iter", "60", "--data-dir", str(tmp_path / "data"), "--json"])
+    assert doc["converged"] is True and doc["iterations"] < 60
+    assert doc["mu"] == pytest.approx(4.125, abs=1e-8)
+    assert doc["max_deviation_from_float"] <= doc["fixed_point_bound"] == 1e-9
+    assert doc["contract"].startswith("0x") and len(doc["gas_per_round"]) == doc["iterations"]
