@@ -18,6 +18,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from crypto.encoding import canonical_bytes, canonical_loads
 
 __all__ = ["BACKENDS", "BackendError", "load_circuit", "CustodianSide", "EvaluatorSide",
@@ -36,41 +38,41 @@ def load_circuit(terms, cache_dir: Path):
     return SelectionCircuit.for_terms(terms, Path(cache_dir))
 
 
-def encode_output(out) -> bytes:
-    """Canonical bytes of a simulated SelectionOutput (the simulate backend's 'ciphertext' output)."""
-    return canonical_bytes({
-        "backend": "simulate", "kind": "selection-output",
-        "trade": bool(out.trade), "invalid": bool(out.invalid), "volume": int(out.volume),
-        "r_mm_offset": int(out.r_mm_offset), "r_rm_offset": int(out.r_rm_offset),
-    })
+def encode_output(values) -> bytes:
+    """Canonical bytes of the simulated circuit's raw output ``[trade, invalid, Q_sel, b̂_sel, J_sel]``."""
+    return canonical_bytes({"backend": "simulate", "kind": "selection-output",
+                            "values": [int(v) for v in np.asarray(values).reshape(-1)]})
 
 
 def decode_output(data: bytes):
+    """The simulate backend's output blob as a :class:`crypto.circuit.SelectionOutput` (same checks)."""
     from crypto.circuit import SelectionOutput
 
     try:
         obj = canonical_loads(data, name="output")
         if not isinstance(obj, dict) or obj.get("backend") != "simulate" or obj.get("kind") != "selection-output":
             raise ValueError("not a simulate-backend selection output")
-        return SelectionOutput(trade=obj["trade"], invalid=obj["invalid"], volume=obj["volume"],
-                               r_mm_offset=obj["r_mm_offset"], r_rm_offset=obj["r_rm_offset"])
-    except (ValueError, KeyError, TypeError) as exc:  # EncodingError is a ValueError
+        return SelectionOutput.from_values(obj["values"])
+    except (ValueError, KeyError, TypeError) as exc:  # EncodingError and CircuitError are ValueErrors
         raise BackendError(f"output blob is not a simulate-backend selection output: {exc}") from None
 
 
-def _encode_input(side: str, offsets, hurdle: int) -> bytes:
+def _encode_input(circuit, side: str, offsets, hurdle: int) -> bytes:
+    from crypto.circuit import pack_report
+
+    packed = pack_report(circuit.shape, side, offsets, hurdle)  # the same range checks as encryption
     return canonical_bytes({"backend": "simulate", "kind": "selection-input", "side": side,
-                            "offsets": [int(v) for v in offsets], "hurdle": int(hurdle)})
+                            "values": [int(v) for v in packed]})
 
 
-def _decode_input(data: bytes, side: str):
+def _decode_input(data: bytes, side: str) -> np.ndarray:
     try:
         obj = canonical_loads(data, name=f"{side} input")
     except ValueError:
         raise BackendError(f"{side} input blob is not a simulate-backend input") from None
     if not isinstance(obj, dict) or obj.get("backend") != "simulate" or obj.get("side") != side:
         raise BackendError(f"{side} input blob is not a simulate-backend input for side {side!r}")
-    return obj["offsets"], obj["hurdle"]
+    return np.asarray(obj["values"], dtype=np.int64)
 
 
 def simulate_evaluation_keys(circuit) -> bytes:
@@ -105,7 +107,7 @@ class CustodianSide:
 
     def encrypt(self, side: str, offsets, hurdle: int) -> bytes:
         if self.backend == "simulate":
-            return _encode_input(side, offsets, hurdle)
+            return _encode_input(self.circuit, side, offsets, hurdle)
         if side == "mm":
             return self.keys.encrypt_mm(offsets, hurdle)
         return self.keys.encrypt_rm(offsets, hurdle)
@@ -127,27 +129,26 @@ class EvaluatorSide:
         if self.backend == "simulate":
             if evaluation_keys != simulate_evaluation_keys(self.circuit):
                 raise BackendError("evaluation keys blob does not match the simulate backend's keys")
-            mm, h_mm = _decode_input(ct_mm, "mm")
-            rm, h_rm = _decode_input(ct_rm, "rm")
-            return encode_output(self.circuit.simulate(mm, h_mm, rm, h_rm))
+            return encode_output(self.circuit.simulate_packed(_decode_input(ct_mm, "mm"), _decode_input(ct_rm, "rm")))
         return self.circuit.evaluate(evaluation_keys, ct_mm, ct_rm)
 
 
 def circuit_from_artifact(artifact: bytes, terms, cache_dir: Path):
-    """The circuit whose artefact is ``artifact`` (the blob named on chain), for replay by the auditor.
+    """The circuit whose server artefact is ``artifact`` (the blob named on chain), for the auditor's replay.
 
-    Uses ``SelectionCircuit.from_artifact`` when crypto provides it; otherwise compiles for the terms and
-    refuses unless the compiled artefact is byte-identical to the published one.
+    The artefact is written under ``cache_dir/artifacts/<sha256>/`` and loaded from there -- the auditor
+    runs exactly the bytes the chain names, not a local recompilation.
     """
-    from crypto.circuit import SelectionCircuit
+    from crypto.circuit import ARTIFACT_NAME, CircuitShape, SelectionCircuit
     from crypto.encoding import digest
 
-    loader = getattr(SelectionCircuit, "from_artifact", None)
-    if loader is not None:
-        circuit = loader(artifact, terms)
-    else:
-        circuit = SelectionCircuit.for_terms(terms, Path(cache_dir))
-    if circuit.artifact_digest != digest(artifact):
-        raise BackendError(f"circuit artefact {digest(artifact).hex()} is not the circuit compiled for the terms "
-                           f"({circuit.artifact_digest.hex()})")
+    from protocol.blobstore import atomic_write
+
+    name = digest(artifact).hex()
+    path = Path(cache_dir) / "artifacts" / name / ARTIFACT_NAME
+    if not path.exists() or digest(path.read_bytes()) != digest(artifact):
+        atomic_write(path, artifact)
+    circuit = SelectionCircuit(terms, CircuitShape.from_terms(terms), path)
+    if circuit.artifact_digest.hex() != name:
+        raise BackendError(f"circuit artefact at {path} does not hash to {name}")
     return circuit

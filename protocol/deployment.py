@@ -13,6 +13,7 @@ cash units of half a bp (ledger.CASH_PER_UNIT), converted at the published scale
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -42,6 +43,20 @@ def evaluator_roles(n: int) -> list[str]:
 def deposit_minimum_wei(terms) -> int:
     """``r_max · Q_max`` bp·units in wei: 2 half-bp cash units per bp·unit."""
     return 2 * terms.max_rate * terms.grid * WEI_PER_CASH_UNIT
+
+
+CIRCUIT_CACHE_ENV = "REPO_MARKET_CIRCUIT_CACHE"
+
+
+def circuit_cache(layout: DataDir) -> Path:
+    """Where compiled circuit artefacts are cached: ``<data-dir>/cache`` or ``$REPO_MARKET_CIRCUIT_CACHE``.
+
+    [decided] The shared cache (public artefacts keyed by the terms digest) saves the compile (20-30 s)
+    when many markets use the same terms (tests, repeated demos in new data directories). The chain still
+    names the artefact every role must use, and the auditor replays from that blob, not from the cache.
+    """
+    shared = os.environ.get(CIRCUIT_CACHE_ENV)
+    return Path(shared) if shared else layout.cache
 
 
 def terms_from_dict(data: dict):
@@ -127,7 +142,7 @@ class Deployment:
     def circuit(self):
         from protocol.backend import load_circuit
 
-        circuit = load_circuit(self.terms, self.data_dir.cache)
+        circuit = load_circuit(self.terms, circuit_cache(self.data_dir))
         if circuit.artifact_digest != self.digest("circuit"):
             raise DeploymentError(
                 f"compiled circuit digest {circuit.artifact_digest.hex()} differs from the published "
@@ -189,7 +204,7 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
             keys.save(keys_dir)
         identities[role] = keys.public.as_dict()
 
-    circuit = timed("compile circuit", lambda: load_circuit(terms, layout.cache))
+    circuit = timed("compile circuit", lambda: load_circuit(terms, circuit_cache(layout)))
     custodian_side = timed("generate FHE keys", lambda: CustodianSide.open(
         backend, circuit, layout.role("custodian") / "fhe", create=True))
     evaluation_keys = timed("serialize evaluation keys", custodian_side.evaluation_keys)

@@ -379,12 +379,16 @@ class Custodian:
                              terms=self.dep.terms)
         if opened.commitment != committed:
             raise ProtocolError(f"round {round_id}: {dealer}'s report does not open its commitment on chain")
-        self.replay.check(opened.binding, opened.envelope_digest)
+        # accepted before a crash (same envelope): resume; another envelope for the binding: replay
+        resuming = self.replay.accepted(opened.binding) == opened.envelope_digest
+        if not resuming:
+            self.replay.check(opened.binding, opened.envelope_digest)
         ciphertext = self.fhe.encrypt(side, list(opened.report.schedule), opened.report.hurdle)
         ct_digest = self.dep.blobs.put(ciphertext)
         receipt = issue_receipt(self.keys, opened, ct_digest)
         receipt_digest = self.dep.blobs.put(receipt.to_bytes())
-        self.replay.record(opened.binding, opened.envelope_digest)
+        if not resuming:
+            self.replay.record(opened.binding, opened.envelope_digest)
         entry = {"envelope": digest.hex(), "ciphertext": ct_digest.hex(), "receipt": receipt_digest.hex()}
         state[side] = entry
         self._save(round_id, state)

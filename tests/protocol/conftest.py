@@ -17,6 +17,19 @@ import pytest
 SIM_GRID = 6
 
 
+@pytest.fixture(scope="session", autouse=True)
+def shared_circuit_cache(tmp_path_factory):
+    """One compile per terms for the whole session (subprocesses inherit the variable)."""
+    from protocol.deployment import CIRCUIT_CACHE_ENV
+
+    path = os.environ.get(CIRCUIT_CACHE_ENV) or str(tmp_path_factory.mktemp("circuit-cache"))
+    old = os.environ.get(CIRCUIT_CACHE_ENV)
+    os.environ[CIRCUIT_CACHE_ENV] = path
+    yield Path(path)
+    if old is None:
+        os.environ.pop(CIRCUIT_CACHE_ENV, None)
+
+
 def run_plans(dep, plans, circuit=None):
     """Deal each plan's inputs and drive its round; returns [(round_id, plan, run)]."""
     from protocol.rounds import RoundDriver, next_round_id
