@@ -9,7 +9,9 @@ Replications are a batch axis, so every experiment runs vectorised.
 - dynamic experiments (shocks, random walks, regret, step sweep) use ``m = 50`` by default: at the paper's
   ``m = 100`` capacity is slack in most draws and the price never moves;
 - Algorithm 1 in experiments: constant step ``η = 1/L`` (half the safe bound 2/L), proximal weight
-  ``γ = 0.5``, exact reports, ``μ^0 = 0``, ``x^0 = 0``; the regret experiment uses ``η_t = η0/√t``, η0 = 1/L;
+  ``γ = 0.5``, exact reports, ``μ^0 = 0``, ``x^0 = 0`` (the shocks come after 50 rounds of warm-up); the
+  random-walk experiments start at the initial equilibrium so they measure tracking, not the start-up; the
+  regret experiment uses ``η_t = η0/√t``, η0 = 1/L;
 - per-round efficiency is measured on the allocation the agents choose in that round (which may exceed
   capacity while the price is adjusting);
 - recovery time: rounds after the shock until ``|μ^t - μ*_new| <= ε·max(1, μ*_new)`` holds for good
@@ -161,15 +163,19 @@ Environment = Callable[[int], tuple[AgentFamily, np.ndarray, np.ndarray]]
 
 
 def _run_dynamic(env: Environment, rounds: int, g, m, step: StepRule, gamma: float, batch: tuple[int, ...],
-                 n: int) -> dict:
+                 n: int, warm_start: bool = False) -> dict:
     """Algorithm 1 against environment ``env(t) -> (agents, τ_t, present mask)`` for t = 0..rounds-1.
 
-    Records, per round: the broadcast μ^t, the equilibrium μ*_t of that round's environment, the chosen
-    allocation's efficiency and participation, the equilibrium's efficiency, and the dual gap
-    ``D_t(μ^t) - D_t(μ*_t) >= 0``.
+    Starts from μ = 0, x = 0, or (``warm_start``) from the equilibrium of ``env(0)``. Records, per round: the
+    broadcast μ^t, the equilibrium μ*_t of that round's environment, the chosen allocation's efficiency and
+    participation, the equilibrium's efficiency, and the dual gap ``D_t(μ^t) - D_t(μ*_t) >= 0``.
     """
     mu = np.zeros(batch)
     x = np.zeros(batch + (n,))
+    if warm_start:
+        agents0, tau0, present0 = env(0)
+        eq0 = solve_equilibrium(_Masked(agents0, present0), tau0, g, m)
+        mu, x = eq0.mu.copy(), eq0.x.copy()
     rec = {k: [] for k in ("mu", "mu_star", "eff", "eff_star", "participation", "total", "dual_gap")}
     cache: dict = {}  # the environment is often piecewise constant: solve each one once
     for t in range(rounds):
@@ -331,7 +337,7 @@ def dynamic_demand(rng: np.random.Generator, *, replications: int = 50, rounds: 
     def env(t):
         return families[t], np.full(r, tau), present
 
-    rec = _run_dynamic(env, rounds, g, m, step, gamma, (r,), n)
+    rec = _run_dynamic(env, rounds, g, m, step, gamma, (r,), n, warm_start=True)
     return {"rounds": rounds, "sigma": sigma, "tau": tau, "g": g, "m": m, "n": n, "replications": r,
             "eta": step.eta0, "gamma": gamma, "paths": _paths(rec), **_tracking_summary(rec)}
 
@@ -349,7 +355,7 @@ def fee_volatility(rng: np.random.Generator, *, replications: int = 50, rounds: 
     def env(t):
         return agents, taus[t], present
 
-    rec = _run_dynamic(env, rounds, g, m, step, gamma, (r,), n)
+    rec = _run_dynamic(env, rounds, g, m, step, gamma, (r,), n, warm_start=True)
     return {"rounds": rounds, "sigma": sigma, "tau0": tau0, "g": g, "m": m, "n": n, "replications": r,
             "eta": step.eta0, "gamma": gamma, "tau_path": _summary(taus, axis=-1), "paths": _paths(rec),
             **_tracking_summary(rec)}
