@@ -32,10 +32,17 @@ class BackendError(Exception):
     """A backend input or output is malformed."""
 
 
+_CIRCUITS: dict = {}  # one circuit object per artefact per process: its simulator compiles once (~5-10 s)
+
+
 def load_circuit(terms, cache_dir: Path):
+    """The compiled circuit of ``terms`` (cached on disk by crypto, and per process here)."""
     from crypto.circuit import SelectionCircuit
 
-    return SelectionCircuit.for_terms(terms, Path(cache_dir))
+    key = ("terms", repr(sorted(terms.as_dict().items())), str(Path(cache_dir).resolve()))
+    if key not in _CIRCUITS:
+        _CIRCUITS[key] = SelectionCircuit.for_terms(terms, Path(cache_dir))
+    return _CIRCUITS[key]
 
 
 def encode_output(values) -> bytes:
@@ -145,10 +152,13 @@ def circuit_from_artifact(artifact: bytes, terms, cache_dir: Path):
     from protocol.blobstore import atomic_write
 
     name = digest(artifact).hex()
+    if ("artifact", name) in _CIRCUITS:
+        return _CIRCUITS[("artifact", name)]
     path = Path(cache_dir) / "artifacts" / name / ARTIFACT_NAME
     if not path.exists() or digest(path.read_bytes()) != digest(artifact):
         atomic_write(path, artifact)
     circuit = SelectionCircuit(terms, CircuitShape.from_terms(terms), path)
     if circuit.artifact_digest.hex() != name:
         raise BackendError(f"circuit artefact at {path} does not hash to {name}")
+    _CIRCUITS[("artifact", name)] = circuit
     return circuit

@@ -76,11 +76,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _keep_exit_status(code: int) -> None:
+    """Exit with ``code`` even if a native exit handler would override it.
+
+    Measured trap: after concrete-python has run a circuit, its dataflow runtime's exit handler makes the
+    process exit with status 0 whatever ``sys.exit`` asked for. An atexit hook registered after that one
+    runs first (LIFO): it flushes and ends the process with the real status.
+    """
+    import atexit
+    import os
+
+    def _exit() -> None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+    atexit.register(_exit)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args._run(args) or 0)
+        code = int(args._run(args) or 0)
+        if code and argv is None and "concrete" in sys.modules:  # a real process, not an in-process call
+            _keep_exit_status(code)
+        return code
     except UsageError as exc:
         parser.exit(2, f"repo-market {args.command}: error: {exc}\n")
     except KeyboardInterrupt:
