@@ -1,0 +1,76 @@
+"""Real TFHE end to end (small grid): on the embedded chain with 2-of-2 evaluators, and on anvil.
+
+Every step is the real one: the custodian's secret key encrypts the sealed reports, two evaluators run
+the compiled circuit on the ciphertexts named on chain and must agree byte for byte, the custodian
+decrypts only the agreed output, and an independent auditor replays the evaluation from the blobs.
+"""
+from __future__ import annotations
+
+import json
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from market.terms import MarketTerms
+from protocol.audit import Auditor
+from protocol.deployment import create_market, open_market
+from protocol.roles import DealerAgent
+from protocol.scenario import DEFAULT_BASE_RATE, demo_plans
+
+from .conftest import run_plans
+
+pytestmark = [pytest.mark.fhe, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+FHE_GRID = 4
+
+
+def _reference(dep, plan):
+    from market.selection import select_equilibrium
+
+    return select_equilibrium(plan.schedules(), plan.hurdle_mm, plan.hurdle_rm, dep.terms.hurdle_mode)
+
+
+def test_real_fhe_round_on_the_embedded_chain(tmp_path):
+    path = tmp_path / "market"
+    dep = create_market(path, MarketTerms(grid=FHE_GRID, base_rate=DEFAULT_BASE_RATE), backend="fhe",
+                        evaluators=2, threshold=2)
+    plan = demo_plans(FHE_GRID, 1, seed=0)[0]
+    [(rid, _, run)], _ = run_plans(dep, [plan])
+    assert run["phase"] == "SETTLED"
+    ref = _reference(dep, plan)
+    instr = DealerAgent(dep, "dealer_mm").instruction(rid)
+    assert (instr["volume"], instr["r_mm"], instr["r_rm"], instr["r_bd_x2"]) == (ref.volume, ref.r_mm, ref.r_rm,
+                                                                                 ref.r_bd_x2)
+    rs = dep.coordinator.round(rid)
+    # both evaluators posted the same digest; the ciphertexts are real TFHE blobs
+    assert set(dep.coordinator.output_votes(rid).values()) == {rs.output_digest}
+    assert dep.blobs.get(rs.ciphertext_digest_mm).startswith(b"RMFHE1")
+    # the secret key lives only in the custodian's folder, 0600
+    secrets = [p for p in path.rglob("fhe-secret.key")]
+    assert [p.relative_to(path).parts[:2] for p in secrets] == [("roles", "custodian")]
+    assert stat.S_IMODE(secrets[0].stat().st_mode) == 0o600
+    report = Auditor(open_market(path)).run().as_dict()
+    assert report["ok"], report["failures"]
+    assert report["timings"]["replay_round_1"] > 0
+
+
+@pytest.mark.anvil
+def test_real_fhe_rounds_on_anvil_with_an_independent_verify(tmp_path, anvil_url):
+    path = tmp_path / "market"
+    dep = create_market(path, MarketTerms(grid=FHE_GRID, base_rate=DEFAULT_BASE_RATE), backend="fhe",
+                        evaluators=1, threshold=1, rpc_url=anvil_url)
+    plans = demo_plans(FHE_GRID, 2, seed=0)  # the JPM round and the hurdle round
+    runs, _ = run_plans(dep, plans)
+    assert [r["phase"] for _, _, r in runs] == ["SETTLED", "SETTLED"]
+    for rid, plan, _ in runs:
+        ref = _reference(dep, plan)
+        rs = dep.coordinator.round(rid)
+        assert (rs.mm_record.rate, rs.mm_record.volume, rs.rm_record.rate) == (ref.r_mm, ref.volume, ref.r_rm)
+    out = subprocess.run([sys.executable, "-m", "protocol.cli", "verify", "--data-dir", str(path), "--rpc", anvil_url,
+                          "--json"], capture_output=True, text=True, cwd=ROOT, timeout=900)
+    report = json.loads(out.stdout)
+    assert out.returncode == 0 and report["ok"], report["failures"]
