@@ -70,9 +70,14 @@ class Journal:
     def append(self, entry: dict) -> None:
         """Append one entry durably (write, flush, fsync). Caller holds ``locked()``."""
         line = (json.dumps(entry, separators=(",", ":"), sort_keys=True) + "\n").encode()
-        with open(self.path, "ab") as f:
-            if f.tell() != self.offset:
-                raise JournalError(f"{self.path} changed under the lock (expected {self.offset} bytes)")
+        with open(self.path, "r+b" if self.path.exists() else "w+b") as f:
+            f.seek(self.offset)
+            tail = f.read()
+            if b"\n" in tail:
+                raise JournalError(f"{self.path} has entries not replayed (expected {self.offset} bytes)")
+            if tail:  # a write torn by a crash: it never happened
+                f.truncate(self.offset)
+            f.seek(self.offset)
             f.write(line)
             f.flush()
             os.fsync(f.fileno())

@@ -11,7 +11,7 @@ from chain.node import start_anvil, stop_anvil
 
 from .helpers import Market, make_terms, require_anvil
 
-BACKENDS = ["embedded", "anvil"]
+BACKENDS = ["embedded", pytest.param("anvil", marks=pytest.mark.anvil)]
 
 
 @pytest.fixture(scope="session")

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from chain.node import rpc_request
 
 from .helpers import require_anvil
@@ -20,6 +22,7 @@ def cli(*args, env=None):
     return out
 
 
+@pytest.mark.anvil
 def test_up_status_down(tmp_path):
     require_anvil()
     data = ["--data-dir", str(tmp_path)]

@@ -87,7 +87,11 @@ def test_embedded_journal_ignores_a_torn_last_line(tmp_path):
     with open(journal, "a") as f:
         f.write('{"op": "tx", "raw": "0xdead')  # a crash mid-append: no newline
     again = connect(data_dir)
-    assert Coordinator(again, m.coord.address).phase(1) is RoundPhase.COMMITTED
+    coord = Coordinator(again, m.coord.address)
+    assert coord.phase(1) is RoundPhase.COMMITTED
+    coord.commit_report(DEALER_RM, 1, digest("after-crash"))  # the torn tail is dropped, not appended to
+    assert journal.read_text().endswith("\n") and "0xdead" not in journal.read_text()
+    assert Coordinator(connect(data_dir), m.coord.address).round(1).report_commitment_rm == digest("after-crash")
 
 
 def test_embedded_journal_divergence_is_detected(tmp_path):
@@ -109,6 +113,7 @@ def test_embedded_refuses_another_seed(tmp_path):
         connect(tmp_path / "data", seed=2)
 
 
+@pytest.mark.anvil
 def test_anvil_state_survives_restart(tmp_path):
     require_anvil()
     node_data = tmp_path / "node"

@@ -25,7 +25,7 @@ WINDOWS = PhaseWindows(report=6, compute=6, instruct=6, mm_leg=6, rm_leg=6, chal
 EXAMPLES = {"embedded": 6, "anvil": 5}
 
 
-@pytest.fixture(scope="module", params=["embedded", "anvil"])
+@pytest.fixture(scope="module", params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
 def shared_chain(request, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("property")
     if request.param == "embedded":
