@@ -21,8 +21,9 @@ class Artifact:
 
     name: str
     abi: tuple
-    bytecode: bytes
-    source_digest: str  # sha256 hex of (compiler version, evm version, source)
+    bytecode: bytes          # deployment (init) code
+    runtime_bytecode: bytes  # code left at the address, before the immutables vyper appends to it
+    source_digest: str       # sha256 hex of (compiler version, evm version, source)
 
     def __repr__(self) -> str:
         return f"Artifact({self.name!r}, {len(self.bytecode)} bytes, {self.source_digest[:12]})"
@@ -51,12 +52,13 @@ def compile_contract(name_or_path: str | Path, cache_dir: Path | None = None) ->
     cached = Path(cache_dir) / f"{digest}.json" if cache_dir is not None else None
     if cached is not None and cached.is_file():
         data = json.loads(cached.read_text())
-        return Artifact(path.stem, tuple(data["abi"]), bytes.fromhex(data["bytecode"]), digest)
+        if "runtime" in data:
+            return Artifact(path.stem, tuple(data["abi"]), bytes.fromhex(data["bytecode"]),
+                            bytes.fromhex(data["runtime"]), digest)
     if digest in _compiled:
         artifact = _compiled[digest]
         if cached is not None:
-            _write_atomic(cached, json.dumps({"name": artifact.name, "abi": list(artifact.abi),
-                                              "bytecode": artifact.bytecode.hex()}))
+            _save(cached, artifact)
         return artifact
 
     import vyper
@@ -64,16 +66,21 @@ def compile_contract(name_or_path: str | Path, cache_dir: Path | None = None) ->
 
     out = vyper.compile_code(
         source,
-        output_formats=["abi", "bytecode"],
+        output_formats=["abi", "bytecode", "bytecode_runtime"],
         settings=Settings(evm_version=EVM_VERSION),
         contract_path=str(path.name),
     )
-    bytecode = bytes.fromhex(out["bytecode"].removeprefix("0x"))
+    artifact = Artifact(path.stem, tuple(out["abi"]), bytes.fromhex(out["bytecode"].removeprefix("0x")),
+                        bytes.fromhex(out["bytecode_runtime"].removeprefix("0x")), digest)
     if cached is not None:
-        _write_atomic(cached, json.dumps({"name": path.stem, "abi": out["abi"], "bytecode": bytecode.hex()}))
-    artifact = Artifact(path.stem, tuple(out["abi"]), bytecode, digest)
+        _save(cached, artifact)
     _compiled[digest] = artifact
     return artifact
+
+
+def _save(path: Path, artifact: Artifact) -> None:
+    _write_atomic(path, json.dumps({"name": artifact.name, "abi": list(artifact.abi),
+                                    "bytecode": artifact.bytecode.hex(), "runtime": artifact.runtime_bytecode.hex()}))
 
 
 def _write_atomic(path: Path, text: str) -> None:

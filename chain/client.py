@@ -183,6 +183,14 @@ class Chain:
         self._decoders[address] = EventDecoder(self.w3.codec, artifact.abi)
         return self.w3.eth.contract(address=address, abi=list(artifact.abi))
 
+    def code_matches(self, address: str, artifact: Artifact) -> bool:
+        """Whether the code at ``address`` is ``artifact``'s runtime code (plus the immutables vyper
+        appends at deployment): an auditor's check that the contract is the published source."""
+        self.sync()
+        with self._mapped():
+            code = bytes(self.w3.eth.get_code(to_checksum_address(address)))
+        return len(artifact.runtime_bytecode) > 0 and code.startswith(artifact.runtime_bytecode)
+
     def call(self, contract: Any, fn_name: str, *args: Any) -> Any:
         """Call a view function (no transaction); revert -> ChainError."""
         self.sync()

@@ -347,6 +347,10 @@ class Coordinator:
         """Wei held by the contract."""
         return self.chain.balance(self.address)
 
+    def code_matches_source(self) -> bool:
+        """Whether the deployed code is chain/contracts/Coordinator.vy compiled here (see Chain.code_matches)."""
+        return self.chain.code_matches(self.address, self.artifact)
+
     def terms(self) -> CoordinatorTerms:
         v = self._view
         n = int(v("evaluator_count"))

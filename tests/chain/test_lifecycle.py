@@ -1,6 +1,8 @@
 """Full rounds on both backends: trade, no trade, k-of-n agreement, consecutive rounds, payments."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, ExecutionRecord, RoundPhase,
                    deploy_coordinator, evaluator_role)
 
@@ -11,6 +13,9 @@ ROUND_GAS_TARGET = 600_000
 
 def test_terms_read_back_equal_deployed(market):
     assert market.coord.terms() == make_terms(market.chain)
+    assert market.coord.code_matches_source()
+    other = market.chain.compile(Path(__file__).parent / "contracts" / "ReentrantDealer.vy")
+    assert not market.chain.code_matches(market.coord.address, other)
     assert market.coord.current_round() == 0
     assert market.coord.phase(1) is RoundPhase.NONE
     assert market.coord.round_open() is False
