@@ -1,14 +1,47 @@
-"""`repo-market bench`: run a benchmark script and write its JSON"""
+"""`repo-market bench NAME [ARGS...]`: run benchmarks/bench_NAME.py and write its JSON.
+
+Each benchmark script writes bench-results/bench_NAME.json and prints a table; with --json this command
+prints that JSON document on stdout (the script's table goes to stderr). Extra arguments after NAME are
+passed to the script (e.g. `repo-market bench protocol --backend simulate`).
+"""
 from __future__ import annotations
 
-from protocol.commands._unbuilt import not_built
+import argparse
+import subprocess
+import sys
+from pathlib import Path
 
-HELP = "run a benchmark script and write its JSON (not built yet)"
+from protocol.cli import UsageError
+
+HELP = "run a benchmark script and write its JSON"
+DESCRIPTION = __doc__
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _available() -> list[str]:
+    return sorted(p.stem.removeprefix("bench_") for p in (ROOT / "benchmarks").glob("bench_*.py"))
 
 
 def configure(parser) -> None:
-    pass
+    parser.add_argument("name", metavar="NAME", help="benchmark name: " + (", ".join(_available()) or "none found"))
+    parser.add_argument("script_args", nargs=argparse.REMAINDER, metavar="ARGS",
+                        help="arguments passed to the script")
 
 
 def run(args) -> int:
-    return not_built("bench", "issues 3-7", args.json)
+    names = _available()
+    if args.name not in names:
+        raise UsageError(f"NAME {args.name!r}: unknown benchmark (available: {', '.join(names) or 'none'})")
+    script = ROOT / "benchmarks" / f"bench_{args.name}.py"
+    out = ROOT / "bench-results" / f"bench_{args.name}.json"
+    extra = list(args.script_args)
+    if "--out" in extra:
+        out = Path(extra[extra.index("--out") + 1])
+    result = subprocess.run([sys.executable, str(script), *extra], cwd=ROOT,
+                            stdout=sys.stderr if args.json else None)
+    if args.json:
+        if not out.exists():
+            print('{"error": "no_output", "detail": "the benchmark wrote no JSON"}')
+            return result.returncode or 1
+        print(out.read_text().strip())
+    return result.returncode

@@ -27,8 +27,24 @@ def _plain_selector(args):
     return select_equilibrium
 
 
-# name -> factory(args) -> Selector; other backends (simulated or real FHE via the protocol) add entries here
-BACKENDS: dict[str, Callable] = {"plain": _plain_selector}
+def _protocol_selector(backend: str) -> Callable:
+    """A whole protocol round per simulated round (protocol.selector), on the embedded chain or --rpc."""
+
+    def factory(args):
+        from protocol.selector import ProtocolSelector
+
+        if backend == "fhe" and args.grid > 8:
+            raise UsageError(f"--grid {args.grid}: the fhe backend runs real TFHE per round; use --grid <= 8")
+        # every report must fit the published offsets: base rate below the lowest shocked rate [decided]
+        return ProtocolSelector(args.data_dir, backend, base_rate=max(1, 300 - args.theta - 1), rate_bits=9,
+                                rpc_url=getattr(args, "rpc", None), seed=args.seed)
+
+    return factory
+
+
+# name -> factory(args) -> Selector; "simulate" and "fhe" run the real round machinery (protocol/selector.py)
+BACKENDS: dict[str, Callable] = {"plain": _plain_selector, "simulate": _protocol_selector("simulate"),
+                                 "fhe": _protocol_selector("fhe")}
 
 
 def configure(parser) -> None:
@@ -42,7 +58,11 @@ def configure(parser) -> None:
     parser.add_argument("--baseline", choices=("independent", "dynamics"), default="independent",
                         help="no-coordination play: independent equilibrium picks, or best-response dynamics")
     parser.add_argument("--backend", choices=tuple(BACKENDS), default="plain",
-                        help="how the contract's instruction is computed (default: plain reference)")
+                        help="how the contract's instruction is computed: plain reference (default), or whole "
+                             "protocol rounds (sealed reports, evaluators, chain) with the circuit's simulation "
+                             "or real FHE")
+    parser.add_argument("--rpc", metavar="URL", default=None,
+                        help="JSON-RPC node for the simulate/fhe backends (default: embedded chain)")
     parser.add_argument("--plot", type=Path, metavar="DIR", help="write PNG plots of the comparison into DIR")
 
 

@@ -1,0 +1,15 @@
+"""`repo-market simulate --backend simulate`: whole protocol rounds give the plaintext reference's outcomes."""
+from __future__ import annotations
+
+from market.simulation import SimulationConfig, simulate
+from protocol.selector import ProtocolSelector
+
+
+def test_protocol_rounds_match_the_plain_backend(tmp_path):
+    config = SimulationConfig(rounds=3, grid=6, theta=5, hurdle_max=6)
+    plain = simulate(config, seed=3)
+    selector = ProtocolSelector(tmp_path, "simulate", base_rate=300 - config.theta - 1, rate_bits=9)
+    through_protocol = simulate(config, seed=3, selector=selector)
+    assert [r.contract for r in through_protocol.rounds] == [r.contract for r in plain.rounds]
+    assert [r["phase"] for r in selector.rounds] == ["SETTLED"] * 3
+    assert through_protocol.summary() == plain.summary()
