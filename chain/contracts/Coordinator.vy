@@ -261,9 +261,17 @@ def _enter(round_id: uint256, phase: uint8):
 
 @internal
 @view
+def _require_current(round_id: uint256):
+    current: uint256 = self.current_round
+    assert round_id != 0 and round_id <= current, "unknown round"
+    assert round_id == current, "round closed"
+
+
+@internal
+@view
 def _require_step(round_id: uint256, phase: uint8, caller: address, phase_name: String[32]):
     """Reverts unless round_id is the current round, in `phase`, the deadline not passed, by `caller`."""
-    assert round_id == self.current_round and round_id != 0, "unknown round"
+    self._require_current(round_id)
     assert msg.sender == caller, "wrong caller"
     assert self._phase(round_id) == phase, concat("round not in phase ", phase_name)
     assert block.number <= self._phase_block(round_id) + self._window(phase), "deadline passed"
@@ -438,7 +446,7 @@ def settle(round_id: uint256):
     """
     @notice Anyone closes an executed round once its challenge window has passed; deposits unlock.
     """
-    assert round_id == self.current_round and round_id != 0, "unknown round"
+    self._require_current(round_id)
     assert self._phase(round_id) == PHASE_RM_LEG_DONE, "round not in phase RmLegDone"
     assert block.number > self._phase_block(round_id) + challenge_window, "challenge window still open"
     self._enter(round_id, PHASE_SETTLED)
@@ -452,7 +460,7 @@ def enforce_deadline(round_id: uint256):
             dealer_rm not executing its leg. If the custodian or the evaluators missed theirs the
             round is cancelled and deposits unlock [decided].
     """
-    assert round_id == self.current_round and round_id != 0, "unknown round"
+    self._require_current(round_id)
     phase: uint8 = self._phase(round_id)
     assert not self._is_terminal(phase), "round closed"
     assert phase != PHASE_RM_LEG_DONE, "round executed: settle it"
@@ -480,7 +488,7 @@ def prove_deviation(round_id: uint256, side: uint8, volume: uint256, r_mm: uint2
             the other dealer and the round closes as Forfeited (one forfeiture per round [decided]).
     @param side 0 = dealer_mm's record, 1 = dealer_rm's record.
     """
-    assert round_id == self.current_round and round_id != 0, "unknown round"
+    self._require_current(round_id)
     assert side <= SIDE_RM, "unknown side"
     phase: uint8 = self._phase(round_id)
     assert not self._is_terminal(phase), "round closed"

@@ -234,6 +234,12 @@ def test_settle_reverts(market):
     market.pass_deadline()
     coord.settle(AUDITOR, 1)
     refused(market, lambda: coord.settle(AUDITOR, 1), "round not in phase RmLegDone")
+    market.to_instructed()  # round 2 opens: round 1 is now a past round
+    refused(market, lambda: coord.settle(AUDITOR, 1), "round closed")
+    refused(market, lambda: coord.execute_mm_leg(DEALER_MM, 1, 415, 15), "round closed")
+    refused(market, lambda: coord.prove_deviation(AUDITOR, 1, Side.MM, INSTRUCTION), "round closed")
+    refused(market, lambda: coord.enforce_deadline(AUDITOR, 1), "round closed")
+    refused(market, lambda: coord.settle(AUDITOR, 3), "unknown round")
 
 
 # ------------------------------------------------------------------ missed deadlines
