@@ -22,6 +22,7 @@ from .artifacts import Artifact, compile_contract
 from .errors import ChainError, ChainInputError, ChainUnavailable, JournalError, as_chain_error
 from .events import EventDecoder, EventIndex, EventRecord
 from .journal import Journal
+from .snapshot import SNAPSHOT_EVERY, load_snapshot, save_snapshot, snapshot_path
 
 ETHER = 10**18
 # [decided] Fixed EIP-1559 fees: local chains' base fee stays near or below 1 gwei, and fixed fees save
@@ -351,11 +352,30 @@ def connect(data_dir: Path | str, rpc_url: str | None = None, *, seed: int = 0) 
 
         journal = Journal(data_dir / "chain")
         _check_seed(data_dir / "chain" / "config.json", seed)
-        w3 = Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend(genesis_state=_genesis_state(seed)))))
-        chain = Chain(w3, backend="embedded", url=None, data_dir=data_dir, seed=seed, journal=journal,
-                      faucet=account_from_key("faucet", EMBEDDED_FAUCET_KEY), is_anvil=False)
+
+        def fresh() -> Web3:
+            return Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend(genesis_state=_genesis_state(seed)))))
+
         with journal.locked():
+            w3, logs, snapshot_entries = fresh(), {}, 0
+            path = snapshot_path(journal.directory)
+            if path.is_file():
+                try:
+                    header = load_snapshot(path, w3, seed)
+                    if header["offset"] > journal.size():
+                        raise ValueError("snapshot is ahead of the journal")
+                    journal.offset, journal.entries_applied = header["offset"], header["entries"]
+                    logs, snapshot_entries = header["logs"], header["entries"]
+                except Exception:  # an optimisation only: replay the whole journal instead
+                    w3, logs, snapshot_entries = fresh(), {}, 0
+                    journal.offset = journal.entries_applied = 0
+            chain = Chain(w3, backend="embedded", url=None, data_dir=data_dir, seed=seed, journal=journal,
+                          faucet=account_from_key("faucet", EMBEDDED_FAUCET_KEY), is_anvil=False)
+            chain._index.restore(logs)
             chain._replay(journal.unread())
+            if journal.entries_applied - snapshot_entries >= SNAPSHOT_EVERY:
+                save_snapshot(path, w3, offset=journal.offset, entries=journal.entries_applied, seed=seed,
+                              index_logs=chain._index.dump())
         return chain
 
     if not isinstance(rpc_url, str) or not rpc_url.startswith(("http://", "https://")):

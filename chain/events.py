@@ -113,6 +113,13 @@ class EventIndex:
             entry = raw_log(log)
             self._logs.setdefault(entry["address"], []).append(entry)
 
+    def dump(self) -> dict[str, list[dict]]:
+        """All raw logs (for an embedded-chain snapshot)."""
+        return {address: list(logs) for address, logs in self._logs.items()}
+
+    def restore(self, logs: dict[str, list[dict]]) -> None:
+        self._logs = {address: list(entries) for address, entries in logs.items()}
+
     def logs(self, address: str) -> list[dict]:
         return list(self._logs.get(to_checksum_address(address), ()))
 

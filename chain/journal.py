@@ -10,7 +10,7 @@ One JSON object per line:
     {"op": "mine", "n": 5, "block": 17}
 ``block`` is the head after the entry, checked on replay. Writers hold an exclusive ``flock`` on
 ``journal.lock`` and first replay what other processes appended, so several processes can share one
-data directory, one at a time per write.
+data directory, one at a time per write. snapshot.py spares reopening a long journal.
 """
 from __future__ import annotations
 

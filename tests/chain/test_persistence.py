@@ -79,6 +79,37 @@ def test_embedded_chain_is_shared_between_processes(tmp_path):
     assert again.block_number == chain.block_number
 
 
+def test_embedded_snapshot_restores_and_continues(tmp_path, monkeypatch):
+    import shutil
+
+    from chain import client as client_module
+    from chain.snapshot import snapshot_path
+
+    monkeypatch.setattr(client_module, "SNAPSHOT_EVERY", 3)
+    data_dir = tmp_path / "data"
+    m = open_round(connect(data_dir))
+    snap = snapshot_path(data_dir / "chain")
+    assert not snap.exists()
+    connect(data_dir)  # replays >= 3 entries: writes a snapshot
+    assert snap.is_file()
+    restored = connect(data_dir)  # loads it, replays nothing
+    coord = Coordinator(restored, m.coord.address)
+    assert coord.round(1) == m.coord.round(1)
+    coord.commit_report(DEALER_RM, 1, digest("after-snapshot"))
+    coord.post_ciphertexts(CUSTODIAN, 1, digest("a"), digest("b"))
+
+    # The same data directory without the snapshot (full replay) and with a corrupt one (fallback) agree.
+    for name, damage in (("full", lambda p: p.unlink()), ("corrupt", lambda p: p.write_bytes(p.read_bytes()[:-7]))):
+        copy = tmp_path / name
+        shutil.copytree(data_dir, copy)
+        damage(snapshot_path(copy / "chain"))
+        other = connect(copy)
+        other_coord = Coordinator(other, m.coord.address)
+        assert other.block_number == restored.block_number
+        assert other_coord.round(1) == coord.round(1) and coord.phase(1) is RoundPhase.REPORTED
+        assert [e.as_dict() for e in other_coord.events()] == [e.as_dict() for e in coord.events()]
+
+
 def test_embedded_journal_ignores_a_torn_last_line(tmp_path):
     data_dir = tmp_path / "data"
     chain = connect(data_dir)
