@@ -95,8 +95,14 @@ def read_node(data_dir: Path) -> NodeInfo | None:
 def start_anvil(data_dir: Path, *, binary: Path | None = None, timeout: float = 30.0) -> NodeInfo:
     """Start anvil for data_dir (or return the one already running) once it answers JSON-RPC."""
     running = read_node(data_dir)
-    if running is not None and _answers(running.url):
-        return running
+    if running is not None:
+        for _ in range(20):  # a node that was just started may need a moment
+            if _answers(running.url):
+                return running
+            time.sleep(0.1)
+        # Starting a second node on the same --state file would let two processes dump over each other.
+        raise NodeError(f"anvil (pid {running.pid}) of {data_dir} does not answer on {running.url}; "
+                        "stop it first (repo-market chain down)")
     binary = Path(binary) if binary else anvil_binary()
     if not binary.is_file() or not os.access(binary, os.X_OK):
         raise NodeError(f"anvil binary not found or not executable: {binary} "

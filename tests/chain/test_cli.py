@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,3 +58,41 @@ def test_bad_action_names_the_value(tmp_path):
     out = cli("restart", "--data-dir", str(tmp_path))
     assert out.returncode == 2
     assert "'restart'" in out.stderr and "up, down, status" in out.stderr
+
+
+def test_anvil_tests_fail_loudly_in_ci_when_the_binary_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPO_MARKET_ANVIL", str(tmp_path / "no-such-anvil"))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="CI must run the anvil tests"):
+        require_anvil()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="CI unset"):
+        require_anvil()
+
+
+def test_a_recorded_node_that_does_not_answer_is_not_duplicated(tmp_path):
+    import shutil
+    import subprocess as sp
+
+    from chain.node import NodeError, NodeInfo, node_dir, start_anvil, stop_anvil
+
+    fake = tmp_path / "anvil"  # a process whose command line says anvil but that serves nothing
+    shutil.copy("/bin/sleep", fake)
+    proc = sp.Popen([str(fake), "60"])
+    try:
+        for _ in range(100):  # until the child has exec'ed (its command line names anvil)
+            if b"anvil" in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+                break
+            time.sleep(0.01)
+        node_dir(tmp_path).mkdir(parents=True)
+        info = NodeInfo(url="http://127.0.0.1:9", pid=proc.pid, port=9, state_path="", log_path="")
+        (node_dir(tmp_path) / "node.json").write_text(json.dumps(info.__dict__))
+        with pytest.raises(NodeError, match=f"pid {proc.pid}.*does not answer"):
+            started = start_anvil(tmp_path)
+            stop_anvil(tmp_path)  # only reached if the check failed: leave no node behind
+            pytest.fail(f"started a second node {started}")
+        assert stop_anvil(tmp_path) == info
+        proc.wait(timeout=10)  # stop_anvil may have reaped it already (then wait() reports 0)
+        assert not Path(f"/proc/{proc.pid}/cmdline").exists()
+    finally:
+        proc.kill()
