@@ -3,11 +3,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+
+from ._io import write_atomic
 
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
 # Cancun runs on both backends (py-evm's Prague VM and anvil); pinning it keeps the bytecode, and
@@ -79,15 +79,5 @@ def compile_contract(name_or_path: str | Path, cache_dir: Path | None = None) ->
 
 
 def _save(path: Path, artifact: Artifact) -> None:
-    _write_atomic(path, json.dumps({"name": artifact.name, "abi": list(artifact.abi),
-                                    "bytecode": artifact.bytecode.hex(), "runtime": artifact.runtime_bytecode.hex()}))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps({"name": artifact.name, "abi": list(artifact.abi), "bytecode": artifact.bytecode.hex(),
+                                   "runtime": artifact.runtime_bytecode.hex()}).encode())

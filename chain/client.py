@@ -18,6 +18,7 @@ from web3 import Web3
 
 from .accounts import (AUDITOR, CLIENT_MM, CLIENT_RM, CUSTODIAN, DEALER_MM, DEALER_RM, DEPLOYER, ChainAccount,
                        account_for, account_from_key, check_role, evaluator_role)
+from ._io import hex0x
 from .artifacts import Artifact, compile_contract
 from .errors import ChainError, ChainInputError, ChainUnavailable, JournalError, as_chain_error
 from .events import EventDecoder, EventIndex, EventRecord
@@ -80,7 +81,7 @@ class Chain:
         self._accounts: dict[str, ChainAccount] = {}
         self._funded: set[str] = set()
         self._decoders: dict[str, EventDecoder] = {}
-        self._genesis_hash = _hex(w3.eth.get_block(0)["hash"])
+        self._genesis_hash = hex0x(w3.eth.get_block(0)["hash"])
         index_dir = None if journal is not None else self.data_dir / "chain" / "index" / str(self.chain_id)
         self._index = EventIndex(index_dir)
 
@@ -217,8 +218,8 @@ class Chain:
                 tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
                 receipt = self._receipt(tx_hash)
             if self._journal is not None:
-                self._journal.append({"op": "tx", "raw": _hex(signed.raw_transaction),
-                                      "hash": _hex(tx_hash), "block": int(receipt["blockNumber"])})
+                self._journal.append({"op": "tx", "raw": hex0x(signed.raw_transaction),
+                                      "hash": hex0x(tx_hash), "block": int(receipt["blockNumber"])})
                 self._index.ingest(receipt["logs"])
         result = self._result(receipt)
         if receipt["status"] != 1:
@@ -249,7 +250,7 @@ class Chain:
                 if receipt is not None:
                     return receipt
             if time.monotonic() > deadline:
-                raise ChainError("transaction not mined", detail=_hex(tx_hash))
+                raise ChainError("transaction not mined", detail=hex0x(tx_hash))
             time.sleep(delay)
             delay = min(delay * 2, 0.05)
 
@@ -261,7 +262,7 @@ class Chain:
                 events.append(decoded)
         created = receipt.get("contractAddress")
         return TxResult(
-            tx_hash=_hex(receipt["transactionHash"]),
+            tx_hash=hex0x(receipt["transactionHash"]),
             block_number=int(receipt["blockNumber"]),
             gas_used=int(receipt["gasUsed"]),
             events=tuple(events),
@@ -309,7 +310,7 @@ class Chain:
                 tx_hash = self.w3.eth.send_raw_transaction(entry["raw"])
                 receipt = self.w3.eth.get_transaction_receipt(tx_hash)
                 self._index.ingest(receipt["logs"])
-                got = (_hex(tx_hash), int(receipt["blockNumber"]))
+                got = (hex0x(tx_hash), int(receipt["blockNumber"]))
                 if got != (entry["hash"], entry["block"]):
                     raise JournalError(f"replay diverged: journal has {entry['hash']} in block "
                                        f"{entry['block']}, replay gave {got[0]} in block {got[1]}")
@@ -420,12 +421,3 @@ def _check_seed(path: Path, seed: int) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"seed": seed}))
-
-
-def _hex(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        return "0x" + bytes(value).hex()
-    if hasattr(value, "to_0x_hex"):
-        return value.to_0x_hex()
-    text = str(value)
-    return text if text.startswith("0x") else "0x" + text

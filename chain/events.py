@@ -10,14 +10,14 @@ scanned head (node reset) discards the persisted index.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3._utils.events import get_event_data
+
+from ._io import hex0x, write_atomic
 
 WINDOW = 2_000
 
@@ -44,23 +44,14 @@ class EventRecord:
         }
 
 
-def _hex(value: Any) -> str:
-    if isinstance(value, (bytes, bytearray)):
-        return "0x" + bytes(value).hex()
-    if hasattr(value, "to_0x_hex"):
-        return value.to_0x_hex()
-    text = str(value)
-    return text if text.startswith("0x") else "0x" + text
-
-
 def raw_log(log: Any) -> dict:
     """A log as plain JSON-able data (topics and data as 0x hex)."""
     return {
         "address": to_checksum_address(log["address"]),
-        "topics": [_hex(t) for t in log["topics"]],
-        "data": _hex(log["data"]),
+        "topics": [hex0x(t) for t in log["topics"]],
+        "data": hex0x(log["data"]),
         "block_number": int(log["blockNumber"]),
-        "tx_hash": _hex(log["transactionHash"]),
+        "tx_hash": hex0x(log["transactionHash"]),
         "log_index": int(log["logIndex"]),
     }
 
@@ -131,7 +122,7 @@ class EventIndex:
         head = w3.eth.block_number
         last, last_hash = self._scanned.get(address, (-1, ""))
         if last >= 0:
-            if last > head or _hex(w3.eth.get_block(last)["hash"]) != last_hash:
+            if last > head or hex0x(w3.eth.get_block(last)["hash"]) != last_hash:
                 self._logs[address], last = [], -1  # node was reset: rescan
         if last >= head:
             return
@@ -142,7 +133,7 @@ class EventIndex:
             for log in w3.eth.get_logs({"address": address, "fromBlock": start, "toBlock": stop}):
                 found.append(raw_log(log))
             start = stop + 1
-        self._scanned[address] = (head, _hex(w3.eth.get_block(head)["hash"]))
+        self._scanned[address] = (head, hex0x(w3.eth.get_block(head)["hash"]))
         self._save(address, genesis_hash)
 
     def _file(self, address: str, genesis_hash: str) -> Path | None:
@@ -162,12 +153,6 @@ class EventIndex:
         path = self._file(address, genesis_hash)
         if path is None:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
         last, last_hash = self._scanned[address]
         text = json.dumps({"scanned_to": last, "scanned_hash": last_hash, "logs": self._logs[address]})
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        write_atomic(path, text.encode())

@@ -14,10 +14,10 @@ No pickle: loading never executes code from the data directory.
 from __future__ import annotations
 
 import json
-import os
 import struct
-import tempfile
 from pathlib import Path
+
+from ._io import write_atomic
 
 SNAPSHOT_EVERY = 100  # journal entries replayed beyond the last snapshot before a new one is written
 _RECORD = struct.Struct(">II")
@@ -34,17 +34,10 @@ def save_snapshot(path: Path, w3, *, offset: int, entries: int, seed: int, index
     latest = w3.eth.get_block("latest")
     header = {"version": 1, "offset": offset, "entries": entries, "block": int(latest["number"]),
               "hash": "0x" + bytes(latest["hash"]).hex(), "seed": seed, "logs": index_logs}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-snapshot-")
-    with os.fdopen(fd, "wb") as f:
-        f.write(json.dumps(header, separators=(",", ":")).encode() + b"\n")
-        for key, value in store.items():
-            f.write(_RECORD.pack(len(key), len(value)))
-            f.write(key)
-            f.write(value)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    parts = [json.dumps(header, separators=(",", ":")).encode(), b"\n"]
+    for key, value in store.items():
+        parts += [_RECORD.pack(len(key), len(value)), key, value]
+    write_atomic(path, b"".join(parts))
 
 
 def load_snapshot(path: Path, w3, seed: int) -> dict:
