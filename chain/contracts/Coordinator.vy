@@ -558,6 +558,9 @@ def trade(round_id: uint256) -> bool:
 @external
 @view
 def round_open() -> bool:
+    """
+    @notice Whether the current round is open (phases Committed..RmLegDone): deposits are locked.
+    """
     return self._round_open()
 
 
@@ -576,6 +579,9 @@ def execution_record(round_id: uint256, side: uint8) -> (uint256, uint256):
 @external
 @view
 def is_evaluator(account: address) -> bool:
+    """
+    @notice Whether `account` is one of the evaluators fixed at deployment.
+    """
     return self.evaluator_slot[account] != 0
 
 
@@ -594,4 +600,7 @@ def has_posted_output(round_id: uint256, evaluator: address) -> bool:
 @external
 @view
 def evaluator_count() -> uint256:
+    """
+    @notice n, the number of evaluators (threshold() of them must agree).
+    """
     return len(self.evaluators)
