@@ -55,6 +55,7 @@ def run_one(grid: int, formulation: str, strategy: str, runs: int, cases: int) -
     from market.terms import MarketTerms
 
     base = 100
+    load_before = os.getloadavg()[0]
     terms = MarketTerms(grid=grid, base_rate=base, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
     work = Path(tempfile.mkdtemp(prefix="bench-fhe-"))
     started = time.perf_counter()
@@ -103,6 +104,8 @@ def run_one(grid: int, formulation: str, strategy: str, runs: int, cases: int) -
     report["correct"] = correct
     report["replay_byte_identical"] = replay_identical
     report["peak_rss_bytes"] = peak_rss_bytes()
+    # the machine may be shared: a 1-minute load average above the core count inflates every timing
+    report["load_average_1m"] = {"before": load_before, "after": os.getloadavg()[0]}
     return report
 
 

@@ -364,9 +364,9 @@ def _pairwise(shape: CircuitShape, joint, s_bits, b, feasible):
         winner.append(alls[0])
     volumes = np.arange(1, n + 1)
     win = fhe.array(winner)
-    q_sel = (win * volumes).sum()
-    j_sel = (_masked_chunks(s_bits, rb, win, keep_when=1) * volumes).sum()
-    b_sel = _masked_chunks(fhe.bits(b[1:]), rb, win, keep_when=1).sum()
+    q_sel = np.sum(win * volumes)
+    j_sel = np.sum(_masked_chunks(s_bits, rb, win, keep_when=1) * volumes)
+    b_sel = np.sum(_masked_chunks(fhe.bits(b[1:]), rb, win, keep_when=1))
     return q_sel, b_sel, j_sel
 
 

@@ -145,3 +145,13 @@ def test_out_of_range_inputs_are_rejected_before_anything_runs(margin_circuit):
         circuit.simulate(good, 0, good[::-1], 256)
     with pytest.raises(CircuitError, match=r"b_offsets\[0\] = 1.5"):
         circuit.simulate([1.5, 10, 20, 30, 40], 0, good[::-1], 0)
+
+
+def test_pairwise_formulation_matches_reference():
+    """The O(N²) comparison formulation (benchmarked against the tournament) computes the same rule."""
+    from crypto.circuit import SelectionCircuit
+
+    terms = MarketTerms(grid=4, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
+    circuit = SelectionCircuit.simulation_only(terms, formulation="pairwise")
+    assert _check_parity(circuit, terms, 120, seed=3) == 120
+    assert circuit.simulate([0, 5, 4, 9, 12], 0, [90, 80, 70, 60, 50], 0).invalid

@@ -148,3 +148,16 @@ def test_importing_crypto_does_not_import_concrete():
     code = "import crypto, crypto.circuit, crypto.fhe_keys, sys; print('concrete' in sys.modules, 'torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False False"
+
+
+def test_no_keyless_client_can_be_built(selection_circuit, tmp_path):
+    """concrete's Client.encrypt silently generates a fresh secret key when none is loaded (TOOLING.md);
+    CustodianFheKeys refuses to exist without a generated or loaded keyset."""
+    from concrete import fhe
+
+    from crypto.fhe_keys import CustodianFheKeys, FheKeyError
+
+    with pytest.raises(FheKeyError, match="needs a generated or loaded keyset"):
+        CustodianFheKeys(selection_circuit, None, tmp_path)
+    with pytest.raises(FheKeyError, match="needs a generated or loaded keyset"):
+        CustodianFheKeys(selection_circuit, fhe.Keys(selection_circuit.client_specs), tmp_path)
