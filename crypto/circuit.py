@@ -45,6 +45,19 @@ machine, 8 sign tests of 11-bit values: 4-bit lookups 104 MB keys / 0.9 s, 6-bit
   index and ``b̂`` the same way. Infeasible leaves carry ``J = −1`` and the ``Q = 0`` leaf carries
   ``J = 0``, so "no survivor" selects ``Q = 0`` with zero rates without any extra masking.
 
+Cost (``benchmarks/bench_fhe.py`` -> ``bench-results/fhe.json``; 2 cores, shared machine)
+--------------------------------------------------------------------------------------------
+PBS per grid point ≈ 39 (2 monotonicity sign tests 2×8, spread bits 11, hurdle comparison 8, masked J 4)
+plus ≈ 42 per tournament node (J difference bits 14-16, its relu 5, b̂ multiplexer 14, index 0-8), so the
+count grows linearly: N = 4, 8, 16, 32 -> 414, 847, 1714, 3486 PBS. Time per PBS grows with the widest
+encoding, which is J's (``log2(N·1023) + 1`` = 13..16 bits): evaluation 11.7, 39, 69, 169 s; evaluation
+keys 160-273 MB; peak memory 1.7-2.5 GB; replay byte-identical. The issue's time targets (N = 16 in 10 s,
+N = 32 in 30 s) are NOT met by this formulation; keys and memory are. The pairwise formulation (O(N²)
+exact sign tests, no multiplexed J) costs more PBS from N = 4 on; the ``multi`` parameter strategy ran
+slower here with 3-4× larger keys. Next step (not done): keep every encoding narrow — J as base-8 digits
+compared digit by digit, or the whole circuit in radix form — since a probe of 4-bit lookups on 11-bit
+encodings ran at ~14 ms per PBS against 28-49 ms per PBS here.
+
 Importing this module does not import concrete (2-3 s, ~850 MB with torch): every concrete import is local.
 """
 from __future__ import annotations
