@@ -316,7 +316,8 @@ class Coordinator:
             round_id=round_id, phase=phase, phase_block=(state >> 8) % 2**64, deadline=self.deadline(round_id),
             trade=bool(state >> 72 & 1),
             report_commitment_mm=bytes(r[1]), report_commitment_rm=bytes(r[2]),
-            ciphertext_digest_mm=bytes(r[3]), ciphertext_digest_rm=bytes(r[4]), output_digest=bytes(r[5]),
+            ciphertext_digest_mm=bytes(r[3]), ciphertext_digest_rm=bytes(r[4]),
+            output_digest=bytes(r[5]) if state >> 104 & 1 else bytes(32),  # the agreed digest only
             attestation_digest=bytes(r[6]), instruction_commitment=bytes(r[7]),
             mm_record=_record(int(r[8])) if r[8] or phase in _MM_EXECUTED else None,
             rm_record=_record(int(r[9])) if r[9] or phase in _RM_EXECUTED else None,

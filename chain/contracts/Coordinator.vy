@@ -38,11 +38,16 @@ HURDLE_SPREAD: constant(uint8) = 1
 
 # [decided] for gas (a fresh storage slot costs 22k): an execution record packs (rate, volume) into
 # one slot as rate << 128 | volume, and a round's state packs, from the low bits up:
-# phase (bits 0..7), phase_block (8..71), trade (72), evaluator i posted its output (80 + i).
+# phase (bits 0..7), phase_block (8..71), trade (72), evaluator i posted its output (80 + i),
+# number of evaluators that posted the leading output digest (96..103), outputs agreed (104).
+# The leading digest is the first one posted (or a dissenting one once it reaches the threshold), so in
+# the usual case (all evaluators agree) votes after the first write no new storage slot.
 HALF: constant(uint256) = 2**128
 BLOCK_SHIFT: constant(uint256) = 2**8
 TRADE_BIT: constant(uint256) = 2**72
 VOTED_BASE: constant(uint256) = 2**80
+LEAD_COUNT_BASE: constant(uint256) = 2**96
+AGREED_BIT: constant(uint256) = 2**104
 
 # ---------------------------------------------------------------- events
 
@@ -123,12 +128,12 @@ evaluator_slot: HashMap[address, uint256]   # 1 + index in evaluators; 0 for any
 # ---------------------------------------------------------------- state
 
 struct Round:
-    state: uint256                      # phase, phase_block, trade, evaluator bitmap (see TRADE_BIT above)
+    state: uint256                      # phase, phase_block, trade, votes (see TRADE_BIT above)
     report_commitment_mm: bytes32
     report_commitment_rm: bytes32
     ciphertext_digest_mm: bytes32
     ciphertext_digest_rm: bytes32
-    output_digest: bytes32
+    leading_output: bytes32             # the agreed output digest once agreed (view output_digest)
     attestation_digest: bytes32
     instruction_commitment: bytes32
     mm_record: uint256                  # rate << 128 | volume
@@ -139,7 +144,7 @@ struct Round:
 
 current_round: public(uint256)          # 0 before the first round; rounds are numbered from 1
 rounds: public(HashMap[uint256, Round])
-tally: public(HashMap[uint256, HashMap[bytes32, uint256]])   # round -> output digest -> evaluators for it
+dissent: HashMap[uint256, HashMap[bytes32, uint256]]   # round -> non-leading digest -> evaluators for it
 
 deposits: public(HashMap[address, uint256])
 withdrawable: public(HashMap[address, uint256])
@@ -389,12 +394,28 @@ def post_output(round_id: uint256, output_digest: bytes32):
     voted: uint256 = VOTED_BASE << (slot - 1)
     state: uint256 = self.rounds[round_id].state
     assert state & voted == 0, "evaluator already posted"
-    self.rounds[round_id].state = state | voted
-    agreeing: uint256 = self.tally[round_id][output_digest] + 1
-    self.tally[round_id][output_digest] = agreeing
+    state |= voted
+    leading: bytes32 = self.rounds[round_id].leading_output
+    agreeing: uint256 = 0
+    if leading == empty(bytes32) or leading == output_digest:
+        if leading == empty(bytes32):
+            self.rounds[round_id].leading_output = output_digest
+        state += LEAD_COUNT_BASE
+        agreeing = (state // LEAD_COUNT_BASE) % 256
+    else:
+        agreeing = self.dissent[round_id][output_digest] + 1
+        self.dissent[round_id][output_digest] = agreeing
+    if agreeing >= threshold:
+        if output_digest != leading:
+            # A dissenting digest wins: it becomes the leading one; the old leader's count moves out.
+            self.dissent[round_id][leading] = (state // LEAD_COUNT_BASE) % 256
+            self.dissent[round_id][output_digest] = 0
+            self.rounds[round_id].leading_output = output_digest
+            state = state % LEAD_COUNT_BASE + agreeing * LEAD_COUNT_BASE
+        state |= AGREED_BIT
+    self.rounds[round_id].state = state
     log OutputPosted(round_id=round_id, evaluator=msg.sender, output_digest=output_digest, votes=agreeing)
     if agreeing >= threshold:
-        self.rounds[round_id].output_digest = output_digest
         self._enter(round_id, PHASE_COMPUTED)
 
 
@@ -574,6 +595,29 @@ def execution_record(round_id: uint256, side: uint8) -> (uint256, uint256):
     if side == SIDE_RM:
         packed = self.rounds[round_id].rm_record
     return packed // HALF, packed % HALF
+
+
+@external
+@view
+def output_digest(round_id: uint256) -> bytes32:
+    """
+    @notice The output digest k evaluators agreed on (the only output the custodian may decrypt);
+            zero until they agree.
+    """
+    if self.rounds[round_id].state & AGREED_BIT == 0:
+        return empty(bytes32)
+    return self.rounds[round_id].leading_output
+
+
+@external
+@view
+def tally(round_id: uint256, output_digest: bytes32) -> uint256:
+    """
+    @notice How many evaluators posted `output_digest` in the round.
+    """
+    if output_digest != empty(bytes32) and output_digest == self.rounds[round_id].leading_output:
+        return (self.rounds[round_id].state // LEAD_COUNT_BASE) % 256
+    return self.dissent[round_id][output_digest]
 
 
 @external

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, ExecutionRecord, RoundPhase,
                    deploy_coordinator, evaluator_role)
 
@@ -107,21 +109,40 @@ def test_consecutive_rounds(market):
     assert len(market.coord.events("ReportCommitted", round_id=2)) == 2
 
 
-def test_k_of_n_needs_k_equal_digests(chain):
-    coord = deploy_coordinator(chain, make_terms(chain, evaluators=3, threshold=2))
+VOTES = [  # (evaluators, threshold, digests posted in order, digest agreed or None)
+    (3, 2, "abb", "b"),    # a dissenting digest overtakes the first one
+    (3, 2, "aba", "a"),
+    (4, 3, "abbb", "b"),
+    (3, 3, "aaa", "a"),
+    (3, 2, "ab", None),    # no agreement yet
+]
+
+
+@pytest.mark.parametrize("n,k,posted,agreed", VOTES, ids=[f"{v[1]}of{v[0]}-{v[2]}" for v in VOTES])
+def test_k_of_n_needs_k_equal_digests(chain, n, k, posted, agreed):
+    coord = deploy_coordinator(chain, make_terms(chain, evaluators=n, threshold=k))
     m = Market(chain, coord, coord.terms())
     m.fund_deposits()
     m.to_reported()
     rid = m.round_id
-    coord.post_output(evaluator_role(0), rid, digest("output-a"))
-    coord.post_output(evaluator_role(1), rid, digest("output-b"))  # disagrees
-    assert coord.phase(rid) is RoundPhase.REPORTED
-    assert coord.tally(rid, digest("output-a")) == 1 and coord.tally(rid, digest("output-b")) == 1
-    assert coord.has_posted_output(rid, chain.address(evaluator_role(1)))
-    assert not coord.has_posted_output(rid, chain.address(evaluator_role(2)))
-    coord.post_output(evaluator_role(2), rid, digest("output-b"))
+    counts: dict[str, int] = {}
+    for i, label in enumerate(posted):
+        assert coord.round(rid).output_digest == bytes(32)  # nothing agreed before the k-th equal digest
+        res = coord.post_output(evaluator_role(i), rid, digest(label))
+        counts[label] = counts.get(label, 0) + 1
+        assert res.event("OutputPosted").args["votes"] == counts[label]
+        for other, count in counts.items():
+            assert coord.tally(rid, digest(other)) == count
+        assert coord.has_posted_output(rid, chain.address(evaluator_role(i)))
+    if len(posted) < n:
+        assert not coord.has_posted_output(rid, chain.address(evaluator_role(n - 1)))
     state = coord.round(rid)
-    assert state.phase is RoundPhase.COMPUTED and state.output_digest == digest("output-b")
+    if agreed is None:
+        assert state.phase is RoundPhase.REPORTED and state.output_digest == bytes(32)
+    else:
+        assert state.phase is RoundPhase.COMPUTED and state.output_digest == digest(agreed)
+    assert coord.output_votes(rid) == {chain.address(evaluator_role(i)): digest(label)
+                                       for i, label in enumerate(posted)}
 
 
 def test_deposit_accumulates_and_is_locked_while_open(market):
