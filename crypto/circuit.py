@@ -361,7 +361,7 @@ def _pairwise(shape: CircuitShape, joint, s_bits, b, feasible):
     for i in range(n):
         for j in range(i + 1, n):
             # leaf i+1 (smaller Q) vs leaf j+1: "smaller wins strictly" bit
-            smaller_wins = _is_negative(joint[j] - joint[i], wd)
+            smaller_wins = fhe.bits(_hint(joint[j] - joint[i], wd))[wd - 1]  # sign bit
             beats[i].append(smaller_wins)
             beats[j].append(1 - smaller_wins)
     winner = []
