@@ -17,12 +17,31 @@ import pytest
 SIM_GRID = 6
 
 
+@pytest.fixture(scope="session")
+def protocol_root():
+    """A session directory outside pytest's numbered basetemp: concurrent pytest sessions on the same machine
+    prune old basetemps (keeping 3), which would delete a long session's markets under it."""
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="repo-market-protocol-tests-"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def scratch(protocol_root, request) -> Path:
+    """A fresh per-test directory under the session directory."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=request.node.name[:40].replace("/", "_") + "-", dir=protocol_root))
+
+
 @pytest.fixture(scope="session", autouse=True)
-def shared_circuit_cache(tmp_path_factory):
+def shared_circuit_cache(protocol_root):
     """One compile per terms for the whole session (subprocesses inherit the variable)."""
     from protocol.deployment import CIRCUIT_CACHE_ENV
 
-    path = os.environ.get(CIRCUIT_CACHE_ENV) or str(tmp_path_factory.mktemp("circuit-cache"))
+    path = os.environ.get(CIRCUIT_CACHE_ENV) or str(protocol_root / "circuit-cache")
     old = os.environ.get(CIRCUIT_CACHE_ENV)
     os.environ[CIRCUIT_CACHE_ENV] = path
     yield Path(path)
@@ -45,31 +64,31 @@ def run_plans(dep, plans, circuit=None):
 
 
 @pytest.fixture(scope="session")
-def sim_template(tmp_path_factory) -> Path:
+def sim_template(protocol_root) -> Path:
     from market.terms import MarketTerms
     from protocol.deployment import create_market
     from protocol.scenario import DEFAULT_BASE_RATE
 
-    path = tmp_path_factory.mktemp("sim-template") / "market"
+    path = protocol_root / "sim-template" / "market"
     create_market(path, MarketTerms(grid=SIM_GRID, base_rate=DEFAULT_BASE_RATE), backend="simulate",
                   evaluators=2, threshold=2)
     return path
 
 
 @pytest.fixture
-def fresh_market(sim_template, tmp_path) -> Path:
-    target = tmp_path / "market"
+def fresh_market(sim_template, scratch) -> Path:
+    target = scratch / "market"
     shutil.copytree(sim_template, target, symlinks=True)
     return target
 
 
 @pytest.fixture(scope="session")
-def sim_demo(sim_template, tmp_path_factory):
+def sim_demo(sim_template, protocol_root):
     """The four demo rounds on a copy of the template: (path, [(round_id, plan, run)])."""
     from protocol.deployment import open_market
     from protocol.scenario import demo_plans
 
-    path = tmp_path_factory.mktemp("sim-demo") / "market"
+    path = protocol_root / "sim-demo" / "market"
     shutil.copytree(sim_template, path, symlinks=True)
     dep = open_market(path)
     runs, _ = run_plans(dep, demo_plans(SIM_GRID, 4, seed=0))
@@ -81,14 +100,15 @@ def sim_demo(sim_template, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def anvil_url(tmp_path_factory):
+def anvil_url(protocol_root):
     from chain.node import anvil_binary, start_anvil, stop_anvil
 
     if not anvil_binary().is_file():
         if not os.environ.get("CI"):
             pytest.skip(f"anvil binary absent ({anvil_binary()}) and CI unset")
         pytest.fail(f"CI is set but the anvil binary is missing: {anvil_binary()}")
-    data_dir = tmp_path_factory.mktemp("anvil-node")
+    data_dir = protocol_root / "anvil-node"
+    data_dir.mkdir()
     info = start_anvil(data_dir)
     yield info.url
     stop_anvil(data_dir)

@@ -31,9 +31,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def committed(sim_template, tmp_path_factory):
+def committed(sim_template, protocol_root):
     """Round 1 in phase Committed: both dealers deposited and committed; envelopes in the custodian's inbox."""
-    path = tmp_path_factory.mktemp("bad-input") / "market"
+    path = protocol_root / "bad-input" / "market"
     shutil.copytree(sim_template, path, symlinks=True)
     dep = open_market(path)
     deal_inputs(dep, 1, demo_plans(SIM_GRID, 1, seed=0)[0])
@@ -214,11 +214,11 @@ def test_custodian_refuses_to_decrypt_without_an_agreed_output(committed):
     assert snapshot(committed) == before
 
 
-def test_node_down_is_a_clear_error(tmp_path):
+def test_node_down_is_a_clear_error(scratch):
     from chain import connect
 
     with pytest.raises(ChainUnavailable, match="127.0.0.1:9"):
-        connect(tmp_path, "http://127.0.0.1:9")
+        connect(scratch, "http://127.0.0.1:9")
 
 
 def test_evaluator_refuses_a_corrupted_ciphertext_and_posts_nothing(fresh_market):
@@ -260,14 +260,14 @@ def _cli(*args):
     (["demo", "--rpc", "ftp://x"], "--rpc 'ftp://x'"),
     (["verify", "--rpc", "nohost"], "--rpc 'nohost'"),
 ], ids=["verify-round-0", "demo-grid-2", "demo-threshold", "demo-rpc-scheme", "verify-rpc-scheme"])
-def test_cli_rejects_bad_options_naming_them(tmp_path, args, match):
-    out = _cli(*args, "--data-dir", str(tmp_path / "none"))
+def test_cli_rejects_bad_options_naming_them(scratch, args, match):
+    out = _cli(*args, "--data-dir", str(scratch / "none"))
     assert out.returncode == 2 and match in out.stderr, out.stderr
-    assert not (tmp_path / "none").exists()
+    assert not (scratch / "none").exists()
 
 
-def test_verify_on_a_directory_without_a_market(tmp_path):
-    out = _cli("verify", "--data-dir", str(tmp_path), "--json")
+def test_verify_on_a_directory_without_a_market(scratch):
+    out = _cli("verify", "--data-dir", str(scratch), "--json")
     assert out.returncode == 2 and "no market here" in out.stderr
 
 

@@ -58,8 +58,8 @@ def _state(path: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(sim_template, tmp_path_factory):
-    path = tmp_path_factory.mktemp("uninterrupted") / "market"
+def uninterrupted(sim_template, protocol_root):
+    path = protocol_root / "uninterrupted" / "market"
     shutil.copytree(sim_template, path, symlinks=True)
     out = _demo(path, 1)
     assert out.returncode == 0, out.stderr[-3000:]

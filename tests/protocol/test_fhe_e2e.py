@@ -34,8 +34,8 @@ def _reference(dep, plan):
     return select_equilibrium(plan.schedules(), plan.hurdle_mm, plan.hurdle_rm, dep.terms.hurdle_mode)
 
 
-def test_real_fhe_round_on_the_embedded_chain(tmp_path):
-    path = tmp_path / "market"
+def test_real_fhe_round_on_the_embedded_chain(scratch):
+    path = scratch / "market"
     dep = create_market(path, MarketTerms(grid=FHE_GRID, base_rate=DEFAULT_BASE_RATE), backend="fhe",
                         evaluators=2, threshold=2)
     plan = demo_plans(FHE_GRID, 1, seed=0)[0]
@@ -59,8 +59,8 @@ def test_real_fhe_round_on_the_embedded_chain(tmp_path):
 
 
 @pytest.mark.anvil
-def test_real_fhe_rounds_on_anvil_with_an_independent_verify(tmp_path, anvil_url):
-    path = tmp_path / "market"
+def test_real_fhe_rounds_on_anvil_with_an_independent_verify(scratch, anvil_url):
+    path = scratch / "market"
     dep = create_market(path, MarketTerms(grid=FHE_GRID, base_rate=DEFAULT_BASE_RATE), backend="fhe",
                         evaluators=1, threshold=1, rpc_url=anvil_url)
     plans = demo_plans(FHE_GRID, 2, seed=0)  # the JPM round and the hurdle round

@@ -5,10 +5,10 @@ from market.simulation import SimulationConfig, simulate
 from protocol.selector import ProtocolSelector
 
 
-def test_protocol_rounds_match_the_plain_backend(tmp_path):
+def test_protocol_rounds_match_the_plain_backend(scratch):
     config = SimulationConfig(rounds=3, grid=6, theta=5, hurdle_max=6)
     plain = simulate(config, seed=3)
-    selector = ProtocolSelector(tmp_path, "simulate", base_rate=300 - config.theta - 1, rate_bits=9)
+    selector = ProtocolSelector(scratch, "simulate", base_rate=300 - config.theta - 1, rate_bits=9)
     through_protocol = simulate(config, seed=3, selector=selector)
     assert [r.contract for r in through_protocol.rounds] == [r.contract for r in plain.rounds]
     assert [r["phase"] for r in selector.rounds] == ["SETTLED"] * 3

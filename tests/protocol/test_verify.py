@@ -32,9 +32,9 @@ def _audit(path: Path, rounds=None) -> dict:
 
 
 @pytest.fixture
-def demo_copy(sim_demo, tmp_path):
+def demo_copy(sim_demo, scratch):
     path, runs = sim_demo
-    target = tmp_path / "market"
+    target = scratch / "market"
     shutil.copytree(path, target, symlinks=True)
     return target
 
@@ -106,12 +106,12 @@ def test_a_missing_blob_is_named(demo_copy):
     assert any(f["check"] == "blob.receipt_rm" and digest.hex() in f["detail"] for f in report["failures"])
 
 
-def test_a_dishonest_evaluator_is_named(tmp_path):
+def test_a_dishonest_evaluator_is_named(scratch):
     from market.terms import MarketTerms
     from protocol.rounds import RoundDriver
     from protocol.scenario import DEFAULT_BASE_RATE, deal_inputs
 
-    path = tmp_path / "market"
+    path = scratch / "market"
     dep = create_market(path, MarketTerms(grid=SIM_GRID, base_rate=DEFAULT_BASE_RATE), backend="simulate",
                         evaluators=3, threshold=2)
     plan = demo_plans(SIM_GRID, 1, seed=0)[0]
@@ -137,7 +137,8 @@ def test_verify_cli_exit_status_and_json(demo_copy):
     ok = subprocess.run([sys.executable, "-m", "protocol.cli", "verify", "--data-dir", str(demo_copy), "--json",
                          "--round", "3"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     report = json.loads(ok.stdout)
-    assert ok.returncode == 0 and report["ok"] and [r["round"] for r in report["rounds"]] == [0, 3]
+    assert ok.returncode == 0 and report["ok"], report["failures"]
+    assert [r["round"] for r in report["rounds"]] == [0, 3]
     digest = _blob_digests(demo_copy, 3)["attestation"]
     blob = demo_copy / "blobs" / digest.hex()
     blob.write_bytes(blob.read_bytes()[:-1] + bytes([blob.read_bytes()[-1] ^ 1]))
