@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,7 +46,15 @@ def _cases(grid: int, count: int, seed: int):
 
 
 def run_one(grid: int, formulation: str, strategy: str, runs: int, cases: int) -> dict:
-    """One configuration, in this process (called in a subprocess by :func:`main`)."""
+    """One configuration, in this process (called in a subprocess by :func:`main`); keys are deleted after."""
+    work = Path(tempfile.mkdtemp(prefix="bench-fhe-"))
+    try:
+        return _measure(work, grid, formulation, strategy, runs, cases)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # a keyset is hundreds of MB
+
+
+def _measure(work: Path, grid: int, formulation: str, strategy: str, runs: int, cases: int) -> dict:
     import numpy as np
 
     from crypto.circuit import SelectionCircuit, peak_rss_bytes
@@ -57,7 +66,6 @@ def run_one(grid: int, formulation: str, strategy: str, runs: int, cases: int) -
     base = 100
     load_before = os.getloadavg()[0]
     terms = MarketTerms(grid=grid, base_rate=base, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
-    work = Path(tempfile.mkdtemp(prefix="bench-fhe-"))
     started = time.perf_counter()
     circuit = SelectionCircuit.for_terms(terms, work / "circuits", formulation=formulation, strategy=strategy)
     t_compile = time.perf_counter() - started
