@@ -51,7 +51,13 @@ PBS per grid point ≈ 39 (2 monotonicity sign tests 2×8, spread bits 11, hurdl
 plus ≈ 42 per tournament node (J difference bits 14-16, its relu 5, b̂ multiplexer 14, index 0-8), so the
 count grows linearly: N = 4, 8, 16, 32 -> 414, 847, 1714, 3486 PBS. Time per PBS grows with the widest
 encoding, which is J's (``log2(N·1023) + 1`` = 13..16 bits): evaluation 11.7, 39, 69, 169 s; evaluation
-keys 160-273 MB; peak memory 1.7-2.5 GB; replay byte-identical. The issue's time targets (N = 16 in 10 s,
+keys 160-273 MB; peak memory 1.7-2.5 GB; replay byte-identical within a process.
+
+Replay across processes is NOT guaranteed [measured, open]: three fresh processes evaluating the same
+blobs at N = 3 gave two distinct output digests (decrypting to the same result). tfhe-rs 0.10 inside
+concrete-python 2.11 picks its FFT plan per process by timing (``concrete_fft`` ``measure_fastest``), and
+two plans can round an intermediate differently. No configuration option fixes the plan; an exact
+cross-process replay needs a deterministic FFT/NTT backend or a custodian attestation of equivalence. The issue's time targets (N = 16 in 10 s,
 N = 32 in 30 s) are NOT met by this formulation; keys and memory are. The pairwise formulation (O(N²)
 exact sign tests, no multiplexed J) costs more PBS from N = 4 on; the ``multi`` parameter strategy ran
 slower here with 3-4× larger keys. Next step (not done): keep every encoding narrow — J as base-8 digits
@@ -656,7 +662,7 @@ class SelectionCircuit:
 
         Every blob is hash-checked (embedded SHA-256, and against ``digests`` — keys ``"evaluation_keys"``,
         ``"mm"``, ``"rm"`` — when given, e.g. the digests posted on chain) before it is deserialized.
-        Deterministic: the same blobs give byte-identical output (see the replay test).
+        Deterministic within a process (see the replay test); across processes see the module docstring.
         """
         fhe = _fhe()
         digests = digests or {}
