@@ -8,7 +8,7 @@ decryption, and a check against the plaintext reference :func:`market.selection.
     .venv/bin/python benchmarks/bench_fhe.py --grids 8 16 32 --formulations tournament
     .venv/bin/python benchmarks/bench_fhe.py --grids 4 8 --formulations tournament pairwise --strategies mono multi
 
-Writes ``bench-results/fhe.json`` (one record per configuration, machine info) and prints a table.
+Writes ``bench-results/bench_fhe.json`` (one record per configuration, machine info) and prints a table.
 Targets (issue 4): 10-bit offsets, N = 16 <= 10 s and N = 32 <= 30 s of evaluation on 2 cores, evaluation
 keys <= 1 GB, peak memory <= 8 GB.
 """
@@ -124,7 +124,7 @@ def main(argv=None) -> int:
     parser.add_argument("--strategies", nargs="+", default=["mono"], choices=["mono", "multi"])
     parser.add_argument("--runs", type=int, default=2, help="evaluations of the first case (replay check)")
     parser.add_argument("--cases", type=int, default=2, help="random valid report pairs per configuration (+1 invalid)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "fhe.json")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench_fhe.json")
     parser.add_argument("--one", nargs=3, metavar=("N", "FORMULATION", "STRATEGY"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.one:
