@@ -45,7 +45,7 @@ machine, 8 sign tests of 11-bit values: 4-bit lookups 104 MB keys / 0.9 s, 6-bit
   index and ``b̂`` the same way. Infeasible leaves carry ``J = −1`` and the ``Q = 0`` leaf carries
   ``J = 0``, so "no survivor" selects ``Q = 0`` with zero rates without any extra masking.
 
-Cost (``benchmarks/bench_fhe.py`` -> ``bench-results/fhe.json``; 2 cores, shared machine)
+Cost (``benchmarks/bench_fhe.py`` -> ``bench-results/bench_fhe.json``; 2 cores, shared machine)
 --------------------------------------------------------------------------------------------
 PBS per grid point ≈ 39 (2 monotonicity sign tests 2×8, spread bits 11, hurdle comparison 8, masked J 4)
 plus ≈ 42 per tournament node (J difference bits 14-16, its relu 5, b̂ multiplexer 14, index 0-8), so the
