@@ -126,7 +126,7 @@ def _envelope_cases():
 
     return [
         ("tampered envelope", tampered, TamperedEnvelopeError, "authentication failed"),
-        ("garbage bytes", lambda dep: ("mm", b"not an envelope"), MalformedEnvelopeError, ""),
+        ("garbage bytes", lambda dep: ("mm", b"not an envelope"), MalformedEnvelopeError, "envelope: truncated value"),
         ("sealed for another round", lambda dep: ("mm", _sealed(dep, round_id=2)), BindingMismatchError, "round"),
         ("sealed for another contract",
          lambda dep: ("mm", _sealed(dep, contract="0x" + "11" * 20)), BindingMismatchError, "contract"),
@@ -135,7 +135,7 @@ def _envelope_cases():
         ("dealer_rm's report in dealer_mm's slot", lambda dep: ("mm", _sealed(dep, role="dealer_rm")),
          BindingMismatchError, "sender"),
         ("sealed to another recipient", lambda dep: ("mm", _sealed(dep, recipient="dealer_rm")),
-         (TamperedEnvelopeError, BindingMismatchError), ""),
+         TamperedEnvelopeError, "sealed to another key"),
         ("report that does not open the commitment on chain",
          lambda dep: ("mm", _sealed(dep, schedule=[101 + q for q in range(SIM_GRID + 1)])),
          ProtocolError, "does not open its commitment"),
