@@ -50,6 +50,7 @@ __all__ = [
     "IdentityKeys",
     "PublicIdentity",
     "validate_role",
+    "write_file_atomic",
     "write_private_file",
     "write_public_file",
     "read_private_file",
@@ -87,7 +88,10 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-def _atomic_write(path: Path, data: bytes, mode: int, *, overwrite: bool) -> None:
+def write_file_atomic(path: Path, data: bytes, *, mode: int = 0o644, overwrite: bool = False) -> None:
+    """Write ``data`` so a crash leaves the old file or the whole new one: temp file in the same directory
+    with the exact ``mode``, fsync, rename, fsync of the directory. The project's one atomic writer
+    outside ``chain/`` (which imports nothing of the project)."""
     path = Path(path)
     if not overwrite and path.exists():
         raise FileExistsError(f"{path}: exists; refusing to overwrite (pass overwrite=True)")
@@ -113,12 +117,12 @@ def write_private_file(path: Path, data: bytes, *, overwrite: bool = False) -> N
 
     Shared by every crypto component that stores a secret (identity keys, FHE secret keys).
     """
-    _atomic_write(Path(path), bytes(data), 0o600, overwrite=overwrite)
+    write_file_atomic(Path(path), bytes(data), mode=0o600, overwrite=overwrite)
 
 
 def write_public_file(path: Path, data: bytes, *, overwrite: bool = False) -> None:
     """Atomically write a public file with mode 0644."""
-    _atomic_write(Path(path), bytes(data), 0o644, overwrite=overwrite)
+    write_file_atomic(Path(path), bytes(data), mode=0o644, overwrite=overwrite)
 
 
 def read_private_file(path: Path) -> bytes:

@@ -27,10 +27,10 @@ from dataclasses import dataclass, field
 from protocol.blobstore import BlobError
 from protocol.deployment import Deployment
 from protocol.layout import read_json
+from protocol.replay import REPLAY_ATTEMPTS, replay_in_fresh_processes
 
 __all__ = ["Auditor", "AuditReport", "PHASE_TRANSITIONS", "REPLAY_ATTEMPTS"]
 
-REPLAY_ATTEMPTS = 1  # fresh-process replays when the in-process replay differs (protocol/replay.py); measured: under load further attempts rarely reproduce and triple verify time
 
 # Allowed transitions of the contract's RoundPhase (numbers as chain.RoundPhase).
 PHASE_TRANSITIONS = {
@@ -101,23 +101,10 @@ class Auditor:
 
     def _replay_fresh(self, round_id: int, first: bytes, wanted: bytes) -> tuple[bytes, str]:
         """Retry the replay in fresh processes (see protocol/replay.py: the FFT plan is drawn per process)."""
-        import json
-        import subprocess
-        import sys
-
-        got = first
-        for attempt in range(1, REPLAY_ATTEMPTS + 1):
-            cmd = [sys.executable, "-m", "protocol.replay", str(self.dep.data_dir.root), str(round_id)]
-            if self.dep.rpc_url:
-                cmd += ["--rpc", self.dep.rpc_url]
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            try:
-                got = bytes.fromhex(json.loads(out.stdout)["digest"])
-            except (ValueError, KeyError):
-                continue
-            if got == wanted:
-                return got, f"fresh process, attempt {attempt}"
-        return got, f"in process and {REPLAY_ATTEMPTS} fresh processes"
+        got, attempt = replay_in_fresh_processes(self.dep.data_dir.root, round_id, self.dep.rpc_url, {wanted})
+        if got == wanted:
+            return got, f"fresh process, attempt {attempt}"
+        return (got if got is not None else first), f"in process and {REPLAY_ATTEMPTS} fresh processes"
 
     # --- market-wide ---------------------------------------------------------------------------------
     def check_market(self):

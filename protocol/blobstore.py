@@ -10,9 +10,9 @@ handed to a deserializer -- concrete-python does not detect tampered ciphertexts
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
+
+from crypto.identity import write_file_atomic
 
 __all__ = ["BlobStore", "BlobError", "BlobMissing", "BlobCorrupt", "sha256_hex"]
 
@@ -47,25 +47,7 @@ def _normalise(digest: bytes | str) -> str:
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    write_file_atomic(path, data, mode=mode, overwrite=True)
 
 
 class BlobStore:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from chain import Chain, connect
-from chain.clearing import Clearing, ClearingTerms, StepRuleCode, deploy_clearing, from_wad, to_wad
+from chain.clearing import ClearingTerms, StepRuleCode, deploy_clearing, from_wad, to_wad
 from market.allocation import LogLinear, StepRule, adjust_prices, proximal_best_response
 
 __all__ = ["ClearingAgent", "OnchainRun", "run_onchain_clearing", "FIXED_POINT_BOUND", "agent_role"]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import warnings
 from pathlib import Path
 
 # Order is the order shown by --help.
@@ -94,7 +95,14 @@ def _keep_exit_status(code: int) -> None:
     atexit.register(_exit)
 
 
+def _quiet_known_warnings() -> None:
+    # concrete-python 2.11 imports pkg_resources (hence setuptools<81); its deprecation notice is noise for users.
+    warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
+    warnings.filterwarnings("ignore", message=".*declare_namespace", category=DeprecationWarning)
+
+
 def main(argv: list[str] | None = None) -> int:
+    _quiet_known_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from protocol.deployment import DeploymentError, create_market, open_market
+from protocol.deployment import create_market, open_market
 from protocol.layout import DataDir, read_json, write_json
 from protocol.report import round_summary, write_plots
 from protocol.rounds import RoundDriver, next_round_id, rebuild_ledger

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from protocol.deployment import Deployment
-from protocol.layout import read_json, write_json
+from protocol.layout import write_json
 
 __all__ = ["write_transcript", "round_summary", "leakage_statement", "write_plots"]
 
@@ -71,7 +71,8 @@ def leakage_statement(selected: dict) -> dict:
         "custodian": "both reports in plaintext (trusted for confidentiality), the selected outcome",
         "evaluators": "ciphertexts only (fixed-length), the output digest",
         "public": f"commitments, digests, trade = true; and, because the contract records each leg, "
-                  f"the executed (rate, volume) of both legs: ({r_mm}, {q}) and ({r_rm}, {q}) [chain design]. "
+                  f"the (rate, volume) each dealer records for its leg when it executes — under compliance "
+                  f"({r_mm}, {q}) and ({r_rm}, {q}) [chain design]. "
                   f"Never: the reported schedules, hurdles, or any losing grid point",
     }
 

@@ -19,7 +19,6 @@ announcing it, so a coordinator killed at any point can simply call the step aga
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -504,23 +503,10 @@ class Evaluator:
         return output, digest, terms.evaluation_keys_digest
 
     def _reproduce(self, round_id: int, posted: set) -> bytes | None:
-        import subprocess
-        import sys
+        from protocol.replay import replay_in_fresh_processes
 
-        from protocol.audit import REPLAY_ATTEMPTS
-
-        for _ in range(REPLAY_ATTEMPTS):
-            cmd = [sys.executable, "-m", "protocol.replay", str(self.dep.data_dir.root), str(round_id)]
-            if self.dep.rpc_url:
-                cmd += ["--rpc", self.dep.rpc_url]
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            try:
-                got = bytes.fromhex(json.loads(out.stdout)["digest"])
-            except (ValueError, KeyError):
-                continue
-            if got in posted:
-                return got
-        return None
+        got, _ = replay_in_fresh_processes(self.dep.data_dir.root, round_id, self.dep.rpc_url, posted)
+        return got if got in posted else None
 
     def post(self, round_id: int, output_digest: bytes) -> int:
         coord = self.dep.coordinator

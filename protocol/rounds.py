@@ -15,12 +15,10 @@ books both legs and the inter-dealer leg at the smaller accepted volume at r_bd)
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from protocol.deployment import Deployment
 from protocol.ledger import Ledger, first_leg_transfers, initial_ledger, second_leg_transfers
-from protocol.layout import write_json
 from protocol.phases import PhaseJournal, crash_point
 from protocol.roles import ClientAgent, Custodian, DealerAgent, Evaluator, ProtocolError
 

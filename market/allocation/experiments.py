@@ -27,7 +27,6 @@ import numpy as np
 from .adjustment import StepRule, lipschitz_bound, price_update, proximal_best_response
 from .agents import DEFAULTS, AgentFamily, AllocationInputError, LogLinear, draw_log_linear
 from .baselines import (
-    BASELINES,
     equal_split,
     flat_contract,
     no_enforcement,
@@ -35,7 +34,7 @@ from .baselines import (
     proportional_rationing,
     proposed,
 )
-from .equilibrium import aggregate_demand, dual_function, solve_equilibrium
+from .equilibrium import dual_function, solve_equilibrium
 from .metrics import efficiency, gini, participation, price_of_fairness
 
 __all__ = [

@@ -10,7 +10,6 @@ cached under ``<data-dir>/circuits/``; FHE keys go to ``<data-dir>/custodian/`` 
 from __future__ import annotations
 
 import json
-import sys
 import time
 from pathlib import Path
 

@@ -6,10 +6,9 @@ from fractions import Fraction
 import numpy as np
 from hypothesis import given, settings, strategies as st
 
-from market import HurdleMode, joint_profit_maximiser, linear_schedules, equilibrium_volumes
+from market import joint_profit_maximiser, linear_schedules, equilibrium_volumes
 from market.equilibria import rate_grid
 from market.incentives import (
-    TRUTHFUL,
     Deviate,
     MisreportHurdle,
     MisreportSchedule,

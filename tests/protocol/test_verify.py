@@ -22,7 +22,7 @@ from protocol.audit import Auditor
 from protocol.deployment import create_market, open_market
 from protocol.scenario import demo_plans
 
-from .conftest import SIM_GRID, run_plans
+from .conftest import SIM_GRID
 
 ROOT = Path(__file__).resolve().parents[2]
 
