@@ -96,7 +96,9 @@ class CustodianSide:
     keys: object | None  # crypto.fhe_keys.CustodianFheKeys for "fhe"
 
     @classmethod
-    def open(cls, backend: str, circuit, custodian_dir: Path, *, create: bool) -> "CustodianSide":
+    def open(cls, backend: str, circuit, custodian_dir: Path, *, create: bool,
+             evaluation_keys_digest: bytes | None = None) -> "CustodianSide":
+        """``evaluation_keys_digest``: the published (on-chain) digest the loaded secret key must match."""
         if backend not in BACKENDS:
             raise BackendError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "simulate":
@@ -104,7 +106,7 @@ class CustodianSide:
         from crypto.fhe_keys import CustodianFheKeys
 
         keys = (CustodianFheKeys.generate(circuit, custodian_dir) if create
-                else CustodianFheKeys.load(circuit, custodian_dir))
+                else CustodianFheKeys.load(circuit, custodian_dir, evaluation_keys_digest=evaluation_keys_digest))
         return cls(backend, circuit, keys)
 
     def evaluation_keys(self) -> bytes:

@@ -345,7 +345,9 @@ class Custodian:
         self.dep = dep
         self.folder = dep.data_dir.role("custodian")
         self.keys = _load_keys(self.folder, "custodian")
-        self.fhe = CustodianSide.open(dep.backend, circuit, self.folder / "fhe", create=False)
+        published = dep.onchain_terms.evaluation_keys_digest if dep.backend == "fhe" else None
+        self.fhe = CustodianSide.open(dep.backend, circuit, self.folder / "fhe", create=False,
+                                      evaluation_keys_digest=published)
         self.replay = ReplayCache(self.folder / "replay-cache.json")
 
     def _round_file(self, round_id: int) -> Path:

@@ -161,3 +161,28 @@ def test_no_keyless_client_can_be_built(selection_circuit, tmp_path):
         CustodianFheKeys(selection_circuit, None, tmp_path)
     with pytest.raises(FheKeyError, match="needs a generated or loaded keyset"):
         CustodianFheKeys(selection_circuit, fhe.Keys(selection_circuit.client_specs), tmp_path)
+
+
+def test_secret_key_is_bound_to_its_published_evaluation_keys(selection_circuit, custodian_keys, custodian_dir,
+                                                              evaluation_keys):
+    """A secret key regenerated after its evaluation keys were published would make every output decrypt to
+    garbage without an error: load() checks the published digest; generate() refuses before writing."""
+    from crypto.encoding import digest
+    from crypto.fhe_keys import EVALUATION_KEYS_FILE, CustodianFheKeys, FheKeyError
+
+    published = digest(evaluation_keys)
+    assert custodian_keys.evaluation_keys_digest == published
+    assert digest((custodian_dir / EVALUATION_KEYS_FILE).read_bytes()) == published
+    assert stat.S_IMODE(os.stat(custodian_dir).st_mode) == 0o700
+    loaded = CustodianFheKeys.load(selection_circuit, custodian_dir, evaluation_keys_digest=published)
+    assert loaded.evaluation_keys_digest == published
+    with pytest.raises(FheKeyError, match="regenerated after publication"):
+        CustodianFheKeys.load(selection_circuit, custodian_dir, evaluation_keys_digest=digest(b"other keys"))
+
+    def files():
+        return {p.name: (p.stat().st_mtime_ns, p.stat().st_size) for p in custodian_dir.iterdir()}
+
+    before = files()
+    with pytest.raises(FheKeyError, match="refusing to overwrite"):
+        CustodianFheKeys.generate(selection_circuit, custodian_dir)
+    assert files() == before
