@@ -120,7 +120,7 @@ def _measure(work: Path, grid: int, formulation: str, strategy: str, runs: int, 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grids", type=int, nargs="+", default=[8, 16, 32])
-    parser.add_argument("--formulations", nargs="+", default=["tournament"], choices=["tournament", "pairwise"])
+    parser.add_argument("--formulations", nargs="+", default=["limbs"], choices=["tournament", "pairwise", "limbs"])
     parser.add_argument("--strategies", nargs="+", default=["mono"], choices=["mono", "multi"])
     parser.add_argument("--runs", type=int, default=2, help="evaluations of the first case (replay check)")
     parser.add_argument("--cases", type=int, default=2, help="random valid report pairs per configuration (+1 invalid)")

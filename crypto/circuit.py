@@ -25,8 +25,8 @@ the grid and the J-argmax over that prefix passes the D2 equilibrium test, so th
 recompute the O(N²) equilibrium filter; the tests check the equality against
 :func:`market.selection.select_equilibrium` with the filter on.
 
-How (formulation "tournament", see ``benchmarks/bench_fhe.py`` for the comparison)
----------------------------------------------------------------------------------
+How (formulation "tournament", the first one; see ``benchmarks/bench_fhe.py`` for the comparison)
+-----------------------------------------------------------------------------------------------
 TFHE cost tracks the number of programmable bootstraps (PBS) and, above all, the widest table lookup:
 with the ``mono`` parameter strategy every PBS uses the parameters of the widest one (measured on this
 machine, 8 sign tests of 11-bit values: 4-bit lookups 104 MB keys / 0.9 s, 6-bit 409 MB / 2.3 s, 8-bit
@@ -44,6 +44,21 @@ machine, 8 sign tests of 11-bit values: 4-bit lookups 104 MB keys / 0.9 s, 6-bit
   from its bits, keeps ``J_L + relu(J_R − J_L)`` (ties to the right, the larger Q), and multiplexes the
   index and ``b̂`` the same way. Infeasible leaves carry ``J = −1`` and the ``Q = 0`` leaf carries
   ``J = 0``, so "no survivor" selects ``Q = 0`` with zero rates without any extra masking.
+
+Formulation "limbs" (the default, :data:`DEFAULT_FORMULATION`)
+--------------------------------------------------------------
+The same rule without any wide ``J`` integer: each leaf carries ``J' = f·(Q·s + 1) = 64·u + v`` (``v < 64``,
+``u < 512``). ``P = f·(Q·(s mod 64) + 1)`` (< 11 bits) is built from one table per ``Q`` on 3-bit chunks
+of ``s`` plus the feasibility bit, so the scaling by the public ``Q`` happens inside the table (a constant
+multiply of a ciphertext would amplify its noise and force larger parameters); ``v`` and the carry come from
+``P``'s bits and ``u`` = carry + per-Q tables on the high chunks. A node keeps the right (larger Q) leaf iff
+``2·(u_R − u_L) − [v_R < v_L] >= 0``: two sign tests of 7- and 11-bit values; ``u``, ``v``, ``b̂`` and the
+index are multiplexed from the bits of their differences (a signed multiplexer for ``u`` and ``v``). "No
+survivor" is ``trade = 0`` (every ``J' = 0``); the outputs are lookups masked by ``trade``. Sign tests use
+``fhe.AutoTruncator`` so each is a true 4-bit lookup after width unification. The widest encoding drops by
+one bit and the parameters by one decomposition level: ≈ 23 ms per PBS instead of ≈ 40 ms, about 2× faster
+than the tournament at N = 8, 16, 32 with fewer keys and less memory (README, bench_fhe.json). Its inputset
+is 400 random samples plus the structured extremes (60 gave a too-narrow inferred width at N = 5).
 
 Cost (``benchmarks/bench_fhe.py`` -> ``bench-results/bench_fhe.json``; 2 cores, shared machine)
 --------------------------------------------------------------------------------------------
@@ -86,6 +101,7 @@ from market.terms import MarketTerms
 
 __all__ = [
     "CHUNK",
+    "DEFAULT_FORMULATION",
     "FORMULATIONS",
     "TLU_BITS",
     "CircuitError",
@@ -101,7 +117,8 @@ __all__ = [
 TLU_BITS = 4  # widest table lookup in the circuit (see module docstring for the measurements)
 CHUNK = 3  # value bits per masked-product lookup: CHUNK + 1 mask bit = TLU_BITS
 OR_GROUP = (1 << TLU_BITS) - 1  # at most 15 bits are summed before a 4-bit "any" lookup
-FORMULATIONS = ("tournament", "pairwise")
+FORMULATIONS = ("tournament", "pairwise", "limbs")
+DEFAULT_FORMULATION = "limbs"  # ≈ 2× faster than "tournament" at N = 8..32 (bench_fhe.json), same outputs
 STRATEGIES = ("mono", "multi")
 ARTIFACT_NAME = "server.zip"
 OUTPUT_FIELDS = ("trade", "invalid", "volume", "b_offset", "joint_profit")
@@ -111,10 +128,10 @@ class CircuitError(CryptoError, ValueError):
     """Bad circuit input (names the field and value) or a blob that fails its digest check."""
 
 
-def terms_digest(terms: MarketTerms, formulation: str = "tournament", strategy: str = "mono") -> bytes:
+def terms_digest(terms: MarketTerms, formulation: str = DEFAULT_FORMULATION, strategy: str = "mono") -> bytes:
     """SHA-256 of the canonical terms (plus formulation/strategy when not the defaults): the cache key."""
     body: dict[str, Any] = dict(terms.as_dict())
-    if formulation != "tournament":
+    if formulation != DEFAULT_FORMULATION:
         body["formulation"] = formulation
     if strategy != "mono":
         body["parameter_strategy"] = strategy
@@ -129,11 +146,11 @@ class CircuitShape:
     rate_bits: int
     hurdle_bits: int
     hurdle_factor: int  # c: 2 for margin (s/2 >= h), 1 for spread (s >= h)
-    formulation: str = "tournament"
+    formulation: str = DEFAULT_FORMULATION
     strategy: str = "mono"  # concrete parameter_selection_strategy
 
     @classmethod
-    def from_terms(cls, terms: MarketTerms, formulation: str = "tournament", strategy: str = "mono") -> "CircuitShape":
+    def from_terms(cls, terms: MarketTerms, formulation: str = DEFAULT_FORMULATION, strategy: str = "mono") -> "CircuitShape":
         if formulation not in FORMULATIONS:
             raise CircuitError(f"formulation = {formulation!r}: must be one of {', '.join(FORMULATIONS)}")
         if strategy not in STRATEGIES:
@@ -190,10 +207,37 @@ def _lut(table: list[int]):
     return _fhe().LookupTable(table)
 
 
+_AUTO: list | None = None  # AutoTruncators of the trace in progress ("limbs"); None = fixed widths
+
+
+class _AutoPool:
+    """``fhe.AutoTruncator`` objects (one per call site, created before tracing): the truncation then
+    removes ``actual width − 4`` bits whatever width the compiler assigned after unification, so every sign
+    test is a true 4-bit lookup."""
+
+    def __init__(self, count: int):
+        self.items = [_fhe().AutoTruncator(target_msbs=TLU_BITS) for _ in range(count)]
+        self.next = 0
+        self.widths = [0] * count
+
+    def widen(self):
+        """After ``adjust``: never remove fewer bits than the declared (true) width needs; the inputset's
+        observed range may be narrower than the true one (hints do not reach ``adjust``)."""
+        for truncator, width in zip(self.items, self.widths):
+            truncator.lsbs_to_remove = max(truncator.lsbs_to_remove, width - TLU_BITS)
+
+
 def _is_negative(x, width: int):
     """``1`` where the ``width``-bit signed ``x`` is negative: ``width − 4`` truncation PBS + one lookup."""
     fhe = _fhe()
-    kept = fhe.truncate_bit_pattern(x, lsbs_to_remove=width - TLU_BITS)
+    if _AUTO is not None:
+        pool = _AUTO[0]
+        truncator = pool.items[pool.next]
+        pool.widths[pool.next] = width
+        pool.next += 1
+        kept = fhe.truncate_bit_pattern(x, lsbs_to_remove=truncator)
+    else:
+        kept = fhe.truncate_bit_pattern(x, lsbs_to_remove=width - TLU_BITS)
     return kept < 0
 
 
@@ -244,6 +288,28 @@ def _mux_right(sign, left, right, nbits: int):
     return left + _masked_chunks(fhe.bits(delta), nbits, sign, keep_when=0)
 
 
+def _mux_signed(sign, left, right, nbits: int):
+    """``left if sign else right`` for ``right − left ∈ [−2**nbits, 2**nbits)``: the difference's ``nbits + 1``
+    two's-complement bits, the sign bit weighted ``−2**nbits`` inside the chunk tables."""
+    fhe = _fhe()
+    width = nbits + 1
+    bits = fhe.bits(_hint(right - left, width))
+    total = None
+    for start in range(0, width, CHUNK):
+        stop = min(start + CHUNK, width)
+        table = []
+        for x in range(1 << (CHUNK + 1)):
+            val = 0
+            if (x >> CHUNK) == 0:
+                for i in range(start, stop):
+                    if (x >> (i - start)) & 1:
+                        val += -(1 << i) if i == nbits else (1 << i)
+            table.append(val)
+        part = _lut(table)[_hint(bits[start:stop] + (1 << CHUNK) * sign, CHUNK + 1)]
+        total = part if total is None else total + part
+    return left + total
+
+
 # --- the circuit -------------------------------------------------------------------------------------------
 
 
@@ -292,6 +358,9 @@ def _rule(shape: CircuitShape) -> Callable:
         bad = _sum([s_negative, over, invalid])  # 0..3, each term 0/1
         feasible = _lut([1 if (v % 3) >= 1 and v // 3 == 0 else 0 for v in range(16)])[_hint(verdict + 3 * bad, TLU_BITS)]
 
+        if shape.formulation == "limbs":
+            return _limbs(shape, s_bits, feasible, invalid, b)
+
         # 4. masked joint profit per leaf: J = Q·s if feasible else −1.
         masked_spread = _masked_chunks(s_bits, rb, feasible, keep_when=1)
         volumes = np.arange(1, n + 1)
@@ -305,6 +374,107 @@ def _rule(shape: CircuitShape) -> Callable:
         return fhe.array([trade, invalid, q_sel, b_sel, j_sel])
 
     return rule
+
+
+LIMB = 6  # J' = 64·u + v: the low limb v holds 6 bits, u <= N·(2**(rb−6) − 1) + 31 stays < 512
+
+
+def _limbs(shape: CircuitShape, s_bits, feasible, invalid, b):
+    """Formulation "limbs": the tournament on ``J' = f·(Q·s + 1) = 64·u + v`` (``v < 64``) so that no
+    encoding is wider than the 11-bit signed spread (the widest PBS input decides the mono parameters).
+
+    Leaf: masked spread limbs ``L = f·(s mod 64)``, ``H = f·(s >> 6)`` (chunk lookups), ``P = Q·L + f``
+    (< 2**11) whose bits give ``v = P mod 64`` and the carry ``P >> 6``; ``u = Q·H + carry``.
+    Node: the right (larger Q) leaf wins iff ``2·(u_R − u_L) − [v_R < v_L] >= 0`` (two sign tests of
+    7- and 11-bit values), then ``u``, ``v``, ``b̂`` and the index are multiplexed from their differences'
+    bits. Outputs are fresh lookups masked by ``trade`` (no survivor = all leaves J' = 0), so the 15-bit
+    output encoding never feeds a PBS input.
+    """
+    fhe = _fhe()
+    n = shape.grid
+    rb = shape.rate_bits
+    hi_bits = rb - LIMB
+    q_bits = n.bit_length()
+    volumes = np.arange(1, n + 1)
+    mask8 = (1 << CHUNK) * feasible
+
+    def per_q(start: int, stop: int, value):
+        """One table per leaf Q on ``chunk + 8·f`` (f = 0 -> 0): scaling inside the table adds no noise."""
+        tables = [
+            _lut([value(q, x & ((1 << CHUNK) - 1)) if (x >> CHUNK) == 1 else 0 for x in range(1 << (CHUNK + 1))])
+            for q in volumes
+        ]
+        return _fhe().LookupTable(tables)[_hint(s_bits[start:stop] + mask8, CHUNK + 1)]
+
+    # P = f·(Q·(s mod 64) + 1) < 2**11; u = f·Q·(s >> 6) + (P >> 6); v = P mod 64 (all sums of fresh lookups)
+    p_max = n * ((1 << LIMB) - 1) + 1
+    p_width = p_max.bit_length()
+    p = _hint(per_q(0, 3, lambda q, c: q * c + 1) + per_q(3, 6, lambda q, c: q * c * 8), p_width)
+    p_bits = fhe.bits(p)
+
+    def recombine(lo_bit: int, hi_bit: int, shift: int):
+        """Bits ``lo_bit..hi_bit−1`` of P as an integer (>> shift): 3-bit chunk lookups, no scaled noise."""
+        total = None
+        for start in range(lo_bit, hi_bit, CHUNK):
+            stop = min(start + CHUNK, hi_bit)
+            part = _lut([x << (start - shift) for x in range(1 << (stop - start))])[_hint(p_bits[start:stop], stop - start)]
+            total = part if total is None else total + part
+        return total
+
+    v = recombine(0, min(LIMB, p_width), 0)
+    u = recombine(LIMB, p_width, LIMB) if p_width > LIMB else None
+    for start in range(LIMB, rb, CHUNK):
+        stop = min(start + CHUNK, rb)
+        part = per_q(start, stop, lambda q, c, start=start: q * (c << (start - LIMB)))
+        u = part if u is None else u + part
+    u_bits = (n * ((1 << hi_bits) - 1) + (p_max >> LIMB)).bit_length()
+    trade = _any([feasible[i] for i in range(n)])
+
+    level_u, level_v, level_b = u, v, b[1:]
+    level_q: Any = np.arange(1, n + 1)
+    while level_u.shape[0] > 1:
+        m = level_u.shape[0]
+        k = m // 2
+        ul, ur = level_u[0 : 2 * k : 2], level_u[1 : 2 * k : 2]
+        vl, vr = level_v[0 : 2 * k : 2], level_v[1 : 2 * k : 2]
+        v_less = _is_negative(_hint(vr - vl, LIMB + 1), LIMB + 1)
+        left_wins = _is_negative(_hint(2 * (ur - ul) - v_less, u_bits + 2), u_bits + 2)
+        new_u = _mux_signed(left_wins, ul, ur, u_bits)
+        new_v = _mux_signed(left_wins, vl, vr, LIMB)
+        new_b = _mux_right(left_wins, level_b[0 : 2 * k : 2], level_b[1 : 2 * k : 2], rb)
+        if isinstance(level_q, np.ndarray):
+            q_l, q_r = level_q[0 : 2 * k : 2], level_q[1 : 2 * k : 2]
+            new_q = q_r - left_wins * (q_r - q_l)
+        else:
+            new_q = _mux_right(left_wins, level_q[0 : 2 * k : 2], level_q[1 : 2 * k : 2], q_bits)
+        if m % 2:
+            rest_q = level_q[m - 1 : m]
+            if isinstance(rest_q, np.ndarray):
+                rest_q = new_q[0:1] * 0 + rest_q
+            new_u = np.concatenate((new_u, level_u[m - 1 : m]))
+            new_v = np.concatenate((new_v, level_v[m - 1 : m]))
+            new_b = np.concatenate((new_b, level_b[m - 1 : m]))
+            new_q = np.concatenate((new_q, rest_q))
+        level_u, level_v, level_b, level_q = new_u, new_v, new_b, new_q
+    u_w, v_w, b_w, q_w = level_u[0], level_v[0], level_b[0], level_q[0]
+    # outputs: J = 64·u + v − 1 when trade, else 0; every term is a fresh lookup (output-only encodings)
+    ub = fhe.bits(u_w)
+    vb = fhe.bits(v_w)
+    j_sel = _masked_chunks(ub, u_bits, trade, keep_when=1, scale=1 << LIMB)
+    parts = []
+    for start in range(0, LIMB, CHUNK):
+        stop = min(start + CHUNK, LIMB)
+        table = [(((x & ((1 << CHUNK) - 1)) << start) - (1 if start == 0 else 0)) if (x >> CHUNK) == 1 else 0
+                 for x in range(1 << (CHUNK + 1))]
+        parts.append(_lut(table)[_hint(vb[start:stop] + (1 << CHUNK) * trade, CHUNK + 1)])
+    j_sel = j_sel + _sum(parts)
+    b_sel = _masked_chunks(fhe.bits(b_w), rb, trade, keep_when=1)
+    if isinstance(q_w, (int, np.integer)):
+        q_sel = _lut([0, int(q_w)])[trade]
+    else:
+        q_sel = _masked_chunks(fhe.bits(q_w), q_bits, trade, keep_when=1)
+    ident = _lut([0, 1])
+    return fhe.array([ident[trade], ident[invalid], q_sel, b_sel, j_sel])
 
 
 def _tournament(shape: CircuitShape, joint, b):
@@ -612,7 +782,7 @@ class SelectionCircuit:
     # construction -------------------------------------------------------------------------------------------
 
     @classmethod
-    def for_terms(cls, terms: MarketTerms, cache_dir: Path, *, formulation: str = "tournament",
+    def for_terms(cls, terms: MarketTerms, cache_dir: Path, *, formulation: str = DEFAULT_FORMULATION,
                   strategy: str = "mono") -> "SelectionCircuit":
         """Load the cached server artifact of ``terms`` or compile it (once per terms) and cache it."""
         shape = CircuitShape.from_terms(terms, formulation, strategy)
@@ -635,7 +805,7 @@ class SelectionCircuit:
         return cls(terms, shape, artifact, compiled=compiled, compile_seconds=seconds)
 
     @classmethod
-    def simulation_only(cls, terms: MarketTerms, *, formulation: str = "tournament") -> "SelectionCircuit":
+    def simulation_only(cls, terms: MarketTerms, *, formulation: str = DEFAULT_FORMULATION) -> "SelectionCircuit":
         """A circuit that can only :meth:`simulate` (no FHE artifact is compiled): for wide parity sweeps."""
         return cls(terms, CircuitShape.from_terms(terms, formulation), None)
 
@@ -719,6 +889,25 @@ class SelectionCircuit:
 
 
 def _compile(shape: CircuitShape, *, simulation: bool):
+    global _AUTO
     fhe = _fhe()
-    compiler = fhe.Compiler(_rule(shape), {"mm": "encrypted", "rm": "encrypted"})
-    return compiler.compile(build_inputset(shape), _configuration(shape.strategy, simulation))
+    rule = _rule(shape)
+    # "limbs" sizes its tournament values from what the inputset reaches (hints do not reach every node)
+    inputset = build_inputset(shape, samples=400 if shape.formulation == "limbs" else 60)
+    if shape.formulation != "limbs":
+        compiler = fhe.Compiler(rule, {"mm": "encrypted", "rm": "encrypted"})
+        return compiler.compile(inputset, _configuration(shape.strategy, simulation))
+    pool = _AutoPool(2 + 2 * max(1, (shape.grid - 1).bit_length()))
+
+    def traced(mm, rm):
+        pool.next = 0
+        return rule(mm, rm)
+
+    _AUTO = [pool]
+    try:
+        fhe.AutoTruncator.adjust(traced, inputset)
+        pool.widen()
+        compiler = fhe.Compiler(traced, {"mm": "encrypted", "rm": "encrypted"})
+        return compiler.compile(inputset, _configuration(shape.strategy, simulation))
+    finally:
+        _AUTO = None

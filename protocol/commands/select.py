@@ -13,6 +13,7 @@ import json
 import time
 from pathlib import Path
 
+from crypto.circuit import DEFAULT_FORMULATION, FORMULATIONS
 from protocol.cli import UsageError
 
 HELP = "run the contract's selection rule on one pair of reports (plain, simulated or real FHE)"
@@ -32,8 +33,8 @@ def configure(parser) -> None:
                         help="base rate of the offsets (default: the lowest reported rate)")
     parser.add_argument("--rate-bits", type=int, default=10, metavar="BITS", help="offset width (default 10)")
     parser.add_argument("--hurdle-bits", type=int, default=8, metavar="BITS", help="hurdle width (default 8)")
-    parser.add_argument("--formulation", choices=("tournament", "pairwise"), default="tournament",
-                        help="argmax formulation of the circuit (default tournament)")
+    parser.add_argument("--formulation", choices=FORMULATIONS, default=DEFAULT_FORMULATION,
+                        help=f"argmax formulation of the circuit (default {DEFAULT_FORMULATION})")
 
 
 def _terms_and_schedules(args):

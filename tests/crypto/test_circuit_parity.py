@@ -156,3 +156,18 @@ def test_pairwise_formulation_matches_reference():
     circuit = SelectionCircuit.simulation_only(terms, formulation="pairwise")
     assert _check_parity(circuit, terms, 120, seed=3) == 120
     assert circuit.simulate([0, 5, 4, 9, 12], 0, [90, 80, 70, 60, 50], 0).invalid
+
+
+@pytest.mark.parametrize("formulation,mode,grid,cases", [
+    ("tournament", "margin", 5, 200), ("tournament", "spread", 4, 120),  # the previous default
+    ("limbs", "margin", 5, 200),  # the default, here at another grid than the 2000 cases above
+])
+def test_other_formulations_match_reference(formulation, mode, grid, cases):
+    """Every shipped formulation computes the same rule (the benchmark compares their cost)."""
+    from crypto.circuit import SelectionCircuit
+
+    terms = MarketTerms(grid=grid, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode=mode)
+    circuit = SelectionCircuit.simulation_only(terms, formulation=formulation)
+    assert _check_parity(circuit, terms, cases, seed=11) == cases
+    bad_b = [0, 5, 4, 9, 12, 15][: grid + 1]
+    assert circuit.simulate(bad_b, 0, [90, 80, 70, 60, 50, 40][: grid + 1], 0).invalid
