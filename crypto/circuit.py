@@ -288,6 +288,23 @@ def _mux_right(sign, left, right, nbits: int):
     return left + _masked_chunks(fhe.bits(delta), nbits, sign, keep_when=0)
 
 
+def _winning_index(left_wins, level_q, k: int, q_bits: int):
+    """The index kept by each of the ``k`` pairs of a tournament level (ties to the right, the larger Q).
+    While indices are still public (a numpy array) this is a plaintext × bit product, no PBS."""
+    if isinstance(level_q, np.ndarray):
+        q_l, q_r = level_q[0 : 2 * k : 2], level_q[1 : 2 * k : 2]
+        return q_r - left_wins * (q_r - q_l)
+    return _mux_right(left_wins, level_q[0 : 2 * k : 2], level_q[1 : 2 * k : 2], q_bits)
+
+
+def _leftover_index(level_q, m: int, new_q):
+    """The unpaired last index of an odd level, as a tracer like ``new_q`` so the two can be concatenated."""
+    rest_q = level_q[m - 1 : m]
+    if isinstance(rest_q, np.ndarray):
+        rest_q = new_q[0:1] * 0 + rest_q
+    return rest_q
+
+
 def _mux_signed(sign, left, right, nbits: int):
     """``left if sign else right`` for ``right − left ∈ [−2**nbits, 2**nbits)``: the difference's ``nbits + 1``
     two's-complement bits, the sign bit weighted ``−2**nbits`` inside the chunk tables."""
@@ -442,15 +459,9 @@ def _limbs(shape: CircuitShape, s_bits, feasible, invalid, b):
         new_u = _mux_signed(left_wins, ul, ur, u_bits)
         new_v = _mux_signed(left_wins, vl, vr, LIMB)
         new_b = _mux_right(left_wins, level_b[0 : 2 * k : 2], level_b[1 : 2 * k : 2], rb)
-        if isinstance(level_q, np.ndarray):
-            q_l, q_r = level_q[0 : 2 * k : 2], level_q[1 : 2 * k : 2]
-            new_q = q_r - left_wins * (q_r - q_l)
-        else:
-            new_q = _mux_right(left_wins, level_q[0 : 2 * k : 2], level_q[1 : 2 * k : 2], q_bits)
+        new_q = _winning_index(left_wins, level_q, k, q_bits)
         if m % 2:
-            rest_q = level_q[m - 1 : m]
-            if isinstance(rest_q, np.ndarray):
-                rest_q = new_q[0:1] * 0 + rest_q
+            rest_q = _leftover_index(level_q, m, new_q)
             new_u = np.concatenate((new_u, level_u[m - 1 : m]))
             new_v = np.concatenate((new_v, level_v[m - 1 : m]))
             new_b = np.concatenate((new_b, level_b[m - 1 : m]))
@@ -500,15 +511,9 @@ def _tournament(shape: CircuitShape, joint, b):
         left_wins = d_bits[wd - 1]  # J_R < J_L strictly
         new_j = j_l + _masked_chunks(d_bits, wd - 1, left_wins, keep_when=0)
         new_b = _mux_right(left_wins, level_b[0 : 2 * k : 2], level_b[1 : 2 * k : 2], shape.rate_bits)
-        if isinstance(level_q, np.ndarray):
-            q_l, q_r = level_q[0 : 2 * k : 2], level_q[1 : 2 * k : 2]
-            new_q = q_r - left_wins * (q_r - q_l)  # public indices: plaintext × bit, no PBS
-        else:
-            new_q = _mux_right(left_wins, level_q[0 : 2 * k : 2], level_q[1 : 2 * k : 2], q_bits)
+        new_q = _winning_index(left_wins, level_q, k, q_bits)
         if m % 2:
-            rest_q = level_q[m - 1 : m]
-            if isinstance(rest_q, np.ndarray):
-                rest_q = new_q[0:1] * 0 + rest_q
+            rest_q = _leftover_index(level_q, m, new_q)
             new_j = np.concatenate((new_j, level_j[m - 1 : m]))
             new_b = np.concatenate((new_b, level_b[m - 1 : m]))
             new_q = np.concatenate((new_q, rest_q))
