@@ -79,6 +79,12 @@ class DataDir:
         path.mkdir(exist_ok=True)
         return path
 
+    def round_file(self, role: str, round_id: int, kind: str | None = None) -> Path:
+        """A role's private per-round file ``rounds/<round>[.<kind>].json`` (the folder created 0700)."""
+        folder = self.role(role) / "rounds"
+        folder.mkdir(mode=0o700, exist_ok=True)
+        return folder / (f"{round_id}.{kind}.json" if kind else f"{round_id}.json")
+
     def transcript(self, round_id: int) -> Path:
         return self.transcripts / f"round-{round_id}.json"
 

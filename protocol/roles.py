@@ -134,9 +134,7 @@ class DealerAgent:
         self.keys = _load_keys(self.folder, role)
 
     def _round_file(self, round_id: int, kind: str) -> Path:
-        path = self.folder / "rounds" / f"{round_id}.{kind}.json"
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        return path
+        return self.dep.data_dir.round_file(self.role, round_id, kind)
 
     def private_input(self, round_id: int) -> dict:
         path = self._round_file(round_id, "input")
@@ -294,9 +292,7 @@ class ClientAgent:
         self.keys = _load_keys(self.folder, role)
 
     def _file(self, round_id: int, kind: str) -> Path:
-        path = self.folder / "rounds" / f"{round_id}.{kind}.json"
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        return path
+        return self.dep.data_dir.round_file(self.role, round_id, kind)
 
     def accepted_volume(self, round_id: int, rate: int) -> int:
         """``D(r)`` (MM) or ``S(r)`` (RM) of the true schedule, by market's own schedule functions.
@@ -351,9 +347,7 @@ class Custodian:
         self.replay = ReplayCache(self.folder / "replay-cache.json")
 
     def _round_file(self, round_id: int) -> Path:
-        path = self.folder / "rounds" / f"{round_id}.json"
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        return path
+        return self.dep.data_dir.round_file("custodian", round_id)
 
     def _state(self, round_id: int) -> dict:
         path = self._round_file(round_id)

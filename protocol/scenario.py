@@ -102,11 +102,9 @@ def deal_inputs(dep: Deployment, round_id: int, plan: RoundPlan) -> None:
             base = sel.r_mm if role == "dealer_mm" else sel.r_rm
             behaviours[role] = {"kind": "offer_rate", "rate": int(base + beh["rate_delta"])}
     for role, schedule, hurdle in (("dealer_mm", plan.b, plan.hurdle_mm), ("dealer_rm", plan.a, plan.hurdle_rm)):
-        path = dep.data_dir.role(role) / "rounds" / f"{round_id}.input.json"
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        write_json(path, {"schedule": [int(v) for v in schedule], "hurdle": int(hurdle),
-                          "behaviour": behaviours[role]}, mode=0o600)
+        write_json(dep.data_dir.round_file(role, round_id, "input"),
+                   {"schedule": [int(v) for v in schedule], "hurdle": int(hurdle), "behaviour": behaviours[role]},
+                   mode=0o600)
     for role, schedule in (("client_mm", plan.b), ("client_rm", plan.a)):
-        path = dep.data_dir.role(role) / "rounds" / f"{round_id}.schedule.json"
-        path.parent.mkdir(mode=0o700, exist_ok=True)
-        write_json(path, {"rates": [int(v) for v in schedule]}, mode=0o600)
+        write_json(dep.data_dir.round_file(role, round_id, "schedule"), {"rates": [int(v) for v in schedule]},
+                   mode=0o600)
