@@ -6,6 +6,8 @@
   instructions and custodian receipts; replay cache.
 - :mod:`crypto.circuit`, :mod:`crypto.fhe_keys` — the selection rule as a TFHE circuit (concrete-python)
   and the custodian's FHE keys. Not imported here: concrete/torch take seconds and ~850 MB to import.
+- :mod:`crypto.fhe_runtime` — the fixed FFT plan (``fixed_fft_plan.c``, preloaded) that makes every FHE
+  evaluation byte-identical across processes, so anyone can replay an evaluator's output exactly.
 - :mod:`crypto.errors` — one exception hierarchy (:class:`CryptoError`).
 
 Everything re-exported below is cheap to import (``cryptography`` only).

@@ -27,9 +27,8 @@ from dataclasses import dataclass, field
 from protocol.blobstore import BlobError
 from protocol.deployment import Deployment
 from protocol.layout import read_json
-from protocol.replay import REPLAY_ATTEMPTS, replay_in_fresh_processes
 
-__all__ = ["Auditor", "AuditReport", "PHASE_TRANSITIONS", "REPLAY_ATTEMPTS"]
+__all__ = ["Auditor", "AuditReport", "PHASE_TRANSITIONS"]
 
 
 # Allowed transitions of the contract's RoundPhase (numbers as chain.RoundPhase).
@@ -98,13 +97,6 @@ class Auditor:
             circuit = circuit_from_artifact(artifact, self.dep.terms, self.dep.data_dir.cache)
             self._runner = EvaluatorSide(self.dep.backend, circuit)
         return self._runner
-
-    def _replay_fresh(self, round_id: int, first: bytes, wanted: bytes) -> tuple[bytes, str]:
-        """Retry the replay in fresh processes (see protocol/replay.py: the FFT plan is drawn per process)."""
-        got, attempt = replay_in_fresh_processes(self.dep.data_dir.root, round_id, self.dep.rpc_url, {wanted})
-        if got == wanted:
-            return got, f"fresh process, attempt {attempt}"
-        return (got if got is not None else first), f"in process and {REPLAY_ATTEMPTS} fresh processes"
 
     # --- market-wide ---------------------------------------------------------------------------------
     def check_market(self):
@@ -194,12 +186,8 @@ class Auditor:
                     from crypto.encoding import digest as sha256
 
                     got = sha256(replayed)
-                    how = "in process"
-                    if got != rs.output_digest and dep.backend == "fhe":
-                        got, how = self._replay_fresh(round_id, got, rs.output_digest)
-                    self.report.timings[f"replay_round_{round_id}"] = round(time.perf_counter() - start, 4)
                     add(round_id, "evaluation.replay", got == rs.output_digest,
-                        f"replayed output {got.hex()} ({how}) vs agreed output digest on chain "
+                        f"replayed output {got.hex()} (byte-exact under the fixed FFT plan) vs agreed output digest on chain "
                         f"{rs.output_digest.hex()}")
                     names = {dep.address(r).lower(): r for r in dep.evaluators}
                     for addr, voted in votes.items():

@@ -101,7 +101,21 @@ def _quiet_known_warnings() -> None:
     warnings.filterwarnings("ignore", message=".*declare_namespace", category=DeprecationWarning)
 
 
+def _preload_fixed_fft_plan() -> None:
+    """Restart this process with the fixed FFT plan preloaded (crypto/fhe_runtime.py), so every FHE evaluation
+    it runs is byte-identical to any other process's -- the auditor's replay depends on it. Commands that never
+    evaluate still work if the plan library cannot be built; an evaluation then fails with the reason."""
+    from crypto.fhe_runtime import FheRuntimeError, reexec_with_fixed_plan
+
+    try:
+        reexec_with_fixed_plan()
+    except FheRuntimeError as exc:
+        print(f"repo-market: warning: {exc}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # a real process (not an in-process call from the tests)
+        _preload_fixed_fft_plan()
     _quiet_known_warnings()
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -491,18 +491,9 @@ class Evaluator:
         ct_rm = self.dep.blobs.get(rs.ciphertext_digest_rm)
         output = self.runner.evaluate(keys, ct_mm, ct_rm)
         digest = self.dep.blobs.put(output)
-        posted = set(coord.output_votes(round_id).values())
-        if posted and digest not in posted and self.dep.backend == "fhe":
-            # another evaluator's process drew another FFT plan (protocol/replay.py): recompute in fresh
-            # processes; a posted digest that one of them reproduces byte for byte is endorsed
-            digest = self._reproduce(round_id, posted) or digest
+        # every evaluator runs under the fixed FFT plan (crypto/fhe_runtime.py), so an honest evaluator's digest
+        # equals every other honest evaluator's, whichever process computed it
         return output, digest, terms.evaluation_keys_digest
-
-    def _reproduce(self, round_id: int, posted: set) -> bytes | None:
-        from protocol.replay import replay_in_fresh_processes
-
-        got, _ = replay_in_fresh_processes(self.dep.data_dir.root, round_id, self.dep.rpc_url, posted)
-        return got if got in posted else None
 
     def post(self, round_id: int, output_digest: bytes) -> int:
         coord = self.dep.coordinator

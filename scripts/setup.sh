@@ -38,6 +38,9 @@ else
   echo "setup: Python dependencies up to date"
 fi
 
+# The fixed FFT plan library (crypto/fixed_fft_plan.c): FHE evaluations byte-identical across processes.
+echo "setup: fixed FFT plan library $("$venv/bin/python" -m crypto.fhe_runtime)"
+
 if [ "$want_anvil" = 1 ]; then
   anvil="$root/.tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
   if [ ! -x "$anvil" ]; then

@@ -1,0 +1,117 @@
+"""Replay across processes (issue 4, item 4): fresh processes evaluating the same public blobs produce
+byte-identical outputs, because every evaluation runs under the fixed FFT plan (crypto/fhe_runtime.py).
+
+Without it, concrete's per-process FFT-plan timing made six concurrent processes produce five distinct
+outputs; the processes here run concurrently on purpose, the situation in which timed plans diverge.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from crypto.encoding import digest
+from crypto.fhe_runtime import (
+    FheRuntimeError,
+    environment_with_fixed_plan,
+    fixed_plan_active,
+    library_path,
+    require_fixed_plan,
+)
+
+EVALUATE = textwrap.dedent("""
+    import json, sys
+    from pathlib import Path
+    from crypto.circuit import SelectionCircuit
+    from crypto.encoding import digest
+    from market.terms import MarketTerms
+    work = Path(sys.argv[1])
+    terms = MarketTerms(**json.loads((work / "terms.json").read_text()))
+    circuit = SelectionCircuit.for_terms(terms, work / "circuits")
+    out = circuit.evaluate(*((work / name).read_bytes() for name in ("keys", "mm", "rm")))
+    print(json.dumps({"digest": digest(out).hex()}))
+""")
+
+
+def _without_fixed_plan() -> dict[str, str]:
+    env = dict(os.environ)
+    env["LD_PRELOAD"] = " ".join(p for p in env.get("LD_PRELOAD", "").split() if "fixed_fft_plan" not in p)
+    env.pop("REPO_MARKET_FIXED_FFT_PLAN_REEXEC", None)
+    return env
+
+
+def test_the_suite_runs_under_the_fixed_plan():
+    assert fixed_plan_active()
+    require_fixed_plan()  # does not raise
+
+
+def test_a_process_without_the_fixed_plan_refuses_to_evaluate():
+    code = "from crypto.fhe_runtime import require_fixed_plan; require_fixed_plan()"
+    done = subprocess.run([sys.executable, "-c", code], env=_without_fixed_plan(), capture_output=True, text=True)
+    assert done.returncode != 0
+    assert "FheRuntimeError" in done.stderr and "fixed FFT plan" in done.stderr
+    assert str(library_path()) in done.stderr
+
+
+def test_python_clocks_stay_real_under_the_fixed_plan():
+    """Only callers inside concrete's runtime library see the tied clock; Python's own timings are real."""
+    code = "import time; t = time.perf_counter(); time.sleep(0.2); print(time.perf_counter() - t, time.monotonic())"
+    done = subprocess.run([sys.executable, "-c", code], env=environment_with_fixed_plan(),
+                          capture_output=True, text=True, check=True)
+    elapsed, monotonic = (float(x) for x in done.stdout.split())
+    assert 0.19 <= elapsed < 2.0
+    assert monotonic > 1.0
+
+
+def test_environment_with_fixed_plan_keeps_other_preloads_once():
+    env = environment_with_fixed_plan({"LD_PRELOAD": f"/x/other.so {library_path()}"})
+    assert env["LD_PRELOAD"].split() == [str(library_path()), "/x/other.so"]
+
+
+@pytest.fixture(scope="module")
+def published(tmp_path_factory, fhe_terms, fhe_cache, selection_circuit, custodian_keys, evaluation_keys):
+    """The public blobs of one evaluation, in a folder a fresh process can read."""
+    work = tmp_path_factory.mktemp("replay")
+    (work / "terms.json").write_text(json.dumps(fhe_terms.as_dict()))
+    os.symlink(fhe_cache, work / "circuits")
+    ct_mm = custodian_keys.encrypt_mm([0, 10, 20, 30], 3)
+    ct_rm = custodian_keys.encrypt_rm([90, 80, 70, 60], 5)
+    for name, blob in (("keys", evaluation_keys), ("mm", ct_mm), ("rm", ct_rm)):
+        (work / name).write_bytes(blob)
+    in_process = selection_circuit.evaluate(evaluation_keys, ct_mm, ct_rm)
+    return work, digest(in_process).hex()
+
+
+def test_concurrent_fresh_processes_reproduce_the_output_byte_for_byte(published):
+    work, expected = published
+    env = environment_with_fixed_plan()
+    procs = [subprocess.Popen([sys.executable, "-c", EVALUATE, str(work)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    digests = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err[-2000:]
+        digests.append(json.loads(out.splitlines()[-1])["digest"])
+    assert digests == [expected, expected]
+
+
+def test_require_fixed_plan_names_the_library(monkeypatch):
+    import crypto.fhe_runtime as runtime
+
+    monkeypatch.setattr(runtime, "fixed_plan_active", lambda: False)
+    with pytest.raises(FheRuntimeError, match="LD_PRELOAD="):
+        runtime.require_fixed_plan()
+
+
+def test_repo_market_restarts_itself_under_the_fixed_plan():
+    """`repo-market` (protocol.cli.main) re-executes its own command line with the library preloaded."""
+    code = ("from protocol.cli import _preload_fixed_fft_plan; _preload_fixed_fft_plan(); "
+            "from crypto.fhe_runtime import fixed_plan_active; import os; "
+            "print(fixed_plan_active(), 'REPO_MARKET_FIXED_FFT_PLAN_REEXEC' in os.environ)")
+    done = subprocess.run([sys.executable, "-c", code], env=_without_fixed_plan(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "False"]
