@@ -117,7 +117,7 @@ __all__ = [
 TLU_BITS = 4  # widest table lookup in the circuit (see module docstring for the measurements)
 CHUNK = 3  # value bits per masked-product lookup: CHUNK + 1 mask bit = TLU_BITS
 OR_GROUP = (1 << TLU_BITS) - 1  # at most 15 bits are summed before a 4-bit "any" lookup
-FORMULATIONS = ("tournament", "pairwise", "limbs")
+FORMULATIONS = ("tournament", "pairwise", "limbs", "radix")
 DEFAULT_FORMULATION = "limbs"  # ≈ 2× faster than "tournament" at N = 8..32 (bench_fhe.json), same outputs
 STRATEGIES = ("mono", "multi")
 ARTIFACT_NAME = "server.zip"
@@ -191,7 +191,29 @@ class CircuitShape:
 
     @property
     def report_length(self) -> int:
+        """Length of one packed report (``pack_report``): values, or digits in formulation "radix"."""
+        if self.formulation == "radix":
+            return (self.grid + 1) * len(self.rate_layout) + len(self.hurdle_layout)
         return self.grid + 2
+
+    @property
+    def rate_layout(self) -> tuple[int, ...]:
+        """Digit widths of a rate offset in formulation "radix" (least significant first)."""
+        return rate_layout(self.rate_bits)
+
+    @property
+    def hurdle_layout(self) -> tuple[int, ...]:
+        """Digit widths of a hurdle: the first ``hurdle_bits`` bits of the rate layout (digits line up)."""
+        return _prefix_layout(self.rate_layout, self.hurdle_bits)
+
+    @property
+    def joint_digits(self) -> int:
+        """Base-8 digits of ``J <= N·max_offset`` (the width of every output row in formulation "radix")."""
+        return -(-self.max_joint.bit_length() // RADIX_BITS)
+
+    @property
+    def volume_digits(self) -> int:
+        return -(-self.grid.bit_length() // RADIX_BITS)
 
 
 # --- building blocks (run on concrete tracers; each docstring gives its PBS cost) ----------------------------
@@ -564,6 +586,289 @@ def _pairwise(shape: CircuitShape, joint, s_bits, b, feasible):
     return q_sel, b_sel, j_sel
 
 
+# --- formulation "radix": every encrypted integer is a digit of at most TLU_BITS bits ------------------------
+
+RADIX_BITS = 3  # digit width: a difference of two digits minus a borrow, offset to be non-negative, fits TLU_BITS
+OUTPUT_BASE = 1 << RADIX_BITS  # outputs of "radix" are base-8 digit rows that SelectionOutput.from_values recombines
+TLU_MAX = (1 << TLU_BITS) - 1
+
+
+def rate_layout(bits: int) -> tuple[int, ...]:
+    """Digit widths (least significant first) of a ``bits``-bit value in formulation "radix" [decided].
+
+    3-bit digits, the most significant one narrower (1-2 bits): the top of a difference then stays a small
+    signed value that needs no normalising lookup, and a mask bit still fits a 4-bit lookup next to it.
+    10 bits -> (3, 3, 3, 1), 9 bits -> (3, 3, 2, 1), 8 bits -> (3, 3, 2)."""
+    full, rest = divmod(bits, RADIX_BITS)
+    if rest == 0:
+        return (RADIX_BITS,) * (full - 1) + (2, 1) if bits > 0 else ()
+    return (RADIX_BITS,) * full + (rest,)
+
+
+def _prefix_layout(layout: tuple[int, ...], bits: int) -> tuple[int, ...]:
+    """The first ``bits`` bits of ``layout`` (a hurdle's digits line up with the rates' digits)."""
+    out, left = [], bits
+    for width in layout:
+        if left <= 0:
+            break
+        out.append(min(width, left))
+        left -= width
+    return tuple(out)
+
+
+def _offsets(layout) -> list[int]:
+    return [int(v) for v in np.cumsum((0,) + tuple(layout))[:-1]]
+
+
+def to_digits(value: int, layout) -> list[int]:
+    """``value`` as digits of ``layout`` (least significant first); the caller has range-checked it."""
+    out = []
+    for width in layout:
+        out.append(value & ((1 << width) - 1))
+        value >>= width
+    return out
+
+
+def _lut16(table: list[int]):
+    """A 4-bit lookup table (entries beyond ``table`` are never reached: their inputs are range-bounded)."""
+    return _lut(list(table) + [0] * ((1 << TLU_BITS) - len(table)))
+
+
+def _tlu_in(value, bound: int):
+    """A lookup input whose value lies in ``[0, bound]``: checked against the 4-bit budget and pinned to 4 bits
+    (inputsets rarely reach every intermediate's extreme; every lookup input is non-negative by construction)."""
+    if not 0 <= bound <= TLU_MAX:
+        raise AssertionError(f"radix: a lookup input reaches {bound} > {TLU_MAX}")  # a bug in the layout, not input
+    return _hint(value, TLU_BITS)
+
+
+def _flagged(value, flag, bound: int):
+    """The lookup input ``2·value + flag`` (``value`` in ``[0, bound]``, ``flag`` 0/1): the flag in the low bit
+    keeps the noise 2-norm at ≈ 2.2 instead of ≈ 8 for ``value + 8·flag`` [decided; measured: concrete picked
+    the same 4-bit parameters either way at N = 16, so this is margin, not speed]."""
+    return _tlu_in(2 * value + flag, 2 * bound + 1)
+
+
+def _per_element(tables: list[list[int]]):
+    """One 4-bit table per vector element (e.g. per grid point Q: the public Q lives inside the table)."""
+    fhe = _fhe()
+    return fhe.LookupTable([_lut16(t) for t in tables])
+
+
+def _borrow_chain(xs: list, ys: list, layout, borrow_in=None, digits: bool = False):
+    """Compare ``x`` and ``y`` given as digit columns (``xs[i]``, ``ys[i]`` for digit ``i`` of ``layout``).
+
+    Digit ``i``: ``t = x_i − y_i − β + 2**w`` in ``[0, 2**(w+1))``; the borrow ``β' = [t < 2**w]`` is one lookup,
+    the difference digit ``t mod 2**w`` another (only if ``digits``, and not for the top digit). Returns the
+    borrow out of the top digit (``1`` iff ``x − y − borrow_in < 0``) unless ``digits``: then
+    ``(low digits of x − y, the top's t offset by 2**w_top, its bound)`` (no lookup on the top digit).
+    ``ys[i]`` may be ``None`` (a zero digit)."""
+    borrow = borrow_in
+    low = []
+    last = len(layout) - 1
+    for i, width in enumerate(layout):
+        base = 1 << width
+        t = xs[i] + base if ys[i] is None else xs[i] - ys[i] + base
+        if borrow is not None:
+            t = t - borrow
+        if digits and i == last:
+            return low, t, 2 * base - 1
+        t = _tlu_in(t, 2 * base - 1)
+        if digits:
+            low.append(_lut16([v % base for v in range(2 * base)])[t])
+        borrow = _lut16([1 if v < base else 0 for v in range(2 * base)])[t]
+    return borrow
+
+
+def _all_ones(bits: list):
+    """``1`` iff every encrypted 0/1 scalar in ``bits`` is 1: sums of at most 15 bits, one lookup each."""
+    while len(bits) > 1:
+        groups = [bits[i : i + TLU_MAX] for i in range(0, len(bits), TLU_MAX)]
+        bits = [
+            _lut16([1 if v == len(g) else 0 for v in range(len(g) + 1)])[_tlu_in(_sum(g), len(g))] if len(g) > 1 else g[0]
+            for g in groups
+        ]
+    return bits[0]
+
+
+def _normalize(columns: list[list[tuple[Any, int]]], bases: list[int]) -> list[tuple[Any, int]]:
+    """Column sums -> digits: ``columns[c]`` holds non-negative terms ``(value, bound)`` of weight
+    ``prod(bases[:c])``; returns one ``(digit, bound)`` per column, ``digit < bases[c]`` except in the last
+    column, which is summed as it is (the caller knows the total fits there).
+
+    Terms are summed in groups whose bound stays <= 15 (free while the bound stays below the base); a group
+    reaching the base costs a digit lookup and a carry lookup into the next column (a Wallace-style reduction)."""
+    columns = [list(col) for col in columns]
+    out: list[tuple[Any, int]] = []
+    for c, base in enumerate(bases):
+        terms = sorted(columns[c], key=lambda t: t[1])
+        if c == len(bases) - 1:
+            out.append((_sum([t[0] for t in terms]), sum(t[1] for t in terms)) if terms else (None, 0))
+            continue
+        while terms and not (len(terms) == 1 and terms[0][1] < base):
+            count, bound = 0, 0
+            while count < len(terms) and bound + terms[count][1] <= TLU_MAX:  # longest prefix fitting a lookup
+                bound += terms[count][1]
+                count += 1
+            if count == 1 and bound < base:  # the next term is too large to join: reduce it alone
+                group, terms = [terms[1]], [terms[0]] + terms[2:]
+                bound = group[0][1]
+            else:
+                group, terms = terms[:count], terms[count:]
+            total = _sum([t[0] for t in group])
+            if bound < base:  # still a digit: no lookup
+                terms = sorted(terms + [(total, bound)], key=lambda t: t[1])
+                continue
+            x = _tlu_in(total, bound)
+            terms = sorted(terms + [(_lut16([v % base for v in range(bound + 1)])[x], base - 1)], key=lambda t: t[1])
+            columns[c + 1].append((_lut16([v // base for v in range(bound + 1)])[x], bound // base))
+        out.append(terms[0] if terms else (None, 0))
+    return out
+
+
+def _radix(shape: "CircuitShape") -> Callable:
+    """Formulation "radix": the rule on base-8 digits, so that no encrypted integer is wider than 4 bits and
+    every PBS runs with the small parameters of a 4-bit lookup (see the module docstring for the design)."""
+    n = shape.grid
+    layout = shape.rate_layout
+    hlayout = shape.hurdle_layout
+    rd, hd = len(layout), len(hlayout)
+    offsets = _offsets(layout)
+    top = rd - 1
+    top_width = layout[top]
+    c = shape.hurdle_factor
+    jd = shape.joint_digits
+    volumes = list(range(1, n + 1))
+
+    def rule(mm, rm):
+        fhe = _fhe()
+        b = mm[0 : (n + 1) * rd].reshape((n + 1, rd))
+        a = rm[0 : (n + 1) * rd].reshape((n + 1, rd))
+        h_mm = mm[(n + 1) * rd : (n + 1) * rd + hd]
+        h_rm = rm[(n + 1) * rd : (n + 1) * rd + hd]
+
+        # 1. strict monotonicity: b̂_q < b̂_(q+1) and â_(q+1) < â_q, i.e. the borrow out of x − y is 1 (2N chains).
+        lower = np.concatenate((b[0:n], a[1 : n + 1]))
+        upper = np.concatenate((b[1 : n + 1], a[0:n]))
+        strict = _borrow_chain([lower[:, i] for i in range(rd)], [upper[:, i] for i in range(rd)], layout)
+        valid = _all_ones([strict[i] for i in range(2 * n)])
+        invalid = 1 - valid
+
+        # 2. G = c·max(h_mm, h_rm) as digits of the rate layout (the top column keeps everything above).
+        rm_larger = _borrow_chain([h_mm[i] for i in range(hd)], [h_rm[i] for i in range(hd)], hlayout)
+        keep_mm = _lut16([c * (v >> 1) if v % 2 == 0 else 0 for v in range(16)])
+        keep_rm = _lut16([c * (v >> 1) if v % 2 == 1 else 0 for v in range(16)])
+        columns: list[list] = [[] for _ in range(rd)]
+        for i, width in enumerate(hlayout):
+            bound = c * ((1 << width) - 1)
+            columns[i].append((keep_mm[_flagged(h_mm[i], rm_larger, 7)], bound))
+            columns[i].append((keep_rm[_flagged(h_rm[i], rm_larger, 7)], bound))
+        # the two kept parts are exclusive: merge them first so their bounds do not add up
+        for i in range(hd):
+            (x, bx), (y, _) = columns[i]
+            columns[i] = [(x + y, bx)]
+        g = _normalize(columns, [1 << w for w in layout])
+        g_top, g_top_bound = g[top]
+
+        # 3. spreads s(Q) = â_Q − b̂_Q, Q = 1..N: low digits normalised, the top kept as t = s_top + 2**w_top.
+        s_low, s_top, s_top_bound = _borrow_chain(
+            [a[:, i][1 : n + 1] for i in range(rd)], [b[:, i][1 : n + 1] for i in range(rd)], layout,
+            digits=True,
+        )
+        # 4. hurdle test s >= G on the low digits, then the top: feasible iff s_top − G_top − γ >= 0 and valid.
+        gamma = _borrow_chain(s_low, [g[i][0] for i in range(top)], layout[:top]) if top else None
+        # v = (s_top − G_top − γ) + 2**w_top + G_top_bound + 1 >= 0; s >= G  <=>  v >= 2**w_top + G_top_bound + 1
+        v = s_top + (g_top_bound + 1) if g_top is None else s_top - g_top + (g_top_bound + 1)
+        v = v - gamma if gamma is not None else v
+        v_bound = s_top_bound + g_top_bound + 1
+        threshold = (1 << top_width) + g_top_bound + 1
+        span = v_bound + 1
+        if 2 * span - 1 <= TLU_MAX:
+            feasible = _lut16([1 if x % 2 == 0 and x >> 1 >= threshold else 0 for x in range(2 * span)])[
+                _flagged(v, invalid, v_bound)]
+        else:
+            passes = _lut16([1 if x >= threshold else 0 for x in range(span)])[_tlu_in(v, v_bound)]
+            feasible = _lut16([1, 0, 0, 0])[_tlu_in(1 - passes + 2 * invalid, 3)]
+        # [derived] valid reports have a strictly decreasing spread: the feasible Q form a prefix 1..k, so
+        # "some Q survives" is feasible(1) (an invalid report zeroes every feasible(Q)).
+        trade = feasible[0]
+
+        # 5. J(Q) = f·Q·s(Q) as base-8 digits: per digit i of s one table per Q on (digit + 2**w·f) gives the
+        # octal digits of f·Q·s_i·2**offset_i (the public Q multiplies inside the table: no noise growth).
+        jcols: list[list] = [[] for _ in range(jd)]
+        for i, width in enumerate(layout):
+            base = 1 << width
+            if i < top:
+                x, x_bound, zero_at = s_low[i], base - 1, 0
+            else:  # the top is kept offset by 2**w (t = s_top + 2**w); f = 1 implies s_top >= 0
+                x, x_bound, zero_at = s_top, s_top_bound, base
+            col0, shift = divmod(offsets[i], RADIX_BITS)
+            x = _flagged(x, feasible, x_bound)
+            for j in range(jd - col0):
+                tables = [[((q * ((t >> 1) - zero_at) << shift) >> (RADIX_BITS * j)) % OUTPUT_BASE
+                           if t % 2 == 1 and (t >> 1) >= zero_at else 0 for t in range(2 * x_bound + 2)] for q in volumes]
+                bound = max(max(t) for t in tables)
+                if bound:
+                    jcols[col0 + j].append((_per_element(tables)[x], bound))
+        joint = [d for d, _ in _normalize(jcols, [OUTPUT_BASE] * jd)]
+        leaves = np.concatenate(tuple(_hint(d, TLU_BITS).reshape((n, 1)) for d in joint), axis=1)  # (N, jd)
+
+        # 6. tournament on J digits. Right (larger Q) wins iff J_R − J_L − (1 − f_R) >= 0, f_R = feasible at the
+        # right subtree's first leaf: by the prefix property it is 1 iff the right subtree holds a feasible Q,
+        # and then every leaf on the left is feasible too (ties go to the larger Q, infeasible never wins).
+        level = leaves
+        groups = [[q] for q in range(n)]  # leaves under each position of the level
+        won: list[list] = [[] for _ in range(n)]  # per leaf: its "won this node" bits
+        while len(groups) > 1:
+            m = len(groups)
+            k = m // 2
+            left, right = level[0 : 2 * k : 2], level[1 : 2 * k : 2]
+            first_right = fhe.array([feasible[groups[2 * p + 1][0]] for p in range(k)])
+            left_wins = _borrow_chain([right[:, i] for i in range(jd)], [left[:, i] for i in range(jd)],
+                                      (RADIX_BITS,) * jd, borrow_in=1 - first_right)
+            lw = left_wins.reshape((k, 1))
+            kept = (_lut16([v >> 1 if v % 2 == 1 else 0 for v in range(16)])[_flagged(left, lw, 7)]
+                    + _lut16([v >> 1 if v % 2 == 0 else 0 for v in range(16)])[_flagged(right, lw, 7)])
+            for p in range(k):
+                for q in groups[2 * p]:
+                    won[q].append(left_wins[p])
+                for q in groups[2 * p + 1]:
+                    won[q].append(1 - left_wins[p])
+            new_groups = [groups[2 * p] + groups[2 * p + 1] for p in range(k)]
+            if m % 2:
+                kept = np.concatenate((kept, level[m - 1 : m]))
+                new_groups.append(groups[m - 1])
+            level, groups = kept, new_groups
+        j_sel = [level[0, i] for i in range(jd)]
+
+        # 7. one-hot winner (won every node on its path, and trade): Q digits and masked b̂ digits summed.
+        counts = fhe.array([_sum(won[q] + [trade]) for q in range(n)])
+        depth = [len(won[q]) + 1 for q in range(n)]
+        count_in = _tlu_in(counts, max(depth))
+        winner = _per_element([[1 if v == depth[q] else 0 for v in range(depth[q] + 1)] for q in range(n)])[count_in]
+        q_digits = [
+            np.sum(_per_element([[((q + 1) >> (RADIX_BITS * j)) % OUTPUT_BASE if v == depth[q] else 0
+                                  for v in range(depth[q] + 1)] for q in range(n)])[count_in])
+            for j in range(shape.volume_digits)
+        ]
+        bcols: list[list] = [[] for _ in range(jd)]
+        for i, width in enumerate(layout):
+            col, shift = divmod(offsets[i], RADIX_BITS)
+            masked = _lut16([(v >> 1) << shift if v % 2 == 1 else 0 for v in range(16)])[
+                _flagged(b[:, i][1 : n + 1], winner, 7)]
+            bcols[col].append(np.sum(masked))
+        b_sel = [_sum(col) if col else None for col in bcols]
+
+        zero = trade * 0
+
+        def row(digits):
+            return [d if d is not None else zero for d in digits] + [zero] * (jd - len(digits))
+
+        return fhe.array([row([trade]), row([invalid]), row(q_digits), row(b_sel), row(j_sel)])
+
+    return rule
+
+
 # --- inputs, outputs -----------------------------------------------------------------------------------------
 
 
@@ -597,6 +902,9 @@ def pack_report(shape: CircuitShape, side: str, offsets, hurdle) -> np.ndarray:
         raise CircuitError(
             f"{hurdle_name} = {int(hurdle)}: outside [0, {(1 << shape.hurdle_bits) - 1}] ({shape.hurdle_bits} bits)"
         )
+    if shape.formulation == "radix":  # each value as its digits; every digit is in range by construction
+        digits = [d for v in items for d in to_digits(int(v), shape.rate_layout)]
+        return np.array(digits + to_digits(int(hurdle), shape.hurdle_layout), dtype=np.int64)
     return np.array([int(v) for v in items] + [int(hurdle)], dtype=np.int64)
 
 
@@ -613,8 +921,19 @@ class SelectionOutput:
 
     @classmethod
     def from_values(cls, values) -> "SelectionOutput":
-        """From the circuit's raw ``[trade, invalid, Q_sel, b̂_sel, J_sel]``; checks internal consistency."""
-        trade, invalid, volume, b_off, joint = (int(v) for v in np.asarray(values).reshape(-1))
+        """From the circuit's raw ``[trade, invalid, Q_sel, b̂_sel, J_sel]``; checks internal consistency.
+
+        Formulation "radix" returns five rows of base-8 digits (least significant first, shape ``(5, D)``, or
+        flattened); a row's value is ``Σ digit_j·8**j``. Five plain values are the ``D = 1`` case."""
+        flat = [int(v) for v in np.asarray(values).reshape(-1)]
+        if not flat or len(flat) % len(OUTPUT_FIELDS):
+            raise CircuitError(f"circuit output: {len(flat)} values, expected 5 rows of digits")
+        width = len(flat) // len(OUTPUT_FIELDS)
+        if width > 1 and any(not 0 <= d < OUTPUT_BASE for d in flat):
+            raise CircuitError(f"circuit output: digit rows {flat}: a digit is outside [0, {OUTPUT_BASE - 1}]")
+        trade, invalid, volume, b_off, joint = (
+            sum(d * OUTPUT_BASE**j for j, d in enumerate(flat[k * width : (k + 1) * width])) for k in range(5)
+        )
         if trade not in (0, 1) or invalid not in (0, 1):
             raise CircuitError(f"circuit output flags trade = {trade}, invalid = {invalid}: not 0/1")
         if not trade:
@@ -896,6 +1215,11 @@ class SelectionCircuit:
 def _compile(shape: CircuitShape, *, simulation: bool):
     global _AUTO
     fhe = _fhe()
+    if shape.formulation == "radix":  # every lookup input is hinted to its proven 4-bit bound
+        inputset = [(pack_report(shape, "mm", mm[:-1], int(mm[-1])), pack_report(shape, "rm", rm[:-1], int(rm[-1])))
+                    for mm, rm in build_inputset(shape, samples=60)]
+        compiler = fhe.Compiler(_radix(shape), {"mm": "encrypted", "rm": "encrypted"})
+        return compiler.compile(inputset, _configuration(shape.strategy, simulation))
     rule = _rule(shape)
     # "limbs" sizes its tournament values from what the inputset reaches (hints do not reach every node)
     inputset = build_inputset(shape, samples=400 if shape.formulation == "limbs" else 60)
