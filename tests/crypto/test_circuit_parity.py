@@ -1,5 +1,6 @@
-"""Parity of the selection circuit (simulation mode) with the plaintext reference, >= 2000 report pairs
-(1000 at N = 4 in margin mode, 1000 at N = 3 in spread mode, 120 more for the pairwise formulation).
+"""Parity of the selection circuit (simulation mode) with the plaintext reference, >= 2000 report pairs per
+formulation for "limbs" and "radix" (1000 at N = 4 in margin mode, 1000 at N = 3 in spread mode), plus
+smaller sweeps for the other formulations, other grids and other rate widths (radix digit layouts).
 
 Reference: :func:`market.selection.select_equilibrium` with the O(N²) equilibrium filter on; for valid
 (strictly monotone) reports the test also checks that the filter is redundant (D10). Non-monotone
@@ -64,12 +65,15 @@ def _check_parity(circuit, terms: MarketTerms, count: int, seed: int) -> int:
     return checked
 
 
-@pytest.fixture(scope="module")
-def margin_circuit(tmp_path_factory):
+MAIN_FORMULATIONS = ("limbs", "radix")  # the wide sweeps run for both
+
+
+@pytest.fixture(scope="module", params=MAIN_FORMULATIONS)
+def margin_circuit(request):
     from crypto.circuit import SelectionCircuit
 
     terms = MarketTerms(grid=4, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
-    return terms, SelectionCircuit.simulation_only(terms)
+    return terms, SelectionCircuit.simulation_only(terms, formulation=request.param)
 
 
 def test_simulation_matches_reference_margin_mode(margin_circuit):
@@ -77,11 +81,12 @@ def test_simulation_matches_reference_margin_mode(margin_circuit):
     assert _check_parity(circuit, terms, 1000, seed=1) == 1000
 
 
-def test_simulation_matches_reference_spread_mode():
+@pytest.mark.parametrize("formulation", MAIN_FORMULATIONS)
+def test_simulation_matches_reference_spread_mode(formulation):
     from crypto.circuit import SelectionCircuit
 
     terms = MarketTerms(grid=3, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="spread")
-    circuit = SelectionCircuit.simulation_only(terms)
+    circuit = SelectionCircuit.simulation_only(terms, formulation=formulation)
     assert _check_parity(circuit, terms, 1000, seed=2) == 1000
 
 
@@ -171,3 +176,54 @@ def test_other_formulations_match_reference(formulation, mode, grid, cases):
     assert _check_parity(circuit, terms, cases, seed=11) == cases
     bad_b = [0, 5, 4, 9, 12, 15][: grid + 1]
     assert circuit.simulate(bad_b, 0, [90, 80, 70, 60, 50, 40][: grid + 1], 0).invalid
+
+
+@pytest.mark.parametrize("grid,mode,rate_bits,hurdle_bits,cases", [
+    (6, "margin", 9, 8, 150),  # the protocol's simulate/selector terms: digit layout (3, 3, 2, 1)
+    (5, "spread", 9, 9, 120),
+    (7, "margin", 7, 7, 120),  # 2·h_max > max spread: the hurdle's top reaches above the spread's top digit
+    (4, "spread", 12, 8, 100),  # layout (3, 3, 3, 2, 1)
+    (1, "margin", 10, 8, 60),  # a single grid point: no tournament node
+    (16, "margin", 10, 8, 100),  # the benchmark grids: five-digit J
+    (32, "spread", 10, 8, 40),
+])
+def test_radix_digit_layouts_match_reference(grid, mode, rate_bits, hurdle_bits, cases):
+    """The radix circuit's digit layout, carries and hurdle test follow the rate and hurdle widths."""
+    from crypto.circuit import SelectionCircuit
+
+    terms = MarketTerms(grid=grid, base_rate=BASE, rate_bits=rate_bits, hurdle_bits=hurdle_bits, hurdle_mode=mode)
+    circuit = SelectionCircuit.simulation_only(terms, formulation="radix")
+    assert _check_parity(circuit, terms, cases, seed=grid) == cases
+    m = terms.max_offset
+    bad_a = [m - q for q in range(grid + 1)]
+    bad_a[-1] = bad_a[-2]  # flat last step
+    assert circuit.simulate(list(range(grid + 1)), 0, bad_a, 0).invalid
+    out = circuit.simulate(list(range(grid + 1)), terms.max_hurdle, [m - q for q in range(grid + 1)], terms.max_hurdle)
+    want = select_equilibrium(make_schedules(np.arange(grid + 1) + BASE, m - np.arange(grid + 1) + BASE),
+                               terms.max_hurdle, terms.max_hurdle, terms.hurdle_mode)
+    assert out.instruction(terms) == want
+
+
+def test_radix_inputs_are_digits_and_outputs_digit_rows():
+    """pack_report emits each offset and hurdle as its digits (range errors still name field and value);
+    SelectionOutput.from_values recombines five base-8 digit rows and rejects digits out of range."""
+    from crypto.circuit import CircuitError, CircuitShape, SelectionOutput, pack_report
+
+    terms = MarketTerms(grid=2, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
+    shape = CircuitShape.from_terms(terms, "radix")
+    assert shape.rate_layout == (3, 3, 3, 1) and shape.hurdle_layout == (3, 3, 2)
+    packed = pack_report(shape, "mm", [0, 9, 1023], 200)
+    assert packed.tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 7, 7, 7, 1, 0, 1, 3]  # 9 = 1 + 8·1, 200 = 0 + 8·1 + 64·3
+    assert len(packed) == shape.report_length == 3 * 4 + 3
+    with pytest.raises(CircuitError, match=r"b_offsets\[2\] = 1024"):
+        pack_report(shape, "mm", [0, 9, 1024], 0)
+    with pytest.raises(CircuitError, match=r"h_rm = 256"):
+        pack_report(shape, "rm", [3, 2, 1], 256)
+    rows = [[1, 0, 0], [0, 0, 0], [3, 0, 0], [1, 2, 0], [4, 5, 1]]  # Q = 3, b = 17, J = 4 + 40 + 64 = 108
+    out = SelectionOutput.from_values(np.array(rows))
+    assert (out.trade, out.volume, out.r_mm_offset, out.joint_profit, out.r_rm_offset) == (True, 3, 17, 108, 53)
+    assert SelectionOutput.from_values(np.array(rows).reshape(-1)) == out  # the simulate backend flattens
+    with pytest.raises(CircuitError, match="outside \\[0, 7\\]"):
+        SelectionOutput.from_values([[1, 0], [0, 0], [3, 0], [8, 0], [4, 1]])
+    with pytest.raises(CircuitError, match="5 rows"):
+        SelectionOutput.from_values([1, 0, 3, 17])
