@@ -5,7 +5,7 @@ memory (``ru_maxrss``) is that configuration's: compile, key generation, encrypt
 encrypted evaluation (``--runs`` times, the first output is compared byte for byte with every replay),
 decryption, and a check against the plaintext reference :func:`market.selection.select_equilibrium`.
 
-    .venv/bin/python benchmarks/bench_fhe.py --grids 8 16 32 --formulations tournament
+    .venv/bin/python benchmarks/bench_fhe.py --grids 8 16 32 --formulations radix
     .venv/bin/python benchmarks/bench_fhe.py --grids 4 8 --formulations tournament pairwise --strategies mono multi
 
 Writes ``bench-results/bench_fhe.json`` (one record per configuration, machine info) and prints a table.
@@ -114,13 +114,18 @@ def _measure(work: Path, grid: int, formulation: str, strategy: str, runs: int, 
     report["peak_rss_bytes"] = peak_rss_bytes()
     # the machine may be shared: a 1-minute load average above the core count inflates every timing
     report["load_average_1m"] = {"before": load_before, "after": os.getloadavg()[0]}
+    from crypto.fhe_runtime import fixed_plan_active
+
+    report["fixed_fft_plan"] = fixed_plan_active()  # the protocol evaluates under the fixed plan (replay)
     return report
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grids", type=int, nargs="+", default=[8, 16, 32])
-    parser.add_argument("--formulations", nargs="+", default=["limbs"], choices=["tournament", "pairwise", "limbs"])
+    from crypto.circuit import DEFAULT_FORMULATION, FORMULATIONS  # no concrete import
+
+    parser.add_argument("--formulations", nargs="+", default=[DEFAULT_FORMULATION], choices=FORMULATIONS)
     parser.add_argument("--strategies", nargs="+", default=["mono"], choices=["mono", "multi"])
     parser.add_argument("--runs", type=int, default=2, help="evaluations of the first case (replay check)")
     parser.add_argument("--cases", type=int, default=2, help="random valid report pairs per configuration (+1 invalid)")
