@@ -13,7 +13,7 @@ from typing import Any
 
 from .accounts import DEPLOYER, ChainAccount
 from .client import Chain, TxResult
-from .coordinator import _check_address, _check_uint
+from .checks import check_address, check_uint
 from .errors import ChainInputError
 from .events import EventRecord
 
@@ -64,7 +64,7 @@ class ClearingTerms:
 
     def __post_init__(self) -> None:
         for name in ("capacity", "eta0", "report_window", "tolerance", "fee_per_unit", "fixed_fee", "mu0"):
-            _check_uint(name, getattr(self, name))
+            check_uint(name, getattr(self, name))
         for name in ("capacity", "eta0", "report_window"):
             if getattr(self, name) == 0:
                 raise ChainInputError(f"{name} must be positive, got 0")
@@ -104,19 +104,19 @@ class Clearing:
 
     # ---------------------------------------------------------------- transactions
     def register(self, sender: Sender, agent: str) -> TxResult:
-        _check_address("agent", agent)
+        check_address("agent", agent)
         return self.chain.send(sender, self.contract, "register", (agent,))
 
     def start(self, sender: Sender) -> TxResult:
         return self.chain.send(sender, self.contract, "start")
 
     def report(self, sender: Sender, round_id: int, demand_wad: int) -> TxResult:
-        _check_uint("round_id", round_id)
-        _check_uint("demand_wad", demand_wad)
+        check_uint("round_id", round_id)
+        check_uint("demand_wad", demand_wad)
         return self.chain.send(sender, self.contract, "report", (round_id, demand_wad))
 
     def close_round(self, sender: Sender, round_id: int) -> TxResult:
-        _check_uint("round_id", round_id)
+        check_uint("round_id", round_id)
         return self.chain.send(sender, self.contract, "close_round", (round_id,))
 
     # ---------------------------------------------------------------- views
@@ -133,11 +133,11 @@ class Clearing:
         return bool(self._view("converged"))
 
     def step_size(self, t: int) -> int:
-        _check_uint("t", t)
+        check_uint("t", t)
         return int(self._view("step_size", t))
 
     def is_agent(self, address: str) -> bool:
-        _check_address("address", address)
+        check_address("address", address)
         return bool(self._view("is_agent", address))
 
     def state(self) -> ClearingState:

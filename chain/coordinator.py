@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from eth_abi import encode as abi_encode
-from eth_utils import is_address, to_checksum_address
+from eth_utils import to_checksum_address
 
 from .accounts import DEPLOYER, ChainAccount
+from .checks import check_address, check_bytes32, check_uint
 from .client import Chain, TxResult
 from .errors import ChainInputError
 from .events import EventRecord
@@ -89,7 +90,7 @@ class CoordinatorTerms:
 
     def __post_init__(self) -> None:
         for name in ("grid", "base_rate", "rate_bits", "deposit_minimum", "threshold"):
-            _check_uint(name, getattr(self, name))
+            check_uint(name, getattr(self, name))
         if self.grid < 1:
             raise ChainInputError(f"grid must be at least 1, got {self.grid}")
         if not 1 <= self.rate_bits <= 64:
@@ -99,13 +100,13 @@ class CoordinatorTerms:
         if str(getattr(self.hurdle_mode, "value", self.hurdle_mode)) not in HURDLE_MODES:
             raise ChainInputError(f"hurdle_mode must be 'margin' or 'spread', got {self.hurdle_mode!r}")
         for name in ("terms_digest", "circuit_digest", "evaluation_keys_digest"):
-            _check_bytes32(name, getattr(self, name))
+            check_bytes32(name, getattr(self, name))
         for name in ("dealer_mm", "dealer_rm", "custodian"):
-            _check_address(name, getattr(self, name))
+            check_address(name, getattr(self, name))
         if not isinstance(self.evaluators, tuple) or not 1 <= len(self.evaluators) <= MAX_EVALUATORS:
             raise ChainInputError(f"evaluators must be a tuple of 1..{MAX_EVALUATORS} addresses, got {self.evaluators!r}")
         for i, e in enumerate(self.evaluators):
-            _check_address(f"evaluators[{i}]", e)
+            check_address(f"evaluators[{i}]", e)
         if len({a.lower() for a in self.evaluators}) != len(self.evaluators):
             raise ChainInputError(f"evaluators must be distinct, got {self.evaluators!r}")
         if not 1 <= self.threshold <= len(self.evaluators):
@@ -116,7 +117,7 @@ class CoordinatorTerms:
             raise ChainInputError(f"custodian must not be a dealer, got {self.custodian}")
         for name, value in zip(("report", "compute", "instruct", "mm_leg", "rm_leg", "challenge"),
                                self.windows.as_tuple()):
-            _check_uint(f"windows.{name}", value)
+            check_uint(f"windows.{name}", value)
             if value < 1:
                 raise ChainInputError(f"windows.{name} must be at least 1 block, got {value}")
 
@@ -150,8 +151,8 @@ class InstructionPreimage:
 
     def __post_init__(self) -> None:
         for name in ("volume", "r_mm", "r_rm", "r_bd_x2"):
-            _check_uint(name, getattr(self, name))
-        _check_bytes32("salt", self.salt)
+            check_uint(name, getattr(self, name))
+        check_bytes32("salt", self.salt)
 
     def encode(self) -> bytes:
         return abi_encode(["uint256", "uint256", "uint256", "uint256", "bytes32"],
@@ -220,35 +221,35 @@ class Coordinator:
 
     # ---------------------------------------------------------------- transactions
     def deposit(self, sender: Sender, amount_wei: int) -> TxResult:
-        _check_uint("amount_wei", amount_wei)
+        check_uint("amount_wei", amount_wei)
         return self.chain.send(sender, self.contract, "deposit", value=amount_wei)
 
     def withdraw(self, sender: Sender) -> TxResult:
         return self.chain.send(sender, self.contract, "withdraw")
 
     def commit_report(self, sender: Sender, round_id: int, commitment: bytes) -> TxResult:
-        _check_uint("round_id", round_id)
-        _check_bytes32("commitment", commitment)
+        check_uint("round_id", round_id)
+        check_bytes32("commitment", commitment)
         return self.chain.send(sender, self.contract, "commit_report", (round_id, commitment))
 
     def post_ciphertexts(self, sender: Sender, round_id: int, ciphertext_digest_mm: bytes,
                          ciphertext_digest_rm: bytes) -> TxResult:
-        _check_uint("round_id", round_id)
-        _check_bytes32("ciphertext_digest_mm", ciphertext_digest_mm)
-        _check_bytes32("ciphertext_digest_rm", ciphertext_digest_rm)
+        check_uint("round_id", round_id)
+        check_bytes32("ciphertext_digest_mm", ciphertext_digest_mm)
+        check_bytes32("ciphertext_digest_rm", ciphertext_digest_rm)
         return self.chain.send(sender, self.contract, "post_ciphertexts",
                                (round_id, ciphertext_digest_mm, ciphertext_digest_rm))
 
     def post_output(self, sender: Sender, round_id: int, output_digest: bytes) -> TxResult:
-        _check_uint("round_id", round_id)
-        _check_bytes32("output_digest", output_digest)
+        check_uint("round_id", round_id)
+        check_bytes32("output_digest", output_digest)
         return self.chain.send(sender, self.contract, "post_output", (round_id, output_digest))
 
     def post_instruction(self, sender: Sender, round_id: int, attestation_digest: bytes,
                          instruction_commitment: bytes, trade: bool) -> TxResult:
-        _check_uint("round_id", round_id)
-        _check_bytes32("attestation_digest", attestation_digest)
-        _check_bytes32("instruction_commitment", instruction_commitment)
+        check_uint("round_id", round_id)
+        check_bytes32("attestation_digest", attestation_digest)
+        check_bytes32("instruction_commitment", instruction_commitment)
         if not isinstance(trade, bool):
             raise ChainInputError(f"trade must be a bool, got {trade!r}")
         return self.chain.send(sender, self.contract, "post_instruction",
@@ -261,22 +262,22 @@ class Coordinator:
         return self._execute("execute_rm_leg", sender, round_id, rate, volume)
 
     def _execute(self, fn: str, sender: Sender, round_id: int, rate: int, volume: int) -> TxResult:
-        _check_uint("round_id", round_id)
-        _check_uint("rate", rate, bound=_UINT128)
-        _check_uint("volume", volume, bound=_UINT128)
+        check_uint("round_id", round_id)
+        check_uint("rate", rate, bound=_UINT128)
+        check_uint("volume", volume, bound=_UINT128)
         return self.chain.send(sender, self.contract, fn, (round_id, rate, volume))
 
     def settle(self, sender: Sender, round_id: int) -> TxResult:
-        _check_uint("round_id", round_id)
+        check_uint("round_id", round_id)
         return self.chain.send(sender, self.contract, "settle", (round_id,))
 
     def enforce_deadline(self, sender: Sender, round_id: int) -> TxResult:
-        _check_uint("round_id", round_id)
+        check_uint("round_id", round_id)
         return self.chain.send(sender, self.contract, "enforce_deadline", (round_id,))
 
     def prove_deviation(self, sender: Sender, round_id: int, side: Side | int,
                         preimage: InstructionPreimage) -> TxResult:
-        _check_uint("round_id", round_id)
+        check_uint("round_id", round_id)
         try:
             side = Side(side)
         except ValueError:
@@ -328,7 +329,7 @@ class Coordinator:
 
     def tally(self, round_id: int, output_digest: bytes) -> int:
         """How many evaluators posted ``output_digest`` in the round."""
-        _check_bytes32("output_digest", output_digest)
+        check_bytes32("output_digest", output_digest)
         return int(self._view("tally", round_id, output_digest))
 
     def has_posted_output(self, round_id: int, evaluator: str) -> bool:
@@ -378,19 +379,3 @@ def deploy_coordinator(chain: Chain, terms: CoordinatorTerms, sender: Sender = D
         raise ChainInputError(f"terms must be CoordinatorTerms, got {type(terms).__name__}")
     contract, _ = chain.deploy(chain.compile("Coordinator"), terms.constructor_args(), sender)
     return Coordinator(chain, contract.address)
-
-
-# ---------------------------------------------------------------- argument checks
-def _check_uint(name: str, value: Any, bound: int = 2**256) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < bound:
-        raise ChainInputError(f"{name} must be an int in [0, {bound}), got {value!r}")
-
-
-def _check_bytes32(name: str, value: Any) -> None:
-    if not isinstance(value, (bytes, bytearray)) or len(value) != 32:
-        raise ChainInputError(f"{name} must be 32 bytes, got {value!r}")
-
-
-def _check_address(name: str, value: Any) -> None:
-    if not isinstance(value, str) or not is_address(value):
-        raise ChainInputError(f"{name} must be a 0x address, got {value!r}")
