@@ -185,7 +185,7 @@ def test_random_action_sequences_keep_the_books(shared_chain):
     run_state_machine_as_test(
         CoordinatorMachine,
         settings=settings(derandomize=True,  # the coverage assertion below needs a fixed draw
-                           max_examples=EXAMPLES["embedded" if chain.backend == "embedded" else "anvil"],
+                          max_examples=EXAMPLES["embedded" if chain.backend == "embedded" else "anvil"],
                           stateful_step_count=30, deadline=None),
     )
     # The sequences must exercise the whole machine, not just refusals at the start.
