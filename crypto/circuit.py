@@ -7,7 +7,10 @@ Inputs, one encrypted vector per dealer so the custodian encrypts each report on
 * ``mm = [b̂_0 .. b̂_N, h_mm]`` — MM's schedule as offsets from the market's base rate, then BDmm's hurdle;
 * ``rm = [â_0 .. â_N, h_rm]`` — RM's schedule as offsets, then BDrm's hurdle.
 
-Output (the only value ever decrypted), five integers ``[trade, invalid, Q_sel, b̂[Q_sel], J(Q_sel)]``:
+(formulation "radix": every value as its digits, see below; :func:`pack_report` builds either form.)
+
+Output (the only value ever decrypted), five integers ``[trade, invalid, Q_sel, b̂[Q_sel], J(Q_sel)]``
+(formulation "radix": five rows of base-8 digits, recombined by :meth:`SelectionOutput.from_values`):
 
 1. ``invalid`` — some report is not strictly monotone (``b̂`` strictly increasing, ``â`` strictly
    decreasing; the same rule :func:`market.terms.validate_report` applies before encryption). Computed
@@ -24,6 +27,59 @@ Output (the only value ever decrypted), five integers ``[trade, invalid, Q_sel, 
 the grid and the J-argmax over that prefix passes the D2 equilibrium test, so the circuit does not
 recompute the O(N²) equilibrium filter; the tests check the equality against
 :func:`market.selection.select_equilibrium` with the filter on.
+
+Formulation "radix" (the default, :data:`DEFAULT_FORMULATION`)
+--------------------------------------------------------------
+[measured] With ``mono`` parameters every PBS of a circuit pays for the widest encrypted integer anywhere in it
+(optimizer complexity per PBS, 200 independent lookups: 3-bit 5.0e7, 4-bit 9.5e7, 5-bit 2.2e8; the limbs
+circuit's 11-15-bit encodings ran at ≈ 22 ms per PBS). "radix" keeps EVERY encrypted integer at most 4 bits
+wide (``compiled.graph.maximum_integer_bit_width() == 4``, checked in the benchmark), as tfhe-rs radix
+integers do, and pays 9.5e7 per PBS (≈ 7-8 ms on 2 idle cores):
+
+* inputs: :func:`pack_report` emits each offset as the digits of :func:`rate_layout` (10 bits -> 3, 3, 3, 1
+  bits, least significant first) and each hurdle as the first ``hurdle_bits`` bits of that layout, one input
+  element per digit; digits are in range by construction and a report still denotes exactly one vector of
+  integers, so the in-circuit validity check certifies it as before;
+* every lookup input is a non-negative sum whose bound is known (``_tlu_in`` asserts it is <= 15 and pins the
+  width to 4 bits: no signedness or width depends on what the inputset happened to reach);
+* comparisons are borrow chains (:func:`_borrow_chain`): digit i looks up ``x_i − y_i − β + 2**w`` in
+  ``[0, 2**(w+1))`` for the next borrow, one PBS per digit (a difference's digit ``t mod 2**w`` costs one more);
+  the spread's top digit stays unreduced (a small signed value offset by ``2**w``), hence the narrow top digit;
+* monotonicity: 2N chains; ``invalid`` from sums of at most 15 strict bits;
+* hurdle: ``max(h_mm, h_rm)`` by one chain and a two-table multiplexer whose tables also multiply by c, then
+  ``G = c·H`` re-normalised to the rate layout (:func:`_normalize`); ``s(Q) >= G`` is a chain over the low
+  digits and one lookup on the top digit that also folds in ``invalid``: that is ``f(Q)``;
+* ``J(Q) = f·Q·s(Q)`` as base-8 digits (five for N·1023 < 8**5): per digit ``s_i`` one table per grid point on
+  ``2·s_i + f`` gives each octal digit of ``f·Q·s_i·2**offset_i`` (the public Q multiplies inside the table,
+  no noise growth), and :func:`_normalize` reduces the column sums to digits with digit/carry lookups on groups
+  whose sum stays <= 15 (Wallace-style);
+* argmax: a tournament on the digit vectors. The right (larger Q) subtree wins iff ``J_R − J_L − (1 − f_R) >= 0``,
+  a borrow chain whose borrow-in is ``1 − f_R``, where ``f_R`` is f at the right subtree's FIRST leaf, a public
+  position. [derived] Valid reports have a strictly decreasing spread, so the feasible Q form a prefix 1..k: the
+  right subtree holds a feasible Q iff its first leaf is feasible, and then every leaf on its left is feasible
+  too; infeasible leaves carry J = 0 and never beat a feasible one; ties go to the larger Q. The kept digits come
+  from a two-table multiplexer per digit on ``2·digit + flag``;
+* ``trade = f(1)`` (the same prefix argument; an invalid report zeroes every f). The winner is one-hot: leaf Q
+  won every node on its path iff its "won" bits plus ``trade`` sum to its depth + 1 (one lookup per leaf, which
+  masks the digits of b̂_Q; per-leaf tables on the same sum give the digits of Q; both summed over the leaves,
+  exactly one term non-zero);
+* output: rows ``[trade, invalid, Q_sel, b̂_sel, J_sel]`` of D base-8 digits (shape ``(5, D)``, D = digits of
+  N·max_offset); no trade gives all-zero rows. :meth:`SelectionOutput.from_values` recombines them (five plain
+  values are the D = 1 case).
+
+Cost, radix (``benchmarks/bench_fhe.py`` -> ``bench-results/bench_fhe.json``; 10-bit offsets, 8-bit hurdles)
+---------------------------------------------------------------------------------------------------------
+PBS ≈ 46 per grid point (monotonicity 8, spread digits 6, hurdle chain 3, f 1, J digits ≈ 20 — 11 product
+tables and ≈ 9 carries —, one-hot 7) plus 15 per tournament node (5-digit chain, 10 multiplexer lookups) plus
+≈ 15 once (hurdles, ``invalid``): N = 8, 16, 32 -> 432, 978, 1956 PBS, linear in N (a product of Q and a 3-bit
+digit needs a third octal digit once N > 9, and J a sixth digit only beyond N = 32). The price per PBS does not
+grow with N: evaluation keys 111 MB at every N, peak memory 1.3 GB. Evaluation on this 2-core machine: idle,
+N = 16 7.4-8.1 s and N = 32 17.2 s (probes); in the recorded benchmark run another process held one core
+(load average ≈ 3.5): N = 8 6.9 s, N = 16 14.9 s, N = 32 25.6 s (18.2-28.5). Targets (N = 16 <= 10 s,
+N = 32 <= 30 s) are met on an idle machine; N = 16 is not met when the cores are shared. Costs paid: input
+ciphertexts grow with the digit count (one LWE ciphertext per digit: 1.2 MB per report at N = 16, 2.2 MB at
+N = 32, against 0.3-0.6 MB for "limbs"); compile 6-11 s, key generation 3-4 s. Chosen as the default because it
+is faster than every other formulation at N = 8, 16 and 32 with smaller keys and passes the same parity tests.
 
 How (formulation "tournament", the first one; see ``benchmarks/bench_fhe.py`` for the comparison)
 -----------------------------------------------------------------------------------------------
@@ -45,8 +101,8 @@ machine, 8 sign tests of 11-bit values: 4-bit lookups 104 MB keys / 0.9 s, 6-bit
   index and ``b̂`` the same way. Infeasible leaves carry ``J = −1`` and the ``Q = 0`` leaf carries
   ``J = 0``, so "no survivor" selects ``Q = 0`` with zero rates without any extra masking.
 
-Formulation "limbs" (the default, :data:`DEFAULT_FORMULATION`)
---------------------------------------------------------------
+Formulation "limbs" (the default before "radix")
+-----------------------------------------------
 The same rule without any wide ``J`` integer: each leaf carries ``J' = f·(Q·s + 1) = 64·u + v`` (``v < 64``,
 ``u < 512``). ``P = f·(Q·(s mod 64) + 1)`` (< 11 bits) is built from one table per ``Q`` on 3-bit chunks
 of ``s`` plus the feasibility bit, so the scaling by the public ``Q`` happens inside the table (a constant
@@ -60,24 +116,23 @@ one bit and the parameters by one decomposition level: ≈ 23 ms per PBS instead
 than the tournament at N = 8, 16, 32 with fewer keys and less memory (README, bench_fhe.json). Its inputset
 is 400 random samples plus the structured extremes (60 gave a too-narrow inferred width at N = 5).
 
-Cost (``benchmarks/bench_fhe.py`` -> ``bench-results/bench_fhe.json``; 2 cores, shared machine)
---------------------------------------------------------------------------------------------
-PBS per grid point ≈ 39 (2 monotonicity sign tests 2×8, spread bits 11, hurdle comparison 8, masked J 4)
+Cost of "tournament" and "limbs" (``bench-results/bench_fhe.json``; 2 cores, shared machine)
+-----------------------------------------------------------------------------------------
+"tournament": PBS per grid point ≈ 39 (2 monotonicity sign tests 2×8, spread bits 11, hurdle comparison 8, masked J 4)
 plus ≈ 42 per tournament node (J difference bits 14-16, its relu 5, b̂ multiplexer 14, index 0-8), so the
 count grows linearly: N = 4, 8, 16, 32 -> 414, 847, 1714, 3486 PBS. Time per PBS grows with the widest
 encoding, which is J's (``log2(N·1023) + 1`` = 13..16 bits): evaluation 11.7, 39, 69, 169 s; evaluation
 keys 160-273 MB; peak memory 1.7-2.5 GB; replay byte-identical within a process.
 
-Replay across processes is NOT guaranteed [measured, open]: three fresh processes evaluating the same
-blobs at N = 3 gave two distinct output digests (decrypting to the same result). tfhe-rs 0.10 inside
-concrete-python 2.11 picks its FFT plan per process by timing (``concrete_fft`` ``measure_fastest``), and
-two plans can round an intermediate differently. No configuration option fixes the plan; an exact
-cross-process replay needs a deterministic FFT/NTT backend or a custodian attestation of equivalence. The issue's time targets (N = 16 in 10 s,
-N = 32 in 30 s) are NOT met by this formulation; keys and memory are. The pairwise formulation (O(N²)
-exact sign tests, no multiplexed J) costs more PBS from N = 4 on; the ``multi`` parameter strategy ran
-slower here with 3-4× larger keys. Next step (not done): keep every encoding narrow — J as base-8 digits
-compared digit by digit, or the whole circuit in radix form — since a probe of 4-bit lookups on 11-bit
-encodings ran at ~14 ms per PBS against 28-49 ms per PBS here.
+"limbs": N = 8, 16, 32 -> 805, 1663, 3568 PBS, evaluation 19, 37.5, 80.4 s (load average ≈ 3, like the
+radix run), keys 160-172 MB. Neither meets the
+issue's time targets (N = 16 in 10 s, N = 32 in 30 s); keys and memory they do. The pairwise formulation
+(O(N²) exact sign tests, no multiplexed J) costs more PBS from N = 4 on; the ``multi`` parameter strategy ran
+slower here with 3-4× larger keys. "radix" (above) is the step this paragraph used to name as next.
+
+Replay across processes: tfhe-rs inside concrete-python 2.11 picks its FFT plan per process by timing, and two
+plans can round an intermediate differently (three fresh processes at N = 3 gave two output digests);
+:mod:`crypto.fhe_runtime` fixes the plan (preloaded library) so that the protocol's replay is exact.
 
 Importing this module does not import concrete (2-3 s, ~850 MB with torch): every concrete import is local.
 """
@@ -118,7 +173,7 @@ TLU_BITS = 4  # widest table lookup in the circuit (see module docstring for the
 CHUNK = 3  # value bits per masked-product lookup: CHUNK + 1 mask bit = TLU_BITS
 OR_GROUP = (1 << TLU_BITS) - 1  # at most 15 bits are summed before a 4-bit "any" lookup
 FORMULATIONS = ("tournament", "pairwise", "limbs", "radix")
-DEFAULT_FORMULATION = "limbs"  # ≈ 2× faster than "tournament" at N = 8..32 (bench_fhe.json), same outputs
+DEFAULT_FORMULATION = "radix"  # ≈ 2.5-5× faster than "limbs" at N = 8, 16, 32 (bench_fhe.json), same rule
 STRATEGIES = ("mono", "multi")
 ARTIFACT_NAME = "server.zip"
 OUTPUT_FIELDS = ("trade", "invalid", "volume", "b_offset", "joint_profit")
@@ -1112,8 +1167,8 @@ class SelectionCircuit:
         shape = CircuitShape.from_terms(terms, formulation, strategy)
         folder = Path(cache_dir) / to_hex(terms_digest(terms, formulation, strategy))
         artifact = folder / ARTIFACT_NAME
-        if artifact.is_file():
-            return cls(terms, shape, artifact)
+        if artifact.is_file() and _cached_formulation(folder) == formulation:
+            return cls(terms, shape, artifact)  # (the default formulation is not in the digest: check it here)
         started = time.perf_counter()
         compiled = _compile(shape, simulation=False)
         seconds = time.perf_counter() - started
@@ -1210,6 +1265,15 @@ class SelectionCircuit:
             artifact_bytes=len(self.artifact_bytes),
             timings={"compile": self.compile_seconds} if self.compile_seconds is not None else {},
         )
+
+
+def _cached_formulation(folder: Path) -> str | None:
+    """The formulation a cached artifact was compiled for (its ``terms.json``); ``None`` if unreadable. A cache
+    written when another formulation was the default has the same folder name and must be recompiled."""
+    try:
+        return json.loads((folder / "terms.json").read_text()).get("formulation")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _compile(shape: CircuitShape, *, simulation: bool):
