@@ -714,7 +714,8 @@ def _borrow_chain(xs: list, ys: list, layout, borrow_in=None, digits: bool = Fal
     """Compare ``x`` and ``y`` given as digit columns (``xs[i]``, ``ys[i]`` for digit ``i`` of ``layout``).
 
     Digit ``i``: ``t = x_i − y_i − β + 2**w`` in ``[0, 2**(w+1))``; the borrow ``β' = [t < 2**w]`` is one lookup,
-    the difference digit ``t mod 2**w`` another (only if ``digits``, and not for the top digit). Returns the
+    the difference digit ``t mod 2**w = t + 2**w·β' − 2**w`` is linear (only if ``digits``; not for the top digit;
+    [measured] its larger noise norm left concrete's parameters unchanged). Returns the
     borrow out of the top digit (``1`` iff ``x − y − borrow_in < 0``) unless ``digits``: then
     ``(low digits of x − y, the top's t offset by 2**w_top, its bound)`` (no lookup on the top digit).
     ``ys[i]`` may be ``None`` (a zero digit)."""
@@ -729,9 +730,9 @@ def _borrow_chain(xs: list, ys: list, layout, borrow_in=None, digits: bool = Fal
         if digits and i == last:
             return low, t, 2 * base - 1
         t = _tlu_in(t, 2 * base - 1)
-        if digits:
-            low.append(_lut16([v % base for v in range(2 * base)])[t])
         borrow = _lut16([1 if v < base else 0 for v in range(2 * base)])[t]
+        if digits:  # t mod 2**w = (t + 2**w·β') − 2**w, the sum in [2**w, 2**(w+1)): linear, no lookup
+            low.append(t + base * borrow - base)
     return borrow
 
 
@@ -775,8 +776,11 @@ def _normalize(columns: list[list[tuple[Any, int]]], bases: list[int]) -> list[t
                 terms = sorted(terms + [(total, bound)], key=lambda t: t[1])
                 continue
             x = _tlu_in(total, bound)
-            terms = sorted(terms + [(_lut16([v % base for v in range(bound + 1)])[x], base - 1)], key=lambda t: t[1])
-            columns[c + 1].append((_lut16([v // base for v in range(bound + 1)])[x], bound // base))
+            carry = _lut16([v // base for v in range(bound + 1)])[x]
+            # a 0/1 carry gives the digit linearly: x − base·carry (one lookup saved)
+            digit = x - base * carry if bound < 2 * base else _lut16([v % base for v in range(bound + 1)])[x]
+            terms = sorted(terms + [(digit, base - 1)], key=lambda t: t[1])
+            columns[c + 1].append((carry, bound // base))
         out.append(terms[0] if terms else (None, 0))
     return out
 
