@@ -164,6 +164,7 @@ __all__ = [
     "CHUNK",
     "DEFAULT_FORMULATION",
     "FORMULATIONS",
+    "RADIX_BITS",
     "TLU_BITS",
     "CircuitError",
     "CircuitShape",
@@ -172,6 +173,7 @@ __all__ = [
     "SelectionOutput",
     "build_inputset",
     "pack_report",
+    "rate_layout",
     "terms_digest",
 ]
 
@@ -681,7 +683,7 @@ def _offsets(layout) -> list[int]:
     return [int(v) for v in np.cumsum((0,) + tuple(layout))[:-1]]
 
 
-def to_digits(value: int, layout) -> list[int]:
+def _to_digits(value: int, layout) -> list[int]:
     """``value`` as digits of ``layout`` (least significant first); the caller has range-checked it."""
     out = []
     for width in layout:
@@ -704,9 +706,9 @@ def _tlu_in(value, bound: int):
 
 
 def _flagged(value, flag, bound: int):
-    """The lookup input ``2·value + flag`` (``value`` in ``[0, bound]``, ``flag`` 0/1): the flag in the low bit
-    keeps the noise 2-norm at ≈ 2.2 instead of ≈ 8 for ``value + 8·flag`` [decided; measured: concrete picked
-    the same 4-bit parameters either way at N = 16, so this is margin, not speed]."""
+    """The lookup input ``2·value + flag`` (``value`` in ``[0, bound]``, ``flag`` 0/1): the flag weighs 1 instead
+    of 8 in ``value + 8·flag`` [decided; measured: concrete picked the same 4-bit parameters either way at
+    N = 16, so this is noise margin, not speed]."""
     return _tlu_in(2 * value + flag, 2 * bound + 1)
 
 
@@ -968,8 +970,8 @@ def pack_report(shape: CircuitShape, side: str, offsets, hurdle) -> np.ndarray:
             f"{hurdle_name} = {int(hurdle)}: outside [0, {(1 << shape.hurdle_bits) - 1}] ({shape.hurdle_bits} bits)"
         )
     if shape.formulation == "radix":  # each value as its digits; every digit is in range by construction
-        digits = [d for v in items for d in to_digits(int(v), shape.rate_layout)]
-        return np.array(digits + to_digits(int(hurdle), shape.hurdle_layout), dtype=np.int64)
+        digits = [d for v in items for d in _to_digits(int(v), shape.rate_layout)]
+        return np.array(digits + _to_digits(int(hurdle), shape.hurdle_layout), dtype=np.int64)
     return np.array([int(v) for v in items] + [int(hurdle)], dtype=np.int64)
 
 

@@ -182,6 +182,7 @@ def test_other_formulations_match_reference(formulation, mode, grid, cases):
     (6, "margin", 9, 8, 150),  # the protocol's simulate/selector terms: digit layout (3, 3, 2, 1)
     (5, "spread", 9, 9, 120),
     (7, "margin", 7, 7, 120),  # 2·h_max > max spread: the hurdle's top reaches above the spread's top digit
+    (5, "margin", 10, 10, 100),  # the same at 10 bits: G = 2·H has 11 bits
     (4, "spread", 12, 8, 100),  # layout (3, 3, 3, 2, 1)
     (1, "margin", 10, 8, 60),  # a single grid point: no tournament node
     (16, "margin", 10, 8, 100),  # the benchmark grids: five-digit J
