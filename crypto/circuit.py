@@ -860,8 +860,8 @@ def _radix(shape: "CircuitShape") -> Callable:
         # "some Q survives" is feasible(1) (an invalid report zeroes every feasible(Q)).
         trade = feasible[0]
 
-        # 5. J(Q) = f·Q·s(Q) as base-8 digits: per digit i of s one table per Q on (digit + 2**w·f) gives the
-        # octal digits of f·Q·s_i·2**offset_i (the public Q multiplies inside the table: no noise growth).
+        # 5. J(Q) = f·Q·s(Q) as base-8 digits: per digit i of s one table per Q on 2·digit + f gives each
+        # octal digit of f·Q·s_i·2**offset_i (the public Q multiplies inside the table: no noise growth).
         jcols: list[list] = [[] for _ in range(jd)]
         for i, width in enumerate(layout):
             base = 1 << width
