@@ -32,6 +32,9 @@ STEPS = ("seal", "encrypt", "evaluate", "decrypt", "chain", "settle")
 
 
 def main(argv: list[str] | None = None) -> int:
+    from crypto.fhe_runtime import reexec_with_fixed_plan
+
+    reexec_with_fixed_plan()  # the protocol's evaluations run under the fixed FFT plan (replay)
     from protocol.demo import DEFAULT_GRID, run_demo
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

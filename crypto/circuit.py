@@ -1223,8 +1223,12 @@ class SelectionCircuit:
 
         Every blob is hash-checked (embedded SHA-256, and against ``digests`` — keys ``"evaluation_keys"``,
         ``"mm"``, ``"rm"`` — when given, e.g. the digests posted on chain) before it is deserialized.
-        Deterministic within a process (see the replay test); across processes see the module docstring.
+        Byte-identical in every process: it refuses to run unless the fixed FFT plan is loaded
+        (:mod:`crypto.fhe_runtime`; tests/crypto/test_replay_across_processes.py).
         """
+        from crypto.fhe_runtime import require_fixed_plan
+
+        require_fixed_plan()  # an output under a timed FFT plan could not be replayed byte for byte elsewhere
         fhe = _fhe()
         digests = digests or {}
         keys = unwrap_blob("evaluation_keys", evaluation_keys, expected_digest=digests.get("evaluation_keys"))
