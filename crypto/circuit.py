@@ -926,7 +926,7 @@ def _radix(shape: "CircuitShape") -> Callable:
             bcols[col].append(np.sum(masked))
         b_sel = [_sum(col) if col else None for col in bcols]
 
-        zero = trade * 0
+        zero = trade * 0  # an encrypted 0 (fhe.array needs tracers, not Python ints)
 
         def row(digits):
             return [d if d is not None else zero for d in digits] + [zero] * (jd - len(digits))
@@ -1007,6 +1007,8 @@ class SelectionOutput:
             if (volume, b_off, joint) != (0, 0, 0):
                 raise CircuitError(f"circuit output: no trade but volume = {volume}: inconsistent output")
             return cls(False, bool(invalid), 0, 0, 0, 0)
+        if invalid:
+            raise CircuitError("circuit output: trade = 1 with invalid = 1: inconsistent output")
         if volume <= 0 or joint < 0 or joint % volume:
             raise CircuitError(f"circuit output: volume = {volume}, joint profit = {joint}: inconsistent output")
         return cls(True, bool(invalid), volume, b_off, b_off + joint // volume, joint)
@@ -1191,8 +1193,10 @@ class SelectionCircuit:
             (Path(tmp) / "terms.json").write_text(
                 json.dumps(terms.as_dict() | {"formulation": formulation, "parameter_strategy": strategy})
             )
+            # atomic: a concurrent reader sees the whole artifact or none; terms.json (which records the
+            # formulation the cache check trusts) lands after the artifact it describes
+            os.replace(staged, artifact)
             os.replace(Path(tmp) / "terms.json", folder / "terms.json")
-            os.replace(staged, artifact)  # atomic: a concurrent reader sees the whole artifact or none
         return cls(terms, shape, artifact, compiled=compiled, compile_seconds=seconds)
 
     @classmethod

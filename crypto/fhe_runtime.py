@@ -24,7 +24,9 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import shlex
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
@@ -36,6 +38,7 @@ __all__ = [
     "FheRuntimeError",
     "build_library",
     "environment_with_fixed_plan",
+    "faked_clock_reads",
     "fixed_plan_active",
     "library_path",
     "reexec_with_fixed_plan",
@@ -43,7 +46,8 @@ __all__ = [
 ]
 
 SOURCE = Path(__file__).with_name("fixed_fft_plan.c")
-MARKER = "repo_market_fixed_fft_plan"  # a symbol the library exports
+MARKER = "repo_market_fixed_fft_plan"  # exported by the library: the digest of the source it was built from
+FAKES = "repo_market_fixed_fft_plan_fakes"  # exported counter of clock reads answered from the fake clock
 _REEXEC_FLAG = "REPO_MARKET_FIXED_FFT_PLAN_REEXEC"  # set before re-exec: a second failure is an error, not a loop
 
 
@@ -67,41 +71,68 @@ def library_path() -> Path:
     return cache / name
 
 
+def _check_not_foreign(path: Path) -> None:
+    """A library we preload into the custodian's key-holding process must be ours and writable only by us."""
+    for item in (path, path.parent):
+        info = item.stat()
+        if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            raise FheRuntimeError(
+                f"{item}: owned by uid {info.st_uid} with mode {stat.filemode(info.st_mode)}; the fixed FFT plan "
+                "library and its folder must belong to this user and not be group/world-writable")
+
+
 def build_library() -> Path:
     """Compile ``fixed_fft_plan.c`` with the system C compiler if not built yet; returns its path.
 
     Atomic: compiled to a temporary file in the same folder, then renamed, so a concurrent process never
-    preloads a half-written library."""
+    preloads a half-written library. Every failure (no compiler, unwritable folder, foreign file) is a
+    :class:`FheRuntimeError` naming the cause."""
     target = library_path()
     if target.is_file():
+        _check_not_foreign(target)
         return target
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
-    if compiler is None:
+    compiler = shlex.split(os.environ.get("CC", "")) or [c for c in (shutil.which("cc") or shutil.which("gcc"),) if c]
+    if not compiler:
         raise FheRuntimeError(
             "no C compiler (cc/gcc) found: it is needed once to build the fixed FFT plan library "
             f"from {SOURCE} (Debian: apt-get install gcc)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".build-", suffix=".so")
-    os.close(fd)
+    tmp = None
     try:
-        done = subprocess.run([compiler, "-O2", "-shared", "-fPIC", "-o", tmp, str(SOURCE), "-ldl"],
-                              capture_output=True, text=True)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".build-", suffix=".so")
+        os.close(fd)
+        done = subprocess.run([*compiler, "-O2", "-shared", "-fPIC", f'-DFIXED_FFT_PLAN_SOURCE_DIGEST="{_source_digest()}"',
+                               "-o", tmp, str(SOURCE), "-ldl"], capture_output=True, text=True)
         if done.returncode != 0:
-            raise FheRuntimeError(f"building {SOURCE.name} with {compiler} failed: {done.stderr.strip()[-500:]}")
+            raise FheRuntimeError(f"building {SOURCE.name} with {' '.join(compiler)} failed: {done.stderr.strip()[-500:]}")
+        os.chmod(tmp, 0o755)  # readable by the loader whoever runs the checkout; writable only by us
         os.replace(tmp, target)
+    except OSError as exc:
+        raise FheRuntimeError(f"cannot build the fixed FFT plan library at {target}: {exc}") from exc
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
+    _check_not_foreign(target)
     return target
 
 
 def fixed_plan_active() -> bool:
-    """True if the fixed-plan library is loaded in this process (its marker symbol is visible)."""
+    """True if the fixed-plan library built from this checkout's source is loaded in this process."""
     try:
-        ctypes.c_int.in_dll(ctypes.CDLL(None), MARKER)
+        loaded = ctypes.c_char_p(ctypes.addressof(ctypes.c_char.in_dll(ctypes.CDLL(None), MARKER))).value
     except ValueError:
         return False
-    return True
+    return loaded == _source_digest().encode()
+
+
+def faked_clock_reads() -> int:
+    """How many clock reads the library answered from the fake clock in this process (0 if not loaded).
+
+    Only concrete-fft's plan measurements should be among them: the replay test bounds the count."""
+    try:
+        return ctypes.c_ulong.in_dll(ctypes.CDLL(None), FAKES).value
+    except ValueError:
+        return 0
 
 
 def require_fixed_plan() -> None:
@@ -117,7 +148,9 @@ def environment_with_fixed_plan(env: dict[str, str] | None = None) -> dict[str, 
     """A copy of ``env`` (default: this process's) whose ``LD_PRELOAD`` starts with the library."""
     env = dict(os.environ if env is None else env)
     lib = str(build_library())
-    preload = [p for p in env.get("LD_PRELOAD", "").split() if p and p != lib]
+    if any(c in lib for c in " :"):
+        raise FheRuntimeError(f"{lib}: LD_PRELOAD cannot hold a path with a space or a colon")
+    preload = [p for p in env.get("LD_PRELOAD", "").replace(":", " ").split() if p != lib]
     env["LD_PRELOAD"] = " ".join([lib, *preload])
     return env
 
@@ -128,7 +161,7 @@ def _own_command_line() -> list[str]:
         raw = Path("/proc/self/cmdline").read_bytes()
     except OSError:
         return [sys.executable, *sys.argv]
-    args = [part.decode() for part in raw.split(b"\0") if part]
+    args = [os.fsdecode(part) for part in raw.split(b"\0")[:-1]]  # keeps empty arguments; any bytes
     return args or [sys.executable, *sys.argv]
 
 
@@ -143,12 +176,15 @@ def reexec_with_fixed_plan() -> None:
         return
     if os.environ.get(_REEXEC_FLAG):
         raise FheRuntimeError(
-            f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '')!r} did not load the fixed FFT plan library")
+            f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '')!r} did not load the fixed FFT plan library built from {SOURCE}")
     env = environment_with_fixed_plan()
     env[_REEXEC_FLAG] = "1"
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, _own_command_line(), env)
+    try:
+        os.execve(sys.executable, _own_command_line(), env)
+    except OSError as exc:
+        raise FheRuntimeError(f"cannot restart {sys.executable} with the fixed FFT plan preloaded: {exc}") from exc
 
 
 if __name__ == "__main__":

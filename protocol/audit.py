@@ -187,7 +187,7 @@ class Auditor:
 
                     got = sha256(replayed)
                     add(round_id, "evaluation.replay", got == rs.output_digest,
-                        f"replayed output {got.hex()} (byte-exact under the fixed FFT plan) vs agreed output digest on chain "
+                        f"replayed output {got.hex()}{' (fixed FFT plan)' if dep.backend == 'fhe' else ''} vs agreed output digest on chain "
                         f"{rs.output_digest.hex()}")
                     names = {dep.address(r).lower(): r for r in dep.evaluators}
                     for addr, voted in votes.items():

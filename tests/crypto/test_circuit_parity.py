@@ -134,6 +134,8 @@ def test_random_reports_invalid_flag_matches_strict_monotonicity(margin_circuit)
         strict = bool(np.all(np.diff(b) > 0) and np.all(np.diff(a) < 0))
         out = circuit.simulate(list(b), 3, list(a), 1)
         assert out.invalid == (not strict)
+        if out.invalid:  # an invalid report never trades and reveals no grid point
+            assert (out.trade, out.volume, out.r_mm_offset, out.r_rm_offset, out.joint_profit) == (False, 0, 0, 0, 0)
         flagged += out.invalid
     assert flagged > 150
 

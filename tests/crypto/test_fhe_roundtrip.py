@@ -142,6 +142,8 @@ def test_output_consistency_checks():
     assert SelectionOutput.from_values([0, 1, 0, 0, 0]).invalid
     with pytest.raises(CircuitError):
         SelectionOutput.from_values([1, 0, 3, 10, 100])  # J not a multiple of Q
+    with pytest.raises(CircuitError, match="trade = 1 with invalid = 1"):
+        SelectionOutput.from_values([1, 1, 3, 10, 99])
 
 
 def test_importing_crypto_does_not_import_concrete():

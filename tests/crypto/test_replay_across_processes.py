@@ -18,10 +18,16 @@ from crypto.encoding import digest
 from crypto.fhe_runtime import (
     FheRuntimeError,
     environment_with_fixed_plan,
+    faked_clock_reads,
     fixed_plan_active,
     library_path,
     require_fixed_plan,
 )
+
+# Fake clock reads allowed per process: concrete-fft's plan measurements only (measured: 24 for one polynomial
+# size, unchanged by further evaluations); a runtime that starts reading the clock on the evaluation path
+# (timed waits) or a shim that no longer intercepts anything fails the bounds.
+MAX_FAKED_READS = 200
 
 EVALUATE = textwrap.dedent("""
     import json, sys
@@ -33,7 +39,8 @@ EVALUATE = textwrap.dedent("""
     terms = MarketTerms(**json.loads((work / "terms.json").read_text()))
     circuit = SelectionCircuit.for_terms(terms, work / "circuits")
     out = circuit.evaluate(*((work / name).read_bytes() for name in ("keys", "mm", "rm")))
-    print(json.dumps({"digest": digest(out).hex()}))
+    from crypto.fhe_runtime import faked_clock_reads
+    print(json.dumps({"digest": digest(out).hex(), "faked": faked_clock_reads()}))
 """)
 
 
@@ -63,13 +70,14 @@ def test_python_clocks_stay_real_under_the_fixed_plan():
     done = subprocess.run([sys.executable, "-c", code], env=environment_with_fixed_plan(),
                           capture_output=True, text=True, check=True)
     elapsed, monotonic = (float(x) for x in done.stdout.split())
-    assert 0.19 <= elapsed < 2.0
-    assert monotonic > 1.0
+    assert 0.19 <= elapsed < 1.0
+    # the fake clock only ever returns whole seconds
+    assert elapsed != int(elapsed) and monotonic != int(monotonic)
 
 
 def test_environment_with_fixed_plan_keeps_other_preloads_once():
-    env = environment_with_fixed_plan({"LD_PRELOAD": f"/x/other.so {library_path()}"})
-    assert env["LD_PRELOAD"].split() == [str(library_path()), "/x/other.so"]
+    env = environment_with_fixed_plan({"LD_PRELOAD": f"/x/other.so {library_path()}:/y/third.so"})
+    assert env["LD_PRELOAD"].split() == [str(library_path()), "/x/other.so", "/y/third.so"]
 
 
 @pytest.fixture(scope="module")
@@ -91,12 +99,15 @@ def test_concurrent_fresh_processes_reproduce_the_output_byte_for_byte(published
     env = environment_with_fixed_plan()
     procs = [subprocess.Popen([sys.executable, "-c", EVALUATE, str(work)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]
-    digests = []
+    results = []
     for proc in procs:
         out, err = proc.communicate(timeout=600)
         assert proc.returncode == 0, err[-2000:]
-        digests.append(json.loads(out.splitlines()[-1])["digest"])
-    assert digests == [expected, expected]
+        results.append(json.loads(out.splitlines()[-1]))
+    assert [r["digest"] for r in results] == [expected, expected]
+    # the shim really answered concrete-fft's plan timing, and nothing on the evaluation path
+    assert all(0 < r["faked"] <= MAX_FAKED_READS for r in results), results
+    assert 0 < faked_clock_reads() <= MAX_FAKED_READS
 
 
 def test_require_fixed_plan_names_the_library(monkeypatch):
@@ -115,3 +126,30 @@ def test_repo_market_restarts_itself_under_the_fixed_plan():
     done = subprocess.run([sys.executable, "-c", code], env=_without_fixed_plan(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "False"]
+
+
+def test_build_failures_are_clear_errors(monkeypatch, tmp_path):
+    import crypto.fhe_runtime as runtime
+
+    monkeypatch.setattr(runtime, "library_path", lambda: tmp_path / "lib" / "libfixed_fft_plan-test.so")
+    monkeypatch.setenv("CC", "/nonexistent/cc -v")
+    with pytest.raises(FheRuntimeError, match="cannot build the fixed FFT plan library"):
+        runtime.build_library()
+    assert not any((tmp_path / "lib").iterdir())  # no half-built file left behind
+
+
+def test_a_foreign_or_writable_library_is_refused(monkeypatch, tmp_path):
+    import crypto.fhe_runtime as runtime
+
+    target = tmp_path / "libfixed_fft_plan-test.so"
+    target.write_bytes(b"not ours")
+    target.chmod(0o666)
+    monkeypatch.setattr(runtime, "library_path", lambda: target)
+    with pytest.raises(FheRuntimeError, match="must belong to this user and not be group/world-writable"):
+        runtime.build_library()
+
+
+def test_restart_keeps_the_exact_command_line():
+    code = "from crypto.fhe_runtime import _own_command_line; print(repr(_own_command_line()[-3:]))"
+    done = subprocess.run([sys.executable, "-c", code, "", "--label", ""], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == repr(["", "--label", ""])
