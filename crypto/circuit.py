@@ -232,10 +232,11 @@ class CircuitShape:
             formulation=formulation,
             strategy=strategy,
         )
-        if shape.joint_bits > 16:
+        if formulation != "radix" and shape.joint_bits > 16:  # radix carries J as digits: no such limit
             raise CircuitError(
                 f"terms.grid = {terms.grid} with rate_bits = {terms.rate_bits}: J = Q·s needs "
-                f"{shape.joint_bits} signed bits, concrete supports 16"
+                f"{shape.joint_bits} signed bits, concrete supports 16 (formulation {formulation!r}; "
+                "the default 'radix' has no such limit)"
             )
         return shape
 

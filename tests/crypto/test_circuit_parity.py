@@ -189,6 +189,7 @@ def test_other_formulations_match_reference(formulation, mode, grid, cases):
     (1, "margin", 10, 8, 60),  # a single grid point: no tournament node
     (16, "margin", 10, 8, 100),  # the benchmark grids: five-digit J
     (32, "spread", 10, 8, 40),
+    (64, "margin", 10, 8, 30),  # beyond the 16-bit J of the other formulations: six-digit J
 ])
 def test_radix_digit_layouts_match_reference(grid, mode, rate_bits, hurdle_bits, cases):
     """The radix circuit's digit layout, carries and hurdle test follow the rate and hurdle widths."""
@@ -230,3 +231,12 @@ def test_radix_inputs_are_digits_and_outputs_digit_rows():
         SelectionOutput.from_values([[1, 0], [0, 0], [3, 0], [8, 0], [4, 1]])
     with pytest.raises(CircuitError, match="5 rows"):
         SelectionOutput.from_values([1, 0, 3, 17])
+
+
+def test_only_radix_goes_beyond_a_16_bit_joint_profit():
+    from crypto.circuit import CircuitError, CircuitShape
+
+    terms = MarketTerms(grid=64, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
+    assert CircuitShape.from_terms(terms, "radix").joint_digits == 6
+    with pytest.raises(CircuitError, match="terms.grid = 64 with rate_bits = 10: J = Q·s needs 17 signed bits"):
+        CircuitShape.from_terms(terms, "limbs")
