@@ -179,7 +179,7 @@ __all__ = [
 
 TLU_BITS = 4  # widest table lookup in the circuit (see module docstring for the measurements)
 CHUNK = 3  # value bits per masked-product lookup: CHUNK + 1 mask bit = TLU_BITS
-OR_GROUP = (1 << TLU_BITS) - 1  # at most 15 bits are summed before a 4-bit "any" lookup
+TLU_MAX = (1 << TLU_BITS) - 1  # largest lookup input; also the most 0/1 bits summed before one any/all lookup
 FORMULATIONS = ("tournament", "pairwise", "limbs", "radix")
 DEFAULT_FORMULATION = "radix"  # ≈ 2.5-5× faster than "limbs" at N = 8, 16, 32 (bench_fhe.json), same rule
 STRATEGIES = ("mono", "multi")
@@ -327,12 +327,18 @@ def _is_negative(x, width: int):
     return kept < 0
 
 
+def _fold_bits(bits: list, combine: Callable):
+    """Reduce encrypted 0/1 scalars to one: ``combine(group)`` turns each group of at most :data:`TLU_MAX` bits
+    (their sum fits one 4-bit lookup) into one bit, level by level; a lone bit passes through unchanged."""
+    while len(bits) > 1:
+        groups = [bits[i : i + TLU_MAX] for i in range(0, len(bits), TLU_MAX)]
+        bits = [combine(group) if len(group) > 1 else group[0] for group in groups]
+    return bits[0]
+
+
 def _any(bits: list):
     """OR of encrypted 0/1 scalars: sums of at most 15 bits, each followed by one 4-bit lookup."""
-    while len(bits) > 1:
-        groups = [bits[i : i + OR_GROUP] for i in range(0, len(bits), OR_GROUP)]
-        bits = [(_hint(_sum(group), len(group).bit_length()) > 0) if len(group) > 1 else group[0] for group in groups]
-    return bits[0]
+    return _fold_bits(bits, lambda group: _hint(_sum(group), len(group).bit_length()) > 0)
 
 
 def _hint(value, bits: int):
@@ -633,15 +639,8 @@ def _pairwise(shape: CircuitShape, joint, s_bits, b, feasible):
             beats[j].append(1 - smaller_wins)
     winner = []
     for q in range(n):
-        conds = beats[q] + [feasible[q]]
-        need = len(conds)
         # AND of all conditions: count, in groups of <= 15, each group "all ones", then combined
-        groups = [conds[k : k + OR_GROUP] for k in range(0, need, OR_GROUP)]
-        alls = [(_hint(_sum(g), len(g).bit_length()) >= len(g)) if len(g) > 1 else g[0] for g in groups]
-        while len(alls) > 1:
-            groups = [alls[k : k + OR_GROUP] for k in range(0, len(alls), OR_GROUP)]
-            alls = [(_hint(_sum(g), len(g).bit_length()) >= len(g)) if len(g) > 1 else g[0] for g in groups]
-        winner.append(alls[0])
+        winner.append(_fold_bits(beats[q] + [feasible[q]], lambda g: _hint(_sum(g), len(g).bit_length()) >= len(g)))
     volumes = np.arange(1, n + 1)
     win = fhe.array(winner)
     q_sel = np.sum(win * volumes)
@@ -654,7 +653,6 @@ def _pairwise(shape: CircuitShape, joint, s_bits, b, feasible):
 
 RADIX_BITS = 3  # digit width: a difference of two digits minus a borrow, offset to be non-negative, fits TLU_BITS
 OUTPUT_BASE = 1 << RADIX_BITS  # outputs of "radix" are base-8 digit rows that SelectionOutput.from_values recombines
-TLU_MAX = (1 << TLU_BITS) - 1
 
 
 def rate_layout(bits: int) -> tuple[int, ...]:
@@ -747,13 +745,7 @@ def _borrow_chain(xs: list, ys: list, layout, borrow_in=None, digits: bool = Fal
 
 def _all_ones(bits: list):
     """``1`` iff every encrypted 0/1 scalar in ``bits`` is 1: sums of at most 15 bits, one lookup each."""
-    while len(bits) > 1:
-        groups = [bits[i : i + TLU_MAX] for i in range(0, len(bits), TLU_MAX)]
-        bits = [
-            _lut16([1 if v == len(g) else 0 for v in range(len(g) + 1)])[_tlu_in(_sum(g), len(g))] if len(g) > 1 else g[0]
-            for g in groups
-        ]
-    return bits[0]
+    return _fold_bits(bits, lambda g: _lut16([1 if v == len(g) else 0 for v in range(len(g) + 1)])[_tlu_in(_sum(g), len(g))])
 
 
 def _normalize(columns: list[list[tuple[Any, int]]], bases: list[int]) -> list[tuple[Any, int]]:
@@ -873,9 +865,10 @@ def _radix(shape: "CircuitShape") -> Callable:
             col0, shift = divmod(offsets[i], RADIX_BITS)
             x = _flagged(x, feasible, x_bound)
             for j in range(jd - col0):
-                tables = [[((q * ((t >> 1) - zero_at) << shift) >> (RADIX_BITS * j)) % OUTPUT_BASE
-                           if t % 2 == 1 and (t >> 1) >= zero_at else 0 for t in range(2 * x_bound + 2)] for q in volumes]
-                bound = max(max(t) for t in tables)
+                tables = [[((q * ((entry >> 1) - zero_at) << shift) >> (RADIX_BITS * j)) % OUTPUT_BASE
+                           if entry % 2 == 1 and (entry >> 1) >= zero_at else 0 for entry in range(2 * x_bound + 2)]
+                          for q in volumes]
+                bound = max(max(table) for table in tables)
                 if bound:
                     jcols[col0 + j].append((_per_element(tables)[x], bound))
         joint = [d for d, _ in _normalize(jcols, [OUTPUT_BASE] * jd)]
