@@ -107,7 +107,8 @@ def test_concurrent_fresh_processes_reproduce_the_output_byte_for_byte(published
     assert [r["digest"] for r in results] == [expected, expected]
     # the shim really answered concrete-fft's plan timing, and nothing on the evaluation path
     assert all(0 < r["faked"] <= MAX_FAKED_READS for r in results), results
-    assert 0 < faked_clock_reads() <= MAX_FAKED_READS
+    # this process compiled and ran circuits of several sizes in the session: each size adds its plan reads
+    assert faked_clock_reads() > 0
 
 
 def test_require_fixed_plan_names_the_library(monkeypatch):
