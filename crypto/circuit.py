@@ -192,12 +192,9 @@ class CircuitError(CryptoError, ValueError):
 
 
 def terms_digest(terms: MarketTerms, formulation: str = DEFAULT_FORMULATION, strategy: str = "mono") -> bytes:
-    """SHA-256 of the canonical terms (plus formulation/strategy when not the defaults): the cache key."""
-    body: dict[str, Any] = dict(terms.as_dict())
-    if formulation != DEFAULT_FORMULATION:
-        body["formulation"] = formulation
-    if strategy != "mono":
-        body["parameter_strategy"] = strategy
+    """SHA-256 of the canonical terms, formulation and parameter strategy: the cache key of a compiled circuit
+    (always both, so that a change of the default formulation can never reuse another formulation's artifact)."""
+    body: dict[str, Any] = dict(terms.as_dict()) | {"formulation": formulation, "parameter_strategy": strategy}
     return digest(canonical_bytes(body, name="terms"))
 
 
@@ -1175,8 +1172,8 @@ class SelectionCircuit:
         shape = CircuitShape.from_terms(terms, formulation, strategy)
         folder = Path(cache_dir) / to_hex(terms_digest(terms, formulation, strategy))
         artifact = folder / ARTIFACT_NAME
-        if artifact.is_file() and _cached_formulation(folder) == formulation:
-            return cls(terms, shape, artifact)  # (the default formulation is not in the digest: check it here)
+        if artifact.is_file():
+            return cls(terms, shape, artifact)
         started = time.perf_counter()
         compiled = _compile(shape, simulation=False)
         seconds = time.perf_counter() - started
@@ -1187,10 +1184,8 @@ class SelectionCircuit:
             (Path(tmp) / "terms.json").write_text(
                 json.dumps(terms.as_dict() | {"formulation": formulation, "parameter_strategy": strategy})
             )
-            # atomic: a concurrent reader sees the whole artifact or none; terms.json (which records the
-            # formulation the cache check trusts) lands after the artifact it describes
-            os.replace(staged, artifact)
             os.replace(Path(tmp) / "terms.json", folder / "terms.json")
+            os.replace(staged, artifact)  # atomic: a concurrent reader sees the whole artifact or none
         return cls(terms, shape, artifact, compiled=compiled, compile_seconds=seconds)
 
     @classmethod
@@ -1279,15 +1274,6 @@ class SelectionCircuit:
             artifact_bytes=len(self.artifact_bytes),
             timings={"compile": self.compile_seconds} if self.compile_seconds is not None else {},
         )
-
-
-def _cached_formulation(folder: Path) -> str | None:
-    """The formulation a cached artifact was compiled for (its ``terms.json``); ``None`` if unreadable. A cache
-    written when another formulation was the default has the same folder name and must be recompiled."""
-    try:
-        return json.loads((folder / "terms.json").read_text()).get("formulation")
-    except (OSError, ValueError, AttributeError):
-        return None
 
 
 def _compile(shape: CircuitShape, *, simulation: bool):

@@ -22,6 +22,7 @@ Surface:
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import os
 import shlex
@@ -55,7 +56,9 @@ class FheRuntimeError(CryptoError, RuntimeError):
     """The fixed FFT plan is not in place (or cannot be built); the message says how to fix it."""
 
 
+@functools.lru_cache(maxsize=1)
 def _source_digest() -> str:
+    """Digest of the C source (read once: fixed_plan_active runs before every evaluation)."""
     return hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:16]
 
 
@@ -91,7 +94,10 @@ def build_library() -> Path:
     if target.is_file():
         _check_not_foreign(target)
         return target
-    compiler = shlex.split(os.environ.get("CC", "")) or [c for c in (shutil.which("cc") or shutil.which("gcc"),) if c]
+    compiler = shlex.split(os.environ.get("CC", ""))
+    if not compiler:
+        found = shutil.which("cc") or shutil.which("gcc")
+        compiler = [found] if found else []
     if not compiler:
         raise FheRuntimeError(
             "no C compiler (cc/gcc) found: it is needed once to build the fixed FFT plan library "
@@ -101,10 +107,12 @@ def build_library() -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".build-", suffix=".so")
         os.close(fd)
-        done = subprocess.run([*compiler, "-O2", "-shared", "-fPIC", f'-DFIXED_FFT_PLAN_SOURCE_DIGEST="{_source_digest()}"',
-                               "-o", tmp, str(SOURCE), "-ldl"], capture_output=True, text=True)
+        define = f'-DFIXED_FFT_PLAN_SOURCE_DIGEST="{_source_digest()}"'
+        done = subprocess.run([*compiler, "-O2", "-shared", "-fPIC", define, "-o", tmp, str(SOURCE), "-ldl"],
+                              capture_output=True, text=True)
         if done.returncode != 0:
-            raise FheRuntimeError(f"building {SOURCE.name} with {' '.join(compiler)} failed: {done.stderr.strip()[-500:]}")
+            raise FheRuntimeError(
+                f"building {SOURCE.name} with {' '.join(compiler)} failed: {done.stderr.strip()[-500:]}")
         os.chmod(tmp, 0o755)  # readable by the loader whoever runs the checkout; writable only by us
         os.replace(tmp, target)
     except OSError as exc:
@@ -175,8 +183,8 @@ def reexec_with_fixed_plan() -> None:
         os.environ.pop(_REEXEC_FLAG, None)  # children start from a clean slate
         return
     if os.environ.get(_REEXEC_FLAG):
-        raise FheRuntimeError(
-            f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '')!r} did not load the fixed FFT plan library built from {SOURCE}")
+        raise FheRuntimeError(f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '')!r} did not load the fixed FFT plan "
+                              f"library built from {SOURCE}")
     env = environment_with_fixed_plan()
     env[_REEXEC_FLAG] = "1"
     sys.stdout.flush()

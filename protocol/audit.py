@@ -186,9 +186,9 @@ class Auditor:
                     from crypto.encoding import digest as sha256
 
                     got = sha256(replayed)
+                    plan = " (fixed FFT plan)" if dep.backend == "fhe" else ""
                     add(round_id, "evaluation.replay", got == rs.output_digest,
-                        f"replayed output {got.hex()}{' (fixed FFT plan)' if dep.backend == 'fhe' else ''} vs agreed output digest on chain "
-                        f"{rs.output_digest.hex()}")
+                        f"replayed output {got.hex()}{plan} vs agreed output digest on chain {rs.output_digest.hex()}")
                     names = {dep.address(r).lower(): r for r in dep.evaluators}
                     for addr, voted in votes.items():
                         who = names.get(addr.lower(), addr)

@@ -23,7 +23,9 @@ from protocol.scenario import DEFAULT_BASE_RATE, RoundPlan, deal_inputs, demo_pl
 
 __all__ = ["run_demo", "DemoConflict", "DEFAULT_GRID", "run_verify_process"]
 
-DEFAULT_GRID = 16  # [decided] 17 volume points; measured with the radix circuit: demo incl. compile, keys and verify well under 180 s on 2 cores (README)
+# [decided] 17 volume points; with the radix circuit the demo incl. compile, keys and verify takes ~110 s on
+# 2 cores (target 180 s; README, bench_protocol.json)
+DEFAULT_GRID = 16
 
 
 class DemoConflict(Exception):

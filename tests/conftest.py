@@ -24,8 +24,8 @@ settings.load_profile("ci" if os.environ.get("CI") else "dev")
 def pytest_configure(config):
     """Every FHE evaluation in the suite runs under the fixed FFT plan, like `repo-market` does
     (crypto/fhe_runtime.py), so in-process outputs equal those of the CLI processes the tests spawn.
-    scripts/run-tests.sh preloads it; a bare `python -m pytest` restarts itself with it here (output capture
-    is released first so the restarted run writes to the real terminal)."""
+    Unless it is already preloaded, pytest restarts itself here with it (output capture is released first so
+    the restarted run writes to the real terminal)."""
     if fixed_plan_active():
         return
     capture = config.pluginmanager.getplugin("capturemanager")

@@ -240,3 +240,13 @@ def test_only_radix_goes_beyond_a_16_bit_joint_profit():
     assert CircuitShape.from_terms(terms, "radix").joint_digits == 6
     with pytest.raises(CircuitError, match="terms.grid = 64 with rate_bits = 10: J = Q·s needs 17 signed bits"):
         CircuitShape.from_terms(terms, "limbs")
+
+
+def test_the_circuit_cache_key_names_formulation_and_strategy():
+    """A compiled artifact is cached per (terms, formulation, strategy): changing the default formulation can never
+    load another formulation's artifact from the same folder."""
+    from crypto.circuit import FORMULATIONS, STRATEGIES, terms_digest
+
+    terms = MarketTerms(grid=4, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
+    keys = {terms_digest(terms, f, s) for f in FORMULATIONS for s in STRATEGIES}
+    assert len(keys) == len(FORMULATIONS) * len(STRATEGIES)
