@@ -3,7 +3,7 @@
  * Why [measured]: concrete-python 2.11 links concrete-fft 0.5.1, whose Plan::new(Method::Measure) times every
  * candidate FFT algorithm (std::time::Instant = clock_gettime) and keeps the fastest. Different processes pick
  * different plans on a loaded machine, round some intermediates differently, and produce different (equally
- * valid) output ciphertexts (zama-ai/tfhe-rs#1765). Six concurrent processes gave five distinct outputs.
+ * valid) output ciphertexts. Six concurrent processes gave five distinct outputs.
  *
  * How: loaded with LD_PRELOAD, this library interposes clock_gettime. Calls made from inside the concrete
  * runtime library (libConcretelangRuntime*.so) see a per-thread clock that advances by exactly one second per

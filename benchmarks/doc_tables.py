@@ -1,0 +1,198 @@
+"""Render the performance tables of README.md and docs/*.md from the benchmark JSON in bench-results/.
+
+Every figure a doc shows comes from a benchmark JSON: a doc marks a generated region with
+
+    <!-- bench-table: NAME -->
+    ...generated, do not edit by hand...
+    <!-- /bench-table -->
+
+and ``python benchmarks/doc_tables.py`` rewrites every such region from ``RENDERERS[NAME]``;
+``--check`` rewrites nothing and exits 1 naming each stale region (tests/test_docs.py runs it).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Callable
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench-results"
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+REGION = re.compile(r"(<!-- bench-table: (?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(<!-- /bench-table -->)", re.S)
+
+
+def _load(name: str) -> dict:
+    return json.loads((RESULTS / f"bench_{name}.json").read_text())
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.1f} ms" if seconds < 0.1 else f"{seconds * 1000:.0f} ms"
+
+
+def _s(seconds: float, digits: int = 2) -> str:
+    return f"{seconds:.{digits}f} s"
+
+
+def _int(value: int) -> str:
+    return f"{int(value):,}"
+
+
+def _mb(nbytes: int) -> str:
+    return f"{nbytes / 1e6:.0f} MB"
+
+
+def _gb(nbytes: int) -> str:
+    return f"{nbytes / 1e9:.1f} GB"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_equilibria() -> str:
+    d = _load("equilibria")
+    wanted = {200, 400, 1000, 2000}
+    rows = [[f"{r['rate_points']} × {r['rate_points']}", _ms(r["exhaustive_best_s"]), _ms(r["d2_best_s"])]
+            for r in d["results"] if r["rate_points"] in wanted]
+    target = d["target"]
+    note = (f"\nTarget: {target['rate_points']} × {target['rate_points']} within {target['limit_s']:g} s "
+            f"(best {_ms(target['best_s'])}: {'met' if target['met'] else 'NOT met'}). Time grows like "
+            f"n^{d['growth_exponent']:.1f} (an n × n bimatrix, vectorised); best of {d['repeats']}, load average "
+            f"{d['machine']['load_average_1m']:.1f}.\n")
+    return _table(["rate grid", "exhaustive best responses", "D2 locus test"], rows) + note
+
+
+def render_chain() -> str:
+    d = _load("chain")
+    b = d["backends"]
+    names = [n for n in ("embedded", "anvil") if n in b]
+    t = d["targets"]
+    rows = [
+        ["gas per full round, first / later"] + [f"{_int(b[n]['round_gas_first'])} / {_int(b[n]['round_gas_steady'])}"
+                                                  for n in names] + [f"≤ {_int(t['round_gas'])}"],
+        ["seconds per round, median (range), excluding FHE"]
+        + [f"{b[n]['round_s_median']:.2f} ({b[n]['round_s_best']:.2f}–{b[n]['round_s_max']:.2f})" for n in names]
+        + [f"≤ {t['embedded_round_s']:g} / ≤ {t['anvil_round_s']:g}"],
+    ]
+    first = b[names[0]]
+    calls = first["per_call_gas_steady_round"] | first["other_calls_gas"]
+    per_call = "; ".join(f"{name} {_int(gas)}" for name, gas in calls.items())
+    p = d["parameters"]
+    extra = ""
+    path = RESULTS / "bench_chain_3of3.json"
+    if path.exists():
+        k3 = json.loads(path.read_text())["backends"]["embedded"]
+        extra = (f" With 3-of-3 evaluators a round costs {_int(k3['round_gas_steady'])} gas "
+                 f"({_int(k3['round_gas_first'])} for the first).")
+    return (_table(["", *names, "target"], rows)
+            + f"\nA round is {first['transactions_per_round']} transactions with k = {p['threshold']} of "
+              f"n = {p['evaluators']} evaluators, {p['rounds']} rounds per backend.{extra} Per call (later rounds): "
+              f"{per_call}; deploy {_int(first['deploy_gas'])}.\n")
+
+
+def render_allocation() -> str:
+    d = _load("allocation")
+    labels = {"bisection_1e6": "KKT equilibrium by bisection, n = 10^6 agents",
+              "algorithm1_1e5_x1000": "Algorithm 1, n = 10^5, 1,000 iterations",
+              "fee_sweep_1000": "fee sweep, 1,000 replications (21 fees × 5 mechanisms)"}
+    rows = [[labels.get(t["name"], t["name"]), _s(t["best_s"]), _s(t["median_s"]), f"≤ {t['target_s']:g} s"]
+            for t in d["timings"]]
+    g = d["gas"]
+    return (_table(["benchmark", "best", "median", "target"], rows)
+            + f"\nOn-chain clearing, n = {g['agents']}: {_int(g['first_round_gas'])} gas in the first round, then "
+              f"~{_int(g['steady_round_gas_median'])} per round (a demand report ~{_int(g['report_gas_median'])} "
+              f"gas; the last report of a round, which also applies the price update, "
+              f"~{_int(g['closing_report_gas_median'])}).\n")
+
+
+def render_protocol() -> str:
+    d = _load("protocol")
+    stages = ["seal", "encrypt", "evaluate", "decrypt", "chain", "settle"]
+    labels = {"seal": "seal (sign + AEAD)", "encrypt": "encrypt (both reports)",
+              "evaluate": f"evaluate ({d['config']['evaluators']} evaluators)", "decrypt": "decrypt",
+              "chain": "chain transactions of commit, report, compute, decrypt",
+              "settle": "both legs + challenge + settle (offers, acceptances, records, settle tx)"}
+    rows = []
+    for stage in stages:
+        values = [r[stage] for r in d["rounds"] if stage in r]
+        lo, hi = min(values), max(values)
+        fmt = "{:.3f}" if hi < 0.1 else "{:.2f}"
+        rows.append([labels[stage], fmt.format(lo) if fmt.format(lo) == fmt.format(hi)
+                     else f"{fmt.format(lo)} – {fmt.format(hi)}"])
+    c, v, s = d["config"], d["verify"], d["setup"]
+    gas = [r["gas"] for r in d["rounds"]]
+    m = d["machine"]
+    return (_table(["stage", "seconds per round"], rows)
+            + f"\nConfiguration: backend {c['backend']}, grid {c['grid']}, {c['rounds']} rounds, "
+              f"{c['threshold']}-of-{c['evaluators']} evaluators, embedded chain, load average "
+              f"{m['load_average_1m_before']:.1f}–{m['load_average_1m_after']:.1f}. Whole demo (including compile "
+              f"{s['compile circuit']:.1f} s, key generation {s['generate FHE keys']:.1f} s, deploy "
+              f"{s['deploy contract']:.1f} s and the closing independent `verify`): **{d['demo_seconds']:.0f} s** "
+              f"(target ≤ {d['demo_target_seconds']} s). `verify` replaying every evaluation in a fresh process: "
+              f"{v['seconds']:.1f} s for {v['evaluation_time_replayed']:.1f} s of evaluation it replays, "
+              f"**{v['ratio']:.2f}×** (target ≤ {v['ratio_target']}×). Gas per round: {_int(min(gas))} to "
+              f"{_int(max(gas))}.\n")
+
+
+def render_fhe() -> str:
+    d = _load("fhe")
+    rows = []
+    for r in d["records"]:
+        t = r["timings"]
+        rows.append([str(r["grid"]), r["formulation"] + ("" if r["strategy"] == "mono" else f", `{r['strategy']}`"),
+                     _int(r["pbs_count"]), _s(t["compile"], 1), _s(t["keygen"], 1),
+                     f"{t['evaluate_mean']:.2f} s ({t['evaluate_min']:.1f}–{t['evaluate_max']:.1f})",
+                     _mb(r["sizes"]["evaluation_keys"]), _gb(r["peak_rss_bytes"])])
+    return _table(["N", "formulation", "PBS", "compile", "keygen", "evaluate (mean, range)", "eval keys",
+                   "peak RSS"], rows)
+
+
+RENDERERS: dict[str, Callable[[], str]] = {
+    "equilibria": render_equilibria,
+    "chain": render_chain,
+    "allocation": render_allocation,
+    "protocol": render_protocol,
+    "fhe": render_fhe,
+}
+
+
+def render(text: str) -> tuple[str, list[str]]:
+    """``text`` with every marked region regenerated, and the names of regions whose content changed."""
+    stale: list[str] = []
+
+    def replace(match: re.Match) -> str:
+        name = match.group("name")
+        if name not in RENDERERS:
+            raise SystemExit(f"bench-table {name!r}: no renderer (known: {', '.join(RENDERERS)})")
+        body = RENDERERS[name]()
+        if body != match.group("body"):
+            stale.append(name)
+        return match.group(1) + body + match.group(4)
+
+    return REGION.sub(replace, text), stale
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="rewrite nothing; exit 1 if a region is stale")
+    args = parser.parse_args(argv)
+    problems = []
+    for path in DOCS:
+        text = path.read_text()
+        new, stale = render(text)
+        if stale:
+            problems += [f"{path.relative_to(ROOT)}: bench-table {name} is stale" for name in stale]
+            if not args.check:
+                path.write_text(new)
+    for line in problems:
+        print(line, file=sys.stderr)
+    return 1 if (problems and args.check) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
