@@ -6,7 +6,9 @@ suite is reproducible in CI.
 from __future__ import annotations
 
 import os
+import sys
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 from crypto.fhe_runtime import fixed_plan_active, reexec_with_fixed_plan
@@ -32,3 +34,25 @@ def pytest_configure(config):
     if capture is not None:
         capture.suspend_global_capture(in_=True)
     reexec_with_fixed_plan()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    session.config.stash[_EXIT_STATUS] = int(session.exitstatus)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):
+    """Leave with pytest's own exit status. [measured] Once concrete-python has compiled or run a circuit, the
+    interpreter's normal shutdown ends the process with status 0 whatever ``sys.exit`` asked for (something in
+    concrete's native runtime exits at teardown), so a failing suite would look green. Flush and ``os._exit``
+    instead; nothing of the project needs interpreter teardown."""
+    status = config.stash.get(_EXIT_STATUS, None)
+    if status is None:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+_EXIT_STATUS = pytest.StashKey[int]()
