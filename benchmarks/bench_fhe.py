@@ -1,12 +1,15 @@
 """Benchmark of the selection circuit in real TFHE (concrete-python): cost report per compiled circuit.
 
-Each configuration (grid N, argmax formulation, parameter strategy) runs in its own subprocess so the peak
+Each configuration (grid N, parameter strategy) runs in its own subprocess so the peak
 memory (``ru_maxrss``) is that configuration's: compile, key generation, encryption of both reports,
 encrypted evaluation (``--runs`` times, the first output is compared byte for byte with every replay),
 decryption, and a check against the plaintext reference :func:`market.selection.select_equilibrium`.
 
-    .venv/bin/python benchmarks/bench_fhe.py --grids 8 16 32 --formulations radix
-    .venv/bin/python benchmarks/bench_fhe.py --grids 4 8 --formulations tournament pairwise --strategies mono multi
+    .venv/bin/python benchmarks/bench_fhe.py --grids 8 16 32
+    .venv/bin/python benchmarks/bench_fhe.py --grids 4 8 --strategies mono multi
+
+Only formulation "radix" is shipped; the JSON keeps the records of the removed formulations (tournament,
+pairwise, limbs) marked ``"historic": true`` (measured before their removal, not re-run).
 
 Writes ``bench-results/bench_fhe.json`` (one record per configuration, machine info) and prints a table.
 Targets (issue 4): 10-bit offsets, N = 16 <= 10 s and N = 32 <= 30 s of evaluation on 2 cores, evaluation
@@ -126,9 +129,8 @@ def main(argv=None) -> int:
     reexec_with_fixed_plan()  # measure what the protocol runs: every evaluation under the fixed FFT plan
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grids", type=int, nargs="+", default=[8, 16, 32])
-    from crypto.circuit import DEFAULT_FORMULATION, FORMULATIONS  # no concrete import
+    from crypto.circuit import DEFAULT_FORMULATION  # no concrete import
 
-    parser.add_argument("--formulations", nargs="+", default=[DEFAULT_FORMULATION], choices=FORMULATIONS)
     parser.add_argument("--strategies", nargs="+", default=["mono"], choices=["mono", "multi"])
     parser.add_argument("--runs", type=int, default=2, help="evaluations of the first case (replay check)")
     parser.add_argument("--cases", type=int, default=2, help="random valid report pairs per configuration (+1 invalid)")
@@ -139,8 +141,11 @@ def main(argv=None) -> int:
         print(json.dumps(run_one(int(args.one[0]), args.one[1], args.one[2], args.runs, args.cases)))
         return 0
     records = json.loads(args.out.read_text())["records"] if args.out.exists() else []
+    for r in records:  # the removed formulations' figures stay, marked as such
+        if r.get("formulation") != DEFAULT_FORMULATION:
+            r["historic"] = True
     for grid in args.grids:
-        for formulation in args.formulations:
+        for formulation in (DEFAULT_FORMULATION,):
             for strategy in args.strategies:
                 print(f"N={grid} {formulation}/{strategy} …", file=sys.stderr, flush=True)
                 proc = subprocess.run(

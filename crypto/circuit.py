@@ -7,10 +7,10 @@ Inputs, one encrypted vector per dealer so the custodian encrypts each report on
 * ``mm = [b̂_0 .. b̂_N, h_mm]`` — MM's schedule as offsets from the market's base rate, then BDmm's hurdle;
 * ``rm = [â_0 .. â_N, h_rm]`` — RM's schedule as offsets, then BDrm's hurdle.
 
-(formulation "radix": every value as its digits, see below; :func:`pack_report` builds either form.)
+(every value as its digits, see below; :func:`pack_report` builds them.)
 
 Output (the only value ever decrypted), five integers ``[trade, invalid, Q_sel, b̂[Q_sel], J(Q_sel)]``
-(formulation "radix": five rows of base-8 digits, recombined by :meth:`SelectionOutput.from_values`):
+(five rows of base-8 digits, recombined by :meth:`SelectionOutput.from_values`):
 
 1. ``invalid`` — some report is not strictly monotone (``b̂`` strictly increasing, ``â`` strictly
    decreasing; the same rule :func:`market.terms.validate_report` applies before encryption). Computed
@@ -28,8 +28,8 @@ the grid and the J-argmax over that prefix passes the D2 equilibrium test, so th
 recompute the O(N²) equilibrium filter; the tests check the equality against
 :func:`market.selection.select_equilibrium` with the filter on.
 
-Formulation "radix" (the default, :data:`DEFAULT_FORMULATION`)
---------------------------------------------------------------
+Formulation "radix" (the only one, :data:`DEFAULT_FORMULATION`)
+---------------------------------------------------------------
 [measured] With ``mono`` parameters every PBS of a circuit pays for the widest encrypted integer anywhere in it
 (optimizer complexity per PBS, 200 independent lookups: 3-bit 5.0e7, 4-bit 9.5e7, 5-bit 2.2e8; the limbs
 circuit's 11-15-bit encodings ran at ≈ 22 ms per PBS). "radix" keeps EVERY encrypted integer at most 4 bits
@@ -87,54 +87,9 @@ ciphertexts grow with the digit count (one LWE ciphertext per digit: 1.2 MB per 
 N = 32, against 0.3-0.6 MB for "limbs"); compile 6-12 s, key generation 3-4 s. Chosen as the default because it
 is faster than every other formulation at N = 8, 16 and 32 with smaller keys and passes the same parity tests.
 
-How (formulation "tournament", the first one; see ``benchmarks/bench_fhe.py`` for the comparison)
------------------------------------------------------------------------------------------------
-TFHE cost tracks the number of programmable bootstraps (PBS) and, above all, the widest table lookup:
-with the ``mono`` parameter strategy every PBS uses the parameters of the widest one (measured on this
-machine, 8 sign tests of 11-bit values: 4-bit lookups 104 MB keys / 0.9 s, 6-bit 409 MB / 2.3 s, 8-bit
-3.5 GB / 25 s). So every lookup here reads at most :data:`TLU_BITS` = 4 bits:
-
-* a sign test of a wide value is ``fhe.truncate_bit_pattern`` (one cheap PBS per removed low bit) and a
-  4-bit lookup, or the top bit of ``fhe.bits`` (one PBS per bit, shared by every use of the same value);
-* a product ``bit × value`` is computed per :data:`CHUNK`-bit chunk of the value's bits as a 4-bit lookup
-  of ``chunk + 8·bit`` (the chunk sums are plaintext-free additions);
-* ``J(Q) = Q·s(Q)`` is a plaintext × ciphertext product (no PBS): the masked spread
-  ``f(Q)·s(Q)`` is built from chunks, then multiplied by the public ``Q``;
-* a comparison ``s(Q) >= c·H`` of the spread with the larger hurdle is done chunk by chunk on the
-  spread's bits (ternary per chunk, combined most-significant first), so the inputs stay 11-bit wide;
-* the argmax is a tournament over the leaves ``Q = 0..N``: each node takes the sign of ``J_R − J_L``
-  from its bits, keeps ``J_L + relu(J_R − J_L)`` (ties to the right, the larger Q), and multiplexes the
-  index and ``b̂`` the same way. Infeasible leaves carry ``J = −1`` and the ``Q = 0`` leaf carries
-  ``J = 0``, so "no survivor" selects ``Q = 0`` with zero rates without any extra masking.
-
-Formulation "limbs" (the default before "radix")
------------------------------------------------
-The same rule without any wide ``J`` integer: each leaf carries ``J' = f·(Q·s + 1) = 64·u + v`` (``v < 64``,
-``u < 512``). ``P = f·(Q·(s mod 64) + 1)`` (< 11 bits) is built from one table per ``Q`` on 3-bit chunks
-of ``s`` plus the feasibility bit, so the scaling by the public ``Q`` happens inside the table (a constant
-multiply of a ciphertext would amplify its noise and force larger parameters); ``v`` and the carry come from
-``P``'s bits and ``u`` = carry + per-Q tables on the high chunks. A node keeps the right (larger Q) leaf iff
-``2·(u_R − u_L) − [v_R < v_L] >= 0``: two sign tests of 7- and 11-bit values; ``u``, ``v``, ``b̂`` and the
-index are multiplexed from the bits of their differences (a signed multiplexer for ``u`` and ``v``). "No
-survivor" is ``trade = 0`` (every ``J' = 0``); the outputs are lookups masked by ``trade``. Sign tests use
-``fhe.AutoTruncator`` so each is a true 4-bit lookup after width unification. The widest encoding drops by
-one bit and the parameters by one decomposition level: ≈ 23 ms per PBS instead of ≈ 40 ms, about 2× faster
-than the tournament at N = 8, 16, 32 with fewer keys and less memory (README, bench_fhe.json). Its inputset
-is 400 random samples plus the structured extremes (60 gave a too-narrow inferred width at N = 5).
-
-Cost of "tournament" and "limbs" (``bench-results/bench_fhe.json``; 2 cores, shared machine)
------------------------------------------------------------------------------------------
-"tournament": PBS per grid point ≈ 39 (2 monotonicity sign tests 2×8, spread bits 11, hurdle comparison 8, masked J 4)
-plus ≈ 42 per tournament node (J difference bits 14-16, its relu 5, b̂ multiplexer 14, index 0-8), so the
-count grows linearly: N = 4, 8, 16, 32 -> 414, 847, 1714, 3486 PBS. Time per PBS grows with the widest
-encoding, which is J's (``log2(N·1023) + 1`` = 13..16 bits): evaluation 11.7, 39, 69, 169 s; evaluation
-keys 160-273 MB; peak memory 1.7-2.5 GB; replay byte-identical within a process.
-
-"limbs": N = 8, 16, 32 -> 805, 1663, 3568 PBS, evaluation 19, 37.5, 80.4 s (load average ≈ 3, like the
-radix run), keys 160-172 MB. Neither meets the
-issue's time targets (N = 16 in 10 s, N = 32 in 30 s); keys and memory they do. The pairwise formulation
-(O(N²) exact sign tests, no multiplexed J) costs more PBS from N = 4 on; the ``multi`` parameter strategy ran
-slower here with 3-4× larger keys. "radix" (above) is the step this paragraph used to name as next.
+Earlier formulations ("tournament", "pairwise", "limbs") computed the same rule on wide encodings; they were
+2.5-5x slower (their measured figures are kept, marked historic, in ``bench-results/bench_fhe.json``, and
+their code in git history before the commit that removed them).
 
 Replay across processes: tfhe-rs inside concrete-python 2.11 picks its FFT plan per process by timing, and two
 plans can round an intermediate differently (three fresh processes at N = 3 gave two output digests);
@@ -161,7 +116,6 @@ from market.selection import NO_TRADE, HurdleMode, Instruction
 from market.terms import MarketTerms
 
 __all__ = [
-    "CHUNK",
     "DEFAULT_FORMULATION",
     "FORMULATIONS",
     "RADIX_BITS",
@@ -178,10 +132,9 @@ __all__ = [
 ]
 
 TLU_BITS = 4  # widest table lookup in the circuit (see module docstring for the measurements)
-CHUNK = 3  # value bits per masked-product lookup: CHUNK + 1 mask bit = TLU_BITS
 TLU_MAX = (1 << TLU_BITS) - 1  # largest lookup input; also the most 0/1 bits summed before one any/all lookup
-FORMULATIONS = ("tournament", "pairwise", "limbs", "radix")
-DEFAULT_FORMULATION = "radix"  # ≈ 2.5-5× faster than "limbs" at N = 8, 16, 32 (bench_fhe.json), same rule
+FORMULATIONS = ("radix",)  # the others (tournament, pairwise, limbs) were removed: figures in bench_fhe.json
+DEFAULT_FORMULATION = "radix"
 STRATEGIES = ("mono", "multi")
 ARTIFACT_NAME = "server.zip"
 OUTPUT_FIELDS = ("trade", "invalid", "volume", "b_offset", "joint_profit")
@@ -206,8 +159,9 @@ class CircuitShape:
     rate_bits: int
     hurdle_bits: int
     hurdle_factor: int  # c: 2 for margin (s/2 >= h), 1 for spread (s >= h)
-    formulation: str = DEFAULT_FORMULATION
     strategy: str = "mono"  # concrete parameter_selection_strategy
+
+    formulation = DEFAULT_FORMULATION  # the only one (a class constant: it names the cache key and cost report)
 
     @classmethod
     def from_terms(cls, terms: MarketTerms, formulation: str = DEFAULT_FORMULATION, strategy: str = "mono") -> "CircuitShape":
@@ -221,21 +175,13 @@ class CircuitShape:
             raise CircuitError(
                 f"terms.hurdle_bits = {terms.hurdle_bits}: must not exceed rate_bits = {terms.rate_bits}"
             )
-        shape = cls(
+        return cls(
             grid=terms.grid,
             rate_bits=terms.rate_bits,
             hurdle_bits=terms.hurdle_bits,
             hurdle_factor=2 if terms.hurdle_mode is HurdleMode.MARGIN else 1,
-            formulation=formulation,
             strategy=strategy,
         )
-        if formulation != "radix" and shape.joint_bits > 16:  # radix carries J as digits: no such limit
-            raise CircuitError(
-                f"terms.grid = {terms.grid} with rate_bits = {terms.rate_bits}: J = Q·s needs "
-                f"{shape.joint_bits} signed bits, concrete supports 16 (formulation {formulation!r}; "
-                "the default 'radix' has no such limit)"
-            )
-        return shape
 
     @property
     def max_offset(self) -> int:
@@ -247,15 +193,13 @@ class CircuitShape:
 
     @property
     def joint_bits(self) -> int:
-        """Signed width of ``J_R − J_L`` with ``J ∈ [−1, N·max_offset]``."""
+        """Bits of ``J <= N·max_offset`` plus a sign bit (reported in :class:`CostReport`)."""
         return (self.max_joint + 1).bit_length() + 1
 
     @property
     def report_length(self) -> int:
-        """Length of one packed report (``pack_report``): values, or digits in formulation "radix"."""
-        if self.formulation == "radix":
-            return (self.grid + 1) * len(self.rate_layout) + len(self.hurdle_layout)
-        return self.grid + 2
+        """Length of one packed report (``pack_report``): the digits of N + 1 offsets and of the hurdle."""
+        return (self.grid + 1) * len(self.rate_layout) + len(self.hurdle_layout)
 
     @property
     def rate_layout(self) -> tuple[int, ...]:
@@ -290,40 +234,6 @@ def _lut(table: list[int]):
     return _fhe().LookupTable(table)
 
 
-_AUTO: list | None = None  # AutoTruncators of the trace in progress ("limbs"); None = fixed widths
-
-
-class _AutoPool:
-    """``fhe.AutoTruncator`` objects (one per call site, created before tracing): the truncation then
-    removes ``actual width − 4`` bits whatever width the compiler assigned after unification, so every sign
-    test is a true 4-bit lookup."""
-
-    def __init__(self, count: int):
-        self.items = [_fhe().AutoTruncator(target_msbs=TLU_BITS) for _ in range(count)]
-        self.next = 0
-        self.widths = [0] * count
-
-    def widen(self):
-        """After ``adjust``: never remove fewer bits than the declared (true) width needs; the inputset's
-        observed range may be narrower than the true one (hints do not reach ``adjust``)."""
-        for truncator, width in zip(self.items, self.widths):
-            truncator.lsbs_to_remove = max(truncator.lsbs_to_remove, width - TLU_BITS)
-
-
-def _is_negative(x, width: int):
-    """``1`` where the ``width``-bit signed ``x`` is negative: ``width − 4`` truncation PBS + one lookup."""
-    fhe = _fhe()
-    if _AUTO is not None:
-        pool = _AUTO[0]
-        truncator = pool.items[pool.next]
-        pool.widths[pool.next] = width
-        pool.next += 1
-        kept = fhe.truncate_bit_pattern(x, lsbs_to_remove=truncator)
-    else:
-        kept = fhe.truncate_bit_pattern(x, lsbs_to_remove=width - TLU_BITS)
-    return kept < 0
-
-
 def _fold_bits(bits: list, combine: Callable):
     """Reduce encrypted 0/1 scalars to one: ``combine(group)`` turns each group of at most :data:`TLU_MAX` bits
     (their sum fits one 4-bit lookup) into one bit, level by level; a lone bit passes through unchanged."""
@@ -350,300 +260,6 @@ def _sum(items: list):
     for item in items[1:]:
         total = total + item * 1
     return total
-
-
-def _masked_chunks(bit_source, nbits: int, mask, keep_when: int, scale: int = 1):
-    """``mask·value`` (``keep_when = 1``) or ``(1 − mask)·value`` (``keep_when = 0``) for the low ``nbits``
-    of a value whose bits are ``bit_source`` (``fhe.bits(value)``): one 4-bit lookup per chunk."""
-    total = None
-    for start in range(0, nbits, CHUNK):
-        stop = min(start + CHUNK, nbits)
-        chunk = bit_source[start:stop]
-        table = [
-            ((v & ((1 << CHUNK) - 1)) << start) * scale if (v >> CHUNK) == keep_when else 0
-            for v in range(1 << (CHUNK + 1))
-        ]
-        part = _lut(table)[_hint(chunk + (1 << CHUNK) * mask, CHUNK + 1)]
-        total = part if total is None else total + part
-    return total
-
-
-def _mux_right(sign, left, right, nbits: int):
-    """``left if sign else right`` for ``right − left ∈ [0, 2**nbits)``: ``left + (1−sign)·(right−left)``.
-
-    Cost: ``nbits`` bit extractions of the difference + ``ceil(nbits/3)`` lookups."""
-    fhe = _fhe()
-    delta = _hint(right - left, nbits + 1)
-    return left + _masked_chunks(fhe.bits(delta), nbits, sign, keep_when=0)
-
-
-def _winning_index(left_wins, level_q, k: int, q_bits: int):
-    """The index kept by each of the ``k`` pairs of a tournament level (ties to the right, the larger Q).
-    While indices are still public (a numpy array) this is a plaintext × bit product, no PBS."""
-    if isinstance(level_q, np.ndarray):
-        q_l, q_r = level_q[0 : 2 * k : 2], level_q[1 : 2 * k : 2]
-        return q_r - left_wins * (q_r - q_l)
-    return _mux_right(left_wins, level_q[0 : 2 * k : 2], level_q[1 : 2 * k : 2], q_bits)
-
-
-def _leftover_index(level_q, m: int, new_q):
-    """The unpaired last index of an odd level, as a tracer like ``new_q`` so the two can be concatenated."""
-    rest_q = level_q[m - 1 : m]
-    if isinstance(rest_q, np.ndarray):
-        rest_q = new_q[0:1] * 0 + rest_q
-    return rest_q
-
-
-def _mux_signed(sign, left, right, nbits: int):
-    """``left if sign else right`` for ``right − left ∈ [−2**nbits, 2**nbits)``: the difference's ``nbits + 1``
-    two's-complement bits, the sign bit weighted ``−2**nbits`` inside the chunk tables."""
-    fhe = _fhe()
-    width = nbits + 1
-    bits = fhe.bits(_hint(right - left, width))
-    total = None
-    for start in range(0, width, CHUNK):
-        stop = min(start + CHUNK, width)
-        table = []
-        for x in range(1 << (CHUNK + 1)):
-            val = 0
-            if (x >> CHUNK) == 0:
-                for i in range(start, stop):
-                    if (x >> (i - start)) & 1:
-                        val += -(1 << i) if i == nbits else (1 << i)
-            table.append(val)
-        part = _lut(table)[_hint(bits[start:stop] + (1 << CHUNK) * sign, CHUNK + 1)]
-        total = part if total is None else total + part
-    return left + total
-
-
-# --- the circuit -------------------------------------------------------------------------------------------
-
-
-def _rule(shape: CircuitShape) -> Callable:
-    """The traced function ``(mm, rm) -> [trade, invalid, Q_sel, b̂_sel, J_sel]`` for ``shape``."""
-    n = shape.grid
-    rb = shape.rate_bits
-    hb = shape.hurdle_bits
-    c = shape.hurdle_factor
-    wd = shape.joint_bits
-
-    def rule(mm, rm):
-        fhe = _fhe()
-        b = mm[0 : n + 1]
-        a = rm[0 : n + 1]
-        h_mm = mm[n + 1]
-        h_rm = rm[n + 1]
-
-        # 1. strict monotonicity of both reports: every step must be >= 1 (11-bit signed sign tests).
-        steps = np.concatenate((b[1:] - b[:-1], a[:-1] - a[1:])) - 1
-        not_strict = _is_negative(steps, rb + 1)
-        invalid = _any([not_strict[i] for i in range(2 * n)])
-
-        # 2. H = max(h_mm, h_rm) = h_mm + relu(h_rm − h_mm), then the bits of G = c·H.
-        dh = h_rm - h_mm
-        dh_bits = fhe.bits(dh)
-        hurdle = h_mm + _masked_chunks(dh_bits, hb, dh_bits[hb], keep_when=0)
-        h_bits = fhe.bits(hurdle)
-        g_bits = ([0] if c == 2 else []) + [h_bits[i] for i in range(hb)]
-        over_bits = [bit for bit in g_bits[rb:] if not isinstance(bit, int)]
-        over = _any(over_bits) if over_bits else 0
-
-        # 3. spreads s(Q), Q = 1..N, and the hurdle test s(Q) >= G chunk by chunk (most significant first).
-        spread = a[1:] - b[1:]
-        s_bits = fhe.bits(spread)
-        s_negative = s_bits[rb]
-        ternary = _lut([0] * 7 + [1] + [2] * 8)  # (s_k − G_k) + 7 -> 0: less, 1: equal, 2: greater
-        combine = _lut([0, 0, 0, 0, 1, 2, 2, 2, 2] + [0] * 7)  # 3·high + low, high decides unless equal
-        verdict = None
-        for start in reversed(range(0, rb, CHUNK)):
-            stop = min(start + CHUNK, rb)
-            s_chunk = s_bits[start:stop]
-            g_chunk = _sum([g_bits[i] * (1 << (i - start)) for i in range(start, stop) if i < len(g_bits)] or [0])
-            cmp = ternary[_hint(s_chunk - g_chunk + 7, TLU_BITS)]
-            verdict = cmp if verdict is None else combine[_hint(3 * verdict + cmp, TLU_BITS)]
-        bad = _sum([s_negative, over, invalid])  # 0..3, each term 0/1
-        feasible = _lut([1 if (v % 3) >= 1 and v // 3 == 0 else 0 for v in range(16)])[_hint(verdict + 3 * bad, TLU_BITS)]
-
-        if shape.formulation == "limbs":
-            return _limbs(shape, s_bits, feasible, invalid, b)
-
-        # 4. masked joint profit per leaf: J = Q·s if feasible else −1.
-        masked_spread = _masked_chunks(s_bits, rb, feasible, keep_when=1)
-        volumes = np.arange(1, n + 1)
-        joint = fhe.hint(masked_spread * volumes + feasible - 1, bit_width=wd)
-
-        trade = _any([feasible[i] for i in range(n)])
-        if shape.formulation == "tournament":
-            q_sel, b_sel, j_sel = _tournament(shape, joint, b)
-        else:
-            q_sel, b_sel, j_sel = _pairwise(shape, joint, s_bits, b, feasible)
-        return fhe.array([trade, invalid, q_sel, b_sel, j_sel])
-
-    return rule
-
-
-LIMB = 6  # J' = 64·u + v: the low limb v holds 6 bits, u <= N·(2**(rb−6) − 1) + 31 stays < 512
-
-
-def _limbs(shape: CircuitShape, s_bits, feasible, invalid, b):
-    """Formulation "limbs": the tournament on ``J' = f·(Q·s + 1) = 64·u + v`` (``v < 64``) so that no
-    encoding is wider than the 11-bit signed spread (the widest PBS input decides the mono parameters).
-
-    Leaf: masked spread limbs ``L = f·(s mod 64)``, ``H = f·(s >> 6)`` (chunk lookups), ``P = Q·L + f``
-    (< 2**11) whose bits give ``v = P mod 64`` and the carry ``P >> 6``; ``u = Q·H + carry``.
-    Node: the right (larger Q) leaf wins iff ``2·(u_R − u_L) − [v_R < v_L] >= 0`` (two sign tests of
-    7- and 11-bit values), then ``u``, ``v``, ``b̂`` and the index are multiplexed from their differences'
-    bits. Outputs are fresh lookups masked by ``trade`` (no survivor = all leaves J' = 0), so the 15-bit
-    output encoding never feeds a PBS input.
-    """
-    fhe = _fhe()
-    n = shape.grid
-    rb = shape.rate_bits
-    hi_bits = rb - LIMB
-    q_bits = n.bit_length()
-    volumes = np.arange(1, n + 1)
-    mask8 = (1 << CHUNK) * feasible
-
-    def per_q(start: int, stop: int, value):
-        """One table per leaf Q on ``chunk + 8·f`` (f = 0 -> 0): scaling inside the table adds no noise."""
-        tables = [
-            _lut([value(q, x & ((1 << CHUNK) - 1)) if (x >> CHUNK) == 1 else 0 for x in range(1 << (CHUNK + 1))])
-            for q in volumes
-        ]
-        return _fhe().LookupTable(tables)[_hint(s_bits[start:stop] + mask8, CHUNK + 1)]
-
-    # P = f·(Q·(s mod 64) + 1) < 2**11; u = f·Q·(s >> 6) + (P >> 6); v = P mod 64 (all sums of fresh lookups)
-    p_max = n * ((1 << LIMB) - 1) + 1
-    p_width = p_max.bit_length()
-    p = _hint(per_q(0, 3, lambda q, c: q * c + 1) + per_q(3, 6, lambda q, c: q * c * 8), p_width)
-    p_bits = fhe.bits(p)
-
-    def recombine(lo_bit: int, hi_bit: int, shift: int):
-        """Bits ``lo_bit..hi_bit−1`` of P as an integer (>> shift): 3-bit chunk lookups, no scaled noise."""
-        total = None
-        for start in range(lo_bit, hi_bit, CHUNK):
-            stop = min(start + CHUNK, hi_bit)
-            part = _lut([x << (start - shift) for x in range(1 << (stop - start))])[_hint(p_bits[start:stop], stop - start)]
-            total = part if total is None else total + part
-        return total
-
-    v = recombine(0, min(LIMB, p_width), 0)
-    u = recombine(LIMB, p_width, LIMB) if p_width > LIMB else None
-    for start in range(LIMB, rb, CHUNK):
-        stop = min(start + CHUNK, rb)
-        part = per_q(start, stop, lambda q, c, start=start: q * (c << (start - LIMB)))
-        u = part if u is None else u + part
-    u_bits = (n * ((1 << hi_bits) - 1) + (p_max >> LIMB)).bit_length()
-    trade = _any([feasible[i] for i in range(n)])
-
-    level_u, level_v, level_b = u, v, b[1:]
-    level_q: Any = np.arange(1, n + 1)
-    while level_u.shape[0] > 1:
-        m = level_u.shape[0]
-        k = m // 2
-        ul, ur = level_u[0 : 2 * k : 2], level_u[1 : 2 * k : 2]
-        vl, vr = level_v[0 : 2 * k : 2], level_v[1 : 2 * k : 2]
-        v_less = _is_negative(_hint(vr - vl, LIMB + 1), LIMB + 1)
-        left_wins = _is_negative(_hint(2 * (ur - ul) - v_less, u_bits + 2), u_bits + 2)
-        new_u = _mux_signed(left_wins, ul, ur, u_bits)
-        new_v = _mux_signed(left_wins, vl, vr, LIMB)
-        new_b = _mux_right(left_wins, level_b[0 : 2 * k : 2], level_b[1 : 2 * k : 2], rb)
-        new_q = _winning_index(left_wins, level_q, k, q_bits)
-        if m % 2:
-            rest_q = _leftover_index(level_q, m, new_q)
-            new_u = np.concatenate((new_u, level_u[m - 1 : m]))
-            new_v = np.concatenate((new_v, level_v[m - 1 : m]))
-            new_b = np.concatenate((new_b, level_b[m - 1 : m]))
-            new_q = np.concatenate((new_q, rest_q))
-        level_u, level_v, level_b, level_q = new_u, new_v, new_b, new_q
-    u_w, v_w, b_w, q_w = level_u[0], level_v[0], level_b[0], level_q[0]
-    # outputs: J = 64·u + v − 1 when trade, else 0; every term is a fresh lookup (output-only encodings)
-    ub = fhe.bits(u_w)
-    vb = fhe.bits(v_w)
-    j_sel = _masked_chunks(ub, u_bits, trade, keep_when=1, scale=1 << LIMB)
-    parts = []
-    for start in range(0, LIMB, CHUNK):
-        stop = min(start + CHUNK, LIMB)
-        table = [(((x & ((1 << CHUNK) - 1)) << start) - (1 if start == 0 else 0)) if (x >> CHUNK) == 1 else 0
-                 for x in range(1 << (CHUNK + 1))]
-        parts.append(_lut(table)[_hint(vb[start:stop] + (1 << CHUNK) * trade, CHUNK + 1)])
-    j_sel = j_sel + _sum(parts)
-    b_sel = _masked_chunks(fhe.bits(b_w), rb, trade, keep_when=1)
-    if isinstance(q_w, (int, np.integer)):
-        q_sel = _lut([0, int(q_w)])[trade]
-    else:
-        q_sel = _masked_chunks(fhe.bits(q_w), q_bits, trade, keep_when=1)
-    ident = _lut([0, 1])
-    return fhe.array([ident[trade], ident[invalid], q_sel, b_sel, j_sel])
-
-
-def _tournament(shape: CircuitShape, joint, b):
-    """Argmax over leaves ``Q = 1..N`` by a knockout tree (N − 1 nodes in ceil(log2 N) levels), then one
-    node against the ``Q = 0`` leaf.
-
-    Each level is one set of tensor operations over all its nodes, so concrete spreads them over the
-    cores. A node keeps the left (smaller Q) leaf only if its J is strictly larger (ties to the larger Q);
-    an odd leaf out passes to the next level unchanged, keeping left-to-right order.
-    """
-    fhe = _fhe()
-    n = shape.grid
-    wd = shape.joint_bits
-    q_bits = n.bit_length()
-    level_j = joint
-    level_b = b[1:]
-    level_q: Any = np.arange(1, n + 1)  # public until the first level has been decided
-    while level_j.shape[0] > 1:
-        m = level_j.shape[0]
-        k = m // 2
-        j_l, j_r = level_j[0 : 2 * k : 2], level_j[1 : 2 * k : 2]
-        d_bits = fhe.bits(_hint(j_r - j_l, wd))
-        left_wins = d_bits[wd - 1]  # J_R < J_L strictly
-        new_j = j_l + _masked_chunks(d_bits, wd - 1, left_wins, keep_when=0)
-        new_b = _mux_right(left_wins, level_b[0 : 2 * k : 2], level_b[1 : 2 * k : 2], shape.rate_bits)
-        new_q = _winning_index(left_wins, level_q, k, q_bits)
-        if m % 2:
-            rest_q = _leftover_index(level_q, m, new_q)
-            new_j = np.concatenate((new_j, level_j[m - 1 : m]))
-            new_b = np.concatenate((new_b, level_b[m - 1 : m]))
-            new_q = np.concatenate((new_q, rest_q))
-        level_j, level_b, level_q = new_j, new_b, new_q
-    # final node against the Q = 0 leaf (J = 0, b̂ = 0): it wins iff no leaf survived (J = −1)
-    j_w, b_w, q_w = level_j[0], level_b[0], level_q[0]
-    d_bits = fhe.bits(_hint(j_w, wd))
-    none_left = d_bits[wd - 1]
-    j_sel = _masked_chunks(d_bits, wd - 1, none_left, keep_when=0)
-    b_sel = _masked_chunks(fhe.bits(b_w), shape.rate_bits, none_left, keep_when=0)
-    if isinstance(q_w, (int, np.integer)):
-        q_sel = int(q_w) - none_left * int(q_w)
-    else:
-        q_sel = _masked_chunks(fhe.bits(q_w), q_bits, none_left, keep_when=0)
-    return q_sel, b_sel, j_sel
-
-
-def _pairwise(shape: CircuitShape, joint, s_bits, b, feasible):
-    """Argmax by all pairwise comparisons (O(N²) sign tests, no multiplexed J): a point wins iff its J is
-    >= every smaller Q's and > every larger Q's; then the outputs are one-hot sums of masked chunks."""
-    fhe = _fhe()
-    n = shape.grid
-    wd = shape.joint_bits
-    rb = shape.rate_bits
-    beats: dict[int, list] = {q: [] for q in range(n)}
-    for i in range(n):
-        for j in range(i + 1, n):
-            # leaf i+1 (smaller Q) vs leaf j+1: "smaller wins strictly" bit
-            smaller_wins = fhe.bits(_hint(joint[j] - joint[i], wd))[wd - 1]  # sign bit
-            beats[i].append(smaller_wins)
-            beats[j].append(1 - smaller_wins)
-    winner = []
-    for q in range(n):
-        # AND of all conditions: count, in groups of <= 15, each group "all ones", then combined
-        winner.append(_fold_bits(beats[q] + [feasible[q]], lambda g: _hint(_sum(g), len(g).bit_length()) >= len(g)))
-    volumes = np.arange(1, n + 1)
-    win = fhe.array(winner)
-    q_sel = np.sum(win * volumes)
-    j_sel = np.sum(_masked_chunks(s_bits, rb, win, keep_when=1) * volumes)
-    b_sel = np.sum(_masked_chunks(fhe.bits(b[1:]), rb, win, keep_when=1))
-    return q_sel, b_sel, j_sel
 
 
 # --- formulation "radix": every encrypted integer is a digit of at most TLU_BITS bits ------------------------
@@ -960,10 +576,9 @@ def pack_report(shape: CircuitShape, side: str, offsets, hurdle) -> np.ndarray:
         raise CircuitError(
             f"{hurdle_name} = {int(hurdle)}: outside [0, {(1 << shape.hurdle_bits) - 1}] ({shape.hurdle_bits} bits)"
         )
-    if shape.formulation == "radix":  # each value as its digits; every digit is in range by construction
-        digits = [d for v in items for d in _to_digits(int(v), shape.rate_layout)]
-        return np.array(digits + _to_digits(int(hurdle), shape.hurdle_layout), dtype=np.int64)
-    return np.array([int(v) for v in items] + [int(hurdle)], dtype=np.int64)
+    # each value as its digits; every digit is in range by construction
+    digits = [d for v in items for d in _to_digits(int(v), shape.rate_layout)]
+    return np.array(digits + _to_digits(int(hurdle), shape.hurdle_layout), dtype=np.int64)
 
 
 @dataclass(frozen=True)
@@ -1277,30 +892,9 @@ class SelectionCircuit:
 
 
 def _compile(shape: CircuitShape, *, simulation: bool):
-    global _AUTO
     fhe = _fhe()
-    if shape.formulation == "radix":  # every lookup input is hinted to its proven 4-bit bound
-        inputset = [(pack_report(shape, "mm", mm[:-1], int(mm[-1])), pack_report(shape, "rm", rm[:-1], int(rm[-1])))
-                    for mm, rm in build_inputset(shape, samples=60)]
-        compiler = fhe.Compiler(_radix(shape), {"mm": "encrypted", "rm": "encrypted"})
-        return compiler.compile(inputset, _configuration(shape.strategy, simulation))
-    rule = _rule(shape)
-    # "limbs" sizes its tournament values from what the inputset reaches (hints do not reach every node)
-    inputset = build_inputset(shape, samples=400 if shape.formulation == "limbs" else 60)
-    if shape.formulation != "limbs":
-        compiler = fhe.Compiler(rule, {"mm": "encrypted", "rm": "encrypted"})
-        return compiler.compile(inputset, _configuration(shape.strategy, simulation))
-    pool = _AutoPool(2 + 2 * max(1, (shape.grid - 1).bit_length()))
-
-    def traced(mm, rm):
-        pool.next = 0
-        return rule(mm, rm)
-
-    _AUTO = [pool]
-    try:
-        fhe.AutoTruncator.adjust(traced, inputset)
-        pool.widen()
-        compiler = fhe.Compiler(traced, {"mm": "encrypted", "rm": "encrypted"})
-        return compiler.compile(inputset, _configuration(shape.strategy, simulation))
-    finally:
-        _AUTO = None
+    # every lookup input is hinted to its proven 4-bit bound (_tlu_in), so 60 random samples suffice
+    inputset = [(pack_report(shape, "mm", mm[:-1], int(mm[-1])), pack_report(shape, "rm", rm[:-1], int(rm[-1])))
+                for mm, rm in build_inputset(shape, samples=60)]
+    compiler = fhe.Compiler(_radix(shape), {"mm": "encrypted", "rm": "encrypted"})
+    return compiler.compile(inputset, _configuration(shape.strategy, simulation))

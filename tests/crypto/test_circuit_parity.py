@@ -1,6 +1,6 @@
-"""Parity of the selection circuit (simulation mode) with the plaintext reference, >= 2000 report pairs per
-formulation for "limbs" and "radix" (1000 at N = 4 in margin mode, 1000 at N = 3 in spread mode), plus
-smaller sweeps for the other formulations, other grids and other rate widths (radix digit layouts).
+"""Parity of the selection circuit (simulation mode) with the plaintext reference, >= 2000 report pairs
+(1000 at N = 4 in margin mode, 1000 at N = 3 in spread mode), plus smaller sweeps for other grids and other
+rate widths (radix digit layouts).
 
 Reference: :func:`market.selection.select_equilibrium` with the O(N²) equilibrium filter on; for valid
 (strictly monotone) reports the test also checks that the filter is redundant (D10). Non-monotone
@@ -65,15 +65,12 @@ def _check_parity(circuit, terms: MarketTerms, count: int, seed: int) -> int:
     return checked
 
 
-MAIN_FORMULATIONS = ("limbs", "radix")  # the wide sweeps run for both
-
-
-@pytest.fixture(scope="module", params=MAIN_FORMULATIONS)
-def margin_circuit(request):
+@pytest.fixture(scope="module")
+def margin_circuit():
     from crypto.circuit import SelectionCircuit
 
     terms = MarketTerms(grid=4, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
-    return terms, SelectionCircuit.simulation_only(terms, formulation=request.param)
+    return terms, SelectionCircuit.simulation_only(terms)
 
 
 def test_simulation_matches_reference_margin_mode(margin_circuit):
@@ -81,12 +78,11 @@ def test_simulation_matches_reference_margin_mode(margin_circuit):
     assert _check_parity(circuit, terms, 1000, seed=1) == 1000
 
 
-@pytest.mark.parametrize("formulation", MAIN_FORMULATIONS)
-def test_simulation_matches_reference_spread_mode(formulation):
+def test_simulation_matches_reference_spread_mode():
     from crypto.circuit import SelectionCircuit
 
     terms = MarketTerms(grid=3, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="spread")
-    circuit = SelectionCircuit.simulation_only(terms, formulation=formulation)
+    circuit = SelectionCircuit.simulation_only(terms)
     assert _check_parity(circuit, terms, 1000, seed=2) == 1000
 
 
@@ -155,31 +151,6 @@ def test_out_of_range_inputs_are_rejected_before_anything_runs(margin_circuit):
         circuit.simulate([1.5, 10, 20, 30, 40], 0, good[::-1], 0)
 
 
-def test_pairwise_formulation_matches_reference():
-    """The O(N²) comparison formulation (benchmarked against the tournament) computes the same rule."""
-    from crypto.circuit import SelectionCircuit
-
-    terms = MarketTerms(grid=4, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
-    circuit = SelectionCircuit.simulation_only(terms, formulation="pairwise")
-    assert _check_parity(circuit, terms, 120, seed=3) == 120
-    assert circuit.simulate([0, 5, 4, 9, 12], 0, [90, 80, 70, 60, 50], 0).invalid
-
-
-@pytest.mark.parametrize("formulation,mode,grid,cases", [
-    ("tournament", "margin", 5, 200), ("tournament", "spread", 4, 120),  # the previous default
-    ("limbs", "margin", 5, 200),  # the default, here at another grid than the 2000 cases above
-])
-def test_other_formulations_match_reference(formulation, mode, grid, cases):
-    """Every shipped formulation computes the same rule (the benchmark compares their cost)."""
-    from crypto.circuit import SelectionCircuit
-
-    terms = MarketTerms(grid=grid, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode=mode)
-    circuit = SelectionCircuit.simulation_only(terms, formulation=formulation)
-    assert _check_parity(circuit, terms, cases, seed=11) == cases
-    bad_b = [0, 5, 4, 9, 12, 15][: grid + 1]
-    assert circuit.simulate(bad_b, 0, [90, 80, 70, 60, 50, 40][: grid + 1], 0).invalid
-
-
 @pytest.mark.parametrize("grid,mode,rate_bits,hurdle_bits,cases", [
     (6, "margin", 9, 8, 150),  # the protocol's simulate/selector terms: digit layout (3, 3, 2, 1)
     (5, "spread", 9, 9, 120),
@@ -189,14 +160,14 @@ def test_other_formulations_match_reference(formulation, mode, grid, cases):
     (1, "margin", 10, 8, 60),  # a single grid point: no tournament node
     (16, "margin", 10, 8, 100),  # the benchmark grids: five-digit J
     (32, "spread", 10, 8, 40),
-    (64, "margin", 10, 8, 30),  # beyond the 16-bit J of the other formulations: six-digit J
+    (64, "margin", 10, 8, 30),  # beyond a 16-bit J: six-digit J
 ])
 def test_radix_digit_layouts_match_reference(grid, mode, rate_bits, hurdle_bits, cases):
     """The radix circuit's digit layout, carries and hurdle test follow the rate and hurdle widths."""
     from crypto.circuit import SelectionCircuit
 
     terms = MarketTerms(grid=grid, base_rate=BASE, rate_bits=rate_bits, hurdle_bits=hurdle_bits, hurdle_mode=mode)
-    circuit = SelectionCircuit.simulation_only(terms, formulation="radix")
+    circuit = SelectionCircuit.simulation_only(terms)
     assert _check_parity(circuit, terms, cases, seed=grid) == cases
     m = terms.max_offset
     bad_a = [m - q for q in range(grid + 1)]
@@ -214,7 +185,7 @@ def test_radix_inputs_are_digits_and_outputs_digit_rows():
     from crypto.circuit import CircuitError, CircuitShape, SelectionOutput, pack_report
 
     terms = MarketTerms(grid=2, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
-    shape = CircuitShape.from_terms(terms, "radix")
+    shape = CircuitShape.from_terms(terms)
     assert shape.rate_layout == (3, 3, 3, 1) and shape.hurdle_layout == (3, 3, 2)
     packed = pack_report(shape, "mm", [0, 9, 1023], 200)
     assert packed.tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 7, 7, 7, 1, 0, 1, 3]  # 9 = 1 + 8·1, 200 = 0 + 8·1 + 64·3
@@ -233,12 +204,13 @@ def test_radix_inputs_are_digits_and_outputs_digit_rows():
         SelectionOutput.from_values([1, 0, 3, 17])
 
 
-def test_only_radix_goes_beyond_a_16_bit_joint_profit():
-    from crypto.circuit import CircuitError, CircuitShape
+def test_radix_goes_beyond_a_16_bit_joint_profit_and_is_the_only_formulation():
+    from crypto.circuit import FORMULATIONS, CircuitError, CircuitShape
 
     terms = MarketTerms(grid=64, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
-    assert CircuitShape.from_terms(terms, "radix").joint_digits == 6
-    with pytest.raises(CircuitError, match="terms.grid = 64 with rate_bits = 10: J = Q·s needs 17 signed bits"):
+    assert CircuitShape.from_terms(terms).joint_digits == 6
+    assert FORMULATIONS == ("radix",)
+    with pytest.raises(CircuitError, match="formulation = 'limbs': must be one of radix"):
         CircuitShape.from_terms(terms, "limbs")
 
 

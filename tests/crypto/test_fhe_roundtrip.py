@@ -188,29 +188,3 @@ def test_secret_key_is_bound_to_its_published_evaluation_keys(selection_circuit,
     with pytest.raises(FheKeyError, match="refusing to overwrite"):
         CustodianFheKeys.generate(selection_circuit, custodian_dir)
     assert files() == before
-
-
-OTHER_FORMULATIONS = ("tournament", "limbs")  # shipped besides the default, each also run in real TFHE
-
-
-@pytest.mark.parametrize("formulation", OTHER_FORMULATIONS)
-def test_other_formulation_in_real_fhe(formulation, fhe_terms, fhe_cache, tmp_path):
-    """A formulation other than the default in real TFHE: four cases (trade, hurdle-filtered to nothing, a J tie,
-    invalid) decrypt to the plaintext reference; an in-process replay is byte-identical."""
-    from crypto.circuit import DEFAULT_FORMULATION, SelectionCircuit
-    from crypto.fhe_keys import CustodianFheKeys
-
-    assert formulation != DEFAULT_FORMULATION
-    circuit = SelectionCircuit.for_terms(fhe_terms, fhe_cache, formulation=formulation)
-    keys = CustodianFheKeys.generate(circuit, tmp_path / "custodian")
-    evaluation_keys = keys.evaluation_keys_bytes()
-    for b, a, hm, hr in (CASES[0], CASES[2], CASES[4], CASES[8]):
-        ct_mm, ct_rm = keys.encrypt_mm(b, hm), keys.encrypt_rm(a, hr)
-        out = circuit.evaluate(evaluation_keys, ct_mm, ct_rm)
-        got = keys.decrypt_output(out)
-        want = _reference(b, a, hm, hr, fhe_terms)
-        if want is None:
-            assert got.invalid and not got.trade
-        else:
-            assert not got.invalid and got.instruction(fhe_terms) == want
-    assert circuit.evaluate(evaluation_keys, ct_mm, ct_rm) == out
