@@ -4,29 +4,31 @@ What the circuit computes
 -------------------------
 Inputs, one encrypted vector per dealer so the custodian encrypts each report on its own:
 
-* ``mm = [b̂_0 .. b̂_N, h_mm]`` — MM's schedule as offsets from the market's base rate, then BDmm's hurdle;
-* ``rm = [â_0 .. â_N, h_rm]`` — RM's schedule as offsets, then BDrm's hurdle.
+* ``mm = [b̂_0 .. b̂_N, τ_mm(1) .. τ_mm(N)]`` — MM's schedule as offsets from the market's base rate, then
+  BDmm's survivor thresholds (below);
+* ``rm = [â_0 .. â_N, τ_rm(1) .. τ_rm(N)]`` — RM's schedule as offsets, then BDrm's thresholds.
 
 (every value as its digits, see below; :func:`pack_report` builds them.)
 
-Output (the only value ever decrypted), five integers ``[trade, invalid, Q_sel, b̂[Q_sel], J(Q_sel)]``
+Output (the only value ever decrypted), five integers ``[trade, invalid, Q_sel, b̂[Q_sel], J(Q_sel) + trade]``
 (five rows of base-8 digits, recombined by :meth:`SelectionOutput.from_values`):
 
-1. ``invalid`` — some report is not strictly monotone (``b̂`` strictly increasing, ``â`` strictly
-   decreasing; the same rule :func:`market.terms.validate_report` applies before encryption). Computed
-   in the circuit, so the evaluator's output alone certifies that the reports it ran on were valid.
-2. the hurdle filter of both modes (a compile-time term): ``s(Q) >= c·max(h_mm, h_rm)`` with ``c = 2``
-   (margin, ``s/2 >= h``) or ``c = 1`` (spread); weak inequality, exact integers.
-3. ``Q_sel = argmax J(Q) = Q·s(Q)`` over the surviving ``Q > 0``, ties to the larger ``Q``; no survivor
+1. ``invalid`` — some report is not weakly monotone (``b̂`` nondecreasing, ``â`` nonincreasing; the same rule
+   :func:`market.terms.validate_report` applies before encryption). Computed in the circuit, so the
+   evaluator's output alone certifies that the schedules it ran on were monotone.
+2. attainability, from the same neighbour comparisons: Q < N is a candidate iff ``b̂_Q < b̂_(Q+1)`` and
+   ``â_Q > â_(Q+1)`` (inside a flat run a client would take more than Q at the instructed rate).
+3. the survivor test [derived] (:mod:`market.no_cut`): ``s(Q) >= τ_mm(Q)`` and ``s(Q) >= τ_rm(Q)`` with
+   ``τ_side(Q) = max(c·h_side, σ_side(Q))``: c·h is the hurdle filter of both modes (``c = 2`` margin,
+   ``s/2 >= h``; ``c = 1`` spread), σ the no-cut spread, which is exactly the D2 equilibrium filter on an
+   attainable Q. Each τ is a function of one report, so :func:`pack_report` computes it where that report is
+   encoded [decided]: the circuit certifies monotonicity but takes τ as encoded (checking it would cost
+   O(N²) encrypted products); it is exact, not a shortcut, for flat steps as well (D10 no longer applies).
+4. ``Q_sel = argmax J(Q) = Q·s(Q)`` over the surviving ``Q > 0``, ties to the larger ``Q``; no survivor
    (or an invalid report) gives ``trade = 0`` and zeros everywhere else, so no grid point leaks.
-4. [decided] the selected rates are returned as ``b̂[Q_sel]`` and ``J(Q_sel)``; the custodian derives
-   ``â[Q_sel] = b̂[Q_sel] + J/Q_sel`` (exact). ``J`` is carried through the argmax anyway, carrying
-   ``â`` as well would cost a second 10-bit multiplexer per tournament node.
-
-[derived] D10 (MODEL.md): for monotone reports the spread is non-increasing, the hurdle keeps a prefix of
-the grid and the J-argmax over that prefix passes the D2 equilibrium test, so the circuit does not
-recompute the O(N²) equilibrium filter; the tests check the equality against
-:func:`market.selection.select_equilibrium` with the filter on.
+5. [decided] the selected rates are returned as ``b̂[Q_sel]`` and ``J(Q_sel)``; the custodian derives
+   ``â[Q_sel] = b̂[Q_sel] + J/Q_sel`` (exact). The J row carries ``J' = J + 1`` of the winner (the survivor flag
+   folded into the argmax, below); :meth:`SelectionOutput.from_values` subtracts it.
 
 Formulation "radix" (the only one, :data:`DEFAULT_FORMULATION`)
 ---------------------------------------------------------------
@@ -36,56 +38,39 @@ circuit's 11-15-bit encodings ran at ≈ 22 ms per PBS). "radix" keeps EVERY enc
 wide (``compiled.graph.maximum_integer_bit_width() == 4``, checked in the benchmark), as tfhe-rs radix
 integers do, and pays 9.5e7 per PBS (≈ 7-8 ms on 2 idle cores):
 
-* inputs: :func:`pack_report` emits each offset as the digits of :func:`rate_layout` (10 bits -> 3, 3, 3, 1
-  bits, least significant first) and each hurdle as the first ``hurdle_bits`` bits of that layout, one input
-  element per digit; digits are in range by construction and a report still denotes exactly one vector of
-  integers, so the in-circuit validity check certifies it as before;
+* inputs: :func:`pack_report` emits each offset and each threshold as the digits of :func:`rate_layout`
+  (10 bits -> 3, 3, 3, 1 bits, least significant first; a threshold is clamped to ``max_offset + 1``, above
+  every spread, so its top digit reaches ``2**w_top``), one input element per digit;
 * every lookup input is a non-negative sum whose bound is known (``_tlu_in`` asserts it is <= 15 and pins the
   width to 4 bits: no signedness or width depends on what the inputset happened to reach);
 * comparisons are borrow chains (:func:`_borrow_chain`): digit i looks up ``x_i − y_i − β + 2**w`` in
   ``[0, 2**(w+1))`` for the next borrow, one PBS per digit (a difference's digit ``t mod 2**w`` is linear in t and
   the borrow);
   the spread's top digit stays unreduced (a small signed value offset by ``2**w``), hence the narrow top digit;
-* monotonicity: 2N chains; ``invalid`` from sums of at most 15 strict bits;
-* hurdle: ``max(h_mm, h_rm)`` by one chain and a two-table multiplexer whose tables also multiply by c, then
-  ``G = c·H`` re-normalised to the rate layout (:func:`_normalize`); ``s(Q) >= G`` is a chain over the low
-  digits and one lookup on the top digit that also folds in ``invalid``: that is ``f(Q)``;
-* ``J(Q) = f·Q·s(Q)`` as base-8 digits (five for N·1023 < 8**5): per digit ``s_i`` one table per grid point on
-  ``2·s_i + f`` gives each octal digit of ``f·Q·s_i·2**offset_i`` (the public Q multiplies inside the table,
-  no noise growth), and :func:`_normalize` reduces the column sums to digits with carry lookups on groups
-  whose sum stays <= 15 (Wallace-style; the digit is linear when the carry is 0/1);
-* argmax: a tournament on the digit vectors. The right (larger Q) subtree wins iff ``J_R − J_L − (1 − f_R) >= 0``,
-  a borrow chain whose borrow-in is ``1 − f_R``, where ``f_R`` is f at the right subtree's FIRST leaf, a public
-  position. [derived] Valid reports have a strictly decreasing spread, so the feasible Q form a prefix 1..k: the
-  right subtree holds a feasible Q iff its first leaf is feasible, and then every leaf on its left is feasible
-  too; infeasible leaves carry J = 0 and never beat a feasible one; ties go to the larger Q. The kept digits come
-  from a two-table multiplexer per digit on ``2·digit + flag``;
-* ``trade = f(1)`` (the same prefix argument; an invalid report zeroes every f). The winner is one-hot: leaf Q
-  won every node on its path iff its "won" bits plus ``trade`` sum to its depth + 1 (one lookup per leaf, which
-  masks the digits of b̂_Q; per-leaf tables on the same sum give the digits of Q; both summed over the leaves,
-  exactly one term non-zero);
-* output: rows ``[trade, invalid, Q_sel, b̂_sel, J_sel]`` of D base-8 digits (shape ``(5, D)``, D = digits of
-  N·max_offset); no trade gives all-zero rows. :meth:`SelectionOutput.from_values` recombines them (five plain
+* neighbours: 2N chains ``lower − upper`` (strict steps: attainability) and 2N chains ``upper − lower``
+  (a reversed step: ``invalid``, an OR of sums of at most 15 bits);
+* survivors: per side ``s(Q) >= τ(Q)`` is a chain over the low digits and one lookup on the top digit
+  (:func:`_at_least`; BDmm's also folds in ``valid``), then one lookup on the sum of the two passes and the two
+  strict steps at Q: that is ``f(Q)``;
+* ``J'(Q) = f·(Q·s(Q) + 1)`` as base-8 digits: per digit ``s_i`` one table per grid point on ``2·s_i + f``
+  gives each octal digit of ``f·Q·s_i·2**offset_i`` (the public Q multiplies inside the table, no noise
+  growth), ``f`` is one more term of the lowest column, and :func:`_normalize` reduces the column sums to
+  digits with carry lookups on groups whose sum stays <= 15 (Wallace-style; the digit is linear when the carry
+  is 0/1);
+* argmax: a tournament on the digit vectors; the right (larger Q) subtree's winner is kept iff
+  ``J'_R − J'_L >= 0`` (a borrow chain): survivors have ``J' >= 1``, every other leaf ``J' = 0``, so no
+  feasibility flag travels and the survivors need not be a prefix (they are not, once steps are flat);
+  ties go to the larger Q. The kept digits come from a two-table multiplexer per digit on ``2·digit + flag``;
+* ``trade`` = OR of the f(Q). The winner is one-hot: leaf Q won every node on its path iff its "won" bits plus
+  ``trade`` sum to its depth + 1 (one lookup per leaf, which masks the digits of b̂_Q; per-leaf tables on the
+  same sum give the digits of Q; both summed over the leaves, exactly one term non-zero);
+* output: rows ``[trade, invalid, Q_sel, b̂_sel, J'_sel]`` of D base-8 digits (shape ``(5, D)``, D = digits of
+  N·max_offset + 1); no trade gives all-zero rows. :meth:`SelectionOutput.from_values` recombines them (five plain
   values are the D = 1 case).
 
 Cost, radix (``benchmarks/bench_fhe.py`` -> ``bench-results/bench_fhe.json``; 10-bit offsets, 8-bit hurdles)
 ---------------------------------------------------------------------------------------------------------
-PBS ≈ 38 per grid point (monotonicity 8, spread borrows 3, hurdle chain 3, f 1, J digits ≈ 16 — 11 product
-tables and ≈ 5 carries —, one-hot 7) plus 15 per tournament node (5-digit chain, 10 multiplexer lookups) plus
-≈ 15 once (hurdles, ``invalid``): N = 8, 16, 32 -> 382, 848, 1698 PBS, linear in N (a product of Q and a 3-bit
-digit needs a third octal digit once N > 9, and J a sixth digit only beyond N = 32). Digits whose borrow or
-carry is 0/1 are formed linearly (``t + 2**w·β − 2**w``, ``x − base·carry``) instead of by a lookup: that
-saved 13 % of the PBS with the same parameters (noise 2-norms up to ≈ 17 at lookup inputs, which concrete's
-optimizer checks; outputs stay sums of fresh lookups, 2-norm <= √N, because [measured] the optimizer chose the
-same parameters for outputs of 2-norm 8 and 56, i.e. it does not bound output noise). The price per PBS does not grow with N:
-evaluation keys 111 MB at every N, peak memory 1.3 GB, global p_error 3-6e-6. Evaluation on this 2-core
-machine, idle (load average 1.1-1.7): N = 8, 16, 32 -> 3.6, 6.9 (6.6-7.2), 14.2 (13.2-15.2) s, so the
-issue's targets (N = 16 <= 10 s, N = 32 <= 30 s) are met; under the protocol's fixed FFT plan (about 5 %
-slower) and on a loaded machine it is slower (an earlier version, 978 PBS at N = 16, took 8.4-9.2 s with the
-fixed plan and 14.9 s while another process held one core). Costs paid: input
-ciphertexts grow with the digit count (one LWE ciphertext per digit: 1.2 MB per report at N = 16, 2.2 MB at
-N = 32, against 0.3-0.6 MB for "limbs"); compile 6-12 s, key generation 3-4 s. Chosen as the default because it
-is faster than every other formulation at N = 8, 16 and 32 with smaller keys and passes the same parity tests.
+COST_FIGURES_PLACEHOLDER
 
 Earlier formulations ("tournament", "pairwise", "limbs") computed the same rule on wide encodings; they were
 2.5-5x slower (their measured figures are kept, marked historic, in ``bench-results/bench_fhe.json``, and
@@ -144,10 +129,14 @@ class CircuitError(CryptoError, ValueError):
     """Bad circuit input (names the field and value) or a blob that fails its digest check."""
 
 
+RULE_VERSION = "weak-monotone-1"  # the rule and input encoding: flat steps, per-Q survivor thresholds (issue 14)
+
+
 def terms_digest(terms: MarketTerms, formulation: str = DEFAULT_FORMULATION, strategy: str = "mono") -> bytes:
-    """SHA-256 of the canonical terms, formulation and parameter strategy: the cache key of a compiled circuit
-    (always both, so that a change of the default formulation can never reuse another formulation's artifact)."""
-    body: dict[str, Any] = dict(terms.as_dict()) | {"formulation": formulation, "parameter_strategy": strategy}
+    """SHA-256 of the canonical terms, formulation, rule version and parameter strategy: the cache key of a
+    compiled circuit (an artifact of another rule or input encoding can never be loaded from the same folder)."""
+    body: dict[str, Any] = dict(terms.as_dict()) | {"formulation": formulation, "parameter_strategy": strategy,
+                                                    "rule": RULE_VERSION}
     return digest(canonical_bytes(body, name="terms"))
 
 
@@ -198,8 +187,13 @@ class CircuitShape:
 
     @property
     def report_length(self) -> int:
-        """Length of one packed report (``pack_report``): the digits of N + 1 offsets and of the hurdle."""
-        return (self.grid + 1) * len(self.rate_layout) + len(self.hurdle_layout)
+        """Length of one packed report (``pack_report``): the digits of N + 1 offsets and of N thresholds."""
+        return (2 * self.grid + 1) * len(self.rate_layout)
+
+    @property
+    def threshold_top_bound(self) -> int:
+        """Largest top digit of a packed threshold τ <= max_offset + 1 (one above any spread)."""
+        return (self.max_offset + 1) >> _offsets(self.rate_layout)[-1]
 
     @property
     def rate_layout(self) -> tuple[int, ...]:
@@ -207,14 +201,9 @@ class CircuitShape:
         return rate_layout(self.rate_bits)
 
     @property
-    def hurdle_layout(self) -> tuple[int, ...]:
-        """Digit widths of a hurdle: the first ``hurdle_bits`` bits of the rate layout (digits line up)."""
-        return _prefix_layout(self.rate_layout, self.hurdle_bits)
-
-    @property
     def joint_digits(self) -> int:
-        """Base-8 digits of ``J <= N·max_offset`` (the width of every output row in formulation "radix")."""
-        return -(-self.max_joint.bit_length() // RADIX_BITS)
+        """Base-8 digits of ``J + 1 <= N·max_offset + 1`` (the width of every output row)."""
+        return -(-(self.max_joint + 1).bit_length() // RADIX_BITS)
 
     @property
     def volume_digits(self) -> int:
@@ -278,17 +267,6 @@ def rate_layout(bits: int) -> tuple[int, ...]:
     if rest == 0:
         return (RADIX_BITS,) * (full - 1) + (2, 1) if bits > 0 else ()
     return (RADIX_BITS,) * full + (rest,)
-
-
-def _prefix_layout(layout: tuple[int, ...], bits: int) -> tuple[int, ...]:
-    """The first ``bits`` bits of ``layout`` (a hurdle's digits line up with the rates' digits)."""
-    out, left = [], bits
-    for width in layout:
-        if left <= 0:
-            break
-        out.append(min(width, left))
-        left -= width
-    return tuple(out)
 
 
 def _offsets(layout) -> list[int]:
@@ -399,17 +377,37 @@ def _normalize(columns: list[list[tuple[Any, int]]], bases: list[int]) -> list[t
     return out
 
 
+def _at_least(s_low: list, s_top, s_top_bound: int, t_digits: list, t_top_bound: int, layout, valid=None):
+    """``1`` where the spread ``s`` (low digits ``s_low``, top kept as ``s_top + 2**w_top``) is >= the threshold
+    ``t`` (digits ``t_digits`` of ``layout``, top digit in ``[0, t_top_bound]``), times ``valid`` if given.
+
+    A borrow chain over the low digits (one PBS each), then one lookup on the top:
+    ``v = s_top − t_top − γ + t_top_bound + 1 >= 0`` and ``s >= t`` iff ``v >= 2**w_top + t_top_bound + 1``."""
+    top = len(layout) - 1
+    gamma = _borrow_chain(s_low, t_digits[:top], layout[:top]) if top else None
+    v = s_top - t_digits[top] + (t_top_bound + 1)
+    v = v - gamma if gamma is not None else v
+    v_bound = s_top_bound + t_top_bound + 1
+    threshold = (1 << layout[top]) + t_top_bound + 1
+    span = v_bound + 1
+    if valid is not None and 2 * span - 1 <= TLU_MAX:
+        return _lut16([1 if x % 2 == 1 and x >> 1 >= threshold else 0 for x in range(2 * span)])[
+            _flagged(v, valid, v_bound)]
+    passes = _lut16([1 if x >= threshold else 0 for x in range(span)])[_tlu_in(v, v_bound)]
+    if valid is None:
+        return passes
+    return _lut16([0, 0, 0, 1])[_tlu_in(passes + 2 * valid, 3)]
+
+
 def _radix(shape: "CircuitShape") -> Callable:
     """Formulation "radix": the rule on base-8 digits, so that no encrypted integer is wider than 4 bits and
     every PBS runs with the small parameters of a 4-bit lookup (see the module docstring for the design)."""
     n = shape.grid
     layout = shape.rate_layout
-    hlayout = shape.hurdle_layout
-    rd, hd = len(layout), len(hlayout)
+    rd = len(layout)
     offsets = _offsets(layout)
     top = rd - 1
-    top_width = layout[top]
-    c = shape.hurdle_factor
+    t_top_bound = shape.threshold_top_bound
     jd = shape.joint_digits
     volumes = list(range(1, n + 1))
 
@@ -417,58 +415,43 @@ def _radix(shape: "CircuitShape") -> Callable:
         fhe = _fhe()
         b = mm[0 : (n + 1) * rd].reshape((n + 1, rd))
         a = rm[0 : (n + 1) * rd].reshape((n + 1, rd))
-        h_mm = mm[(n + 1) * rd : (n + 1) * rd + hd]
-        h_rm = rm[(n + 1) * rd : (n + 1) * rd + hd]
+        tau_mm = mm[(n + 1) * rd : (2 * n + 1) * rd].reshape((n, rd))  # τ_mm(Q), Q = 1..N (market.no_cut)
+        tau_rm = rm[(n + 1) * rd : (2 * n + 1) * rd].reshape((n, rd))
 
-        # 1. strict monotonicity: b̂_q < b̂_(q+1) and â_(q+1) < â_q, i.e. the borrow out of x − y is 1 (2N chains).
+        # 1. neighbour comparisons, 2N chains each way: strict steps b̂_q < b̂_(q+1), â_(q+1) < â_q give
+        # attainability; a reversed step (b̂_(q+1) < b̂_q or â_q < â_(q+1)) makes the report invalid.
         lower = np.concatenate((b[0:n], a[1 : n + 1]))
         upper = np.concatenate((b[1 : n + 1], a[0:n]))
-        strict = _borrow_chain([lower[:, i] for i in range(rd)], [upper[:, i] for i in range(rd)], layout)
-        valid = _all_ones([strict[i] for i in range(2 * n)])
-        invalid = 1 - valid
+        lo_cols, up_cols = [lower[:, i] for i in range(rd)], [upper[:, i] for i in range(rd)]
+        strict = _borrow_chain(lo_cols, up_cols, layout)
+        reversed_step = _borrow_chain(up_cols, lo_cols, layout)
+        invalid = _any([reversed_step[i] for i in range(2 * n)])
+        valid = 1 - invalid
 
-        # 2. G = c·max(h_mm, h_rm) as digits of the rate layout (the top column keeps everything above).
-        rm_larger = _borrow_chain([h_mm[i] for i in range(hd)], [h_rm[i] for i in range(hd)], hlayout)
-        keep_mm = _lut16([c * (v >> 1) if v % 2 == 0 else 0 for v in range(16)])
-        keep_rm = _lut16([c * (v >> 1) if v % 2 == 1 else 0 for v in range(16)])
-        columns: list[list] = [[] for _ in range(rd)]
-        for i, width in enumerate(hlayout):
-            bound = c * ((1 << width) - 1)
-            columns[i].append((keep_mm[_flagged(h_mm[i], rm_larger, 7)], bound))
-            columns[i].append((keep_rm[_flagged(h_rm[i], rm_larger, 7)], bound))
-        # the two kept parts are exclusive: merge them first so their bounds do not add up
-        for i in range(hd):
-            (x, bx), (y, _) = columns[i]
-            columns[i] = [(x + y, bx)]
-        g = _normalize(columns, [1 << w for w in layout])
-        g_top, g_top_bound = g[top]
-
-        # 3. spreads s(Q) = â_Q − b̂_Q, Q = 1..N: low digits normalised, the top kept as t = s_top + 2**w_top.
+        # 2. spreads s(Q) = â_Q − b̂_Q, Q = 1..N: low digits normalised, the top kept as t = s_top + 2**w_top.
         s_low, s_top, s_top_bound = _borrow_chain(
             [a[:, i][1 : n + 1] for i in range(rd)], [b[:, i][1 : n + 1] for i in range(rd)], layout,
             digits=True,
         )
-        # 4. hurdle test s >= G on the low digits, then the top: feasible iff s_top − G_top − γ >= 0 and valid.
-        gamma = _borrow_chain(s_low, [g[i][0] for i in range(top)], layout[:top]) if top else None
-        # v = (s_top − G_top − γ) + 2**w_top + G_top_bound + 1 >= 0; s >= G  <=>  v >= 2**w_top + G_top_bound + 1
-        v = s_top + (g_top_bound + 1) if g_top is None else s_top - g_top + (g_top_bound + 1)
-        v = v - gamma if gamma is not None else v
-        v_bound = s_top_bound + g_top_bound + 1
-        threshold = (1 << top_width) + g_top_bound + 1
-        span = v_bound + 1
-        if 2 * span - 1 <= TLU_MAX:
-            feasible = _lut16([1 if x % 2 == 0 and x >> 1 >= threshold else 0 for x in range(2 * span)])[
-                _flagged(v, invalid, v_bound)]
+        # 3. survivors (market.no_cut, [derived]): Q attainable, s(Q) >= τ_mm(Q), s(Q) >= τ_rm(Q), reports valid.
+        pass_mm = _at_least(s_low, s_top, s_top_bound, [tau_mm[:, i] for i in range(rd)], t_top_bound, layout,
+                            valid=valid)
+        pass_rm = _at_least(s_low, s_top, s_top_bound, [tau_rm[:, i] for i in range(rd)], t_top_bound, layout)
+        if n > 1:  # Q = N is always attainable; Q < N needs a strict step on both sides
+            count = pass_mm[0 : n - 1] * 1 + pass_rm[0 : n - 1] * 1 + strict[1:n] * 1 + strict[n + 1 : 2 * n] * 1
+            inner = _lut16([1 if v == 4 else 0 for v in range(5)])[_tlu_in(count, 4)]
+            last = _lut16([0, 0, 1])[_tlu_in(pass_mm[n - 1 : n] * 1 + pass_rm[n - 1 : n] * 1, 2)]
+            feasible = np.concatenate((inner, last))
         else:
-            passes = _lut16([1 if x >= threshold else 0 for x in range(span)])[_tlu_in(v, v_bound)]
-            feasible = _lut16([1, 0, 0, 0])[_tlu_in(1 - passes + 2 * invalid, 3)]
-        # [derived] valid reports have a strictly decreasing spread: the feasible Q form a prefix 1..k, so
-        # "some Q survives" is feasible(1) (an invalid report zeroes every feasible(Q)).
-        trade = feasible[0]
+            feasible = _lut16([0, 0, 1])[_tlu_in(pass_mm * 1 + pass_rm * 1, 2)]
+        # the survivors need not be a prefix once steps are flat: "some Q survives" is an OR over all Q
+        trade = _any([feasible[i] for i in range(n)])
 
-        # 5. J(Q) = f·Q·s(Q) as base-8 digits: per digit i of s one table per Q on 2·digit + f gives each
-        # octal digit of f·Q·s_i·2**offset_i (the public Q multiplies inside the table: no noise growth).
+        # 4. J'(Q) = f·(Q·s(Q) + 1) as base-8 digits: per digit i of s one table per Q on 2·digit + f gives each
+        # octal digit of f·Q·s_i·2**offset_i (the public Q multiplies inside the table: no noise growth); the
+        # + f makes every survivor's J' >= 1 > 0 = every other leaf's, so the argmax needs no feasibility flag.
         jcols: list[list] = [[] for _ in range(jd)]
+        jcols[0].append((feasible, 1))
         for i, width in enumerate(layout):
             base = 1 << width
             if i < top:
@@ -487,9 +470,8 @@ def _radix(shape: "CircuitShape") -> Callable:
         joint = [d for d, _ in _normalize(jcols, [OUTPUT_BASE] * jd)]
         leaves = np.concatenate(tuple(_hint(d, TLU_BITS).reshape((n, 1)) for d in joint), axis=1)  # (N, jd)
 
-        # 6. tournament on J digits. Right (larger Q) wins iff J_R − J_L − (1 − f_R) >= 0, f_R = feasible at the
-        # right subtree's first leaf: by the prefix property it is 1 iff the right subtree holds a feasible Q,
-        # and then every leaf on the left is feasible too (ties go to the larger Q, infeasible never wins).
+        # 5. tournament on J' digits: the right (larger Q) subtree's winner is kept iff J'_R − J'_L >= 0 (ties
+        # to the larger Q; a non-survivor has J' = 0 and never beats a survivor).
         level = leaves
         groups = [[q] for q in range(n)]  # leaves under each position of the level
         won: list[list] = [[] for _ in range(n)]  # per leaf: its "won this node" bits
@@ -497,9 +479,8 @@ def _radix(shape: "CircuitShape") -> Callable:
             m = len(groups)
             k = m // 2
             left, right = level[0 : 2 * k : 2], level[1 : 2 * k : 2]
-            first_right = fhe.array([feasible[groups[2 * p + 1][0]] for p in range(k)])
             left_wins = _borrow_chain([right[:, i] for i in range(jd)], [left[:, i] for i in range(jd)],
-                                      (RADIX_BITS,) * jd, borrow_in=1 - first_right)
+                                      (RADIX_BITS,) * jd)
             lw = left_wins.reshape((k, 1))
             kept = (_lut16([v >> 1 if v % 2 == 1 else 0 for v in range(16)])[_flagged(left, lw, 7)]
                     + _lut16([v >> 1 if v % 2 == 0 else 0 for v in range(16)])[_flagged(right, lw, 7)])
@@ -513,9 +494,9 @@ def _radix(shape: "CircuitShape") -> Callable:
                 kept = np.concatenate((kept, level[m - 1 : m]))
                 new_groups.append(groups[m - 1])
             level, groups = kept, new_groups
-        j_sel = [level[0, i] for i in range(jd)]
+        j_sel = [level[0, i] for i in range(jd)]  # J' of the winner: J + 1 when trade, 0 when none survives
 
-        # 7. one-hot winner (won every node on its path, and trade): Q digits and masked b̂ digits summed.
+        # 6. one-hot winner (won every node on its path, and trade): Q digits and masked b̂ digits summed.
         counts = fhe.array([_sum(won[q] + [trade]) for q in range(n)])
         depth = [len(won[q]) + 1 for q in range(n)]
         count_in = _tlu_in(counts, max(depth))
@@ -547,12 +528,21 @@ def _radix(shape: "CircuitShape") -> Callable:
 
 
 def pack_report(shape: CircuitShape, side: str, offsets, hurdle) -> np.ndarray:
-    """One dealer's circuit input ``[offset_0 .. offset_N, hurdle]`` after range checks.
+    """One dealer's circuit input after range checks: the digits of ``offset_0 .. offset_N``, then the digits of
+    its survivor thresholds ``τ(Q) = max(c·hurdle, σ(Q))``, Q = 1..N (:func:`market.no_cut.survivor_thresholds`).
 
     Raises :class:`CircuitError` naming the field, index and value before anything is encrypted: values
     beyond the compiled bit widths would overflow silently inside the circuit. Monotonicity is *not*
     checked here: the circuit checks it and raises its ``invalid`` flag.
+
+    [decided] τ is a function of this one report (schedule and hurdle), so it is computed here, where the
+    report is encoded, in exact integers: the circuit then applies the whole D2 filter with two comparisons
+    per Q instead of O(N²) encrypted products. The circuit certifies the schedule's monotonicity itself but
+    takes τ as encoded (as it takes every digit as encoded). τ is clamped to ``max_offset + 1``: no spread
+    reaches it, so the comparison is unchanged.
     """
+    from market.no_cut import survivor_thresholds
+
     field_name = {"mm": "b_offsets", "rm": "a_offsets"}.get(side)
     if field_name is None:
         raise CircuitError(f"side = {side!r}: must be 'mm' or 'rm'")
@@ -576,9 +566,19 @@ def pack_report(shape: CircuitShape, side: str, offsets, hurdle) -> np.ndarray:
         raise CircuitError(
             f"{hurdle_name} = {int(hurdle)}: outside [0, {(1 << shape.hurdle_bits) - 1}] ({shape.hurdle_bits} bits)"
         )
-    # each value as its digits; every digit is in range by construction
-    digits = [d for v in items for d in _to_digits(int(v), shape.rate_layout)]
-    return np.array(digits + _to_digits(int(hurdle), shape.hurdle_layout), dtype=np.int64)
+    values = [int(v) for v in items]
+    mode = "margin" if shape.hurdle_factor == 2 else "spread"
+    tau = np.minimum(survivor_thresholds(values, int(hurdle), side, mode)[1:], shape.max_offset + 1)
+    layout = shape.rate_layout
+    digits = [d for v in values for d in _to_digits(v, layout)]
+    digits += [d for t in tau.tolist() for d in _threshold_digits(int(t), layout)]
+    return np.array(digits, dtype=np.int64)
+
+
+def _threshold_digits(value: int, layout) -> list[int]:
+    """``value <= 2**bits`` as digits of ``layout``; the top digit keeps everything above (up to ``2**w_top``)."""
+    out = _to_digits(value, layout[:-1])
+    return out + [value >> _offsets(layout)[-1]]
 
 
 @dataclass(frozen=True)
@@ -615,6 +615,7 @@ class SelectionOutput:
             return cls(False, bool(invalid), 0, 0, 0, 0)
         if invalid:
             raise CircuitError("circuit output: trade = 1 with invalid = 1: inconsistent output")
+        joint -= 1  # the J row carries J' = J + 1 of the winner (the survivor flag folded into the argmax)
         if volume <= 0 or joint < 0 or joint % volume:
             raise CircuitError(f"circuit output: volume = {volume}, joint profit = {joint}: inconsistent output")
         return cls(True, bool(invalid), volume, b_off, b_off + joint // volume, joint)
@@ -661,9 +662,13 @@ def build_inputset(shape: CircuitShape, *, samples: int = 60, seed: int = 0) -> 
         a = np.minimum(a, m)
         add(b, np.maximum.accumulate(a[::-1])[::-1], rng.integers(0, hmax + 1), rng.integers(0, hmax + 1))
     for _ in range(samples):
-        if rng.random() < 0.7:  # strictly monotone
+        kind = rng.random()
+        if kind < 0.5:  # strictly monotone
             b = np.sort(rng.choice(m + 1, n + 1, replace=False))
             a = np.sort(rng.choice(m + 1, n + 1, replace=False))[::-1]
+        elif kind < 0.75:  # weakly monotone: runs of equal values
+            b = np.sort(rng.choice(rng.integers(1, n + 2), n + 1) * (m // (n + 1)))
+            a = m - np.sort(rng.choice(rng.integers(1, n + 2), n + 1) * (m // (n + 1)))
         else:
             b = rng.integers(0, m + 1, n + 1)
             a = rng.integers(0, m + 1, n + 1)
@@ -797,7 +802,8 @@ class SelectionCircuit:
             staged = Path(tmp) / ARTIFACT_NAME
             compiled.server.save(staged)
             (Path(tmp) / "terms.json").write_text(
-                json.dumps(terms.as_dict() | {"formulation": formulation, "parameter_strategy": strategy})
+                json.dumps(terms.as_dict() | {"formulation": formulation, "parameter_strategy": strategy,
+                                              "rule": RULE_VERSION})
             )
             os.replace(Path(tmp) / "terms.json", folder / "terms.json")
             os.replace(staged, artifact)  # atomic: a concurrent reader sees the whole artifact or none
