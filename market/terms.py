@@ -121,9 +121,8 @@ def validate_report(terms: MarketTerms, side: Side, schedule, hurdle: int) -> No
     if bad.size:
         q = int(bad[0]) + 1
         word = "nondecreasing" if side == "mm" else "nonincreasing"
-        relation = "<" if side == "mm" else ">"
         raise ReportError(
-            f"{field}[{q}] = {int(rates[q])} {relation} {field}[{q - 1}] = {int(rates[q - 1])}: reported {field} must "
+            f"{field}[{q}] = {int(rates[q])} after {field}[{q - 1}] = {int(rates[q - 1])}: reported {field} must "
             f"be {word} in Q"
         )
     if not _is_int(hurdle):
