@@ -187,7 +187,7 @@ def test_radix_digit_layouts_match_reference(grid, mode, rate_bits, hurdle_bits,
     assert _check_parity(circuit, terms, cases, seed=grid) == cases
     m = terms.max_offset
     bad_a = [m - q for q in range(grid + 1)]
-    bad_a[-1] = bad_a[-2] + 1  # the last step goes up
+    bad_a[0] = bad_a[1] - 1  # the first step goes up
     assert circuit.simulate(list(range(grid + 1)), 0, bad_a, 0).invalid
     out = circuit.simulate(list(range(grid + 1)), terms.max_hurdle, [m - q for q in range(grid + 1)], terms.max_hurdle)
     want = select_equilibrium(make_schedules(np.arange(grid + 1) + BASE, m - np.arange(grid + 1) + BASE),

@@ -73,7 +73,8 @@ def test_a_reversed_step_is_still_a_usage_error(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_info:
         main(["select", "--schedules", str(path), "--backend", "plain", "--data-dir", str(tmp_path), "--json"])
     assert exit_info.value.code == 2
-    assert "b[2] = 305 after b[1] = 306: reported b must be nondecreasing" in capsys.readouterr().err
+    err = capsys.readouterr().err  # the schedule loader refuses it first, naming file, field, row and values
+    assert "bad.json" in err and "b[2] = 305 < b[1] = 306 (row Q=2)" in err and "must be nondecreasing" in err
 
 
 def test_linear_schedules_with_several_units_per_bp(capsys, tmp_path):

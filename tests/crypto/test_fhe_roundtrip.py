@@ -165,7 +165,7 @@ def test_encrypt_rejects_out_of_range_before_encrypting(custodian_keys):
 def test_output_consistency_checks():
     assert SelectionOutput.from_values([0, 1, 0, 0, 0]).invalid
     with pytest.raises(CircuitError):
-        SelectionOutput.from_values([1, 0, 3, 10, 100])  # J not a multiple of Q
+        SelectionOutput.from_values([1, 0, 3, 10, 101])  # J = 101 - 1 not a multiple of Q
     with pytest.raises(CircuitError, match="trade = 1 with invalid = 1"):
         SelectionOutput.from_values([1, 1, 3, 10, 99])
 
