@@ -70,7 +70,24 @@ integers do, and pays 9.5e7 per PBS (≈ 7-8 ms on 2 idle cores):
 
 Cost, radix (``benchmarks/bench_fhe.py`` -> ``bench-results/bench_fhe.json``; 10-bit offsets, 8-bit hurdles)
 ---------------------------------------------------------------------------------------------------------
-COST_FIGURES_PLACEHOLDER
+PBS ≈ 52 per grid point (neighbour chains 16 — strict steps 8, reversed steps 8 —, spread borrows 3, two
+threshold tests 8, f 1, J' digits ≈ 16, one-hot 7) plus 15 per tournament node (5-digit chain, 10 multiplexer
+lookups), linear in N. Digits whose borrow or carry is 0/1 are formed linearly (``t + 2**w·β − 2**w``,
+``x − base·carry``) instead of by a lookup (13 % fewer PBS with the same parameters; noise 2-norms up to ≈ 17
+at lookup inputs, which concrete's optimizer checks). The price per PBS does not grow with N: evaluation
+keys 111 MB at every N, peak memory ≈ 1.1 GB (both circuits in one process). FHE cost does not depend on the
+data: reports with flat steps run the same graph.
+
+Issue 14 measured old (strict reports only, the D10 shortcut) against new in one process per grid,
+evaluations interleaved (``issue14_old_vs_new`` in the JSON; the machine was shared, load average 9-13 on 2
+cores, so absolute times are several times the idle ones): PBS N = 8: 382 -> 484, N = 16: 848 -> 1063
+(ratio 1.25-1.27); evaluation of strict reports N = 8: 20.1 -> 31.6 s, N = 16: 56.4 -> 72.5 s (ratio 1.57 and
+1.29 under that load); reports with flat steps on the new circuit 40.0 s and 54.3 s. So the issue's bound
+(new within 1.15x of old on strict reports) is NOT met: the extra cost is the 2N reversed-step chains
+(in-circuit validity) and the second threshold test. The old circuit on an idle machine (records
+``"circuit": "before issue 14"``): N = 8, 16, 32 -> 4.0, 7.6, 15.0 s. Costs paid: input ciphertexts grow
+with the digit count (one LWE ciphertext per digit; N thresholds per report roughly double them against the
+old encoding); compile and key generation as before.
 
 Earlier formulations ("tournament", "pairwise", "limbs") computed the same rule on wide encodings; they were
 2.5-5x slower (their measured figures are kept, marked historic, in ``bench-results/bench_fhe.json``, and
