@@ -1,12 +1,15 @@
 """Benchmark of the selection circuit in real TFHE (concrete-python): cost report per compiled circuit.
 
-Each configuration (grid N, argmax formulation, parameter strategy) runs in its own subprocess so the peak
+Each configuration (grid N, parameter strategy) runs in its own subprocess so the peak
 memory (``ru_maxrss``) is that configuration's: compile, key generation, encryption of both reports,
 encrypted evaluation (``--runs`` times, the first output is compared byte for byte with every replay),
 decryption, and a check against the plaintext reference :func:`market.selection.select_equilibrium`.
 
-    .venv/bin/python benchmarks/bench_fhe.py --grids 8 16 32 --formulations radix
-    .venv/bin/python benchmarks/bench_fhe.py --grids 4 8 --formulations tournament pairwise --strategies mono multi
+    .venv/bin/python benchmarks/bench_fhe.py --grids 8 16 32
+    .venv/bin/python benchmarks/bench_fhe.py --grids 4 8 --strategies mono multi
+
+Only formulation "radix" is shipped; the JSON keeps the records of the removed formulations (tournament,
+pairwise, limbs) marked ``"historic": true`` (measured before their removal, not re-run).
 
 Writes ``bench-results/bench_fhe.json`` (one record per configuration, machine info) and prints a table.
 Targets (issue 4): 10-bit offsets, N = 16 <= 10 s and N = 32 <= 30 s of evaluation on 2 cores, evaluation
@@ -120,27 +123,136 @@ def _measure(work: Path, grid: int, formulation: str, strategy: str, runs: int, 
     return report
 
 
+def _load_circuit_module(commit: str):
+    """``crypto/circuit.py`` as it was at ``commit`` (git show), imported as a module of its own."""
+    import importlib.util
+
+    source = subprocess.run(["git", "show", f"{commit}:crypto/circuit.py"], capture_output=True, text=True,
+                            cwd=ROOT, check=True).stdout
+    folder = Path(tempfile.mkdtemp(prefix="bench-old-circuit-"))
+    path = folder / f"circuit_{commit[:12]}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _flat_case(grid: int, seed: int):
+    """A weakly monotone report pair with runs of equal values (offsets) and small hurdles."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    b = np.concatenate([[0], np.cumsum(np.where(rng.random(grid) < 0.4, 0, rng.integers(1, 20, grid)))])
+    a = 1000 - np.concatenate([[0], np.cumsum(np.where(rng.random(grid) < 0.4, 0, rng.integers(1, 20, grid)))])
+    return b.tolist(), a.tolist(), int(rng.integers(0, 20)), int(rng.integers(0, 20))
+
+
+def compare_one(grid: int, before: str, runs: int) -> dict:
+    """Today's circuit (``before``, a commit) and this tree's, compiled, keyed and evaluated in ONE process,
+    evaluations interleaved (old, new, old, new, ...) on the same strictly monotone reports, then the new
+    circuit on reports with flat steps; every output decrypted and checked against the plaintext reference.
+    Both sides run the same concrete calls (Client/Server), so the ratio is the circuits', not the wrappers'."""
+    import numpy as np
+    from concrete import fhe
+
+    import crypto.circuit as new_module
+    from market.schedules import make_schedules
+    from market.selection import select_equilibrium
+    from market.terms import MarketTerms
+
+    old_module = _load_circuit_module(before)
+    terms = MarketTerms(grid=grid, base_rate=100, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
+    loads = [os.getloadavg()[0]]
+    sides = {}
+    for name, module in (("old", old_module), ("new", new_module)):
+        shape = module.CircuitShape.from_terms(terms)
+        started = time.perf_counter()
+        compiled = module._compile(shape, simulation=False)
+        t_compile = time.perf_counter() - started
+        started = time.perf_counter()
+        compiled.keygen(force=True)
+        t_keygen = time.perf_counter() - started
+        sides[name] = {"module": module, "shape": shape, "compiled": compiled, "eval": [], "flat_eval": [],
+                       "record": {"pbs_count": int(compiled.programmable_bootstrap_count),
+                                  "max_integer_bits": int(compiled.graph.maximum_integer_bit_width()),
+                                  "compile_s": t_compile, "keygen_s": t_keygen,
+                                  "evaluation_key_bytes": len(compiled.keys.evaluation.serialize()),
+                                  "correct": 0, "cases": 0}}
+        loads.append(os.getloadavg()[0])
+    strict = _cases(grid, 1, seed=grid)[0]
+    flat = _flat_case(grid, seed=grid)
+
+    def evaluate(side: dict, case, key: str) -> None:
+        b, a, hm, hr = case
+        module, shape, compiled = side["module"], side["shape"], side["compiled"]
+        args = (module.pack_report(shape, "mm", b, hm), module.pack_report(shape, "rm", a, hr))
+        encrypted = compiled.encrypt(*args)
+        started = time.perf_counter()
+        result = compiled.run(*encrypted)
+        side[key].append(time.perf_counter() - started)
+        got = module.SelectionOutput.from_values(compiled.decrypt(result)).instruction(terms)
+        want = select_equilibrium(make_schedules(np.array(b) + 100, np.array(a) + 100), hm, hr, "margin")
+        side["record"]["cases"] += 1
+        side["record"]["correct"] += int(got == want)
+        loads.append(os.getloadavg()[0])
+        print(f"  N={grid} {key} {'old' if module is old_module else 'new'}: {side[key][-1]:.1f} s",
+              file=sys.stderr, flush=True)
+
+    for _ in range(runs):  # interleaved: the machine's load hits both alike
+        evaluate(sides["old"], strict, "eval")
+        evaluate(sides["new"], strict, "eval")
+    for _ in range(max(1, runs - 1)):
+        evaluate(sides["new"], flat, "flat_eval")
+    out = {"grid": grid, "before_commit": before, "runs": runs,
+           "load_average_1m": {"min": min(loads), "max": max(loads), "samples": loads},
+           "peak_rss_bytes_both_circuits": int(__import__("resource").getrusage(
+               __import__("resource").RUSAGE_SELF).ru_maxrss) * 1024}
+    for name in ("old", "new"):
+        rec = sides[name]["record"]
+        times = sides[name]["eval"]
+        rec["evaluate_strict"] = {"mean": sum(times) / len(times), "min": min(times), "max": max(times), "all": times}
+        if sides[name]["flat_eval"]:
+            ft = sides[name]["flat_eval"]
+            rec["evaluate_flat"] = {"mean": sum(ft) / len(ft), "min": min(ft), "max": max(ft), "all": ft}
+        out[name] = rec
+    out["ratio_new_over_old_strict_mean"] = out["new"]["evaluate_strict"]["mean"] / out["old"]["evaluate_strict"]["mean"]
+    out["ratio_new_over_old_pbs"] = out["new"]["pbs_count"] / out["old"]["pbs_count"]
+    return out
+
+
 def main(argv=None) -> int:
     from crypto.fhe_runtime import reexec_with_fixed_plan
 
     reexec_with_fixed_plan()  # measure what the protocol runs: every evaluation under the fixed FFT plan
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grids", type=int, nargs="+", default=[8, 16, 32])
-    from crypto.circuit import DEFAULT_FORMULATION, FORMULATIONS  # no concrete import
+    from crypto.circuit import DEFAULT_FORMULATION  # no concrete import
 
-    parser.add_argument("--formulations", nargs="+", default=[DEFAULT_FORMULATION], choices=FORMULATIONS)
     parser.add_argument("--strategies", nargs="+", default=["mono"], choices=["mono", "multi"])
     parser.add_argument("--runs", type=int, default=2, help="evaluations of the first case (replay check)")
     parser.add_argument("--cases", type=int, default=2, help="random valid report pairs per configuration (+1 invalid)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench_fhe.json")
     parser.add_argument("--one", nargs=3, metavar=("N", "FORMULATION", "STRATEGY"), help=argparse.SUPPRESS)
+    parser.add_argument("--compare-before", metavar="COMMIT",
+                        help="instead: old (COMMIT's crypto/circuit.py) vs new circuit, interleaved, per grid")
+    parser.add_argument("--compare-one", type=int, metavar="N", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.compare_one:
+        print(json.dumps(compare_one(args.compare_one, args.compare_before, args.runs)))
+        return 0
+    if args.compare_before:
+        return _compare(args)
     if args.one:
         print(json.dumps(run_one(int(args.one[0]), args.one[1], args.one[2], args.runs, args.cases)))
         return 0
     records = json.loads(args.out.read_text())["records"] if args.out.exists() else []
+    for r in records:  # the removed formulations' figures stay, marked as such
+        if r.get("formulation") != DEFAULT_FORMULATION:
+            r["historic"] = True
     for grid in args.grids:
-        for formulation in args.formulations:
+        for formulation in (DEFAULT_FORMULATION,):
             for strategy in args.strategies:
                 print(f"N={grid} {formulation}/{strategy} …", file=sys.stderr, flush=True)
                 proc = subprocess.run(
@@ -163,6 +275,37 @@ def main(argv=None) -> int:
                 args.out.write_text(json.dumps(doc, indent=1))
     _table(json.loads(args.out.read_text())["records"])
     print(f"wrote {args.out}", file=sys.stderr)
+    return 0
+
+
+def _compare(args) -> int:
+    """One subprocess per grid (its own peak memory); results under ``"issue14_old_vs_new"`` in the JSON."""
+    doc = json.loads(args.out.read_text()) if args.out.exists() else {"records": []}
+    results = doc.get("issue14_old_vs_new", {}).get("grids", [])
+    for grid in args.grids:
+        print(f"N={grid} old {args.compare_before[:12]} vs new …", file=sys.stderr, flush=True)
+        proc = subprocess.run([sys.executable, __file__, "--compare-one", str(grid), "--compare-before",
+                               args.compare_before, "--runs", str(args.runs)], capture_output=True, text=True, cwd=ROOT)
+        if proc.returncode != 0:
+            print("\n".join(l for l in proc.stderr.splitlines() if "WARNING" not in l)[-3000:], file=sys.stderr)
+            return 1
+        record = json.loads(proc.stdout.strip().splitlines()[-1])
+        results = [r for r in results if r["grid"] != grid] + [record]
+        doc["issue14_old_vs_new"] = {
+            "what": "issue 14: the circuit before (strict reports only, D10 shortcut) and after (flat steps, exact "
+                    "per-Q survivor thresholds), compiled, keyed and evaluated in one process per grid, evaluations "
+                    "interleaved on the same strictly monotone reports; the new circuit also on reports with flat "
+                    "steps (FHE cost is data-independent: same graph). mono parameters, fixed FFT plan, 10-bit "
+                    "offsets, 8-bit hurdles, margin mode. Seconds; load_average_1m sampled around every step.",
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "grids": sorted(results, key=lambda r: r["grid"]),
+        }
+        args.out.write_text(json.dumps(doc, indent=1))
+        o, n = record["old"], record["new"]
+        print(f"N={grid}: PBS {o['pbs_count']} -> {n['pbs_count']}, evaluate {o['evaluate_strict']['mean']:.1f} -> "
+              f"{n['evaluate_strict']['mean']:.1f} s (x{record['ratio_new_over_old_strict_mean']:.2f}), flat "
+              f"{n.get('evaluate_flat', {}).get('mean', float('nan')):.1f} s, load {record['load_average_1m']['min']:.1f}"
+              f"-{record['load_average_1m']['max']:.1f}", file=sys.stderr, flush=True)
     return 0
 
 

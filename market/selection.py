@@ -14,7 +14,9 @@ Given the dealers' reports (schedules ``b̂``, ``â`` and hurdle spreads ``h_mm`
 J-argmax over it passes D2; the equilibrium filter is then implied. ``equilibrium_filter=False`` runs the
 rule without it (what a circuit may compute); the tests check that both agree for strictly monotone reports
 (:attr:`Schedules.strict`), which :func:`market.terms.validate_report` requires. With flat runs the
-shortcut can pick a non-equilibrium (the attainable argmax may fail D2), so keep the filter there.
+shortcut can pick a non-equilibrium (the attainable argmax may fail D2), so keep the filter there;
+:mod:`market.no_cut` writes the filter as two per-volume thresholds, one from each report (what the
+circuit computes), and the tests check it equals this reference and the exhaustive enumeration.
 
 [decided] Only attainable volumes (``D(b[Q]) = S(a[Q]) = Q``, see :attr:`Schedules.attainable`) are
 candidates: inside a flat run of a schedule the client would accept more than Q at the instructed rate and a

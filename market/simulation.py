@@ -1,6 +1,6 @@
 """Many market rounds with client shocks: the contract's selection versus no coordination (MODEL.md §2–6).
 
-Each round draws base client schedules (a random linear schedule, or a random strictly monotone table),
+Each round draws base client schedules (a random linear schedule, or a random weakly monotone table with flat steps),
 shifts them by private client shocks ``theta_mm``, ``theta_rm`` (:func:`market.schedules.apply_theta`),
 draws the dealers' hurdle spreads, and plays two mechanisms on the same draw:
 
@@ -181,10 +181,13 @@ def draw_schedules(config: SimulationConfig, rng: np.random.Generator) -> Schedu
     k_d, k_s = (int(k) for k in rng.choice(config.inverse_slopes, size=2))
     if config.family == "linear":
         return linear_schedules(r_lo, r_lo + delta, Fraction(1, k_d), Fraction(1, k_s), config.grid)
-    # tabular: strictly monotone random steps around the linear slopes
+    # tabular: weakly monotone random steps around the linear slopes; a quarter of the steps are flat (runs of
+    # equal rates: several units at one rate), the rest 1..2k bp [decided]
     n = config.grid
-    b = r_lo + np.concatenate([[0], np.cumsum(rng.integers(1, 2 * k_d + 1, size=n))])
-    a = r_lo + delta - np.concatenate([[0], np.cumsum(rng.integers(1, 2 * k_s + 1, size=n))])
+    b_steps = np.where(rng.random(n) < 0.25, 0, rng.integers(1, 2 * k_d + 1, size=n))
+    a_steps = np.where(rng.random(n) < 0.25, 0, rng.integers(1, 2 * k_s + 1, size=n))
+    b = r_lo + np.concatenate([[0], np.cumsum(b_steps)])
+    a = r_lo + delta - np.concatenate([[0], np.cumsum(a_steps)])
     a = a - min(0, int(a.min()) - config.theta - 2)  # keep rates positive after any shock
     return make_schedules(b, a)
 

@@ -82,8 +82,8 @@ class MarketTerms:
 def validate_report(terms: MarketTerms, side: Side, schedule, hurdle: int) -> None:
     """Check one dealer's report against the terms; raise :class:`ReportError` at the first problem.
 
-    ``side="mm"``: ``schedule`` is MM's ``b`` (rates in bp, strictly increasing); ``side="rm"``: RM's ``a``
-    (strictly decreasing). Checks: side, integers, length N+1, positive rates, strictly monotone, offsets in
+    ``side="mm"``: ``schedule`` is MM's ``b`` (rates in bp, nondecreasing); ``side="rm"``: RM's ``a``
+    (nonincreasing). Checks: side, integers, length N+1, positive rates, weakly monotone, offsets in
     ``[0, 2**rate_bits - 1]``, hurdle an integer in ``[0, 2**hurdle_bits - 1]``.
     """
     if side not in ("mm", "rm"):
@@ -114,17 +114,16 @@ def validate_report(terms: MarketTerms, side: Side, schedule, hurdle: int) -> No
                 f"{field}[{q}] = {int(rate)}: offset {int(rate) - terms.base_rate} from base_rate "
                 f"{terms.base_rate} is outside [0, {terms.max_offset}] ({terms.rate_bits} bits)"
             )
-    # [decided] Reports are strictly monotone: then every volume is attainable (D(b[Q]) = S(a[Q]) = Q) and,
-    # by D10, argmax J over the hurdle prefix is an equilibrium, so a circuit may skip the D2 filter. A
-    # client schedule with flat runs is reported in a coarser volume unit.
+    # Reports are weakly monotone, like every schedule (flat runs allowed): the contract treats only the
+    # attainable volumes as candidates and applies the D2 filter exactly (market.no_cut).
     steps = np.diff(rates) if side == "mm" else -np.diff(rates)
-    bad = np.flatnonzero(steps <= 0)
+    bad = np.flatnonzero(steps < 0)
     if bad.size:
         q = int(bad[0]) + 1
-        word = "strictly increasing" if side == "mm" else "strictly decreasing"
+        word = "nondecreasing" if side == "mm" else "nonincreasing"
         raise ReportError(
             f"{field}[{q}] = {int(rates[q])} after {field}[{q - 1}] = {int(rates[q - 1])}: reported {field} must "
-            f"be {word} in Q (every volume attainable)"
+            f"be {word} in Q"
         )
     if not _is_int(hurdle):
         raise ReportError(f"hurdle = {hurdle!r}: must be an integer in bp")

@@ -51,7 +51,7 @@ def configure(parser) -> None:
     parser.add_argument("--rounds", type=int, default=200, metavar="N", help="number of rounds (default 200)")
     parser.add_argument("--grid", type=int, default=40, metavar="N", help="volume grid 0..N (default 40)")
     parser.add_argument("--family", choices=("linear", "tabular"), default="linear",
-                        help="client schedules: random linear, or random strictly monotone tables")
+                        help="client schedules: random linear, or random weakly monotone tables with flat steps")
     parser.add_argument("--theta", type=int, default=10, metavar="BP", help="client shocks uniform on -BP..BP (default 10)")
     parser.add_argument("--hurdle-max", type=int, default=10, metavar="BP", help="hurdles uniform on 0..BP (default 10)")
     parser.add_argument("--hurdle-mode", choices=("margin", "spread"), default="margin")

@@ -1,7 +1,6 @@
 """Session-scoped FHE fixtures: one small circuit (N = 3, 10-bit offsets) compiled once, one keyset.
 
-Real TFHE is slow (default radix circuit at N = 3: compile ~5 s, keygen ~3 s, a run ~2 s; the other
-formulations ~30 s, ~10 s, ~10 s), so every FHE test shares these; the large grids are measured in
+Real TFHE is slow (default radix circuit at N = 3: compile ~5 s, keygen ~3 s, a run ~2 s), so every FHE test shares these; the large grids are measured in
 ``benchmarks/bench_fhe.py``.
 """
 from __future__ import annotations

@@ -47,3 +47,48 @@ def test_bad_hurdle_is_a_usage_error_naming_the_option(capsys, schedule_file, tm
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "hurdle = 300" in err and "--hurdle-mm 300" in err
+
+
+def test_flat_steps_are_accepted_and_selected_like_the_enumeration(capsys, tmp_path):
+    """Issue 14: MM lends 2 units at 300 bp, RM's schedule is flat too: plain and simulate agree with the
+    selection read off the exhaustive enumeration (the attainable J-argmax Q = 6 fails D2 here: Q = 4)."""
+    from market import make_schedules
+    from tests.market.test_no_cut import enumerated_selection
+
+    flat = {"b": [304, 304, 307, 307, 307, 308, 310], "a": [319, 319, 319, 319, 319, 318, 318]}
+    path = tmp_path / "flat.json"
+    path.write_text(json.dumps(flat))
+    args = ("--schedules", path, "--hurdle-mm", 4, "--hurdle-rm", 6, "--hurdle-mode", "spread",
+            "--data-dir", tmp_path)
+    plain = _select(capsys, *args, "--backend", "plain")
+    simulated = _select(capsys, *args, "--backend", "simulate")
+    want = enumerated_selection(make_schedules(flat["b"], flat["a"]), 4, 6, "spread").as_dict()
+    assert plain["selected"] == simulated["selected"] == want
+    assert want["volume"] == 4
+
+
+def test_a_reversed_step_is_still_a_usage_error(capsys, tmp_path):
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps({"b": [304, 306, 305], "a": [319, 318, 317]}))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["select", "--schedules", str(path), "--backend", "plain", "--data-dir", str(tmp_path), "--json"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err  # the schedule loader refuses it first, naming file, field, row and values
+    assert "bad.json" in err and "b[2] = 305 < b[1] = 306 (row Q=2)" in err and "must be nondecreasing" in err
+
+
+def test_linear_schedules_with_several_units_per_bp(capsys, tmp_path):
+    """`equilibria --linear` with alpha = 2 (flat steps): the selection equals the enumeration's, and the same
+    schedules are accepted by `select`."""
+    from market import linear_schedules
+    from tests.market.test_no_cut import enumerated_selection
+
+    assert main(["equilibria", "--linear", "400", "460", "2", "2", "--grid", "60", "--hurdle-mm", "10", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    s = linear_schedules(400, 460, 2, 2, 60)
+    assert not s.strict
+    assert doc["selected"] == enumerated_selection(s, 10, 0, "margin").as_dict()
+    path = tmp_path / "linear.json"
+    path.write_text(json.dumps(s.as_dict()))
+    assert _select(capsys, "--schedules", path, "--hurdle-mm", 10, "--backend", "plain",
+                   "--data-dir", tmp_path)["selected"] == doc["selected"]

@@ -30,12 +30,21 @@ CASES = [  # (b offsets, a offsets, h_mm, h_rm) for N = 3
     ([5, 6, 7, 8], [12, 11, 10, 9], 1, 1),  # small spreads, hurdle filters all but Q = 1
     ([100, 200, 300, 400], [900, 700, 500, 300], 7, 3),
     ([0, 5, 4, 9], [90, 80, 70, 60], 0, 0),  # invalid: b decreases
-    ([0, 5, 6, 9], [90, 80, 80, 60], 0, 0),  # invalid: flat a
+    ([0, 5, 6, 9], [90, 80, 85, 60], 0, 0),  # invalid: a increases
 ]
+FLAT_CASES = [  # weakly monotone, runs of equal values (issue 14): each checked against the exhaustive enumeration
+    ([0, 5, 6, 9], [90, 80, 80, 60], 0, 0),  # flat a: Q = 1 not attainable
+    ([0, 0, 0, 0], [1, 1, 1, 0], 0, 0),  # only Q = 3 attainable, BDrm cuts: no trade
+    ([0, 0, 7, 20], [60, 60, 45, 45], 0, 0),  # the attainable J-argmax Q = 3 fails D2: Q = 1
+    ([0, 5, 14, 32], [60, 60, 55, 55], 3, 1),  # the same with hurdles
+    ([0, 10, 10, 30], [90, 90, 70, 60], 0, 0),  # Q = 2
+    ([0, 0, 8, 8], [30, 30, 29, 29], 3, 3),  # flat runs on both sides, Q = 3
+]
+CASES += FLAT_CASES
 
 
 def _reference(b, a, hm, hr, terms):
-    if not (np.all(np.diff(b) > 0) and np.all(np.diff(a) < 0)):
+    if not (np.all(np.diff(b) >= 0) and np.all(np.diff(a) <= 0)):
         return None
     return select_equilibrium(make_schedules(np.array(b) + BASE, np.array(a) + BASE), hm, hr, terms.hurdle_mode)
 
@@ -51,7 +60,7 @@ def encrypted_runs(selection_circuit, custodian_keys, evaluation_keys):
     return runs
 
 
-def test_real_fhe_matches_reference_on_ten_cases(encrypted_runs, custodian_keys, fhe_terms):
+def test_real_fhe_matches_reference_on_all_cases(encrypted_runs, custodian_keys, fhe_terms):
     assert len(encrypted_runs) >= 10
     for (b, a, hm, hr), (_, _, out) in zip(CASES, encrypted_runs):
         got = custodian_keys.decrypt_output(out)
@@ -61,6 +70,21 @@ def test_real_fhe_matches_reference_on_ten_cases(encrypted_runs, custodian_keys,
         else:
             assert not got.invalid
             assert got.instruction(fhe_terms) == reference, (b, a, hm, hr, got)
+
+
+def test_real_fhe_on_flat_steps_equals_the_exhaustive_enumeration(encrypted_runs, custodian_keys, fhe_terms):
+    from tests.market.test_no_cut import enumerated_selection
+
+    offset = len(CASES) - len(FLAT_CASES)
+    volumes = []
+    for (b, a, hm, hr), (_, _, out) in zip(FLAT_CASES, encrypted_runs[offset:]):
+        s = make_schedules(np.array(b) + BASE, np.array(a) + BASE)
+        assert not s.strict
+        got = custodian_keys.decrypt_output(out)
+        assert not got.invalid
+        assert got.instruction(fhe_terms) == enumerated_selection(s, hm, hr, fhe_terms.hurdle_mode.value), (b, a)
+        volumes.append(got.volume)
+    assert volumes[1] == 0 and volumes[2] == 1  # no trade, and the D2 filter biting
 
 
 def test_replay_is_byte_identical(selection_circuit, evaluation_keys, encrypted_runs):
@@ -141,7 +165,7 @@ def test_encrypt_rejects_out_of_range_before_encrypting(custodian_keys):
 def test_output_consistency_checks():
     assert SelectionOutput.from_values([0, 1, 0, 0, 0]).invalid
     with pytest.raises(CircuitError):
-        SelectionOutput.from_values([1, 0, 3, 10, 100])  # J not a multiple of Q
+        SelectionOutput.from_values([1, 0, 3, 10, 101])  # J = 101 - 1 not a multiple of Q
     with pytest.raises(CircuitError, match="trade = 1 with invalid = 1"):
         SelectionOutput.from_values([1, 1, 3, 10, 99])
 
@@ -188,29 +212,3 @@ def test_secret_key_is_bound_to_its_published_evaluation_keys(selection_circuit,
     with pytest.raises(FheKeyError, match="refusing to overwrite"):
         CustodianFheKeys.generate(selection_circuit, custodian_dir)
     assert files() == before
-
-
-OTHER_FORMULATIONS = ("tournament", "limbs")  # shipped besides the default, each also run in real TFHE
-
-
-@pytest.mark.parametrize("formulation", OTHER_FORMULATIONS)
-def test_other_formulation_in_real_fhe(formulation, fhe_terms, fhe_cache, tmp_path):
-    """A formulation other than the default in real TFHE: four cases (trade, hurdle-filtered to nothing, a J tie,
-    invalid) decrypt to the plaintext reference; an in-process replay is byte-identical."""
-    from crypto.circuit import DEFAULT_FORMULATION, SelectionCircuit
-    from crypto.fhe_keys import CustodianFheKeys
-
-    assert formulation != DEFAULT_FORMULATION
-    circuit = SelectionCircuit.for_terms(fhe_terms, fhe_cache, formulation=formulation)
-    keys = CustodianFheKeys.generate(circuit, tmp_path / "custodian")
-    evaluation_keys = keys.evaluation_keys_bytes()
-    for b, a, hm, hr in (CASES[0], CASES[2], CASES[4], CASES[8]):
-        ct_mm, ct_rm = keys.encrypt_mm(b, hm), keys.encrypt_rm(a, hr)
-        out = circuit.evaluate(evaluation_keys, ct_mm, ct_rm)
-        got = keys.decrypt_output(out)
-        want = _reference(b, a, hm, hr, fhe_terms)
-        if want is None:
-            assert got.invalid and not got.trade
-        else:
-            assert not got.invalid and got.instruction(fhe_terms) == want
-    assert circuit.evaluate(evaluation_keys, ct_mm, ct_rm) == out

@@ -75,3 +75,16 @@ def test_other_families_and_baselines(family, baseline):
 def test_bad_config(kwargs, name):
     with pytest.raises(SimulationConfigError, match=name):
         SimulationConfig(**kwargs)
+
+
+def test_tabular_draws_weakly_monotone_schedules_with_flat_steps():
+    import numpy as np
+
+    from market.simulation import SimulationConfig, draw_schedules
+
+    config = SimulationConfig(rounds=1, grid=20, family="tabular")
+    rng = np.random.default_rng(3)
+    draws = [draw_schedules(config, rng) for _ in range(30)]
+    assert all(np.all(np.diff(s.b) >= 0) and np.all(np.diff(s.a) <= 0) for s in draws)
+    assert sum(not s.strict for s in draws) >= 25  # flat runs in (almost) every draw
+    assert any(np.any(np.diff(s.b) == 0) for s in draws) and any(np.any(np.diff(s.a) == 0) for s in draws)

@@ -19,6 +19,12 @@ def test_as_dict_is_ints_and_strings(terms):
     assert MarketTerms(4, 380, hurdle_mode="spread").hurdle_mode is HurdleMode.SPREAD
 
 
+def test_weakly_monotone_reports_with_flat_steps_pass(terms):
+    validate_report(terms, "mm", [400, 400, 402, 402, 402], 0)  # MM lends 2 units at 400 bp
+    validate_report(terms, "rm", [460, 460, 460, 450, 450], 3)
+    assert report_offsets(terms, "mm", [400, 400, 401, 401, 401]).tolist() == [20, 20, 21, 21, 21]
+
+
 def test_valid_reports_pass(terms):
     validate_report(terms, "mm", [400, 401, 402, 405, 507], 31)
     validate_report(terms, "rm", np.array([460, 455, 454, 450, 380]), 0)
@@ -31,8 +37,8 @@ def test_valid_reports_pass(terms):
         ("mm", [400, 401, 402, 403], 0, "b: 4 rates"),
         ("mm", [400, 402, 401, 403, 404], 0, "b[2] = 401"),
         ("rm", [460, 455, 456, 450, 440], 0, "a[2] = 456"),
-        ("mm", [400, 401, 401, 403, 404], 0, "b[2] = 401 after b[1] = 401: reported b must be strictly increasing"),
-        ("rm", [460, 455, 450, 450, 440], 0, "a[3] = 450 after a[2] = 450: reported a must be strictly decreasing"),
+        ("mm", [400, 402, 401, 403, 404], 0, "b[2] = 401 after b[1] = 402: reported b must be nondecreasing in Q"),
+        ("rm", [460, 455, 450, 451, 440], 0, "a[3] = 451 after a[2] = 450: reported a must be nonincreasing in Q"),
         ("mm", [400, 401, 402, 403, 508], 0, "b[4] = 508: offset 128"),
         ("rm", [460, 455, 450, 440, 379], 0, "a[4] = 379: offset -1"),
         ("mm", [400, 401, 402.0, 403, 404], 0, "b[2] = 402.0"),

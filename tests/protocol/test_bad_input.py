@@ -87,7 +87,7 @@ REPORT_CASES = [
     ("short schedule", "dealer_mm", GOOD_B[:-1], 0, ReportError, "7 rates"),
     ("long schedule", "dealer_mm", GOOD_B + [407], 0, ReportError, "volume grid"),
     ("b not increasing", "dealer_mm", [400, 402, 401, 403, 404, 405, 406], 0, ReportError, "b[2] = 401"),
-    ("a not decreasing", "dealer_rm", [412, 411, 411, 409, 408, 407, 406], 0, ReportError, "a[2] = 411"),
+    ("a not decreasing", "dealer_rm", [412, 411, 412, 409, 408, 407, 406], 0, ReportError, "a[2] = 412"),
     ("rate below base rate", "dealer_mm", [299] + GOOD_B[1:], 0, ReportError, "b[0] = 299"),
     ("rate above range", "dealer_rm", [2000] + GOOD_A[1:], 0, ReportError, "a[0] = 2000"),
     ("negative hurdle", "dealer_mm", GOOD_B, -1, ReportError, "hurdle = -1"),
