@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _audit(path: Path, rounds=None) -> dict:
-    return Auditor(open_market(path)).run(rounds).as_dict()
+    return Auditor(open_market(path, read_only=True)).run(rounds).as_dict()
 
 
 @pytest.fixture
@@ -128,6 +128,9 @@ def test_a_dishonest_evaluator_is_named(scratch):
     dep.coordinator.post_output("evaluator_0", 1, b"\xee" * 32)  # a wrong digest
     result = driver.run_round(1)
     assert result["phase"] == "SETTLED"
+    from protocol.report import write_transcript
+
+    write_transcript(dep, 1, result)
     report = _audit(path, [1])
     assert [f["check"] for f in report["failures"]] == ["evaluation.vote.evaluator_0"]
     assert "ee" * 32 in report["failures"][0]["detail"]
