@@ -1,6 +1,9 @@
 """Typed wrapper over chain/contracts/Coordinator.vy (one market, rounds one at a time).
 
 See chain/README.md for the phases, who may call what, deadlines, forfeiture and the encodings.
+
+(Over 500 lines: the contract's one Python mirror -- phases, state word, terms and immutables, one typed
+method per contract function -- so that what must match the Vyper source stays in one file.)
 """
 from __future__ import annotations
 
