@@ -23,7 +23,7 @@ from protocol.blobstore import BlobStore
 from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir, read_json, write_json
 
 __all__ = ["Deployment", "DeploymentError", "create_market", "open_market", "deposit_minimum_wei",
-           "WEI_PER_CASH_UNIT", "MARKET_FORMAT", "evaluator_roles"]
+           "WEI_PER_CASH_UNIT", "MARKET_FORMAT", "evaluator_roles", "identities_digest", "identities_mismatch"]
 
 MARKET_FORMAT = "repo-market-market-v1"
 WEI_PER_CASH_UNIT = 10**12  # [decided] published scale: wei per half-bp cash unit
@@ -43,6 +43,46 @@ def evaluator_roles(n: int) -> list[str]:
 def deposit_minimum_wei(terms) -> int:
     """``r_max · Q_max`` bp·units in wei: 2 half-bp cash units per bp·unit."""
     return 2 * terms.max_rate * terms.grid * WEI_PER_CASH_UNIT
+
+
+def identities_digest(identities: dict) -> bytes:
+    """The on-chain anchor of the signing keys: ``sha256(TLV({role: fingerprint}))``.
+
+    ``identities`` is market.json's ``identities`` (role -> PublicIdentity.as_dict()); each role's
+    fingerprint is ``sha256(TLV({"format", "role", "signing_key", "sealing_key"}))`` over the raw
+    32-byte keys (crypto.identity.PublicIdentity.fingerprint). The Coordinator holds the result as the
+    immutable ``identities_digest``, so a receipt or attestation signed by a key that is not in the
+    published set cannot be passed off as the market's. [decided] (docs/AUDIT.md, "Signing keys")
+    """
+    from crypto.encoding import canonical_digest
+    from crypto.identity import PublicIdentity
+
+    if not isinstance(identities, dict) or not identities:
+        raise DeploymentError(f"identities must be a non-empty dict role -> public identity, got {identities!r}")
+    fingerprints = {}
+    for role, data in identities.items():
+        identity = PublicIdentity.from_dict(data)
+        if identity.role != role:
+            raise DeploymentError(f"identities[{role!r}] holds the identity of role {identity.role!r}")
+        fingerprints[role] = identity.fingerprint
+    return canonical_digest(fingerprints, name="identities")
+
+
+def identities_mismatch(dep: "Deployment") -> str | None:
+    """None if market.json's identities hash to the Coordinator's ``identities_digest()``, else why not.
+
+    For the auditor: the digest is read from the node (the contract's immutable), the identities from the
+    published market.json; a swapped key in either is named here.
+    """
+    onchain = dep.coordinator.terms().identities_digest
+    try:
+        local = identities_digest(dep.descriptor.get("identities"))
+    except (DeploymentError, KeyError, TypeError, ValueError) as exc:
+        return f"market.json identities are malformed: {exc}"
+    if local != onchain:
+        return (f"market.json identities hash to {local.hex()}, the contract's identities_digest() is "
+                f"{onchain.hex()}: the signing keys are not the ones committed on chain")
+    return None
 
 
 CIRCUIT_CACHE_ENV = "REPO_MARKET_CIRCUIT_CACHE"
@@ -211,6 +251,7 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
     circuit_digest = blobs.put(circuit.artifact_bytes)
     keys_digest = blobs.put(evaluation_keys)
     terms_digest = canonical_digest(terms.as_dict(), name="terms")
+    signers_digest = identities_digest(identities)
 
     chain = timed("connect chain", lambda: connect(layout.root, rpc_url, seed=seed))
     addresses = {role: chain.address(role) for role in roles}
@@ -218,7 +259,7 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         grid=terms.grid, base_rate=terms.base_rate, rate_bits=terms.rate_bits,
         hurdle_mode=terms.hurdle_mode.value, deposit_minimum=deposit_minimum_wei(terms),
         terms_digest=terms_digest, circuit_digest=circuit_digest, evaluation_keys_digest=keys_digest,
-        dealer_mm=addresses["dealer_mm"], dealer_rm=addresses["dealer_rm"], custodian=addresses["custodian"],
+        identities_digest=signers_digest, dealer_mm=addresses["dealer_mm"], dealer_rm=addresses["dealer_rm"], custodian=addresses["custodian"],
         evaluators=tuple(addresses[r] for r in evaluator_roles(evaluators)), threshold=threshold,
         windows=windows or PhaseWindows(),
     )
@@ -228,7 +269,7 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         "backend": backend,
         "terms": terms.as_dict(),
         "digests": {"terms": terms_digest.hex(), "circuit": circuit_digest.hex(),
-                    "evaluation_keys": keys_digest.hex()},
+                    "evaluation_keys": keys_digest.hex(), "identities": signers_digest.hex()},
         "chain": {"rpc_url": rpc_url, "chain_id": chain.chain_id, "seed": seed, "backend": chain.backend},
         "contract": coordinator.address,
         "deposit": {"minimum_wei": coordinator_terms.deposit_minimum, "wei_per_cash_unit": WEI_PER_CASH_UNIT},

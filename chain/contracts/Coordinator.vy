@@ -111,6 +111,7 @@ deposit_minimum: public(immutable(uint256))
 terms_digest: public(immutable(bytes32))
 circuit_digest: public(immutable(bytes32))
 evaluation_keys_digest: public(immutable(bytes32))
+identities_digest: public(immutable(bytes32))
 dealer_mm: public(immutable(address))
 dealer_rm: public(immutable(address))
 custodian: public(immutable(address))
@@ -160,6 +161,7 @@ def __init__(
     _terms_digest: bytes32,
     _circuit_digest: bytes32,
     _evaluation_keys_digest: bytes32,
+    _identities_digest: bytes32,
     _dealer_mm: address,
     _dealer_rm: address,
     _custodian: address,
@@ -197,6 +199,7 @@ def __init__(
     terms_digest = _terms_digest
     circuit_digest = _circuit_digest
     evaluation_keys_digest = _evaluation_keys_digest
+    identities_digest = _identities_digest
     dealer_mm = _dealer_mm
     dealer_rm = _dealer_rm
     custodian = _custodian
