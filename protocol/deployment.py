@@ -115,6 +115,7 @@ class Deployment:
     descriptor: dict
     rpc_url: str | None = None
     _chain: object = field(default=None, repr=False)
+    signers: dict = field(default_factory=dict, repr=False)  # role -> ChainAccount from key files/keystores
 
     # --- descriptor ------------------------------------------------------------------------------------
     @property
@@ -165,7 +166,9 @@ class Deployment:
         if self._chain is None:
             from chain import connect
 
-            self._chain = connect(self.data_dir.root, self.rpc_url, seed=int(self.descriptor["chain"]["seed"]))
+            external = tuple(role for role, source in account_sources(self.descriptor).items() if source != "dev-seed")
+            self._chain = connect(self.data_dir.root, self.rpc_url, seed=int(self.descriptor["chain"]["seed"]),
+                                  accounts=self.signers or None, external_roles=external)
         return self._chain
 
     @cached_property
@@ -190,7 +193,47 @@ class Deployment:
         return circuit
 
 
-def open_market(data_dir: Path, rpc_url: str | None = None) -> Deployment:
+DEV_KEYS_WARNING = ("every chain account of this market is derived from a public seed: anyone who knows the "
+                    "seed can sign for every role. Development only: never hold real value with these keys.")
+
+
+def account_sources(descriptor: dict) -> dict[str, str]:
+    """role -> "dev-seed" | "key-file" | "keystore" as recorded in market.json (older markets: all dev-seed)."""
+    recorded = descriptor.get("accounts", {}).get("roles")
+    return dict(recorded) if recorded else {role: "dev-seed" for role in descriptor.get("addresses", {})}
+
+
+def accounts_record(sources: dict[str, str]) -> dict:
+    """market.json's ``accounts``: kind (dev-seed, external or mixed), per-role source, a warning in words."""
+    dev = sorted(role for role, source in sources.items() if source == "dev-seed")
+    kind = "dev-seed" if len(dev) == len(sources) else "external" if not dev else "mixed"
+    record = {"kind": kind, "roles": dict(sorted(sources.items()))}
+    if dev:
+        record["warning"] = DEV_KEYS_WARNING if kind == "dev-seed" else (
+            f"the chain accounts of {', '.join(dev)} are derived from a public seed: anyone who knows the seed can "
+            "sign for them. Development only.")
+    return record
+
+
+def check_signers(descriptor: dict, signers: dict) -> None:
+    """Supplied key files/keystores must be the accounts market.json records for their roles."""
+    addresses = descriptor.get("addresses", {})
+    for role, account in signers.items():
+        if role not in addresses:
+            raise DeploymentError(f"--key-file/--keystore {role}: the market has no role {role!r}")
+        if account.address.lower() != addresses[role].lower():
+            raise DeploymentError(f"--key-file/--keystore {role}: its account is {account.address}, the market's "
+                                  f"{role} is {addresses[role]}")
+
+
+def missing_signers(dep: "Deployment") -> list[str]:
+    """Roles market.json records with their own keys for which no key file/keystore was given (a role that
+    acts, e.g. a demo run, needs every one; the auditor needs none)."""
+    return sorted(role for role, source in account_sources(dep.descriptor).items()
+                  if source != "dev-seed" and role not in dep.signers)
+
+
+def open_market(data_dir: Path, rpc_url: str | None = None, signers: dict | None = None) -> Deployment:
     layout = DataDir(Path(data_dir))
     if not layout.market_file.exists():
         raise DeploymentError(f"{layout.market_file}: no market here (run `repo-market demo` to create one)")
@@ -199,14 +242,17 @@ def open_market(data_dir: Path, rpc_url: str | None = None) -> Deployment:
         raise DeploymentError(f"{layout.market_file}: format {descriptor.get('format')!r} is not {MARKET_FORMAT!r}")
     if rpc_url is None:
         rpc_url = descriptor["chain"].get("rpc_url")
-    return Deployment(layout, descriptor, rpc_url)
+    check_signers(descriptor, signers or {})
+    return Deployment(layout, descriptor, rpc_url, signers=dict(signers or {}))
 
 
 def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, threshold: int = 2,
-                  rpc_url: str | None = None, seed: int = 0, windows=None, progress=None) -> Deployment:
+                  rpc_url: str | None = None, seed: int = 0, windows=None, progress=None,
+                  signers: dict | None = None) -> Deployment:
     """Create every role's keys, the FHE keys, the circuit blobs and the contract; write market.json.
 
-    ``progress(stage: str)`` is called before each slow step.  Returns the public deployment plus, in
+    ``signers``: role -> ChainAccount from key files / keystores (``--rpc`` only); the other roles use dev keys
+    derived from ``seed`` and market.json says so. ``progress(stage: str)`` is called before each slow step.  Returns the public deployment plus, in
     ``Deployment.descriptor["timings"]``, how long each step took.
     """
     from chain import Coordinator, CoordinatorTerms, PhaseWindows, connect, deploy_coordinator
@@ -222,6 +268,9 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
     layout = DataDir(Path(data_dir))
     if layout.exists():
         raise DeploymentError(f"{layout.market_file} exists: a market is already deployed there")
+    signers = dict(signers or {})
+    if signers and rpc_url is None:
+        raise DeploymentError("key files and keystores need --rpc: the embedded chain uses dev keys")
     timings: dict[str, float] = {}
 
     def timed(name, fn):
@@ -253,8 +302,13 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
     terms_digest = canonical_digest(terms.as_dict(), name="terms")
     signers_digest = identities_digest(identities)
 
-    chain = timed("connect chain", lambda: connect(layout.root, rpc_url, seed=seed))
+    unknown = sorted(set(signers) - {*roles, "deployer"})
+    if unknown:
+        raise DeploymentError(f"--key-file/--keystore {unknown[0]}: not a role of this market "
+                              f"({', '.join([*roles, 'deployer'])})")
+    chain = timed("connect chain", lambda: connect(layout.root, rpc_url, seed=seed, accounts=signers or None))
     addresses = {role: chain.address(role) for role in roles}
+    chain.address("deployer")  # a non-dev node without a deployer key fails here, before deploying
     coordinator_terms = CoordinatorTerms(
         grid=terms.grid, base_rate=terms.base_rate, rate_bits=terms.rate_bits,
         hurdle_mode=terms.hurdle_mode.value, deposit_minimum=deposit_minimum_wei(terms),
@@ -276,8 +330,9 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         "evaluators": {"roles": evaluator_roles(evaluators), "threshold": threshold},
         "identities": identities,
         "addresses": addresses,
+        "accounts": accounts_record({role: chain.account_source(role) for role in [*roles, "deployer"]}),
         "endowment": dict(ENDOWMENT),
         "timings": timings,
     }
     write_json(layout.market_file, descriptor)  # last: its presence marks a complete market
-    return Deployment(layout, descriptor, rpc_url, chain)
+    return Deployment(layout, descriptor, rpc_url, chain, signers=signers)
