@@ -39,6 +39,9 @@ def digest(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
 
 
+EVIDENCE = digest("execution record")
+
+
 def deploy(chain, evaluators: int, threshold: int):
     terms = CoordinatorTerms(
         grid=30, base_rate=400, rate_bits=10, hurdle_mode="margin", deposit_minimum=DEPOSIT,
@@ -66,8 +69,8 @@ def one_round(chain, coord, threshold: int, rid: int) -> dict[str, int]:
         key = "post_output (k-th: Computed)" if i == threshold - 1 else "post_output"
         gas[key] = gas.get(key, 0) + coord.post_output(evaluator_role(i), rid, digest(f"out-{rid}")).gas_used
     gas["post_instruction"] = coord.post_instruction(CUSTODIAN, rid, digest("att"), pre.commitment(), True).gas_used
-    gas["execute_mm_leg"] = coord.execute_mm_leg(DEALER_MM, rid, 415, 15).gas_used
-    gas["execute_rm_leg"] = coord.execute_rm_leg(DEALER_RM, rid, 445, 15).gas_used
+    gas["execute_mm_leg"] = coord.execute_mm_leg(DEALER_MM, rid, 415, 15, EVIDENCE).gas_used
+    gas["execute_rm_leg"] = coord.execute_rm_leg(DEALER_RM, rid, 445, 15, EVIDENCE).gas_used
     chain.mine(WINDOWS.challenge)
     gas["settle"] = coord.settle(AUDITOR, rid).gas_used
     return gas
@@ -94,7 +97,7 @@ def other_calls(chain, coord, threshold: int) -> dict[str, int]:
     for i in range(threshold):
         coord.post_output(evaluator_role(i), rid, digest("o"))
     coord.post_instruction(CUSTODIAN, rid, digest("att"), pre.commitment(), True)
-    coord.execute_mm_leg(DEALER_MM, rid, 420, 15)
+    coord.execute_mm_leg(DEALER_MM, rid, 420, 15, EVIDENCE)
     gas["prove_deviation"] = coord.prove_deviation(AUDITOR, rid, Side.MM, pre).gas_used
     gas["withdraw (forfeit + own deposit)"] = coord.withdraw(DEALER_RM).gas_used
     gas["deposit"] = coord.deposit(DEALER_MM, DEPOSIT).gas_used

@@ -24,6 +24,13 @@ PINNED_VYPER = "0.4.3"  # pyproject pins vyper==0.4.3; the build JSON names the 
 # Cancun runs on both backends (py-evm's Prague VM and anvil); pinning it keeps the bytecode, and
 # so the artifact digest, independent of the compiler's default. [decided]
 EVM_VERSION = "cancun"
+PINNED_VYPER = "0.4.3"  # the compiler the published bytecode comes from (constraints.txt pins it)
+
+
+def pinned_compiler_problem() -> str | None:
+    """None if the installed vyper is the pinned one, else what differs (code identity needs it)."""
+    have = version("vyper")
+    return None if have == PINNED_VYPER else f"vyper {have} installed, the contract is published with {PINNED_VYPER}"
 
 
 @dataclass(frozen=True)

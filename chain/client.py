@@ -50,6 +50,12 @@ class TxResult:
     gas_used: int
     events: tuple[EventRecord, ...]
     contract_address: str | None = None
+    block_hash: str = ""  # the block's hash as the node reported it (a history anchor; see anchor())
+
+    def anchor(self) -> dict:
+        """What a role records of its own transaction so that an auditor can check the history:
+        {"tx": hash, "block": number, "block_hash": hash}."""
+        return {"tx": self.tx_hash, "block": self.block_number, "block_hash": self.block_hash}
 
     def event(self, name: str) -> EventRecord:
         """The single event called ``name`` (raises LookupError if absent or repeated)."""
@@ -67,7 +73,7 @@ class Chain:
     """
 
     def __init__(self, w3: Web3, *, backend: str, url: str | None, data_dir: Path, seed: int,
-                 journal: Journal | None, faucet: ChainAccount, is_anvil: bool,
+                 journal: Journal | None, faucet: ChainAccount, is_anvil: bool, read_only: bool = False,
                  accounts: dict[str, ChainAccount] | None = None, external_roles: tuple[str, ...] = ()) -> None:
         self.w3 = w3
         self.backend = backend
@@ -75,7 +81,8 @@ class Chain:
         self.data_dir = Path(data_dir)
         self.seed = seed
         self.chain_id = int(w3.eth.chain_id)
-        self.artifact_dir = self.data_dir / "chain" / "artifacts"
+        self.read_only = read_only  # an auditor's connection: sends nothing, writes nothing to data_dir
+        self.artifact_dir = None if read_only else self.data_dir / "chain" / "artifacts"
         self._journal = journal
         self._faucet = faucet
         self._is_anvil = is_anvil
@@ -90,7 +97,8 @@ class Chain:
         self._funded: set[str] = set()
         self._decoders: dict[str, EventDecoder] = {}
         self._genesis_hash = hex0x(w3.eth.get_block(0)["hash"])
-        index_dir = None if journal is not None else self.data_dir / "chain" / "index" / str(self.chain_id)
+        index_dir = (None if journal is not None or read_only
+                     else self.data_dir / "chain" / "index" / str(self.chain_id))
         self._index = EventIndex(index_dir)
 
     def __repr__(self) -> str:
@@ -143,7 +151,7 @@ class Chain:
             return int(self.w3.eth.get_balance(to_checksum_address(address)))
 
     def _ensure_funded(self, address: str) -> None:
-        if self.balance(address) >= FUND_FLOOR:
+        if self.read_only or self.balance(address) >= FUND_FLOOR:
             return
         if self._is_anvil:
             with contextlib.suppress(Exception):
@@ -161,6 +169,7 @@ class Chain:
 
     def mine(self, blocks: int = 1) -> int:
         """Mine ``blocks`` empty blocks; returns the new head. Works on both backends."""
+        self._refuse_if_read_only("mine")
         if not isinstance(blocks, int) or isinstance(blocks, bool) or blocks < 1:
             raise ChainInputError(f"blocks must be a positive int, got {blocks!r}")
         if self._journal is None:
@@ -186,6 +195,7 @@ class Chain:
 
         Raises ChainError(reason) if the chain refuses it; nothing is sent or journaled then.
         """
+        self._refuse_if_read_only(f"sending {fn_name}")
         acct = self.account(sender) if isinstance(sender, str) else sender
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ChainInputError(f"value must be a non-negative int (wei), got {value!r}")
@@ -208,6 +218,45 @@ class Chain:
         address = to_checksum_address(address)
         self._decoders[address] = EventDecoder(self.w3.codec, artifact.abi)
         return self.w3.eth.contract(address=address, abi=list(artifact.abi))
+
+    def _refuse_if_read_only(self, what: str) -> None:
+        if self.read_only:
+            raise ChainError(f"{what} refused: this connection is read-only (an auditor's)")
+
+    def code_at(self, address: str, block: int | str = "latest") -> bytes:
+        """The runtime code at ``address`` (eth_getCode)."""
+        self.sync()
+        with self._mapped():
+            return bytes(self.w3.eth.get_code(to_checksum_address(address), block))
+
+    def balance_at(self, address: str, block: int) -> int:
+        """Wei held by ``address`` after block ``block`` (eth_getBalance at that block)."""
+        self.sync()
+        with self._mapped():
+            return int(self.w3.eth.get_balance(to_checksum_address(address), block))
+
+    def transaction(self, tx_hash: str) -> dict | None:
+        """{"from", "to", "block", "block_hash", "input"} of a mined transaction, None if the node has none."""
+        self.sync()
+        with self._mapped():
+            try:
+                tx = self.w3.eth.get_transaction(tx_hash)
+            except Exception as exc:  # web3 raises TransactionNotFound (eth-tester: its own error)
+                if "not found" in str(exc).lower() or type(exc).__name__ == "TransactionNotFound":
+                    return None
+                raise
+        if tx is None or tx.get("blockNumber") is None:
+            return None
+        return {"from": to_checksum_address(tx["from"]), "to": tx.get("to"), "block": int(tx["blockNumber"]),
+                "block_hash": hex0x(tx["blockHash"]), "input": hex0x(tx["input"])}
+
+    def block_hash(self, number: int) -> str | None:
+        """The hash of block ``number`` on this chain, None beyond the head."""
+        self.sync()
+        with self._mapped():
+            if number > int(self.w3.eth.block_number):
+                return None
+            return hex0x(self.w3.eth.get_block(number)["hash"])
 
     def code_matches(self, address: str, artifact: Artifact) -> bool:
         """Whether the code at ``address`` is ``artifact``'s runtime code (plus the immutables vyper
@@ -291,6 +340,7 @@ class Chain:
             gas_used=int(receipt["gasUsed"]),
             events=tuple(events),
             contract_address=to_checksum_address(created) if created else None,
+            block_hash=hex0x(receipt["blockHash"]) if receipt.get("blockHash") is not None else "",
         )
 
     def _decode(self, log: Any) -> EventRecord | None:
@@ -367,10 +417,16 @@ class Chain:
             raise mapped from exc
 
 
-def connect(data_dir: Path | str, rpc_url: str | None = None, *, seed: int = 0,
+def connect(data_dir: Path | str, rpc_url: str | None = None, *, seed: int = 0, read_only: bool = False,
             accounts: dict[str, ChainAccount] | None = None, external_roles: tuple[str, ...] = ()) -> Chain:
     """Open a chain. ``rpc_url`` None: the embedded EVM persisted in ``data_dir/chain/`` (replays its
     journal); otherwise the JSON-RPC node at ``rpc_url`` (raises ChainUnavailable if it is down).
+
+    ``read_only`` (the auditor): nothing is written under ``data_dir`` (no lock, snapshot, artifact or
+    event-index cache) and nothing can be sent. The embedded chain is then rebuilt from the whole journal,
+    never from the snapshot, and a node's events are read from the node, never from the persisted index:
+    the auditor trusts no cache it has not checked itself. [decided]
+
     ``accounts``: role -> external account (chain.accounts.external_accounts), only with ``rpc_url``; other
     roles get seed-derived dev keys, which only the embedded chain and anvil accept; ``external_roles`` must
     not fall back to them (a market created with their own keys)."""
@@ -378,6 +434,8 @@ def connect(data_dir: Path | str, rpc_url: str | None = None, *, seed: int = 0,
     if accounts and rpc_url is None:
         raise ChainInputError("key files and keystores are for --rpc nodes; the embedded chain uses dev keys "
                               f"(given for {', '.join(sorted(accounts))})")
+    if rpc_url is None and read_only:
+        return _connect_embedded_read_only(data_dir, seed)
     if rpc_url is None:
         from eth_tester import EthereumTester, PyEVMBackend
         from web3 import EthereumTesterProvider
@@ -422,7 +480,28 @@ def connect(data_dir: Path | str, rpc_url: str | None = None, *, seed: int = 0,
         raise ChainUnavailable(rpc_url, detail=type(exc).__name__) from None
     return Chain(w3, backend="rpc", url=rpc_url, data_dir=data_dir, seed=seed, journal=None,
                  faucet=account_from_key("faucet", ANVIL_FAUCET_KEY), is_anvil=version.lower().startswith("anvil"),
-                 accounts=accounts, external_roles=tuple(external_roles))
+                 read_only=read_only, accounts=accounts, external_roles=tuple(external_roles))
+
+
+def _connect_embedded_read_only(data_dir: Path, seed: int) -> Chain:
+    """The embedded chain replayed from its whole journal, in memory only (see connect)."""
+    import json
+
+    from eth_tester import EthereumTester, PyEVMBackend
+    from web3 import EthereumTesterProvider
+
+    chain_dir = data_dir / "chain"
+    if not (chain_dir / "journal.jsonl").is_file():
+        raise JournalError(f"{chain_dir}: no embedded chain journal here")
+    config = chain_dir / "config.json"
+    if config.is_file() and json.loads(config.read_text())["seed"] != seed:
+        raise JournalError(f"{chain_dir} was created with seed {json.loads(config.read_text())['seed']}, not {seed}")
+    journal = Journal(chain_dir, read_only=True)
+    w3 = Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend(genesis_state=_genesis_state(seed)))))
+    chain = Chain(w3, backend="embedded", url=None, data_dir=data_dir, seed=seed, journal=journal,
+                  faucet=account_from_key("faucet", EMBEDDED_FAUCET_KEY), is_anvil=False, read_only=True)
+    chain._replay(journal.unread())
+    return chain
 
 
 # Roles funded in the embedded chain's genesis, so that funding never spends a block inside a phase

@@ -40,10 +40,104 @@ class RoundPhase(enum.IntEnum):
     def terminal(self) -> bool:
         return self in (RoundPhase.NONE, RoundPhase.SETTLED, RoundPhase.FORFEITED, RoundPhase.CANCELLED)
 
+    @property
+    def label(self) -> str:
+        """The contract's name of the phase ("MmLegDone"), as in its revert strings."""
+        return _PHASE_LABELS[self]
+
+
+_PHASE_LABELS = {
+    RoundPhase.NONE: "None", RoundPhase.COMMITTED: "Committed", RoundPhase.REPORTED: "Reported",
+    RoundPhase.COMPUTED: "Computed", RoundPhase.INSTRUCTED: "Instructed", RoundPhase.MM_LEG_DONE: "MmLegDone",
+    RoundPhase.RM_LEG_DONE: "RmLegDone", RoundPhase.SETTLED: "Settled", RoundPhase.FORFEITED: "Forfeited",
+    RoundPhase.CANCELLED: "Cancelled",
+}
+
+# The phase machine of Coordinator.vy: phase -> the phases a round may enter from it, and the window (a
+# PhaseWindows field) that bounds the step taken in it. tests/chain/test_state_layout.py checks both
+# against the contract (every transition the contract makes is listed; every window matches _window).
+PHASE_TRANSITIONS: dict[RoundPhase, frozenset[RoundPhase]] = {
+    RoundPhase.NONE: frozenset({RoundPhase.COMMITTED}),
+    RoundPhase.COMMITTED: frozenset({RoundPhase.REPORTED, RoundPhase.FORFEITED, RoundPhase.CANCELLED}),
+    RoundPhase.REPORTED: frozenset({RoundPhase.COMPUTED, RoundPhase.CANCELLED}),
+    RoundPhase.COMPUTED: frozenset({RoundPhase.INSTRUCTED, RoundPhase.SETTLED, RoundPhase.CANCELLED}),
+    RoundPhase.INSTRUCTED: frozenset({RoundPhase.MM_LEG_DONE, RoundPhase.FORFEITED}),
+    RoundPhase.MM_LEG_DONE: frozenset({RoundPhase.RM_LEG_DONE, RoundPhase.FORFEITED}),
+    RoundPhase.RM_LEG_DONE: frozenset({RoundPhase.SETTLED, RoundPhase.FORFEITED}),
+    RoundPhase.SETTLED: frozenset(), RoundPhase.FORFEITED: frozenset(), RoundPhase.CANCELLED: frozenset(),
+}
+PHASE_WINDOW: dict[RoundPhase, str] = {
+    RoundPhase.COMMITTED: "report", RoundPhase.REPORTED: "compute", RoundPhase.COMPUTED: "instruct",
+    RoundPhase.INSTRUCTED: "mm_leg", RoundPhase.MM_LEG_DONE: "rm_leg", RoundPhase.RM_LEG_DONE: "challenge",
+}
+
+
+class StateWord:
+    """The bit layout of a round's packed ``state`` word in Coordinator.vy (the one Python definition).
+
+    ``phase | phase_block << 8 | trade << 72 | (evaluator i posted) << (80 + i) | lead votes << 96 |
+    agreed << 104`` [decided, for gas]. The contract's constants BLOCK_SHIFT, TRADE_BIT, VOTED_BASE,
+    LEAD_COUNT_BASE and AGREED_BIT are ``2**`` these shifts (tests/chain/test_state_layout.py checks it).
+    """
+
+    PHASE_BITS = 8
+    BLOCK_SHIFT = 8
+    BLOCK_BITS = 64
+    TRADE_SHIFT = 72
+    VOTED_SHIFT = 80
+    LEAD_COUNT_SHIFT = 96
+    LEAD_COUNT_BITS = 8
+    AGREED_SHIFT = 104
+
+    def __init__(self, word: int) -> None:
+        self.word = int(word)
+
+    @property
+    def phase(self) -> RoundPhase:
+        return RoundPhase(self.word % (1 << self.PHASE_BITS))
+
+    @property
+    def phase_block(self) -> int:
+        return (self.word >> self.BLOCK_SHIFT) % (1 << self.BLOCK_BITS)
+
+    @property
+    def trade(self) -> bool:
+        return bool(self.word >> self.TRADE_SHIFT & 1)
+
+    def posted(self, evaluator_index: int) -> bool:
+        return bool(self.word >> (self.VOTED_SHIFT + evaluator_index) & 1)
+
+    @property
+    def lead_votes(self) -> int:
+        return (self.word >> self.LEAD_COUNT_SHIFT) % (1 << self.LEAD_COUNT_BITS)
+
+    @property
+    def agreed(self) -> bool:
+        return bool(self.word >> self.AGREED_SHIFT & 1)
+
 
 class Side(enum.IntEnum):
     MM = 0
     RM = 1
+
+    @classmethod
+    def of(cls, side: "Side | int | str") -> "Side":
+        """Side from a Side, its number, or "mm"/"rm" (the protocol's side names)."""
+        if isinstance(side, str):
+            try:
+                return cls[side.upper()]
+            except KeyError:
+                raise ChainInputError(f"side must be 'mm' or 'rm', got {side!r}") from None
+        return cls(side)
+
+    @property
+    def key(self) -> str:
+        """"mm" or "rm"."""
+        return self.name.lower()
+
+    @property
+    def other(self) -> "Side":
+        return Side.RM if self is Side.MM else Side.MM
 
 
 class ForfeitReason(enum.IntEnum):
@@ -52,6 +146,13 @@ class ForfeitReason(enum.IntEnum):
 
 
 HURDLE_MODES = {"margin": 0, "spread": 1}
+WINDOW_NAMES = ("report", "compute", "instruct", "mm_leg", "rm_leg", "challenge")
+# Coordinator.vy's immutables in declaration order with their ABI types (CoordinatorTerms.immutables).
+IMMUTABLES = (("grid", "uint256"), ("base_rate", "uint256"), ("rate_bits", "uint256"), ("hurdle_mode", "uint8"),
+              ("deposit_minimum", "uint256"), ("terms_digest", "bytes32"), ("circuit_digest", "bytes32"),
+              ("evaluation_keys_digest", "bytes32"), ("dealer_mm", "address"), ("dealer_rm", "address"),
+              ("custodian", "address"), ("threshold", "uint256"),
+              *((f"{n}_window", "uint256") for n in WINDOW_NAMES))
 
 
 @dataclass(frozen=True)
@@ -126,6 +227,18 @@ class CoordinatorTerms:
     def hurdle_mode_code(self) -> int:
         return HURDLE_MODES[str(getattr(self.hurdle_mode, "value", self.hurdle_mode))]
 
+    def immutables(self) -> bytes:
+        """The immutables section Vyper 0.4 appends to the runtime code at deployment: one 32-byte word per
+        immutable, in declaration order (IMMUTABLES), ABI-encoded. Measured on the deployed contract."""
+        values = {"grid": self.grid, "base_rate": self.base_rate, "rate_bits": self.rate_bits,
+                  "hurdle_mode": self.hurdle_mode_code, "deposit_minimum": self.deposit_minimum,
+                  "terms_digest": self.terms_digest, "circuit_digest": self.circuit_digest,
+                  "evaluation_keys_digest": self.evaluation_keys_digest,
+                  "dealer_mm": to_checksum_address(self.dealer_mm), "dealer_rm": to_checksum_address(self.dealer_rm),
+                  "custodian": to_checksum_address(self.custodian), "threshold": self.threshold,
+                  **{f"{name}_window": w for name, w in zip(WINDOW_NAMES, self.windows.as_tuple())}}
+        return abi_encode([t for _, t in IMMUTABLES], [values[n] for n, _ in IMMUTABLES])
+
     def constructor_args(self) -> list:
         return [
             self.grid, self.base_rate, self.rate_bits, self.hurdle_mode_code, self.deposit_minimum,
@@ -196,6 +309,16 @@ class RoundState:
     beneficiary: str | None
     forfeited_amount: int
 
+    # per-side accessors: side is Side, 0/1 or "mm"/"rm"
+    def commitment(self, side: "Side | int | str") -> bytes:
+        return self.report_commitment_mm if Side.of(side) is Side.MM else self.report_commitment_rm
+
+    def ciphertext(self, side: "Side | int | str") -> bytes:
+        return self.ciphertext_digest_mm if Side.of(side) is Side.MM else self.ciphertext_digest_rm
+
+    def record(self, side: "Side | int | str") -> ExecutionRecord | None:
+        return self.mm_record if Side.of(side) is Side.MM else self.rm_record
+
 
 Sender = str | ChainAccount
 _MM_EXECUTED = (RoundPhase.MM_LEG_DONE, RoundPhase.RM_LEG_DONE)
@@ -256,17 +379,20 @@ class Coordinator:
         return self.chain.send(sender, self.contract, "post_instruction",
                                (round_id, attestation_digest, instruction_commitment, trade))
 
-    def execute_mm_leg(self, sender: Sender, round_id: int, rate: int, volume: int) -> TxResult:
-        return self._execute("execute_mm_leg", sender, round_id, rate, volume)
+    def execute_mm_leg(self, sender: Sender, round_id: int, rate: int, volume: int, evidence: bytes) -> TxResult:
+        """dealer_mm's leg; ``evidence`` is the digest of its signed execution record (offer + acceptance)."""
+        return self._execute("execute_mm_leg", sender, round_id, rate, volume, evidence)
 
-    def execute_rm_leg(self, sender: Sender, round_id: int, rate: int, volume: int) -> TxResult:
-        return self._execute("execute_rm_leg", sender, round_id, rate, volume)
+    def execute_rm_leg(self, sender: Sender, round_id: int, rate: int, volume: int, evidence: bytes) -> TxResult:
+        """dealer_rm's leg; ``evidence`` as for :meth:`execute_mm_leg`."""
+        return self._execute("execute_rm_leg", sender, round_id, rate, volume, evidence)
 
-    def _execute(self, fn: str, sender: Sender, round_id: int, rate: int, volume: int) -> TxResult:
+    def _execute(self, fn: str, sender: Sender, round_id: int, rate: int, volume: int, evidence: bytes) -> TxResult:
         check_uint("round_id", round_id)
         check_uint("rate", rate, bound=_UINT128)
         check_uint("volume", volume, bound=_UINT128)
-        return self.chain.send(sender, self.contract, fn, (round_id, rate, volume))
+        check_bytes32("evidence", evidence)
+        return self.chain.send(sender, self.contract, fn, (round_id, rate, volume, evidence))
 
     def settle(self, sender: Sender, round_id: int) -> TxResult:
         check_uint("round_id", round_id)
@@ -312,14 +438,14 @@ class Coordinator:
     def round(self, round_id: int) -> RoundState:
         self.chain.sync()  # one consistent read below
         r = self._view("rounds", round_id)
-        state = int(r[0])
-        phase = RoundPhase(state % 256)
+        state = StateWord(int(r[0]))
+        phase = state.phase
         return RoundState(
-            round_id=round_id, phase=phase, phase_block=(state >> 8) % 2**64, deadline=self.deadline(round_id),
-            trade=bool(state >> 72 & 1),
+            round_id=round_id, phase=phase, phase_block=state.phase_block, deadline=self.deadline(round_id),
+            trade=state.trade,
             report_commitment_mm=bytes(r[1]), report_commitment_rm=bytes(r[2]),
             ciphertext_digest_mm=bytes(r[3]), ciphertext_digest_rm=bytes(r[4]),
-            output_digest=bytes(r[5]) if state >> 104 & 1 else bytes(32),  # the agreed digest only
+            output_digest=bytes(r[5]) if state.agreed else bytes(32),  # the agreed digest only
             attestation_digest=bytes(r[6]), instruction_commitment=bytes(r[7]),
             mm_record=_record(int(r[8])) if r[8] or phase in _MM_EXECUTED else None,
             rm_record=_record(int(r[9])) if r[9] or phase in _RM_EXECUTED else None,
@@ -353,6 +479,30 @@ class Coordinator:
     def code_matches_source(self) -> bool:
         """Whether the deployed code is chain/contracts/Coordinator.vy compiled here (see Chain.code_matches)."""
         return self.chain.code_matches(self.address, self.artifact)
+
+    def code_identity(self, published: CoordinatorTerms, block: int | str = "latest") -> list[str]:
+        """What is wrong with the code at this address, [] if nothing: its code part must be
+        chain/contracts/Coordinator.vy compiled now with the pinned compiler (no artifact cache is
+        trusted), and its immutables section must be ``published.immutables()`` word for word."""
+        from .artifacts import compile_contract, pinned_compiler_problem
+
+        problems = [p for p in (pinned_compiler_problem(),) if p]
+        fresh = compile_contract("Coordinator", None)
+        code = self.chain.code_at(self.address, block)
+        if not code:
+            return problems + [f"no contract code at {self.address}"]
+        runtime = fresh.runtime_bytecode
+        if code[: len(runtime)] != runtime:
+            problems.append(f"contract code differs from source: the {len(code)} bytes at {self.address} do not "
+                            f"start with the {len(runtime)}-byte runtime code compiled from chain/contracts/Coordinator.vy")
+            return problems
+        section, want = code[len(runtime):], published.immutables()
+        if section != want:
+            words = [section[i:i + 32] for i in range(0, len(section), 32)]
+            bad = [name for i, (name, _) in enumerate(IMMUTABLES)
+                   if i >= len(words) or words[i] != want[32 * i: 32 * i + 32]]
+            problems.append(f"immutables differ from the published terms in {bad or ['length']}")
+        return problems
 
     def terms(self) -> CoordinatorTerms:
         v = self._view

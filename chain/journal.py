@@ -25,9 +25,14 @@ from .errors import JournalError
 
 
 class Journal:
-    def __init__(self, directory: Path) -> None:
+    """``read_only``: an auditor's view -- nothing is created, locked or appended (the directory may be
+    read-only); a line still being written by another process is not read yet (see ``unread``)."""
+
+    def __init__(self, directory: Path, *, read_only: bool = False) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
+        self.read_only = read_only
+        if not read_only:
+            self.directory.mkdir(parents=True, exist_ok=True)
         self.path = self.directory / "journal.jsonl"
         self._lock_path = self.directory / "journal.lock"
         self.offset = 0  # bytes of the journal already applied by this process
@@ -35,6 +40,9 @@ class Journal:
 
     @contextlib.contextmanager
     def locked(self) -> Iterator[None]:
+        if self.read_only:
+            yield
+            return
         with open(self._lock_path, "a") as lock:
             fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
             try:
@@ -69,6 +77,8 @@ class Journal:
 
     def append(self, entry: dict) -> None:
         """Append one entry durably (write, flush, fsync). Caller holds ``locked()``."""
+        if self.read_only:
+            raise JournalError(f"{self.path}: opened read-only (an auditor's view); nothing may be appended")
         line = (json.dumps(entry, separators=(",", ":"), sort_keys=True) + "\n").encode()
         with open(self.path, "r+b" if self.path.exists() else "w+b") as f:
             f.seek(self.offset)

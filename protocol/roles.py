@@ -29,11 +29,10 @@ from protocol.deployment import Deployment
 from protocol.layout import read_json, write_json
 
 __all__ = ["ProtocolError", "DealerAgent", "ClientAgent", "Custodian", "Evaluator",
-           "attestation_payload", "Behaviour", "SIDE_OF", "CLIENT_OF"]
+           "Behaviour", "SIDE_OF", "CLIENT_OF", "record_tx"]
 
 SIDE_OF = {"dealer_mm": "mm", "dealer_rm": "rm"}
 CLIENT_OF = {"dealer_mm": "client_mm", "dealer_rm": "client_rm"}
-ATTESTATION_CONTEXT = "repo-market:decryption-attestation:v1"
 
 
 class ProtocolError(Exception):
@@ -71,30 +70,13 @@ def read_inbox(dep: Deployment, recipient: str, name: str) -> bytes | None:
     return bytes.fromhex(json.loads(path.read_text())["blob"])
 
 
-def attestation_payload(dep: Deployment, round_id: int, *, ciphertexts: dict, receipts: dict, output: bytes,
-                        instruction_commitment: bytes, trade: bool, sealed_instructions: dict) -> dict:
-    """What the custodian signs after decrypting: everything the auditor needs, anchored by one digest.
-
-    [decided] The attestation names the receipts and sealed instructions (which have no slot on chain)
-    so that every blob of a round is reachable from the chain: chain → attestation → the rest.
-    """
-    return {
-        "context": ATTESTATION_CONTEXT,
-        "chain_id": dep.chain_id,
-        "contract": bytes.fromhex(dep.contract_address[2:]),
-        "round": round_id,
-        "circuit_digest": dep.digest("circuit"),
-        "evaluation_keys_digest": dep.digest("evaluation_keys"),
-        "ciphertext_digest_mm": ciphertexts["mm"],
-        "ciphertext_digest_rm": ciphertexts["rm"],
-        "receipt_digest_mm": receipts["mm"],
-        "receipt_digest_rm": receipts["rm"],
-        "output_digest": output,
-        "instruction_commitment": instruction_commitment,
-        "trade": trade,
-        "sealed_instruction_mm": sealed_instructions["mm"],
-        "sealed_instruction_rm": sealed_instructions["rm"],
-    }
+def record_tx(dep: Deployment, role: str, round_id: int, step: str, tx) -> None:
+    """Keep, in the role's own folder, the history anchor of one of its transactions (block number and
+    hash, as its node reported them): what the role can later hold against a rewritten chain."""
+    path = dep.data_dir.round_file(role, round_id, "txs")
+    txs = read_json(path) if path.exists() else {}
+    txs[step] = tx.anchor()
+    _private_json(path, txs)
 
 
 @dataclass(frozen=True)
@@ -185,7 +167,9 @@ class DealerAgent:
         gas = 0
         committed = self._onchain_commitment(round_id)
         if committed is None:
-            gas = coord.commit_report(self.role, round_id, bytes.fromhex(state["commitment"])).gas_used
+            tx = coord.commit_report(self.role, round_id, bytes.fromhex(state["commitment"]))
+            record_tx(self.dep, self.role, round_id, "commit_report", tx)
+            gas = tx.gas_used
         elif committed != bytes.fromhex(state["commitment"]):
             raise ProtocolError(f"round {round_id}: {self.role}'s commitment on chain is not its own report's")
         post_inbox(self.dep, "custodian", f"round-{round_id}-report-{self.side}", bytes.fromhex(state["envelope"]))
@@ -195,8 +179,7 @@ class DealerAgent:
         coord = self.dep.coordinator
         if coord.current_round() < round_id:
             return None
-        rs = coord.round(round_id)
-        value = rs.report_commitment_mm if self.side == "mm" else rs.report_commitment_rm
+        value = coord.round(round_id).commitment(self.side)
         return None if value == bytes(32) else value
 
     def check_receipt(self, round_id: int) -> None:
@@ -208,8 +191,7 @@ class DealerAgent:
             raise ProtocolError(f"round {round_id}: {self.role} received no receipt from the custodian")
         receipt = ReportReceipt.from_bytes(self.dep.blobs.get(digest))
         state = self.prepare_report(round_id)
-        rs = self.dep.coordinator.round(round_id)
-        onchain = rs.ciphertext_digest_mm if self.side == "mm" else rs.ciphertext_digest_rm
+        onchain = self.dep.coordinator.round(round_id).ciphertext(self.side)
         receipt.verify(self.dep.identity("custodian"), ciphertext_digest=onchain)
         if receipt.envelope_digest.hex() != state["envelope"] or receipt.commitment.hex() != state["commitment"]:
             raise ProtocolError(f"round {round_id}: receipt to {self.role} names another envelope or commitment")
@@ -240,7 +222,7 @@ class DealerAgent:
         if behaviour.kind == "skip":
             return 0, {"skipped": True}
         instr = self.instruction(round_id)
-        rate = instr["r_mm" if self.side == "mm" else "r_rm"]
+        rate = instr[f"r_{self.side}"]
         if behaviour.kind == "offer_rate":
             rate = behaviour.rate
         offer = seal_message({"round": round_id, "rate": int(rate)}, sender=self.keys,
@@ -254,28 +236,40 @@ class DealerAgent:
                                 expected=_binding(self.dep, "acceptance", round_id, self.client, self.role))
         if accepted["rate"] != rate:
             raise ProtocolError(f"round {round_id}: {self.client} accepted rate {accepted['rate']}, offered {rate}")
+        record = self._execution_record(round_id, int(rate), int(accepted["volume"]), offer_digest,
+                                        acceptance_digest)
         coord = self.dep.coordinator
-        fn = coord.execute_mm_leg if self.side == "mm" else coord.execute_rm_leg
-        tx = fn(self.role, round_id, int(rate), int(accepted["volume"]))
+        fn = getattr(coord, f"execute_{self.side}_leg")
+        tx = fn(self.role, round_id, int(rate), int(accepted["volume"]), record)
+        record_tx(self.dep, self.role, round_id, f"execute_{self.side}_leg", tx)
         return tx.gas_used, {"rate": int(rate), "volume": int(accepted["volume"]),
-                             "offer": offer_digest.hex(), "acceptance": acceptance_digest.hex()}
+                             "offer": offer_digest.hex(), "acceptance": acceptance_digest.hex(),
+                             "execution_record": record.hex()}
+
+    def _execution_record(self, round_id: int, rate: int, volume: int, offer: bytes, acceptance: bytes) -> bytes:
+        """Sign and publish the execution record naming the offer and acceptance; its digest goes on chain."""
+        from protocol.attestation import execution_record_body, sign_statement
+
+        body = execution_record_body(self.dep, round_id, self.side, rate=rate, volume=volume, offer=offer,
+                                     acceptance=acceptance)
+        return self.dep.blobs.put(sign_statement(self.keys, body, name="execution record"))
 
     def challenge(self, round_id: int) -> int:
         """If the other dealer's record departs from the instruction, prove it on chain (returns gas)."""
         from chain import InstructionPreimage, Side
 
         rs = self.dep.coordinator.round(round_id)
-        other = "rm" if self.side == "mm" else "mm"
-        record = rs.rm_record if other == "rm" else rs.mm_record
+        other = Side.of(self.side).other
+        record = rs.record(other)
         if record is None:
             return 0
         instr = self.instruction(round_id)
-        expected_rate = instr["r_rm" if other == "rm" else "r_mm"]
-        if (record.rate, record.volume) == (expected_rate, instr["volume"]):
+        if (record.rate, record.volume) == (instr[f"r_{other.key}"], instr["volume"]):
             return 0
         pre = InstructionPreimage(instr["volume"], instr["r_mm"], instr["r_rm"], instr["r_bd_x2"], instr["salt"])
-        side = Side.RM if other == "rm" else Side.MM
-        return self.dep.coordinator.prove_deviation(self.role, round_id, side, pre).gas_used
+        tx = self.dep.coordinator.prove_deviation(self.role, round_id, other, pre)
+        record_tx(self.dep, self.role, round_id, "prove_deviation", tx)
+        return tx.gas_used
 
 
 # --- clients -------------------------------------------------------------------------------------------
@@ -363,12 +357,11 @@ class Custodian:
         state = self._state(round_id)
         if side in state:
             return state[side]
-        dealer = "dealer_mm" if side == "mm" else "dealer_rm"
+        dealer = f"dealer_{side}"
         digest = read_inbox(self.dep, "custodian", f"round-{round_id}-report-{side}")
         if digest is None:
             raise ProtocolError(f"round {round_id}: the custodian has no report from {dealer}")
-        rs = self.dep.coordinator.round(round_id)
-        committed = rs.report_commitment_mm if side == "mm" else rs.report_commitment_rm
+        committed = self.dep.coordinator.round(round_id).commitment(side)
         opened = open_report(self.dep.blobs.get(digest), custodian=self.keys, dealer=self.dep.identity(dealer),
                              chain_id=self.dep.chain_id, contract=self.dep.contract_address, round=round_id,
                              terms=self.dep.terms)
@@ -392,9 +385,10 @@ class Custodian:
 
     def post_ciphertexts(self, round_id: int) -> int:
         state = self._state(round_id)
-        return self.dep.coordinator.post_ciphertexts(
-            "custodian", round_id, bytes.fromhex(state["mm"]["ciphertext"]),
-            bytes.fromhex(state["rm"]["ciphertext"])).gas_used
+        tx = self.dep.coordinator.post_ciphertexts(
+            "custodian", round_id, bytes.fromhex(state["mm"]["ciphertext"]), bytes.fromhex(state["rm"]["ciphertext"]))
+        record_tx(self.dep, "custodian", round_id, "post_ciphertexts", tx)
+        return tx.gas_used
 
     def prepare_instruction(self, round_id: int) -> dict:
         """Decrypt only the output digest the evaluators agreed on (on chain); attest; seal instructions.
@@ -402,8 +396,9 @@ class Custodian:
         Everything is persisted (0600) before anything is posted, so a resumed run posts the same
         commitment and attestation."""
         from chain import instruction_commitment
-        from crypto.encoding import canonical_bytes, random_salt
+        from crypto.encoding import random_salt
         from crypto.envelope import seal_message
+        from protocol.attestation import attestation_body, sign_statement
 
         state = self._state(round_id)
         if "attestation" in state:
@@ -433,15 +428,13 @@ class Custodian:
             env = seal_message(payload, sender=self.keys, recipient=self.dep.identity(dealer),
                                binding=_binding(self.dep, "instruction", round_id, "custodian", dealer))
             sealed[side] = self.dep.blobs.put(env.to_bytes())
-        body = attestation_payload(
+        body = attestation_body(
             self.dep, round_id,
-            ciphertexts={"mm": rs.ciphertext_digest_mm, "rm": rs.ciphertext_digest_rm},
+            ciphertexts={s: rs.ciphertext(s) for s in ("mm", "rm")},
             receipts={s: bytes.fromhex(state[s]["receipt"]) for s in ("mm", "rm")},
             output=rs.output_digest, instruction_commitment=commitment, trade=ins["trade"],
             sealed_instructions=sealed)
-        signature = self.keys.sign(canonical_bytes(body, name="attestation"))
-        attestation = canonical_bytes({"body": body, "signature": signature}, name="attestation")
-        state["attestation"] = self.dep.blobs.put(attestation).hex()
+        state["attestation"] = self.dep.blobs.put(sign_statement(self.keys, body, name="attestation")).hex()
         state["commitment"] = commitment.hex()
         state["sealed_instructions"] = {s: d.hex() for s, d in sealed.items()}
         self._save(round_id, state)
@@ -454,9 +447,11 @@ class Custodian:
         state = self.prepare_instruction(round_id)
         gas = 0
         if self.dep.coordinator.phase(round_id) == RoundPhase.COMPUTED:
-            gas = self.dep.coordinator.post_instruction(
+            tx = self.dep.coordinator.post_instruction(
                 "custodian", round_id, bytes.fromhex(state["attestation"]), bytes.fromhex(state["commitment"]),
-                bool(state["instruction"]["trade"])).gas_used
+                bool(state["instruction"]["trade"]))
+            record_tx(self.dep, "custodian", round_id, "post_instruction", tx)
+            gas = tx.gas_used
         for side, dealer in (("mm", "dealer_mm"), ("rm", "dealer_rm")):
             post_inbox(self.dep, dealer, f"round-{round_id}-instruction",
                        bytes.fromhex(state["sealed_instructions"][side]))
@@ -487,8 +482,7 @@ class Evaluator:
         terms = self.dep.onchain_terms
         rs = coord.round(round_id)
         keys = self._evaluation_keys(terms.evaluation_keys_digest)
-        ct_mm = self.dep.blobs.get(rs.ciphertext_digest_mm)
-        ct_rm = self.dep.blobs.get(rs.ciphertext_digest_rm)
+        ct_mm, ct_rm = (self.dep.blobs.get(rs.ciphertext(s)) for s in ("mm", "rm"))
         output = self.runner.evaluate(keys, ct_mm, ct_rm)
         digest = self.dep.blobs.put(output)
         # every evaluator runs under the fixed FFT plan (crypto/fhe_runtime.py), so an honest evaluator's digest
@@ -499,4 +493,6 @@ class Evaluator:
         coord = self.dep.coordinator
         if coord.has_posted_output(round_id, self.dep.address(self.role)):
             return 0
-        return coord.post_output(self.role, round_id, output_digest).gas_used
+        tx = coord.post_output(self.role, round_id, output_digest)
+        record_tx(self.dep, self.role, round_id, "post_output", tx)
+        return tx.gas_used

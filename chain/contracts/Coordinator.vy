@@ -93,6 +93,7 @@ event LegExecuted:
     side: uint8
     rate: uint256
     volume: uint256
+    evidence: bytes32
 
 event Forfeited:
     round_id: indexed(uint256)
@@ -482,31 +483,37 @@ def post_instruction(round_id: uint256, attestation_digest: bytes32, instruction
 
 
 @external
-def execute_mm_leg(round_id: uint256, rate: uint256, volume: uint256):
+def execute_mm_leg(round_id: uint256, rate: uint256, volume: uint256, evidence: bytes32):
     """
     @notice dealer_mm records, from its own account, the rate it offered MM and the volume MM
             accepted. This signed record is what a deviation proof is checked against.
     @param round_id The current round, in phase Instructed.
     @param rate The rate dealer_mm offered its client, in bp (< 2**128).
     @param volume The volume its client accepted, in grid units (< 2**128).
+    @param evidence sha256 of dealer_mm's signed execution record, which names the offer and the
+           acceptance blobs [decided]: it anchors them, so an auditor can check them. Kept in the
+           event only (the history), not in storage.
     """
     self._require_step(round_id, PHASE_INSTRUCTED, dealer_mm, "Instructed")
+    assert evidence != empty(bytes32), "zero digest"
     self.rounds[round_id].mm_record = self._pack(rate, volume)
-    log LegExecuted(round_id=round_id, dealer=msg.sender, side=SIDE_MM, rate=rate, volume=volume)
+    log LegExecuted(round_id=round_id, dealer=msg.sender, side=SIDE_MM, rate=rate, volume=volume, evidence=evidence)
     self._enter(round_id, PHASE_MM_LEG_DONE)
 
 
 @external
-def execute_rm_leg(round_id: uint256, rate: uint256, volume: uint256):
+def execute_rm_leg(round_id: uint256, rate: uint256, volume: uint256, evidence: bytes32):
     """
     @notice dealer_rm records the rate it offered RM and the volume RM accepted.
     @param round_id The current round, in phase MmLegDone.
     @param rate The rate dealer_rm offered its client, in bp (< 2**128).
     @param volume The volume its client accepted, in grid units (< 2**128).
+    @param evidence sha256 of dealer_rm's signed execution record (see execute_mm_leg).
     """
     self._require_step(round_id, PHASE_MM_LEG_DONE, dealer_rm, "MmLegDone")
+    assert evidence != empty(bytes32), "zero digest"
     self.rounds[round_id].rm_record = self._pack(rate, volume)
-    log LegExecuted(round_id=round_id, dealer=msg.sender, side=SIDE_RM, rate=rate, volume=volume)
+    log LegExecuted(round_id=round_id, dealer=msg.sender, side=SIDE_RM, rate=rate, volume=volume, evidence=evidence)
     self._enter(round_id, PHASE_RM_LEG_DONE)
 
 

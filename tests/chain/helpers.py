@@ -30,6 +30,9 @@ def digest(label: str) -> bytes:
     return hashlib.sha256(label.encode()).digest()
 
 
+EVIDENCE = digest("execution record")  # stands for the digest of a dealer's signed execution record
+
+
 def make_terms(chain, *, evaluators: int = 2, threshold: int = 2, windows: PhaseWindows = WINDOWS,
                **overrides) -> CoordinatorTerms:
     fields = dict(
@@ -88,11 +91,11 @@ class Market:
 
     def to_mm_leg_done(self, rate: int = INSTRUCTION.r_mm, volume: int = INSTRUCTION.volume) -> None:
         self.to_instructed()
-        self.coord.execute_mm_leg(DEALER_MM, self.round_id, rate, volume)
+        self.coord.execute_mm_leg(DEALER_MM, self.round_id, rate, volume, EVIDENCE)
 
     def to_rm_leg_done(self, rate: int = INSTRUCTION.r_rm, volume: int = INSTRUCTION.volume) -> None:
         self.to_mm_leg_done()
-        self.coord.execute_rm_leg(DEALER_RM, self.round_id, rate, volume)
+        self.coord.execute_rm_leg(DEALER_RM, self.round_id, rate, volume, EVIDENCE)
 
     def to_settled(self) -> None:
         self.to_rm_leg_done()

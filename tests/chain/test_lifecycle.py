@@ -8,7 +8,7 @@ import pytest
 from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, ExecutionRecord, RoundPhase,
                    deploy_coordinator, evaluator_role)
 
-from .helpers import DEPOSIT, INSTRUCTION, NO_TRADE, Market, digest, make_terms
+from .helpers import DEPOSIT, EVIDENCE, INSTRUCTION, NO_TRADE, Market, digest, make_terms
 
 ROUND_GAS_TARGET = 600_000
 
@@ -55,12 +55,12 @@ def test_full_trade_round(market):
     res = coord.post_instruction(CUSTODIAN, rid, digest("attestation"), INSTRUCTION.commitment(), True)
     gas.append(res.gas_used)
     assert coord.phase(rid) is RoundPhase.INSTRUCTED
-    gas.append(coord.execute_mm_leg(DEALER_MM, rid, 415, 15).gas_used)
+    gas.append(coord.execute_mm_leg(DEALER_MM, rid, 415, 15, EVIDENCE).gas_used)
     assert coord.phase(rid) is RoundPhase.MM_LEG_DONE
-    res = coord.execute_rm_leg(DEALER_RM, rid, 445, 15)
+    res = coord.execute_rm_leg(DEALER_RM, rid, 445, 15, EVIDENCE)
     gas.append(res.gas_used)
     assert res.event("LegExecuted").args == {"round_id": rid, "dealer": chain.address(DEALER_RM), "side": 1,
-                                             "rate": 445, "volume": 15}
+                                             "rate": 445, "volume": 15, "evidence": EVIDENCE}
     assert coord.phase(rid) is RoundPhase.RM_LEG_DONE
     assert coord.round_open() is True
     chain.mine(market.terms.windows.challenge)

@@ -17,12 +17,12 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, ChainError, PhaseWindows, RoundPhase, Side, connect,
                    deploy_coordinator, evaluator_role)
 
-from .helpers import INSTRUCTION, NO_TRADE, digest, make_terms
+from .helpers import EVIDENCE, INSTRUCTION, NO_TRADE, digest, make_terms
 
 MINIMUM = 1_000  # wei, small so random amounts straddle it
 DEALERS = (DEALER_MM, DEALER_RM)
 WINDOWS = PhaseWindows(report=6, compute=6, instruct=6, mm_leg=6, rm_leg=6, challenge=3)
-EXAMPLES = {"embedded": 6, "anvil": 5}
+EXAMPLES = {"embedded": 6, "anvil": 6}
 
 
 @pytest.fixture(scope="module", params=["embedded", pytest.param("anvil", marks=pytest.mark.anvil)])
@@ -94,12 +94,12 @@ def test_random_action_sequences_keep_the_books(shared_chain):
         @rule(honest=st.booleans())
         def execute_mm_leg(self, honest):
             rate = INSTRUCTION.r_mm if honest else INSTRUCTION.r_mm + 1
-            self.attempt(lambda: self.coord.execute_mm_leg(DEALER_MM, self.round_id(), rate, INSTRUCTION.volume))
+            self.attempt(lambda: self.coord.execute_mm_leg(DEALER_MM, self.round_id(), rate, INSTRUCTION.volume, EVIDENCE))
 
         @rule(honest=st.booleans())
         def execute_rm_leg(self, honest):
             volume = INSTRUCTION.volume if honest else INSTRUCTION.volume - 1
-            self.attempt(lambda: self.coord.execute_rm_leg(DEALER_RM, self.round_id(), INSTRUCTION.r_rm, volume))
+            self.attempt(lambda: self.coord.execute_rm_leg(DEALER_RM, self.round_id(), INSTRUCTION.r_rm, volume, EVIDENCE))
 
         @rule(side=st.sampled_from(Side))
         def prove_deviation(self, side):

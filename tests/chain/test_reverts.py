@@ -11,7 +11,7 @@ import pytest
 from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, ChainError, ChainInputError, ForfeitReason,
                    InstructionPreimage, RoundPhase, Side, deploy_coordinator, evaluator_role)
 
-from .helpers import DEPOSIT, INSTRUCTION, Market, digest, make_terms
+from .helpers import DEPOSIT, EVIDENCE, INSTRUCTION, Market, digest, make_terms
 
 
 def refused(market, step, expected_reason):
@@ -192,30 +192,34 @@ def test_post_instruction_reverts(market):
 def test_execute_mm_leg_reverts(market):
     coord = market.coord
     market.to_computed()
-    refused(market, lambda: coord.execute_mm_leg(DEALER_MM, 1, 415, 15), "round not in phase Instructed")
+    refused(market, lambda: coord.execute_mm_leg(DEALER_MM, 1, 415, 15, EVIDENCE), "round not in phase Instructed")
     coord.post_instruction(CUSTODIAN, 1, digest("att"), INSTRUCTION.commitment(), True)
-    refused(market, lambda: coord.execute_mm_leg(DEALER_RM, 1, 415, 15), "wrong caller")
-    refused(market, lambda: market.chain.send(DEALER_MM, coord.contract, "execute_mm_leg", (1, 2**128, 15)),
+    refused(market, lambda: coord.execute_mm_leg(DEALER_RM, 1, 415, 15, EVIDENCE), "wrong caller")
+    refused(market, lambda: market.chain.send(DEALER_MM, coord.contract, "execute_mm_leg", (1, 2**128, 15, EVIDENCE)),
             "rate or volume out of range")
+    refused(market, lambda: coord.execute_mm_leg(DEALER_MM, 1, 415, 15, bytes(32)), "zero digest")
     market.pass_deadline()
-    refused(market, lambda: coord.execute_mm_leg(DEALER_MM, 1, 415, 15), "deadline passed")
+    refused(market, lambda: coord.execute_mm_leg(DEALER_MM, 1, 415, 15, EVIDENCE), "deadline passed")
 
 
 def test_execute_rm_leg_reverts(market):
     coord = market.coord
     market.to_instructed()
-    refused(market, lambda: coord.execute_rm_leg(DEALER_RM, 1, 445, 15), "round not in phase MmLegDone")
-    coord.execute_mm_leg(DEALER_MM, 1, 415, 15)
-    refused(market, lambda: coord.execute_rm_leg(DEALER_MM, 1, 445, 15), "wrong caller")
+    refused(market, lambda: coord.execute_rm_leg(DEALER_RM, 1, 445, 15, EVIDENCE), "round not in phase MmLegDone")
+    coord.execute_mm_leg(DEALER_MM, 1, 415, 15, EVIDENCE)
+    refused(market, lambda: coord.execute_rm_leg(DEALER_MM, 1, 445, 15, EVIDENCE), "wrong caller")
+    refused(market, lambda: coord.execute_rm_leg(DEALER_RM, 1, 445, 15, bytes(32)), "zero digest")
     market.pass_deadline()
-    refused(market, lambda: coord.execute_rm_leg(DEALER_RM, 1, 445, 15), "deadline passed")
+    refused(market, lambda: coord.execute_rm_leg(DEALER_RM, 1, 445, 15, EVIDENCE), "deadline passed")
 
 
 def test_leg_arguments_validated_before_sending(market):
     with pytest.raises(ChainInputError, match="rate"):
-        market.coord.execute_mm_leg(DEALER_MM, 1, -1, 15)
+        market.coord.execute_mm_leg(DEALER_MM, 1, -1, 15, EVIDENCE)
     with pytest.raises(ChainInputError, match="volume"):
-        market.coord.execute_rm_leg(DEALER_RM, 1, 445, 2**128)
+        market.coord.execute_rm_leg(DEALER_RM, 1, 445, 2**128, EVIDENCE)
+    with pytest.raises(ChainInputError, match="evidence"):
+        market.coord.execute_mm_leg(DEALER_MM, 1, 415, 15, b"short")
     with pytest.raises(ChainInputError, match="commitment"):
         market.coord.commit_report(DEALER_MM, 1, b"not 32 bytes")
     with pytest.raises(ChainInputError, match="side"):
@@ -229,14 +233,14 @@ def test_settle_reverts(market):
     refused(market, lambda: coord.settle(AUDITOR, 1), "unknown round")
     market.to_mm_leg_done()
     refused(market, lambda: coord.settle(AUDITOR, 1), "round not in phase RmLegDone")
-    coord.execute_rm_leg(DEALER_RM, 1, 445, 15)
+    coord.execute_rm_leg(DEALER_RM, 1, 445, 15, EVIDENCE)
     refused(market, lambda: coord.settle(AUDITOR, 1), "challenge window still open")
     market.pass_deadline()
     coord.settle(AUDITOR, 1)
     refused(market, lambda: coord.settle(AUDITOR, 1), "round not in phase RmLegDone")
     market.to_instructed()  # round 2 opens: round 1 is now a past round
     refused(market, lambda: coord.settle(AUDITOR, 1), "round closed")
-    refused(market, lambda: coord.execute_mm_leg(DEALER_MM, 1, 415, 15), "round closed")
+    refused(market, lambda: coord.execute_mm_leg(DEALER_MM, 1, 415, 15, EVIDENCE), "round closed")
     refused(market, lambda: coord.prove_deviation(AUDITOR, 1, Side.MM, INSTRUCTION), "round closed")
     refused(market, lambda: coord.enforce_deadline(AUDITOR, 1), "round closed")
     refused(market, lambda: coord.settle(AUDITOR, 3), "unknown round")
@@ -326,12 +330,12 @@ def test_prove_deviation_reverts(market):
     refused(market, lambda: market.chain.send(AUDITOR, coord.contract, "prove_deviation",
                                               (1, 2, 15, 415, 445, 860, INSTRUCTION.salt)), "unknown side")
     refused(market, lambda: coord.prove_deviation(AUDITOR, 1, Side.MM, INSTRUCTION), "mm leg not executed")
-    coord.execute_mm_leg(DEALER_MM, 1, 415, 15)  # honest
+    coord.execute_mm_leg(DEALER_MM, 1, 415, 15, EVIDENCE)  # honest
     refused(market, lambda: coord.prove_deviation(AUDITOR, 1, Side.RM, INSTRUCTION), "rm leg not executed")
     refused(market, lambda: coord.prove_deviation(AUDITOR, 1, Side.MM, INSTRUCTION), "no deviation")
     wrong = InstructionPreimage(15, 416, 445, 861, INSTRUCTION.salt)
     refused(market, lambda: coord.prove_deviation(AUDITOR, 1, Side.MM, wrong), "preimage does not match commitment")
-    coord.execute_rm_leg(DEALER_RM, 1, 445, 15)  # honest
+    coord.execute_rm_leg(DEALER_RM, 1, 445, 15, EVIDENCE)  # honest
     refused(market, lambda: coord.prove_deviation(AUDITOR, 1, Side.RM, INSTRUCTION), "no deviation")
     market.pass_deadline()
     refused(market, lambda: coord.prove_deviation(AUDITOR, 1, Side.MM, INSTRUCTION), "challenge window closed")
@@ -351,9 +355,9 @@ DEVIATIONS = [
 def test_proven_deviation_forfeits_to_counterparty_once(market, side, what, mm_leg, rm_leg):
     coord, chain = market.coord, market.chain
     market.to_instructed()
-    coord.execute_mm_leg(DEALER_MM, 1, *mm_leg)
+    coord.execute_mm_leg(DEALER_MM, 1, *mm_leg, EVIDENCE)
     if rm_leg is not None:
-        coord.execute_rm_leg(DEALER_RM, 1, *rm_leg)
+        coord.execute_rm_leg(DEALER_RM, 1, *rm_leg, EVIDENCE)
     res = coord.prove_deviation(AUDITOR, 1, side, INSTRUCTION)
     offender_role, beneficiary_role_ = (DEALER_MM, DEALER_RM) if side is Side.MM else (DEALER_RM, DEALER_MM)
     assert res.event("Forfeited").args == {

@@ -196,7 +196,7 @@ def test_leg_before_instruction_is_refused(committed):
     dep = open_market(committed)
     before = snapshot(committed)
     with pytest.raises(ChainError, match="Instructed"):
-        dep.coordinator.execute_mm_leg("dealer_mm", 1, 404, 4)
+        dep.coordinator.execute_mm_leg("dealer_mm", 1, 404, 4, b"\x05" * 32)
     assert snapshot(committed) == before
 
 

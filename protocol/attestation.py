@@ -1,0 +1,118 @@
+"""Signed statements anchored on chain: the custodian's decryption attestation and a dealer's execution record.
+
+One module builds, signs, opens and checks both, for the roles that make them (``protocol/roles.py``) and
+for the auditor (``protocol/audit.py``).
+
+* **Decryption attestation** (custodian, after decrypting the agreed output): its digest is posted by
+  ``post_instruction``. It names the receipts and the sealed instructions, which have no slot on chain,
+  so every blob of a round's report/compute/decrypt steps is reachable from the chain [decided].
+* **Execution record** (each dealer, when it executes its leg): names the sealed offer it sent to its
+  client and the sealed acceptance it got back, with the (rate, volume) it records. Its digest is the
+  ``evidence`` argument of ``execute_mm_leg`` / ``execute_rm_leg`` and is in the ``LegExecuted`` event
+  [decided]: so the offer and acceptance blobs are anchored as well.
+
+A statement's blob is ``canonical_bytes({"body": body, "signature": sign(canonical_bytes(body))})``; the
+body's ``context`` string separates the two kinds (a signature over one is never valid as the other).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ATTESTATION_CONTEXT", "EXECUTION_CONTEXT", "StatementError", "attestation_body",
+           "execution_record_body", "sign_statement", "open_statement", "expected_attestation",
+           "expected_execution_record", "mismatches"]
+
+ATTESTATION_CONTEXT = "repo-market:decryption-attestation:v1"
+EXECUTION_CONTEXT = "repo-market:execution-record:v1"
+
+
+class StatementError(Exception):
+    """A statement blob does not parse, or its signature does not verify under the signer's key."""
+
+
+def _market_fields(chain_id: int, contract: str, round_id: int) -> dict:
+    return {"chain_id": int(chain_id), "contract": bytes.fromhex(contract[2:]), "round": int(round_id)}
+
+
+def attestation_body(dep, round_id: int, *, ciphertexts: dict, receipts: dict, output: bytes,
+                     instruction_commitment: bytes, trade: bool, sealed_instructions: dict) -> dict:
+    """What the custodian signs after decrypting (sides keyed "mm"/"rm")."""
+    return {
+        "context": ATTESTATION_CONTEXT,
+        **_market_fields(dep.chain_id, dep.contract_address, round_id),
+        "circuit_digest": dep.digest("circuit"),
+        "evaluation_keys_digest": dep.digest("evaluation_keys"),
+        "ciphertext_digest_mm": ciphertexts["mm"],
+        "ciphertext_digest_rm": ciphertexts["rm"],
+        "receipt_digest_mm": receipts["mm"],
+        "receipt_digest_rm": receipts["rm"],
+        "output_digest": output,
+        "instruction_commitment": instruction_commitment,
+        "trade": bool(trade),
+        "sealed_instruction_mm": sealed_instructions["mm"],
+        "sealed_instruction_rm": sealed_instructions["rm"],
+    }
+
+
+def execution_record_body(dep, round_id: int, side: str, *, rate: int, volume: int, offer: bytes,
+                          acceptance: bytes) -> dict:
+    """What a dealer signs when it records its leg: the offer and acceptance blobs and the record."""
+    return {
+        "context": EXECUTION_CONTEXT,
+        **_market_fields(dep.chain_id, dep.contract_address, round_id),
+        "dealer": f"dealer_{side}",
+        "side": side,
+        "rate": int(rate),
+        "volume": int(volume),
+        "offer": offer,
+        "acceptance": acceptance,
+    }
+
+
+def sign_statement(keys, body: dict, *, name: str) -> bytes:
+    """The statement blob: ``body`` and the signer's signature over its canonical bytes."""
+    from crypto.encoding import canonical_bytes
+
+    signature = keys.sign(canonical_bytes(body, name=name))
+    return canonical_bytes({"body": body, "signature": signature}, name=name)
+
+
+def open_statement(raw: bytes, signer, *, name: str, context: str) -> dict:
+    """The body of a statement blob, after checking the signature under ``signer`` (a PublicIdentity)."""
+    from crypto.encoding import canonical_bytes, canonical_loads
+
+    try:
+        outer = canonical_loads(raw, name=name)
+        body, signature = outer["body"], outer["signature"]
+        if not isinstance(body, dict) or body.get("context") != context:
+            raise StatementError(f"{name}: context is not {context!r}")
+        signer.verify(signature, canonical_bytes(body, name=name))
+    except StatementError:
+        raise
+    except Exception as exc:
+        raise StatementError(f"{name} does not verify: {type(exc).__name__}: {exc}") from None
+    return body
+
+
+def expected_attestation(dep, onchain_terms, rs) -> dict:
+    """The attestation fields the chain fixes for round ``rs`` (the rest name blobs checked by hash)."""
+    return {
+        "context": ATTESTATION_CONTEXT,
+        **_market_fields(dep.chain_id, dep.contract_address, rs.round_id),
+        "circuit_digest": onchain_terms.circuit_digest,
+        "evaluation_keys_digest": onchain_terms.evaluation_keys_digest,
+        "ciphertext_digest_mm": rs.ciphertext_digest_mm, "ciphertext_digest_rm": rs.ciphertext_digest_rm,
+        "output_digest": rs.output_digest, "instruction_commitment": rs.instruction_commitment,
+        "trade": rs.trade,
+    }
+
+
+def expected_execution_record(dep, round_id: int, side: str, rate: int, volume: int) -> dict:
+    """The execution-record fields the chain fixes (from the LegExecuted event of ``side``)."""
+    return {"context": EXECUTION_CONTEXT, **_market_fields(dep.chain_id, dep.contract_address, round_id),
+            "dealer": f"dealer_{side}", "side": side, "rate": int(rate), "volume": int(volume)}
+
+
+def mismatches(body: dict, expected: dict[str, Any]) -> list[str]:
+    """The names of the fields of ``body`` that differ from ``expected``."""
+    return [k for k, v in expected.items() if body.get(k) != v]
