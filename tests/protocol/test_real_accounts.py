@@ -84,3 +84,14 @@ def test_key_options_need_rpc(scratch, capsys):
               "--key-file", f"custodian={scratch / 'k'}"])
     assert info.value.code == 2 and "only with --rpc" in capsys.readouterr().err
     assert not (scratch / "m").exists()
+
+
+@pytest.mark.parametrize("extra, needle", [([], "plain backend uses no chain"),
+                                           (["--backend", "simulate"], "only with --rpc"),
+                                           (["--backend", "simulate", "--rpc", "http://127.0.0.1:9"], "file not found")])
+def test_simulate_checks_key_options_first(scratch, capsys, extra, needle):
+    with pytest.raises(SystemExit) as info:
+        main(["simulate", "--data-dir", str(scratch / "m"), "--rounds", "2", "--grid", "6",
+              "--key-file", f"custodian={scratch / 'missing.key'}", *extra])
+    assert info.value.code == 2 and needle in capsys.readouterr().err
+    assert not (scratch / "m").exists()
