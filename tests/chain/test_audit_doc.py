@@ -104,10 +104,10 @@ def _frames(data: bytes, pos: int, end: int, depth: int, out: list[str]) -> None
             out.append(f"{head}{'':<{max(1, 40 - len(head))}}{names[tag]}, {length} payload bytes:")
             _frames(data, pos + 9, pos + 9 + length, depth + 1, out)
         else:
-            shown = payload.decode() if tag in (ord("i"), ord("s")) else payload.hex()
+            shown = {ord("n"): "", ord("b"): " " + str(payload == b"\x01").lower(), ord("i"): " " + payload.decode(),
+                     ord("s"): f" {payload.decode()!r}", ord("x"): f" 0x{payload.hex()}"}[tag]
             line = f"{head} {payload.hex()}"
-            out.append(f"{line}{'':<{max(1, 62 - len(line))}}{names[tag]} {shown!r}" if tag != ord("n")
-                       else f"{line}{'':<{max(1, 62 - len(line))}}None")
+            out.append(f"{line}{'':<{max(1, 62 - len(line))}}{names[tag]}{shown}")
         pos += 9 + length
 
 
@@ -158,3 +158,41 @@ def test_the_doc_links_stay_inside_the_repository():
 if __name__ == "__main__":
     DOC.write_text(rendered(DOC.read_text()))
     print(f"rewrote the generated sections of {DOC}", file=sys.stderr)
+
+
+def test_mapping_slots_are_where_the_doc_says(tmp_path):
+    """The documented slot formulas (Vyper: keccak256(slot ‖ key), nested maps hashed again) read the values
+    the views return, on a round where one evaluator dissents."""
+    from chain import CUSTODIAN, DEALER_MM, DEALER_RM, connect, deploy_coordinator, evaluator_role
+
+    from .helpers import DEPOSIT, digest, make_terms
+
+    chain = connect(tmp_path / "data")
+    coord = deploy_coordinator(chain, make_terms(chain, evaluators=3, threshold=2))
+    coord.deposit(DEALER_MM, DEPOSIT)
+    coord.deposit(DEALER_RM, DEPOSIT)
+    rid = coord.next_round_id()
+    coord.commit_report(DEALER_MM, rid, digest("r-mm"))
+    coord.commit_report(DEALER_RM, rid, digest("r-rm"))
+    coord.post_ciphertexts(CUSTODIAN, rid, digest("ct-mm"), digest("ct-rm"))
+    coord.post_output(evaluator_role(0), rid, digest("lead"))
+    coord.post_output(evaluator_role(1), rid, digest("dissent"))
+
+    def word(slot: int) -> int:
+        return int.from_bytes(chain.w3.eth.get_storage_at(coord.address, slot), "big")
+
+    def at(slot: int, *keys: bytes) -> int:
+        for key in keys:
+            slot = int.from_bytes(keccak(slot.to_bytes(32, "big") + key.rjust(32, b"\0")), "big")
+        return slot
+
+    address = bytes.fromhex
+    e1 = chain.address(evaluator_role(1))
+    assert word(0) == 3 and word(2) == int(e1, 16)                       # evaluators: length, then items
+    assert word(at(17, address(e1[2:]))) == 2                             # evaluator_slot: 1 + index
+    assert word(18) == rid                                                # current_round
+    assert word(at(19, rid.to_bytes(32, "big")) + 3) == int.from_bytes(digest("ct-mm"), "big")
+    assert word(at(20, rid.to_bytes(32, "big"), digest("dissent"))) == coord.tally(rid, digest("dissent")) == 1
+    mm = chain.address(DEALER_MM)
+    assert word(at(21, address(mm[2:]))) == coord.deposit_of(mm) == DEPOSIT
+    assert word(at(22, address(mm[2:]))) == coord.withdrawable_of(mm) == 0
