@@ -7,8 +7,9 @@
         deadline or is proven to have deviated from its committed instruction.
         Terms are fixed at deployment. Deadlines are counted in blocks, never in seconds,
         so an embedded chain replayed from its journal reaches identical decisions.
-@dev Layout and encodings are documented in chain/README.md. Payments are pull-only
-     (withdraw); every state change emits an event.
+@dev Layout and encodings are documented in chain/README.md; events, storage slots and the audit
+     walkthrough in docs/AUDIT.md. Payments are pull-only (withdraw); every state change emits
+     an event.
 """
 
 # ---------------------------------------------------------------- constants
