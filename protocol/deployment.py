@@ -280,8 +280,17 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         timings[name] = round(time.perf_counter() - start, 4)
         return out
 
-    blobs = BlobStore(layout.blobs)
     roles = ["custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(evaluators)]
+    unknown = sorted(set(signers) - {*roles, "deployer"})
+    if unknown:
+        raise DeploymentError(f"--key-file/--keystore {unknown[0]}: not a role of this market "
+                              f"({', '.join([*roles, 'deployer'])})")
+    # first the chain and every role's account: a node that refuses dev keys for a role without its own key
+    # fails here, before any key, blob or contract exists
+    chain = timed("connect chain", lambda: connect(layout.root, rpc_url, seed=seed, accounts=signers or None))
+    addresses = {role: chain.address(role) for role in roles}
+    chain.address("deployer")
+    blobs = BlobStore(layout.blobs)
     identities = {}
     for role in roles:
         folder = layout.role(role)
@@ -302,13 +311,6 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
     terms_digest = canonical_digest(terms.as_dict(), name="terms")
     signers_digest = identities_digest(identities)
 
-    unknown = sorted(set(signers) - {*roles, "deployer"})
-    if unknown:
-        raise DeploymentError(f"--key-file/--keystore {unknown[0]}: not a role of this market "
-                              f"({', '.join([*roles, 'deployer'])})")
-    chain = timed("connect chain", lambda: connect(layout.root, rpc_url, seed=seed, accounts=signers or None))
-    addresses = {role: chain.address(role) for role in roles}
-    chain.address("deployer")  # a non-dev node without a deployer key fails here, before deploying
     coordinator_terms = CoordinatorTerms(
         grid=terms.grid, base_rate=terms.base_rate, rate_bits=terms.rate_bits,
         hurdle_mode=terms.hurdle_mode.value, deposit_minimum=deposit_minimum_wei(terms),

@@ -123,3 +123,22 @@ def test_embedded_chain_refuses_external_keys(tmp_path):
 def test_embedded_chain_uses_dev_keys(tmp_path):
     chain = connect(tmp_path / "data")
     assert chain.dev_keys_allowed and chain.account_source("dealer_mm") == DEV_SEED
+
+
+def test_a_node_that_is_not_a_dev_chain_refuses_dev_keys(tmp_path):
+    """Seed-derived keys are for the embedded chain and anvil only: elsewhere a role needs its own key."""
+    from eth_tester import EthereumTester, PyEVMBackend
+    from web3 import EthereumTesterProvider, Web3
+
+    from chain.client import Chain
+    from chain.accounts import account_from_key
+
+    acct = load_key_file("custodian", _key_file(tmp_path / "k"))
+    chain = Chain(Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend()))), backend="rpc",
+                  url="http://node.invalid", data_dir=tmp_path, seed=0, journal=None,
+                  faucet=account_from_key("faucet", (1).to_bytes(32, "big")), is_anvil=False,
+                  accounts={"custodian": acct})
+    assert not chain.dev_keys_allowed
+    assert chain.address("custodian") == acct.address and chain.account_source("custodian") == KEY_FILE
+    with pytest.raises(ChainInputError, match="role 'dealer_mm' has no key: .* not a dev chain"):
+        chain.address("dealer_mm")
