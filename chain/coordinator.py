@@ -339,6 +339,7 @@ class Coordinator:
         self.artifact = chain.compile("Coordinator")
         self.contract = chain.contract(address, self.artifact)
         self.address = self.contract.address
+        self.deployment: TxResult | None = None  # set by deploy_coordinator
 
     def __repr__(self) -> str:
         return f"Coordinator({self.address} on {self.chain!r})"
@@ -529,5 +530,7 @@ def deploy_coordinator(chain: Chain, terms: CoordinatorTerms, sender: Sender = D
     """Compile (cached) and deploy a Coordinator with ``terms``; returns the typed wrapper."""
     if not isinstance(terms, CoordinatorTerms):
         raise ChainInputError(f"terms must be CoordinatorTerms, got {type(terms).__name__}")
-    contract, _ = chain.deploy(chain.compile("Coordinator"), terms.constructor_args(), sender)
-    return Coordinator(chain, contract.address)
+    contract, result = chain.deploy(chain.compile("Coordinator"), terms.constructor_args(), sender)
+    coordinator = Coordinator(chain, contract.address)
+    coordinator.deployment = result
+    return coordinator

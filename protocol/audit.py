@@ -1,61 +1,74 @@
-"""The auditor: checks a market from public data only -- ``market.json``, the blob store and the chain.
+"""The auditor: checks a market from public data only -- ``market.json``, the blob store, the transcripts and
+the chain's node -- and writes nothing into the data directory.
 
-It never opens ``roles/``: everything it needs is anchored on chain.  Per round the chain holds the
-report commitments, ciphertext digests, every evaluator's output digest, the attestation digest, the
-instruction commitment and the execution records; the custodian's signed attestation (named on chain)
-names the remaining blobs (receipts, sealed instructions) [decided], so every published blob of a round
-is reachable from the chain.  The auditor
+It never opens ``roles/``. Its sources of truth are the node (the Coordinator's events, their transactions,
+blocks, balances and the deployed code) and the blob bytes; storage, transcripts and any local cache are
+checked against them, never trusted over them [decided]:
 
-* re-hashes every blob and compares it with the digest that names it (a flipped byte fails and names
-  the blob kind and the digest);
-* replays every evaluation from the circuit artefact and evaluation keys named on chain and compares
-  the output digest with what each evaluator posted;
-* checks every signature (attestation, receipts) under the public identities of ``market.json``,
-  every binding (chain id, contract, round, roles), the phase order from the contract's events, the
-  forfeitures against the execution records, and that the contract's wei balance equals the deposits
-  and credits it owes (conservation);
-* compares the public transcripts (``transcripts/round-<n>.json``), if present, with the chain.
+* **code** -- the deployed runtime code is ``chain/contracts/Coordinator.vy`` compiled now with the pinned
+  vyper, and its immutables equal the terms ``market.json`` publishes (windows, deposit minimum, roles,
+  digests);
+* **history** (``protocol/audit_history.py``) -- every round rebuilt from the events: phase machine,
+  senders, deadlines, forfeits; **money**: what each account is owed and was paid, the balance after every
+  block with an event; **storage** (each round, ``current_round``, deposits, credits) must equal what the
+  events imply, and a disagreement is named as such (never blamed on a role);
+* **blobs** -- every blob the history anchors is re-hashed: circuit, evaluation keys, ciphertexts, output
+  (replayed from the artefact and keys named on chain), the custodian's attestation, the receipts and
+  sealed reports and sealed instructions it names, each dealer's execution record (its digest is the
+  ``evidence`` of ``LegExecuted``) and the offer and acceptance that record names; signatures and bindings;
+  a blob in the store that nothing anchors is reported (a notice);
+* **transcripts** -- every field of ``transcripts/round-<n>.json`` equals the events; its transactions'
+  block numbers (and, on a node, block hashes) and its head are on the chain, so a rollback, a rewritten
+  block or a truncated embedded journal is caught; a transcript of a round the chain does not have, or a
+  closed round without its transcript, is an error;
+* **liveness** -- a round left open past its deadline is reported.
 
-Result: ``{"ok", "rounds": [{"round", "checks": [{"check", "ok", "detail"}]}], "failures": [...]}``.
-Round 0 holds the market-wide checks.
+Result: ``{"ok", "rounds": [{"round", "checks": [{"check", "ok", "detail"}]}], "failures": [...],
+"notices": [...], "timings"}``. Round 0 holds the market-wide checks. A report with no checks fails.
 """
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from protocol.blobstore import BlobError
-from protocol.deployment import Deployment
+from protocol.deployment import Deployment, DeploymentError, published_coordinator_terms
 from protocol.layout import read_json
 
-__all__ = ["Auditor", "AuditReport", "PHASE_TRANSITIONS"]
+__all__ = ["Auditor", "AuditReport"]
 
-
-# Allowed transitions of the contract's RoundPhase (numbers as chain.RoundPhase).
-PHASE_TRANSITIONS = {
-    0: {1},
-    1: {2, 8, 9},
-    2: {3, 9},
-    3: {4, 7, 9},
-    4: {5, 8},
-    5: {6, 8},
-    6: {7, 8},
-}
+_ZERO = bytes(32)
+SIDES = ("mm", "rm")
 
 
 @dataclass
 class AuditReport:
     rounds: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
+    notices: list = field(default_factory=list)
 
     def add(self, round_id: int, check: str, ok: bool, detail: str = "") -> bool:
         self.rounds.setdefault(round_id, []).append({"check": check, "ok": bool(ok), "detail": detail})
         return ok
 
+    def notice(self, round_id: int, check: str, detail: str) -> None:
+        """Something worth an auditor's eye that is not a failure (a surplus, an unanchored blob)."""
+        self.notices.append({"round": round_id, "check": check, "detail": detail})
+
+    @property
+    def check_count(self) -> int:
+        return sum(len(c) for c in self.rounds.values())
+
     @property
     def failures(self) -> list[dict]:
-        return [{"round": r, "check": c["check"], "detail": c["detail"]}
-                for r, checks in sorted(self.rounds.items()) for c in checks if not c["ok"]]
+        out = [{"round": r, "check": c["check"], "detail": c["detail"]}
+               for r, checks in sorted(self.rounds.items()) for c in checks if not c["ok"]]
+        if self.check_count == 0:  # an auditor that checked nothing has not verified anything (#15 item 6)
+            out.append({"round": 0, "check": "audit.checks", "detail": "the audit ran 0 checks"})
+        return out
 
     @property
     def ok(self) -> bool:
@@ -64,20 +77,32 @@ class AuditReport:
     def as_dict(self) -> dict:
         return {"ok": self.ok,
                 "rounds": [{"round": r, "checks": checks} for r, checks in sorted(self.rounds.items())],
-                "failures": self.failures, "timings": self.timings}
+                "failures": self.failures, "notices": list(self.notices), "checks": self.check_count,
+                "timings": self.timings}
+
+
+def _hex(b: bytes) -> str:
+    return b.hex()
 
 
 class Auditor:
-    def __init__(self, dep: Deployment, progress=None):
+    """``Auditor(open_market(dir, read_only=True)).run()``; ``cache_dir``: an optional folder for the replay's
+    circuit artefact (outside the data directory), else a temporary one removed afterwards."""
+
+    def __init__(self, dep: Deployment, progress=None, cache_dir: Path | None = None):
         self.dep = dep
         self.report = AuditReport()
         self.progress = progress or (lambda *a, **k: None)
+        self.cache_dir = cache_dir
         self._blob_cache: dict[bytes, bytes] = {}
         self._runner = None
+        self.anchored: set[bytes] = set()
+        self.artifact = self.eval_keys = None
 
     # --- helpers -------------------------------------------------------------------------------------
     def _blob(self, round_id: int, kind: str, digest: bytes) -> bytes | None:
         """The blob named ``digest``, re-hashed; a failure names the kind and the digest."""
+        self.anchored.add(bytes(digest))
         if digest in self._blob_cache:
             return self._blob_cache[digest]
         try:
@@ -90,23 +115,33 @@ class Auditor:
             self._blob_cache[digest] = data
         return data
 
-    def _runner_for(self, artifact: bytes):
+    def _checked(self, round_id: int, check: str, fn) -> None:
+        """Run one named check; an exception fails that check (it names the exception), not the auditor."""
+        try:
+            fn()
+        except Exception as exc:
+            self.report.add(round_id, check, False, f"{type(exc).__name__}: {exc}")
+
+    def _problems(self, round_id: int, problems: dict, names: tuple[str, ...]) -> None:
+        for name in names:
+            found = problems.get(name, [])
+            self.report.add(round_id, name, not found, "; ".join(found) or "as the contract's rules require")
+
+    def _runner_for(self, artifact: bytes, cache: Path):
         if self._runner is None:
             from protocol.backend import EvaluatorSide, circuit_from_artifact
 
-            circuit = circuit_from_artifact(artifact, self.dep.terms, self.dep.data_dir.cache)
+            circuit = circuit_from_artifact(artifact, self.dep.terms, cache)
             self._runner = EvaluatorSide(self.dep.backend, circuit)
         return self._runner
 
     # --- market-wide ---------------------------------------------------------------------------------
-    def check_market(self):
+    def check_terms(self):
         from crypto.encoding import canonical_digest
 
-        add = self.report.add
-        coord = self.dep.coordinator
-        onchain = coord.terms()
-        self.onchain_terms = onchain
-        terms = self.dep.terms
+        add, dep = self.report.add, self.dep
+        onchain = self.onchain_terms = dep.coordinator.terms()
+        terms = dep.terms
         add(0, "terms.digest", canonical_digest(terms.as_dict(), name="terms") == onchain.terms_digest,
             f"sha256(canonical terms of market.json) vs terms_digest on chain {onchain.terms_digest.hex()}")
         same = (onchain.grid, onchain.base_rate, onchain.rate_bits, onchain.hurdle_mode) == (
@@ -114,195 +149,372 @@ class Auditor:
         add(0, "terms.fields", same, f"grid/base_rate/rate_bits/hurdle_mode on chain: {onchain.grid}, "
             f"{onchain.base_rate}, {onchain.rate_bits}, {onchain.hurdle_mode}")
         for name, value in (("circuit", onchain.circuit_digest), ("evaluation_keys", onchain.evaluation_keys_digest)):
-            add(0, f"digest.{name}", self.dep.digest(name) == value,
-                f"market.json {self.dep.descriptor['digests'][name]} vs chain {value.hex()}")
+            add(0, f"digest.{name}", dep.digest(name) == value,
+                f"market.json {dep.descriptor['digests'][name]} vs chain {value.hex()}")
         roles = {"dealer_mm": onchain.dealer_mm, "dealer_rm": onchain.dealer_rm, "custodian": onchain.custodian}
-        roles.update(dict(zip(self.dep.evaluators, onchain.evaluators)))
-        bad = [r for r, a in roles.items() if a.lower() != self.dep.address(r).lower()]
-        add(0, "addresses", not bad and len(onchain.evaluators) == len(self.dep.evaluators),
+        roles.update(dict(zip(dep.evaluators, onchain.evaluators)))
+        bad = [r for r, a in roles.items() if a.lower() != dep.address(r).lower()]
+        add(0, "addresses", not bad and len(onchain.evaluators) == len(dep.evaluators),
             f"role addresses on chain differ from market.json: {bad}" if bad else "all role addresses match")
-        add(0, "threshold", onchain.threshold == self.dep.threshold, f"threshold on chain {onchain.threshold}")
-        self.artifact = self._blob(0, "circuit", onchain.circuit_digest)
-        self.eval_keys = self._blob(0, "evaluation_keys", onchain.evaluation_keys_digest)
+        add(0, "threshold", onchain.threshold == dep.threshold, f"threshold on chain {onchain.threshold}")
 
-    def check_conservation(self):
-        """Wei: the contract holds exactly the deposits plus the credits it owes."""
+    def check_code(self):
+        problems = self.dep.coordinator.code_identity(self.published)
+        self.report.add(0, "code.identity", not problems, "; ".join(problems) or
+                        "runtime code = chain/contracts/Coordinator.vy compiled with the pinned vyper; "
+                        "immutables = the published terms")
+
+    def check_artifacts(self):
+        self.artifact = self._blob(0, "circuit", self.published.circuit_digest)
+        self.eval_keys = self._blob(0, "evaluation_keys", self.published.evaluation_keys_digest)
+
+    def check_history(self):
+        """Market-wide: rounds opened in order, the money, and storage against the events."""
+        from protocol.audit_history import read_history
+
+        start = time.perf_counter()
+        h = self.history = read_history(self.dep, self.dep.coordinator, self.published)
+        self._problems(0, h.problems, ("history.transactions", "history.rounds", "money.deposits",
+                                       "money.forfeits", "money.withdrawals"))
+        found = h.problems.get("money.balance", [])
+        self.report.add(0, "money.balance", not found, "; ".join(found) or
+                        f"the balance covers what the contract owes after each of {h.balance_checks} blocks "
+                        f"with an event")
         coord = self.dep.coordinator
-        owed = sum(coord.deposit_of(self.dep.address(r)) + coord.withdrawable_of(self.dep.address(r))
-                   for r in ("dealer_mm", "dealer_rm"))
+        head = coord.chain.block_number
         balance = coord.balance()
-        self.report.add(0, "deposits.conservation", owed == balance,
-                        f"contract balance {balance} wei, deposits + credits owed {owed} wei")
+        self.report.add(0, "money.balance.head", balance >= h.owed,
+                        f"at head block {head} the contract holds {balance} wei and owes {h.owed} wei"
+                        + (f": balance short by {h.owed - balance} wei" if balance < h.owed else ""))
+        if balance > h.owed:
+            first = h.surplus[0] if h.surplus else (head, balance - h.owed)
+            self.report.notice(0, "money.surplus", f"the contract holds {balance - h.owed} wei more than it owes "
+                               f"(first seen after block {first[0]}): ether sent without a deposit "
+                               f"(e.g. forced by selfdestruct); nobody can withdraw it")
+        current = coord.current_round()
+        self.report.add(0, "storage.current_round", current == h.current_round,
+                        f"storage current_round {current}, the events open rounds 1..{h.current_round}"
+                        + ("" if current == h.current_round else ": storage disagrees with the events"))
+        accounts = {self.published.dealer_mm.lower(), self.published.dealer_rm.lower(),
+                    *h.deposits, *h.withdrawable}
+        diffs = []
+        for a in sorted(accounts):
+            for name, stored, implied in (("deposits", coord.deposit_of(a), h.deposits.get(a, 0)),
+                                          ("withdrawable", coord.withdrawable_of(a), h.withdrawable.get(a, 0))):
+                if stored != implied:
+                    diffs.append(f"{name}[{self._who(a)}] = {stored} wei in storage, the events imply {implied}")
+        self.report.add(0, "storage.balances", not diffs, "; ".join(diffs) and
+                        f"storage disagrees with the Deposited/Withdrawn/Forfeited events: {'; '.join(diffs)}"
+                        or f"deposits and credits of {len(accounts)} accounts equal the events")
+        self.report.timings["history"] = round(time.perf_counter() - start, 4)
+        self.report.timings["history_events"] = h.events
 
-    # --- one round -----------------------------------------------------------------------------------
+    def _who(self, address: str) -> str:
+        by = {a.lower(): r for r, a in self.dep.descriptor["addresses"].items()}
+        return by.get(address.lower(), address)
+
+    def check_liveness(self):
+        h = self.history
+        r = h.rounds.get(h.current_round)
+        if r is None:
+            return
+        head = self.dep.coordinator.chain.block_number
+        stuck = not r.phase.terminal and head > r.deadline
+        action = "settle" if r.phase.name == "RM_LEG_DONE" else "enforce_deadline"
+        self.report.add(0, "round.deadline", not stuck,
+                        f"round {r.round_id} left open in phase {r.phase.label} past its deadline block {r.deadline} "
+                        f"(head {head}): anyone may call {action}({r.round_id})" if stuck
+                        else f"current round {r.round_id}: phase {r.phase.label}, deadline {r.deadline or '— (closed)'}")
+
+    # --- one round: named checks ---------------------------------------------------------------------
     def check_round(self, round_id: int):
-        from chain import RoundPhase
-        from crypto.encoding import canonical_bytes, canonical_loads
-        from crypto.envelope import Binding, ReportReceipt, SealedMessage, SealedReport
-
-        add = self.report.add
-        dep = self.dep
-        coord = dep.coordinator
-        rs = coord.round(round_id)
-        events = coord.events(round_id=round_id)
-
-        # phase order
-        phases = [(e.args["phase"], e.block_number) for e in events if e.name == "PhaseChanged"]
-        prev, prev_block, ok, where = 0, 0, True, ""
-        for ph, block in phases:
-            if ph not in PHASE_TRANSITIONS.get(prev, set()) or block < prev_block:
-                ok, where = False, f"{RoundPhase(prev).name} -> {RoundPhase(ph).name} at block {block}"
-                break
-            prev, prev_block = ph, block
-        ok = ok and prev == int(rs.phase)
-        add(round_id, "phase.order", ok, where or " -> ".join(RoundPhase(p).name for p, _ in phases))
-
-        # commitments by the right dealers
-        commits = {e.args["dealer"].lower(): e.args["commitment"] for e in events if e.name == "ReportCommitted"}
-        for side, value in (("mm", rs.report_commitment_mm), ("rm", rs.report_commitment_rm)):
-            by = commits.get(dep.address(f"dealer_{side}").lower())
-            add(round_id, f"commitment.{side}", value != bytes(32) and by == value,
-                f"report commitment {value.hex()} posted by dealer_{side}")
-        if rs.phase in (RoundPhase.COMMITTED, RoundPhase.CANCELLED) and rs.ciphertext_digest_mm == bytes(32):
+        h = self.history.rounds.get(round_id)
+        if h is None:
+            self.report.add(round_id, "round.exists", False,
+                            f"round {round_id}: the chain has no such round (its events open rounds "
+                            f"1..{self.history.current_round})")
             return
-
-        cts = {}
-        for side, digest in (("mm", rs.ciphertext_digest_mm), ("rm", rs.ciphertext_digest_rm)):
-            cts[side] = self._blob(round_id, f"ciphertext_{side}", digest)
-
-        # evaluation replay
-        votes = coord.output_votes(round_id)
-        if rs.output_digest != bytes(32) or votes:
-            if None not in cts.values() and self.artifact is not None and self.eval_keys is not None:
-                start = time.perf_counter()
-                self.progress("replay", round=round_id)
-                try:
-                    replayed = self._runner_for(self.artifact).evaluate(self.eval_keys, cts["mm"], cts["rm"])
-                except Exception as exc:  # a corrupted input must fail the check, not the auditor
-                    replayed = None
-                    add(round_id, "evaluation.replay", False, f"replay raised {type(exc).__name__}: {exc}")
-                self.report.timings[f"replay_round_{round_id}"] = round(time.perf_counter() - start, 4)
-                if replayed is not None:
-                    from crypto.encoding import digest as sha256
-
-                    got = sha256(replayed)
-                    plan = " (fixed FFT plan)" if dep.backend == "fhe" else ""
-                    add(round_id, "evaluation.replay", got == rs.output_digest,
-                        f"replayed output {got.hex()}{plan} vs agreed output digest on chain {rs.output_digest.hex()}")
-                    names = {dep.address(r).lower(): r for r in dep.evaluators}
-                    for addr, voted in votes.items():
-                        who = names.get(addr.lower(), addr)
-                        add(round_id, f"evaluation.vote.{who}", voted == got,
-                            f"{who} posted {voted.hex()}, replay gives {got.hex()}")
-            agreeing = sum(1 for v in votes.values() if v == rs.output_digest)
-            add(round_id, "evaluation.threshold", agreeing >= dep.threshold,
-                f"{agreeing} evaluators posted the agreed digest; threshold {dep.threshold}")
-            if rs.output_digest != bytes(32):
-                self._blob(round_id, "output", rs.output_digest)
-
-        if rs.attestation_digest == bytes(32):
+        rs = h.state()
+        self._problems(round_id, h.problems, ("phase.order", "history.senders", "history.deadlines",
+                                              "history.forfeit"))
+        self._checked(round_id, "storage.round", lambda: self.check_storage(h, rs))
+        for side in SIDES:
+            self.report.add(round_id, f"commitment.{side}", rs.commitment(side) != _ZERO or rs.phase.name in (
+                "COMMITTED", "FORFEITED"), f"report commitment {rs.commitment(side).hex()} by dealer_{side}")
+        if rs.ciphertext_digest_mm == _ZERO:
             return
-        # attestation
-        raw = self._blob(round_id, "attestation", rs.attestation_digest)
+        cts = {side: self._blob(round_id, f"ciphertext_{side}", rs.ciphertext(side)) for side in SIDES}
+        self._checked(round_id, "evaluation.replay", lambda: self.check_evaluation(h, rs, cts))
+        body = None
+        if rs.attestation_digest != _ZERO:
+            body = self.check_attestation(rs)
+        if body is not None:
+            self._checked(round_id, "receipts", lambda: self.check_receipts(rs, body))
+            self._checked(round_id, "sealed_instructions", lambda: self.check_sealed_instructions(rs, body))
+        for side in SIDES:
+            if side in h.evidence:
+                self._checked(round_id, f"execution.{side}", lambda s=side: self.check_execution(h, s))
+        self._checked(round_id, "outcome", lambda: self.check_outcome(h, rs))
+
+    def check_storage(self, h, rs):
+        """The round's storage (struct and packed state word) equals what its events imply."""
+        stored = self.dep.coordinator.round(h.round_id)
+        diffs = []
+        for name in ("phase", "phase_block", "deadline", "trade", "report_commitment_mm", "report_commitment_rm",
+                     "ciphertext_digest_mm", "ciphertext_digest_rm", "output_digest", "attestation_digest",
+                     "instruction_commitment", "forfeited_amount"):
+            a, b = getattr(stored, name), getattr(rs, name)
+            if a != b:
+                fmt = (lambda v: v.hex()) if isinstance(a, bytes) else str
+                diffs.append(f"{name}: storage {fmt(a)}, events {fmt(b)}")
+        for name in ("offender", "beneficiary"):
+            a, b = getattr(stored, name), getattr(rs, name)
+            if (a or "").lower() != (b or "").lower():
+                diffs.append(f"{name}: storage {a}, events {b}")
+        for side in SIDES:
+            a, b = stored.record(side), rs.record(side)
+            if ((a.rate, a.volume) if a else (0, 0)) != ((b.rate, b.volume) if b else (0, 0)):
+                diffs.append(f"{side} record: storage {a}, events {b}")
+        self.report.add(h.round_id, "storage.round", not diffs,
+                        f"storage disagrees with the events in {'; '.join(diffs)}" if diffs
+                        else "every field of the round's storage equals its events")
+
+    def check_evaluation(self, h, rs, cts):
+        add, dep, rid = self.report.add, self.dep, h.round_id
+        if not (rs.output_digest != _ZERO or h.votes):
+            return
+        if None not in cts.values() and self.artifact is not None and self.eval_keys is not None:
+            from crypto.encoding import digest as sha256
+
+            start = time.perf_counter()
+            self.progress("replay", round=rid)
+            try:
+                replayed = self._runner_for(self.artifact, self._cache).evaluate(self.eval_keys, cts["mm"], cts["rm"])
+            except Exception as exc:  # a corrupted input must fail the check, not the auditor
+                replayed = None
+                add(rid, "evaluation.replay", False, f"replay raised {type(exc).__name__}: {exc}")
+            self.report.timings[f"replay_round_{rid}"] = round(time.perf_counter() - start, 4)
+            if replayed is not None:
+                got = sha256(replayed)
+                plan = " (fixed FFT plan)" if dep.backend == "fhe" else ""
+                add(rid, "evaluation.replay", got == rs.output_digest,
+                    f"replayed output {got.hex()}{plan} vs agreed output digest in the events {rs.output_digest.hex()}")
+                for addr, voted in h.votes.items():
+                    who = self._who(addr)
+                    add(rid, f"evaluation.vote.{who}", voted == got,
+                        f"{who} posted {voted.hex()}, replay gives {got.hex()}")
+        agreeing = sum(1 for v in h.votes.values() if v == rs.output_digest)
+        add(rid, "evaluation.threshold", agreeing >= dep.threshold or rs.output_digest == _ZERO,
+            f"{agreeing} evaluators posted the agreed digest; threshold {dep.threshold}")
+        if rs.output_digest != _ZERO:
+            self._blob(rid, "output", rs.output_digest)
+
+    def check_attestation(self, rs) -> dict | None:
+        from protocol.attestation import (ATTESTATION_CONTEXT, StatementError, expected_attestation, mismatches,
+                                          open_statement)
+
+        rid = rs.round_id
+        raw = self._blob(rid, "attestation", rs.attestation_digest)
         if raw is None:
-            return
+            return None
         try:
-            att = canonical_loads(raw, name="attestation")
-            body, signature = att["body"], att["signature"]
-            dep.identity("custodian").verify(signature, canonical_bytes(body, name="attestation"))
-            add(round_id, "attestation.signature", True, "signed by the custodian's registered key")
-        except Exception as exc:
-            add(round_id, "attestation.signature", False, f"attestation does not verify: {exc}")
-            return
-        expected = {
-            "chain_id": dep.chain_id, "contract": bytes.fromhex(dep.contract_address[2:]), "round": round_id,
-            "circuit_digest": self.onchain_terms.circuit_digest,
-            "evaluation_keys_digest": self.onchain_terms.evaluation_keys_digest,
-            "ciphertext_digest_mm": rs.ciphertext_digest_mm, "ciphertext_digest_rm": rs.ciphertext_digest_rm,
-            "output_digest": rs.output_digest, "instruction_commitment": rs.instruction_commitment,
-            "trade": rs.trade,
-        }
-        diffs = [k for k, v in expected.items() if body.get(k) != v]
-        add(round_id, "attestation.fields", not diffs,
-            f"attestation differs from the chain in {diffs}" if diffs else "matches the chain")
+            body = open_statement(raw, self.dep.identity("custodian"), name="attestation", context=ATTESTATION_CONTEXT)
+        except StatementError as exc:
+            self.report.add(rid, "attestation.signature", False, str(exc))
+            return None
+        self.report.add(rid, "attestation.signature", True, "signed by the custodian's registered key")
+        diffs = mismatches(body, expected_attestation(self.dep, self.published, rs))
+        self.report.add(rid, "attestation.fields", not diffs,
+                        f"the attestation differs from the chain's events in {diffs}" if diffs else "matches the chain")
+        return body
 
-        # receipts and the sealed reports they name
-        for side in ("mm", "rm"):
-            dealer = f"dealer_{side}"
-            rraw = self._blob(round_id, f"receipt_{side}", body[f"receipt_digest_{side}"])
+    def check_receipts(self, rs, body):
+        """Each receipt the attestation names: signed by the custodian, bound to this round and dealer, naming
+        the dealer's commitment and the ciphertext on chain; and the sealed report it names."""
+        from crypto.envelope import Binding, ReportReceipt, SealedReport
+
+        dep, rid, add = self.dep, rs.round_id, self.report.add
+        for side in SIDES:
+            rraw = self._blob(rid, f"receipt_{side}", body[f"receipt_digest_{side}"])
             if rraw is None:
                 continue
             try:
                 receipt = ReportReceipt.from_bytes(rraw)
-                onchain_ct = rs.ciphertext_digest_mm if side == "mm" else rs.ciphertext_digest_rm
-                receipt.verify(dep.identity("custodian"), ciphertext_digest=onchain_ct)
-                want = Binding("report", dep.chain_id, dep.contract_address, round_id, dealer, "custodian")
+                receipt.verify(dep.identity("custodian"), ciphertext_digest=rs.ciphertext(side))
+                want = Binding("report", dep.chain_id, dep.contract_address, rid, f"dealer_{side}", "custodian")
                 problems = receipt.binding.mismatches(want)
-                commit = rs.report_commitment_mm if side == "mm" else rs.report_commitment_rm
-                if receipt.commitment != commit:
+                if receipt.commitment != rs.commitment(side):
                     problems.append("commitment differs from the dealer's commitment on chain")
-                add(round_id, f"receipt.{side}", not problems, "; ".join(problems) or "signed, bound, matches chain")
+                add(rid, f"receipt.{side}", not problems, "; ".join(problems) or "signed, bound, matches chain")
             except Exception as exc:
-                add(round_id, f"receipt.{side}", False, f"{type(exc).__name__}: {exc}")
+                add(rid, f"receipt.{side}", False, f"{type(exc).__name__}: {exc}")
                 continue
-            env = self._blob(round_id, f"sealed_report_{side}", receipt.envelope_digest)
+            env = self._blob(rid, f"sealed_report_{side}", receipt.envelope_digest)
             if env is not None:
                 try:
-                    sealed = SealedReport.from_bytes(env)
-                    problems = sealed.binding.mismatches(receipt.binding)
-                    add(round_id, f"sealed_report.{side}", not problems, "; ".join(problems) or "bound to this round")
+                    problems = SealedReport.from_bytes(env).binding.mismatches(receipt.binding)
+                    add(rid, f"sealed_report.{side}", not problems, "; ".join(problems) or "bound to this round")
                 except Exception as exc:
-                    add(round_id, f"sealed_report.{side}", False, f"{type(exc).__name__}: {exc}")
-        # sealed instructions
-        for side in ("mm", "rm"):
-            iraw = self._blob(round_id, f"sealed_instruction_{side}", body[f"sealed_instruction_{side}"])
-            if iraw is None:
-                continue
-            try:
-                sealed = SealedMessage.from_bytes(iraw)
-                want = Binding("instruction", dep.chain_id, dep.contract_address, round_id, "custodian", f"dealer_{side}")
-                problems = sealed.binding.mismatches(want)
-                add(round_id, f"sealed_instruction.{side}", not problems, "; ".join(problems) or "bound to this round")
-            except Exception as exc:
-                add(round_id, f"sealed_instruction.{side}", False, f"{type(exc).__name__}: {exc}")
+                    add(rid, f"sealed_report.{side}", False, f"{type(exc).__name__}: {exc}")
 
-        # execution and forfeiture
-        forfeits = [e for e in events if e.name == "Forfeited"]
-        if not rs.trade:
-            add(round_id, "execution.no_trade", rs.mm_record is None and rs.rm_record is None
-                and rs.phase == RoundPhase.SETTLED, f"no-trade round closed as {rs.phase.name}")
-        elif rs.phase == RoundPhase.SETTLED:
-            ok = rs.mm_record is not None and rs.rm_record is not None and not forfeits
-            add(round_id, "execution.settled", ok, f"legs {rs.mm_record}, {rs.rm_record}")
-        if rs.phase == RoundPhase.FORFEITED:
-            ok = (len(forfeits) == 1 and forfeits[0].args["amount"] == rs.forfeited_amount
-                  and rs.offender is not None and rs.beneficiary is not None and rs.offender != rs.beneficiary)
-            add(round_id, "forfeiture", ok, f"{rs.offender} -> {rs.beneficiary}: {rs.forfeited_amount} wei")
+    def _sealed_binding(self, rid: int, kind: str, digest: bytes, purpose: str, sender: str, recipient: str):
+        from crypto.envelope import Binding, SealedMessage
 
-        # the public transcript, if any, must agree with the chain
-        path = dep.data_dir.transcript(round_id)
-        if path.exists():
-            try:
-                t = read_json(path)
-                onchain = {"attestation": rs.attestation_digest.hex(), "output": rs.output_digest.hex(),
-                           "ciphertext_mm": rs.ciphertext_digest_mm.hex(), "ciphertext_rm": rs.ciphertext_digest_rm.hex(),
-                           "instruction_commitment": rs.instruction_commitment.hex()}
-                diffs = [k for k, v in onchain.items() if t.get("digests", {}).get(k) != v]
-                add(round_id, "transcript", not diffs,
-                    f"transcript digests differ from the chain: {diffs}" if diffs else "matches the chain")
-            except (ValueError, KeyError, AttributeError) as exc:
-                add(round_id, "transcript", False, f"transcript unreadable: {exc}")
+        raw = self._blob(rid, kind, digest)
+        if raw is None:
+            return
+        check = kind.replace("_mm", ".mm").replace("_rm", ".rm")
+        try:
+            want = Binding(purpose, self.dep.chain_id, self.dep.contract_address, rid, sender, recipient)
+            problems = SealedMessage.from_bytes(raw).binding.mismatches(want)
+            self.report.add(rid, check, not problems, "; ".join(problems) or "bound to this round")
+        except Exception as exc:
+            self.report.add(rid, check, False, f"{type(exc).__name__}: {exc}")
 
+    def check_sealed_instructions(self, rs, body):
+        for side in SIDES:
+            self._sealed_binding(rs.round_id, f"sealed_instruction_{side}", body[f"sealed_instruction_{side}"],
+                                 "instruction", "custodian", f"dealer_{side}")
+
+    def check_execution(self, h, side: str):
+        """The dealer's execution record (its digest is the LegExecuted evidence): signed by the dealer, naming
+        the rate and volume of the event; the offer and acceptance it names are bound to this round."""
+        from protocol.attestation import (EXECUTION_CONTEXT, StatementError, expected_execution_record, mismatches,
+                                          open_statement)
+
+        rid, dealer = h.round_id, f"dealer_{side}"
+        raw = self._blob(rid, f"execution_record_{side}", h.evidence[side])
+        if raw is None:
+            return
+        try:
+            body = open_statement(raw, self.dep.identity(dealer), name="execution record", context=EXECUTION_CONTEXT)
+        except StatementError as exc:
+            self.report.add(rid, f"execution.{side}", False, str(exc))
+            return
+        record = h.records[side]
+        diffs = mismatches(body, expected_execution_record(self.dep, rid, side, record.rate, record.volume))
+        self.report.add(rid, f"execution.{side}", not diffs,
+                        f"{dealer}'s signed execution record differs from its LegExecuted event in {diffs}" if diffs
+                        else f"signed by {dealer}; rate {record.rate}, volume {record.volume} as on chain")
+        client = f"client_{side}"
+        self._sealed_binding(rid, f"offer_{side}", body["offer"], "offer", dealer, client)
+        self._sealed_binding(rid, f"acceptance_{side}", body["acceptance"], "acceptance", client, dealer)
+
+    def check_outcome(self, h, rs):
+        from chain import RoundPhase as P
+
+        rid, add = rs.round_id, self.report.add
+        if rs.phase is P.FORFEITED:
+            f = h.forfeit or {}
+            add(rid, "forfeiture", bool(f) and f["offender"].lower() != f["beneficiary"].lower(),
+                f"{self._who(f.get('offender', '?'))} -> {self._who(f.get('beneficiary', '?'))}: "
+                f"{f.get('amount')} wei (reason {f.get('reason')})")
+        elif rs.phase is P.SETTLED and not rs.trade:
+            add(rid, "execution.no_trade", not h.records, f"no-trade round closed as {rs.phase.label}")
+        elif rs.phase is P.SETTLED:
+            add(rid, "execution.settled", set(h.records) == {"mm", "rm"}, f"legs {rs.mm_record}, {rs.rm_record}")
+
+    # --- transcripts and blobs -----------------------------------------------------------------------
+    def check_transcript(self, round_id: int):
+        """Every field of the public transcript equals the events; its transactions and head are on chain."""
+        from protocol.report import transcript_fields
+
+        h = self.history.rounds.get(round_id)
+        path = self.dep.data_dir.transcript(round_id)
+        if h is None:
+            if path.exists():
+                self.report.add(round_id, "transcript", False,
+                                f"round {round_id}: transcript present, chain has no such round "
+                                f"(its events open rounds 1..{self.history.current_round})")
+            return
+        if not path.exists():
+            if h.phase.terminal:
+                self.report.add(round_id, "transcript", False, f"round {round_id} closed on chain as {h.phase.label} "
+                                f"but its public transcript {path.name} is missing")
+            return
+        t = read_json(path)
+        rs = h.state()
+        want = transcript_fields(self.dep, rs, h.votes)
+        diffs = [k for k, v in want.items() if t.get(k) != v]
+        for k in ("digests", "records"):
+            if k in diffs and isinstance(t.get(k), dict):
+                diffs[diffs.index(k)] = f"{k}." + ",".join(x for x in want[k] if t[k].get(x) != want[k][x])
+        self.report.add(round_id, "transcript", not diffs,
+                        f"the transcript differs from the chain's events in {diffs} (transcript phase "
+                        f"{t.get('phase')}, chain {rs.phase.name})" if diffs else "every field matches the chain")
+        self.check_anchors(round_id, t)
+
+    def check_anchors(self, round_id: int, t: dict):
+        chain = self.dep.coordinator.chain
+        by_node = chain.backend == "rpc"  # the embedded chain's block hashes change on replay (timestamps)
+        problems = []
+        txs = t.get("transactions")
+        if txs is None:
+            self.report.add(round_id, "transcript.anchors", False, "the transcript records no transactions")
+            return
+        for a in txs:
+            found = chain.transaction(a["tx"])
+            if found is None:
+                problems.append(f"transaction {a['tx']} (block {a['block']}) is not on the chain")
+            elif found["block"] != a["block"]:
+                problems.append(f"transaction {a['tx']} is in block {found['block']}, the transcript says {a['block']}")
+            elif by_node and found["block_hash"] != a["block_hash"]:
+                problems.append(f"block {a['block']} has hash {found['block_hash']}, the transcript recorded "
+                                f"{a['block_hash']}: the block was rewritten")
+        head = t.get("chain_head") or {}
+        now = chain.block_number
+        if head.get("block", 0) > now:
+            problems.append(f"the transcript saw head block {head['block']}, the chain's head is {now}: history "
+                            f"was rolled back")
+        elif by_node and head and chain.block_hash(head["block"]) != head.get("block_hash"):
+            problems.append(f"block {head['block']} has another hash than the transcript recorded: history rewritten")
+        self.report.add(round_id, "transcript.anchors", not problems, "; ".join(problems) or
+                        f"{len(txs)} transactions and the head block {head.get('block')} are on the chain")
+
+    def transcript_rounds(self) -> set[int]:
+        folder = self.dep.data_dir.transcripts
+        out = set()
+        for p in folder.glob("round-*.json") if folder.is_dir() else ():
+            stem = p.name[len("round-"):-len(".json")]
+            if stem.isdigit():
+                out.add(int(stem))
+        return out
+
+    def check_unanchored_blobs(self):
+        root = self.dep.data_dir.blobs
+        stray = sorted(p.name for p in root.iterdir() if len(p.name) == 64
+                       and bytes.fromhex(p.name) not in self.anchored) if root.is_dir() else []
+        if stray:
+            self.report.notice(0, "blobs.unanchored", f"{len(stray)} blobs in the store that nothing on chain "
+                               f"anchors: {', '.join(s[:16] + '…' for s in stray[:8])}")
+
+    # --- the whole audit -----------------------------------------------------------------------------
     def run(self, rounds: list[int] | None = None) -> AuditReport:
         start = time.perf_counter()
-        self.check_market()
-        current = self.dep.coordinator.current_round()
-        wanted = rounds if rounds is not None else list(range(1, current + 1))
-        for r in wanted:
-            if not 1 <= r <= current:
-                self.report.add(r, "round.exists", False, f"round {r} unknown: the contract has rounds 1..{current}")
-                continue
-            self.check_round(r)
-        self.check_conservation()
+        with contextlib.ExitStack() as stack:
+            self._cache = self.cache_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="audit-")))
+            try:
+                self.published = published_coordinator_terms(self.dep)
+            except DeploymentError as exc:
+                self.report.add(0, "terms.published", False, str(exc))
+                return self.report
+            self._checked(0, "terms", self.check_terms)
+            self._checked(0, "code.identity", self.check_code)
+            self.check_artifacts()
+            try:
+                self.check_history()
+            except Exception as exc:
+                self.report.add(0, "history", False, f"the chain's history could not be read: "
+                                f"{type(exc).__name__}: {exc}")
+                return self.report
+            self._checked(0, "round.deadline", self.check_liveness)
+            on_chain = set(self.history.rounds)
+            wanted = sorted(rounds) if rounds is not None else sorted(on_chain)
+            for r in wanted:
+                self.check_round(r)
+            for r in sorted(set(wanted) | (self.transcript_rounds() - on_chain if rounds is None else set())):
+                self._checked(r, "transcript", lambda r=r: self.check_transcript(r))
+            if rounds is None:
+                self.check_unanchored_blobs()
         self.report.timings["total"] = round(time.perf_counter() - start, 4)
         return self.report

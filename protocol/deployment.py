@@ -23,7 +23,8 @@ from protocol.blobstore import BlobStore
 from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir, read_json, write_json
 
 __all__ = ["Deployment", "DeploymentError", "create_market", "open_market", "deposit_minimum_wei",
-           "WEI_PER_CASH_UNIT", "MARKET_FORMAT", "evaluator_roles", "identities_digest", "identities_mismatch"]
+           "WEI_PER_CASH_UNIT", "MARKET_FORMAT", "evaluator_roles", "identities_digest", "identities_mismatch",
+           "published_coordinator_terms"]
 
 MARKET_FORMAT = "repo-market-market-v1"
 WEI_PER_CASH_UNIT = 10**12  # [decided] published scale: wei per half-bp cash unit
@@ -116,6 +117,7 @@ class Deployment:
     rpc_url: str | None = None
     _chain: object = field(default=None, repr=False)
     signers: dict = field(default_factory=dict, repr=False)  # role -> ChainAccount from key files/keystores
+    read_only: bool = False  # the auditor's view: the chain connection writes nothing under data_dir
 
     # --- descriptor ------------------------------------------------------------------------------------
     @property
@@ -168,7 +170,7 @@ class Deployment:
 
             external = tuple(role for role, source in account_sources(self.descriptor).items() if source != "dev-seed")
             self._chain = connect(self.data_dir.root, self.rpc_url, seed=int(self.descriptor["chain"]["seed"]),
-                                  accounts=self.signers or None, external_roles=external)
+                                  read_only=self.read_only, accounts=self.signers or None, external_roles=external)
         return self._chain
 
     @cached_property
@@ -233,7 +235,10 @@ def missing_signers(dep: "Deployment") -> list[str]:
                   if source != "dev-seed" and role not in dep.signers)
 
 
-def open_market(data_dir: Path, rpc_url: str | None = None, signers: dict | None = None) -> Deployment:
+def open_market(data_dir: Path, rpc_url: str | None = None, signers: dict | None = None, *,
+                read_only: bool = False) -> Deployment:
+    """The public view of the market in ``data_dir``; ``read_only`` (the auditor) writes nothing there.
+    ``signers``: role -> ChainAccount (key files / keystores) for the roles that act with their own keys."""
     layout = DataDir(Path(data_dir))
     if not layout.market_file.exists():
         raise DeploymentError(f"{layout.market_file}: no market here (run `repo-market demo` to create one)")
@@ -243,7 +248,29 @@ def open_market(data_dir: Path, rpc_url: str | None = None, signers: dict | None
     if rpc_url is None:
         rpc_url = descriptor["chain"].get("rpc_url")
     check_signers(descriptor, signers or {})
-    return Deployment(layout, descriptor, rpc_url, signers=dict(signers or {}))
+    return Deployment(layout, descriptor, rpc_url, signers=dict(signers or {}), read_only=read_only)
+
+
+def published_coordinator_terms(dep: Deployment):
+    """The CoordinatorTerms that market.json publishes (what the contract's immutables must equal).
+
+    Raises DeploymentError naming what market.json lacks."""
+    from chain import CoordinatorTerms, PhaseWindows
+    from crypto.encoding import canonical_digest
+
+    d = dep.descriptor
+    if "windows" not in d:
+        raise DeploymentError("market.json publishes no phase windows (created before they were published)")
+    terms = dep.terms
+    return CoordinatorTerms(
+        grid=terms.grid, base_rate=terms.base_rate, rate_bits=terms.rate_bits, hurdle_mode=terms.hurdle_mode.value,
+        deposit_minimum=int(d["deposit"]["minimum_wei"]),
+        terms_digest=canonical_digest(terms.as_dict(), name="terms"), circuit_digest=dep.digest("circuit"),
+        evaluation_keys_digest=dep.digest("evaluation_keys"), identities_digest=identities_digest(d["identities"]),
+        dealer_mm=dep.address("dealer_mm"),
+        dealer_rm=dep.address("dealer_rm"), custodian=dep.address("custodian"),
+        evaluators=tuple(dep.address(r) for r in dep.evaluators), threshold=dep.threshold,
+        windows=PhaseWindows(**{k: int(v) for k, v in d["windows"].items()}))
 
 
 def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, threshold: int = 2,
@@ -328,6 +355,11 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
                     "evaluation_keys": keys_digest.hex(), "identities": signers_digest.hex()},
         "chain": {"rpc_url": rpc_url, "chain_id": chain.chain_id, "seed": seed, "backend": chain.backend},
         "contract": coordinator.address,
+        # [decided] published so that an auditor checks the contract's immutables against market.json, and
+        # knows from which block the contract's history starts
+        "windows": dict(zip(("report", "compute", "instruct", "mm_leg", "rm_leg", "challenge"),
+                            coordinator_terms.windows.as_tuple())),
+        "deployed_at": {"block": coordinator.deployment.block_number, "tx": coordinator.deployment.tx_hash},
         "deposit": {"minimum_wei": coordinator_terms.deposit_minimum, "wei_per_cash_unit": WEI_PER_CASH_UNIT},
         "evaluators": {"roles": evaluator_roles(evaluators), "threshold": threshold},
         "identities": identities,

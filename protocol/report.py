@@ -10,19 +10,19 @@ from pathlib import Path
 from protocol.deployment import Deployment
 from protocol.layout import write_json
 
-__all__ = ["write_transcript", "round_summary", "leakage_statement", "write_plots"]
+__all__ = ["write_transcript", "transcript_fields", "history_anchors", "round_summary", "leakage_statement",
+           "write_plots"]
 
 
 def _h(b: bytes) -> str:
     return b.hex()
 
 
-def write_transcript(dep: Deployment, round_id: int, run: dict) -> dict:
-    """Public transcript of a closed round: on-chain digests, records, forfeiture, gas and timings."""
-    coord = dep.coordinator
-    rs = coord.round(round_id)
-    transcript = {
-        "round": round_id,
+def transcript_fields(dep: Deployment, rs, votes: dict) -> dict:
+    """The transcript fields that the chain fixes (the auditor rebuilds them from the events and compares
+    every one): phase, trade, digests, votes (evaluator address -> digest), records, forfeiture."""
+    return {
+        "round": rs.round_id,
         "phase": rs.phase.name,
         "trade": rs.trade,
         "digests": {
@@ -31,10 +31,33 @@ def write_transcript(dep: Deployment, round_id: int, run: dict) -> dict:
             "output": _h(rs.output_digest), "attestation": _h(rs.attestation_digest),
             "instruction_commitment": _h(rs.instruction_commitment),
         },
-        "votes": {k: _h(v) for k, v in coord.output_votes(round_id).items()},
-        "records": {"mm": None if rs.mm_record is None else {"rate": rs.mm_record.rate, "volume": rs.mm_record.volume},
-                    "rm": None if rs.rm_record is None else {"rate": rs.rm_record.rate, "volume": rs.rm_record.volume}},
+        "votes": {k: _h(v) for k, v in votes.items()},
+        "records": {side: None if rs.record(side) is None else {"rate": rs.record(side).rate,
+                                                                  "volume": rs.record(side).volume}
+                    for side in ("mm", "rm")},
         "forfeited": forfeiture(dep, rs),
+    }
+
+
+def history_anchors(dep: Deployment, round_id: int) -> dict:
+    """Block number and hash of every transaction of the round, and of the head when the transcript is
+    written: the auditor checks them against the node, so a rollback or a rewritten block is caught."""
+    chain = dep.chain
+    txs: dict[str, dict] = {}
+    for e in dep.coordinator.events(round_id=round_id):
+        entry = txs.setdefault(e.tx_hash, {"tx": e.tx_hash, "block": e.block_number,
+                                           "block_hash": chain.block_hash(e.block_number), "events": []})
+        entry["events"].append(e.name)
+    head = chain.block_number
+    return {"transactions": list(txs.values()), "chain_head": {"block": head, "block_hash": chain.block_hash(head)}}
+
+
+def write_transcript(dep: Deployment, round_id: int, run: dict) -> dict:
+    """Public transcript of a closed round: on-chain digests, records, forfeiture, history anchors, gas, timings."""
+    coord = dep.coordinator
+    transcript = {
+        **transcript_fields(dep, coord.round(round_id), coord.output_votes(round_id)),
+        **history_anchors(dep, round_id),
         "gas": run.get("gas", {}),
         "timings": run.get("timings", {}),
     }

@@ -1,9 +1,12 @@
 """`repo-market verify`: the auditor, as an independent process with public data only.
 
-Reads <data-dir>/market.json, the blob store and the chain (never roles/): replays every evaluation from
-the circuit artefact and evaluation keys named on chain, checks every digest, receipt, attestation,
-signature, commitment, binding and the phase order. Prints {"ok", "rounds": [{"round", "checks"}],
-"failures": [{"round", "check", "detail"}]} with --json; exits 1 on any failure.
+Reads <data-dir>/market.json, the blob store, the transcripts and the chain's node (never roles/), and
+writes nothing into the data directory (it works on a read-only copy): checks the contract's code against
+the source, rebuilds every round and every wei from the contract's events (storage must agree), replays
+every evaluation from the circuit artefact and evaluation keys named on chain, checks every digest,
+receipt, attestation, execution record, signature, binding, and the transcripts' history anchors. Prints
+{"ok", "rounds": [{"round", "checks"}], "failures": [{"round", "check", "detail"}], "notices"} with --json;
+exits 1 on any failure (and when no check ran).
 """
 from __future__ import annotations
 
@@ -19,6 +22,9 @@ def configure(parser) -> None:
     parser.add_argument("--rpc", metavar="URL", default=None, help="JSON-RPC node instead of the embedded chain")
     parser.add_argument("--round", type=int, action="append", metavar="N", dest="rounds",
                         help="check only round N (repeatable; default: every round)")
+    parser.add_argument("--cache-dir", metavar="DIR", default=None,
+                        help="optional folder (outside the data directory) for the replay's circuit artefact; "
+                             "default: a temporary folder")
 
 
 def run(args) -> int:
@@ -31,9 +37,14 @@ def run(args) -> int:
     for r in args.rounds or []:
         if r < 1:
             raise UsageError(f"--round {r}: rounds are numbered from 1")
+    from pathlib import Path
+
+    cache = Path(args.cache_dir) if args.cache_dir else None
+    if cache is not None and cache.resolve().is_relative_to(Path(args.data_dir).resolve()):
+        raise UsageError(f"--cache-dir {args.cache_dir}: must be outside the data directory (verify writes nothing there)")
     try:
-        dep = open_market(args.data_dir, args.rpc)
-        report = Auditor(dep).run(args.rounds).as_dict()
+        dep = open_market(args.data_dir, args.rpc, read_only=True)
+        report = Auditor(dep, cache_dir=cache).run(args.rounds).as_dict()
     except DeploymentError as exc:
         raise UsageError(f"--data-dir {args.data_dir}: {exc}") from None
     except ChainError as exc:
@@ -52,6 +63,8 @@ def run(args) -> int:
             failed = [c["check"] for c in r["checks"] if not c["ok"]]
             table.add_row(str(r["round"]), str(len(r["checks"])), ", ".join(failed) or "—")
         console.print(table)
+        for n in report.get("notices", []):
+            console.print(f"[yellow]NOTE[/yellow] round {n['round']} {n['check']}: {n['detail']}")
         for f in report["failures"]:
             console.print(f"[red]FAIL[/red] round {f['round']} {f['check']}: {f['detail']}")
         console.print("[green]ok[/green]" if report["ok"] else "[red]verification failed[/red]")

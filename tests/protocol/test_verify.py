@@ -3,7 +3,7 @@
 Each tamper case flips one byte of one blob kind (or one digest of a public transcript) in a copy of the
 four-round demo market and checks that verification fails on that item -- blob kinds: circuit artefact,
 evaluation keys, both ciphertexts, the output, the attestation, both receipts, both sealed reports and both
-sealed instructions.  A dishonest evaluator (2-of-3: it posts a wrong digest, the honest two carry the round)
+sealed instructions, both dealers' execution records and the offers and acceptances they name.  A dishonest evaluator (2-of-3: it posts a wrong digest, the honest two carry the round)
 is named as well.  The auditor never reads roles/ (the test hides it).
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _audit(path: Path, rounds=None) -> dict:
-    return Auditor(open_market(path)).run(rounds).as_dict()
+    return Auditor(open_market(path, read_only=True)).run(rounds).as_dict()
 
 
 @pytest.fixture
@@ -52,12 +52,18 @@ def _blob_digests(path: Path, round_id: int) -> dict[str, bytes]:
         out[f"receipt_{side}"] = body[f"receipt_digest_{side}"]
         out[f"sealed_report_{side}"] = ReportReceipt.from_bytes(dep.blobs.get(body[f"receipt_digest_{side}"])).envelope_digest
         out[f"sealed_instruction_{side}"] = body[f"sealed_instruction_{side}"]
+    for leg in dep.coordinator.events("LegExecuted", round_id=round_id):  # execution records anchor the rest
+        side = "mm" if leg.args["side"] == 0 else "rm"
+        out[f"execution_record_{side}"] = leg.args["evidence"]
+        record = canonical_loads(dep.blobs.get(leg.args["evidence"]))["body"]
+        out[f"offer_{side}"], out[f"acceptance_{side}"] = record["offer"], record["acceptance"]
     return out
 
 
 BLOB_KINDS = ["circuit", "evaluation_keys", "ciphertext_mm", "ciphertext_rm", "output", "attestation",
               "receipt_mm", "receipt_rm", "sealed_report_mm", "sealed_report_rm", "sealed_instruction_mm",
-              "sealed_instruction_rm"]
+              "sealed_instruction_rm", "execution_record_mm", "execution_record_rm", "offer_mm", "offer_rm",
+              "acceptance_mm", "acceptance_rm"]
 
 
 def test_honest_market_verifies_from_public_data_only(demo_copy):
@@ -128,6 +134,9 @@ def test_a_dishonest_evaluator_is_named(scratch):
     dep.coordinator.post_output("evaluator_0", 1, b"\xee" * 32)  # a wrong digest
     result = driver.run_round(1)
     assert result["phase"] == "SETTLED"
+    from protocol.report import write_transcript
+
+    write_transcript(dep, 1, result)
     report = _audit(path, [1])
     assert [f["check"] for f in report["failures"]] == ["evaluation.vote.evaluator_0"]
     assert "ee" * 32 in report["failures"][0]["detail"]
