@@ -150,7 +150,7 @@ WINDOW_NAMES = ("report", "compute", "instruct", "mm_leg", "rm_leg", "challenge"
 # Coordinator.vy's immutables in declaration order with their ABI types (CoordinatorTerms.immutables).
 IMMUTABLES = (("grid", "uint256"), ("base_rate", "uint256"), ("rate_bits", "uint256"), ("hurdle_mode", "uint8"),
               ("deposit_minimum", "uint256"), ("terms_digest", "bytes32"), ("circuit_digest", "bytes32"),
-              ("evaluation_keys_digest", "bytes32"), ("dealer_mm", "address"), ("dealer_rm", "address"),
+              ("evaluation_keys_digest", "bytes32"), ("identities_digest", "bytes32"), ("dealer_mm", "address"), ("dealer_rm", "address"),
               ("custodian", "address"), ("threshold", "uint256"),
               *((f"{n}_window", "uint256") for n in WINDOW_NAMES))
 
@@ -233,7 +233,7 @@ class CoordinatorTerms:
         values = {"grid": self.grid, "base_rate": self.base_rate, "rate_bits": self.rate_bits,
                   "hurdle_mode": self.hurdle_mode_code, "deposit_minimum": self.deposit_minimum,
                   "terms_digest": self.terms_digest, "circuit_digest": self.circuit_digest,
-                  "evaluation_keys_digest": self.evaluation_keys_digest,
+                  "evaluation_keys_digest": self.evaluation_keys_digest, "identities_digest": self.identities_digest,
                   "dealer_mm": to_checksum_address(self.dealer_mm), "dealer_rm": to_checksum_address(self.dealer_rm),
                   "custodian": to_checksum_address(self.custodian), "threshold": self.threshold,
                   **{f"{name}_window": w for name, w in zip(WINDOW_NAMES, self.windows.as_tuple())}}

@@ -62,3 +62,12 @@ def test_deployed_code_is_checked_in_runtime_plus_immutables(chain):
     assert [name for name, _ in layout] == list(values)  # every immutable accounted for, in order
     assert code[len(runtime):] == expected
     assert coord.code_matches_source()
+
+
+def test_the_python_immutables_list_is_the_compilers_code_layout():
+    """chain.coordinator.IMMUTABLES (what code identity compares word by word) is Vyper's own layout."""
+    from chain.coordinator import IMMUTABLES
+
+    layout = sorted(load_build("Coordinator")["layout"]["code_layout"].items(), key=lambda kv: kv[1]["offset"])
+    assert [(name, entry["type"]) for name, entry in layout] == list(IMMUTABLES)
+    assert [entry["offset"] for _, entry in layout] == [32 * i for i in range(len(IMMUTABLES))]

@@ -136,3 +136,19 @@ def test_export_refuses_a_private_file_planted_in_the_blob_store(sim_demo, scrat
     with pytest.raises(RuntimeError, match="matches private data"):
         export_audit(data, scratch / "out")
     assert not (scratch / "out").exists()
+
+
+def test_verify_on_the_export_sees_a_swapped_signing_key(exported):
+    """The identities digest is an immutable: a key swapped in market.json no longer matches the contract."""
+    from protocol.audit import Auditor
+    from protocol.deployment import identities_mismatch, open_market
+
+    _, out = exported
+    market = json.loads((out / "market.json").read_text())
+    market["identities"]["dealer_rm"]["signing_key"] = "22" * 32
+    (out / "market.json").write_text(json.dumps(market))
+    dep = open_market(out)
+    assert "not the ones committed on chain" in identities_mismatch(dep)
+    report = Auditor(open_market(out)).run().as_dict()
+    assert not report["ok"]
+    assert any("identities_digest" in f["detail"] for f in report["failures"]), report["failures"]
