@@ -208,8 +208,26 @@ def check_money(out: str, t: Truth) -> None:
     assert _lines(out) == lines
 
 
+def check_signatures(out: str, t: Truth) -> None:
+    from protocol.attestation import ATTESTATION_CONTEXT, EXECUTION_CONTEXT, open_statement
+
+    ok = "Signature Verified Successfully"
+    lines = []
+    for e in t.coord.events("InstructionPosted"):
+        open_statement((t.dir / "blobs" / e.args["attestation_digest"].hex()).read_bytes(),
+                       t.dep.identity("custodian"), name="attestation", context=ATTESTATION_CONTEXT)
+        lines.append(f"round {e.args['round_id']} attestation by custodian: {ok}")
+    for e in t.coord.events("LegExecuted"):
+        role = t.role_of(e.args["dealer"])
+        open_statement((t.dir / "blobs" / e.args["evidence"].hex()).read_bytes(), t.dep.identity(role),
+                       name="execution record", context=EXECUTION_CONTEXT)
+        lines.append(f"round {e.args['round_id']} execution record by {role}: {ok}")
+    assert _lines(out) == lines and len(lines) >= 8
+
+
 CHECKS = {"code": check_code, "identities": check_identities, "terms": check_terms, "storage": check_storage,
-          "events": check_events, "senders": check_senders, "blobs": check_blobs, "money": check_money}
+          "events": check_events, "senders": check_senders, "blobs": check_blobs, "money": check_money,
+          "signatures": check_signatures}
 
 
 # ---------------------------------------------------------------- the test
@@ -258,6 +276,23 @@ def test_the_walkthrough_catches_a_flipped_blob_byte(cast_market, anvil_url, tmp
     victim.write_bytes(bytes(data))
     out = run_steps(anvil_url, copy, ["blobs"])["blobs"]
     assert _lines(out)[0].endswith(" blobs, 1 whose name is not the sha256 of their bytes")
+
+
+def test_the_walkthrough_catches_a_forged_attestation(cast_market, anvil_url, tmp_path):
+    """One byte of an attestation's body changed (the file keeps its name): its signature no longer verifies."""
+    from protocol.deployment import open_market
+
+    copy = tmp_path / "audit"
+    shutil.copytree(cast_market, copy)
+    first = open_market(cast_market, anvil_url).coordinator.events("InstructionPosted")[0]
+    blob = copy / "blobs" / first.args["attestation_digest"].hex()
+    data = bytearray(blob.read_bytes())
+    data[40] ^= 1  # inside the body's first entry
+    blob.write_bytes(bytes(data))
+    lines = _lines(run_steps(anvil_url, copy, ["signatures"])["signatures"])
+    assert lines[0].startswith(f"round {first.args['round_id']} attestation by custodian: ")
+    assert "Verified Successfully" not in lines[0] and "Failure" in lines[0]
+    assert all(line.endswith("Signature Verified Successfully") for line in lines[1:])
 
 
 def test_the_walkthrough_catches_a_swapped_signing_key(cast_market, anvil_url, tmp_path):
