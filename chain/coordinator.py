@@ -455,6 +455,10 @@ class Coordinator:
             forfeited_amount=int(r[12]),
         )
 
+    def state_word(self, round_id: int) -> StateWord:
+        """The round's packed state word as stored (phase, block, trade, who posted, votes, agreed)."""
+        return StateWord(int(self._view("rounds", round_id)[0]))
+
     def tally(self, round_id: int, output_digest: bytes) -> int:
         """How many evaluators posted ``output_digest`` in the round."""
         check_bytes32("output_digest", output_digest)

@@ -271,6 +271,14 @@ class Auditor:
             a, b = getattr(stored, name), getattr(rs, name)
             if (a or "").lower() != (b or "").lower():
                 diffs.append(f"{name}: storage {a}, events {b}")
+        word = self.dep.coordinator.state_word(h.round_id)
+        voted = {e.lower() for e in h.votes}
+        for i, e in enumerate(self.published.evaluators):
+            if word.posted(i) != (e.lower() in voted):
+                diffs.append(f"evaluator {i} posted-bit: storage {word.posted(i)}, events {e.lower() in voted}")
+        if word.agreed != (rs.output_digest != _ZERO) or (word.agreed and word.lead_votes != h.counts[rs.output_digest]):
+            diffs.append(f"agreement: storage agreed={word.agreed} with {word.lead_votes} votes, events "
+                         f"{h.counts.get(rs.output_digest, 0)} votes for {rs.output_digest.hex()[:16]}…")
         for side in SIDES:
             a, b = stored.record(side), rs.record(side)
             if ((a.rate, a.volume) if a else (0, 0)) != ((b.rate, b.volume) if b else (0, 0)):

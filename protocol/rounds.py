@@ -134,19 +134,19 @@ class RoundDriver:
                     box["gas"] += d.ensure_deposit()
                 for d in (dealer_mm, dealer_rm):
                     box["gas"] += d.commit(round_id)
-            crash_point(round_id, "commit")
+            self._checkpoint(journal, round_id, "commit")
 
             self.progress("encrypt", round=round_id)
             with journal.timed("encrypt"):
                 for side in ("mm", "rm"):
                     custodian.accept_report(round_id, side)
-            crash_point(round_id, "report.blobs")
+            self._checkpoint(journal, round_id, "report.blobs")
             with journal.timed("chain") as box:
                 if self._phase(round_id) == P.COMMITTED:
                     box["gas"] += custodian.post_ciphertexts(round_id)
             for d in (dealer_mm, dealer_rm):
                 d.check_receipt(round_id)
-            crash_point(round_id, "report")
+            self._checkpoint(journal, round_id, "report")
 
         if self._phase(round_id) == P.REPORTED:
             for role in self.dep.evaluators:
@@ -161,7 +161,7 @@ class RoundDriver:
                 with journal.timed("chain") as box:
                     box["gas"] += ev.post(round_id, digest)
                 self.progress("evaluated", round=round_id, evaluator=role, digest=digest.hex())
-            crash_point(round_id, "compute")
+            self._checkpoint(journal, round_id, "compute")
             if self._phase(round_id) == P.REPORTED:
                 raise ProtocolError(f"round {round_id}: evaluators disagree; no output reached the threshold "
                                     f"{self.dep.threshold}")
@@ -170,10 +170,10 @@ class RoundDriver:
             self.progress("decrypt", round=round_id)
             with journal.timed("decrypt"):
                 custodian.prepare_instruction(round_id)
-            crash_point(round_id, "decrypt.blobs")
+            self._checkpoint(journal, round_id, "decrypt.blobs")
             with journal.timed("chain") as box:
                 box["gas"] += custodian.post_instruction(round_id)
-            crash_point(round_id, "decrypt")
+            self._checkpoint(journal, round_id, "decrypt")
 
         if self._phase(round_id) == P.INSTRUCTED:
             self.progress("mm_leg", round=round_id)
@@ -182,7 +182,7 @@ class RoundDriver:
                 box["gas"] += gas
                 if self._phase(round_id) == P.INSTRUCTED:  # dealer_mm skipped its step
                     box["gas"] += self._enforce_deadline(round_id, "dealer_rm")
-            crash_point(round_id, "mm_leg")
+            self._checkpoint(journal, round_id, "mm_leg")
 
         if self._phase(round_id) == P.MM_LEG_DONE:
             self.progress("rm_leg", round=round_id)
@@ -193,7 +193,7 @@ class RoundDriver:
                     box["gas"] += gas
                 if self._phase(round_id) == P.MM_LEG_DONE:  # dealer_rm skipped its step
                     box["gas"] += self._enforce_deadline(round_id, "dealer_mm")
-            crash_point(round_id, "rm_leg")
+            self._checkpoint(journal, round_id, "rm_leg")
 
         if self._phase(round_id) == P.RM_LEG_DONE:
             self.progress("settle", round=round_id)
@@ -206,12 +206,25 @@ class RoundDriver:
                     if behind > 0:
                         self.dep.chain.mine(behind)
                     box["gas"] += coord.settle("dealer_mm", round_id).gas_used
-            crash_point(round_id, "settle")
+            self._checkpoint(journal, round_id, "settle")
 
         final = self._phase(round_id)
         if not final.terminal:
             raise ProtocolError(f"round {round_id}: stopped in phase {final.name}")
-        return {"phase": final.name, "timings": dict(journal.timings), "gas": dict(journal.gas)}
+        result = {"phase": final.name, "timings": dict(journal.timings), "gas": dict(journal.gas)}
+        from protocol.report import write_transcript
+
+        write_transcript(self.dep, round_id, result)  # when the round closes: the auditor requires it
+        return result
+
+    def _checkpoint(self, journal, round_id: int, point: str) -> None:
+        """The crash hook, after the public transcript is written if the round just closed (so a kill right
+        after the closing step loses no transcript)."""
+        if self._phase(round_id).terminal:
+            from protocol.report import write_transcript
+
+            write_transcript(self.dep, round_id, {"timings": dict(journal.timings), "gas": dict(journal.gas)})
+        crash_point(round_id, point)
 
     def _enforce_deadline(self, round_id: int, caller: str) -> int:
         """The harmed dealer waits out the window and has the contract forfeit the other's deposit."""

@@ -48,7 +48,8 @@ def run(args) -> int:
     except DeploymentError as exc:
         raise UsageError(f"--data-dir {args.data_dir}: {exc}") from None
     except ChainError as exc:
-        report = {"ok": False, "rounds": [], "failures": [{"round": 0, "check": "chain", "detail": str(exc)}]}
+        report = {"ok": False, "rounds": [], "failures": [{"round": 0, "check": "chain", "detail": str(exc)}],
+                  "notices": [], "checks": 0}
     if args.json:
         print(json.dumps(report))
     else:

@@ -211,3 +211,19 @@ def test_random_legitimate_markets_always_verify(sim_template, scratch, rounds, 
     report = _audit(path)
     assert report["ok"], (rounds, report["failures"])
     shutil.rmtree(path, ignore_errors=True)
+
+
+def test_every_role_keeps_the_anchor_of_its_own_transactions(sim_demo):
+    """Each role's folder holds, per round, the block number and hash of each of its transactions."""
+    path, _ = sim_demo
+    dep = open_market(path, read_only=True)
+    events = {e.tx_hash: e for e in dep.coordinator.events(round_id=1)}
+    expected = {"dealer_mm": {"commit_report", "execute_mm_leg"}, "dealer_rm": {"commit_report", "execute_rm_leg"},
+                "custodian": {"post_ciphertexts", "post_instruction"}, "evaluator_0": {"post_output"}}
+    for role, steps in expected.items():
+        txs = json.loads((path / "roles" / role / "rounds" / "1.txs.json").read_text())
+        assert steps <= set(txs), (role, txs)
+        for step in steps:
+            anchor = txs[step]
+            assert events[anchor["tx"]].block_number == anchor["block"]
+            assert anchor["block_hash"].startswith("0x") and len(anchor["block_hash"]) == 66

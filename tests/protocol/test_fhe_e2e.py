@@ -16,6 +16,7 @@ import pytest
 
 from market.terms import MarketTerms
 from protocol.audit import Auditor
+from protocol.report import write_transcript
 from protocol.deployment import create_market, open_market
 from protocol.roles import DealerAgent
 from protocol.scenario import DEFAULT_BASE_RATE, demo_plans
@@ -53,7 +54,8 @@ def test_real_fhe_round_on_the_embedded_chain(scratch):
     secrets = [p for p in path.rglob("fhe-secret.key")]
     assert [p.relative_to(path).parts[:2] for p in secrets] == [("roles", "custodian")]
     assert stat.S_IMODE(secrets[0].stat().st_mode) == 0o600
-    report = Auditor(open_market(path)).run().as_dict()
+    write_transcript(dep, rid, run)  # a closed round without its public transcript fails the audit
+    report = Auditor(open_market(path, read_only=True)).run().as_dict()
     assert report["ok"], report["failures"]
     assert report["timings"]["replay_round_1"] > 0
 
@@ -70,8 +72,10 @@ def test_real_fhe_rounds_on_anvil_with_an_independent_verify(scratch, anvil_url)
         ref = _reference(dep, plan)
         rs = dep.coordinator.round(rid)
         assert (rs.mm_record.rate, rs.mm_record.volume, rs.rm_record.rate) == (ref.r_mm, ref.volume, ref.r_rm)
+    for rid, _, run in runs:
+        write_transcript(dep, rid, run)
     # in process, the replay is byte-identical to the evaluator's output
-    report = Auditor(open_market(path, anvil_url)).run().as_dict()
+    report = Auditor(open_market(path, anvil_url, read_only=True)).run().as_dict()
     assert report["ok"], report["failures"]
     # an independent process checks everything from public data, the TFHE replay byte for byte: it runs under
     # the same fixed FFT plan as the evaluator (crypto/fhe_runtime.py), so nothing may fail
@@ -81,4 +85,5 @@ def test_real_fhe_rounds_on_anvil_with_an_independent_verify(scratch, anvil_url)
     assert independent["failures"] == [] and independent["ok"] is True
     assert out.returncode == 0
     checks = {c["check"] for r in independent["rounds"] for c in r["checks"]}
-    assert {"evaluation.replay", "attestation.signature", "receipt.mm", "deposits.conservation"} <= checks
+    assert {"evaluation.replay", "attestation.signature", "receipt.mm", "money.balance", "code.identity",
+            "storage.round", "execution.mm", "transcript.anchors"} <= checks
