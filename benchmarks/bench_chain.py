@@ -46,6 +46,7 @@ def deploy(chain, evaluators: int, threshold: int):
     terms = CoordinatorTerms(
         grid=30, base_rate=400, rate_bits=10, hurdle_mode="margin", deposit_minimum=DEPOSIT,
         terms_digest=digest("terms"), circuit_digest=digest("circuit"), evaluation_keys_digest=digest("keys"),
+        identities_digest=digest("identities"),
         dealer_mm=chain.address(DEALER_MM), dealer_rm=chain.address(DEALER_RM), custodian=chain.address(CUSTODIAN),
         evaluators=tuple(chain.address(evaluator_role(i)) for i in range(evaluators)), threshold=threshold,
         windows=WINDOWS)

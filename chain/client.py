@@ -16,8 +16,8 @@ from typing import Any, Iterator, Sequence
 from eth_utils import to_checksum_address
 from web3 import Web3
 
-from .accounts import (AUDITOR, CLIENT_MM, CLIENT_RM, CUSTODIAN, DEALER_MM, DEALER_RM, DEPLOYER, ChainAccount,
-                       account_for, account_from_key, check_role, evaluator_role)
+from .accounts import (AUDITOR, CLIENT_MM, CLIENT_RM, CUSTODIAN, DEALER_MM, DEALER_RM, DEPLOYER, DEV_SEED,
+                       ChainAccount, account_for, account_from_key, check_role, evaluator_role)
 from ._io import hex0x
 from .artifacts import Artifact, compile_contract
 from .errors import ChainError, ChainInputError, ChainUnavailable, JournalError, as_chain_error
@@ -73,7 +73,8 @@ class Chain:
     """
 
     def __init__(self, w3: Web3, *, backend: str, url: str | None, data_dir: Path, seed: int,
-                 journal: Journal | None, faucet: ChainAccount, is_anvil: bool, read_only: bool = False) -> None:
+                 journal: Journal | None, faucet: ChainAccount, is_anvil: bool, read_only: bool = False,
+                 accounts: dict[str, ChainAccount] | None = None, external_roles: tuple[str, ...] = ()) -> None:
         self.w3 = w3
         self.backend = backend
         self.url = url
@@ -85,7 +86,14 @@ class Chain:
         self._journal = journal
         self._faucet = faucet
         self._is_anvil = is_anvil
-        self._accounts: dict[str, ChainAccount] = {}
+        self._external = dict(accounts or {})  # role -> key file / keystore account
+        for role, acct in self._external.items():
+            if not isinstance(acct, ChainAccount) or acct.role != check_role(role):
+                raise ChainInputError(f"accounts[{role!r}] must be the ChainAccount of role {role!r}")
+        # [decided] seed-derived keys only where they are harmless: the embedded chain and a local anvil
+        self.dev_keys_allowed = journal is not None or is_anvil
+        self._needs_external = frozenset(external_roles)  # roles a market recorded with their own keys
+        self._accounts: dict[str, ChainAccount] = dict(self._external)
         self._funded: set[str] = set()
         self._decoders: dict[str, EventDecoder] = {}
         self._genesis_hash = hex0x(w3.eth.get_block(0)["hash"])
@@ -99,22 +107,38 @@ class Chain:
 
     # ------------------------------------------------------------------ accounts
     def account(self, role: str) -> ChainAccount:
-        """The role's account (deterministic from the seed), funded on first use."""
-        check_role(role)
-        acct = self._accounts.get(role)
-        if acct is None:
-            acct = account_for(self.seed, role)
-            self._accounts[role] = acct
+        """The role's account (its key file / keystore, else the dev key from the seed), funded on first use
+        on a dev chain; an external account on another node must hold its own ether."""
+        acct = self._role_account(role)
         if acct.address not in self._funded:
-            self._ensure_funded(acct.address)
+            if role not in self._external or self.dev_keys_allowed:
+                self._ensure_funded(acct.address)
             self._funded.add(acct.address)
         return acct
 
     def address(self, role: str) -> str:
         """The role's address, without funding it."""
-        acct = self._accounts.get(check_role(role)) or account_for(self.seed, role)
-        self._accounts.setdefault(role, acct)
-        return acct.address
+        return self._role_account(role).address
+
+    def account_source(self, role: str) -> str:
+        """Where the role's key comes from: "key-file", "keystore" or "dev-seed"."""
+        acct = self._external.get(check_role(role))
+        return acct.source if acct is not None else DEV_SEED
+
+    def _role_account(self, role: str) -> ChainAccount:
+        acct = self._accounts.get(check_role(role))
+        if acct is None:
+            if role in self._needs_external:
+                raise ChainInputError(
+                    f"role {role!r} signs with its own key in this market (market.json accounts); give "
+                    f"--key-file {role}=PATH or --keystore {role}=PATH again")
+            if not self.dev_keys_allowed:
+                raise ChainInputError(
+                    f"role {role!r} has no key: {self.url} is not a dev chain, so seed-derived dev keys are "
+                    f"refused; give --key-file {role}=PATH or --keystore {role}=PATH")
+            acct = account_for(self.seed, role)
+            self._accounts[role] = acct
+        return acct
 
     @property
     def accounts(self) -> dict[str, str]:
@@ -393,15 +417,23 @@ class Chain:
             raise mapped from exc
 
 
-def connect(data_dir: Path | str, rpc_url: str | None = None, *, seed: int = 0, read_only: bool = False) -> Chain:
+def connect(data_dir: Path | str, rpc_url: str | None = None, *, seed: int = 0, read_only: bool = False,
+            accounts: dict[str, ChainAccount] | None = None, external_roles: tuple[str, ...] = ()) -> Chain:
     """Open a chain. ``rpc_url`` None: the embedded EVM persisted in ``data_dir/chain/`` (replays its
     journal); otherwise the JSON-RPC node at ``rpc_url`` (raises ChainUnavailable if it is down).
 
     ``read_only`` (the auditor): nothing is written under ``data_dir`` (no lock, snapshot, artifact or
     event-index cache) and nothing can be sent. The embedded chain is then rebuilt from the whole journal,
     never from the snapshot, and a node's events are read from the node, never from the persisted index:
-    the auditor trusts no cache it has not checked itself. [decided]"""
+    the auditor trusts no cache it has not checked itself. [decided]
+
+    ``accounts``: role -> external account (chain.accounts.external_accounts), only with ``rpc_url``; other
+    roles get seed-derived dev keys, which only the embedded chain and anvil accept; ``external_roles`` must
+    not fall back to them (a market created with their own keys)."""
     data_dir = Path(data_dir)
+    if accounts and rpc_url is None:
+        raise ChainInputError("key files and keystores are for --rpc nodes; the embedded chain uses dev keys "
+                              f"(given for {', '.join(sorted(accounts))})")
     if rpc_url is None and read_only:
         return _connect_embedded_read_only(data_dir, seed)
     if rpc_url is None:
@@ -448,7 +480,7 @@ def connect(data_dir: Path | str, rpc_url: str | None = None, *, seed: int = 0, 
         raise ChainUnavailable(rpc_url, detail=type(exc).__name__) from None
     return Chain(w3, backend="rpc", url=rpc_url, data_dir=data_dir, seed=seed, journal=None,
                  faucet=account_from_key("faucet", ANVIL_FAUCET_KEY), is_anvil=version.lower().startswith("anvil"),
-                 read_only=read_only)
+                 read_only=read_only, accounts=accounts, external_roles=tuple(external_roles))
 
 
 def _connect_embedded_read_only(data_dir: Path, seed: int) -> Chain:

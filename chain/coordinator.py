@@ -153,7 +153,7 @@ WINDOW_NAMES = ("report", "compute", "instruct", "mm_leg", "rm_leg", "challenge"
 # Coordinator.vy's immutables in declaration order with their ABI types (CoordinatorTerms.immutables).
 IMMUTABLES = (("grid", "uint256"), ("base_rate", "uint256"), ("rate_bits", "uint256"), ("hurdle_mode", "uint8"),
               ("deposit_minimum", "uint256"), ("terms_digest", "bytes32"), ("circuit_digest", "bytes32"),
-              ("evaluation_keys_digest", "bytes32"), ("dealer_mm", "address"), ("dealer_rm", "address"),
+              ("evaluation_keys_digest", "bytes32"), ("identities_digest", "bytes32"), ("dealer_mm", "address"), ("dealer_rm", "address"),
               ("custodian", "address"), ("threshold", "uint256"),
               *((f"{n}_window", "uint256") for n in WINDOW_NAMES))
 
@@ -185,6 +185,7 @@ class CoordinatorTerms:
     terms_digest: bytes
     circuit_digest: bytes
     evaluation_keys_digest: bytes
+    identities_digest: bytes         # digest of the signing identities the attestations rely on
     dealer_mm: str
     dealer_rm: str
     custodian: str
@@ -203,7 +204,7 @@ class CoordinatorTerms:
             raise ChainInputError(f"deposit_minimum must be positive (wei), got {self.deposit_minimum}")
         if str(getattr(self.hurdle_mode, "value", self.hurdle_mode)) not in HURDLE_MODES:
             raise ChainInputError(f"hurdle_mode must be 'margin' or 'spread', got {self.hurdle_mode!r}")
-        for name in ("terms_digest", "circuit_digest", "evaluation_keys_digest"):
+        for name in ("terms_digest", "circuit_digest", "evaluation_keys_digest", "identities_digest"):
             check_bytes32(name, getattr(self, name))
         for name in ("dealer_mm", "dealer_rm", "custodian"):
             check_address(name, getattr(self, name))
@@ -235,7 +236,7 @@ class CoordinatorTerms:
         values = {"grid": self.grid, "base_rate": self.base_rate, "rate_bits": self.rate_bits,
                   "hurdle_mode": self.hurdle_mode_code, "deposit_minimum": self.deposit_minimum,
                   "terms_digest": self.terms_digest, "circuit_digest": self.circuit_digest,
-                  "evaluation_keys_digest": self.evaluation_keys_digest,
+                  "evaluation_keys_digest": self.evaluation_keys_digest, "identities_digest": self.identities_digest,
                   "dealer_mm": to_checksum_address(self.dealer_mm), "dealer_rm": to_checksum_address(self.dealer_rm),
                   "custodian": to_checksum_address(self.custodian), "threshold": self.threshold,
                   **{f"{name}_window": w for name, w in zip(WINDOW_NAMES, self.windows.as_tuple())}}
@@ -244,7 +245,7 @@ class CoordinatorTerms:
     def constructor_args(self) -> list:
         return [
             self.grid, self.base_rate, self.rate_bits, self.hurdle_mode_code, self.deposit_minimum,
-            self.terms_digest, self.circuit_digest, self.evaluation_keys_digest,
+            self.terms_digest, self.circuit_digest, self.evaluation_keys_digest, self.identities_digest,
             to_checksum_address(self.dealer_mm), to_checksum_address(self.dealer_rm),
             to_checksum_address(self.custodian), [to_checksum_address(e) for e in self.evaluators],
             self.threshold, list(self.windows.as_tuple()),
@@ -520,6 +521,7 @@ class Coordinator:
             hurdle_mode=mode, deposit_minimum=int(v("deposit_minimum")),
             terms_digest=bytes(v("terms_digest")), circuit_digest=bytes(v("circuit_digest")),
             evaluation_keys_digest=bytes(v("evaluation_keys_digest")),
+            identities_digest=bytes(v("identities_digest")),
             dealer_mm=v("dealer_mm"), dealer_rm=v("dealer_rm"), custodian=v("custodian"),
             evaluators=tuple(v("evaluators", i) for i in range(n)), threshold=int(v("threshold")),
             windows=PhaseWindows(int(v("report_window")), int(v("compute_window")), int(v("instruct_window")),

@@ -21,6 +21,7 @@ SUBCOMMANDS = (
     "equilibria",
     "select",
     "verify",
+    "export-audit",
     "allocate",
     "experiment",
     "chain",

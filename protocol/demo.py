@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from protocol.deployment import create_market, open_market
+from protocol.deployment import create_market, missing_signers, open_market
 from protocol.layout import DataDir, read_json, write_json
 from protocol.report import round_summary, write_plots
 from protocol.rounds import RoundDriver, next_round_id, rebuild_ledger
@@ -64,7 +64,7 @@ def run_verify_process(data_dir: Path, rpc_url: str | None, rounds: list[int] | 
 
 def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backend: str = "fhe", seed: int = 0,
              rpc_url: str | None = None, evaluators: int = 2, threshold: int = 2, verify: bool = True,
-             ui=None) -> dict:
+             ui=None, signers: dict | None = None) -> dict:
     """Create or reuse the market, run the rounds, write report.json and plots, run the auditor."""
     from market.selection import HurdleMode
     from market.terms import MarketTerms
@@ -74,7 +74,11 @@ def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backe
     layout = DataDir(Path(data_dir))
     setup: dict = {}
     if layout.exists():
-        dep = open_market(layout.root, rpc_url)
+        dep = open_market(layout.root, rpc_url, signers=signers)
+        missing = missing_signers(dep)
+        if missing:
+            raise DemoConflict(f"--key-file/--keystore {missing[0]}", "missing",
+                               f"{', '.join(missing)} signing with their own keys (market.json accounts)")
         if dep.terms.grid != grid:
             raise DemoConflict("--grid", grid, f"grid {dep.terms.grid}")
         if dep.backend != backend:
@@ -84,7 +88,7 @@ def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backe
         terms = MarketTerms(grid=grid, base_rate=DEFAULT_BASE_RATE, hurdle_mode=HurdleMode.MARGIN)
         t = time.perf_counter()
         dep = create_market(layout.root, terms, backend=backend, evaluators=evaluators, threshold=threshold,
-                            rpc_url=rpc_url, seed=seed, progress=lambda stage: ui.stage(stage))
+                            rpc_url=rpc_url, seed=seed, progress=lambda stage: ui.stage(stage), signers=signers)
         setup = {"reused": False, "seconds": round(time.perf_counter() - t, 3), **dep.descriptor["timings"]}
     ui.stage("load circuit")
     circuit = dep.circuit()

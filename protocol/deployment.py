@@ -23,7 +23,8 @@ from protocol.blobstore import BlobStore
 from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir, read_json, write_json
 
 __all__ = ["Deployment", "DeploymentError", "create_market", "open_market", "deposit_minimum_wei",
-           "WEI_PER_CASH_UNIT", "MARKET_FORMAT", "evaluator_roles", "published_coordinator_terms"]
+           "WEI_PER_CASH_UNIT", "MARKET_FORMAT", "evaluator_roles", "identities_digest", "identities_mismatch",
+           "published_coordinator_terms"]
 
 MARKET_FORMAT = "repo-market-market-v1"
 WEI_PER_CASH_UNIT = 10**12  # [decided] published scale: wei per half-bp cash unit
@@ -43,6 +44,46 @@ def evaluator_roles(n: int) -> list[str]:
 def deposit_minimum_wei(terms) -> int:
     """``r_max · Q_max`` bp·units in wei: 2 half-bp cash units per bp·unit."""
     return 2 * terms.max_rate * terms.grid * WEI_PER_CASH_UNIT
+
+
+def identities_digest(identities: dict) -> bytes:
+    """The on-chain anchor of the signing keys: ``sha256(TLV({role: fingerprint}))``.
+
+    ``identities`` is market.json's ``identities`` (role -> PublicIdentity.as_dict()); each role's
+    fingerprint is ``sha256(TLV({"format", "role", "signing_key", "sealing_key"}))`` over the raw
+    32-byte keys (crypto.identity.PublicIdentity.fingerprint). The Coordinator holds the result as the
+    immutable ``identities_digest``, so a receipt or attestation signed by a key that is not in the
+    published set cannot be passed off as the market's. [decided] (docs/AUDIT.md, "Signing keys")
+    """
+    from crypto.encoding import canonical_digest
+    from crypto.identity import PublicIdentity
+
+    if not isinstance(identities, dict) or not identities:
+        raise DeploymentError(f"identities must be a non-empty dict role -> public identity, got {identities!r}")
+    fingerprints = {}
+    for role, data in identities.items():
+        identity = PublicIdentity.from_dict(data)
+        if identity.role != role:
+            raise DeploymentError(f"identities[{role!r}] holds the identity of role {identity.role!r}")
+        fingerprints[role] = identity.fingerprint
+    return canonical_digest(fingerprints, name="identities")
+
+
+def identities_mismatch(dep: "Deployment") -> str | None:
+    """None if market.json's identities hash to the Coordinator's ``identities_digest()``, else why not.
+
+    For the auditor: the digest is read from the node (the contract's immutable), the identities from the
+    published market.json; a swapped key in either is named here.
+    """
+    onchain = dep.coordinator.terms().identities_digest
+    try:
+        local = identities_digest(dep.descriptor.get("identities"))
+    except (DeploymentError, KeyError, TypeError, ValueError) as exc:
+        return f"market.json identities are malformed: {exc}"
+    if local != onchain:
+        return (f"market.json identities hash to {local.hex()}, the contract's identities_digest() is "
+                f"{onchain.hex()}: the signing keys are not the ones committed on chain")
+    return None
 
 
 CIRCUIT_CACHE_ENV = "REPO_MARKET_CIRCUIT_CACHE"
@@ -75,6 +116,7 @@ class Deployment:
     descriptor: dict
     rpc_url: str | None = None
     _chain: object = field(default=None, repr=False)
+    signers: dict = field(default_factory=dict, repr=False)  # role -> ChainAccount from key files/keystores
     read_only: bool = False  # the auditor's view: the chain connection writes nothing under data_dir
 
     # --- descriptor ------------------------------------------------------------------------------------
@@ -126,8 +168,9 @@ class Deployment:
         if self._chain is None:
             from chain import connect
 
+            external = tuple(role for role, source in account_sources(self.descriptor).items() if source != "dev-seed")
             self._chain = connect(self.data_dir.root, self.rpc_url, seed=int(self.descriptor["chain"]["seed"]),
-                                  read_only=self.read_only)
+                                  read_only=self.read_only, accounts=self.signers or None, external_roles=external)
         return self._chain
 
     @cached_property
@@ -152,8 +195,50 @@ class Deployment:
         return circuit
 
 
-def open_market(data_dir: Path, rpc_url: str | None = None, *, read_only: bool = False) -> Deployment:
-    """The public view of the market in ``data_dir``; ``read_only`` (the auditor) writes nothing there."""
+DEV_KEYS_WARNING = ("every chain account of this market is derived from a public seed: anyone who knows the "
+                    "seed can sign for every role. Development only: never hold real value with these keys.")
+
+
+def account_sources(descriptor: dict) -> dict[str, str]:
+    """role -> "dev-seed" | "key-file" | "keystore" as recorded in market.json (older markets: all dev-seed)."""
+    recorded = descriptor.get("accounts", {}).get("roles")
+    return dict(recorded) if recorded else {role: "dev-seed" for role in descriptor.get("addresses", {})}
+
+
+def accounts_record(sources: dict[str, str]) -> dict:
+    """market.json's ``accounts``: kind (dev-seed, external or mixed), per-role source, a warning in words."""
+    dev = sorted(role for role, source in sources.items() if source == "dev-seed")
+    kind = "dev-seed" if len(dev) == len(sources) else "external" if not dev else "mixed"
+    record = {"kind": kind, "roles": dict(sorted(sources.items()))}
+    if dev:
+        record["warning"] = DEV_KEYS_WARNING if kind == "dev-seed" else (
+            f"the chain accounts of {', '.join(dev)} are derived from a public seed: anyone who knows the seed can "
+            "sign for them. Development only.")
+    return record
+
+
+def check_signers(descriptor: dict, signers: dict) -> None:
+    """Supplied key files/keystores must be the accounts market.json records for their roles."""
+    addresses = descriptor.get("addresses", {})
+    for role, account in signers.items():
+        if role not in addresses:
+            raise DeploymentError(f"--key-file/--keystore {role}: the market has no role {role!r}")
+        if account.address.lower() != addresses[role].lower():
+            raise DeploymentError(f"--key-file/--keystore {role}: its account is {account.address}, the market's "
+                                  f"{role} is {addresses[role]}")
+
+
+def missing_signers(dep: "Deployment") -> list[str]:
+    """Roles market.json records with their own keys for which no key file/keystore was given (a role that
+    acts, e.g. a demo run, needs every one; the auditor needs none)."""
+    return sorted(role for role, source in account_sources(dep.descriptor).items()
+                  if source != "dev-seed" and role not in dep.signers)
+
+
+def open_market(data_dir: Path, rpc_url: str | None = None, signers: dict | None = None, *,
+                read_only: bool = False) -> Deployment:
+    """The public view of the market in ``data_dir``; ``read_only`` (the auditor) writes nothing there.
+    ``signers``: role -> ChainAccount (key files / keystores) for the roles that act with their own keys."""
     layout = DataDir(Path(data_dir))
     if not layout.market_file.exists():
         raise DeploymentError(f"{layout.market_file}: no market here (run `repo-market demo` to create one)")
@@ -162,7 +247,8 @@ def open_market(data_dir: Path, rpc_url: str | None = None, *, read_only: bool =
         raise DeploymentError(f"{layout.market_file}: format {descriptor.get('format')!r} is not {MARKET_FORMAT!r}")
     if rpc_url is None:
         rpc_url = descriptor["chain"].get("rpc_url")
-    return Deployment(layout, descriptor, rpc_url, read_only=read_only)
+    check_signers(descriptor, signers or {})
+    return Deployment(layout, descriptor, rpc_url, signers=dict(signers or {}), read_only=read_only)
 
 
 def published_coordinator_terms(dep: Deployment):
@@ -180,17 +266,20 @@ def published_coordinator_terms(dep: Deployment):
         grid=terms.grid, base_rate=terms.base_rate, rate_bits=terms.rate_bits, hurdle_mode=terms.hurdle_mode.value,
         deposit_minimum=int(d["deposit"]["minimum_wei"]),
         terms_digest=canonical_digest(terms.as_dict(), name="terms"), circuit_digest=dep.digest("circuit"),
-        evaluation_keys_digest=dep.digest("evaluation_keys"), dealer_mm=dep.address("dealer_mm"),
+        evaluation_keys_digest=dep.digest("evaluation_keys"), identities_digest=identities_digest(d["identities"]),
+        dealer_mm=dep.address("dealer_mm"),
         dealer_rm=dep.address("dealer_rm"), custodian=dep.address("custodian"),
         evaluators=tuple(dep.address(r) for r in dep.evaluators), threshold=dep.threshold,
         windows=PhaseWindows(**{k: int(v) for k, v in d["windows"].items()}))
 
 
 def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, threshold: int = 2,
-                  rpc_url: str | None = None, seed: int = 0, windows=None, progress=None) -> Deployment:
+                  rpc_url: str | None = None, seed: int = 0, windows=None, progress=None,
+                  signers: dict | None = None) -> Deployment:
     """Create every role's keys, the FHE keys, the circuit blobs and the contract; write market.json.
 
-    ``progress(stage: str)`` is called before each slow step.  Returns the public deployment plus, in
+    ``signers``: role -> ChainAccount from key files / keystores (``--rpc`` only); the other roles use dev keys
+    derived from ``seed`` and market.json says so. ``progress(stage: str)`` is called before each slow step.  Returns the public deployment plus, in
     ``Deployment.descriptor["timings"]``, how long each step took.
     """
     from chain import Coordinator, CoordinatorTerms, PhaseWindows, connect, deploy_coordinator
@@ -206,6 +295,9 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
     layout = DataDir(Path(data_dir))
     if layout.exists():
         raise DeploymentError(f"{layout.market_file} exists: a market is already deployed there")
+    signers = dict(signers or {})
+    if signers and rpc_url is None:
+        raise DeploymentError("key files and keystores need --rpc: the embedded chain uses dev keys")
     timings: dict[str, float] = {}
 
     def timed(name, fn):
@@ -215,8 +307,17 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         timings[name] = round(time.perf_counter() - start, 4)
         return out
 
-    blobs = BlobStore(layout.blobs)
     roles = ["custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(evaluators)]
+    unknown = sorted(set(signers) - {*roles, "deployer"})
+    if unknown:
+        raise DeploymentError(f"--key-file/--keystore {unknown[0]}: not a role of this market "
+                              f"({', '.join([*roles, 'deployer'])})")
+    # first the chain and every role's account: a node that refuses dev keys for a role without its own key
+    # fails here, before any key, blob or contract exists
+    chain = timed("connect chain", lambda: connect(layout.root, rpc_url, seed=seed, accounts=signers or None))
+    addresses = {role: chain.address(role) for role in roles}
+    chain.address("deployer")
+    blobs = BlobStore(layout.blobs)
     identities = {}
     for role in roles:
         folder = layout.role(role)
@@ -235,14 +336,13 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
     circuit_digest = blobs.put(circuit.artifact_bytes)
     keys_digest = blobs.put(evaluation_keys)
     terms_digest = canonical_digest(terms.as_dict(), name="terms")
+    signers_digest = identities_digest(identities)
 
-    chain = timed("connect chain", lambda: connect(layout.root, rpc_url, seed=seed))
-    addresses = {role: chain.address(role) for role in roles}
     coordinator_terms = CoordinatorTerms(
         grid=terms.grid, base_rate=terms.base_rate, rate_bits=terms.rate_bits,
         hurdle_mode=terms.hurdle_mode.value, deposit_minimum=deposit_minimum_wei(terms),
         terms_digest=terms_digest, circuit_digest=circuit_digest, evaluation_keys_digest=keys_digest,
-        dealer_mm=addresses["dealer_mm"], dealer_rm=addresses["dealer_rm"], custodian=addresses["custodian"],
+        identities_digest=signers_digest, dealer_mm=addresses["dealer_mm"], dealer_rm=addresses["dealer_rm"], custodian=addresses["custodian"],
         evaluators=tuple(addresses[r] for r in evaluator_roles(evaluators)), threshold=threshold,
         windows=windows or PhaseWindows(),
     )
@@ -252,7 +352,7 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         "backend": backend,
         "terms": terms.as_dict(),
         "digests": {"terms": terms_digest.hex(), "circuit": circuit_digest.hex(),
-                    "evaluation_keys": keys_digest.hex()},
+                    "evaluation_keys": keys_digest.hex(), "identities": signers_digest.hex()},
         "chain": {"rpc_url": rpc_url, "chain_id": chain.chain_id, "seed": seed, "backend": chain.backend},
         "contract": coordinator.address,
         # [decided] published so that an auditor checks the contract's immutables against market.json, and
@@ -264,8 +364,9 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         "evaluators": {"roles": evaluator_roles(evaluators), "threshold": threshold},
         "identities": identities,
         "addresses": addresses,
+        "accounts": accounts_record({role: chain.account_source(role) for role in [*roles, "deployer"]}),
         "endowment": dict(ENDOWMENT),
         "timings": timings,
     }
     write_json(layout.market_file, descriptor)  # last: its presence marks a complete market
-    return Deployment(layout, descriptor, rpc_url, chain)
+    return Deployment(layout, descriptor, rpc_url, chain, signers=signers)

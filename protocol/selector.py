@@ -26,10 +26,12 @@ class SelectorError(ValueError):
 
 class ProtocolSelector:
     def __init__(self, data_dir: Path, backend: str, *, base_rate: int, rate_bits: int = 10,
-                 evaluators: int = 1, threshold: int = 1, rpc_url: str | None = None, seed: int = 0):
+                 evaluators: int = 1, threshold: int = 1, rpc_url: str | None = None, seed: int = 0,
+                 signers: dict | None = None):
         self.data_dir, self.backend = Path(data_dir), backend
         self.base_rate, self.rate_bits = base_rate, rate_bits
         self.evaluators, self.threshold, self.rpc_url, self.seed = evaluators, threshold, rpc_url, seed
+        self.signers = dict(signers or {})  # role -> ChainAccount (key files / keystores, --rpc only)
         self._dep = None
         self._driver = None
         self.rounds: list[dict] = []
@@ -46,13 +48,13 @@ class ProtocolSelector:
                             hurdle_mode=HurdleMode(mode))
         path = self.data_dir / f"simulate-{self.backend}-N{grid}"
         if DataDir(path).exists():
-            dep = open_market(path, self.rpc_url)
+            dep = open_market(path, self.rpc_url, signers=self.signers)
             if dep.terms != terms:
                 raise SelectorError(f"{path}: holds a market with terms {dep.terms.as_dict()}, "
                                     f"not {terms.as_dict()}; use another --data-dir")
         else:
             dep = create_market(path, terms, backend=self.backend, evaluators=self.evaluators,
-                                threshold=self.threshold, rpc_url=self.rpc_url, seed=self.seed)
+                                threshold=self.threshold, rpc_url=self.rpc_url, seed=self.seed, signers=self.signers)
         self._dep, self._driver = dep, RoundDriver(dep, dep.circuit())
         return dep
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent project setup: a project-local virtualenv (.venv) with the project installed editable,
-# and optionally anvil from the npm registry into .tools/ (for the test suite).
+# and optionally anvil and cast (Foundry 1.7.1) from the npm registry into .tools/ (for the test suite;
+# cast runs the docs/AUDIT.md walkthrough in tests/protocol/test_audit_cast.py).
 # A stamp keyed on the dependency files makes a second run a no-op.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -43,11 +44,15 @@ echo "setup: fixed FFT plan library $("$venv/bin/python" -m crypto.fhe_runtime)"
 
 if [ "$want_anvil" = 1 ]; then
   anvil="$root/.tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
-  if [ ! -x "$anvil" ]; then
-    echo "setup: installing anvil 1.7.1 from the npm registry into .tools/"
+  cast="$root/.tools/node_modules/@foundry-rs/cast-linux-amd64/bin/cast"
+  if [ ! -x "$anvil" ] || [ ! -x "$cast" ]; then
+    echo "setup: installing anvil 1.7.1 and cast 1.7.1 from the npm registry into .tools/"
     mkdir -p "$root/.tools"
-    npm install --silent --no-audit --no-fund --prefix "$root/.tools" @foundry-rs/anvil-linux-amd64@1.7.1
-    chmod +x "$anvil" 2>/dev/null || true
+    # one install command for both: a second `npm install --prefix` would be computed without the first
+    npm install --silent --no-audit --no-fund --prefix "$root/.tools" \
+      @foundry-rs/anvil-linux-amd64@1.7.1 @foundry-rs/cast-linux-amd64@1.7.1
+    chmod +x "$anvil" "$cast" 2>/dev/null || true
   fi
   "$anvil" --version | head -n1
+  "$cast" --version | head -n1
 fi

@@ -80,6 +80,7 @@ last_report_round: public(HashMap[address, uint256])
 def __init__(_capacity: uint256, _eta0: uint256, _step_rule: uint8, _report_window: uint256,
              _tolerance: uint256, _fee_per_unit: uint256, _fixed_fee: uint256, _mu0: uint256):
     """
+    @notice Fixes the clearing terms; the deployer becomes the owner that registers agents.
     @param _capacity m in WAD (> 0)
     @param _eta0 step size eta0 in WAD (> 0)
     @param _step_rule 0 constant, 1 eta0/sqrt(t), 2 eta0/t
@@ -108,6 +109,8 @@ def __init__(_capacity: uint256, _eta0: uint256, _step_rule: uint8, _report_wind
 def register(agent: address):
     """
     @notice Register an agent account (owner only, before the first round).
+    @dev Emits AgentRegistered(agent, index); at most MAX_AGENTS agents.
+    @param agent The agent's account (non-zero, not yet registered).
     """
     assert msg.sender == owner, "wrong caller"
     assert self.round_id == 0, "already started"
@@ -123,6 +126,7 @@ def register(agent: address):
 def start():
     """
     @notice Open round 1 at the initial price (owner only, at least one agent registered).
+    @dev Emits RoundOpened(1, mu, deadline).
     """
     assert msg.sender == owner, "wrong caller"
     assert self.round_id == 0, "already started"
@@ -134,6 +138,10 @@ def start():
 def report(_round_id: uint256, demand: uint256):
     """
     @notice Report this agent's demand (WAD) for the open round; the last report applies the update.
+    @dev Emits DemandReported; the last agent's report also emits PriceUpdated and RoundOpened (or
+         Converged).
+    @param _round_id The open round (round_id()).
+    @param demand The agent's demand in WAD.
     """
     assert self.is_agent[msg.sender], "not an agent"
     assert not self.converged, "converged"
@@ -153,6 +161,7 @@ def report(_round_id: uint256, demand: uint256):
 def close_round(_round_id: uint256):
     """
     @notice After the report window, apply the update with the reports received (missing ones count 0).
+    @param _round_id The open round (round_id()), its report window passed.
     """
     assert not self.converged, "converged"
     assert _round_id == self.round_id and _round_id > 0, "wrong round"
@@ -165,6 +174,8 @@ def close_round(_round_id: uint256):
 def step_size(t: uint256) -> uint256:
     """
     @notice eta_t in WAD for round t >= 1.
+    @param t The round number (from 1).
+    @return The step size eta_t in WAD under the deployed step rule.
     """
     return self._step(t)
 

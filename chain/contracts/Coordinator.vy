@@ -7,8 +7,9 @@
         deadline or is proven to have deviated from its committed instruction.
         Terms are fixed at deployment. Deadlines are counted in blocks, never in seconds,
         so an embedded chain replayed from its journal reaches identical decisions.
-@dev Layout and encodings are documented in chain/README.md. Payments are pull-only
-     (withdraw); every state change emits an event.
+@dev Layout and encodings are documented in chain/README.md; events, storage slots and the audit
+     walkthrough in docs/AUDIT.md. Payments are pull-only (withdraw); every state change emits
+     an event.
 """
 
 # ---------------------------------------------------------------- constants
@@ -112,6 +113,7 @@ deposit_minimum: public(immutable(uint256))
 terms_digest: public(immutable(bytes32))
 circuit_digest: public(immutable(bytes32))
 evaluation_keys_digest: public(immutable(bytes32))
+identities_digest: public(immutable(bytes32))
 dealer_mm: public(immutable(address))
 dealer_rm: public(immutable(address))
 custodian: public(immutable(address))
@@ -161,6 +163,7 @@ def __init__(
     _terms_digest: bytes32,
     _circuit_digest: bytes32,
     _evaluation_keys_digest: bytes32,
+    _identities_digest: bytes32,
     _dealer_mm: address,
     _dealer_rm: address,
     _custodian: address,
@@ -169,6 +172,26 @@ def __init__(
     _windows: uint256[6],
 ):
     """
+    @notice Fixes the market's terms, roles and phase windows for the life of the contract.
+    @dev Every argument becomes an immutable with a public getter of the same name (without the
+         leading underscore); the evaluators are also stored in `evaluators` (their index + 1 in
+         `evaluator_slot`). Reverts on a zero or repeated address, a dealer acting as custodian,
+         a threshold outside 1..len(evaluators) or a zero-length window.
+    @param _grid Volume grid size N (volumes 0..N), at least 1.
+    @param _base_rate Base rate of the rate grid, in bp.
+    @param _rate_bits Bits of a rate offset, 1..64.
+    @param _hurdle_mode 0 = margin hurdles, 1 = spread hurdles.
+    @param _deposit_minimum Wei each dealer must hold on deposit to open a round (> 0).
+    @param _terms_digest sha256 of the TLV encoding of the market terms (docs/AUDIT.md).
+    @param _circuit_digest sha256 of the compiled selection circuit blob.
+    @param _evaluation_keys_digest sha256 of the custodian's FHE evaluation-keys blob.
+    @param _identities_digest sha256 of the TLV map role -> Ed25519/X25519 identity fingerprint of
+           every off-chain signer (custodian, dealers, clients, evaluators).
+    @param _dealer_mm Account of the dealer facing the money-market fund (MM).
+    @param _dealer_rm Account of the dealer facing the repo borrower (RM).
+    @param _custodian Account of the custodian (decrypts the agreed output, posts the instruction).
+    @param _evaluators Accounts of the evaluators, 1..MAX_EVALUATORS distinct addresses.
+    @param _threshold k, the number of evaluators that must post the same output digest.
     @param _windows Phase lengths in blocks: report, compute, instruct, mm leg, rm leg, challenge.
     """
     assert _grid >= 1, "grid must be at least 1"
@@ -198,6 +221,7 @@ def __init__(
     terms_digest = _terms_digest
     circuit_digest = _circuit_digest
     evaluation_keys_digest = _evaluation_keys_digest
+    identities_digest = _identities_digest
     dealer_mm = _dealer_mm
     dealer_rm = _dealer_rm
     custodian = _custodian
@@ -308,7 +332,8 @@ def _pack(rate: uint256, volume: uint256) -> uint256:
 @payable
 def deposit():
     """
-    @notice A dealer adds to its deposit. Its total must reach deposit_minimum.
+    @notice A dealer adds msg.value to its deposit; its total must reach deposit_minimum.
+    @dev Emits Deposited(dealer, amount, total). Only dealer_mm or dealer_rm may call it.
     """
     assert msg.sender == dealer_mm or msg.sender == dealer_rm, "only a dealer may deposit"
     assert msg.value > 0, "zero deposit"
@@ -324,6 +349,8 @@ def withdraw():
     """
     @notice Pays the caller everything owed to it: forfeits credited to it, and its own deposit
             unless a round is open (deposits are locked while a round is open).
+    @dev Checks-effects-interactions: both balances are zeroed and Withdrawn is emitted before the
+         transfer; nonreentrant. Reverts "nothing to withdraw" when nothing is owed.
     """
     amount: uint256 = self.withdrawable[msg.sender]
     own: uint256 = self.deposits[msg.sender]
@@ -345,6 +372,10 @@ def commit_report(round_id: uint256, commitment: bytes32):
     @notice A dealer commits to its report, H(report || salt). The first commitment of a new
             round (round_id == current_round + 1, previous round closed) opens it; both
             dealers' deposits must then be at least deposit_minimum.
+    @dev Emits PhaseChanged(round_id, 1, deadline) when it opens the round, then ReportCommitted.
+    @param round_id The round to commit to: current_round + 1 opens a new round, current_round
+           joins the open one (second dealer).
+    @param commitment The dealer's report commitment (crypto/encoding.py commitment), non-zero.
     """
     assert msg.sender == dealer_mm or msg.sender == dealer_rm, "only a dealer may commit a report"
     assert commitment != empty(bytes32), "zero commitment"
@@ -370,6 +401,9 @@ def post_ciphertexts(round_id: uint256, ciphertext_digest_mm: bytes32, ciphertex
     """
     @notice The custodian posts the digests of the FHE ciphertexts it made from each dealer's
             sealed report, after both dealers committed. Moves the round to Reported.
+    @param round_id The current round, in phase Committed.
+    @param ciphertext_digest_mm sha256 of the blob holding dealer_mm's encrypted report.
+    @param ciphertext_digest_rm sha256 of the blob holding dealer_rm's encrypted report.
     """
     self._require_step(round_id, PHASE_COMMITTED, custodian, "Committed")
     assert self.rounds[round_id].report_commitment_mm != empty(bytes32), "dealer_mm has not committed"
@@ -387,6 +421,10 @@ def post_output(round_id: uint256, output_digest: bytes32):
     @notice An evaluator posts the digest of the circuit output it computed. Once `threshold`
             evaluators posted the same digest the round moves to Computed and that digest is the
             only output the custodian may decrypt.
+    @dev Each evaluator posts once per round (bit 80 + index of the state word). OutputPosted
+         carries the running count for the posted digest.
+    @param round_id The current round, in phase Reported.
+    @param output_digest sha256 of the blob holding the encrypted circuit output, non-zero.
     """
     slot: uint256 = self.evaluator_slot[msg.sender]
     assert slot != 0, "only an evaluator may post an output"
@@ -426,6 +464,11 @@ def post_instruction(round_id: uint256, attestation_digest: bytes32, instruction
     @notice The custodian posts the digest of its signed decryption attestation and the commitment
             sha256(abi_encode(volume, r_mm, r_rm, r_bd_x2, salt)) to the instruction. A no-trade
             instruction settles the round at once.
+    @param round_id The current round, in phase Computed.
+    @param attestation_digest sha256 of the attestation blob (the custodian's signed decryption).
+    @param instruction_commitment sha256(abi_encode(volume, r_mm, r_rm, r_bd_x2, salt)).
+    @param trade True if the instruction is a trade (round moves to Instructed), False for no trade
+           (round moves to Settled).
     """
     self._require_step(round_id, PHASE_COMPUTED, custodian, "Computed")
     assert attestation_digest != empty(bytes32) and instruction_commitment != empty(bytes32), "zero digest"
@@ -446,8 +489,8 @@ def execute_mm_leg(round_id: uint256, rate: uint256, volume: uint256, evidence: 
     @notice dealer_mm records, from its own account, the rate it offered MM and the volume MM
             accepted. This signed record is what a deviation proof is checked against.
     @param round_id The current round, in phase Instructed.
-    @param rate The rate dealer_mm offered its client (bp).
-    @param volume The volume its client accepted.
+    @param rate The rate dealer_mm offered its client, in bp (< 2**128).
+    @param volume The volume its client accepted, in grid units (< 2**128).
     @param evidence sha256 of dealer_mm's signed execution record, which names the offer and the
            acceptance blobs [decided]: it anchors them, so an auditor can check them. Kept in the
            event only (the history), not in storage.
@@ -464,8 +507,8 @@ def execute_rm_leg(round_id: uint256, rate: uint256, volume: uint256, evidence: 
     """
     @notice dealer_rm records the rate it offered RM and the volume RM accepted.
     @param round_id The current round, in phase MmLegDone.
-    @param rate The rate dealer_rm offered its client (bp).
-    @param volume The volume its client accepted.
+    @param rate The rate dealer_rm offered its client, in bp (< 2**128).
+    @param volume The volume its client accepted, in grid units (< 2**128).
     @param evidence sha256 of dealer_rm's signed execution record (see execute_mm_leg).
     """
     self._require_step(round_id, PHASE_MM_LEG_DONE, dealer_rm, "MmLegDone")
@@ -479,6 +522,7 @@ def execute_rm_leg(round_id: uint256, rate: uint256, volume: uint256, evidence: 
 def settle(round_id: uint256):
     """
     @notice Anyone closes an executed round once its challenge window has passed; deposits unlock.
+    @param round_id The current round, in phase RmLegDone, challenge window passed.
     """
     self._require_current(round_id)
     assert self._phase(round_id) == PHASE_RM_LEG_DONE, "round not in phase RmLegDone"
@@ -493,6 +537,8 @@ def enforce_deadline(round_id: uint256):
             dealer: the second dealer not committing its report, dealer_mm not executing its leg,
             dealer_rm not executing its leg. If the custodian or the evaluators missed theirs the
             round is cancelled and deposits unlock [decided].
+    @dev A forfeit emits Forfeited(reason 1) and PhaseChanged(8); a cancellation PhaseChanged(9).
+    @param round_id The current round, open, its current step's deadline passed.
     """
     self._require_current(round_id)
     phase: uint8 = self._phase(round_id)
@@ -520,7 +566,15 @@ def prove_deviation(round_id: uint256, side: uint8, volume: uint256, r_mm: uint2
     @notice Anyone proves that a dealer's own execution record departs from the committed
             instruction by revealing the instruction's preimage. The offender's deposit goes to
             the other dealer and the round closes as Forfeited (one forfeiture per round [decided]).
+    @dev Accepted from the leg's execution until the end of the challenge window. Emits
+         Forfeited(reason 2) and PhaseChanged(8).
+    @param round_id The current round.
     @param side 0 = dealer_mm's record, 1 = dealer_rm's record.
+    @param volume The instruction's volume (preimage field 1).
+    @param r_mm The instruction's rate for MM (preimage field 2).
+    @param r_rm The instruction's rate for RM (preimage field 3).
+    @param r_bd_x2 Twice the instruction's inter-dealer rate (preimage field 4).
+    @param salt The instruction commitment's salt (preimage field 5).
     """
     self._require_current(round_id)
     assert side <= SIDE_RM, "unknown side"
@@ -554,6 +608,8 @@ def prove_deviation(round_id: uint256, side: uint8, volume: uint256, r_mm: uint2
 def deadline(round_id: uint256) -> uint256:
     """
     @notice Last block in which the round's current step may be taken (0 once the round is closed).
+    @param round_id The round.
+    @return The deadline block number, or 0 for a closed or unknown round.
     """
     phase: uint8 = self._phase(round_id)
     if self._is_terminal(phase):
@@ -567,6 +623,8 @@ def phase(round_id: uint256) -> uint8:
     """
     @notice The round's phase (0 None, 1 Committed, 2 Reported, 3 Computed, 4 Instructed,
             5 MmLegDone, 6 RmLegDone, 7 Settled, 8 Forfeited, 9 Cancelled).
+    @param round_id The round.
+    @return The phase code, bits 0..7 of the round's state word.
     """
     return self._phase(round_id)
 
@@ -576,6 +634,8 @@ def phase(round_id: uint256) -> uint8:
 def phase_block(round_id: uint256) -> uint256:
     """
     @notice Block in which the round entered its current phase.
+    @param round_id The round.
+    @return The block number, bits 8..71 of the round's state word.
     """
     return self._phase_block(round_id)
 
@@ -585,6 +645,8 @@ def phase_block(round_id: uint256) -> uint256:
 def trade(round_id: uint256) -> bool:
     """
     @notice Whether the custodian's instruction for the round is a trade.
+    @param round_id The round.
+    @return True once a trade instruction was posted (bit 72 of the state word).
     """
     return self.rounds[round_id].state & TRADE_BIT != 0
 
@@ -594,6 +656,7 @@ def trade(round_id: uint256) -> bool:
 def round_open() -> bool:
     """
     @notice Whether the current round is open (phases Committed..RmLegDone): deposits are locked.
+    @return True while the current round is in a non-terminal phase.
     """
     return self._round_open()
 
@@ -603,6 +666,9 @@ def round_open() -> bool:
 def execution_record(round_id: uint256, side: uint8) -> (uint256, uint256):
     """
     @notice (rate, volume) recorded by the dealer of `side` (0 = mm, 1 = rm); (0, 0) if none.
+    @param round_id The round.
+    @param side 0 = dealer_mm's record, 1 = dealer_rm's record.
+    @return The recorded rate (bp) and volume (grid units).
     """
     packed: uint256 = self.rounds[round_id].mm_record
     if side == SIDE_RM:
@@ -616,6 +682,8 @@ def output_digest(round_id: uint256) -> bytes32:
     """
     @notice The output digest k evaluators agreed on (the only output the custodian may decrypt);
             zero until they agree.
+    @param round_id The round.
+    @return The agreed output digest, or bytes32(0) before agreement.
     """
     if self.rounds[round_id].state & AGREED_BIT == 0:
         return empty(bytes32)
@@ -627,6 +695,9 @@ def output_digest(round_id: uint256) -> bytes32:
 def tally(round_id: uint256, output_digest: bytes32) -> uint256:
     """
     @notice How many evaluators posted `output_digest` in the round.
+    @param round_id The round.
+    @param output_digest The output digest to count.
+    @return The number of evaluators that posted it.
     """
     if output_digest != empty(bytes32) and output_digest == self.rounds[round_id].leading_output:
         return (self.rounds[round_id].state // LEAD_COUNT_BASE) % 256
@@ -638,6 +709,8 @@ def tally(round_id: uint256, output_digest: bytes32) -> uint256:
 def is_evaluator(account: address) -> bool:
     """
     @notice Whether `account` is one of the evaluators fixed at deployment.
+    @param account The account to test.
+    @return True if it is an evaluator.
     """
     return self.evaluator_slot[account] != 0
 
@@ -647,6 +720,9 @@ def is_evaluator(account: address) -> bool:
 def has_posted_output(round_id: uint256, evaluator: address) -> bool:
     """
     @notice Whether `evaluator` posted an output digest in the round (its digest is in OutputPosted).
+    @param round_id The round.
+    @param evaluator The evaluator's account.
+    @return True if it posted; False for an account that is not an evaluator.
     """
     slot: uint256 = self.evaluator_slot[evaluator]
     if slot == 0:
@@ -659,5 +735,6 @@ def has_posted_output(round_id: uint256, evaluator: address) -> bool:
 def evaluator_count() -> uint256:
     """
     @notice n, the number of evaluators (threshold() of them must agree).
+    @return The length of `evaluators`.
     """
     return len(self.evaluators)

@@ -31,6 +31,9 @@ def configure(parser) -> None:
     parser.add_argument("--evaluators", type=int, default=2, metavar="N", help="number of evaluators (default 2)")
     parser.add_argument("--threshold", type=int, default=2, metavar="K", help="evaluators that must agree (default 2)")
     parser.add_argument("--no-verify", action="store_true", help="skip the auditor at the end")
+    from protocol.commands.account_options import add_account_options
+
+    add_account_options(parser)
 
 
 class RichUI:
@@ -129,11 +132,18 @@ def run(args) -> int:
         raise UsageError(f"--threshold {args.threshold}: must not exceed --evaluators {args.evaluators}")
     if args.rpc is not None and not args.rpc.startswith(("http://", "https://")):
         raise UsageError(f"--rpc {args.rpc!r}: must be an http(s) URL")
+    from protocol.commands.account_options import signers_from_args
+
+    from protocol.deployment import evaluator_roles
+    from protocol.layout import CLIENT_ROLES, DEALER_ROLES
+
+    roles = ("custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(args.evaluators), "deployer")
+    signers = signers_from_args(args, roles)  # every key file and keystore checked before anything starts
     ui = RichUI(args.json)
     try:
         report = run_demo(args.data_dir, rounds=args.rounds, grid=args.grid, backend=args.backend, seed=args.seed,
                           rpc_url=args.rpc, evaluators=args.evaluators, threshold=args.threshold,
-                          verify=not args.no_verify, ui=ui)
+                          verify=not args.no_verify, ui=ui, signers=signers)
     except DemoConflict as exc:
         raise UsageError(str(exc)) from None
     except DeploymentError as exc:

@@ -31,13 +31,18 @@ def _protocol_selector(backend: str) -> Callable:
     """A whole protocol round per simulated round (protocol.selector), on the embedded chain or --rpc."""
 
     def factory(args):
+        from protocol.commands.account_options import signers_from_args
+        from protocol.deployment import evaluator_roles
+        from protocol.layout import CLIENT_ROLES, DEALER_ROLES
         from protocol.selector import ProtocolSelector
 
         if backend == "fhe" and args.grid > 8:
             raise UsageError(f"--grid {args.grid}: the fhe backend runs real TFHE per round; use --grid <= 8")
         # every report must fit the published offsets: base rate below the lowest shocked rate [decided]
+        roles = ("custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(1), "deployer")
+        signers = signers_from_args(args, roles)  # checked before any round runs
         return ProtocolSelector(args.data_dir, backend, base_rate=max(1, 300 - args.theta - 1), rate_bits=9,
-                                rpc_url=getattr(args, "rpc", None), seed=args.seed)
+                                rpc_url=getattr(args, "rpc", None), seed=args.seed, signers=signers)
 
     return factory
 
@@ -64,6 +69,9 @@ def configure(parser) -> None:
     parser.add_argument("--rpc", metavar="URL", default=None,
                         help="JSON-RPC node for the simulate/fhe backends (default: embedded chain)")
     parser.add_argument("--plot", type=Path, metavar="DIR", help="write PNG plots of the comparison into DIR")
+    from protocol.commands.account_options import add_account_options
+
+    add_account_options(parser)
 
 
 def _config(args):
@@ -112,6 +120,8 @@ def run(args) -> int:
     config = _config(args)
     if args.plot is not None and args.plot.exists() and not args.plot.is_dir():
         raise UsageError(f"--plot {args.plot}: exists and is not a directory")
+    if args.backend == "plain" and (args.key_files or args.keystores):
+        raise UsageError("--key-file/--keystore: the plain backend uses no chain; use --backend simulate or fhe with --rpc")
     selector = BACKENDS[args.backend](args)
     err = Console(stderr=True)
     with Progress(console=err, transient=True, disable=not err.is_terminal) as progress:

@@ -43,19 +43,19 @@ CONSTRUCTOR_CASES = [
     ("threshold", 3, "threshold out of range"),
     ("windows", [1, 1, 0, 1, 1, 1], "window must be at least one block"),
 ]
-ARG_INDEX = {"grid": 0, "rate_bits": 2, "hurdle_mode": 3, "deposit_minimum": 4, "dealer_mm": 8, "dealer_rm": 9,
-             "custodian": 10, "evaluators": 11, "threshold": 12, "windows": 13}
+ARG_INDEX = {"grid": 0, "rate_bits": 2, "hurdle_mode": 3, "deposit_minimum": 4, "dealer_mm": 9, "dealer_rm": 10,
+             "custodian": 11, "evaluators": 12, "threshold": 13, "windows": 14}
 
 
 @pytest.mark.parametrize("field,value,expected", CONSTRUCTOR_CASES, ids=[c[2] + "-" + c[0] for c in CONSTRUCTOR_CASES])
 def test_constructor_rejects_bad_terms(chain, field, value, expected):
     args = make_terms(chain).constructor_args()
     if value == "same-as-mm":
-        value = args[8]
+        value = args[ARG_INDEX["dealer_mm"]]
     elif value == "duplicate":
-        value = [args[11][0], args[11][0]]
+        value = [args[ARG_INDEX["evaluators"]][0], args[ARG_INDEX["evaluators"]][0]]
     elif value == "zero-first":
-        value = ["0x" + "00" * 20, args[11][0]]
+        value = ["0x" + "00" * 20, args[ARG_INDEX["evaluators"]][0]]
     args[ARG_INDEX[field]] = value
     head = chain.block_number
     with pytest.raises(ChainError) as excinfo:

@@ -1,0 +1,154 @@
+"""`repo-market export-audit DIR` (#13 point 7): every public file an auditor needs, nothing secret, and a
+layout that `verify` reads."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+
+import pytest
+
+from protocol.cli import main
+from protocol.commands.export_audit import export_audit
+
+_HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
+
+
+@pytest.fixture
+def exported(sim_demo, scratch):
+    data = scratch / "market"
+    shutil.copytree(sim_demo[0], data, symlinks=True)
+    out = scratch / "export"
+    assert main(["export-audit", str(out), "--data-dir", str(data), "--json"]) == 0
+    return data, out
+
+
+def _files(root):
+    return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_export_lists_exactly_the_public_files(exported):
+    data, out = exported
+    files = _files(out)
+    blobs = sorted(p.name for p in (data / "blobs").iterdir())
+    transcripts = sorted(p.name for p in (data / "transcripts").iterdir())
+    expected = {"MANIFEST.json", "market.json", "identities.json", "chain.json", "chain/journal.jsonl",
+                "chain/config.json", "contracts/Coordinator.vy", "contracts/Clearing.vy",
+                "contracts/build/Coordinator.json", "contracts/build/Clearing.json",
+                *(f"blobs/{b}" for b in blobs), *(f"transcripts/{t}" for t in transcripts)}
+    assert set(files) == expected
+    assert len(blobs) > 20 and all(_HEX64.match(b) for b in blobs)
+    for name in blobs:  # blob naming: blobs/<sha256 hex of the bytes>
+        assert hashlib.sha256((out / "blobs" / name).read_bytes()).hexdigest() == name
+    manifest = json.loads((out / "MANIFEST.json").read_text())
+    assert set(manifest["files"]) == expected - {"MANIFEST.json"}
+    for rel, sha in manifest["files"].items():
+        assert hashlib.sha256(files[rel].read_bytes()).hexdigest() == sha
+
+
+PUBLIC_IN_ROLES = ("identity.json", "fhe-evaluation.keys")  # published as they are
+
+
+def assert_nothing_secret(data, out):
+    """Every file under roles/ (but the public ones) and the narrator's plans: none exported, under any name."""
+    private = {}
+    for folder in ("roles", "demo"):
+        for p in (data / folder).rglob("*") if (data / folder).is_dir() else ():
+            if p.is_file() and p.name not in PUBLIC_IN_ROLES:
+                private[hashlib.sha256(p.read_bytes()).hexdigest()] = str(p.relative_to(data))
+    assert any(k.endswith("identity/signing.key") for k in private.values())
+    private_names = {p.name for p in (data / "roles").rglob("*") if p.is_file() and p.suffix == ".key"}
+    assert "signing.key" in private_names and "sealing.key" in private_names
+    for rel, path in _files(out).items():
+        blob = path.read_bytes()
+        assert hashlib.sha256(blob).hexdigest() not in private, f"{rel} is a copy of {private.get(rel)}"
+        assert b"PRIVATE KEY" not in blob, rel
+        assert b"RMFHESK" not in blob, rel  # the FHE secret key file's magic
+        assert b'"kdfparams"' not in blob, rel  # no keystore
+        assert not any(rel.endswith(n) for n in private_names - {"fhe-evaluation.keys"}), rel
+        assert not rel.startswith(("roles/", "demo/", "cache/", "plots/")) and rel != "report.json", rel
+    return private
+
+
+def test_export_holds_nothing_secret(exported):
+    assert_nothing_secret(*exported)
+
+
+@pytest.mark.fhe
+@pytest.mark.slow
+def test_export_of_a_real_fhe_market_leaves_the_fhe_secret_key_out(scratch):
+    """The FHE secret key exists only in the fhe backend; the evaluation keys (public) are exported as a blob."""
+    from market.terms import MarketTerms
+    from protocol.deployment import create_market
+    from protocol.scenario import DEFAULT_BASE_RATE
+
+    data = scratch / "fhe-market"
+    create_market(data, MarketTerms(grid=4, base_rate=DEFAULT_BASE_RATE), backend="fhe", evaluators=2, threshold=2)
+    out = scratch / "fhe-export"
+    export_audit(data, out)
+    private = assert_nothing_secret(data, out)
+    secret = [p for p in private.values() if p.endswith("fhe-secret.key")]
+    assert secret, sorted(private.values())
+    market = json.loads((out / "market.json").read_text())
+    assert (out / "blobs" / market["digests"]["evaluation_keys"]).is_file()
+
+
+def test_export_identities_match_the_chain(exported):
+    _, out = exported
+    identities = json.loads((out / "identities.json").read_text())
+    market = json.loads((out / "market.json").read_text())
+    assert identities["digest"] == identities["onchain_identities_digest"] == market["digests"]["identities"]
+    assert set(identities["roles"]) == set(market["identities"])
+    chain = json.loads((out / "chain.json").read_text())
+    assert chain["code_is_source"] is True and chain["contract"] == market["contract"]
+
+
+def test_verify_runs_on_the_export(exported):
+    from protocol.audit import Auditor
+    from protocol.deployment import open_market
+
+    _, out = exported
+    report = Auditor(open_market(out)).run().as_dict()
+    assert report["ok"], report["failures"]
+    assert len(report["rounds"]) >= 5  # round 0 (market-wide) and the four demo rounds
+    assert not (out / "roles").exists()
+
+
+def test_export_refuses_an_existing_folder_and_leaves_nothing(sim_demo, scratch, capsys):
+    out = scratch / "exists"
+    out.mkdir()
+    with pytest.raises(SystemExit) as info:
+        main(["export-audit", str(out), "--data-dir", str(sim_demo[0])])
+    assert info.value.code == 2 and "exists" in capsys.readouterr().err
+    assert list(out.iterdir()) == []
+    with pytest.raises(SystemExit):
+        main(["export-audit", str(sim_demo[0] / "inside"), "--data-dir", str(sim_demo[0])])
+    assert not (sim_demo[0] / "inside").exists()
+    assert not [p for p in scratch.iterdir() if ".tmp-" in p.name]
+
+
+def test_export_refuses_a_private_file_planted_in_the_blob_store(sim_demo, scratch):
+    data = scratch / "market"
+    shutil.copytree(sim_demo[0], data, symlinks=True)
+    key = (data / "roles" / "custodian" / "identity" / "signing.key").read_bytes()
+    (data / "blobs" / hashlib.sha256(key).hexdigest()).write_bytes(key)
+    with pytest.raises(RuntimeError, match="matches private data"):
+        export_audit(data, scratch / "out")
+    assert not (scratch / "out").exists()
+
+
+def test_verify_on_the_export_sees_a_swapped_signing_key(exported):
+    """The identities digest is an immutable: a key swapped in market.json no longer matches the contract."""
+    from protocol.audit import Auditor
+    from protocol.deployment import identities_mismatch, open_market
+
+    _, out = exported
+    market = json.loads((out / "market.json").read_text())
+    market["identities"]["dealer_rm"]["signing_key"] = "22" * 32
+    (out / "market.json").write_text(json.dumps(market))
+    dep = open_market(out)
+    assert "not the ones committed on chain" in identities_mismatch(dep)
+    report = Auditor(open_market(out)).run().as_dict()
+    assert not report["ok"]
+    assert any("identities_digest" in f["detail"] for f in report["failures"]), report["failures"]
