@@ -177,7 +177,12 @@ def load_schedules_option(path: Path, option: str = "--schedules"):
                             raise UsageError(f"{option} {path}: {name}[{q}] = {v}: rates must be in 1..{MAX_RATE_BP} bp")
     try:
         schedules = load_schedules(path)
-    except (ScheduleError, OSError, ValueError, OverflowError) as exc:
+    except OverflowError:
+        import re
+
+        big = next((t for t in re.findall(r"-?\d+", text) if not -MAX_RATE_BP <= int(t) <= MAX_RATE_BP), "?")
+        raise UsageError(f"{option} {path}: rate {big}: rates must be in 1..{MAX_RATE_BP} bp") from None
+    except (ScheduleError, OSError, ValueError) as exc:
         raise UsageError(f"{option} {exc}") from None  # the message starts with the file name
     if schedules.grid > MAX_ANALYSIS_GRID:
         raise UsageError(f"{option} {path}: volume grid 0..{schedules.grid} exceeds 0..{MAX_ANALYSIS_GRID}")
@@ -213,6 +218,10 @@ def _common_checks(args) -> None:
     check_option("--seed", args.seed, 0, MAX_SEED)
     if args.data_dir.exists() and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: exists and is not a directory")
+    if args.command in ("demo", "verify"):  # the commands that open a market from market.json
+        from protocol.layout import check_market_file
+
+        check_market_file(args.data_dir)
 
 
 def _project_errors() -> tuple[type, ...]:

@@ -28,7 +28,7 @@ from pathlib import Path
 from protocol.blobstore import atomic_write
 
 __all__ = ["DataDir", "ROLE_NAMES", "DEALER_ROLES", "CLIENT_ROLES", "read_json", "write_json", "DataDirLocked",
-           "DataDirError", "data_dir_lock", "LOCK_NAME"]
+           "DataDirError", "data_dir_lock", "LOCK_NAME", "check_market_file"]
 
 LOCK_NAME = "writer.lock"
 
@@ -52,6 +52,27 @@ class DataDirError(Exception):
 
 class DataDirLocked(DataDirError):
     """Another process holds the data directory's writer lock; the message names the directory and its pid."""
+
+
+MARKET_KEYS = ("format", "backend", "chain", "contract", "terms", "addresses", "identities", "evaluators")
+
+
+def check_market_file(root: Path) -> None:
+    """If ``root/market.json`` exists it must be a UTF-8 JSON object with the descriptor's keys; else a
+    DataDirError naming the file (checked before a command opens or reuses the market)."""
+    path = Path(root) / "market.json"
+    if not path.is_file():
+        return
+    try:
+        doc = json.loads(path.read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise DataDirError(f"--data-dir {root}: {path} is not a market descriptor "
+                           f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+    if not isinstance(doc, dict):
+        raise DataDirError(f"--data-dir {root}: {path} is not a market descriptor (a JSON {type(doc).__name__})")
+    missing = [k for k in MARKET_KEYS if k not in doc]
+    if missing:
+        raise DataDirError(f"--data-dir {root}: {path} is not a market descriptor (missing {', '.join(missing)})")
 
 
 @contextmanager
