@@ -121,8 +121,11 @@ def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backe
     # a round left open by a killed run: resume it with the inputs it was dealt
     todo: list[tuple[int, RoundPlan]] = []
     open_id = next_round_id(dep)
-    if _plan_file(layout, open_id).exists() and dep.coordinator.current_round() == open_id:
-        todo.append((open_id, RoundPlan.from_dict(read_json(_plan_file(layout, open_id)))))
+    if _plan_file(layout, open_id).exists():  # open on chain, or dealt and killed before its first commitment
+        plan = RoundPlan.from_dict(read_json(_plan_file(layout, open_id)))
+        if dep.coordinator.current_round() < open_id:
+            deal_inputs(dep, open_id, plan)  # deterministic: the same files again
+        todo.append((open_id, plan))
     driver.ensure_transcripts()  # a run killed between a round's close and its transcript
     plans = demo_plans(grid, rounds, seed)
     report = {
