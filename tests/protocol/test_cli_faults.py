@@ -221,3 +221,38 @@ def test_the_evaluator_bound_is_the_contracts():
     assert int(re.search(r"^MAX_EVALUATORS: constant\(uint256\) = (\d+)$", source, re.M).group(1)) == MAX_EVALUATORS
     out = _cli("demo", "--evaluators", str(MAX_EVALUATORS + 1), "--data-dir", "/nonexistent/x")
     assert out.returncode == 2 and f"--evaluators {MAX_EVALUATORS + 1}: must be in 1..{MAX_EVALUATORS}" in out.stderr
+
+
+# --- transcripts as rounds close; report.json public, the narrator's part 0600 ------------------------------
+
+def test_a_rounds_transcript_is_written_when_it_closes(fresh_market):
+    from protocol.deployment import open_market
+    from protocol.rounds import RoundDriver
+    from protocol.scenario import deal_inputs, demo_plans
+
+    dep = open_market(fresh_market)
+    deal_inputs(dep, 1, demo_plans(SIM_GRID, 1, seed=0)[0])
+    run = RoundDriver(dep, dep.circuit()).run_round(1)
+    transcript = json.loads(dep.data_dir.transcript(1).read_text())
+    assert transcript["phase"] == run["phase"] == "SETTLED" and transcript["gas"] == run["gas"]
+
+
+def test_report_json_holds_no_private_inputs(fresh_market):
+    import stat
+
+    from protocol.demo import PRIVATE_ROUND_KEYS, run_demo
+
+    report = run_demo(fresh_market, rounds=2, grid=SIM_GRID, backend="simulate", verify=False)
+    public_path, private_path = fresh_market / "report.json", fresh_market / "private" / "report.json"
+    public = json.loads(public_path.read_text())
+    assert [r["round"] for r in public["rounds"]] == [1, 2]
+    for r in public["rounds"]:
+        assert not set(PRIVATE_ROUND_KEYS) & set(r)
+    text = public_path.read_text()
+    for r in report["rounds"]:  # the true schedules' hurdles and theta appear nowhere in the public file
+        assert "theta_mm" not in text and "hurdle_mm" not in text and '"equilibria"' not in text
+        assert r["inputs"]["theta_mm"] is not None
+    private = json.loads(private_path.read_text())
+    assert private["rounds"][0]["inputs"] == report["rounds"][0]["inputs"]
+    assert stat.S_IMODE(private_path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(private_path.parent.stat().st_mode) == 0o700
