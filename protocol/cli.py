@@ -253,7 +253,8 @@ def _one_line(text: str) -> str:
 
 
 def _report_failure(args, kind: str, message: str) -> None:
-    """One clean line on stderr; with --json also one JSON document on stdout."""
+    """A failure at run time: one clean line on stderr; with --json also one JSON document on stdout
+    (``{"ok": false, "error": ..., "detail": ...}``). Usage errors (exit 2) print the stderr line only."""
     import json
 
     command = getattr(args, "command", None) or ""
@@ -276,8 +277,8 @@ def _dispatch(parser, args) -> int:
             with data_dir_lock(args.data_dir, args.command):
                 return int(args._run(args) or 0)
         return int(args._run(args) or 0)
-    except UsageError as exc:
-        _report_failure(args, "error", str(exc))
+    except UsageError as exc:  # like argparse's own usage errors: one line on stderr, nothing on stdout
+        print(f"repo-market {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -329,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     code = _dispatch(parser, args)
     if real_process:
         _exit_now(code)
+    if code == 2:  # an in-process caller sees a usage error as argparse reports one
+        raise SystemExit(2)
     return code
 
 
