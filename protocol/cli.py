@@ -291,7 +291,11 @@ def _dispatch(parser, args) -> int:
             import traceback
 
             traceback.print_exc()
-        if isinstance(exc, _project_errors()):
+        try:
+            known = _project_errors()
+        except Exception:  # noqa: BLE001 -- a broken import must not hide the original error
+            known = ()
+        if isinstance(exc, known):
             _report_failure(args, "error", f"{exc}" or type(exc).__name__)
         else:
             _report_failure(args, "internal error", f"{type(exc).__name__}: {exc} "
