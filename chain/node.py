@@ -3,12 +3,19 @@
 anvil comes from the project-local npm install (scripts/setup.sh --with-anvil); ``REPO_MARKET_ANVIL``
 overrides the path. The node listens on 127.0.0.1 only, on a free port, with
 ``--state data_dir/chain/anvil/state.json`` (loaded at start, dumped on exit and every few seconds), so
-its chain survives a restart. ``node.json`` next to it records url and pid for ``stop``/``status``.
+its chain survives a restart. ``node.json`` next to it records url, pid and a random token for
+``stop``/``status``.
+
+Which process is this directory's node [decided]: the recorded pid counts only if its command line names
+this directory's absolute ``--state`` path *and* its environment carries the recorded token
+(``REPO_MARKET_NODE_TOKEN``, set at start). A copied data directory names another path, so ``chain down``
+there never stops the original directory's anvil; a recycled pid carries no token.
 """
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -21,6 +28,7 @@ from pathlib import Path
 ANVIL_ENV = "REPO_MARKET_ANVIL"
 DEFAULT_ANVIL = (Path(__file__).resolve().parents[1] / ".tools" / "node_modules" / "@foundry-rs"
                  / "anvil-linux-amd64" / "bin" / "anvil")
+TOKEN_ENV = "REPO_MARKET_NODE_TOKEN"
 STATE_INTERVAL_SECONDS = 2  # periodic dump, so a node killed without SIGTERM loses at most ~2 s
 
 
@@ -35,6 +43,7 @@ class NodeInfo:
     port: int
     state_path: str
     log_path: str
+    token: str = ""
 
 
 def anvil_binary() -> Path:
@@ -43,7 +52,7 @@ def anvil_binary() -> Path:
 
 
 def node_dir(data_dir: Path) -> Path:
-    return Path(data_dir) / "chain" / "anvil"
+    return Path(os.path.abspath(data_dir)) / "chain" / "anvil"
 
 
 def _info_path(data_dir: Path) -> Path:
@@ -69,12 +78,21 @@ def _answers(url: str) -> bool:
         return False
 
 
-def _pid_is_anvil(pid: int) -> bool:
+def _pid_is_node(pid: int, state_path: str, token: str) -> bool:
+    """``pid`` runs with ``state_path`` on its command line and ``token`` in its environment."""
+    if not token or not state_path:
+        return False
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"anvil" in cmdline
+    return os.fsencode(state_path) in cmdline and os.fsencode(f"{TOKEN_ENV}={token}") in environ
+
+
+def _is_ours(info: "NodeInfo", data_dir: Path) -> bool:
+    expected = str(node_dir(data_dir) / "state.json")
+    return info.state_path == expected and _pid_is_node(info.pid, expected, info.token)
 
 
 def _free_port() -> int:
@@ -84,12 +102,15 @@ def _free_port() -> int:
 
 
 def read_node(data_dir: Path) -> NodeInfo | None:
-    """The node recorded for data_dir if its process is still an anvil, else None."""
+    """The node recorded for data_dir if its process is still that node (state path and token), else None."""
     path = _info_path(data_dir)
     if not path.is_file():
         return None
-    info = NodeInfo(**json.loads(path.read_text()))
-    return info if _pid_is_anvil(info.pid) else None
+    try:
+        info = NodeInfo(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise NodeError(f"{path}: not a node record ({exc}); remove it") from None
+    return info if _is_ours(info, data_dir) else None
 
 
 def start_anvil(data_dir: Path, *, binary: Path | None = None, timeout: float = 30.0) -> NodeInfo:
@@ -112,6 +133,8 @@ def start_anvil(data_dir: Path, *, binary: Path | None = None, timeout: float = 
     state = directory / "state.json"
     log = directory / "anvil.log"
     last_error = ""
+    token = secrets.token_hex(16)
+    env = {**os.environ, TOKEN_ENV: token}
     for _attempt in range(3):  # a free port can be taken between probing and binding
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
@@ -119,12 +142,13 @@ def start_anvil(data_dir: Path, *, binary: Path | None = None, timeout: float = 
             proc = subprocess.Popen(
                 [str(binary), "--host", "127.0.0.1", "--port", str(port), "--state", str(state),
                  "--state-interval", str(STATE_INTERVAL_SECONDS), "--silent"],
-                stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True,
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True, env=env,
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline and proc.poll() is None:
             if _answers(url):
-                info = NodeInfo(url=url, pid=proc.pid, port=port, state_path=str(state), log_path=str(log))
+                info = NodeInfo(url=url, pid=proc.pid, port=port, state_path=str(state), log_path=str(log),
+                                token=token)
                 _info_path(data_dir).write_text(json.dumps(asdict(info)))
                 return info
             time.sleep(0.05)
@@ -144,10 +168,10 @@ def stop_anvil(data_dir: Path, timeout: float = 15.0) -> NodeInfo | None:
         return None
     os.kill(info.pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and _pid_is_anvil(info.pid):
+    while time.monotonic() < deadline and _is_ours(info, data_dir):
         _reap(info.pid)
         time.sleep(0.05)
-    if _pid_is_anvil(info.pid):
+    if _is_ours(info, data_dir):
         os.kill(info.pid, signal.SIGKILL)
     _reap(info.pid)
     return info

@@ -175,8 +175,10 @@ class CircuitShape:
             raise CircuitError(f"formulation = {formulation!r}: must be one of {', '.join(FORMULATIONS)}")
         if strategy not in STRATEGIES:
             raise CircuitError(f"strategy = {strategy!r}: must be one of {', '.join(STRATEGIES)}")
-        if terms.rate_bits > 14:
-            raise CircuitError(f"terms.rate_bits = {terms.rate_bits}: the circuit supports at most 14 bits")
+        from market.limits import MAX_RATE_BITS
+
+        if terms.rate_bits > MAX_RATE_BITS:
+            raise CircuitError(f"terms.rate_bits = {terms.rate_bits}: the circuit supports at most {MAX_RATE_BITS} bits")
         if terms.hurdle_bits > terms.rate_bits:
             raise CircuitError(
                 f"terms.hurdle_bits = {terms.hurdle_bits}: must not exceed rate_bits = {terms.rate_bits}"

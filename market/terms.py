@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 
+from market.limits import MAX_MARKET_GRID, MAX_RATE_BITS, MAX_RATE_BP, MIN_RATE_BITS
 from market.selection import HurdleMode
 
 __all__ = ["MarketTerms", "ReportError", "validate_report", "report_offsets"]
@@ -44,13 +45,15 @@ class MarketTerms:
             if not _is_int(value):
                 raise ReportError(f"terms.{name} = {value!r}: must be an integer")
             object.__setattr__(self, name, int(value))
-        if self.grid < 1:
-            raise ReportError(f"terms.grid = {self.grid}: need N >= 1")
-        if self.base_rate < 0:
-            raise ReportError(f"terms.base_rate = {self.base_rate}: must be >= 0 bp")
+        if not 1 <= self.grid <= MAX_MARKET_GRID:
+            raise ReportError(f"terms.grid = {self.grid}: must be in 1..{MAX_MARKET_GRID} (market.limits)")
         for name in ("rate_bits", "hurdle_bits"):
-            if not 1 <= getattr(self, name) <= 32:
-                raise ReportError(f"terms.{name} = {getattr(self, name)}: must be in 1..32")
+            if not MIN_RATE_BITS <= getattr(self, name) <= MAX_RATE_BITS:
+                raise ReportError(f"terms.{name} = {getattr(self, name)}: must be in {MIN_RATE_BITS}..{MAX_RATE_BITS} "
+                                  f"(the circuit's widest offset, market.limits)")
+        if not 0 <= self.base_rate <= MAX_RATE_BP - self.max_offset:
+            raise ReportError(f"terms.base_rate = {self.base_rate}: must be in 0..{MAX_RATE_BP - self.max_offset} bp "
+                              f"(every rate below {MAX_RATE_BP + 1} bp, market.limits)")
         try:
             object.__setattr__(self, "hurdle_mode", HurdleMode(self.hurdle_mode))
         except ValueError:

@@ -74,26 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.configure(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _validate=getattr(module, "validate", None))
     return parser
-
-
-def _keep_exit_status(code: int) -> None:
-    """Exit with ``code`` even if a native exit handler would override it.
-
-    Measured trap: after concrete-python has run a circuit, its dataflow runtime's exit handler makes the
-    process exit with status 0 whatever ``sys.exit`` asked for. An atexit hook registered after that one
-    runs first (LIFO): it flushes and ends the process with the real status.
-    """
-    import atexit
-    import os
-
-    def _exit() -> None:
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(code)
-
-    atexit.register(_exit)
 
 
 def _quiet_known_warnings() -> None:
@@ -114,22 +96,248 @@ def _preload_fixed_fft_plan() -> None:
         print(f"repo-market: warning: {exc}", file=sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> int:
-    if argv is None:  # a real process (not an in-process call from the tests)
-        _preload_fixed_fft_plan()
-    _quiet_known_warnings()
-    parser = build_parser()
-    args = parser.parse_args(argv)
+DEBUG_ENV = "REPO_MARKET_DEBUG"
+
+# Commands that write into the data directory take its exclusive lock (protocol.layout.data_dir_lock) [decided];
+# verify is a reader and takes none (an auditor's copy may be read-only); equilibria and select need no data dir.
+WRITERS = frozenset({"demo", "simulate", "select", "allocate", "experiment", "chain", "bench"})
+
+
+def check_option(option: str, value, low: int, high: int) -> int:
+    """``value`` if it is an integer in ``low..high`` (market.limits), else a UsageError naming the option."""
+    from market.limits import LimitError, check_range
+
     try:
-        code = int(args._run(args) or 0)
-        if code and argv is None and "concrete" in sys.modules:  # a real process, not an in-process call
-            _keep_exit_status(code)
-        return code
-    except UsageError as exc:
-        parser.exit(2, f"repo-market {args.command}: error: {exc}\n")
+        return check_range(option, value, low, high)
+    except LimitError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def check_rpc(url: str | None, option: str = "--rpc") -> None:
+    """An http(s) URL of a node that answers ``eth_chainId``, checked before anything is created."""
+    if url is None:
+        return
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise UsageError(f"{option} {url!r}: must be an http(s) URL")
+    from chain.node import rpc_request
+
+    try:
+        rpc_request(url, "eth_chainId", timeout=5.0)
+    except Exception as exc:  # noqa: BLE001 -- any failure to reach the node is the same user error
+        reason = getattr(exc, "reason", None) or exc
+        raise UsageError(f"{option} {url}: no JSON-RPC node answers there ({_one_line(str(reason))})") from None
+
+
+def load_schedules_option(path: Path, option: str = "--schedules"):
+    """Schedules from a file given on the command line, every failure a UsageError naming the file.
+
+    On top of market.schedules' own checks: the file must be UTF-8 text, nested no deeper than a schedule
+    needs, and every rate must lie in 1..MAX_RATE_BP (market.limits) -- larger integers would overflow the
+    int64 payoff arithmetic silently.
+    """
+    import json
+
+    from market import ScheduleError, load_schedules
+    from market.limits import MAX_ANALYSIS_GRID, MAX_RATE_BP
+
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"{option} {path}: cannot read it ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{option} {path}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
+    if path.suffix.lower() != ".csv":
+        depth = deepest = 0
+        for ch in text:  # json.loads recurses per level: refuse deep nesting before it does
+            if ch in "[{":
+                depth += 1
+                deepest = max(deepest, depth)
+                if deepest > 8:
+                    raise UsageError(f"{option} {path}: JSON nested more than 8 levels deep; expected "
+                                     '{"b": [...], "a": [...]}')
+            elif ch in "]}":
+                depth -= 1
+        try:
+            doc = json.loads(text)
+        except (json.JSONDecodeError, RecursionError):
+            doc = None  # load_schedules names the problem
+        if isinstance(doc, dict):
+            for name in ("b", "a"):
+                values = doc.get(name)
+                if isinstance(values, list):
+                    if len(values) > MAX_ANALYSIS_GRID + 1:
+                        raise UsageError(f"{option} {path}: {name} has {len(values)} rates; the volume grid is "
+                                         f"limited to 0..{MAX_ANALYSIS_GRID}")
+                    for q, v in enumerate(values):
+                        if isinstance(v, int) and not isinstance(v, bool) and not 1 <= v <= MAX_RATE_BP:
+                            raise UsageError(f"{option} {path}: {name}[{q}] = {v}: rates must be in 1..{MAX_RATE_BP} bp")
+    try:
+        schedules = load_schedules(path)
+    except OverflowError:
+        import re
+
+        big = next((t for t in re.findall(r"-?\d+", text) if not -MAX_RATE_BP <= int(t) <= MAX_RATE_BP), "?")
+        raise UsageError(f"{option} {path}: rate {big}: rates must be in 1..{MAX_RATE_BP} bp") from None
+    except (ScheduleError, OSError, ValueError) as exc:
+        raise UsageError(f"{option} {exc}") from None  # the message starts with the file name
+    if schedules.grid > MAX_ANALYSIS_GRID:
+        raise UsageError(f"{option} {path}: volume grid 0..{schedules.grid} exceeds 0..{MAX_ANALYSIS_GRID}")
+    high = int(max(schedules.b.max(), schedules.a.max()))
+    if high > MAX_RATE_BP:
+        raise UsageError(f"{option} {path}: rate {high} bp exceeds {MAX_RATE_BP} bp")
+    return schedules
+
+
+def check_output_file(option: str, path: Path | None) -> None:
+    """A file to be written: its folder must exist and it must not be a directory."""
+    if path is None:
+        return
+    if path.is_dir():
+        raise UsageError(f"{option} {path}: is a directory; expected a file name")
+    if not path.parent.is_dir():
+        raise UsageError(f"{option} {path}: folder {path.parent} does not exist")
+
+
+def check_output_dir(option: str, path: Path | None) -> None:
+    """A folder to be written into: it exists as a folder, or its parent does."""
+    if path is None:
+        return
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{option} {path}: exists and is not a directory")
+    if not path.exists() and not path.parent.is_dir():
+        raise UsageError(f"{option} {path}: folder {path.parent} does not exist")
+
+
+def _common_checks(args) -> None:
+    from market.limits import MAX_SEED
+
+    check_option("--seed", args.seed, 0, MAX_SEED)
+    if args.data_dir.exists() and not args.data_dir.is_dir():
+        raise UsageError(f"--data-dir {args.data_dir}: exists and is not a directory")
+    if args.command in ("demo", "verify"):  # the commands that open a market from market.json
+        from protocol.layout import check_market_file
+
+        check_market_file(args.data_dir)
+
+
+def _project_errors() -> tuple[type, ...]:
+    """Every error class of the project: a failure the user can act on, shown as one line."""
+    from chain.errors import ChainError, ChainInputError, JournalError
+    from chain.node import NodeError
+    from crypto.errors import CryptoError
+    from market.allocation.agents import AllocationInputError
+    from market.schedules import ScheduleError
+    from market.selection import HurdleError
+    from market.simulation import SimulationConfigError
+    from market.terms import ReportError
+    from protocol.backend import BackendError
+    from protocol.blobstore import BlobError
+    from protocol.demo import DemoConflict
+    from protocol.deployment import DeploymentError
+    from protocol.layout import DataDirError
+    from protocol.ledger import LedgerError
+    from protocol.roles import ProtocolError
+    from protocol.selector import SelectorError
+
+    return (ChainError, ChainInputError, JournalError, NodeError, CryptoError, AllocationInputError, ScheduleError,
+            HurdleError, SimulationConfigError, ReportError, BackendError, BlobError, DemoConflict, DeploymentError,
+            DataDirError, LedgerError, ProtocolError, SelectorError)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+def _report_failure(args, kind: str, message: str) -> None:
+    """A failure at run time: one clean line on stderr; with --json also one JSON document on stdout
+    (``{"ok": false, "error": ..., "detail": ...}``). Usage errors (exit 2) print the stderr line only."""
+    import json
+
+    command = getattr(args, "command", None) or ""
+    print(f"repo-market {command}: {kind}: {_one_line(message)}", file=sys.stderr)
+    if getattr(args, "json", False):
+        print(json.dumps({"ok": False, "error": kind, "detail": _one_line(message)}))
+
+
+def _dispatch(parser, args) -> int:
+    """Run the subcommand; every failure becomes an exit status and one line, never a traceback."""
+    import os
+
+    try:
+        _common_checks(args)
+        if args._validate is not None:
+            args._validate(args)
+        if args.command in WRITERS:
+            from protocol.layout import data_dir_lock
+
+            with data_dir_lock(args.data_dir, args.command):
+                return int(args._run(args) or 0)
+        return int(args._run(args) or 0)
+    except UsageError as exc:  # like argparse's own usage errors: one line on stderr, nothing on stdout
+        print(f"repo-market {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except RecursionError:
+        _report_failure(args, "error", "input nested too deeply")
+        return 1
+    except Exception as exc:  # noqa: BLE001 -- the one place that turns every error into an exit status
+        if os.environ.get(DEBUG_ENV):
+            import traceback
+
+            traceback.print_exc()
+        try:
+            known = _project_errors()
+        except Exception:  # noqa: BLE001 -- a broken import must not hide the original error
+            known = ()
+        if isinstance(exc, known):
+            _report_failure(args, "error", f"{exc}" or type(exc).__name__)
+        else:
+            _report_failure(args, "internal error", f"{type(exc).__name__}: {exc} "
+                                                    f"(rerun with {DEBUG_ENV}=1 for the traceback)")
+        return 1
+
+
+def _exit_now(code: int) -> None:
+    """End a real process with ``code``, flushed, skipping every exit handler.
+
+    Measured trap: after concrete-python has run a circuit, its dataflow runtime's native exit handler ends
+    the process with status 0 whatever ``sys.exit`` asked for (and its worker threads may print on the way
+    out). Every write of ours is complete and atomic before this point, so nothing is lost by skipping them.
+    """
+    import os
+
+    try:
+        sys.stdout.flush()
+    finally:
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def main(argv: list[str] | None = None) -> int:
+    real_process = argv is None  # a real process (not an in-process call from the tests)
+    if real_process:
+        _preload_fixed_fft_plan()
+    _quiet_known_warnings()
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+        if real_process:
+            _exit_now(int(exc.code or 0))
+        raise
+    code = _dispatch(parser, args)
+    if real_process:
+        _exit_now(code)
+    if code == 2:  # an in-process caller sees a usage error as argparse reports one
+        raise SystemExit(2)
+    return code
 
 
 if __name__ == "__main__":  # pragma: no cover

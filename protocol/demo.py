@@ -5,7 +5,12 @@ FHE keys -- and the new rounds are appended after the existing ones (round ids c
 left open by a killed run is resumed first, with the inputs it was dealt.  The requested ``--grid`` and
 ``--backend`` must match the existing market's (they fix the circuit and the keys); otherwise the
 command refuses and names the option, the value asked and the value in the data directory.
-``report.json`` describes the rounds of this run; ``verify`` checks every round of the market.
+``report.json`` describes the rounds of this run and is rewritten as each round closes (with the round's
+public transcript, so a killed run loses nothing already closed); it holds public data only, at 0644.
+The narrator's view -- true schedules' equilibrium sets, hurdles, theta, behaviours, the opened
+instruction -- goes to ``private/report.json`` (0600, folder 0700) [decided]. ``verify`` checks every
+round of the market; it runs isolated (``python -I`` and the absolute path of this checkout), so nothing
+in the working directory can stand in for the auditor, and a verify with no checks is a failure.
 """
 from __future__ import annotations
 
@@ -42,9 +47,26 @@ def _plan_file(layout: DataDir, round_id: int) -> Path:
     return layout.root / "demo" / f"round-{round_id}.plan.json"
 
 
+# keys of a round summary that only the narrator knows (true schedules, private inputs, the opened instruction)
+PRIVATE_ROUND_KEYS = ("inputs", "equilibria", "selected", "reference", "matches_reference", "payoffs")
+# The auditor's entry point: this checkout's package root, absolute, in an isolated interpreter (-I: no
+# PYTHON* variables, no user site, no working directory or script folder on sys.path).
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+_ISOLATED_ENTRY = ("import sys; sys.path.insert(0, {root!r}); from protocol.cli import main; "
+                   "raise SystemExit(main())")
+
+
+def auditor_command(data_dir: Path) -> list[str]:
+    """The isolated ``repo-market verify --json`` command line (absolute data directory)."""
+    return [sys.executable, "-I", "-c", _ISOLATED_ENTRY.format(root=str(PACKAGE_ROOT)), "verify",
+            "--data-dir", str(Path(data_dir).resolve()), "--json"]
+
+
 def run_verify_process(data_dir: Path, rpc_url: str | None, rounds: list[int] | None = None) -> dict:
-    """Run ``repo-market verify --json`` as an independent process; returns its JSON and exit status."""
-    cmd = [sys.executable, "-m", "protocol.cli", "verify", "--data-dir", str(data_dir), "--json"]
+    """Run ``repo-market verify --json`` as an independent, isolated process; returns its JSON and exit status.
+
+    A result without a single check is a failure whatever it says (a stand-in cannot pass as the auditor)."""
+    cmd = auditor_command(data_dir)
     if rpc_url:
         cmd += ["--rpc", rpc_url]
     for r in rounds or []:
@@ -59,6 +81,12 @@ def run_verify_process(data_dir: Path, rpc_url: str | None, rounds: list[int] | 
                                               "detail": (out.stderr or out.stdout)[-2000:]}]}
     result["exit_status"] = out.returncode
     result["seconds"] = round(elapsed, 3)
+    checks = sum(len(r.get("checks", [])) for r in result.get("rounds", []) if isinstance(r, dict))
+    if result.get("ok") and (checks == 0 or out.returncode != 0):
+        result["ok"] = False
+        result.setdefault("failures", []).append(
+            {"round": 0, "check": "verify.process",
+             "detail": f"verify reported ok with {checks} checks and exit status {out.returncode}"})
     return result
 
 
@@ -97,11 +125,24 @@ def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backe
     # a round left open by a killed run: resume it with the inputs it was dealt
     todo: list[tuple[int, RoundPlan]] = []
     open_id = next_round_id(dep)
-    if _plan_file(layout, open_id).exists() and dep.coordinator.current_round() == open_id:
-        todo.append((open_id, RoundPlan.from_dict(read_json(_plan_file(layout, open_id)))))
+    if _plan_file(layout, open_id).exists():  # open on chain, or dealt and killed before its first commitment
+        plan = RoundPlan.from_dict(read_json(_plan_file(layout, open_id)))
+        if dep.coordinator.current_round() < open_id:
+            deal_inputs(dep, open_id, plan)  # deterministic: the same files again
+        todo.append((open_id, plan))
+    driver.ensure_transcripts()  # a run killed between a round's close and its transcript
     plans = demo_plans(grid, rounds, seed)
-    results = []
-    run_ids = []
+    report = {
+        "contract": dep.contract_address,
+        "chain": {"backend": dep.chain.backend, "chain_id": dep.chain_id, "rpc_url": rpc_url},
+        "backend": dep.backend,
+        "terms": dep.terms.as_dict(),
+        "evaluators": {"n": len(dep.evaluators), "threshold": dep.threshold},
+        "setup": setup,
+        "rounds": [],
+    }
+    results, run_plans, r_bd_of = [], [], {}
+    dealer_mm = driver.agent("dealer_mm")
     for plan in [p for _, p in todo] + plans:
         if todo and plan is todo[0][1]:
             rid = todo.pop(0)[0]
@@ -110,39 +151,58 @@ def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backe
             write_json(_plan_file(layout, rid), plan.as_dict(), mode=0o600)
             deal_inputs(dep, rid, plan)
         ui.round_start(rid, plan.label)
-        run = driver.run_round(rid)
-        run_ids.append((rid, plan, run))
+        run = driver.run_round(rid)  # writes the round's public transcript as it closes
         ui.round_done(rid, run["phase"])
-
-    dealer_mm = driver.agent("dealer_mm")
-    instructions = {rid: dealer_mm.instruction(rid) for rid, _, _ in run_ids}
-    r_bd_of = {rid: ins["r_bd_x2"] for rid, ins in instructions.items() if ins["trade"]}
-    ledger, per_round = rebuild_ledger(dep, r_bd_of)
-    for rid, plan, run in run_ids:
-        summary = round_summary(dep, rid, plan, run, per_round.get(rid), instructions[rid])
+        instruction = _instruction_or_none(dealer_mm, rid)
+        if instruction and instruction["trade"]:
+            r_bd_of[rid] = instruction["r_bd_x2"]
+        ledger, per_round = rebuild_ledger(dep, r_bd_of)
+        summary = round_summary(dep, rid, plan, run, per_round.get(rid), instruction)
         results.append(summary)
+        run_plans.append(plan)
         ui.round_table(summary)
+        report["rounds"] = results
+        report["ledger"] = _ledger_doc(ledger)
+        _write_reports(layout, report)  # after every round: a kill loses nothing already closed
 
-    plots = write_plots(results, [p for _, p, _ in run_ids], layout.plots) if results else []
-    report = {
-        "contract": dep.contract_address,
-        "chain": {"backend": dep.chain.backend, "chain_id": dep.chain_id, "rpc_url": rpc_url},
-        "backend": dep.backend,
-        "terms": dep.terms.as_dict(),
-        "evaluators": {"n": len(dep.evaluators), "threshold": dep.threshold},
-        "setup": setup,
-        "rounds": results,
-        "ledger": {"balances": ledger.snapshot(), "conserved": ledger.totals() == ledger.initial_totals,
-                   "units": "cash in half-bp units (20000 per volume unit); collateral in volume units"},
-        "plots": plots,
-    }
+    if not results:
+        report["ledger"] = _ledger_doc(rebuild_ledger(dep, r_bd_of)[0])
+    report["plots"] = write_plots(results, run_plans, layout.plots) if results else []
     if verify:
         ui.stage("auditor: repo-market verify (independent process)")
         report["verify"] = run_verify_process(layout.root, rpc_url)
         ui.verify_done(report["verify"])
     report["total_seconds"] = round(time.perf_counter() - start, 3)
-    write_json(layout.report_file, report)
+    _write_reports(layout, report)
     return report
+
+
+def _instruction_or_none(dealer, round_id: int) -> dict | None:
+    """dealer_mm's opened instruction, or None for a round closed before the custodian instructed."""
+    from protocol.roles import ProtocolError
+
+    if not any(dealer.dep.coordinator.round(round_id).instruction_commitment):
+        return None
+    try:
+        return dealer.instruction(round_id)
+    except ProtocolError:
+        return None
+
+
+def _ledger_doc(ledger) -> dict:
+    return {"balances": ledger.snapshot(), "conserved": ledger.totals() == ledger.initial_totals,
+            "units": "cash in half-bp units (20000 per volume unit); collateral in volume units"}
+
+
+def public_report(report: dict) -> dict:
+    """``report`` without the narrator's private knowledge (PRIVATE_ROUND_KEYS of every round)."""
+    rounds = [{k: v for k, v in r.items() if k not in PRIVATE_ROUND_KEYS} for r in report.get("rounds", [])]
+    return {**report, "rounds": rounds, "private_report": "private/report.json (0600; narrator's view)"}
+
+
+def _write_reports(layout: DataDir, report: dict) -> None:
+    write_json(layout.private_report_file, report, mode=0o600)
+    write_json(layout.report_file, public_report(report))
 
 
 class _SilentUI:

@@ -114,7 +114,8 @@ def round_summary(dep: Deployment, round_id: int, plan, run: dict, ledger_round:
                   instruction: dict) -> dict:
     """The demo's per-round record: equilibrium set of the TRUE schedules next to the selected outcome.
 
-    ``instruction`` is what the custodian instructed (as opened by dealer_mm, who shows it for the demo);
+    ``instruction`` is what the custodian instructed (as opened by dealer_mm, who shows it for the demo;
+    None when the round closed at a deadline before the custodian instructed);
     the plaintext reference ``select_equilibrium`` on the true schedules is printed next to it.
     """
     from market.equilibria import all_equilibria
@@ -126,7 +127,7 @@ def round_summary(dep: Deployment, round_id: int, plan, run: dict, ledger_round:
     eq = all_equilibria(schedules)
     reference = select_equilibrium(schedules, plan.hurdle_mm, plan.hurdle_rm, dep.terms.hurdle_mode)
     transcript = write_transcript(dep, round_id, run)
-    selected = selected_from_instruction(instruction)
+    selected = selected_from_instruction(instruction or {"trade": False})
     executed = {"mm": transcript["records"]["mm"], "rm": transcript["records"]["rm"]}
     payoffs = None
     if executed["mm"] is not None:

@@ -12,6 +12,12 @@ posts its output digest; ``threshold`` must agree) → decrypt (custodian decryp
 attests, seals the instructions) → mm_leg (BDmm offers to MM, MM accepts) → rm_leg (BDrm checks BDmm's
 record, then offers to RM) → settle (BDmm checks BDrm's record; challenge window; settle; the ledger
 books both legs and the inter-dealer leg at the smaller accepted volume at r_bd).
+
+Expired rounds: before every step the driver checks the round's deadline on chain. When it has passed
+(no process drove the round in time -- on anvil or a shared node blocks advance on their own), the
+driver has the contract close the round by its own rules (``enforce_deadline``: a missing commitment,
+dealer_mm's or dealer_rm's missed leg forfeit that dealer's deposit; a missed custodian or evaluator step
+cancels the round and unlocks the deposits) and the caller goes on with the next round.
 """
 from __future__ import annotations
 
@@ -20,6 +26,7 @@ from dataclasses import dataclass, field
 from protocol.deployment import Deployment
 from protocol.ledger import Ledger, first_leg_transfers, initial_ledger, second_leg_transfers
 from protocol.phases import PhaseJournal, crash_point
+from protocol.report import write_transcript
 from protocol.roles import ClientAgent, Custodian, DealerAgent, Evaluator, ProtocolError
 
 __all__ = ["RoundDriver", "rebuild_ledger", "round_legs", "next_round_id"]
@@ -124,6 +131,7 @@ class RoundDriver:
         dealer_mm, dealer_rm = self.agent("dealer_mm"), self.agent("dealer_rm")
         custodian = self.agent("custodian")
 
+        self._close_if_expired(round_id, journal)
         if self._phase(round_id) in (P.NONE, P.COMMITTED):
             self.progress("commit", round=round_id)
             with journal.timed("seal"):
@@ -148,6 +156,7 @@ class RoundDriver:
                 d.check_receipt(round_id)
             self._checkpoint(journal, round_id, "report")
 
+        self._close_if_expired(round_id, journal)
         if self._phase(round_id) == P.REPORTED:
             for role in self.dep.evaluators:
                 if self._phase(round_id) != P.REPORTED:
@@ -166,6 +175,7 @@ class RoundDriver:
                 raise ProtocolError(f"round {round_id}: evaluators disagree; no output reached the threshold "
                                     f"{self.dep.threshold}")
 
+        self._close_if_expired(round_id, journal)
         if self._phase(round_id) == P.COMPUTED:
             self.progress("decrypt", round=round_id)
             with journal.timed("decrypt"):
@@ -175,6 +185,7 @@ class RoundDriver:
                 box["gas"] += custodian.post_instruction(round_id)
             self._checkpoint(journal, round_id, "decrypt")
 
+        self._close_if_expired(round_id, journal)
         if self._phase(round_id) == P.INSTRUCTED:
             self.progress("mm_leg", round=round_id)
             with journal.timed("settle") as box:
@@ -184,6 +195,7 @@ class RoundDriver:
                     box["gas"] += self._enforce_deadline(round_id, "dealer_rm")
             self._checkpoint(journal, round_id, "mm_leg")
 
+        self._close_if_expired(round_id, journal)
         if self._phase(round_id) == P.MM_LEG_DONE:
             self.progress("rm_leg", round=round_id)
             with journal.timed("settle") as box:
@@ -212,8 +224,6 @@ class RoundDriver:
         if not final.terminal:
             raise ProtocolError(f"round {round_id}: stopped in phase {final.name}")
         result = {"phase": final.name, "timings": dict(journal.timings), "gas": dict(journal.gas)}
-        from protocol.report import write_transcript
-
         write_transcript(self.dep, round_id, result)  # when the round closes: the auditor requires it
         return result
 
@@ -221,10 +231,37 @@ class RoundDriver:
         """The crash hook, after the public transcript is written if the round just closed (so a kill right
         after the closing step loses no transcript)."""
         if self._phase(round_id).terminal:
-            from protocol.report import write_transcript
-
             write_transcript(self.dep, round_id, {"timings": dict(journal.timings), "gas": dict(journal.gas)})
         crash_point(round_id, point)
+
+    def ensure_transcripts(self) -> list[int]:
+        """Write the public transcript of every closed round that has none (a run killed right after a
+        round closed); returns their ids."""
+        coord = self.dep.coordinator
+        written = []
+        for rid in range(1, coord.current_round() + 1):
+            if coord.phase(rid).terminal and not self.dep.data_dir.transcript(rid).exists():
+                journal = PhaseJournal.open(self.dep.data_dir.transcripts / f"round-{rid}.journal.json")
+                self.dep.data_dir.transcripts.mkdir(exist_ok=True)
+                write_transcript(self.dep, rid, {"timings": dict(journal.timings), "gas": dict(journal.gas)})
+                written.append(rid)
+        return written
+
+    def _close_if_expired(self, round_id: int, journal: PhaseJournal) -> None:
+        """Close the round by the contract's rules if its current phase's deadline has been reached.
+
+        [decided] The deadline block itself counts as reached (a step sent now could be mined after it);
+        a round in RmLegDone is settled instead (its challenge window only delays settlement)."""
+        from chain import RoundPhase
+
+        phase = self._phase(round_id)
+        if phase.terminal or phase in (RoundPhase.NONE, RoundPhase.RM_LEG_DONE):
+            return
+        if self.dep.chain.block_number < self.dep.coordinator.deadline(round_id):
+            return
+        self.progress("expired", round=round_id, phase=phase.name)
+        with journal.timed("chain") as box:
+            box["gas"] += self._enforce_deadline(round_id, "dealer_mm")
 
     def _enforce_deadline(self, round_id: int, caller: str) -> int:
         """The harmed dealer waits out the window and has the contract forfeit the other's deposit."""

@@ -65,6 +65,12 @@ def _validate(args):
         raise UsageError(f"--reports = {args.reports}: must be at least 1")
     if args.max_iter < 1:
         raise UsageError(f"--max-iter = {args.max_iter}: must be at least 1")
+    from protocol.cli import check_option, check_rpc
+
+    check_option("--reports", args.reports, 1, 10_000)  # [decided] bounded runs
+    check_option("--max-iter", args.max_iter, 1, 1_000_000)
+    if args.method == "onchain":
+        check_rpc(args.rpc)
     if args.method == "onchain" and (args.noise > 0 or args.reports != 1):
         raise UsageError("--noise/--reports: the on-chain run takes exact reports (one per agent per round)")
     return agents

@@ -120,18 +120,25 @@ class RichUI:
             self.out.print(f"  round {f['round']} {f['check']}: {f['detail']}")
 
 
+def validate(args) -> None:
+    """Every option against market.limits (and the node, with --rpc) before the data directory is touched."""
+    from chain.coordinator import MAX_EVALUATORS
+    from market.limits import MAX_DEMO_ROUNDS, MAX_MARKET_GRID, MIN_MARKET_GRID
+    from protocol.cli import check_option, check_rpc
+
+    check_option("--rounds", args.rounds, 0, MAX_DEMO_ROUNDS)
+    check_option("--grid", args.grid, MIN_MARKET_GRID, MAX_MARKET_GRID)
+    check_option("--evaluators", args.evaluators, 1, MAX_EVALUATORS)
+    check_option("--threshold", args.threshold, 1, MAX_EVALUATORS)
+    if args.threshold > args.evaluators:
+        raise UsageError(f"--threshold {args.threshold}: must not exceed --evaluators {args.evaluators}")
+    check_rpc(args.rpc)
+
+
 def run(args) -> int:
     from protocol.demo import DemoConflict, run_demo
     from protocol.deployment import DeploymentError
 
-    for option, value, low in (("--rounds", args.rounds, 0), ("--grid", args.grid, 4),
-                               ("--evaluators", args.evaluators, 1), ("--threshold", args.threshold, 1)):
-        if value < low:
-            raise UsageError(f"{option} {value}: must be >= {low}")
-    if args.threshold > args.evaluators:
-        raise UsageError(f"--threshold {args.threshold}: must not exceed --evaluators {args.evaluators}")
-    if args.rpc is not None and not args.rpc.startswith(("http://", "https://")):
-        raise UsageError(f"--rpc {args.rpc!r}: must be an http(s) URL")
     from protocol.commands.account_options import signers_from_args
 
     from protocol.deployment import evaluator_roles

@@ -35,17 +35,17 @@ def configure(parser) -> None:
 
 
 def _schedules(args):
-    from market import ScheduleError, linear_schedules, load_schedules
+    from market import ScheduleError, linear_schedules
+    from market.limits import MAX_ANALYSIS_GRID, MAX_RATE_BP
+    from protocol.cli import check_option, load_schedules_option
 
     if args.schedules is not None:
         if args.grid is not None:
             raise UsageError(f"--grid {args.grid}: the grid comes from --schedules {args.schedules}; drop --grid")
-        try:
-            return load_schedules(args.schedules)
-        except ScheduleError as exc:
-            raise UsageError(f"--schedules {exc}") from None  # the message starts with the file name
+        return load_schedules_option(args.schedules)
     if args.grid is None:
         raise UsageError("--linear needs --grid N (the volume grid 0..N)")
+    check_option("--grid", args.grid, 1, MAX_ANALYSIS_GRID)
     names = ("R_LO", "R_HI")
     values = []
     for name, text in zip(names, args.linear[:2]):
@@ -53,6 +53,10 @@ def _schedules(args):
             values.append(int(text))
         except ValueError:
             raise UsageError(f"--linear {name} = {text!r}: must be an integer rate in bp") from None
+        check_option(f"--linear {name}", values[-1], 0, MAX_RATE_BP)
+    for name, text in zip(("ALPHA_D", "ALPHA_S"), args.linear[2:]):
+        if len(text) > 40:
+            raise UsageError(f"--linear {name} = {text[:40]!r}...: expected a short number such as 1, 0.5 or 1/3")
     try:
         return linear_schedules(values[0], values[1], args.linear[2], args.linear[3], args.grid)
     except ScheduleError as exc:
@@ -136,11 +140,16 @@ def run(args) -> int:
     from market import HurdleError
     from market.selection import hurdle_mask
 
+    from market.limits import MAX_RATE_BP
+    from protocol.cli import check_option, check_output_file
+
     for name, value in (("--hurdle-mm", args.hurdle_mm), ("--hurdle-rm", args.hurdle_rm)):
         if value < 0:
             raise UsageError(f"{name} {value}: hurdle spreads are nonnegative bp")
+        check_option(name, value, 0, MAX_RATE_BP)
     if args.plot is not None and args.plot.suffix.lower() != ".png":
         raise UsageError(f"--plot {args.plot}: the payoff map is written as PNG (FILE.png)")
+    check_output_file("--plot", args.plot)
     schedules = _schedules(args)
     source = f"--schedules {args.schedules}" if args.schedules is not None else f"--linear {' '.join(args.linear)}"
     lo = int(min(schedules.b.min(), schedules.a.min()))

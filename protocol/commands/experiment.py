@@ -54,6 +54,10 @@ def run(args) -> int:
         raise UsageError(f"--replications = {args.replications}: must be at least 1")
     if args.out.exists() and not args.out.is_dir():
         raise UsageError(f"--out = {str(args.out)!r}: exists and is not a directory")
+    if not args.out.exists() and not args.out.parent.is_dir():
+        raise UsageError(f"--out = {str(args.out)!r}: folder {args.out.parent} does not exist")
+    if args.replications is not None and args.replications > 100_000:  # [decided] bounded runs
+        raise UsageError(f"--replications = {args.replications}: must be at most 100000")
     kwargs = {}
     if args.replications is not None:
         kwargs["replications"] = args.replications

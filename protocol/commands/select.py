@@ -38,13 +38,10 @@ def configure(parser) -> None:
 
 
 def _terms_and_schedules(args):
-    from market import ScheduleError, load_schedules
     from market.terms import MarketTerms, ReportError, validate_report
+    from protocol.cli import load_schedules_option
 
-    try:
-        schedules = load_schedules(args.schedules)
-    except (ScheduleError, OSError) as exc:
-        raise UsageError(f"--schedules {exc}") from None
+    schedules = load_schedules_option(args.schedules)
     base = args.base_rate if args.base_rate is not None else int(min(schedules.b[0], schedules.a[-1]))
     try:
         terms = MarketTerms(grid=schedules.grid, base_rate=base, rate_bits=args.rate_bits,
@@ -57,13 +54,30 @@ def _terms_and_schedules(args):
     return terms, schedules
 
 
+def validate(args) -> None:
+    from market.limits import MAX_RATE_BITS, MAX_RATE_BP, MIN_RATE_BITS
+    from protocol.cli import check_option
+
+    for name, value in (("--hurdle-mm", args.hurdle_mm), ("--hurdle-rm", args.hurdle_rm)):
+        if value < 0:
+            raise UsageError(f"{name} {value}: must be >= 0 bp")
+        check_option(name, value, 0, MAX_RATE_BP)
+    if args.base_rate is not None:
+        check_option("--base-rate", args.base_rate, 0, MAX_RATE_BP)
+    check_option("--rate-bits", args.rate_bits, MIN_RATE_BITS, MAX_RATE_BITS)
+    check_option("--hurdle-bits", args.hurdle_bits, MIN_RATE_BITS, args.rate_bits)
+    if args.backend != "plain":
+        from market.limits import MAX_MARKET_GRID
+
+        _, schedules = _terms_and_schedules(args)
+        if schedules.grid > MAX_MARKET_GRID:
+            raise UsageError(f"--schedules {args.schedules}: volume grid 0..{schedules.grid}; the circuit "
+                             f"(--backend {args.backend}) takes at most 0..{MAX_MARKET_GRID}")
+
+
 def run(args) -> int:
     from market.selection import select_equilibrium
 
-    if args.hurdle_mm < 0:
-        raise UsageError(f"--hurdle-mm {args.hurdle_mm}: must be >= 0 bp")
-    if args.hurdle_rm < 0:
-        raise UsageError(f"--hurdle-rm {args.hurdle_rm}: must be >= 0 bp")
     terms, schedules = _terms_and_schedules(args)
     timings: dict[str, float] = {}
     doc: dict = {"backend": args.backend}

@@ -74,6 +74,26 @@ def configure(parser) -> None:
     add_account_options(parser)
 
 
+def validate(args) -> None:
+    """Every option against market.limits before anything is created (the protocol backends make a market)."""
+    from market import limits
+    from protocol.cli import check_option, check_output_dir, check_rpc
+
+    protocol_backend = args.backend != "plain"
+    check_option("--rounds", args.rounds, 1, limits.MAX_PROTOCOL_SIM_ROUNDS if protocol_backend
+                 else limits.MAX_SIM_ROUNDS)
+    check_option("--grid", args.grid, 1, limits.MAX_MARKET_GRID if protocol_backend else limits.MAX_ANALYSIS_GRID)
+    check_option("--theta", args.theta, 0, limits.MAX_SHOCK_BP)
+    check_option("--hurdle-max", args.hurdle_max, 0, limits.MAX_SHOCK_BP)
+    check_output_dir("--plot", args.plot)
+    if args.backend == "fhe" and args.grid > 8:
+        raise UsageError(f"--grid {args.grid}: the fhe backend runs real TFHE per round; use --grid <= 8")
+    if protocol_backend:
+        check_rpc(args.rpc)
+    elif args.rpc is not None:
+        raise UsageError(f"--rpc {args.rpc}: only the simulate and fhe backends use a chain (--backend {args.backend})")
+
+
 def _config(args):
     from market.simulation import SimulationConfig, SimulationConfigError
 

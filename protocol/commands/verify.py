@@ -27,6 +27,15 @@ def configure(parser) -> None:
                              "default: a temporary folder")
 
 
+def validate(args) -> None:
+    from market.limits import MAX_SEED
+    from protocol.cli import check_option, check_rpc
+
+    for r in args.rounds or []:
+        check_option("--round", r, 1, MAX_SEED)
+    check_rpc(args.rpc)
+
+
 def run(args) -> int:
     from chain import ChainError
     from protocol.audit import Auditor

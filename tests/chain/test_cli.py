@@ -70,22 +70,29 @@ def test_anvil_tests_fail_loudly_in_ci_when_the_binary_is_missing(tmp_path, monk
         require_anvil()
 
 
-def test_a_recorded_node_that_does_not_answer_is_not_duplicated(tmp_path):
-    import shutil
+def _fake_node(data_dir: Path, token: str):
+    """A process that carries data_dir's node identity (state path, token) but serves nothing."""
     import subprocess as sp
 
+    from chain.node import TOKEN_ENV, node_dir
+
+    state = str(node_dir(data_dir) / "state.json")
+    proc = sp.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--state", state],
+                    env={**os.environ, TOKEN_ENV: token})
+    for _ in range(200):  # until the child has exec'ed
+        if os.fsencode(state) in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
+            break
+        time.sleep(0.01)
+    return proc, state
+
+
+def test_a_recorded_node_that_does_not_answer_is_not_duplicated(tmp_path):
     from chain.node import NodeError, NodeInfo, node_dir, start_anvil, stop_anvil
 
-    fake = tmp_path / "anvil"  # a process whose command line says anvil but that serves nothing
-    shutil.copy("/bin/sleep", fake)
-    proc = sp.Popen([str(fake), "60"])
+    proc, state = _fake_node(tmp_path, "t0ken")
     try:
-        for _ in range(100):  # until the child has exec'ed (its command line names anvil)
-            if b"anvil" in Path(f"/proc/{proc.pid}/cmdline").read_bytes():
-                break
-            time.sleep(0.01)
         node_dir(tmp_path).mkdir(parents=True)
-        info = NodeInfo(url="http://127.0.0.1:9", pid=proc.pid, port=9, state_path="", log_path="")
+        info = NodeInfo(url="http://127.0.0.1:9", pid=proc.pid, port=9, state_path=state, log_path="", token="t0ken")
         (node_dir(tmp_path) / "node.json").write_text(json.dumps(info.__dict__))
         with pytest.raises(NodeError, match=f"pid {proc.pid}.*does not answer"):
             started = start_anvil(tmp_path)
@@ -96,3 +103,32 @@ def test_a_recorded_node_that_does_not_answer_is_not_duplicated(tmp_path):
         assert not Path(f"/proc/{proc.pid}/cmdline").exists()
     finally:
         proc.kill()
+
+
+def test_down_on_a_copied_data_directory_leaves_the_original_node_running(tmp_path):
+    """node.json copied with its directory names the original's pid and token, but not its state path."""
+    import shutil
+
+    from chain.node import NodeInfo, node_dir, node_status, read_node, stop_anvil
+
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    proc, state = _fake_node(original, "secret-token")
+    try:
+        node_dir(original).mkdir(parents=True)
+        info = NodeInfo(url="http://127.0.0.1:9", pid=proc.pid, port=9, state_path=state, log_path="",
+                        token="secret-token")
+        (node_dir(original) / "node.json").write_text(json.dumps(info.__dict__))
+        shutil.copytree(original, copy)
+        assert read_node(original) == info and read_node(copy) is None
+        assert node_status(copy)["pid"] is None
+        out = cli("down", "--json", "--data-dir", str(copy))
+        assert out.returncode == 0 and json.loads(out.stdout) == {"stopped": False, "pid": None}
+        assert stop_anvil(copy) is None
+        time.sleep(0.2)
+        assert proc.poll() is None  # still running: the copy's down did not touch it
+        # a process with the right command line but another token is not the node either
+        (node_dir(original) / "node.json").write_text(json.dumps({**info.__dict__, "token": "other"}))
+        assert read_node(original) is None
+    finally:
+        proc.kill()
+        proc.wait()

@@ -1,0 +1,382 @@
+"""The command line's bad-input catalogue (issue 15, item 9): every case gets a clean error naming the option
+or field and the value, exits non-zero, prints no traceback and leaves no partial state -- no data
+directory, no market.json, no deployed contract, an existing market untouched.
+
+Cases run in-process through ``protocol.cli.main(argv)`` (the same dispatch a real process runs; a few
+are repeated as real processes at the end). Every range comes from ``market.limits``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from market import limits
+from protocol.cli import main
+
+from .conftest import SIM_GRID
+
+ROOT = Path(__file__).resolve().parents[2]
+BIG = str(2**63)
+HUGE = str(10**12)
+
+GOOD_JSON = {"b": [300, 301, 302, 303, 304], "a": [310, 309, 308, 307, 306]}
+
+
+def _files(d: Path) -> dict[str, bytes]:
+    """Schedule files, each named for what is wrong with it."""
+    d.mkdir(parents=True, exist_ok=True)
+    out = {}
+
+    def put(name, data):
+        path = d / name
+        path.write_bytes(data if isinstance(data, bytes) else data.encode())
+        out[name] = path
+
+    def js(name, obj):
+        put(name, json.dumps(obj))
+
+    put("latin1.json", '{"b": [300], "a": [310]} \u00e9'.encode("latin-1"))
+    put("deep.json", "[" * 200_000 + "]" * 200_000)
+    put("deep-object.json", '{"b": ' + "[" * 50 + "]" * 50 + ', "a": []}')
+    js("int63.json", {"b": [300, 301, 302, 303, 2**63], "a": GOOD_JSON["a"]})
+    js("int62.json", {"b": [300, 301, 302, 303, 2**62], "a": GOOD_JSON["a"]})
+    js("near62.json", {"b": [2**62 - 5, 2**62 - 4, 2**62 - 3, 2**62 - 2, 2**62 - 1],
+                       "a": [2**62 + 4, 2**62 + 3, 2**62 + 2, 2**62 + 1, 2**62]})
+    js("big-a.json", {"b": GOOD_JSON["b"], "a": [2**40, 309, 308, 307, 306]})
+    js("zero-rate.json", {"b": [0, 301, 302, 303, 304], "a": GOOD_JSON["a"]})
+    js("negative-rate.json", {"b": [-300, 301, 302, 303, 304], "a": GOOD_JSON["a"]})
+    js("float-rate.json", {"b": [300.5, 301, 302, 303, 304], "a": GOOD_JSON["a"]})
+    js("string-rate.json", {"b": ["300", 301, 302, 303, 304], "a": GOOD_JSON["a"]})
+    js("bool-rate.json", {"b": [True, 301, 302, 303, 304], "a": GOOD_JSON["a"]})
+    js("null-rate.json", {"b": [None, 301, 302, 303, 304], "a": GOOD_JSON["a"]})
+    js("nested-rate.json", {"b": [[300], 301, 302, 303, 304], "a": GOOD_JSON["a"]})
+    js("list.json", [1, 2, 3])
+    js("string.json", "b")
+    js("number.json", 5)
+    js("no-b.json", {"a": GOOD_JSON["a"]})
+    js("no-a.json", {"b": GOOD_JSON["b"]})
+    js("b-not-list.json", {"b": 300, "a": GOOD_JSON["a"]})
+    js("a-dict.json", {"b": GOOD_JSON["b"], "a": {"0": 1}})
+    js("lengths.json", {"b": GOOD_JSON["b"], "a": GOOD_JSON["a"][:-1]})
+    js("b-decreasing.json", {"b": [300, 302, 301, 303, 304], "a": GOOD_JSON["a"]})
+    js("a-increasing.json", {"b": GOOD_JSON["b"], "a": [310, 311, 308, 307, 306]})
+    js("empty-lists.json", {"b": [], "a": []})
+    js("one-point.json", {"b": [300], "a": [310]})
+    js("long.json", {"b": list(range(300, 300 + 4100)), "a": list(range(9000, 9000 - 4100, -1))})
+    put("truncated.json", '{"b": [300, 301')
+    put("empty.json", "")
+    put("garbage.json", "\x00\x01\x02 not json")
+    put("nan.json", '{"b": [NaN, 301, 302, 303, 304], "a": [310, 309, 308, 307, 306]}')
+    put("inf.json", '{"b": [Infinity, 301, 302, 303, 304], "a": [310, 309, 308, 307, 306]}')
+    put("bad-header.csv", "Q,x,y\n0,300,310\n1,301,309\n")
+    put("extra-column.csv", "Q,b,a,c\n0,300,310,1\n1,301,309,1\n")
+    put("non-int.csv", "Q,b,a\n0,300,310\n1,abc,309\n")
+    put("q-order.csv", "Q,b,a\n0,300,310\n2,301,309\n")
+    put("int63.csv", f"Q,b,a\n0,300,310\n1,{2**63},309\n")
+    put("latin1.csv", "Q,b,a\n0,300,310\n1,301,309 \u00e9\n".encode("latin-1"))
+    put("missing-cell.csv", "Q,b,a\n0,300,310\n1,301\n")
+    put("empty.csv", "")
+    (d / "a-folder.json").mkdir(exist_ok=True)
+    out["a-folder.json"] = d / "a-folder.json"
+    out["missing.json"] = d / "missing.json"
+    return out
+
+
+# (schedule file, what the message must name)
+SCHEDULE_FILES = [
+    ("latin1.json", "not UTF-8"), ("deep.json", "nested"), ("deep-object.json", "nested"),
+    ("int63.json", f"b[4] = {2**63}"), ("int62.json", f"b[4] = {2**62}"), ("near62.json", "b[0] ="),
+    ("big-a.json", f"a[0] = {2**40}"), ("zero-rate.json", "b[0] = 0"), ("negative-rate.json", "b[0] = -300"),
+    ("float-rate.json", "300.5"), ("string-rate.json", "'300'"), ("bool-rate.json", "True"),
+    ("null-rate.json", "None"), ("nested-rate.json", "[300]"), ("list.json", "JSON object"),
+    ("string.json", "JSON object"), ("number.json", "JSON object"), ("no-b.json", "JSON object"),
+    ("no-a.json", "JSON object"), ("b-not-list.json", '"b"'), ("a-dict.json", '"a"'), ("lengths.json", "a"),
+    ("b-decreasing.json", "b[2]"), ("a-increasing.json", "a[1]"), ("empty-lists.json", ""),
+    ("one-point.json", ""), ("long.json", "4100 rates"), ("truncated.json", "not valid JSON"),
+    ("empty.json", "not valid JSON"), ("garbage.json", "not valid JSON"), ("nan.json", "nan"),
+    ("inf.json", "inf"), ("bad-header.csv", "Q,b,a"), ("extra-column.csv", "Q,b,a"), ("non-int.csv", "abc"),
+    ("q-order.csv", "Q = 2"), ("int63.csv", str(2**63)), ("latin1.csv", "not UTF-8"),
+    ("missing-cell.csv", "a"), ("empty.csv", "Q,b,a"), ("a-folder.json", "cannot read"),
+    ("missing.json", "cannot read"),
+]
+
+
+def _option_cases():
+    """(id, argv without --data-dir, text the error must contain)."""
+    M = limits
+    cases = []
+    for g in ("-1", "0", "1", "3", str(M.MAX_MARKET_GRID + 1), "600", "100000", BIG):
+        cases.append((f"demo-grid-{g}", ["demo", "--grid", g], f"--grid {g}"))
+    for r in ("-1", str(M.MAX_DEMO_ROUNDS + 1), HUGE, BIG):
+        cases.append((f"demo-rounds-{r}", ["demo", "--rounds", r], f"--rounds {r}"))
+    for e in ("0", "-1", "17", "40", BIG):
+        cases.append((f"demo-evaluators-{e}", ["demo", "--evaluators", e], f"--evaluators {e}"))
+    for t in ("0", "-3", "17"):
+        cases.append((f"demo-threshold-{t}", ["demo", "--threshold", t], f"--threshold {t}"))
+    cases.append(("demo-threshold-above", ["demo", "--evaluators", "2", "--threshold", "3"], "--threshold 3"))
+    cases.append(("demo-threshold-above-1", ["demo", "--evaluators", "1", "--threshold", "2"], "--threshold 2"))
+    for s in ("-1", BIG, str(-2**70)):
+        cases.append((f"demo-seed-{s}", ["demo", "--seed", s], f"--seed {s}"))
+    for url, shown in (("ftp://x", "'ftp://x'"), ("nohost", "'nohost'"), ("http://", "'http://'"), ("", "''"),
+                       ("file:///etc/passwd", "'file:///etc/passwd'"), ("javascript:alert(1)", "'javascript:alert(1)'"),
+                       ("http://127.0.0.1:9", "http://127.0.0.1:9"), ("https://127.0.0.1:9", "https://127.0.0.1:9"),
+                       ("http://127.0.0.1:1/x", "http://127.0.0.1:1/x")):
+        cases.append((f"demo-rpc-{url or 'empty'}", ["demo", "--rpc", url], f"--rpc {shown}"))
+    cases += [
+        ("demo-backend", ["demo", "--backend", "quantum"], "--backend"),
+        ("demo-grid-text", ["demo", "--grid", "abc"], "--grid"),
+        ("demo-rounds-float", ["demo", "--rounds", "1.5"], "--rounds"),
+        ("demo-unknown-option", ["demo", "--turbo"], "--turbo"),
+    ]
+    for r in ("0", "-1", HUGE, str(M.MAX_SIM_ROUNDS + 1)):
+        cases.append((f"simulate-rounds-{r}", ["simulate", "--rounds", r], f"--rounds {r}"))
+    for g in ("0", "-1", str(M.MAX_ANALYSIS_GRID + 1), str(10**9)):
+        cases.append((f"simulate-grid-{g}", ["simulate", "--grid", g], f"--grid {g}"))
+    for opt in ("--theta", "--hurdle-max"):
+        for v in ("-1", str(M.MAX_SHOCK_BP + 1), BIG):
+            cases.append((f"simulate{opt}-{v}", ["simulate", opt, v], f"{opt} {v}"))
+    cases += [
+        ("simulate-protocol-grid", ["simulate", "--backend", "simulate", "--grid", "65"], "--grid 65"),
+        ("simulate-protocol-rounds", ["simulate", "--backend", "simulate", "--rounds", "1001"], "--rounds 1001"),
+        ("simulate-fhe-grid", ["simulate", "--backend", "fhe", "--grid", "9"], "--grid 9"),
+        ("simulate-rpc-scheme", ["simulate", "--backend", "simulate", "--rpc", "ftp://x"], "--rpc 'ftp://x'"),
+        ("simulate-rpc-down", ["simulate", "--backend", "simulate", "--rpc", "http://127.0.0.1:9"],
+         "--rpc http://127.0.0.1:9"),
+        ("simulate-rpc-plain", ["simulate", "--rpc", "http://127.0.0.1:9"], "--rpc http://127.0.0.1:9"),
+        ("simulate-seed", ["simulate", "--seed", "-5"], "--seed -5"),
+        ("simulate-family", ["simulate", "--family", "cubic"], "--family"),
+        ("simulate-plot-missing-folder", ["simulate", "--plot", "/nonexistent/folder/plots"], "--plot /nonexistent"),
+    ]
+    for v in ("abc", "1e3", ""):
+        cases.append((f"equilibria-rlo-{v or 'empty'}", ["equilibria", "--linear", v, "400", "1", "1", "--grid", "10"],
+                      "R_LO"))
+    cases += [
+        ("equilibria-rhi-negative", ["equilibria", "--linear", "300", "-5", "1", "1", "--grid", "10"], "R_HI -5"),
+        ("equilibria-rhi-2^62", ["equilibria", "--linear", "300", str(2**62), "1", "1", "--grid", "10"],
+         f"R_HI {2**62}"),
+        ("equilibria-rlo-2^63", ["equilibria", "--linear", BIG, "400", "1", "1", "--grid", "10"], f"R_LO {BIG}"),
+        ("equilibria-alpha-zero", ["equilibria", "--linear", "300", "400", "0", "1", "--grid", "10"], "0"),
+        ("equilibria-alpha-negative", ["equilibria", "--linear", "300", "400", "-1", "1", "--grid", "10"], "-1"),
+        ("equilibria-alpha-text", ["equilibria", "--linear", "300", "400", "x", "1", "--grid", "10"], "'x'"),
+        ("equilibria-alpha-long", ["equilibria", "--linear", "300", "400", "1" * 100, "1", "--grid", "10"],
+         "ALPHA_D"),
+        ("equilibria-alpha-slash0", ["equilibria", "--linear", "300", "400", "1/0", "1", "--grid", "10"], "1/0"),
+        ("equilibria-no-grid", ["equilibria", "--linear", "300", "400", "1", "1"], "--grid"),
+        ("equilibria-grid-0", ["equilibria", "--linear", "300", "400", "1", "1", "--grid", "0"], "--grid 0"),
+        ("equilibria-grid-neg", ["equilibria", "--linear", "300", "400", "1", "1", "--grid", "-4"], "--grid -4"),
+        ("equilibria-grid-big", ["equilibria", "--linear", "300", "400", "1", "1", "--grid", "4001"], "--grid 4001"),
+        ("equilibria-grid-huge", ["equilibria", "--linear", "300", "400", "1", "1", "--grid", BIG], f"--grid {BIG}"),
+        ("equilibria-hurdle-neg", ["equilibria", "--linear", "300", "400", "1", "1", "--grid", "10",
+                                   "--hurdle-mm", "-1"], "--hurdle-mm -1"),
+        ("equilibria-hurdle-2^62", ["equilibria", "--linear", "300", "400", "1", "1", "--grid", "10",
+                                    "--hurdle-rm", str(2**62)], f"--hurdle-rm {2**62}"),
+        ("equilibria-plot-not-png", ["equilibria", "--linear", "300", "400", "1", "1", "--grid", "10",
+                                     "--plot", "map.txt"], "--plot map.txt"),
+        ("equilibria-plot-missing-folder", ["equilibria", "--linear", "300", "400", "1", "1", "--grid", "10",
+                                            "--plot", "/nonexistent/x/map.png"], "--plot /nonexistent/x/map.png"),
+        ("equilibria-no-source", ["equilibria", "--grid", "10"], "--linear"),
+        ("equilibria-mode", ["equilibria", "--linear", "300", "400", "1", "1", "--grid", "10", "--hurdle-mode", "x"],
+         "--hurdle-mode"),
+    ]
+    for bits in ("0", "-1", "15", "64", BIG):
+        cases.append((f"select-rate-bits-{bits}", ["select", "--schedules", "@good.json", "--rate-bits", bits],
+                      f"--rate-bits {bits}"))
+    for bits in ("0", "11", "-2"):
+        cases.append((f"select-hurdle-bits-{bits}", ["select", "--schedules", "@good.json", "--hurdle-bits", bits],
+                      f"--hurdle-bits {bits}"))
+    cases += [
+        ("select-base-negative", ["select", "--schedules", "@good.json", "--base-rate", "-1"], "--base-rate -1"),
+        ("select-base-2^62", ["select", "--schedules", "@good.json", "--base-rate", str(2**62)],
+         f"--base-rate {2**62}"),
+        ("select-base-above-rates", ["select", "--schedules", "@good.json", "--base-rate", "305",
+                                     "--backend", "plain"], "305"),
+        ("select-offset-too-wide", ["select", "--schedules", "@good.json", "--base-rate", "0", "--rate-bits", "4",
+                                    "--hurdle-bits", "4", "--backend", "plain"], "b[0] = 300"),
+        ("select-hurdle-mm-neg", ["select", "--schedules", "@good.json", "--hurdle-mm", "-1"], "--hurdle-mm -1"),
+        ("select-hurdle-rm-2^63", ["select", "--schedules", "@good.json", "--hurdle-rm", BIG], f"--hurdle-rm {BIG}"),
+        ("select-hurdle-above-bits", ["select", "--schedules", "@good.json", "--hurdle-mm", "300",
+                                      "--backend", "plain"], "hurdle = 300"),
+        ("select-formulation", ["select", "--schedules", "@good.json", "--formulation", "magic"], "--formulation"),
+        ("select-circuit-grid", ["select", "--schedules", "@wide.json", "--backend", "simulate"], "terms.grid = 65"),
+        ("select-no-schedules", ["select"], "--schedules"),
+    ]
+    for r in ("0", "-1", BIG):
+        cases.append((f"verify-round-{r}", ["verify", "--round", r], f"--round {r}"))
+    cases += [
+        ("verify-rpc-scheme", ["verify", "--rpc", "nohost"], "--rpc 'nohost'"),
+        ("verify-rpc-down", ["verify", "--rpc", "http://127.0.0.1:9"], "--rpc http://127.0.0.1:9"),
+        ("verify-no-market", ["verify"], "no market here"),
+        ("chain-action", ["chain", "restart"], "'restart'"),
+        ("chain-seed", ["chain", "status", "--seed", "-1"], "--seed -1"),
+        ("bench-unknown", ["bench", "warp"], "'warp'"),
+        ("experiment-unknown", ["experiment", "nope", "--out", "@out"], "'nope'"),
+        ("experiment-replications-0", ["experiment", "participation-shock", "--out", "@out", "--replications", "0"],
+         "--replications = 0"),
+        ("experiment-replications-huge", ["experiment", "participation-shock", "--out", "@out",
+                                          "--replications", HUGE], f"--replications = {HUGE}"),
+        ("experiment-out-missing-folder", ["experiment", "participation-shock", "--out", "/nonexistent/a/b"],
+         "/nonexistent/a/b"),
+        ("experiment-out-file", ["experiment", "participation-shock", "--out", "@good.json"], "not a directory"),
+        ("allocate-mismatch", ["allocate", "--alpha", "1", "2", "--beta", "1"], "--alpha"),
+        ("allocate-tau-neg", ["allocate", "--alpha", "1", "--beta", "1", "--tau", "-1"], "--tau = -1"),
+        ("allocate-tau-nan", ["allocate", "--alpha", "1", "--beta", "1", "--tau", "nan"], "--tau = nan"),
+        ("allocate-m-zero", ["allocate", "--alpha", "1", "--beta", "1", "--m", "0"], "--m = 0"),
+        ("allocate-m-inf", ["allocate", "--alpha", "1", "--beta", "1", "--m", "inf"], "--m = inf"),
+        ("allocate-reports-0", ["allocate", "--alpha", "1", "--beta", "1", "--reports", "0"], "--reports = 0"),
+        ("allocate-reports-huge", ["allocate", "--alpha", "1", "--beta", "1", "--reports", HUGE],
+         f"--reports {HUGE}"),
+        ("allocate-max-iter-0", ["allocate", "--alpha", "1", "--beta", "1", "--max-iter", "0"], "--max-iter = 0"),
+        ("allocate-max-iter-huge", ["allocate", "--alpha", "1", "--beta", "1", "--max-iter", HUGE],
+         f"--max-iter {HUGE}"),
+        ("allocate-eta-neg", ["allocate", "--alpha", "1", "--beta", "1", "--eta", "-1"], "--eta = -1"),
+        ("allocate-rpc-down", ["allocate", "--alpha", "1", "--beta", "1", "--method", "onchain", "--rpc",
+                               "http://127.0.0.1:9"], "--rpc http://127.0.0.1:9"),
+        ("no-command", [], "COMMAND"),
+        ("unknown-command", ["teleport"], "teleport"),
+    ]
+    for cmd in ("equilibria", "select"):
+        for name, match in SCHEDULE_FILES:
+            cases.append((f"{cmd}-file-{name}", [cmd, "--schedules", f"@{name}"], match))
+    return cases
+
+
+OPTION_CASES = _option_cases()
+
+
+def test_the_catalogue_has_at_least_150_cases():
+    assert len(OPTION_CASES) + len(MARKET_DIR_CASES) >= 150
+
+
+@pytest.fixture(scope="module")
+def inputs(protocol_root):
+    d = protocol_root / "catalogue-inputs"
+    files = _files(d)
+    (d / "good.json").write_text(json.dumps(GOOD_JSON))
+    wide = {"b": list(range(300, 300 + 66)), "a": list(range(500, 500 - 66, -1))}
+    (d / "wide.json").write_text(json.dumps(wide))
+    files["good.json"], files["wide.json"], files["out"] = d / "good.json", d / "wide.json", d / "out-folder"
+    return files
+
+
+def run_cli(argv, capsys) -> tuple[int, str, str]:
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse
+        code = exc.code
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def _expand(argv, inputs):
+    return [str(inputs[a[1:]]) if a.startswith("@") else a for a in argv]
+
+
+@pytest.mark.parametrize("case_id,argv,match", OPTION_CASES, ids=[c[0] for c in OPTION_CASES])
+def test_bad_option_gets_a_clean_error_and_leaves_nothing(case_id, argv, match, inputs, scratch, capsys,
+                                                         monkeypatch):
+    monkeypatch.chdir(scratch)  # the default data directory would be ./.repo-market: it must not appear either
+    data = scratch / "data"
+    argv = _expand(argv, inputs)
+    full = argv + ["--data-dir", str(data)] if argv and argv[0] not in ("teleport",) else argv
+    before = sorted(p.name for p in scratch.iterdir())
+    code, out, err = run_cli(full, capsys)
+    assert code not in (0, None), (code, out[-500:], err[-500:])
+    assert "Traceback" not in out + err
+    assert match in err, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    if code == 1 or (code == 2 and not err.startswith("usage:")):
+        assert len(lines) == 1, err  # one clean line
+    assert not data.exists() and sorted(p.name for p in scratch.iterdir()) == before
+    assert not inputs["out"].exists()
+
+
+# --- bad data directories and an existing market left untouched ---------------------------------------------
+
+def _market_dir_cases():
+    return [
+        ("demo-data-dir-is-a-file", "file", ["demo", "--backend", "simulate"], "not a directory"),
+        ("verify-data-dir-is-a-file", "file", ["verify"], "not a directory"),
+        ("chain-data-dir-is-a-file", "file", ["chain", "status"], "not a directory"),
+        ("simulate-data-dir-is-a-file", "file", ["simulate", "--backend", "simulate", "--rounds", "1"],
+         "not a directory"),
+        ("verify-garbage-market-json", "garbage", ["verify"], "market.json"),
+        ("demo-garbage-market-json", "garbage", ["demo", "--backend", "simulate", "--grid", str(SIM_GRID)],
+         "market.json"),
+        ("verify-market-json-a-list", "list", ["verify"], "market.json"),
+        ("demo-market-json-a-list", "list", ["demo", "--backend", "simulate", "--grid", str(SIM_GRID)], "market.json"),
+        ("verify-market-json-latin1", "latin1", ["verify"], "market.json"),
+        ("demo-market-json-empty", "empty", ["demo", "--backend", "simulate", "--grid", str(SIM_GRID)],
+         "market.json"),
+        ("demo-market-json-missing-keys", "partial", ["demo", "--backend", "simulate", "--grid", str(SIM_GRID)],
+         "market.json"),
+        ("demo-other-grid", "market", ["demo", "--backend", "simulate", "--grid", str(SIM_GRID + 2)],
+         f"--grid {SIM_GRID + 2}"),
+        ("demo-other-backend", "market", ["demo", "--backend", "fhe", "--grid", str(SIM_GRID)], "--backend fhe"),
+        ("demo-market-evaluators-40", "market", ["demo", "--evaluators", "40"], "--evaluators 40"),
+        ("demo-market-rpc-down", "market", ["demo", "--rpc", "http://127.0.0.1:9", "--grid", str(SIM_GRID)],
+         "--rpc http://127.0.0.1:9"),
+        ("verify-market-round-0", "market", ["verify", "--round", "0"], "--round 0"),
+    ]
+
+
+MARKET_DIR_CASES = _market_dir_cases()
+
+
+def _tree(path: Path) -> dict:
+    """Every file's bytes; the writer lock file (created by the first writer, holds its pid) excepted."""
+    if path.is_file():
+        return {"": path.read_bytes()}
+    return {str(p.relative_to(path)): (p.read_bytes() if p.is_file() else None) for p in sorted(path.rglob("*"))
+            if p.name != "writer.lock"}
+
+
+@pytest.mark.parametrize("case_id,kind,argv,match", MARKET_DIR_CASES, ids=[c[0] for c in MARKET_DIR_CASES])
+def test_bad_data_directory_gets_a_clean_error_and_stays_as_it_was(case_id, kind, argv, match, sim_template,
+                                                                  scratch, capsys):
+    data = scratch / "data"
+    if kind == "file":
+        data.write_text("I am a file")
+    elif kind == "market":
+        shutil.copytree(sim_template, data, symlinks=True)
+    else:
+        data.mkdir()
+        content = {"garbage": b"{not json", "list": b"[1, 2]", "latin1": '{"x": "\u00e9"}'.encode("latin-1"),
+                   "empty": b"", "partial": b'{"backend": "simulate"}'}[kind]
+        (data / "market.json").write_bytes(content)
+    before = _tree(data)
+    code, out, err = run_cli(argv + ["--data-dir", str(data)], capsys)
+    assert code not in (0, None) and "Traceback" not in out + err, (code, err[-1500:])
+    assert match in err, err
+    assert len([line for line in err.splitlines() if line.strip()]) == 1, err
+    assert _tree(data) == before
+
+
+# --- the same dispatch as real processes ------------------------------------------------------------------
+
+@pytest.mark.parametrize("argv,match", [
+    (["equilibria", "--schedules", "@deep.json"], "nested"),
+    (["equilibria", "--schedules", "@latin1.json"], "not UTF-8"),
+    (["equilibria", "--schedules", "@near62.json"], "b[0] ="),
+    (["select", "--schedules", "@good.json", "--rate-bits", "15"], "--rate-bits 15"),
+    (["demo", "--grid", "100000"], "--grid 100000"),
+    (["simulate", "--rounds", HUGE], f"--rounds {HUGE}"),
+], ids=["deep", "latin1", "near-2^62", "rate-bits", "demo-grid", "simulate-rounds"])
+def test_real_processes_exit_non_zero_without_a_traceback(argv, match, inputs, scratch):
+    env = {k: v for k, v in os.environ.items() if k != "REPO_MARKET_DEBUG"}
+    out = subprocess.run([sys.executable, "-m", "protocol.cli", *_expand(argv, inputs), "--data-dir",
+                          str(scratch / "data")], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr and match in out.stderr, out.stderr[-1500:]
+    assert not (scratch / "data").exists()
+
+
+def test_rates_near_2_62_no_longer_return_a_wrong_equilibrium_set(inputs, capsys, scratch):
+    """Today's overflow: int64 payoffs wrap and a wrong set comes back with exit 0. Now refused up front."""
+    code, out, err = run_cli(["equilibria", "--schedules", str(inputs["near62.json"]), "--json",
+                              "--data-dir", str(scratch / "d")], capsys)
+    assert code == 2 and out == "" and f"1..{limits.MAX_RATE_BP}" in err
