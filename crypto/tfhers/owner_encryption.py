@@ -283,7 +283,7 @@ def inject_client_key(bridge, client_key_path: Path, input_indices: Sequence[int
     coefficients = _glwe_coefficients(read_private_file(Path(client_key_path)))
     if not input_indices:
         raise ValueError("input_indices: at least one tfhers input")
-    bridge.client.keygen(force=True, seed=seed)  # a template of concrete's key serialization
+    bridge.client.keygen(force=True, secret_seed=seed)  # a template of concrete's key serialization
     template = bridge.serialize_input_secret_key(input_indices[0])
     key = _concrete_key(template, coefficients)
     bridge.keygen_with_initial_keys({i: key for i in input_indices}, force=True, seed=seed)
@@ -440,13 +440,11 @@ def verify_and_expand(
     return VerifiedReport(expected, digit_count, to_hex(digest(bytes(blob))), buffer, answer["ms"])
 
 
-def decrypt_import_buffer(client_key: bytes, import_buffer: bytes) -> list[int]:
-    """Custodian/tests: decrypt the packed values (0..31) of an import buffer with the client key's
-    GLWE key, outside any circuit: ``round((b - <a, s>) / 2^58) mod 32``. Used to check a key file and
-    the byte layout, and to measure the encryption noise before any bootstrap."""
+def _phases(client_key: bytes, import_buffer: bytes) -> list[int]:
+    """``b - <a, s> mod 2^64`` of every LWE in an import buffer, with the client key's GLWE key."""
     s = _glwe_coefficients(client_key).astype(np.uint64)
     count = int.from_bytes(import_buffer[:8], "little")
-    values, offset = [], 8
+    phases, offset = [], 8
     for _ in range(count):
         blocks = int.from_bytes(import_buffer[offset : offset + 8], "little")
         size = int.from_bytes(import_buffer[offset + 8 : offset + 16], "little")
@@ -454,12 +452,23 @@ def decrypt_import_buffer(client_key: bytes, import_buffer: bytes) -> list[int]:
             raise CryptoError(f"import buffer: value at byte {offset} is not one {LWE_SIZE}-word LWE")
         lwe = np.frombuffer(import_buffer, dtype="<u8", count=LWE_SIZE, offset=offset + 16)
         with np.errstate(over="ignore"):
-            phase = int(lwe[-1] - np.sum(lwe[:-1] * s, dtype=np.uint64)) % 2**64
-        values.append(((phase + 2**57) >> 58) % PLAINTEXT_LIMIT)
+            phases.append(int(lwe[-1] - np.sum(lwe[:-1] * s, dtype=np.uint64)) % 2**64)
         offset += 16 + 8 * LWE_SIZE + _block_trailer(import_buffer, offset + 16 + 8 * LWE_SIZE)
     if offset != len(import_buffer):
         raise CryptoError(f"import buffer: {len(import_buffer) - offset} trailing bytes")
-    return values
+    return phases
+
+
+def phase_errors(client_key: bytes, import_buffer: bytes, digits: Sequence[int]) -> list[int]:
+    """The signed encryption noise of each LWE (phase minus ``digit * 2^58``, centred mod 2^64)."""
+    return [((p - d * 2**58 + 2**63) % 2**64) - 2**63 for p, d in zip(_phases(client_key, import_buffer), digits)]
+
+
+def decrypt_import_buffer(client_key: bytes, import_buffer: bytes) -> list[int]:
+    """Custodian/tests: decrypt the packed values (0..31) of an import buffer with the client key's
+    GLWE key, outside any circuit: ``round((b - <a, s>) / 2^58) mod 32``. Used to check a key file and
+    the byte layout, and to measure the encryption noise before any bootstrap."""
+    return [((p + 2**57) >> 58) % PLAINTEXT_LIMIT for p in _phases(client_key, import_buffer)]
 
 
 _TRAILER = 68  # ciphertext modulus (u128 + u64), degree, noise level, message, carry (u64), pbs order (u32), tag (u64)

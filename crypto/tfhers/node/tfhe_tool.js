@@ -96,7 +96,8 @@ function encrypt(req) {
   const t0 = Date.now();
   const builder = req.prove ? t.ProvenCompactCiphertextList.builder(pk) : t.CompactCiphertextList.builder(pk);
   for (const d of req.digits) builder.push_u4(d);
-  const list = req.prove ? builder.build_with_proof_packed(pp, md, t.ZkComputeLoad.Proof) : builder.build_packed();
+  const load = req.compute_load === 'verify' ? t.ZkComputeLoad.Verify : t.ZkComputeLoad.Proof;
+  const list = req.prove ? builder.build_with_proof_packed(pp, md, load) : builder.build_packed();
   const bytes = list.serialize();
   const ms = Date.now() - t0;
   writeBytes(req.out, bytes);
