@@ -319,11 +319,16 @@ def _check_digits(digits: Sequence[int]) -> list[int]:
     return values
 
 
-def encrypt_report(public_key: bytes, crs: bytes, digits: Sequence[int], binding: Binding) -> bytes:
+def encrypt_report(
+    public_key: bytes, crs: bytes, digits: Sequence[int], binding: Binding, *, compute_load: str = "proof"
+) -> bytes:
     """Dealer: the report blob — ``canonical_bytes({version, binding, digits, public_key_sha256,
     list})`` with ``list`` a ``ProvenCompactCiphertextList`` (bincode) of one packed LWE per digit and
-    a proof bound to ``binding.to_bytes()``. Digits are validated before anything is encrypted."""
+    a proof bound to ``binding.to_bytes()``. Digits are validated before anything is encrypted.
+    ``compute_load``: tfhe-rs's ``ZkComputeLoad`` — ``"proof"`` (the prover does more) or ``"verify"``."""
     values = _check_digits(digits)
+    if compute_load not in ("proof", "verify"):
+        raise ValueError(f"compute_load: {compute_load!r}, expected 'proof' or 'verify'")
     if binding.purpose != OWNER_REPORT_PURPOSE:
         raise ValueError(f"binding.purpose: {binding.purpose!r}, expected {OWNER_REPORT_PURPOSE!r}")
     with tempfile.TemporaryDirectory(prefix="tfhers-enc-") as work:
@@ -331,7 +336,8 @@ def encrypt_report(public_key: bytes, crs: bytes, digits: Sequence[int], binding
         pk.write_bytes(public_key)
         pp.write_bytes(crs)
         _run_tool("encrypt", {"public_key": str(pk), "crs": str(pp), "digits": values,
-                              "metadata": binding.to_bytes().hex(), "out": str(out), "prove": True},
+                              "metadata": binding.to_bytes().hex(), "out": str(out), "prove": True,
+                              "compute_load": compute_load},
                   dealer=binding.sender, round=binding.round)
         listing = out.read_bytes()
     return canonical_bytes(
