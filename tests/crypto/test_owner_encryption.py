@@ -219,7 +219,8 @@ def test_ciphertext_for_another_public_key_is_rejected(proven_blob, keys, other_
 @pytest.mark.fhe
 def test_truncated_malformed_and_oversized_blobs_are_rejected(proven_blob, keys, crs):
     _rejected("truncated", proven_blob[:-100], keys, crs)
-    _rejected("malformed", b"\xff" + proven_blob, keys, crs)
+    _rejected("malformed", proven_blob + b"\x00", keys, crs)  # trailing bytes
+    _rejected("malformed", canonical_bytes([1, 2]), keys, crs)
     _rejected("oversized", proven_blob, keys, crs, max_bytes=len(proven_blob) - 1)
     listing = canonical_loads(proven_blob)["list"]
     _rejected("truncated", _reencode(proven_blob, list=listing[:5000]), keys, crs)
