@@ -213,7 +213,8 @@ def _table(doc: dict) -> None:
         if key not in doc:
             continue
         r = doc[key]
-        rows.append((f"encrypt + prove ({r.get('compute_load', 'proof')} load), N = {r['points']} ({r['digits']} digits)",
+        load = r.get("compute_load", "proof")
+        rows.append((f"encrypt + prove ({load} load), N = {r['points']} ({r['digits']} digits)",
                      f"{r['best']['encrypt_prove_s']:.1f} s (target 2 s)", f"blob {r['best']['blob_bytes']:,} B"))
         rows.append(("verify + expand", f"{r['best']['verify_expand_s']:.1f} s (target 1 s)",
                      f"import {r['runs'][0]['import_buffer_bytes']:,} B"))

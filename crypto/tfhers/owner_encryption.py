@@ -92,7 +92,8 @@ def node_tfhe_dir() -> Path | None:
     ``.tools-tfhe/``."""
     env = os.environ.get("REPO_MARKET_NODE_TFHE")
     candidates = [Path(env)] if env else []
-    candidates += [_ROOT / ".tools" / "node_modules" / "node-tfhe", _ROOT / ".tools-tfhe" / "node_modules" / "node-tfhe"]
+    candidates += [_ROOT / ".tools" / "node_modules" / "node-tfhe",
+                   _ROOT / ".tools-tfhe" / "node_modules" / "node-tfhe"]
     for candidate in candidates:
         package = candidate / "package.json"
         if package.is_file():
