@@ -42,6 +42,19 @@ fi
 # The fixed FFT plan library (crypto/fixed_fft_plan.c): FHE evaluations byte-identical across processes.
 echo "setup: fixed FFT plan library $("$venv/bin/python" -m crypto.fhe_runtime)"
 
+# node-tfhe 0.10.0 (the tfhe-rs that concrete-python 2.11 embeds, as WASM): dealers' owner encryption and
+# input proofs (crypto/tfhers). Pinned: 1.x changes the serialization.
+node_tfhe="$root/.tools/node_modules/node-tfhe/package.json"
+if [ ! -f "$node_tfhe" ] || ! grep -q '"version": "0.10.0"' "$node_tfhe"; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "setup: installing node-tfhe 0.10.0 from the npm registry into .tools/"
+    mkdir -p "$root/.tools"
+    npm install --silent --no-audit --no-fund --prefix "$root/.tools" node-tfhe@0.10.0
+  else
+    echo "setup: npm not found; node-tfhe (owner encryption) not installed" >&2
+  fi
+fi
+
 if [ "$want_anvil" = 1 ]; then
   anvil="$root/.tools/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil"
   cast="$root/.tools/node_modules/@foundry-rs/cast-linux-amd64/bin/cast"
