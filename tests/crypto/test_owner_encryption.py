@@ -47,7 +47,10 @@ def _binding(round=3, dealer="dealer_mm", chain_id=1337, contract=CONTRACT):
 def _crs_file() -> Path:
     env = os.environ.get("REPO_MARKET_TFHERS_CRS")
     candidates = [Path(env)] if env else []
-    candidates += [ROOT / ".tools" / "tfhers" / "crs-k72-tuniform4.bin", ROOT / ".tools-tfhe" / "crs-k72-tuniform4.bin"]
+    # the user cache outlives a checkout (a fresh clone on the same machine reuses it, like pip's cache)
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "repo-market" / "tfhers"
+    candidates += [cache / "crs-k72-tuniform4.bin", ROOT / ".tools" / "tfhers" / "crs-k72-tuniform4.bin",
+                   ROOT / ".tools-tfhe" / "crs-k72-tuniform4.bin"]
     for candidate in candidates:
         if candidate.is_file():
             return candidate
