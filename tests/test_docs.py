@@ -16,13 +16,14 @@ import doc_tables  # noqa: E402
 
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
 URL = re.compile(r"\b(?:https?|ftp)://[^\s)`'\"<>]+")
-LOOPBACK = re.compile(r"^[a-z]+://(127\.0\.0\.1|localhost|0\.0\.0\.0)\b")
+LOOPBACK = re.compile(r"^[a-z]+://(127\\?\.0\\?\.0\\?\.1|localhost|0\.0\.0\.0)\b")
+RESERVED = (".invalid", ".test", ".example")  # names that never resolve (test hosts)
 
 
 def _points_outside(url: str) -> bool:
     """A web address that names a real host (loopback nodes and dotless test hosts such as ``ftp://x`` do not)."""
     host = url.split("://", 1)[1].split("/", 1)[0].split(":", 1)[0]
-    return not LOOPBACK.match(url) and "." in host
+    return not LOOPBACK.match(url) and "." in host and not host.endswith(RESERVED)
 TEXT_SUFFIXES = {".py", ".md", ".vy", ".sh", ".toml", ".txt", ".c", ".js", ".json", ".cfg", ".ini", ""}
 
 

@@ -89,6 +89,12 @@ def validate(args) -> None:
     if args.backend == "fhe" and args.grid > 8:
         raise UsageError(f"--grid {args.grid}: the fhe backend runs real TFHE per round; use --grid <= 8")
     if protocol_backend:
+        from protocol.commands.account_options import signers_from_args
+        from protocol.deployment import evaluator_roles
+        from protocol.layout import CLIENT_ROLES, DEALER_ROLES
+
+        # local key files first (cheap, and the user's likeliest mistake), then the node
+        signers_from_args(args, ("custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(1), "deployer"))
         check_rpc(args.rpc)
     elif args.rpc is not None:
         raise UsageError(f"--rpc {args.rpc}: only the simulate and fhe backends use a chain (--backend {args.backend})")
