@@ -37,7 +37,7 @@ __all__ = [
     "build_inputset",
     "pack_report",
     "rate_layout",
-    "terms_digest",
+    "circuit_cache_key",
 ]
 
 TLU_BITS = 4  # widest table lookup in the circuit (see module docstring for the measurements)
@@ -56,7 +56,7 @@ class CircuitError(CryptoError, ValueError):
 RULE_VERSION = "weak-monotone-1"  # the rule and input encoding: flat steps, per-Q survivor thresholds (issue 14)
 
 
-def terms_digest(terms: MarketTerms, formulation: str = DEFAULT_FORMULATION, strategy: str = "mono") -> bytes:
+def circuit_cache_key(terms: MarketTerms, formulation: str = DEFAULT_FORMULATION, strategy: str = "mono") -> bytes:
     """SHA-256 of the canonical terms, formulation, rule version and parameter strategy: the cache key of a
     compiled circuit (an artifact of another rule or input encoding can never be loaded from the same folder)."""
     body: dict[str, Any] = dict(terms.as_dict()) | {"formulation": formulation, "parameter_strategy": strategy,
@@ -716,7 +716,7 @@ class SelectionCircuit:
                   strategy: str = "mono") -> "SelectionCircuit":
         """Load the cached server artifact of ``terms`` or compile it (once per terms) and cache it."""
         shape = CircuitShape.from_terms(terms, formulation, strategy)
-        folder = Path(cache_dir) / to_hex(terms_digest(terms, formulation, strategy))
+        folder = Path(cache_dir) / to_hex(circuit_cache_key(terms, formulation, strategy))
         artifact = folder / ARTIFACT_NAME
         if artifact.is_file():
             return cls(terms, shape, artifact)

@@ -237,10 +237,10 @@ def test_radix_goes_beyond_a_16_bit_joint_profit_and_is_the_only_formulation():
 def test_the_circuit_cache_key_names_formulation_and_strategy():
     """A compiled artifact is cached per (terms, formulation, strategy): changing the default formulation can never
     load another formulation's artifact from the same folder."""
-    from crypto.circuit import FORMULATIONS, STRATEGIES, terms_digest
+    from crypto.circuit import FORMULATIONS, STRATEGIES, circuit_cache_key
 
     terms = MarketTerms(grid=4, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
-    keys = {terms_digest(terms, f, s) for f in FORMULATIONS for s in STRATEGIES}
+    keys = {circuit_cache_key(terms, f, s) for f in FORMULATIONS for s in STRATEGIES}
     assert len(keys) == len(FORMULATIONS) * len(STRATEGIES)
 
 

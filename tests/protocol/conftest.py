@@ -49,6 +49,23 @@ def shared_circuit_cache(protocol_root):
         os.environ.pop(CIRCUIT_CACHE_ENV, None)
 
 
+def audit(path: Path, rounds=None) -> dict:
+    """The auditor's report on the market at ``path``, opened read-only as an outside auditor would."""
+    from protocol.audit import Auditor
+    from protocol.deployment import open_market
+
+    return Auditor(open_market(path, read_only=True)).run(rounds).as_dict()
+
+
+@pytest.fixture
+def demo_copy(sim_demo, scratch):
+    """A private copy of the four-round simulate demo market (tamper tests change it)."""
+    path, _ = sim_demo
+    target = scratch / "market"
+    shutil.copytree(path, target, symlinks=True)
+    return target
+
+
 def run_plans(dep, plans, circuit=None):
     """Deal each plan's inputs and drive its round; returns [(round_id, plan, run)]."""
     from protocol.rounds import RoundDriver, next_round_id

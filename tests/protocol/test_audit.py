@@ -22,28 +22,18 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from protocol.audit import Auditor, AuditReport
+from protocol.audit import AuditReport
 from protocol.deployment import open_market
 
-from .conftest import SIM_GRID, run_plans
+from .conftest import SIM_GRID, audit as _audit, run_plans
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def _audit(path: Path, rounds=None) -> dict:
-    return Auditor(open_market(path, read_only=True)).run(rounds).as_dict()
 
 
 def _checks(report: dict) -> set[str]:
     return {f["check"] for f in report["failures"]}
 
-
-@pytest.fixture
-def demo_copy(sim_demo, scratch):
-    path, _ = sim_demo
-    target = scratch / "market"
-    shutil.copytree(path, target, symlinks=True)
-    return target
 
 
 def _tree(path: Path) -> dict:

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from chain import RoundPhase
 from protocol.deployment import open_market
 from protocol.rounds import RoundDriver, next_round_id, rebuild_ledger
 from protocol.scenario import deal_inputs, demo_plans

@@ -9,7 +9,6 @@ is named as well.  The auditor never reads roles/ (the test hides it).
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,25 +17,14 @@ import pytest
 
 from crypto.encoding import canonical_loads
 from crypto.envelope import ReportReceipt
-from protocol.audit import Auditor
 from protocol.deployment import create_market, open_market
 from protocol.scenario import demo_plans
 
-from .conftest import SIM_GRID
+from .conftest import SIM_GRID, audit as _audit
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _audit(path: Path, rounds=None) -> dict:
-    return Auditor(open_market(path, read_only=True)).run(rounds).as_dict()
-
-
-@pytest.fixture
-def demo_copy(sim_demo, scratch):
-    path, runs = sim_demo
-    target = scratch / "market"
-    shutil.copytree(path, target, symlinks=True)
-    return target
 
 
 def _blob_digests(path: Path, round_id: int) -> dict[str, bytes]:
