@@ -27,20 +27,25 @@ def _plain_selector(args):
     return select_equilibrium
 
 
+def _signers(args):
+    """The key files / keystores given for the simulated market's roles (one evaluator), checked."""
+    from protocol.commands.account_options import signers_from_args
+    from protocol.deployment import evaluator_roles
+    from protocol.layout import CLIENT_ROLES, DEALER_ROLES
+
+    return signers_from_args(args, ("custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(1), "deployer"))
+
+
 def _protocol_selector(backend: str) -> Callable:
     """A whole protocol round per simulated round (protocol.selector), on the embedded chain or --rpc."""
 
     def factory(args):
-        from protocol.commands.account_options import signers_from_args
-        from protocol.deployment import evaluator_roles
-        from protocol.layout import CLIENT_ROLES, DEALER_ROLES
         from protocol.selector import ProtocolSelector
 
         if backend == "fhe" and args.grid > 8:
             raise UsageError(f"--grid {args.grid}: the fhe backend runs real TFHE per round; use --grid <= 8")
         # every report must fit the published offsets: base rate below the lowest shocked rate [decided]
-        roles = ("custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(1), "deployer")
-        signers = signers_from_args(args, roles)  # checked before any round runs
+        signers = _signers(args)  # checked before any round runs
         return ProtocolSelector(args.data_dir, backend, base_rate=max(1, 300 - args.theta - 1), rate_bits=9,
                                 rpc_url=getattr(args, "rpc", None), seed=args.seed, signers=signers)
 
@@ -89,12 +94,7 @@ def validate(args) -> None:
     if args.backend == "fhe" and args.grid > 8:
         raise UsageError(f"--grid {args.grid}: the fhe backend runs real TFHE per round; use --grid <= 8")
     if protocol_backend:
-        from protocol.commands.account_options import signers_from_args
-        from protocol.deployment import evaluator_roles
-        from protocol.layout import CLIENT_ROLES, DEALER_ROLES
-
-        # local key files first (cheap, and the user's likeliest mistake), then the node
-        signers_from_args(args, ("custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(1), "deployer"))
+        _signers(args)  # local key files first (cheap, and the user's likeliest mistake), then the node
         check_rpc(args.rpc)
     elif args.rpc is not None:
         raise UsageError(f"--rpc {args.rpc}: only the simulate and fhe backends use a chain (--backend {args.backend})")
