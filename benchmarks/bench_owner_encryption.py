@@ -11,8 +11,12 @@ Sections (each run merges its sections into the JSON, so slow ones can run separ
 - ``noise``: ``--noise-digits`` owner-encrypted digits (same encryption as a proven report, without the
   proof) decrypted after a circuit's first lookup (``to_native`` then one table lookup per digit, real
   FHE, batches of ``--batch``), plus the encryption noise measured before any bootstrap.
+- ``zk_v2``: the newest prover the npm registry offers (node-tfhe 1.7.0, ZK scheme v2, installed into
+  ``.tools/probe-node-tfhe-1.7.0/`` only for this section): CRS and proof CPU time for the same 53 digits, with
+  the only parameter set that node-tfhe 1.x lets prove (d = 2048; its ciphertexts need a tfhe-rs casting
+  keyswitch, so concrete 2.11 cannot import them). Evidence for the proof-time question, not a usable path.
 
-Usage: .venv/bin/python benchmarks/bench_owner_encryption.py [--sections keys,report,noise]
+Usage: .venv/bin/python benchmarks/bench_owner_encryption.py [--sections keys,report,noise,zk_v2]
        [--generate-crs] [--crs FILE] [--noise-digits 10000] [--batch 500] [--out FILE]
 Writes JSON (default bench-results/bench_owner_encryption.json) and prints a table.
 """
@@ -167,6 +171,24 @@ def bench_noise(work: Path, total: int, batch: int) -> dict:
     }
 
 
+ZK_V2_NODE_TFHE = "1.7.0"
+
+
+def bench_zk_v2(digits: int = DIGITS_N16) -> dict:
+    import subprocess
+
+    prefix = ROOT / ".tools" / f"probe-node-tfhe-{ZK_V2_NODE_TFHE}"
+    package = prefix / "node_modules" / "node-tfhe"
+    if not (package / "package.json").is_file():
+        subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(prefix),
+                        f"node-tfhe@{ZK_V2_NODE_TFHE}"], check=True)
+    load = os.getloadavg()[0]
+    probe = ROOT / "benchmarks" / "node" / "zk_v2_probe.js"
+    done = subprocess.run(["node", str(probe), str(package), str(digits)], check=True, capture_output=True, text=True)
+    record = json.loads(done.stdout.strip().splitlines()[-1])
+    return record | {"node_tfhe": ZK_V2_NODE_TFHE, "load_average_1m": {"before": load, "after": os.getloadavg()[0]}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", default="keys,report,noise")
@@ -180,7 +202,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench_owner_encryption.json")
     args = parser.parse_args()
     sections = [s for s in args.sections.split(",") if s]
-    unknown = set(sections) - {"keys", "report", "noise"}
+    unknown = set(sections) - {"keys", "report", "noise", "zk_v2"}
     if unknown:
         parser.error(f"--sections: unknown {sorted(unknown)}")
     doc = json.loads(args.out.read_text()) if args.out.exists() else {}
@@ -201,6 +223,8 @@ def main() -> None:
             doc[key] = bench_report(work, crs, args.repeats, args.compute_load)
         if "noise" in sections:
             doc["noise"] = bench_noise(work, args.noise_digits, args.batch)
+        if "zk_v2" in sections:
+            doc["zk_v2"] = bench_zk_v2()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
     _table(doc)
@@ -229,6 +253,11 @@ def _table(doc: dict) -> None:
                      f"{n['errors_after_first_lookup']} errors", f"p_fail < {n['p_fail_upper_95']:.1e} (95 %)"))
         rows.append(("encryption noise before bootstrap", f"std 2^{n['encryption_noise_std_log2']:.1f}",
                      f"margin 2^{n['decision_margin_log2']}"))
+    if "zk_v2" in doc:
+        z = doc["zk_v2"]
+        rows.append((f"node-tfhe {z['node_tfhe']} ZK v2 prove ({z['digits']} digits, d = 2048)",
+                     f"CPU {z['prove_cpu_ms_proof_load'] / 1000:.1f} s (proof load)",
+                     f"{z['prove_cpu_ms_verify_load'] / 1000:.1f} s (verify load); CRS {z['crs_bytes']:,} B"))
     width = max(len(r[0]) for r in rows) if rows else 0
     for name, a, b in rows:
         print(f"{name:<{width}}  {a:<28}  {b}")

@@ -197,6 +197,19 @@ def render_owner_encryption() -> str:
             ["verifier: verify + expand, wall (incl. loading the CRS)", _s(b["verify_expand_s"], 1),
              f"≤ {t['verify_s']:g} s"],
             ["CRS", _mb(r["crs_bytes"]), ""]]
+    if "report_verify_load" in d:  # tfhe-rs ZkComputeLoad.Verify moves work from the prover to every verifier
+        v = d["report_verify_load"]["best"]
+        rows += [["dealer: encrypt + prove, verify load, node CPU", _s(v["prove_node_cpu_s"], 1),
+                  f"≤ {t['encrypt_prove_s']:g} s"],
+                 ["verifier: verify + expand, verify load, node CPU", _s(v["verify_node_cpu_s"], 1),
+                  f"≤ {t['verify_s']:g} s"]]
+    if "keys" in d and "crs_generation_s" in d["keys"]:
+        rows.append(["CRS generation (once per deployment), wall", _s(d["keys"]["crs_generation_s"], 0), ""])
+    if "zk_v2" in d:  # the newest prover on the npm registry; its parameters cannot feed concrete 2.11
+        z = d["zk_v2"]
+        rows += [[f"node-tfhe {z['node_tfhe']}, ZK v2, d = 2048: prove, node CPU",
+                  _s(z["prove_cpu_ms_proof_load"] / 1000, 1), f"≤ {t['encrypt_prove_s']:g} s"],
+                 [f"node-tfhe {z['node_tfhe']}, ZK v2, d = 2048: CRS", _mb(z["crs_bytes"]), ""]]
     return (_table([f"N = {r['points']} ({r['digits']} digits)", "measured", "target"], rows)
             + f"\nNoise: {_int(n['digits'])} owner-encrypted digits through a first lookup in real FHE, "
               f"{n['errors_after_first_lookup']} errors (failure probability per digit < {n['p_fail_upper_95']:g} at "
