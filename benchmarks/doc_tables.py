@@ -20,7 +20,7 @@ from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench-results"
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted(ROOT.glob("*/README.md"))]
 REGION = re.compile(r"(<!-- bench-table: (?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(<!-- /bench-table -->)", re.S)
 
 
@@ -93,6 +93,14 @@ def render_chain() -> str:
             + f"\nA round is {first['transactions_per_round']} transactions with k = {p['threshold']} of "
               f"n = {p['evaluators']} evaluators, {p['rounds']} rounds per backend.{extra} Per call (later rounds): "
               f"{per_call}; deploy {_int(first['deploy_gas'])}.\n")
+
+
+def render_chain_reopen() -> str:
+    r = _load("chain")["embedded_reopen"]
+    per_entry = r["reopen_full_replay_s"] / r["journal_entries"]
+    return (f"Reopening the embedded chain replays its journal: {r['journal_entries']} entries "
+            f"({r['blocks']} blocks) took {_s(r['reopen_full_replay_s'], 1)} (~{_ms(per_entry)} per transaction); "
+            f"from a snapshot, {_s(r['reopen_from_snapshot_s'])} plus the entries after it.\n")
 
 
 def render_allocation() -> str:
@@ -221,6 +229,7 @@ def render_owner_encryption() -> str:
 RENDERERS: dict[str, Callable[[], str]] = {
     "equilibria": render_equilibria,
     "chain": render_chain,
+    "chain_reopen": render_chain_reopen,
     "allocation": render_allocation,
     "protocol": render_protocol,
     "fhe": render_fhe,
