@@ -47,12 +47,11 @@ from crypto.tfhers import (  # noqa: E402
     verify_and_expand,
 )
 from crypto.tfhers import owner_encryption  # noqa: E402
-from crypto.tfhers.owner_encryption import phase_errors  # noqa: E402
+from crypto.tfhers.owner_encryption import cached_crs_path, phase_errors  # noqa: E402
 
 TARGETS = {"encrypt_prove_s": 2.0, "verify_s": 1.0, "blob_bytes": 1_200_000}
 N_POINTS = 16
 DIGITS_N16 = (N_POINTS + 1) * 3 + 2  # 10-bit offsets as 3 base-16 digits, an 8-bit hurdle as 2
-DEFAULT_CRS = ROOT / ".tools-tfhe" / "crs-k72-tuniform4.bin"
 
 
 def _machine() -> dict:
@@ -193,7 +192,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sections", default="keys,report,noise")
     parser.add_argument("--generate-crs", action="store_true")
-    parser.add_argument("--crs", type=Path, default=DEFAULT_CRS)
+    parser.add_argument("--crs", type=Path, default=cached_crs_path())
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--compute-load", choices=("proof", "verify"), default="proof",
                         help="tfhe-rs ZkComputeLoad; 'verify' is stored as section report_verify_load")

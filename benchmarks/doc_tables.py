@@ -103,6 +103,30 @@ def render_chain_reopen() -> str:
             f"from a snapshot, {_s(r['reopen_from_snapshot_s'])} plus the entries after it.\n")
 
 
+def render_footprint() -> str:
+    d = _load("footprint")
+    s = d["sizes"]
+    lines = [f"- `.venv`: {s['venv_bytes'] / 1e9:.1f} GB on disk (torch CPU and concrete-python are most of it); "
+             f"`.tools/` (anvil, cast, node-tfhe): {_mb(s['tools_bytes'])}; the fixed-FFT-plan library "
+             f"{_int(s['fixed_fft_plan_library_bytes'])} B."]
+    keys = _load("owner_encryption").get("keys", {})
+    crs = (f", which took {keys['crs_generation_s'] / 60:.0f} min to generate here"
+           if "crs_generation_s" in keys else "")
+    lines.append(f"- The owner-encryption tests need a proof CRS ({_mb(s['crs_bytes'])}): generated once per machine "
+                 f"into `{s['crs_cache_path']}` (or `$REPO_MARKET_TFHERS_CRS`){crs}; later runs and fresh clones "
+                 f"reuse it.")
+    c = d.get("clean_clone")
+    if c:
+        tests = ", ".join(f"{_int(n)} {word}" for word, n in sorted(c["tests"].items()))
+        cached = "cached" if c["crs_cached_before"] else "generated during the run"
+        lines.append(f"- Clean clone of `{c['commit'][:7]}` with `CI=true`: `scripts/setup.sh --with-anvil` "
+                     f"(the first install) {c['setup_s'] / 60:.1f} min, `.venv` {c['clone_venv_bytes'] / 1e9:.1f} GB; "
+                     f"then `bash .ci/run` {c['suite_s'] / 60:.1f} min, exit status {c['suite_exit_status']} "
+                     f"({tests}; CRS {cached}; load average {c['load_average_1m']['before_suite']:.1f} "
+                     f"at the start).")
+    return "\n".join(lines) + "\n"
+
+
 def render_allocation() -> str:
     d = _load("allocation")
     labels = {"bisection_1e6": "KKT equilibrium by bisection, n = 10^6 agents",
@@ -230,6 +254,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "equilibria": render_equilibria,
     "chain": render_chain,
     "chain_reopen": render_chain_reopen,
+    "footprint": render_footprint,
     "allocation": render_allocation,
     "protocol": render_protocol,
     "fhe": render_fhe,

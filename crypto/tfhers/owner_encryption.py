@@ -110,6 +110,22 @@ def node_tfhe_available() -> bool:
     return node_tfhe_dir() is not None and shutil.which("node") is not None
 
 
+CRS_FILE_NAME = f"crs-k{PROVEN_DIGIT_LIMIT}-tuniform{TUNIFORM_BOUND_LOG2}.bin"
+
+
+def cached_crs_path() -> Path:
+    """Where this machine keeps the proof CRS (one per parameter set, independent of any key; generating it
+    takes minutes): ``$REPO_MARKET_TFHERS_CRS``, else the first existing of the user cache
+    (``$XDG_CACHE_HOME`` or ``~/.cache``, ``repo-market/tfhers/``; it outlives a checkout, like pip's cache),
+    ``.tools/tfhers/``, ``.tools-tfhe/``; if none exists, the first candidate (where to generate it)."""
+    env = os.environ.get("REPO_MARKET_TFHERS_CRS")
+    candidates = [Path(env)] if env else []
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "repo-market" / "tfhers"
+    candidates += [cache / CRS_FILE_NAME, _ROOT / ".tools" / "tfhers" / CRS_FILE_NAME,
+                   _ROOT / ".tools-tfhe" / CRS_FILE_NAME]
+    return next((c for c in candidates if c.is_file()), candidates[0])
+
+
 def _run_tool(
     command: str, request: dict[str, Any], *, dealer: str = "", round: int = -1, timeout: float = NODE_TIMEOUT_S
 ) -> dict[str, Any]:

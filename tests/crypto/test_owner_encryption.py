@@ -2,7 +2,7 @@
 before anything is computed, imported into concrete circuits with the custodian's TFHE-rs secret key.
 
 The proof CRS takes minutes to generate (see ``benchmarks/bench_owner_encryption.py``); the tests reuse
-``$REPO_MARKET_TFHERS_CRS`` or the cached file under ``.tools/`` / ``.tools-tfhe/`` and generate it there
+the file :func:`crypto.tfhers.owner_encryption.cached_crs_path` names and generate it there
 once if it is absent. One proof is made per session; every rejection path re-encodes that blob.
 """
 from __future__ import annotations
@@ -27,9 +27,14 @@ from crypto.tfhers import (
     owner_report_binding,
     verify_and_expand,
 )
-from crypto.tfhers.owner_encryption import CryptoError, _concrete_key, _glwe_coefficients, phase_errors
+from crypto.tfhers.owner_encryption import (
+    CryptoError,
+    _concrete_key,
+    _glwe_coefficients,
+    cached_crs_path,
+    phase_errors,
+)
 
-ROOT = Path(__file__).resolve().parents[2]
 
 if not node_tfhe_available():
     if os.environ.get("CI"):
@@ -44,19 +49,6 @@ def _binding(round=3, dealer="dealer_mm", chain_id=1337, contract=CONTRACT):
     return owner_report_binding(chain_id=chain_id, contract=contract, round=round, dealer_role=dealer)
 
 
-def _crs_file() -> Path:
-    env = os.environ.get("REPO_MARKET_TFHERS_CRS")
-    candidates = [Path(env)] if env else []
-    # the user cache outlives a checkout (a fresh clone on the same machine reuses it, like pip's cache)
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "repo-market" / "tfhers"
-    candidates += [cache / "crs-k72-tuniform4.bin", ROOT / ".tools" / "tfhers" / "crs-k72-tuniform4.bin",
-                   ROOT / ".tools-tfhe" / "crs-k72-tuniform4.bin"]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    return candidates[0]
-
-
 @pytest.fixture(scope="session")
 def keys(tmp_path_factory):
     return generate_public_key_material(tmp_path_factory.mktemp("tfhers") / "custodian", seed=5, crs=b"-")
@@ -69,7 +61,7 @@ def other_keys(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def crs(tmp_path_factory) -> bytes:
-    path = _crs_file()
+    path = cached_crs_path()
     if not path.is_file():  # once per machine: minutes
         material = generate_public_key_material(tmp_path_factory.mktemp("tfhers") / "crs", seed=1)
         path.parent.mkdir(parents=True, exist_ok=True)
