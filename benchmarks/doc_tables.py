@@ -127,6 +127,16 @@ def render_footprint() -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_fft_plan() -> str:
+    d = _load("fft_plan")
+    b = d["best_cpu_ms_per_pbs"]
+    loads = [r["load_average_1m"] for records in d["samples"].values() for r in records]
+    return (f"  The fixed plan costs {d['fixed_over_timed']:.2f}× the CPU time per PBS of the timed pick "
+            f"({b['fixed']:.1f} vs {b['timed']:.1f} ms; {_int(d['lookups'])} 4-bit lookups, best of "
+            f"{d['runs']} runs × {d['rounds']} alternating processes each, load average "
+            f"{min(loads):.1f}–{max(loads):.1f}; `benchmarks/bench_fft_plan.py`).\n")
+
+
 def render_allocation() -> str:
     d = _load("allocation")
     labels = {"bisection_1e6": "KKT equilibrium by bisection, n = 10^6 agents",
@@ -255,6 +265,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "chain": render_chain,
     "chain_reopen": render_chain_reopen,
     "footprint": render_footprint,
+    "fft_plan": render_fft_plan,
     "allocation": render_allocation,
     "protocol": render_protocol,
     "fhe": render_fhe,
