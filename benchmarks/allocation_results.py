@@ -28,14 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from market.allocation import (  # noqa: E402
-    LogLinear,
-    StepRule,
-    adjust_prices,
-    draw_log_linear,
-    lipschitz_bound,
-    solve_equilibrium,
-)
+from market.allocation import LogLinear, StepRule, adjust_prices, draw_log_linear  # noqa: E402
+from market.allocation import lipschitz_bound, solve_equilibrium  # noqa: E402
 from market.allocation.experiments import EXPERIMENTS  # noqa: E402
 from protocol.allocation_report import headline, to_jsonable  # noqa: E402
 from protocol.commands.experiment import _fmt  # noqa: E402
