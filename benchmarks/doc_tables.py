@@ -152,6 +152,143 @@ def render_allocation() -> str:
               f"~{_int(g['closing_report_gas_median'])}).\n")
 
 
+# ---- docs/ALLOCATION_RESULTS.md §2–§5: benchmarks/allocation_results.py -> bench_allocation_results.json ----
+
+_MECHANISMS = {"no_enforcement": "no enforcement", "proportional": "proportional", "flat": "flat",
+               "proposed": "proposed", "centralized": "centralized"}
+
+
+def _pct(share: float) -> str:
+    value = 100 * share
+    return f"{value:.0f} %" if value >= 1 or value == 0 else f"{value:.1f} %"
+
+
+def _e(value: float) -> str:
+    """1e-08 as 1e-8."""
+    return f"{value:g}".replace("e-0", "e-")
+
+
+def _ordered(values: dict[str, float], fmt: Callable[[float], str], descending: bool = False) -> str:
+    """``a 1.0 < b / c 2.0 < ...``: mechanisms by value, those equal as shown grouped with a slash."""
+    groups: list[tuple[str, list[str]]] = []
+    for name, value in sorted(values.items(), key=lambda kv: kv[1], reverse=descending):
+        if groups and groups[-1][0] == fmt(value):
+            groups[-1][1].append(_MECHANISMS[name])
+        else:
+            groups.append((fmt(value), [_MECHANISMS[name]]))
+    return (" > " if descending else " < ").join(f"{' / '.join(names)} {text}" for text, names in groups)
+
+
+def render_allocation_worked_example() -> str:
+    w = _load("allocation_results")["onchain"]["worked_example_1"]
+    a, c = w["algorithm1"], w["onchain"]
+    return (f"Measured μ* on example 1: {w['bisection_mu']:.14g} by bisection; {a['mu']:.14g} by Algorithm 1 "
+            f"(η = 1/L = {a['eta']:g}, γ = {a['gamma']:g}, tol {_e(a['tol'])}: {a['iterations']} rounds); "
+            f"{c['mu']:.14g} on chain (η = {c['eta']:g}, γ = {c['gamma']:g}, tol {_e(c['tol'])}: the contract "
+            f"declares convergence after {c['rounds']} rounds).\n")
+
+
+def render_allocation_comparison() -> str:
+    d = _load("allocation_results")
+    runs = [d["experiments"]["fee-sweep"], d["experiments"]["fee-sweep-m50"]]
+    rows = []
+    for run in runs:
+        c = run["comparison"]
+        for name, r in c["mechanisms"].items():
+            over = r["over_capacity_share"]
+            rows.append([f"{c['m']:g}", _MECHANISMS[name], f"{r['efficiency']:.2f} ± {r['efficiency_ci95']:.2f}",
+                         f"{r['gross_surplus']:.2f}", f"{r['gini']:.3f} ± {r['gini_ci95']:.3f}", f"{r['jain']:.3f}",
+                         f"{r['participation']:.3f}",
+                         "0" if over == 0 else f"{100 * over:.3g} %" + (" of draws" if over < 1 else "")])
+    first, binding = runs[0]["comparison"], runs[1]["comparison"]
+    eff = [r["efficiency"] for r in first["mechanisms"].values()]
+    feasible = {k: r for k, r in binding["mechanisms"].items() if r["over_capacity_share"] == 0}
+    m, n = first["m"], first["n"]
+    return (_table(["m", "mechanism", "Eff", "Σ(V − C)", "Gini", "Jain", "participation", "over capacity"], rows)
+            + f"\nn = {n}, τ = {first['tau']:g}, g = {first['g']:g}; {_int(runs[0]['replications'])} "
+              f"replications, seed {d['seed']}; ± is the 95 % half-width. Capacity is slack at the equilibrium in "
+              f"{100 * first['capacity_slack_share']:.1f} % of the draws at m = {m:g} "
+              f"({100 * binding['capacity_slack_share']:.1f} % at m = {binding['m']:g}). At m = {m:g}, Eff per "
+              f"agent ranges {min(eff) / n:.1f}–{max(eff) / n:.1f} over the mechanisms, per unit of capacity "
+              f"{min(eff) / m:.1f}–{max(eff) / m:.1f}. At m = {binding['m']:g}, Σ(V − C) of the feasible "
+              "mechanisms: "
+              + _ordered({k: r["gross_surplus"] for k, r in feasible.items()}, lambda v: f"{v:.2f}")
+              + "; Gini: " + _ordered({k: r["gini"] for k, r in binding["mechanisms"].items()},
+                                      lambda v: f"{v:.3f}", descending=True) + ".\n")
+
+
+def render_allocation_experiments() -> str:
+    results = _load("allocation_results")
+    e = results["experiments"]
+    f, d, p = e["fee-sweep"], e["dashboard"], e["pareto"]
+    fh, dh = f["headline"], d["headline"]
+    binding = ", ".join(f"{_pct(v)} at τ = {t}" for t, v in f["binding_share_at"].items())
+    ends = p["frontier_ends"]
+    frontier = (f"frontier τ ∈ [{ends[0]['tau']:g}, {ends[1]['tau']:g}]" + ("" if p["frontier_contiguous"]
+                                                                           else " (not contiguous)"))
+    falls = d["fairness_falls_with_g_share"]
+    rows = [
+        ["fee-sweep", f"Eff {fh['efficiency_at_tau0']:.1f} → {fh['efficiency_at_tau_max']:.1f}, participation "
+                      f"{fh['participation_at_tau0']:.3f} → {fh['participation_at_tau_max']:.3f} over τ ∈ "
+                      f"[{f['taus'][0]:g}, {f['taus'][1]:g}]; Gini {f['gini_ends'][0]:.3f} at τ = {f['taus'][0]:g}, "
+                      f"lowest {f['gini_min']:.3f} at τ = {f['gini_argmin_tau']:g}, {f['gini_ends'][1]:.3f} at "
+                      f"τ = {f['taus'][1]:g}; binding share {binding}, 0 from τ = {f['binding_zero_from_tau']:g}"],
+        ["dashboard", f"Eff {dh['efficiency_range'][0]:.0f}–{dh['efficiency_range'][1]:.0f} over τ ∈ "
+                      f"[{d['taus'][0]:g}, {d['taus'][1]:g}] × g ∈ [{d['gs'][0]:g}, {d['gs'][1]:g}]; participation "
+                      f"{dh['participation_range'][0]:.2f}–{dh['participation_range'][1]:.2f}; fairness falls with g "
+                      + ("at every grid point" if falls == 1 else f"at {_pct(falls)} of the grid points")],
+        ["pareto", f"{frontier}; (Eff, 1 − Gini) from ({ends[0]['efficiency']:.1f}, {ends[0]['fairness']:.3f}) at "
+                   f"τ = {ends[0]['tau']:g} to ({ends[1]['efficiency']:.1f}, {ends[1]['fairness']:.3f}) at "
+                   f"τ = {ends[1]['tau']:g}"],
+    ]
+    for key, label in (("fee-shock", "fee-shock"), ("participation-shock-leave", "participation-shock leave"),
+                       ("participation-shock-join", "participation-shock join")):
+        r = e[key]
+        h = r["headline"]
+        share = h["recovered_share"]
+        settle = (f"all {r['replications']}" if share == 1 else _pct(share)) + \
+            f" settle within {r['rounds_after_shock']} rounds"
+        recovery = "no run settles" if h["recovery_time"] is None else f"recovery {h['recovery_time']:.1f} rounds"
+        name = f"{label} {_pct(r['fraction'])}" if "fraction" in r else label
+        rows.append([f"{name} (m = {r['m']:g})", f"R = {h['resilience']:.3f}, {recovery} ({settle}), regret "
+                                                 f"{h['dynamic_regret']:.1f}"])
+    for key, label in (("dynamic-demand", "α walk"), ("fee-volatility", "τ walk")):
+        r = e[key]
+        h = r["headline"]
+        rows.append([f"{key} ({label}, σ = {r['sigma']:g}, from the initial equilibrium)",
+                     f"tracking error \\|μ^t − μ*_t\\| = {h['tracking_error']:.3f}, Σ Eff / Σ Eff* = "
+                     f"{h['efficiency_ratio']:.3f}, regret {h['dynamic_regret']:.3g}"])
+    g, gc = e["regret"], e["regret-constant"]
+    rows.append(["regret, η0/√t", f"R(T) = {', '.join(f'{v:.0f}' for v in g['regret'])} for T = "
+                                  f"{g['horizons'][0]} … {g['horizons'][-1]}: **log-log slope "
+                                  f"{g['headline']['slope']:.3f}**; constant η instead: slope "
+                                  f"{gc['headline']['slope']:.1g}"])
+    s = e["step-sweep"]
+    sh = s["headline"]
+    rows.append(["step-sweep", f"every run converges for η ≤ {sh['largest_all_converge_multiple']:.2g} × 2/L; "
+                               f"the local bound 2/ℓ* (ℓ* = \\|S'(μ*)\\|) is on average "
+                               f"{sh['local_bound_over_global']:.2f} × 2/L; the converge → diverge transition lies "
+                               f"between {s['first_multiple_not_all_converge']:.2g} × 2/L (first run that does not "
+                               f"converge) and {s['first_multiple_all_diverge']:.2g} × 2/L (every run diverges)"])
+    order = ["fee-sweep", "dashboard", "pareto", "fee-shock", "participation-shock-leave", "participation-shock-join",
+             "dynamic-demand", "fee-volatility", "regret", "step-sweep"]
+    table = _table(["experiment", "replications", "result"],
+                   [[row[0], _int(e[key]["replications"]), row[1]] for key, row in zip(order, rows)])
+    seconds = sum(r["seconds"] for r in e.values())
+    load = results["machine"]
+    return table + (f"\nSeed {results['seed']}; all experiments together {_s(seconds, 0)}, the whole script with the "
+                    f"on-chain runs {_s(results['wall_seconds'], 0)} ({load['cpus']} cores, load average "
+                    f"{load['load_average_1m_before']:.1f}–{load['load_average_1m_after']:.1f}).\n")
+
+
+def render_allocation_onchain() -> str:
+    o = _load("allocation_results")["onchain"]
+    t, w = o["twenty_agents"], o["worked_example_1"]["onchain"]
+    return (f"Measured ({o['backend']} EVM): **{t['max_deviation_from_float']:.1e}** over {t['agents']} agents × "
+            f"{t['rounds']} rounds, {w['max_deviation_from_float']:.1e} on worked example 1, where the contract "
+            f"also declares convergence at μ = {w['mu']:.14g}; bound {_e(t['bound'])}.\n")
+
+
 def render_protocol() -> str:
     d = _load("protocol")
     stages = ["seal", "encrypt", "evaluate", "decrypt", "chain", "settle"]
@@ -267,6 +404,10 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "footprint": render_footprint,
     "fft_plan": render_fft_plan,
     "allocation": render_allocation,
+    "allocation_worked_example": render_allocation_worked_example,
+    "allocation_comparison": render_allocation_comparison,
+    "allocation_experiments": render_allocation_experiments,
+    "allocation_onchain": render_allocation_onchain,
     "protocol": render_protocol,
     "fhe": render_fhe,
     "audit": render_audit,
