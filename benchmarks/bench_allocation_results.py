@@ -10,7 +10,7 @@ Writes compact summaries only — the figures the doc shows, with seed, replicat
 experiment and the machine — to bench-results/bench_allocation_results.json, and prints a table;
 ``python benchmarks/doc_tables.py`` then renders the doc's regions from it.
 
-Usage: .venv/bin/python benchmarks/allocation_results.py [--seed 0] [--skip-chain] [--rpc URL] [--out FILE]
+Usage: .venv/bin/python benchmarks/bench_allocation_results.py [--seed 0] [--skip-chain] [--rpc URL] [--out FILE]
 """
 from __future__ import annotations
 
