@@ -384,6 +384,16 @@ def render_owner_encryption() -> str:
                   f"≤ {t['verify_s']:g} s"]]
     if "keys" in d and "crs_generation_s" in d["keys"]:
         rows.append(["CRS generation (once per deployment), wall", _s(d["keys"]["crs_generation_s"], 0), ""])
+    strategies = RESULTS / "bench_fhe_strategies.json"
+    if strategies.exists():  # tfhers inputs need concrete's "multi" parameter strategy (§1 of OWNER_ENCRYPTION.md)
+        by = {r["strategy"]: r for r in json.loads(strategies.read_text())["records"]}
+        mono, multi = by["mono"], by["multi"]
+        rows.append([f"circuit N = {multi['grid']} with `multi` parameters (needed for tfhers inputs), before any "
+                     f"import: evaluation, same run as `mono`",
+                     f"{_s(multi['timings']['evaluate_mean'], 1)} vs {_s(mono['timings']['evaluate_mean'], 1)} "
+                     f"({multi['timings']['evaluate_mean'] / mono['timings']['evaluate_mean']:.2f}×); keys "
+                     f"{_mb(multi['sizes']['evaluation_keys'])} vs {_mb(mono['sizes']['evaluation_keys'])}",
+                     "≤ 1.3× `mono`"])
     if "zk_v2" in d:  # the newest prover on the npm registry; its parameters cannot feed concrete 2.11
         z = d["zk_v2"]
         rows += [[f"node-tfhe {z['node_tfhe']}, ZK v2, d = 2048: prove, node CPU",
