@@ -110,7 +110,8 @@ def render_footprint() -> str:
              f"`.tools/` (anvil, cast, node-tfhe): {_mb(s['tools_bytes'])}; the fixed-FFT-plan library "
              f"{_int(s['fixed_fft_plan_library_bytes'])} B."]
     keys = _load("owner_encryption").get("keys", {})
-    crs = (f", which took {keys['crs_generation_s'] / 60:.0f} min to generate here"
+    crs = (f", which took {keys['crs_generation_s'] / 60:.0f} min to generate here (load average "
+           f"{keys['load_average_1m']['before']:.1f})"
            if "crs_generation_s" in keys else "")
     lines.append(f"- The owner-encryption tests need a proof CRS ({_mb(s['crs_bytes'])}): generated once per machine "
                  f"into `{s['crs_cache_path']}` (or `$REPO_MARKET_TFHERS_CRS`){crs}; later runs and fresh clones "
@@ -383,7 +384,9 @@ def render_owner_encryption() -> str:
                  ["verifier: verify + expand, verify load, node CPU", _s(v["verify_node_cpu_s"], 1),
                   f"≤ {t['verify_s']:g} s"]]
     if "keys" in d and "crs_generation_s" in d["keys"]:
-        rows.append(["CRS generation (once per deployment), wall", _s(d["keys"]["crs_generation_s"], 0), ""])
+        k = d["keys"]
+        rows.append([f"CRS generation (once per deployment), wall, load average {k['load_average_1m']['before']:.1f}",
+                     _s(k["crs_generation_s"], 0), ""])
     strategies = RESULTS / "bench_fhe_strategies.json"
     if strategies.exists():  # tfhers inputs need concrete's "multi" parameter strategy (§1 of OWNER_ENCRYPTION.md)
         by = {r["strategy"]: r for r in json.loads(strategies.read_text())["records"]}
