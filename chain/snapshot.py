@@ -18,13 +18,14 @@ import struct
 from pathlib import Path
 
 from ._io import write_atomic
+from .paths import SNAPSHOT_FILE
 
 SNAPSHOT_EVERY = 100  # journal entries replayed beyond the last snapshot before a new one is written
 _RECORD = struct.Struct(">II")
 
 
 def snapshot_path(chain_dir: Path) -> Path:
-    return Path(chain_dir) / "snapshot.bin"
+    return Path(chain_dir) / SNAPSHOT_FILE
 
 
 def save_snapshot(path: Path, w3, *, offset: int, entries: int, seed: int, index_logs: dict) -> None:

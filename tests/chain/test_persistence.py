@@ -82,10 +82,10 @@ def test_embedded_chain_is_shared_between_processes(tmp_path):
 def test_embedded_snapshot_restores_and_continues(tmp_path, monkeypatch):
     import shutil
 
-    from chain import client as client_module
+    from chain import backends as backends_module
     from chain.snapshot import snapshot_path
 
-    monkeypatch.setattr(client_module, "SNAPSHOT_EVERY", 3)
+    monkeypatch.setattr(backends_module, "SNAPSHOT_EVERY", 3)
     data_dir = tmp_path / "data"
     m = open_round(connect(data_dir))
     snap = snapshot_path(data_dir / "chain")
