@@ -31,7 +31,7 @@ ANVIL_ENV = "REPO_MARKET_ANVIL"
 DEFAULT_ANVIL = (Path(__file__).resolve().parents[1] / ".tools" / "node_modules" / "@foundry-rs"
                  / "anvil-linux-amd64" / "bin" / "anvil")
 TOKEN_ENV = "REPO_MARKET_NODE_TOKEN"
-STATE_INTERVAL_SECONDS = 2  # periodic dump, so a node killed without SIGTERM loses at most ~2 s
+STATE_INTERVAL_SECONDS = 2  # periodic dump, so a node killed without SIGTERM loses at most one interval
 
 
 class NodeError(RuntimeError):

@@ -1,6 +1,7 @@
 """Snapshots of the embedded chain, so reopening does not replay the whole journal.
 
-Replaying costs ~10–15 ms per transaction; a snapshot is py-evm's in-memory key-value store (state
+Replaying re-executes every transaction (``bench-results/bench_chain.json`` ``embedded_reopen``: a
+full replay against a reopen from the snapshot); a snapshot is py-evm's in-memory key-value store (state
 tries, blocks, receipts) plus the event index, taken at a journal offset. Opening loads the latest
 snapshot, makes its head block canonical, and replays only the journal entries after it; the usual
 per-entry checks (transaction hash, block number) then confirm the restored chain continues the
