@@ -103,6 +103,12 @@ class Binding:
         return f"{self.purpose} of round {self.round} from {self.sender} to {self.recipient}"
 
 
+def require_binding(value: Any, field: str = "binding") -> "Binding":
+    if not isinstance(value, Binding):
+        raise TypeError(f"{field}: expected a Binding, got {type(value).__name__}")
+    return value
+
+
 def report_binding(
     *, chain_id: int, contract: str, round: int, dealer_role: str, custodian_role: str = "custodian"
 ) -> Binding:

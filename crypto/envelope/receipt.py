@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from crypto.encoding import canonical_bytes, canonical_loads, constant_time_equal, to_hex
-from crypto.envelope.binding import Binding
+from crypto.envelope.binding import Binding, require_binding
 from crypto.envelope.report import DealerReport, OpenedReport
 from crypto.envelope.sealed import SealedMessage
 from crypto.errors import ReceiptError, WrongSignerError
@@ -36,8 +36,7 @@ class ReportReceipt:
     signature: bytes
 
     def __post_init__(self) -> None:
-        if not isinstance(self.binding, Binding):
-            raise TypeError(f"binding: expected a Binding, got {type(self.binding).__name__}")
+        require_binding(self.binding)
         for name in ("envelope_digest", "ciphertext_digest", "commitment"):
             object.__setattr__(self, name, _digest32(getattr(self, name), name))
         if not isinstance(self.signature, (bytes, bytearray)) or len(self.signature) != 64:
@@ -45,27 +44,18 @@ class ReportReceipt:
         object.__setattr__(self, "signature", bytes(self.signature))
 
     @staticmethod
+    def _acknowledged(binding: Binding, envelope_digest: bytes, ciphertext_digest: bytes, commitment: bytes) -> dict:
+        return {"binding": binding.as_dict(), "envelope_digest": envelope_digest,
+                "ciphertext_digest": ciphertext_digest, "commitment": commitment}
+
+    @staticmethod
     def signed_bytes(binding: Binding, envelope_digest: bytes, ciphertext_digest: bytes, commitment: bytes) -> bytes:
-        return canonical_bytes(
-            {
-                "context": _RECEIPT_CONTEXT,
-                "binding": binding.as_dict(),
-                "envelope_digest": envelope_digest,
-                "ciphertext_digest": ciphertext_digest,
-                "commitment": commitment,
-            }
-        )
+        return canonical_bytes({"context": _RECEIPT_CONTEXT, **ReportReceipt._acknowledged(
+            binding, envelope_digest, ciphertext_digest, commitment)})
 
     def to_bytes(self) -> bytes:
-        return canonical_bytes(
-            {
-                "binding": self.binding.as_dict(),
-                "envelope_digest": self.envelope_digest,
-                "ciphertext_digest": self.ciphertext_digest,
-                "commitment": self.commitment,
-                "signature": self.signature,
-            }
-        )
+        acknowledged = self._acknowledged(self.binding, self.envelope_digest, self.ciphertext_digest, self.commitment)
+        return canonical_bytes({**acknowledged, "signature": self.signature})  # keys encode sorted
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "ReportReceipt":

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from crypto.encoding import canonical_bytes, canonical_loads, digest
-from crypto.envelope.binding import Binding
+from crypto.envelope.binding import Binding, require_binding
 from crypto.errors import BindingMismatchError, EncodingError, MalformedEnvelopeError, TamperedEnvelopeError
 from crypto.identity import IdentityKeys, PublicIdentity
 
@@ -47,8 +47,7 @@ class SealedMessage:
     ciphertext: bytes
 
     def __post_init__(self) -> None:
-        if not isinstance(self.binding, Binding):
-            raise TypeError(f"binding: expected a Binding, got {type(self.binding).__name__}")
+        require_binding(self.binding)
         for name, size in (("ephemeral_key", KEY_SIZE), ("nonce", NONCE_SIZE)):
             value = getattr(self, name)
             if not isinstance(value, (bytes, bytearray)) or len(value) != size:
@@ -58,27 +57,16 @@ class SealedMessage:
             raise ValueError(f"ciphertext: expected bytes of at least the {TAG_SIZE}-byte tag")
         object.__setattr__(self, "ciphertext", bytes(self.ciphertext))
 
+    def _header(self) -> dict[str, Any]:
+        return {"binding": self.binding.as_dict(), "ephemeral_key": self.ephemeral_key, "nonce": self.nonce,
+                "version": ENVELOPE_VERSION}
+
     def header_bytes(self) -> bytes:
         """The AEAD associated data: everything in the envelope except the ciphertext."""
-        return canonical_bytes(
-            {
-                "binding": self.binding.as_dict(),
-                "ephemeral_key": self.ephemeral_key,
-                "nonce": self.nonce,
-                "version": ENVELOPE_VERSION,
-            }
-        )
+        return canonical_bytes(self._header())
 
     def to_bytes(self) -> bytes:
-        return canonical_bytes(
-            {
-                "binding": self.binding.as_dict(),
-                "ciphertext": self.ciphertext,
-                "ephemeral_key": self.ephemeral_key,
-                "nonce": self.nonce,
-                "version": ENVELOPE_VERSION,
-            }
-        )
+        return canonical_bytes({**self._header(), "ciphertext": self.ciphertext})  # keys encode sorted
 
     @classmethod
     def from_bytes(cls, data: bytes):
@@ -148,8 +136,7 @@ def seal_message(
         raise TypeError(f"sender: expected IdentityKeys, got {type(sender).__name__}")
     if not isinstance(recipient, PublicIdentity):
         raise TypeError(f"recipient: expected PublicIdentity, got {type(recipient).__name__}")
-    if not isinstance(binding, Binding):
-        raise TypeError(f"binding: expected a Binding, got {type(binding).__name__}")
+    require_binding(binding)
     if binding.sender != sender.role:
         raise ValueError(f"binding.sender: {binding.sender!r}, but the signing keys are {sender.role!r}'s")
     if binding.recipient != recipient.role:
