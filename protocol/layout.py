@@ -142,33 +142,24 @@ def circuit_artifact_dir(cache: Path, artifact_digest_hex: str) -> Path:
     return Path(cache) / "artifacts" / artifact_digest_hex
 
 
+def _entry(name: str, doc: str | None = None) -> property:
+    """A path directly under the data directory's root (nothing is created)."""
+    return property(lambda self: self.root / name, doc=doc)
+
+
 @dataclass(frozen=True)
 class DataDir:
     root: Path
 
-    @property
-    def market_file(self) -> Path:
-        return self.root / "market.json"
-
-    @property
-    def blobs(self) -> Path:
-        return self.root / "blobs"
-
-    @property
-    def cache(self) -> Path:
-        return self.root / "cache"
-
-    @property
-    def transcripts(self) -> Path:
-        return self.root / "transcripts"
-
-    @property
-    def plots(self) -> Path:
-        return self.root / "plots"
-
-    @property
-    def report_file(self) -> Path:
-        return self.root / "report.json"
+    market_file = _entry("market.json")
+    blobs = _entry("blobs")
+    cache = _entry("cache")
+    transcripts = _entry("transcripts")
+    plots = _entry("plots")
+    report_file = _entry("report.json")
+    roles = _entry("roles", "The folder of every role's private folder (never read by the auditor).")
+    demo = _entry("demo", "The narrator's folder: plans with true schedules, outside roles/ and never read by "
+                          "the auditor.")
 
     @property
     def private_report_file(self) -> Path:
@@ -177,16 +168,6 @@ class DataDir:
         folder.mkdir(mode=0o700, exist_ok=True)
         os.chmod(folder, 0o700)
         return self.root / PRIVATE_REPORT
-
-    @property
-    def roles(self) -> Path:
-        """The folder of every role's private folder (never read by the auditor)."""
-        return self.root / "roles"
-
-    @property
-    def demo(self) -> Path:
-        """The narrator's folder: plans with true schedules, outside roles/ and never read by the auditor."""
-        return self.root / "demo"
 
     def demo_plan(self, round_id: int) -> Path:
         return self.demo / f"round-{round_id}.plan.json"
