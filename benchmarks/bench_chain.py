@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, Coordinator, CoordinatorTerms,  # noqa: E402
                    InstructionPreimage, PhaseWindows, Side, connect, evaluator_role)
 from chain.node import anvil_binary, start_anvil, stop_anvil  # noqa: E402
+from chain.paths import JOURNAL_FILE, chain_dir  # noqa: E402
 
 TARGETS = {"round_gas": 600_000, "embedded_round_s": 2.0, "anvil_round_s": 0.5}
 DEPOSIT = 10**18
@@ -139,7 +140,7 @@ def bench_backend(chain, rounds: int, evaluators: int, threshold: int) -> dict:
 def bench_replay(data_dir: Path) -> dict:
     """Seconds to reopen the embedded chain after the rounds above: first by replaying the whole journal
     (which then writes a snapshot, at >= 100 entries), then from that snapshot."""
-    journal = data_dir / "chain" / "journal.jsonl"
+    journal = chain_dir(data_dir) / JOURNAL_FILE
     entries = sum(1 for _ in open(journal))
     start = time.perf_counter()
     chain = connect(data_dir)

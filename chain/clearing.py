@@ -9,17 +9,15 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
-from .accounts import DEPLOYER, ChainAccount
+from .accounts import DEPLOYER
 from .client import Chain, TxResult
 from .checks import check_address, check_uint
 from .errors import ChainInputError
-from .events import EventRecord
+from .typed_contract import Sender, TypedContract
 
 WAD = 10**18
 MAX_AGENTS = 1024  # the contract's bound
-Sender = str | ChainAccount
 
 
 class StepRuleCode(enum.IntEnum):
@@ -89,18 +87,11 @@ class ClearingState:
     converged: bool
 
 
-class Clearing:
+class Clearing(TypedContract):
     """Typed calls on a deployed Clearing contract; transactions take the sender first, validate their
     arguments (ChainInputError) before signing and return the TxResult; refusals raise ChainError."""
 
-    def __init__(self, chain: Chain, address: str) -> None:
-        self.chain = chain
-        self.artifact = chain.compile("Clearing")
-        self.contract = chain.contract(address, self.artifact)
-        self.address = self.contract.address
-
-    def __repr__(self) -> str:
-        return f"Clearing({self.address} on {self.chain!r})"
+    NAME = "Clearing"
 
     # ---------------------------------------------------------------- transactions
     def register(self, sender: Sender, agent: str) -> TxResult:
@@ -120,9 +111,6 @@ class Clearing:
         return self.chain.send(sender, self.contract, "close_round", (round_id,))
 
     # ---------------------------------------------------------------- views
-    def _view(self, fn: str, *args: Any) -> Any:
-        return self.chain.call(self.contract, fn, *args)
-
     def mu(self) -> int:
         return int(self._view("mu"))
 
@@ -153,14 +141,8 @@ class Clearing:
                              tolerance=int(v("tolerance")), fee_per_unit=int(v("fee_per_unit")),
                              fixed_fee=int(v("fixed_fee")), mu0=0)
 
-    def events(self, name: str | None = None, **match: Any) -> list[EventRecord]:
-        """This contract's events in chain order, e.g. ``events("PriceUpdated", round_id=3)``."""
-        return self.chain.events(self.address, name, **match)
 
 
 def deploy_clearing(chain: Chain, terms: ClearingTerms, sender: Sender = DEPLOYER) -> Clearing:
     """Compile (cached) and deploy a Clearing contract with ``terms``; ``sender`` becomes its owner."""
-    if not isinstance(terms, ClearingTerms):
-        raise ChainInputError(f"terms must be ClearingTerms, got {type(terms).__name__}")
-    contract, _ = chain.deploy(chain.compile("Clearing"), terms.constructor_args(), sender)
-    return Clearing(chain, contract.address)
+    return Clearing.deploy(chain, terms, ClearingTerms, sender)

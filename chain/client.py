@@ -3,7 +3,8 @@
 ``connect(data_dir)`` opens the embedded chain persisted in ``data_dir/chain/`` (see journal.py);
 ``connect(data_dir, "http://127.0.0.1:8545")`` talks to a node. Both return a :class:`Chain` whose
 ``send``/``call``/``deploy``/``events`` behave the same; every refusal becomes :class:`ChainError`
-carrying the contract's revert string.
+carrying the contract's revert string. What differs between the two chains is a backend's
+(backends.py), so nothing here asks which one it has.
 """
 from __future__ import annotations
 
@@ -14,31 +15,22 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from eth_utils import to_checksum_address
-from web3 import Web3
 
-from .accounts import (AUDITOR, CLIENT_MM, CLIENT_RM, CUSTODIAN, DEALER_MM, DEALER_RM, DEPLOYER, DEV_SEED,
-                       ChainAccount, account_for, account_from_key, check_role, evaluator_role)
 from ._io import hex0x
+from .accounts import DEPLOYER, DEV_SEED, ChainAccount, account_for, check_role
 from .artifacts import Artifact, compile_contract
-from .errors import ChainError, ChainInputError, ChainUnavailable, JournalError, as_chain_error
-from .events import EventDecoder, EventIndex, EventRecord
-from .journal import Journal
-from .snapshot import SNAPSHOT_EVERY, load_snapshot, save_snapshot, snapshot_path
+from .backends import JournaledBackend, NodeBackend, open_embedded, open_embedded_read_only, open_node
+from .errors import ChainError, ChainInputError, JournalError, as_chain_error
+from .events import EventDecoder, EventRecord
+from .paths import ARTIFACTS_DIR, chain_dir
 
 ETHER = 10**18
 # [decided] Fixed EIP-1559 fees: local chains' base fee stays near or below 1 gwei, and fixed fees save
 # a round trip per transaction and keep a replayed journal byte-identical.
 MAX_FEE_PER_GAS = 50 * 10**9
 PRIORITY_FEE_PER_GAS = 10**9
-GAS_MARGIN = 1.25  # gas limit = estimate * margin: estimates are exact for our contracts, margin is cheap
-EMBEDDED_CALL_GAS_CAP = 2_000_000
-EMBEDDED_DEPLOY_GAS_CAP = 10_000_000
 FUND_AMOUNT = 1_000 * ETHER
 FUND_FLOOR = 10 * ETHER
-# eth-tester's genesis funds the keys 1..10 with 1e6 ether each; key 1 is the embedded faucet.
-EMBEDDED_FAUCET_KEY = (1).to_bytes(32, "big")
-# anvil's default mnemonic, account 0 (public test key); used only if anvil_setBalance is refused.
-ANVIL_FAUCET_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
 
 @dataclass(frozen=True)
@@ -72,37 +64,32 @@ class Chain:
     None), ``data_dir``, ``seed`` (derives role keys), ``chain_id``.
     """
 
-    def __init__(self, w3: Web3, *, backend: str, url: str | None, data_dir: Path, seed: int,
-                 journal: Journal | None, faucet: ChainAccount, is_anvil: bool, read_only: bool = False,
-                 accounts: dict[str, ChainAccount] | None = None, external_roles: tuple[str, ...] = ()) -> None:
-        self.w3 = w3
-        self.backend = backend
-        self.url = url
+    def __init__(self, backend: NodeBackend | JournaledBackend, *, data_dir: Path, seed: int,
+                 read_only: bool = False, accounts: dict[str, ChainAccount] | None = None,
+                 external_roles: tuple[str, ...] = ()) -> None:
+        self._backend = backend
+        self.w3 = backend.w3
+        self.backend = backend.name
+        self.url = backend.url
         self.data_dir = Path(data_dir)
         self.seed = seed
-        self.chain_id = int(w3.eth.chain_id)
+        self.chain_id = int(self.w3.eth.chain_id)
         self.read_only = read_only  # an auditor's connection: sends nothing, writes nothing to data_dir
-        self.artifact_dir = None if read_only else self.data_dir / "chain" / "artifacts"
-        self._journal = journal
-        self._faucet = faucet
-        self._is_anvil = is_anvil
+        self.artifact_dir = None if read_only else chain_dir(self.data_dir) / ARTIFACTS_DIR
+        self._faucet = backend.faucet
         self._external = dict(accounts or {})  # role -> key file / keystore account
         for role, acct in self._external.items():
             if not isinstance(acct, ChainAccount) or acct.role != check_role(role):
                 raise ChainInputError(f"accounts[{role!r}] must be the ChainAccount of role {role!r}")
-        # [decided] seed-derived keys only where they are harmless: the embedded chain and a local anvil
-        self.dev_keys_allowed = journal is not None or is_anvil
+        self.dev_keys_allowed = backend.dev_keys_allowed  # the embedded chain and a local anvil
         self._needs_external = frozenset(external_roles)  # roles a market recorded with their own keys
         self._accounts: dict[str, ChainAccount] = dict(self._external)
         self._funded: set[str] = set()
         self._decoders: dict[str, EventDecoder] = {}
-        self._genesis_hash = hex0x(w3.eth.get_block(0)["hash"])
-        index_dir = (None if journal is not None or read_only
-                     else self.data_dir / "chain" / "index" / str(self.chain_id))
-        self._index = EventIndex(index_dir)
+        self._genesis_hash = hex0x(self.w3.eth.get_block(0)["hash"])
 
     def __repr__(self) -> str:
-        where = self.url if self.url else str(self.data_dir / "chain")
+        where = self.url if self.url else str(chain_dir(self.data_dir))
         return f"Chain({self.backend}, {where}, chain_id={self.chain_id})"
 
     # ------------------------------------------------------------------ accounts
@@ -153,11 +140,9 @@ class Chain:
     def _ensure_funded(self, address: str) -> None:
         if self.read_only or self.balance(address) >= FUND_FLOOR:
             return
-        if self._is_anvil:
-            with contextlib.suppress(Exception):
-                self.w3.provider.make_request("anvil_setBalance", [address, hex(FUND_AMOUNT * 10)])
-                if self.balance(address) >= FUND_FLOOR:
-                    return
+        with contextlib.suppress(Exception):
+            if self._backend.top_up(address, FUND_AMOUNT * 10) and self.balance(address) >= FUND_FLOOR:
+                return
         self._send_signed(self._faucet, {"to": address, "value": FUND_AMOUNT, "gas": 21_000})
 
     # ------------------------------------------------------------------ blocks
@@ -172,21 +157,8 @@ class Chain:
         self._refuse_if_read_only("mine")
         if not isinstance(blocks, int) or isinstance(blocks, bool) or blocks < 1:
             raise ChainInputError(f"blocks must be a positive int, got {blocks!r}")
-        if self._journal is None:
-            with self._mapped():
-                if self._is_anvil:
-                    self.w3.provider.make_request("anvil_mine", [hex(blocks)])
-                else:
-                    self.w3.provider.make_request("evm_mine", [])  # generic dev nodes: one per call
-                    for _ in range(blocks - 1):
-                        self.w3.provider.make_request("evm_mine", [])
-                return int(self.w3.eth.block_number)
-        with self._journal.locked():
-            self._replay(self._journal.unread())
-            self.w3.testing.mine(blocks)
-            head = int(self.w3.eth.block_number)
-            self._journal.append({"op": "mine", "n": blocks, "block": head})
-            return head
+        with self._backend.write_lock(), self._mapped():
+            return self._backend.mine(blocks)
 
     # ------------------------------------------------------------------ transactions
     def send(self, sender: str | ChainAccount, contract: Any = None, fn_name: str | None = None,
@@ -278,40 +250,23 @@ class Chain:
         return compile_contract(name_or_path, self.artifact_dir)
 
     def _send_signed(self, acct: ChainAccount, tx: dict) -> TxResult:
-        with self._write_lock():
+        with self._backend.write_lock():
             with self._mapped():
                 tx = dict(tx, chainId=self.chain_id, type=2,
                           maxFeePerGas=MAX_FEE_PER_GAS, maxPriorityFeePerGas=PRIORITY_FEE_PER_GAS)
                 tx["from"] = acct.address
                 tx["nonce"] = self.w3.eth.get_transaction_count(acct.address, "pending")
                 if "gas" not in tx:
-                    tx["gas"] = self._gas_limit(tx)
+                    tx["gas"] = self._backend.gas_limit(tx)  # raises (mapped) if it would revert
                 del tx["from"]
                 signed = acct.sign_transaction(tx)
                 tx_hash = self.w3.eth.send_raw_transaction(signed.raw_transaction)
                 receipt = self._receipt(tx_hash)
-            if self._journal is not None:
-                self._journal.append({"op": "tx", "raw": hex0x(signed.raw_transaction),
-                                      "hash": hex0x(tx_hash), "block": int(receipt["blockNumber"])})
-                self._index.ingest(receipt["logs"])
+            self._backend.recorded(signed.raw_transaction, tx_hash, receipt)
         result = self._result(receipt)
         if receipt["status"] != 1:
             raise ChainError("transaction reverted", detail=result.tx_hash)
         return result
-
-    def _gas_limit(self, tx: dict) -> int:
-        """Gas limit for tx; raises (mapped to ChainError) if it would revert.
-
-        Both paths evaluate against the block the tx will land in ("pending"): deadlines compare
-        block.number. eth-tester's estimate is a binary search of ~15 executions and refuses a block
-        argument, so on the embedded chain one eth_call checks for a revert and a fixed cap is the
-        limit (gas used, not the limit, is what is charged and reported). [decided]
-        """
-        if self._journal is not None:
-            self.w3.eth.call(tx, "pending")
-            return EMBEDDED_CALL_GAS_CAP if tx.get("to") else EMBEDDED_DEPLOY_GAS_CAP
-        block = None if self._journal is not None else "pending"
-        return int(self.w3.eth.estimate_gas(tx, block) * GAS_MARGIN)
 
     def _receipt(self, tx_hash) -> Any:
         # Local nodes mine on send; poll briefly instead of web3's 0.1 s default interval.
@@ -359,11 +314,10 @@ class Chain:
         if decoder is None:
             raise ChainInputError(f"address {address} is not a contract opened with Chain.contract")
         self.sync()
-        if self._journal is None:
-            with self._mapped():
-                self._index.catch_up(self.w3, address, self._genesis_hash)
+        with self._mapped():
+            self._backend.catch_up(address, self._genesis_hash)
         out = []
-        for log in self._index.logs(address):
+        for log in self._backend.index.logs(address):
             record = decoder.decode(log)
             if record is None or (name is not None and record.name != name):
                 continue
@@ -374,35 +328,7 @@ class Chain:
     # ------------------------------------------------------------------ persistence
     def sync(self) -> None:
         """Embedded backend: apply what other processes appended to the journal. No-op on a node."""
-        if self._journal is not None and self._journal.size() > self._journal.offset:
-            with self._journal.locked():
-                self._replay(self._journal.unread())
-
-    def _replay(self, entries: list[dict]) -> None:
-        for entry in entries:
-            if entry["op"] == "tx":
-                tx_hash = self.w3.eth.send_raw_transaction(entry["raw"])
-                receipt = self.w3.eth.get_transaction_receipt(tx_hash)
-                self._index.ingest(receipt["logs"])
-                got = (hex0x(tx_hash), int(receipt["blockNumber"]))
-                if got != (entry["hash"], entry["block"]):
-                    raise JournalError(f"replay diverged: journal has {entry['hash']} in block "
-                                       f"{entry['block']}, replay gave {got[0]} in block {got[1]}")
-            elif entry["op"] == "mine":
-                self.w3.testing.mine(int(entry["n"]))
-                if int(self.w3.eth.block_number) != entry["block"]:
-                    raise JournalError(f"replay diverged after mining to block {entry['block']}")
-            else:
-                raise JournalError(f"unknown journal entry {entry!r}")
-
-    @contextlib.contextmanager
-    def _write_lock(self) -> Iterator[None]:
-        if self._journal is None:
-            yield
-            return
-        with self._journal.locked():
-            self._replay(self._journal.unread())
-            yield
+        self._backend.sync()
 
     @contextlib.contextmanager
     def _mapped(self) -> Iterator[None]:
@@ -434,101 +360,8 @@ def connect(data_dir: Path | str, rpc_url: str | None = None, *, seed: int = 0, 
     if accounts and rpc_url is None:
         raise ChainInputError("key files and keystores are for --rpc nodes; the embedded chain uses dev keys "
                               f"(given for {', '.join(sorted(accounts))})")
-    if rpc_url is None and read_only:
-        return _connect_embedded_read_only(data_dir, seed)
     if rpc_url is None:
-        from eth_tester import EthereumTester, PyEVMBackend
-        from web3 import EthereumTesterProvider
-
-        journal = Journal(data_dir / "chain")
-        _check_seed(data_dir / "chain" / "config.json", seed)
-
-        def fresh() -> Web3:
-            return Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend(genesis_state=_genesis_state(seed)))))
-
-        with journal.locked():
-            w3, logs, snapshot_entries = fresh(), {}, 0
-            path = snapshot_path(journal.directory)
-            if path.is_file():
-                try:
-                    header = load_snapshot(path, w3, seed)
-                    if header["offset"] > journal.size():
-                        raise ValueError("snapshot is ahead of the journal")
-                    journal.offset, journal.entries_applied = header["offset"], header["entries"]
-                    logs, snapshot_entries = header["logs"], header["entries"]
-                except Exception:  # an optimisation only: replay the whole journal instead
-                    w3, logs, snapshot_entries = fresh(), {}, 0
-                    journal.offset = journal.entries_applied = 0
-            chain = Chain(w3, backend="embedded", url=None, data_dir=data_dir, seed=seed, journal=journal,
-                          faucet=account_from_key("faucet", EMBEDDED_FAUCET_KEY), is_anvil=False)
-            chain._index.restore(logs)
-            chain._replay(journal.unread())
-            if journal.entries_applied - snapshot_entries >= SNAPSHOT_EVERY:
-                save_snapshot(path, w3, offset=journal.offset, entries=journal.entries_applied, seed=seed,
-                              index_logs=chain._index.dump())
-        return chain
-
-    if not isinstance(rpc_url, str) or not rpc_url.startswith(("http://", "https://")):
-        raise ChainInputError(f"rpc_url must be an http(s) URL, got {rpc_url!r}")
-    from web3 import HTTPProvider
-
-    provider = HTTPProvider(rpc_url, request_kwargs={"timeout": 30}, exception_retry_configuration=None)
-    w3 = Web3(provider)
-    try:
-        version = str(w3.client_version)
-    except Exception as exc:
-        raise ChainUnavailable(rpc_url, detail=type(exc).__name__) from None
-    return Chain(w3, backend="rpc", url=rpc_url, data_dir=data_dir, seed=seed, journal=None,
-                 faucet=account_from_key("faucet", ANVIL_FAUCET_KEY), is_anvil=version.lower().startswith("anvil"),
+        backend = open_embedded_read_only(data_dir, seed) if read_only else open_embedded(data_dir, seed)
+        return Chain(backend, data_dir=data_dir, seed=seed, read_only=read_only)
+    return Chain(open_node(rpc_url, data_dir, read_only=read_only), data_dir=data_dir, seed=seed,
                  read_only=read_only, accounts=accounts, external_roles=tuple(external_roles))
-
-
-def _connect_embedded_read_only(data_dir: Path, seed: int) -> Chain:
-    """The embedded chain replayed from its whole journal, in memory only (see connect)."""
-    import json
-
-    from eth_tester import EthereumTester, PyEVMBackend
-    from web3 import EthereumTesterProvider
-
-    chain_dir = data_dir / "chain"
-    if not (chain_dir / "journal.jsonl").is_file():
-        raise JournalError(f"{chain_dir}: no embedded chain journal here")
-    config = chain_dir / "config.json"
-    if config.is_file() and json.loads(config.read_text())["seed"] != seed:
-        raise JournalError(f"{chain_dir} was created with seed {json.loads(config.read_text())['seed']}, not {seed}")
-    journal = Journal(chain_dir, read_only=True)
-    w3 = Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend(genesis_state=_genesis_state(seed)))))
-    chain = Chain(w3, backend="embedded", url=None, data_dir=data_dir, seed=seed, journal=journal,
-                  faucet=account_from_key("faucet", EMBEDDED_FAUCET_KEY), is_anvil=False, read_only=True)
-    chain._replay(journal.unread())
-    return chain
-
-
-# Roles funded in the embedded chain's genesis, so that funding never spends a block inside a phase
-# window; any other role is funded by a journaled transfer on first use.
-GENESIS_ROLES = (DEPLOYER, DEALER_MM, DEALER_RM, CUSTODIAN, AUDITOR, CLIENT_MM, CLIENT_RM) + tuple(
-    evaluator_role(i) for i in range(16))
-
-
-def _genesis_state(seed: int) -> dict:
-    from eth_tester import PyEVMBackend
-    from eth_tester.backends.pyevm.main import get_default_account_state
-    from eth_utils import to_canonical_address
-
-    state = dict(PyEVMBackend.generate_genesis_state(num_accounts=1))  # key 1: the faucet
-    for role in GENESIS_ROLES:
-        state[to_canonical_address(account_for(seed, role).address)] = get_default_account_state()
-    return state
-
-
-def _check_seed(path: Path, seed: int) -> None:
-    """The embedded chain's genesis depends on the seed: refuse to replay a journal under another."""
-    import json
-
-    if path.is_file():
-        recorded = json.loads(path.read_text())["seed"]
-        if recorded != seed:
-            raise JournalError(f"{path.parent} was created with seed {recorded}, not {seed}")
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"seed": seed}))

@@ -10,16 +10,15 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any
 
 from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
-from .accounts import DEPLOYER, ChainAccount
+from .accounts import DEPLOYER
 from .checks import check_address, check_bytes32, check_uint
 from .client import Chain, TxResult
 from .errors import ChainInputError
-from .events import EventRecord
+from .typed_contract import Sender, TypedContract
 
 MAX_EVALUATORS = 16  # the contract's bound on the evaluator list
 _UINT128 = 2**128
@@ -323,7 +322,6 @@ class RoundState:
         return self.mm_record if Side.of(side) is Side.MM else self.rm_record
 
 
-Sender = str | ChainAccount
 _MM_EXECUTED = (RoundPhase.MM_LEG_DONE, RoundPhase.RM_LEG_DONE)
 _RM_EXECUTED = (RoundPhase.RM_LEG_DONE,)
 
@@ -332,20 +330,12 @@ def _record(packed: int) -> ExecutionRecord:
     return ExecutionRecord(rate=packed >> 128, volume=packed % _UINT128)
 
 
-class Coordinator:
+class Coordinator(TypedContract):
     """Typed calls on a deployed Coordinator. Every transaction method takes the sender (a role name
     such as "dealer_mm" or a ChainAccount), validates its arguments (ChainInputError) before signing,
     and returns the TxResult; a refusal raises ChainError with the contract's reason."""
 
-    def __init__(self, chain: Chain, address: str) -> None:
-        self.chain = chain
-        self.artifact = chain.compile("Coordinator")
-        self.contract = chain.contract(address, self.artifact)
-        self.address = self.contract.address
-        self.deployment: TxResult | None = None  # set by deploy_coordinator
-
-    def __repr__(self) -> str:
-        return f"Coordinator({self.address} on {self.chain!r})"
+    NAME = "Coordinator"
 
     # ---------------------------------------------------------------- transactions
     def deposit(self, sender: Sender, amount_wei: int) -> TxResult:
@@ -420,9 +410,6 @@ class Coordinator:
                                 preimage.r_bd_x2, preimage.salt))
 
     # ---------------------------------------------------------------- views
-    def _view(self, fn: str, *args: Any) -> Any:
-        return self.chain.call(self.contract, fn, *args)
-
     def current_round(self) -> int:
         return int(self._view("current_round"))
 
@@ -528,16 +515,8 @@ class Coordinator:
                                  int(v("mm_leg_window")), int(v("rm_leg_window")), int(v("challenge_window"))),
         )
 
-    def events(self, name: str | None = None, **match: Any) -> list[EventRecord]:
-        """This contract's events in chain order, e.g. ``events("PhaseChanged", round_id=2)``."""
-        return self.chain.events(self.address, name, **match)
 
 
 def deploy_coordinator(chain: Chain, terms: CoordinatorTerms, sender: Sender = DEPLOYER) -> Coordinator:
     """Compile (cached) and deploy a Coordinator with ``terms``; returns the typed wrapper."""
-    if not isinstance(terms, CoordinatorTerms):
-        raise ChainInputError(f"terms must be CoordinatorTerms, got {type(terms).__name__}")
-    contract, result = chain.deploy(chain.compile("Coordinator"), terms.constructor_args(), sender)
-    coordinator = Coordinator(chain, contract.address)
-    coordinator.deployment = result
-    return coordinator
+    return Coordinator.deploy(chain, terms, CoordinatorTerms, sender)

@@ -1,7 +1,7 @@
 """Decoded contract events and an index that never scans long block ranges.
 
 Embedded backend: every receipt (sent here or replayed from the journal) feeds the index, so
-queries never call ``eth_getLogs`` (slow on eth-tester: seconds for a few hundred blocks).
+queries never call ``eth_getLogs`` (slow on eth-tester).
 JSON-RPC backend: the index catches up with ``eth_getLogs`` in windows of ``WINDOW`` blocks from
 the last block it scanned, and persists what it found (``data_dir/chain/index/``), so a later
 process starts where the previous one stopped. A different genesis or a changed block hash at the

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Iterator
 
 from .errors import JournalError
+from .paths import JOURNAL_FILE, JOURNAL_LOCK_FILE
 
 
 class Journal:
@@ -33,8 +34,8 @@ class Journal:
         self.read_only = read_only
         if not read_only:
             self.directory.mkdir(parents=True, exist_ok=True)
-        self.path = self.directory / "journal.jsonl"
-        self._lock_path = self.directory / "journal.lock"
+        self.path = self.directory / JOURNAL_FILE
+        self._lock_path = self.directory / JOURNAL_LOCK_FILE
         self.offset = 0  # bytes of the journal already applied by this process
         self.entries_applied = 0
 

@@ -25,11 +25,13 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from .paths import NODE_INFO_FILE, NODE_LOG_FILE, NODE_STATE_FILE, node_dir
+
 ANVIL_ENV = "REPO_MARKET_ANVIL"
 DEFAULT_ANVIL = (Path(__file__).resolve().parents[1] / ".tools" / "node_modules" / "@foundry-rs"
                  / "anvil-linux-amd64" / "bin" / "anvil")
 TOKEN_ENV = "REPO_MARKET_NODE_TOKEN"
-STATE_INTERVAL_SECONDS = 2  # periodic dump, so a node killed without SIGTERM loses at most ~2 s
+STATE_INTERVAL_SECONDS = 2  # periodic dump, so a node killed without SIGTERM loses at most one interval
 
 
 class NodeError(RuntimeError):
@@ -51,12 +53,12 @@ def anvil_binary() -> Path:
     return Path(os.environ.get(ANVIL_ENV) or DEFAULT_ANVIL)
 
 
-def node_dir(data_dir: Path) -> Path:
-    return Path(os.path.abspath(data_dir)) / "chain" / "anvil"
+def node_info_path(data_dir: Path) -> Path:
+    return node_dir(data_dir) / NODE_INFO_FILE
 
 
-def _info_path(data_dir: Path) -> Path:
-    return node_dir(data_dir) / "node.json"
+def node_state_path(data_dir: Path) -> Path:
+    return node_dir(data_dir) / NODE_STATE_FILE
 
 
 def rpc_request(url: str, method: str, params: list | None = None, timeout: float = 2.0):
@@ -91,7 +93,7 @@ def _pid_is_node(pid: int, state_path: str, token: str) -> bool:
 
 
 def _is_ours(info: "NodeInfo", data_dir: Path) -> bool:
-    expected = str(node_dir(data_dir) / "state.json")
+    expected = str(node_state_path(data_dir))
     return info.state_path == expected and _pid_is_node(info.pid, expected, info.token)
 
 
@@ -103,7 +105,7 @@ def _free_port() -> int:
 
 def read_node(data_dir: Path) -> NodeInfo | None:
     """The node recorded for data_dir if its process is still that node (state path and token), else None."""
-    path = _info_path(data_dir)
+    path = node_info_path(data_dir)
     if not path.is_file():
         return None
     try:
@@ -130,8 +132,8 @@ def start_anvil(data_dir: Path, *, binary: Path | None = None, timeout: float = 
                         f"(run scripts/setup.sh --with-anvil or set {ANVIL_ENV})")
     directory = node_dir(data_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    state = directory / "state.json"
-    log = directory / "anvil.log"
+    state = node_state_path(data_dir)
+    log = directory / NODE_LOG_FILE
     last_error = ""
     token = secrets.token_hex(16)
     env = {**os.environ, TOKEN_ENV: token}
@@ -149,7 +151,7 @@ def start_anvil(data_dir: Path, *, binary: Path | None = None, timeout: float = 
             if _answers(url):
                 info = NodeInfo(url=url, pid=proc.pid, port=port, state_path=str(state), log_path=str(log),
                                 token=token)
-                _info_path(data_dir).write_text(json.dumps(asdict(info)))
+                node_info_path(data_dir).write_text(json.dumps(asdict(info)))
                 return info
             time.sleep(0.05)
         if proc.poll() is None:
@@ -163,7 +165,7 @@ def start_anvil(data_dir: Path, *, binary: Path | None = None, timeout: float = 
 def stop_anvil(data_dir: Path, timeout: float = 15.0) -> NodeInfo | None:
     """Stop the node of data_dir (SIGTERM: anvil dumps its state on exit). Returns what was stopped."""
     info = read_node(data_dir)
-    _info_path(data_dir).unlink(missing_ok=True)
+    node_info_path(data_dir).unlink(missing_ok=True)
     if info is None:
         return None
     os.kill(info.pid, signal.SIGTERM)
@@ -181,7 +183,7 @@ def node_status(data_dir: Path) -> dict:
     """{"running": bool, "url", "pid", "block_number", "chain_id", "state_path"} for data_dir's node."""
     info = read_node(data_dir)
     status: dict = {"running": False, "url": None, "pid": None, "block_number": None, "chain_id": None,
-                    "state_path": str(node_dir(data_dir) / "state.json")}
+                    "state_path": str(node_state_path(data_dir))}
     if info is None:
         return status
     status.update(url=info.url, pid=info.pid)

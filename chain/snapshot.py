@@ -1,6 +1,7 @@
 """Snapshots of the embedded chain, so reopening does not replay the whole journal.
 
-Replaying costs ~10–15 ms per transaction; a snapshot is py-evm's in-memory key-value store (state
+Replaying re-executes every transaction (``bench-results/bench_chain.json`` ``embedded_reopen``: a
+full replay against a reopen from the snapshot); a snapshot is py-evm's in-memory key-value store (state
 tries, blocks, receipts) plus the event index, taken at a journal offset. Opening loads the latest
 snapshot, makes its head block canonical, and replays only the journal entries after it; the usual
 per-entry checks (transaction hash, block number) then confirm the restored chain continues the
@@ -18,13 +19,14 @@ import struct
 from pathlib import Path
 
 from ._io import write_atomic
+from .paths import SNAPSHOT_FILE
 
 SNAPSHOT_EVERY = 100  # journal entries replayed beyond the last snapshot before a new one is written
 _RECORD = struct.Struct(">II")
 
 
 def snapshot_path(chain_dir: Path) -> Path:
-    return Path(chain_dir) / "snapshot.bin"
+    return Path(chain_dir) / SNAPSHOT_FILE
 
 
 def save_snapshot(path: Path, w3, *, offset: int, entries: int, seed: int, index_logs: dict) -> None:

@@ -140,7 +140,8 @@ class EquilibriumSet:
 def all_equilibria(schedules: Schedules, rates: np.ndarray | None = None) -> EquilibriumSet:
     """Exhaustive best-response enumeration on ``rates`` (default :func:`rate_grid`).
 
-    O(|R|²) integer work in numpy; 400 × 400 takes milliseconds (``benchmarks/bench_equilibria.py``).
+    O(|R|²) integer work in numpy; ``bench-results/bench_equilibria.json`` times it by ``rate_points``
+    (``exhaustive_median_s``).
     """
     rates = rate_grid(schedules) if rates is None else np.unique(np.asarray(rates, dtype=np.int64))
     game = payoff_matrices(schedules, rates)

@@ -9,8 +9,8 @@ The others are [decided]:
 * ``MAX_RATE_BP``: rates, hurdles and the base rate are bp below 2**20 (10,485 %). With volumes below
   ``MAX_ANALYSIS_GRID`` every payoff ``Q * (r_rm - r_mm)`` (doubled) stays below 2**34, far inside int64.
 * ``MAX_RATE_BITS``: the widest rate offset the selection circuit carries (crypto.circuit).
-* ``MAX_MARKET_GRID``: volume grid of a market (the circuit's cost grows linearly with N; N = 32 takes
-  ~14 s per FHE evaluation on 2 cores, 64 twice that).
+* ``MAX_MARKET_GRID``: volume grid of a market (the circuit's cost grows linearly with N: the seconds per
+  FHE evaluation by grid are ``records[].timings.evaluate_mean`` in ``bench-results/bench_fhe.json``).
 * ``MAX_ANALYSIS_GRID``: volume grid of the plaintext analyses (equilibria, simulate --backend plain).
 * ``MAX_SEED``: seeds are non-negative 63-bit integers (numpy's generators take any non-negative int;
   63 bits keep them signed-int64 safe wherever they are stored).

@@ -21,6 +21,13 @@ def _pyplot():
     return plt
 
 
+def _save(plt, fig, path: Path) -> Path:
+    """Write ``fig`` to ``path`` and free it (pyplot keeps every open figure)."""
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def plot_payoff_map(
     schedules: Schedules, equilibria: EquilibriumSet, selected: Instruction, path: Path | str
 ) -> Path:
@@ -54,10 +61,7 @@ def plot_payoff_map(
     ax.set_ylabel("r_rm: BDrm's rate to RM (bp)")
     ax.set_title("Dealer game: payoff map and equilibria")
     ax.legend(loc="lower left", fontsize=8)
-    path = Path(path)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return _save(plt, fig, Path(path))
 
 
 def plot_simulation(result, directory: Path | str) -> list[Path]:
@@ -74,9 +78,7 @@ def plot_simulation(result, directory: Path | str) -> list[Path]:
     ax.set_ylabel("cumulative total surplus (bp·units)")
     ax.set_title("Contract vs no coordination: dealers' profit + clients' surplus")
     ax.legend()
-    paths.append(directory / "simulation_surplus.png")
-    fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    paths.append(_save(plt, fig, directory / "simulation_surplus.png"))
 
     fig, ax = plt.subplots(figsize=(5, 5))
     jpm = np.asarray([r.jpm_volume for r in result.rounds])
@@ -87,7 +89,5 @@ def plot_simulation(result, directory: Path | str) -> list[Path]:
     ax.set_xlabel("JPM volume Q*")
     ax.set_ylabel("inter-dealer volume reached")
     ax.legend()
-    paths.append(directory / "simulation_volume.png")
-    fig.savefig(paths[-1], dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    paths.append(_save(plt, fig, directory / "simulation_volume.png"))
     return paths

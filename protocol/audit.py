@@ -483,13 +483,7 @@ class Auditor:
                         f"{len(txs)} transactions and the head block {head.get('block')} are on the chain")
 
     def transcript_rounds(self) -> set[int]:
-        folder = self.dep.data_dir.transcripts
-        out = set()
-        for p in folder.glob("round-*.json") if folder.is_dir() else ():
-            stem = p.name[len("round-"):-len(".json")]
-            if stem.isdigit():
-                out.add(int(stem))
-        return out
+        return self.dep.data_dir.transcript_rounds()
 
     def check_unanchored_blobs(self):
         root = self.dep.data_dir.blobs

@@ -32,7 +32,7 @@ class BackendError(Exception):
     """A backend input or output is malformed."""
 
 
-_CIRCUITS: dict = {}  # one circuit object per artefact per process: its simulator compiles once (~5-10 s)
+_CIRCUITS: dict = {}  # one circuit object per artefact per process: its simulator compiles once (seconds)
 
 
 def load_circuit(terms, cache_dir: Path):
@@ -152,11 +152,12 @@ def circuit_from_artifact(artifact: bytes, terms, cache_dir: Path):
     from crypto.encoding import digest
 
     from protocol.blobstore import atomic_write
+    from protocol.layout import circuit_artifact_dir
 
     name = digest(artifact).hex()
     if ("artifact", name) in _CIRCUITS:
         return _CIRCUITS[("artifact", name)]
-    path = Path(cache_dir) / "artifacts" / name / ARTIFACT_NAME
+    path = circuit_artifact_dir(cache_dir, name) / ARTIFACT_NAME
     if not path.exists() or digest(path.read_bytes()) != digest(artifact):
         atomic_write(path, artifact)
     circuit = SelectionCircuit(terms, CircuitShape.from_terms(terms), path)

@@ -21,15 +21,15 @@ import time
 from pathlib import Path
 
 from protocol.deployment import create_market, missing_signers, open_market
-from protocol.layout import DataDir, read_json, write_json
+from protocol.layout import PRIVATE_REPORT, DataDir, read_json, write_json
 from protocol.report import round_summary, write_plots
 from protocol.rounds import RoundDriver, next_round_id, rebuild_ledger
 from protocol.scenario import DEFAULT_BASE_RATE, RoundPlan, deal_inputs, demo_plans
 
 __all__ = ["run_demo", "DemoConflict", "DEFAULT_GRID", "run_verify_process"]
 
-# [decided] 17 volume points; with the radix circuit the demo incl. compile, keys and verify takes ~110 s on
-# 2 cores (target 180 s; README, bench_protocol.json)
+# [decided] 17 volume points: the demo incl. compile, keys and verify stays within its target on 2 cores
+# (bench-results/bench_protocol.json: demo_seconds, demo_target_seconds)
 DEFAULT_GRID = 16
 
 
@@ -40,11 +40,6 @@ class DemoConflict(Exception):
         super().__init__(f"{option} {requested}: the market in this data directory has {existing}; "
                          f"use another --data-dir for a new market")
         self.option, self.requested, self.existing = option, requested, existing
-
-
-def _plan_file(layout: DataDir, round_id: int) -> Path:
-    # narrator's knowledge (true schedules): outside roles/ and never read by the auditor
-    return layout.root / "demo" / f"round-{round_id}.plan.json"
 
 
 # keys of a round summary that only the narrator knows (true schedules, private inputs, the opened instruction)
@@ -125,8 +120,8 @@ def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backe
     # a round left open by a killed run: resume it with the inputs it was dealt
     todo: list[tuple[int, RoundPlan]] = []
     open_id = next_round_id(dep)
-    if _plan_file(layout, open_id).exists():  # open on chain, or dealt and killed before its first commitment
-        plan = RoundPlan.from_dict(read_json(_plan_file(layout, open_id)))
+    if layout.demo_plan(open_id).exists():  # open on chain, or dealt and killed before its first commitment
+        plan = RoundPlan.from_dict(read_json(layout.demo_plan(open_id)))
         if dep.coordinator.current_round() < open_id:
             deal_inputs(dep, open_id, plan)  # deterministic: the same files again
         todo.append((open_id, plan))
@@ -148,7 +143,7 @@ def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backe
             rid = todo.pop(0)[0]
         else:
             rid = next_round_id(dep)
-            write_json(_plan_file(layout, rid), plan.as_dict(), mode=0o600)
+            write_json(layout.demo_plan(rid), plan.as_dict(), mode=0o600)
             deal_inputs(dep, rid, plan)
         ui.round_start(rid, plan.label)
         run = driver.run_round(rid)  # writes the round's public transcript as it closes
@@ -197,7 +192,7 @@ def _ledger_doc(ledger) -> dict:
 def public_report(report: dict) -> dict:
     """``report`` without the narrator's private knowledge (PRIVATE_ROUND_KEYS of every round)."""
     rounds = [{k: v for k, v in r.items() if k not in PRIVATE_ROUND_KEYS} for r in report.get("rounds", [])]
-    return {**report, "rounds": rounds, "private_report": "private/report.json (0600; narrator's view)"}
+    return {**report, "rounds": rounds, "private_report": f"{PRIVATE_REPORT} (0600; narrator's view)"}
 
 
 def _write_reports(layout: DataDir, report: dict) -> None:

@@ -92,8 +92,9 @@ CIRCUIT_CACHE_ENV = "REPO_MARKET_CIRCUIT_CACHE"
 def circuit_cache(layout: DataDir) -> Path:
     """Where compiled circuit artefacts are cached: ``<data-dir>/cache`` or ``$REPO_MARKET_CIRCUIT_CACHE``.
 
-    [decided] The shared cache (public artefacts keyed by the terms digest) saves the compile (20-30 s)
-    when many markets use the same terms (tests, repeated demos in new data directories). The chain still
+    [decided] The shared cache (public artefacts keyed by the terms digest) saves the compile (its seconds:
+    ``records[].timings.compile`` in ``bench-results/bench_fhe.json``) when many markets use the same terms
+    (tests, repeated demos in new data directories). The chain still
     names the artefact every role must use, and the auditor replays from that blob, not from the cache.
     """
     shared = os.environ.get(CIRCUIT_CACHE_ENV)
@@ -284,7 +285,7 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
     """
     from chain import Coordinator, CoordinatorTerms, PhaseWindows, connect, deploy_coordinator
     from crypto.encoding import canonical_digest
-    from crypto.identity import IdentityKeys
+    from crypto.identity import PUBLIC_IDENTITY_FILE, IdentityKeys
     from protocol.backend import BACKENDS, CustodianSide, load_circuit
 
     if backend not in BACKENDS:
@@ -320,9 +321,8 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
     blobs = BlobStore(layout.blobs)
     identities = {}
     for role in roles:
-        folder = layout.role(role)
-        keys_dir = folder / "identity"
-        if (keys_dir / "identity.json").exists():
+        keys_dir = layout.identity_dir(role)
+        if (keys_dir / PUBLIC_IDENTITY_FILE).exists():
             keys = IdentityKeys.load(keys_dir, role=role)  # a previous attempt crashed half-way
         else:
             keys = IdentityKeys.generate(role)
@@ -331,7 +331,7 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
 
     circuit = timed("compile circuit", lambda: load_circuit(terms, circuit_cache(layout)))
     custodian_side = timed("generate FHE keys", lambda: CustodianSide.open(
-        backend, circuit, layout.role("custodian") / "fhe", create=True))
+        backend, circuit, layout.fhe_keys_dir("custodian"), create=True))
     evaluation_keys = timed("serialize evaluation keys", custodian_side.evaluation_keys)
     circuit_digest = blobs.put(circuit.artifact_bytes)
     keys_digest = blobs.put(evaluation_keys)

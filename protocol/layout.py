@@ -4,15 +4,25 @@
 <data-dir>/
   market.json                 public market descriptor: contract, chain, terms, role public keys, backend
   blobs/<sha256 hex>          content-addressed public blobs (blobstore.BlobStore)
-  chain/                      embedded chain state (chain.connect; absent with --rpc)
-  cache/                      compiled circuit artefacts, keyed by the terms digest (public)
-  roles/<role>/               each role's private folder: its identity keys, its private inputs, its inbox
-                              (secret FHE keys only under roles/custodian/)
+  chain/                      the chain's files (chain.connect; chain/paths.py names them)
+  cache/                      compiled circuit artefacts, keyed by the terms digest (public; or
+                              $REPO_MARKET_CIRCUIT_CACHE, see protocol.deployment.circuit_cache)
+    artifacts/<sha256>/         an artefact loaded from its blob (circuit_artifact_dir)
+  roles/<role>/               each role's private folder (0700):
+    identity/                   its identity keys (crypto.identity names the files)
+    rounds/<n>[.<kind>].json    its private per-round state
+    inbox/round-<n>-<kind>.json blobs announced to it ({"blob": digest hex}; INBOX_KINDS)
+    replay-cache.json           the custodian's accepted envelopes (crypto.envelope.ReplayCache)
+    fhe/                        the custodian's FHE keys (secret ones only under roles/custodian/)
   transcripts/round-<n>.json  public transcript of round n: digests, gas, timings (rebuildable from chain+blobs)
+  transcripts/round-<n>.journal.json   the phases of round n done so far (protocol.phases.PhaseJournal)
+  demo/round-<n>.plan.json    the narrator's plan of round n (true schedules; never read by the auditor)
   report.json, plots/*.png    the demo's public report (no private inputs)
   private/report.json         the demo's narrator view (true schedules, hurdles, theta), 0600 in a 0700 folder
   writer.lock                 the exclusive lock of the one process writing here (pid inside)
 ```
+``repo-market export-audit`` writes a folder of this layout (market.json, blobs/, transcripts/, the
+journal) plus the files its own module docstring lists.
 A role object is given its own folder and the public parts only; it never opens another role's folder.
 The auditor (``verify``) reads ``market.json``, ``blobs/``, ``cache/`` and the chain -- never ``roles/``.
 """
@@ -21,6 +31,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +42,12 @@ __all__ = ["DataDir", "ROLE_NAMES", "DEALER_ROLES", "CLIENT_ROLES", "read_json",
            "DataDirError", "data_dir_lock", "LOCK_NAME", "check_market_file"]
 
 LOCK_NAME = "writer.lock"
+PRIVATE_REPORT = "private/report.json"  # relative to the data directory (DataDir.private_report_file)
+ROUNDS_PLOT, TIMINGS_PLOT = "rounds.png", "timings.png"  # in plots/ (protocol.report.write_plots)
+# What a role may find in its inbox: a dealer's sealed report (per side) for the custodian, the custodian's
+# receipt and sealed instruction for a dealer, a dealer's offer for its client.
+INBOX_KINDS = ("report", "receipt", "instruction", "offer")
+_TRANSCRIPT = re.compile(r"\Around-([0-9]+)\.json\Z")
 
 # Role names are the ones crypto/ (identity, envelope bindings) and chain/ (accounts) use.
 DEALER_ROLES = ("dealer_mm", "dealer_rm")
@@ -60,7 +77,7 @@ MARKET_KEYS = ("format", "backend", "chain", "contract", "terms", "addresses", "
 def check_market_file(root: Path) -> None:
     """If ``root/market.json`` exists it must be a UTF-8 JSON object with the descriptor's keys; else a
     DataDirError naming the file (checked before a command opens or reuses the market)."""
-    path = Path(root) / "market.json"
+    path = DataDir(Path(root)).market_file
     if not path.is_file():
         return
     try:
@@ -120,62 +137,92 @@ def data_dir_lock(root: Path, command: str = "command"):
         os.close(fd)
 
 
+def circuit_artifact_dir(cache: Path, artifact_digest_hex: str) -> Path:
+    """Where a circuit artefact read from its blob is unpacked in a circuit cache (the auditor's replay)."""
+    return Path(cache) / "artifacts" / artifact_digest_hex
+
+
+def _entry(name: str, doc: str | None = None) -> property:
+    """A path directly under the data directory's root (nothing is created)."""
+    return property(lambda self: self.root / name, doc=doc)
+
+
 @dataclass(frozen=True)
 class DataDir:
     root: Path
 
-    @property
-    def market_file(self) -> Path:
-        return self.root / "market.json"
-
-    @property
-    def blobs(self) -> Path:
-        return self.root / "blobs"
-
-    @property
-    def cache(self) -> Path:
-        return self.root / "cache"
-
-    @property
-    def transcripts(self) -> Path:
-        return self.root / "transcripts"
-
-    @property
-    def plots(self) -> Path:
-        return self.root / "plots"
-
-    @property
-    def report_file(self) -> Path:
-        return self.root / "report.json"
+    market_file = _entry("market.json")
+    blobs = _entry("blobs")
+    cache = _entry("cache")
+    transcripts = _entry("transcripts")
+    plots = _entry("plots")
+    report_file = _entry("report.json")
+    roles = _entry("roles", "The folder of every role's private folder (never read by the auditor).")
+    demo = _entry("demo", "The narrator's folder: plans with true schedules, outside roles/ and never read by "
+                          "the auditor.")
 
     @property
     def private_report_file(self) -> Path:
         """The narrator's view of the demo (private inputs), 0600 in a 0700 folder."""
-        folder = self.root / "private"
+        folder = (self.root / PRIVATE_REPORT).parent
         folder.mkdir(mode=0o700, exist_ok=True)
         os.chmod(folder, 0o700)
-        return folder / "report.json"
+        return self.root / PRIVATE_REPORT
+
+    def demo_plan(self, round_id: int) -> Path:
+        return self.demo / f"round-{round_id}.plan.json"
 
     def role(self, name: str) -> Path:
         """The private folder of a role, created 0700 (it holds key files)."""
-        path = self.root / "roles" / name
+        path = self.roles / name
         path.mkdir(parents=True, exist_ok=True)
         os.chmod(path, 0o700)
         return path
+
+    def identity_dir(self, role: str) -> Path:
+        """Where the role's identity keys are saved (crypto.identity.IdentityKeys.save)."""
+        return self.role(role) / "identity"
+
+    def fhe_keys_dir(self, role: str) -> Path:
+        return self.role(role) / "fhe"
+
+    def replay_cache(self, role: str) -> Path:
+        return self.role(role) / "replay-cache.json"
 
     def inbox(self, name: str) -> Path:
         path = self.role(name) / "inbox"
         path.mkdir(exist_ok=True)
         return path
 
-    def round_file(self, role: str, round_id: int, kind: str | None = None) -> Path:
-        """A role's private per-round file ``rounds/<round>[.<kind>].json`` (the folder created 0700)."""
+    def inbox_message(self, recipient: str, round_id: int, kind: str, side: str | None = None) -> Path:
+        """``recipient``'s announcement of round ``round_id``: ``inbox/round-<n>-<kind>[-<side>].json``."""
+        if kind not in INBOX_KINDS:
+            raise ValueError(f"inbox message kind {kind!r}: expected one of {', '.join(INBOX_KINDS)}")
+        return self.inbox(recipient) / (f"round-{round_id}-{kind}-{side}.json" if side else
+                                         f"round-{round_id}-{kind}.json")
+
+    def rounds_dir(self, role: str) -> Path:
+        """A role's private per-round files (created 0700)."""
         folder = self.role(role) / "rounds"
         folder.mkdir(mode=0o700, exist_ok=True)
-        return folder / (f"{round_id}.{kind}.json" if kind else f"{round_id}.json")
+        return folder
+
+    def round_file(self, role: str, round_id: int, kind: str | None = None) -> Path:
+        """A role's private per-round file ``rounds/<round>[.<kind>].json``."""
+        return self.rounds_dir(role) / (f"{round_id}.{kind}.json" if kind else f"{round_id}.json")
 
     def transcript(self, round_id: int) -> Path:
         return self.transcripts / f"round-{round_id}.json"
+
+    def phase_journal(self, round_id: int) -> Path:
+        """The phases of ``round_id`` done so far, with their gas and timings (protocol.phases.PhaseJournal)."""
+        return self.transcripts / f"round-{round_id}.journal.json"
+
+    def transcript_rounds(self) -> set[int]:
+        """The rounds that have a transcript here."""
+        if not self.transcripts.is_dir():
+            return set()
+        return {int(m.group(1)) for p in self.transcripts.iterdir() if (m := _TRANSCRIPT.match(p.name))}
 
     def exists(self) -> bool:
         return self.market_file.exists()

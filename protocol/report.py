@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from protocol.deployment import Deployment
-from protocol.layout import write_json
+from protocol.layout import ROUNDS_PLOT, TIMINGS_PLOT, write_json
 
 __all__ = ["write_transcript", "transcript_fields", "history_anchors", "round_summary", "leakage_statement",
            "write_plots"]
@@ -189,7 +189,7 @@ def write_plots(rounds: list[dict], plans: list, out_dir: Path) -> list[str]:
     axes[0][0].set_ylabel("joint profit (bp·units)")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    path = out_dir / "rounds.png"
+    path = out_dir / ROUNDS_PLOT
     fig.savefig(path, dpi=110)
     plt.close(fig)
     paths.append(str(path))
@@ -205,7 +205,7 @@ def write_plots(rounds: list[dict], plans: list, out_dir: Path) -> list[str]:
     ax.set_ylabel("seconds")
     ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
-    path = out_dir / "timings.png"
+    path = out_dir / TIMINGS_PLOT
     fig.savefig(path, dpi=110)
     plt.close(fig)
     paths.append(str(path))

@@ -45,10 +45,10 @@ def _private_json(path: Path, obj) -> None:
     write_json(path, obj, mode=0o600)
 
 
-def _load_keys(folder: Path, role: str):
+def _load_keys(dep: Deployment, role: str):
     from crypto.identity import IdentityKeys
 
-    return IdentityKeys.load(folder / "identity", role=role)
+    return IdentityKeys.load(dep.data_dir.identity_dir(role), role=role)
 
 
 def _binding(dep: Deployment, purpose: str, round_id: int, sender: str, recipient: str):
@@ -57,14 +57,16 @@ def _binding(dep: Deployment, purpose: str, round_id: int, sender: str, recipien
     return Binding(purpose, dep.chain_id, dep.contract_address, round_id, sender, recipient)
 
 
-def post_inbox(dep: Deployment, recipient: str, name: str, digest: bytes) -> None:
-    """Announce blob ``digest`` to ``recipient`` under ``name`` (a deployment would send it)."""
-    atomic_write(dep.data_dir.inbox(recipient) / f"{name}.json",
+def post_inbox(dep: Deployment, recipient: str, round_id: int, kind: str, digest: bytes,
+               side: str | None = None) -> None:
+    """Announce blob ``digest`` to ``recipient`` as its ``kind`` message of the round (a deployment would
+    send it); ``side`` tells the two dealers' reports apart."""
+    atomic_write(dep.data_dir.inbox_message(recipient, round_id, kind, side),
                  json.dumps({"blob": digest.hex()}).encode())
 
 
-def read_inbox(dep: Deployment, recipient: str, name: str) -> bytes | None:
-    path = dep.data_dir.inbox(recipient) / f"{name}.json"
+def read_inbox(dep: Deployment, recipient: str, round_id: int, kind: str, side: str | None = None) -> bytes | None:
+    path = dep.data_dir.inbox_message(recipient, round_id, kind, side)
     if not path.exists():
         return None
     return bytes.fromhex(json.loads(path.read_text())["blob"])
@@ -113,7 +115,7 @@ class DealerAgent:
         self.dep, self.role, self.side = dep, role, SIDE_OF[role]
         self.client = CLIENT_OF[role]
         self.folder = dep.data_dir.role(role)
-        self.keys = _load_keys(self.folder, role)
+        self.keys = _load_keys(dep, role)
 
     def _round_file(self, round_id: int, kind: str) -> Path:
         return self.dep.data_dir.round_file(self.role, round_id, kind)
@@ -172,7 +174,7 @@ class DealerAgent:
             gas = tx.gas_used
         elif committed != bytes.fromhex(state["commitment"]):
             raise ProtocolError(f"round {round_id}: {self.role}'s commitment on chain is not its own report's")
-        post_inbox(self.dep, "custodian", f"round-{round_id}-report-{self.side}", bytes.fromhex(state["envelope"]))
+        post_inbox(self.dep, "custodian", round_id, "report", bytes.fromhex(state["envelope"]), side=self.side)
         return gas
 
     def _onchain_commitment(self, round_id: int) -> bytes | None:
@@ -186,7 +188,7 @@ class DealerAgent:
         """Verify the custodian's signed receipt against what this dealer sent and what is on chain."""
         from crypto.envelope import ReportReceipt
 
-        digest = read_inbox(self.dep, self.role, f"round-{round_id}-receipt")
+        digest = read_inbox(self.dep, self.role, round_id, "receipt")
         if digest is None:
             raise ProtocolError(f"round {round_id}: {self.role} received no receipt from the custodian")
         receipt = ReportReceipt.from_bytes(self.dep.blobs.get(digest))
@@ -202,7 +204,7 @@ class DealerAgent:
         from chain import InstructionPreimage
         from crypto.envelope import open_message
 
-        digest = read_inbox(self.dep, self.role, f"round-{round_id}-instruction")
+        digest = read_inbox(self.dep, self.role, round_id, "instruction")
         if digest is None:
             raise ProtocolError(f"round {round_id}: {self.role} has no instruction from the custodian")
         payload = open_message(self.dep.blobs.get(digest), recipient=self.keys,
@@ -229,7 +231,7 @@ class DealerAgent:
                              recipient=self.dep.identity(self.client),
                              binding=_binding(self.dep, "offer", round_id, self.role, self.client))
         offer_digest = self.dep.blobs.put(offer.to_bytes())
-        post_inbox(self.dep, self.client, f"round-{round_id}-offer", offer_digest)
+        post_inbox(self.dep, self.client, round_id, "offer", offer_digest)
         acceptance_digest = client.accept(round_id)
         accepted = open_message(self.dep.blobs.get(acceptance_digest), recipient=self.keys,
                                 sender=self.dep.identity(self.client),
@@ -283,7 +285,7 @@ class ClientAgent:
         self.dep, self.role = dep, role
         self.dealer = "dealer_mm" if role == "client_mm" else "dealer_rm"
         self.folder = dep.data_dir.role(role)
-        self.keys = _load_keys(self.folder, role)
+        self.keys = _load_keys(dep, role)
 
     def _file(self, round_id: int, kind: str) -> Path:
         return self.dep.data_dir.round_file(self.role, round_id, kind)
@@ -309,7 +311,7 @@ class ClientAgent:
         done = self._file(round_id, "acceptance")
         if done.exists():
             return bytes.fromhex(read_json(done)["blob"])
-        digest = read_inbox(self.dep, self.role, f"round-{round_id}-offer")
+        digest = read_inbox(self.dep, self.role, round_id, "offer")
         if digest is None:
             raise ProtocolError(f"round {round_id}: {self.role} has no offer from {self.dealer}")
         offer = open_message(self.dep.blobs.get(digest), recipient=self.keys,
@@ -334,11 +336,11 @@ class Custodian:
 
         self.dep = dep
         self.folder = dep.data_dir.role("custodian")
-        self.keys = _load_keys(self.folder, "custodian")
+        self.keys = _load_keys(dep, "custodian")
         published = dep.onchain_terms.evaluation_keys_digest if dep.backend == "fhe" else None
-        self.fhe = CustodianSide.open(dep.backend, circuit, self.folder / "fhe", create=False,
+        self.fhe = CustodianSide.open(dep.backend, circuit, dep.data_dir.fhe_keys_dir("custodian"), create=False,
                                       evaluation_keys_digest=published)
-        self.replay = ReplayCache(self.folder / "replay-cache.json")
+        self.replay = ReplayCache(dep.data_dir.replay_cache("custodian"))
 
     def _round_file(self, round_id: int) -> Path:
         return self.dep.data_dir.round_file("custodian", round_id)
@@ -358,7 +360,7 @@ class Custodian:
         if side in state:
             return state[side]
         dealer = f"dealer_{side}"
-        digest = read_inbox(self.dep, "custodian", f"round-{round_id}-report-{side}")
+        digest = read_inbox(self.dep, "custodian", round_id, "report", side=side)
         if digest is None:
             raise ProtocolError(f"round {round_id}: the custodian has no report from {dealer}")
         committed = self.dep.coordinator.round(round_id).commitment(side)
@@ -380,7 +382,7 @@ class Custodian:
         entry = {"envelope": digest.hex(), "ciphertext": ct_digest.hex(), "receipt": receipt_digest.hex()}
         state[side] = entry
         self._save(round_id, state)
-        post_inbox(self.dep, dealer, f"round-{round_id}-receipt", receipt_digest)
+        post_inbox(self.dep, dealer, round_id, "receipt", receipt_digest)
         return entry
 
     def post_ciphertexts(self, round_id: int) -> int:
@@ -453,8 +455,7 @@ class Custodian:
             record_tx(self.dep, "custodian", round_id, "post_instruction", tx)
             gas = tx.gas_used
         for side, dealer in (("mm", "dealer_mm"), ("rm", "dealer_rm")):
-            post_inbox(self.dep, dealer, f"round-{round_id}-instruction",
-                       bytes.fromhex(state["sealed_instructions"][side]))
+            post_inbox(self.dep, dealer, round_id, "instruction", bytes.fromhex(state["sealed_instructions"][side]))
         return gas
 
 

@@ -125,7 +125,7 @@ class RoundDriver:
         from chain import RoundPhase
 
         coord = self.dep.coordinator
-        journal = PhaseJournal.open(self.dep.data_dir.transcripts / f"round-{round_id}.journal.json")
+        journal = PhaseJournal.open(self.dep.data_dir.phase_journal(round_id))
         self.dep.data_dir.transcripts.mkdir(exist_ok=True)
         P = RoundPhase
         dealer_mm, dealer_rm = self.agent("dealer_mm"), self.agent("dealer_rm")
@@ -241,7 +241,7 @@ class RoundDriver:
         written = []
         for rid in range(1, coord.current_round() + 1):
             if coord.phase(rid).terminal and not self.dep.data_dir.transcript(rid).exists():
-                journal = PhaseJournal.open(self.dep.data_dir.transcripts / f"round-{rid}.journal.json")
+                journal = PhaseJournal.open(self.dep.data_dir.phase_journal(rid))
                 self.dep.data_dir.transcripts.mkdir(exist_ok=True)
                 write_transcript(self.dep, rid, {"timings": dict(journal.timings), "gas": dict(journal.gas)})
                 written.append(rid)

@@ -59,10 +59,15 @@ PROVEN_DIGIT_LIMIT = 72  # [decided] digits one CRS proves in one sub-list (N = 
 CONCRETE_GLWE_STD = 2.168404344971009e-19  # concrete's own std for glwe 1 x 4096 (its interop set)
 LWE_SIZE = 4097
 POLYNOMIAL_SIZE = 4096
-MAX_BLOB_BYTES = 4 * 1024 * 1024  # [decided] a 53-digit report is ~0.5 MB
+MAX_BLOB_BYTES = 4 * 1024 * 1024  # [decided] well above a report (bench_owner_encryption.json report.best.blob_bytes)
+# The key folder's files; node/tfhe_tool.js keygen writes the first three under the same names.
+CLIENT_KEY_FILE = "client_key.bin"
+PUBLIC_KEY_FILE = "compact_public_key.bin"
+CRS_FILE = "crs.bin"
+MANIFEST_FILE = "manifest.json"
 NODE_TIMEOUT_S = 900
 LAST_ENCRYPTION_CPU_MS = [0]  # node CPU time of the last proof (the benchmark reads it)
-CRS_TIMEOUT_S = 7200  # CRS generation: tens of minutes in single-threaded WASM (benchmark)
+CRS_TIMEOUT_S = 7200  # CRS generation is the slow step in single-threaded WASM (bench_owner_encryption.py)
 
 _TOOL = Path(__file__).resolve().parent / "node" / "tfhe_tool.js"
 _ROOT = Path(__file__).resolve().parents[2]
@@ -215,15 +220,15 @@ class PublicKeyMaterial:
 
     @property
     def client_key_path(self) -> Path:
-        return self.folder / "client_key.bin"
+        return self.folder / CLIENT_KEY_FILE
 
     @property
     def public_key_path(self) -> Path:
-        return self.folder / "compact_public_key.bin"
+        return self.folder / PUBLIC_KEY_FILE
 
     @property
     def crs_path(self) -> Path:
-        return self.folder / "crs.bin"
+        return self.folder / CRS_FILE
 
     def __repr__(self) -> str:  # no key material in reprs
         return f"PublicKeyMaterial(folder={str(self.folder)!r}, public_key_digest={self.public_key_digest!r})"
@@ -245,7 +250,7 @@ def generate_public_key_material(
         raise ValueError(f"seed: {seed!r} is not an int in [0, 2**64)")
     if type(max_digits) is not int or not 1 <= max_digits <= 4096:
         raise ValueError(f"max_digits: {max_digits!r} outside [1, 4096]")
-    for name in ("client_key.bin", "compact_public_key.bin", "crs.bin", "manifest.json"):
+    for name in (CLIENT_KEY_FILE, PUBLIC_KEY_FILE, CRS_FILE, MANIFEST_FILE):
         if (folder / name).exists():
             raise FileExistsError(f"{folder / name}: exists; refusing to overwrite key material")
     folder.mkdir(parents=True, exist_ok=True)
@@ -257,13 +262,13 @@ def generate_public_key_material(
              "skip_crs": crs is not None},
             timeout=NODE_TIMEOUT_S if crs is not None else CRS_TIMEOUT_S,
         )
-        client_key = Path(work, "client_key.bin").read_bytes()
-        public_key = Path(work, "compact_public_key.bin").read_bytes()
-        crs_bytes = crs if crs is not None else Path(work, "crs.bin").read_bytes()
+        client_key = Path(work, CLIENT_KEY_FILE).read_bytes()
+        public_key = Path(work, PUBLIC_KEY_FILE).read_bytes()
+        crs_bytes = crs if crs is not None else Path(work, CRS_FILE).read_bytes()
     _glwe_coefficients(client_key)  # refuse a layout we do not understand before publishing anything
-    write_private_file(folder / "client_key.bin", client_key)
-    write_public_file(folder / "compact_public_key.bin", public_key)
-    write_public_file(folder / "crs.bin", crs_bytes)
+    write_private_file(folder / CLIENT_KEY_FILE, client_key)
+    write_public_file(folder / PUBLIC_KEY_FILE, public_key)
+    write_public_file(folder / CRS_FILE, crs_bytes)
     material = PublicKeyMaterial(
         folder=folder,
         public_key_digest=to_hex(digest(public_key)),
@@ -279,7 +284,7 @@ def generate_public_key_material(
         "public_key_sha256": material.public_key_digest,
         "crs_sha256": material.crs_digest,
     }
-    write_public_file(folder / "manifest.json", (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+    write_public_file(folder / MANIFEST_FILE, (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
     return material
 
 

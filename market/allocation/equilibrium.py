@@ -150,7 +150,8 @@ def _fast_aggregate_demand(agents: AgentFamily, tau, g):
 
     A family that knows its participation thresholds (``participation_threshold(g)``: it takes part iff
     ``τ + μ < q_exit``) and can write its demand in place (``demand_into``) gets an allocation-free loop
-    without logarithms (about 5x faster at n = 10^6); any other family sums its direct best responses.
+    without logarithms (``bisection_1e6`` in ``bench-results/bench_allocation.json`` times it at n = 10^6);
+    any other family sums its direct best responses.
     """
     threshold = getattr(agents, "participation_threshold", None)
     demand_into = getattr(agents, "demand_into", None)

@@ -142,7 +142,7 @@ def run(args) -> int:
     from protocol.commands.account_options import signers_from_args
 
     from protocol.deployment import evaluator_roles
-    from protocol.layout import CLIENT_ROLES, DEALER_ROLES
+    from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir
 
     roles = ("custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(args.evaluators), "deployer")
     signers = signers_from_args(args, roles)  # every key file and keystore checked before anything starts
@@ -160,7 +160,7 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(report, default=str))
     else:
-        print(f"report: {args.data_dir / 'report.json'}; plots: {', '.join(report['plots'])}; "
+        print(f"report: {DataDir(args.data_dir).report_file}; plots: {', '.join(report['plots'])}; "
               f"total {report['total_seconds']} s", file=sys.stderr)
     ok = report.get("verify", {}).get("ok", True)
     return 0 if ok else 1

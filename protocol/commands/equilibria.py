@@ -14,7 +14,7 @@ from pathlib import Path
 from protocol.cli import UsageError
 
 HELP = "enumerate all pure equilibria of the dealer game and the contract's selection"
-MAX_RATE_POINTS = 4000  # 4000² int64 payoff matrices: ~130 MB each, about 0.5 s
+MAX_RATE_POINTS = 4000  # 4000² int64 payoff matrices: 128 MB each (16e6 x 8 bytes)
 DESCRIPTION = __doc__
 
 

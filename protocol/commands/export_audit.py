@@ -29,6 +29,9 @@ from protocol.cli import UsageError
 HELP = "write everything public an auditor needs (blobs, transcripts, ABI, terms, signer digests) into DIR"
 DESCRIPTION = __doc__
 EXPORT_FORMAT = "repo-market-audit-export-v1"
+IDENTITIES_FILE = "identities.json"
+CHAIN_INFO_FILE = "chain.json"
+MANIFEST_FILE = "MANIFEST.json"
 _BLOB_NAME = re.compile(r"\A[0-9a-f]{64}\Z")
 EXCLUDED = {
     "roles/": "each role's private folder: identity keys, FHE secret key, private inputs, inboxes",
@@ -93,8 +96,9 @@ def _identities(dep) -> dict:
 def export_audit(data_dir: Path, out_dir: Path, rpc_url: str | None = None) -> dict:
     """Write the export (see the module docstring); returns the manifest."""
     from chain.artifacts import BUILD_DIR, CONTRACT_NAMES, CONTRACTS_DIR
+    from chain.paths import CONFIG_FILE, JOURNAL_FILE, chain_dir
     from protocol.deployment import open_market
-    from protocol.layout import write_json
+    from protocol.layout import DataDir, write_json
 
     dep = open_market(data_dir, rpc_url)
     root = dep.data_dir.root
@@ -105,30 +109,31 @@ def export_audit(data_dir: Path, out_dir: Path, rpc_url: str | None = None) -> d
         raise UsageError(f"DIR {out_dir}: inside the data directory {root}; choose a folder outside it")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
+    export = DataDir(work)  # the layout verify reads, plus the files below
     try:
-        _copy(dep.data_dir.market_file, work / "market.json")
+        _copy(dep.data_dir.market_file, export.market_file)
         blobs = sorted(p for p in dep.data_dir.blobs.iterdir() if _BLOB_NAME.match(p.name)) \
             if dep.data_dir.blobs.is_dir() else []
         for blob in blobs:
-            _copy(blob, work / "blobs" / blob.name)  # copied as found: verify re-hashes every one
+            _copy(blob, export.blobs / blob.name)  # copied as found: verify re-hashes every one
         if dep.data_dir.transcripts.is_dir():
             for path in sorted(dep.data_dir.transcripts.glob("*.json")):
-                _copy(path, work / "transcripts" / path.name)
+                _copy(path, export.transcripts / path.name)
         if dep.rpc_url is None:  # the embedded chain is its journal of signed transactions
-            for name in ("journal.jsonl", "config.json"):
-                if (root / "chain" / name).is_file():
-                    _copy(root / "chain" / name, work / "chain" / name)
+            for name in (JOURNAL_FILE, CONFIG_FILE):
+                if (chain_dir(root) / name).is_file():
+                    _copy(chain_dir(root) / name, chain_dir(work) / name)
         for name in CONTRACT_NAMES:
-            _copy(CONTRACTS_DIR / f"{name}.vy", work / "contracts" / f"{name}.vy")
-            _copy(BUILD_DIR / f"{name}.json", work / "contracts" / "build" / f"{name}.json")
-        write_json(work / "identities.json", _identities(dep))
-        write_json(work / "chain.json", _chain_info(dep))
+            _copy(CONTRACTS_DIR / f"{name}.vy", work / CONTRACTS_DIR.name / f"{name}.vy")
+            _copy(BUILD_DIR / f"{name}.json", work / CONTRACTS_DIR.name / BUILD_DIR.name / f"{name}.json")
+        write_json(work / IDENTITIES_FILE, _identities(dep))
+        write_json(work / CHAIN_INFO_FILE, _chain_info(dep))
         files = {str(p.relative_to(work)): _sha256(p) for p in sorted(work.rglob("*")) if p.is_file()}
         _refuse_secrets(root, work, files)
         manifest = {"format": EXPORT_FORMAT, "contract": dep.contract_address, "chain_id": dep.chain_id,
                     "files": files, "excluded": EXCLUDED,
                     "verify": "repo-market verify --data-dir <this folder> [--rpc URL]"}
-        write_json(work / "MANIFEST.json", manifest)
+        write_json(work / MANIFEST_FILE, manifest)
         os.chmod(work, 0o755)
         work.rename(out_dir)
         return manifest
@@ -137,18 +142,22 @@ def export_audit(data_dir: Path, out_dir: Path, rpc_url: str | None = None) -> d
         raise
 
 
-# Files of roles/ that are public by design (their bytes are published as they are).
-PUBLIC_ROLE_FILES = ("identity.json", "fhe-evaluation.keys")
 SECRET_MARKERS = (b"PRIVATE KEY-----", b"RMFHESK", b'"kdfparams"')  # PEM keys, FHE secret key, keystores
 
 
 def private_files(root: Path) -> dict[str, Path]:
-    """sha256 -> path of every private file of the market (roles/ except PUBLIC_ROLE_FILES; demo/ plans)."""
+    """sha256 -> path of every private file of the market (roles/ except the files that are public by design,
+    their bytes published as they are; demo/ plans)."""
+    from crypto.fhe_keys import EVALUATION_KEYS_FILE
+    from crypto.identity import PUBLIC_IDENTITY_FILE
+    from protocol.layout import DataDir
+
+    public_role_files = (PUBLIC_IDENTITY_FILE, EVALUATION_KEYS_FILE)
     out = {}
-    for folder in (root / "roles", root / "demo"):
+    for folder in (DataDir(root).roles, DataDir(root).demo):
         if folder.is_dir():
             for p in folder.rglob("*"):
-                if p.is_file() and p.name not in PUBLIC_ROLE_FILES:
+                if p.is_file() and p.name not in public_role_files:
                     out[_sha256(p)] = p
     return out
 

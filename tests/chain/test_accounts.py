@@ -130,14 +130,14 @@ def test_a_node_that_is_not_a_dev_chain_refuses_dev_keys(tmp_path):
     from eth_tester import EthereumTester, PyEVMBackend
     from web3 import EthereumTesterProvider, Web3
 
-    from chain.client import Chain
     from chain.accounts import account_from_key
+    from chain.backends import NodeBackend
+    from chain.client import Chain
 
     acct = load_key_file("custodian", _key_file(tmp_path / "k"))
-    chain = Chain(Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend()))), backend="rpc",
-                  url="http://node.invalid", data_dir=tmp_path, seed=0, journal=None,
-                  faucet=account_from_key("faucet", (1).to_bytes(32, "big")), is_anvil=False,
-                  accounts={"custodian": acct})
+    node = NodeBackend(Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend()))), "http://node.invalid",
+                       is_anvil=False, faucet=account_from_key("faucet", (1).to_bytes(32, "big")))
+    chain = Chain(node, data_dir=tmp_path, seed=0, accounts={"custodian": acct})
     assert not chain.dev_keys_allowed
     assert chain.address("custodian") == acct.address and chain.account_source("custodian") == KEY_FILE
     with pytest.raises(ChainInputError, match="role 'dealer_mm' has no key: .* not a dev chain"):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from chain.node import rpc_request
+from chain.node import node_state_path, rpc_request
 
 from .helpers import require_anvil
 
@@ -36,11 +36,11 @@ def test_up_status_down(tmp_path):
         assert json.loads(cli("up", "--json", *data).stdout) == doc  # idempotent: same node
         status = json.loads(cli("status", "--json", *data).stdout)
         assert status["running"] is True and status["url"] == doc["url"] and status["block_number"] == 0
-        assert status["state_path"] == str(tmp_path / "chain" / "anvil" / "state.json")
+        assert status["state_path"] == str(node_state_path(tmp_path))
     finally:
         down = cli("down", "--json", *data)
     assert down.returncode == 0 and json.loads(down.stdout) == {"stopped": True, "pid": doc["pid"]}
-    assert (tmp_path / "chain" / "anvil" / "state.json").is_file()  # dumped on exit
+    assert node_state_path(tmp_path).is_file()  # dumped on exit
     status = json.loads(cli("status", "--json", *data).stdout)
     assert status["running"] is False
     assert json.loads(cli("down", "--json", *data).stdout) == {"stopped": False, "pid": None}
@@ -74,9 +74,9 @@ def _fake_node(data_dir: Path, token: str):
     """A process that carries data_dir's node identity (state path, token) but serves nothing."""
     import subprocess as sp
 
-    from chain.node import TOKEN_ENV, node_dir
+    from chain.node import TOKEN_ENV, node_state_path
 
-    state = str(node_dir(data_dir) / "state.json")
+    state = str(node_state_path(data_dir))
     proc = sp.Popen([sys.executable, "-c", "import time; time.sleep(60)", "--state", state],
                     env={**os.environ, TOKEN_ENV: token})
     for _ in range(200):  # until the child has exec'ed
@@ -87,13 +87,13 @@ def _fake_node(data_dir: Path, token: str):
 
 
 def test_a_recorded_node_that_does_not_answer_is_not_duplicated(tmp_path):
-    from chain.node import NodeError, NodeInfo, node_dir, start_anvil, stop_anvil
+    from chain.node import NodeError, NodeInfo, node_dir, node_info_path, start_anvil, stop_anvil
 
     proc, state = _fake_node(tmp_path, "t0ken")
     try:
         node_dir(tmp_path).mkdir(parents=True)
         info = NodeInfo(url="http://127.0.0.1:9", pid=proc.pid, port=9, state_path=state, log_path="", token="t0ken")
-        (node_dir(tmp_path) / "node.json").write_text(json.dumps(info.__dict__))
+        node_info_path(tmp_path).write_text(json.dumps(info.__dict__))
         with pytest.raises(NodeError, match=f"pid {proc.pid}.*does not answer"):
             started = start_anvil(tmp_path)
             stop_anvil(tmp_path)  # only reached if the check failed: leave no node behind
@@ -109,7 +109,7 @@ def test_down_on_a_copied_data_directory_leaves_the_original_node_running(tmp_pa
     """node.json copied with its directory names the original's pid and token, but not its state path."""
     import shutil
 
-    from chain.node import NodeInfo, node_dir, node_status, read_node, stop_anvil
+    from chain.node import NodeInfo, node_dir, node_info_path, node_status, read_node, stop_anvil
 
     original, copy = tmp_path / "original", tmp_path / "copy"
     proc, state = _fake_node(original, "secret-token")
@@ -117,7 +117,7 @@ def test_down_on_a_copied_data_directory_leaves_the_original_node_running(tmp_pa
         node_dir(original).mkdir(parents=True)
         info = NodeInfo(url="http://127.0.0.1:9", pid=proc.pid, port=9, state_path=state, log_path="",
                         token="secret-token")
-        (node_dir(original) / "node.json").write_text(json.dumps(info.__dict__))
+        node_info_path(original).write_text(json.dumps(info.__dict__))
         shutil.copytree(original, copy)
         assert read_node(original) == info and read_node(copy) is None
         assert node_status(copy)["pid"] is None
@@ -127,7 +127,7 @@ def test_down_on_a_copied_data_directory_leaves_the_original_node_running(tmp_pa
         time.sleep(0.2)
         assert proc.poll() is None  # still running: the copy's down did not touch it
         # a process with the right command line but another token is not the node either
-        (node_dir(original) / "node.json").write_text(json.dumps({**info.__dict__, "token": "other"}))
+        node_info_path(original).write_text(json.dumps({**info.__dict__, "token": "other"}))
         assert read_node(original) is None
     finally:
         proc.kill()

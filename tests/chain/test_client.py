@@ -107,7 +107,7 @@ def test_event_index_never_scans_long_ranges(market, monkeypatch):
 
     monkeypatch.setattr(events_module, "WINDOW", 5)
     monkeypatch.setattr(market.chain.w3.eth, "get_logs", spy)
-    market.chain._index = events_module.EventIndex(None)  # forget what was scanned
+    market.chain._backend.index = events_module.EventIndex(None)  # forget what was scanned
     head = market.chain.block_number
     assert len(market.coord.events("Deposited")) == 2
     assert calls and all(hi - lo < 5 for lo, hi in calls) and calls[-1][1] == head

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from chain.paths import JOURNAL_FILE, chain_dir
 from chain import (CUSTODIAN, DEALER_MM, DEALER_RM, ChainError, ChainUnavailable, Coordinator, JournalError,
                    RoundPhase, connect, deploy_coordinator)
 from chain.node import start_anvil, stop_anvil
@@ -82,13 +83,13 @@ def test_embedded_chain_is_shared_between_processes(tmp_path):
 def test_embedded_snapshot_restores_and_continues(tmp_path, monkeypatch):
     import shutil
 
-    from chain import client as client_module
+    from chain import backends as backends_module
     from chain.snapshot import snapshot_path
 
-    monkeypatch.setattr(client_module, "SNAPSHOT_EVERY", 3)
+    monkeypatch.setattr(backends_module, "SNAPSHOT_EVERY", 3)
     data_dir = tmp_path / "data"
     m = open_round(connect(data_dir))
-    snap = snapshot_path(data_dir / "chain")
+    snap = snapshot_path(chain_dir(data_dir))
     assert not snap.exists()
     connect(data_dir)  # replays >= 3 entries: writes a snapshot
     assert snap.is_file()
@@ -102,7 +103,7 @@ def test_embedded_snapshot_restores_and_continues(tmp_path, monkeypatch):
     for name, damage in (("full", lambda p: p.unlink()), ("corrupt", lambda p: p.write_bytes(p.read_bytes()[:-7]))):
         copy = tmp_path / name
         shutil.copytree(data_dir, copy)
-        damage(snapshot_path(copy / "chain"))
+        damage(snapshot_path(chain_dir(copy)))
         other = connect(copy)
         other_coord = Coordinator(other, m.coord.address)
         assert other.block_number == restored.block_number
@@ -114,7 +115,7 @@ def test_embedded_journal_ignores_a_torn_last_line(tmp_path):
     data_dir = tmp_path / "data"
     chain = connect(data_dir)
     m = open_round(chain)
-    journal = data_dir / "chain" / "journal.jsonl"
+    journal = chain_dir(data_dir) / JOURNAL_FILE
     with open(journal, "a") as f:
         f.write('{"op": "tx", "raw": "0xdead')  # a crash mid-append: no newline
     again = connect(data_dir)
@@ -129,7 +130,7 @@ def test_embedded_journal_divergence_is_detected(tmp_path):
     data_dir = tmp_path / "data"
     chain = connect(data_dir)
     open_round(chain)
-    journal = data_dir / "chain" / "journal.jsonl"
+    journal = chain_dir(data_dir) / JOURNAL_FILE
     lines = journal.read_text().splitlines()
     entry = json.loads(lines[-1])
     entry["block"] += 1

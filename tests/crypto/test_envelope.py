@@ -1,4 +1,4 @@
-"""Sealed, signed, bound reports and messages; receipts; replay cache (crypto/envelope.py).
+"""Sealed, signed, bound reports and messages; receipts; replay cache (crypto/envelope/).
 
 Every rejection path has its own exception class, and each test asserts the exact class (not just a
 common base), so a check that silently moved to another path would fail here.

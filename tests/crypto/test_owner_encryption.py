@@ -28,6 +28,7 @@ from crypto.tfhers import (
     verify_and_expand,
 )
 from crypto.tfhers.owner_encryption import (
+    MANIFEST_FILE,
     CryptoError,
     _concrete_key,
     _glwe_coefficients,
@@ -92,7 +93,7 @@ def test_key_material_files_modes_and_digests(keys):
     assert stat.S_IMODE(os.stat(keys.client_key_path).st_mode) == 0o600
     public_key = keys.public_key_path.read_bytes()
     assert keys.public_key_digest == to_hex(digest(public_key))
-    manifest = (keys.folder / "manifest.json").read_text()
+    manifest = (keys.folder / MANIFEST_FILE).read_text()
     assert keys.public_key_digest in manifest and keys.crs_digest in manifest
     assert repr(keys) == f"PublicKeyMaterial(folder={str(keys.folder)!r}, public_key_digest={keys.public_key_digest!r})"
     assert len(public_key) > 60_000  # a 4096-coefficient compact public key

@@ -22,6 +22,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from protocol.layout import DataDir
+from chain.paths import JOURNAL_FILE, chain_dir
 from protocol.audit import AuditReport
 from protocol.deployment import open_market
 
@@ -58,7 +60,7 @@ def test_an_honest_market_runs_the_history_storage_code_and_money_checks(demo_co
 
 
 def _journal(path: Path) -> Path:
-    return path / "chain" / "journal.jsonl"
+    return chain_dir(path) / JOURNAL_FILE
 
 
 @pytest.mark.parametrize("drop", [1, 3, 12])
@@ -83,7 +85,7 @@ def test_tearing_the_last_journal_line_is_caught(demo_copy):
 
 def test_rolling_back_a_whole_round_names_the_orphan_transcript(demo_copy):
     """Cut the journal back to the end of round 3: round 4's transcript names a round the chain lacks."""
-    t3 = json.loads((demo_copy / "transcripts" / "round-3.json").read_text())
+    t3 = json.loads(DataDir(demo_copy).transcript(3).read_text())
     last_block = max(a["block"] for a in t3["transactions"])
     journal = _journal(demo_copy)
     kept = [line for line in journal.read_bytes().splitlines(keepends=True) if json.loads(line)["block"] <= last_block]
@@ -94,7 +96,7 @@ def test_rolling_back_a_whole_round_names_the_orphan_transcript(demo_copy):
 
 
 def test_a_deleted_transcript_is_an_error(demo_copy):
-    (demo_copy / "transcripts" / "round-2.json").unlink()
+    DataDir(demo_copy).transcript(2).unlink()
     report = _audit(demo_copy)
     assert [(f["round"], f["check"]) for f in report["failures"]] == [(2, "transcript")]
     assert "missing" in report["failures"][0]["detail"]
@@ -103,7 +105,7 @@ def test_a_deleted_transcript_is_an_error(demo_copy):
 @pytest.mark.parametrize("field,value", [("phase", "SETTLED"), ("trade", False), ("forfeited", None),
                                          ("votes", {}), ("records", {"mm": None, "rm": None})])
 def test_every_transcript_field_is_compared_with_the_chain(demo_copy, field, value):
-    path = demo_copy / "transcripts" / "round-4.json"  # round 4 is forfeited: each field differs from value
+    path = DataDir(demo_copy).transcript(4)  # round 4 is forfeited: each field differs from value
     t = json.loads(path.read_text())
     assert t[field] != value
     t[field] = value
@@ -157,7 +159,7 @@ def test_an_audit_with_no_checks_fails():
 
 
 def test_an_unanchored_blob_is_reported_not_failed(demo_copy):
-    stray = demo_copy / "blobs"
+    stray = DataDir(demo_copy).blobs
     import hashlib
 
     data = b"a blob nothing names"
@@ -211,7 +213,7 @@ def test_every_role_keeps_the_anchor_of_its_own_transactions(sim_demo):
     expected = {"dealer_mm": {"commit_report", "execute_mm_leg"}, "dealer_rm": {"commit_report", "execute_rm_leg"},
                 "custodian": {"post_ciphertexts", "post_instruction"}, "evaluator_0": {"post_output"}}
     for role, steps in expected.items():
-        txs = json.loads((path / "roles" / role / "rounds" / "1.txs.json").read_text())
+        txs = json.loads(DataDir(path).round_file(role, 1, "txs").read_text())
         assert steps <= set(txs), (role, txs)
         for step in steps:
             anchor = txs[step]

@@ -22,6 +22,8 @@ import shutil
 import pytest
 from eth_utils import keccak, to_checksum_address
 
+from protocol.layout import DataDir
+from chain.paths import INDEX_DIR, chain_dir
 from protocol.audit import Auditor
 from protocol.deployment import create_market, open_market
 
@@ -85,7 +87,7 @@ def _map_slot(dep, slot: int, key: bytes, known: int | None = None) -> int:
 
 
 def _flip(path, digest: bytes) -> None:
-    blob = path / "blobs" / digest.hex()
+    blob = DataDir(path).blobs / digest.hex()
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 1
     blob.write_bytes(bytes(data))
@@ -187,7 +189,7 @@ def test_swapped_runtime_code_is_named(market):
 
 
 def test_an_edited_event_index_does_not_fail_a_healthy_chain(market):
-    index = list((market / "chain" / "index").rglob("*.json"))
+    index = list((chain_dir(market) / INDEX_DIR).rglob("*.json"))
     assert index, "the writers persisted no event index: nothing to edit"
     for path in index:
         data = json.loads(path.read_text())
@@ -210,7 +212,7 @@ def test_forced_ether_is_a_surplus_not_a_failure(market):
 def test_rollback_erasing_the_last_round_and_its_forfeit(market):
     """Last in the module: anvil_rollback invalidates the node's snapshots, so the node is not restored."""
     dep = open_market(market)
-    t4 = json.loads((market / "transcripts" / "round-4.json").read_text())
+    t4 = json.loads(DataDir(market).transcript(4).read_text())
     head = dep.chain.block_number
     assert dep.coordinator.events("Forfeited", round_id=4)
     depth = head - min(a["block"] for a in t4["transactions"]) + 1  # from round 4's first transaction on

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from protocol.layout import DataDir
+
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "AUDIT.md"
 CAST_ENV = "REPO_MARKET_CAST"
@@ -81,7 +83,7 @@ class Truth:
 
         self.dir = export_dir
         self.dep = open_market(export_dir, url)
-        self.market = json.loads((export_dir / "market.json").read_text())
+        self.market = json.loads(DataDir(export_dir).market_file.read_text())
         self.coord = self.dep.coordinator
         self.w3 = self.dep.chain.w3
 
@@ -137,7 +139,7 @@ def check_terms(out: str, t: Truth) -> None:
         f"circuit: on chain {terms.circuit_digest.hex()}, blob sha256 {d['circuit']}",
         f"evaluation_keys: on chain {terms.evaluation_keys_digest.hex()}, blob sha256 {d['evaluation_keys']}"]
     assert terms.circuit_digest.hex() == d["circuit"]
-    assert hashlib.sha256((t.dir / "blobs" / d["circuit"]).read_bytes()).hexdigest() == d["circuit"]
+    assert hashlib.sha256((DataDir(t.dir).blobs / d["circuit"]).read_bytes()).hexdigest() == d["circuit"]
 
 
 def check_storage(out: str, t: Truth) -> None:
@@ -181,8 +183,8 @@ def check_senders(out: str, t: Truth) -> None:
 
 
 def check_blobs(out: str, t: Truth) -> None:
-    blobs = sorted(p.name for p in (t.dir / "blobs").iterdir())
-    bad = sum(hashlib.sha256((t.dir / "blobs" / b).read_bytes()).hexdigest() != b for b in blobs)
+    blobs = sorted(p.name for p in DataDir(t.dir).blobs.iterdir())
+    bad = sum(hashlib.sha256((DataDir(t.dir).blobs / b).read_bytes()).hexdigest() != b for b in blobs)
     named = set()
     for e in t.coord.events():
         for key in ("ciphertext_digest_mm", "ciphertext_digest_rm", "output_digest", "attestation_digest", "evidence"):
@@ -214,12 +216,12 @@ def check_signatures(out: str, t: Truth) -> None:
     ok = "Signature Verified Successfully"
     lines = []
     for e in t.coord.events("InstructionPosted"):
-        open_statement((t.dir / "blobs" / e.args["attestation_digest"].hex()).read_bytes(),
+        open_statement((DataDir(t.dir).blobs / e.args["attestation_digest"].hex()).read_bytes(),
                        t.dep.identity("custodian"), name="attestation", context=ATTESTATION_CONTEXT)
         lines.append(f"round {e.args['round_id']} attestation by custodian: {ok}")
     for e in t.coord.events("LegExecuted"):
         role = t.role_of(e.args["dealer"])
-        open_statement((t.dir / "blobs" / e.args["evidence"].hex()).read_bytes(), t.dep.identity(role),
+        open_statement((DataDir(t.dir).blobs / e.args["evidence"].hex()).read_bytes(), t.dep.identity(role),
                        name="execution record", context=EXECUTION_CONTEXT)
         lines.append(f"round {e.args['round_id']} execution record by {role}: {ok}")
     assert _lines(out) == lines and len(lines) >= 8
@@ -270,7 +272,7 @@ def test_the_documented_cast_walkthrough(cast_market, anvil_url, capsys):
 def test_the_walkthrough_catches_a_flipped_blob_byte(cast_market, anvil_url, tmp_path):
     copy = tmp_path / "audit"
     shutil.copytree(cast_market, copy)
-    victim = sorted((copy / "blobs").iterdir())[0]
+    victim = sorted(DataDir(copy).blobs.iterdir())[0]
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 1
     victim.write_bytes(bytes(data))
@@ -285,7 +287,7 @@ def test_the_walkthrough_catches_a_forged_attestation(cast_market, anvil_url, tm
     copy = tmp_path / "audit"
     shutil.copytree(cast_market, copy)
     first = open_market(cast_market, anvil_url).coordinator.events("InstructionPosted")[0]
-    blob = copy / "blobs" / first.args["attestation_digest"].hex()
+    blob = DataDir(copy).blobs / first.args["attestation_digest"].hex()
     data = bytearray(blob.read_bytes())
     data[40] ^= 1  # inside the body's first entry
     blob.write_bytes(bytes(data))
@@ -298,9 +300,9 @@ def test_the_walkthrough_catches_a_forged_attestation(cast_market, anvil_url, tm
 def test_the_walkthrough_catches_a_swapped_signing_key(cast_market, anvil_url, tmp_path):
     copy = tmp_path / "audit"
     shutil.copytree(cast_market, copy)
-    market = json.loads((copy / "market.json").read_text())
+    market = json.loads(DataDir(copy).market_file.read_text())
     market["identities"]["custodian"]["signing_key"] = "11" * 32
-    (copy / "market.json").write_text(json.dumps(market))
+    DataDir(copy).market_file.write_text(json.dumps(market))
     lines = _lines(run_steps(anvil_url, copy, ["identities"])["identities"])
     recomputed, onchain = lines[-2].split()[-1], lines[-1].split()[-1]
     assert recomputed != onchain

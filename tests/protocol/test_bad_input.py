@@ -4,6 +4,7 @@ and leave nothing half-recorded: no new blob, no custodian state, no replay-cach
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
@@ -52,17 +53,26 @@ def _commit_both(dep):
 
 def snapshot(path: Path) -> dict:
     dep = open_market(path)
-    custodian = path / "roles" / "custodian"
-    files = lambda d: {p.name: p.read_bytes() for p in d.glob("*")} if d.exists() else {}  # noqa: E731
+    replay = dep.data_dir.replay_cache("custodian")
+    files = lambda d: {p.name: p.read_bytes() for p in d.glob("*")}  # noqa: E731
     rs = dep.coordinator.round(1) if dep.coordinator.current_round() >= 1 else None
-    return {"blobs": sorted(p.name for p in (path / "blobs").iterdir()),
-            "custodian_rounds": files(custodian / "rounds"),
-            "replay": (custodian / "replay-cache.json").read_bytes() if (custodian / "replay-cache.json").exists() else b"",
+    return {"blobs": sorted(p.name for p in dep.data_dir.blobs.iterdir()),
+            "custodian_rounds": files(dep.data_dir.rounds_dir("custodian")),
+            "replay": replay.read_bytes() if replay.exists() else b"",
             "block": dep.chain.block_number, "round": rs}
 
 
+@contextlib.contextmanager
+def refused_leaving_no_trace(path: Path, error, match):
+    """The block raises ``error`` (its message matching ``match``) and the market at ``path`` is as it was."""
+    before = snapshot(path)
+    with pytest.raises(error, match=match):
+        yield
+    assert snapshot(path) == before
+
+
 def _sealed(dep, *, role="dealer_mm", round_id=1, contract=None, keys=None, recipient="custodian", schedule=None):
-    keys = keys or IdentityKeys.load(dep.data_dir.role(role) / "identity", role=role)
+    keys = keys or IdentityKeys.load(dep.data_dir.identity_dir(role), role=role)
     offsets = schedule or ([100 + q for q in range(SIM_GRID + 1)] if role == "dealer_mm"
                            else [100 + 2 * SIM_GRID - q for q in range(SIM_GRID + 1)])
     report = DealerReport.create(role=role, round=round_id, chain_id=dep.chain_id,
@@ -71,12 +81,12 @@ def _sealed(dep, *, role="dealer_mm", round_id=1, contract=None, keys=None, reci
 
 
 def _deliver(dep, side, data: bytes):
-    post_inbox(dep, "custodian", f"round-1-report-{side}", dep.blobs.put(data))
+    post_inbox(dep, "custodian", 1, "report", dep.blobs.put(data), side=side)
 
 
 def _restore_inbox(dep, side):
-    state = json.loads((dep.data_dir.role(f"dealer_{side}") / "rounds" / "1.report.json").read_text())
-    post_inbox(dep, "custodian", f"round-1-report-{side}", bytes.fromhex(state["envelope"]))
+    state = json.loads(dep.data_dir.round_file(f"dealer_{side}", 1, "report").read_text())
+    post_inbox(dep, "custodian", 1, "report", bytes.fromhex(state["envelope"]), side=side)
 
 
 # --- dealer side: invalid reports are refused before anything is signed, sealed or sent ------------------
@@ -101,13 +111,11 @@ REPORT_CASES = [
 @pytest.mark.parametrize("name,role,schedule,hurdle,error,match", REPORT_CASES, ids=[c[0] for c in REPORT_CASES])
 def test_invalid_report_is_refused_before_sealing(committed, name, role, schedule, hurdle, error, match):
     dep = open_market(committed)
-    path = dep.data_dir.role(role) / "rounds" / "7.input.json"
+    path = dep.data_dir.round_file(role, 7, "input")
     path.write_text(json.dumps({"schedule": schedule, "hurdle": hurdle, "behaviour": {"kind": "honest"}}))
-    before = snapshot(committed)
-    with pytest.raises(error, match=re.escape(match)):
+    with refused_leaving_no_trace(committed, error, match=re.escape(match)):
         DealerAgent(dep, role).prepare_report(7)
-    assert not (dep.data_dir.role(role) / "rounds" / "7.report.json").exists()
-    assert snapshot(committed) == before
+    assert not dep.data_dir.round_file(role, 7, "report").exists()
 
 
 # --- custodian side: malformed, tampered, replayed, forged envelopes -------------------------------------
@@ -120,7 +128,7 @@ def _flip(data: bytes, at: int = -5) -> bytes:
 
 def _envelope_cases():
     def tampered(dep):
-        state = json.loads((dep.data_dir.role("dealer_mm") / "rounds" / "1.report.json").read_text())
+        state = json.loads(dep.data_dir.round_file("dealer_mm", 1, "report").read_text())
         sealed = SealedReport.from_bytes(dep.blobs.get(bytes.fromhex(state["envelope"])))
         return "mm", dataclasses.replace(sealed, ciphertext=_flip(sealed.ciphertext, 7)).to_bytes()
 
@@ -147,12 +155,9 @@ def test_custodian_refuses_bad_envelopes_and_records_nothing(committed, name, ma
     dep = open_market(committed)
     side, data = make(dep)
     _deliver(dep, side, data)
-    before = snapshot(committed)
     try:
-        with pytest.raises(error, match=match):
+        with refused_leaving_no_trace(committed, error, match=match):
             Custodian(dep, dep.circuit()).accept_report(1, side)
-        after = snapshot(committed)
-        assert after == before
     finally:
         _restore_inbox(dep, side)
 
@@ -165,10 +170,10 @@ def test_replayed_envelope_and_second_envelope_are_refused(fresh_market):
     entry = custodian.accept_report(1, "mm")
     assert custodian.accept_report(1, "mm") == entry  # same request again: idempotent, not re-encrypted
     # the custodian lost its round state (crash) but keeps its replay cache: the same envelope resumes ...
-    (dep.data_dir.role("custodian") / "rounds" / "1.json").unlink()
+    dep.data_dir.round_file("custodian", 1).unlink()
     assert Custodian(dep, dep.circuit()).accept_report(1, "mm")["envelope"] == entry["envelope"]
     # ... while a different envelope for the same (round, dealer) is a replay
-    (dep.data_dir.role("custodian") / "rounds" / "1.json").unlink()
+    dep.data_dir.round_file("custodian", 1).unlink()
     _deliver(dep, "mm", _sealed(dep))
     with pytest.raises((ReplayError, ProtocolError)):
         Custodian(dep, dep.circuit()).accept_report(1, "mm")
@@ -178,26 +183,20 @@ def test_replayed_envelope_and_second_envelope_are_refused(fresh_market):
 
 def test_unknown_round_is_refused_on_chain(committed):
     dep = open_market(committed)
-    before = snapshot(committed)
-    with pytest.raises(ChainError, match="unknown round"):
+    with refused_leaving_no_trace(committed, ChainError, match="unknown round"):
         dep.coordinator.commit_report("dealer_mm", 5, b"\x01" * 32)
-    assert snapshot(committed) == before
 
 
 def test_non_evaluator_cannot_post_an_output(committed):
     dep = open_market(committed)
-    before = snapshot(committed)
-    with pytest.raises(ChainError, match="only an evaluator"):
+    with refused_leaving_no_trace(committed, ChainError, match="only an evaluator"):
         dep.coordinator.post_output("dealer_mm", 1, b"\x02" * 32)
-    assert snapshot(committed) == before
 
 
 def test_leg_before_instruction_is_refused(committed):
     dep = open_market(committed)
-    before = snapshot(committed)
-    with pytest.raises(ChainError, match="Instructed"):
+    with refused_leaving_no_trace(committed, ChainError, match="Instructed"):
         dep.coordinator.execute_mm_leg("dealer_mm", 1, 404, 4, b"\x05" * 32)
-    assert snapshot(committed) == before
 
 
 def test_deposit_from_a_non_dealer_is_refused(committed):
@@ -208,10 +207,8 @@ def test_deposit_from_a_non_dealer_is_refused(committed):
 
 def test_custodian_refuses_to_decrypt_without_an_agreed_output(committed):
     dep = open_market(committed)
-    before = snapshot(committed)
-    with pytest.raises(ProtocolError, match="refusing to decrypt"):
+    with refused_leaving_no_trace(committed, ProtocolError, match="refusing to decrypt"):
         Custodian(dep, dep.circuit()).prepare_instruction(1)
-    assert snapshot(committed) == before
 
 
 def test_node_down_is_a_clear_error(scratch):

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from protocol.layout import DataDir
 from market import limits
 from protocol.cli import main
 
@@ -348,7 +349,7 @@ def test_bad_data_directory_gets_a_clean_error_and_stays_as_it_was(case_id, kind
         data.mkdir()
         content = {"garbage": b"{not json", "list": b"[1, 2]", "latin1": '{"x": "\u00e9"}'.encode("latin-1"),
                    "empty": b"", "partial": b'{"backend": "simulate"}'}[kind]
-        (data / "market.json").write_bytes(content)
+        DataDir(data).market_file.write_bytes(content)
     before = _tree(data)
     code, out, err = run_cli(argv + ["--data-dir", str(data)], capsys)
     assert code not in (0, None) and "Traceback" not in out + err, (code, err[-1500:])

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from protocol.layout import LOCK_NAME, PRIVATE_REPORT, DataDir
+
 from .conftest import SIM_GRID
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,7 +118,7 @@ def test_two_demos_on_one_fresh_directory_one_refuses_at_once(scratch):
            "--grid", str(SIM_GRID), "--rounds", "0", "--no-verify", "--json"]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env())
     try:
-        lock = data / "writer.lock"
+        lock = data / LOCK_NAME
         for _ in range(600):
             if lock.exists() and lock.read_text().strip():
                 break
@@ -243,7 +245,7 @@ def test_report_json_holds_no_private_inputs(fresh_market):
     from protocol.demo import PRIVATE_ROUND_KEYS, run_demo
 
     report = run_demo(fresh_market, rounds=2, grid=SIM_GRID, backend="simulate", verify=False)
-    public_path, private_path = fresh_market / "report.json", fresh_market / "private" / "report.json"
+    public_path, private_path = DataDir(fresh_market).report_file, fresh_market / PRIVATE_REPORT
     public = json.loads(public_path.read_text())
     assert [r["round"] for r in public["rounds"]] == [1, 2]
     for r in public["rounds"]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from protocol.layout import DataDir
 from protocol.deployment import open_market
 from protocol.rounds import RoundDriver, next_round_id, rebuild_ledger
 from protocol.scenario import deal_inputs, demo_plans
@@ -95,8 +96,8 @@ def test_an_expired_round_is_closed_by_the_contracts_rules_and_the_market_goes_o
 def test_the_next_demo_run_closes_an_expired_round_and_continues(fresh_market, monkeypatch):
     dep = open_market(fresh_market)
     plan = demo_plans(SIM_GRID, 1, seed=0)[0]
-    (fresh_market / "demo").mkdir(exist_ok=True)
-    (fresh_market / "demo" / "round-1.plan.json").write_text(json.dumps(plan.as_dict()))
+    DataDir(fresh_market).demo.mkdir(exist_ok=True)
+    DataDir(fresh_market).demo_plan(1).write_text(json.dumps(plan.as_dict()))
     _leave_round_open(dep, monkeypatch, "report")
     _expire(dep)
     env = {k: v for k, v in os.environ.items() if k != "REPO_MARKET_CRASH_AFTER"}

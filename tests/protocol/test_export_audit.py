@@ -9,8 +9,10 @@ import shutil
 
 import pytest
 
+from crypto.identity import SIGNING_KEY_FILE
+from protocol.layout import DataDir
 from protocol.cli import main
-from protocol.commands.export_audit import export_audit
+from protocol.commands.export_audit import CHAIN_INFO_FILE, IDENTITIES_FILE, export_audit
 
 _HEX64 = re.compile(r"\A[0-9a-f]{64}\Z")
 
@@ -31,8 +33,8 @@ def _files(root):
 def test_export_lists_exactly_the_public_files(exported):
     data, out = exported
     files = _files(out)
-    blobs = sorted(p.name for p in (data / "blobs").iterdir())
-    transcripts = sorted(p.name for p in (data / "transcripts").iterdir())
+    blobs = sorted(p.name for p in DataDir(data).blobs.iterdir())
+    transcripts = sorted(p.name for p in DataDir(data).transcripts.iterdir())
     expected = {"MANIFEST.json", "market.json", "identities.json", "chain.json", "chain/journal.jsonl",
                 "chain/config.json", "contracts/Coordinator.vy", "contracts/Clearing.vy",
                 "contracts/build/Coordinator.json", "contracts/build/Clearing.json",
@@ -40,7 +42,7 @@ def test_export_lists_exactly_the_public_files(exported):
     assert set(files) == expected
     assert len(blobs) > 20 and all(_HEX64.match(b) for b in blobs)
     for name in blobs:  # blob naming: blobs/<sha256 hex of the bytes>
-        assert hashlib.sha256((out / "blobs" / name).read_bytes()).hexdigest() == name
+        assert hashlib.sha256((DataDir(out).blobs / name).read_bytes()).hexdigest() == name
     manifest = json.loads((out / "MANIFEST.json").read_text())
     assert set(manifest["files"]) == expected - {"MANIFEST.json"}
     for rel, sha in manifest["files"].items():
@@ -58,7 +60,7 @@ def assert_nothing_secret(data, out):
             if p.is_file() and p.name not in PUBLIC_IN_ROLES:
                 private[hashlib.sha256(p.read_bytes()).hexdigest()] = str(p.relative_to(data))
     assert any(k.endswith("identity/signing.key") for k in private.values())
-    private_names = {p.name for p in (data / "roles").rglob("*") if p.is_file() and p.suffix == ".key"}
+    private_names = {p.name for p in DataDir(data).roles.rglob("*") if p.is_file() and p.suffix == ".key"}
     assert "signing.key" in private_names and "sealing.key" in private_names
     for rel, path in _files(out).items():
         blob = path.read_bytes()
@@ -90,17 +92,17 @@ def test_export_of_a_real_fhe_market_leaves_the_fhe_secret_key_out(scratch):
     private = assert_nothing_secret(data, out)
     secret = [p for p in private.values() if p.endswith("fhe-secret.key")]
     assert secret, sorted(private.values())
-    market = json.loads((out / "market.json").read_text())
-    assert (out / "blobs" / market["digests"]["evaluation_keys"]).is_file()
+    market = json.loads(DataDir(out).market_file.read_text())
+    assert (DataDir(out).blobs / market["digests"]["evaluation_keys"]).is_file()
 
 
 def test_export_identities_match_the_chain(exported):
     _, out = exported
-    identities = json.loads((out / "identities.json").read_text())
-    market = json.loads((out / "market.json").read_text())
+    identities = json.loads((out / IDENTITIES_FILE).read_text())
+    market = json.loads(DataDir(out).market_file.read_text())
     assert identities["digest"] == identities["onchain_identities_digest"] == market["digests"]["identities"]
     assert set(identities["roles"]) == set(market["identities"])
-    chain = json.loads((out / "chain.json").read_text())
+    chain = json.loads((out / CHAIN_INFO_FILE).read_text())
     assert chain["code_is_source"] is True and chain["contract"] == market["contract"]
 
 
@@ -112,7 +114,7 @@ def test_verify_runs_on_the_export(exported):
     report = Auditor(open_market(out)).run().as_dict()
     assert report["ok"], report["failures"]
     assert len(report["rounds"]) >= 5  # round 0 (market-wide) and the four demo rounds
-    assert not (out / "roles").exists()
+    assert not DataDir(out).roles.exists()
 
 
 def test_export_refuses_an_existing_folder_and_leaves_nothing(sim_demo, scratch, capsys):
@@ -131,8 +133,8 @@ def test_export_refuses_an_existing_folder_and_leaves_nothing(sim_demo, scratch,
 def test_export_refuses_a_private_file_planted_in_the_blob_store(sim_demo, scratch):
     data = scratch / "market"
     shutil.copytree(sim_demo[0], data, symlinks=True)
-    key = (data / "roles" / "custodian" / "identity" / "signing.key").read_bytes()
-    (data / "blobs" / hashlib.sha256(key).hexdigest()).write_bytes(key)
+    key = (DataDir(data).identity_dir("custodian") / SIGNING_KEY_FILE).read_bytes()
+    (DataDir(data).blobs / hashlib.sha256(key).hexdigest()).write_bytes(key)
     with pytest.raises(RuntimeError, match="matches private data"):
         export_audit(data, scratch / "out")
     assert not (scratch / "out").exists()
@@ -144,9 +146,9 @@ def test_verify_on_the_export_sees_a_swapped_signing_key(exported):
     from protocol.deployment import identities_mismatch, open_market
 
     _, out = exported
-    market = json.loads((out / "market.json").read_text())
+    market = json.loads(DataDir(out).market_file.read_text())
     market["identities"]["dealer_rm"]["signing_key"] = "22" * 32
-    (out / "market.json").write_text(json.dumps(market))
+    DataDir(out).market_file.write_text(json.dumps(market))
     dep = open_market(out)
     assert "not the ones committed on chain" in identities_mismatch(dep)
     report = Auditor(open_market(out)).run().as_dict()

@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from protocol.layout import DataDir
 from protocol.deployment import open_market
 from protocol.phases import CRASH_ENV, CRASH_EXIT_CODE
 from protocol.rounds import rebuild_ledger
@@ -42,7 +43,7 @@ def _open_round(data_dir: Path) -> tuple[int, str] | None:
     rid = coord.current_round()
     if rid and not coord.phase(rid).terminal:
         return rid, coord.phase(rid).name
-    plan = data_dir / "demo" / f"round-{rid + 1}.plan.json"
+    plan = DataDir(data_dir).demo_plan(rid + 1)
     return (rid + 1, "NONE") if plan.exists() else None
 
 
@@ -110,7 +111,7 @@ def test_killed_at_20_random_points_resumes_to_the_uninterrupted_state(sim_templ
     # every closed round's public transcript is there and says what the chain says
     coord = open_market(data).coordinator
     for rid in range(1, n + 1):
-        transcript = json.loads((data / "transcripts" / f"round-{rid}.json").read_text())
+        transcript = json.loads(DataDir(data).transcript(rid).read_text())
         assert transcript["round"] == rid and transcript["phase"] == coord.phase(rid).name, log
     verify = subprocess.run([sys.executable, "-m", "protocol.cli", "verify", "--data-dir", str(data), "--json"],
                             capture_output=True, text=True, cwd=ROOT, timeout=600)

@@ -8,6 +8,7 @@ import os
 import pytest
 from eth_account import Account
 
+from protocol.layout import DataDir
 from protocol.cli import main
 from protocol.deployment import DEV_KEYS_WARNING, accounts_record, identities_digest, identities_mismatch, open_market
 
@@ -33,7 +34,7 @@ def test_demo_with_keystore_and_key_file(scratch, anvil_url, monkeypatch, capsys
     assert _demo(data, anvil_url, "--keystore", f"dealer_mm={keystore}", "--keystore-password-env",
                  "dealer_mm=MM_PASSWORD", "--key-file", f"custodian={key_file}") == 0
     capsys.readouterr()
-    market = json.loads((data / "market.json").read_text())
+    market = json.loads(DataDir(data).market_file.read_text())
     assert market["addresses"]["dealer_mm"] == Account.from_key(KEY_MM).address
     assert market["addresses"]["custodian"] == Account.from_key(KEY_CUSTODIAN).address
     assert market["accounts"]["kind"] == "mixed"
@@ -74,7 +75,7 @@ def test_dev_keys_are_said_in_plain_words():
 
 
 def test_embedded_market_says_dev_seed(sim_template):
-    market = json.loads((sim_template / "market.json").read_text())
+    market = json.loads(DataDir(sim_template).market_file.read_text())
     assert market["accounts"]["kind"] == "dev-seed" and market["accounts"]["warning"] == DEV_KEYS_WARNING
 
 

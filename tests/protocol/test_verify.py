@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from protocol.layout import DataDir
 from crypto.encoding import canonical_loads
 from crypto.envelope import ReportReceipt
 from protocol.deployment import create_market, open_market
@@ -56,11 +57,11 @@ BLOB_KINDS = ["circuit", "evaluation_keys", "ciphertext_mm", "ciphertext_rm", "o
 
 def test_honest_market_verifies_from_public_data_only(demo_copy):
     hidden = demo_copy.parent / "roles-hidden"
-    (demo_copy / "roles").rename(hidden)  # the auditor must not need any role's folder
+    DataDir(demo_copy).roles.rename(hidden)  # the auditor must not need any role's folder
     try:
         report = _audit(demo_copy)
     finally:
-        hidden.rename(demo_copy / "roles")
+        hidden.rename(DataDir(demo_copy).roles)
     assert report["ok"], report["failures"]
     rounds = {r["round"]: {c["check"] for c in r["checks"]} for r in report["rounds"]}
     assert set(rounds) == {0, 1, 2, 3, 4}
@@ -73,7 +74,7 @@ def test_honest_market_verifies_from_public_data_only(demo_copy):
 @pytest.mark.parametrize("kind", BLOB_KINDS)
 def test_flipping_a_byte_of_any_blob_kind_fails_and_names_it(demo_copy, kind):
     digest = _blob_digests(demo_copy, 1)[kind]
-    blob = demo_copy / "blobs" / digest.hex()
+    blob = DataDir(demo_copy).blobs / digest.hex()
     data = bytearray(blob.read_bytes())
     data[len(data) // 2] ^= 0x01
     blob.write_bytes(bytes(data))
@@ -84,7 +85,7 @@ def test_flipping_a_byte_of_any_blob_kind_fails_and_names_it(demo_copy, kind):
 
 
 def test_a_changed_digest_in_a_public_transcript_is_named(demo_copy):
-    path = demo_copy / "transcripts" / "round-2.json"
+    path = DataDir(demo_copy).transcript(2)
     t = json.loads(path.read_text())
     t["digests"]["output"] = "00" * 32
     path.write_text(json.dumps(t))
@@ -95,7 +96,7 @@ def test_a_changed_digest_in_a_public_transcript_is_named(demo_copy):
 
 def test_a_missing_blob_is_named(demo_copy):
     digest = _blob_digests(demo_copy, 2)["receipt_rm"]
-    (demo_copy / "blobs" / digest.hex()).unlink()
+    (DataDir(demo_copy).blobs / digest.hex()).unlink()
     report = _audit(demo_copy, [2])
     assert any(f["check"] == "blob.receipt_rm" and digest.hex() in f["detail"] for f in report["failures"])
 
@@ -137,7 +138,7 @@ def test_verify_cli_exit_status_and_json(demo_copy):
     assert ok.returncode == 0 and report["ok"], report["failures"]
     assert [r["round"] for r in report["rounds"]] == [0, 3]
     digest = _blob_digests(demo_copy, 3)["attestation"]
-    blob = demo_copy / "blobs" / digest.hex()
+    blob = DataDir(demo_copy).blobs / digest.hex()
     blob.write_bytes(blob.read_bytes()[:-1] + bytes([blob.read_bytes()[-1] ^ 1]))
     bad = subprocess.run([sys.executable, "-m", "protocol.cli", "verify", "--data-dir", str(demo_copy), "--json",
                           "--round", "3"], capture_output=True, text=True, cwd=ROOT, timeout=600)

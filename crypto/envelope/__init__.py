@@ -1,0 +1,93 @@
+"""Sealed, signed and bound messages between roles: dealer reports, custodian receipts, instructions.
+
+One mechanism for every private message of the protocol (:func:`seal_message` / :func:`open_message`);
+dealer reports (:func:`seal_report` / :func:`open_report`) and the custodian's instructions to each dealer
+are uses of it with a ``purpose`` label.
+
+Binding
+-------
+Every sealed message is bound to a :class:`Binding` ``(purpose, chain_id, contract, round, sender,
+recipient)``: the market it belongs to (chain id + contract address), the round, and who speaks to whom
+for what. The binding is signed together with the payload, enters the key derivation (HKDF ``info``)
+and is authenticated as AEAD associated data, so an envelope cannot be replayed to another round,
+contract, chain, role or purpose. Within one binding, :class:`ReplayCache` rejects a second submission.
+
+Construction (all primitives from ``cryptography``; nothing hand-rolled)
+------------------------------------------------------------------------
+Sender ``S`` (Ed25519 key ``sk_S``), recipient ``R`` (X25519 public key ``pk_R``), payload ``P``::
+
+    signature  = Ed25519.sign(sk_S, canonical({"context": "repo-market:sealed-message:v1",
+                                               "binding": B, "payload": P}))
+    plaintext  = canonical({"padding": 0x00 * n, "payload": P, "signature": signature})
+    e, pk_e    = fresh X25519 key pair (ephemeral, discarded after sealing)
+    key        = HKDF-SHA256(IKM = X25519(e, pk_R), salt = pk_e ‖ pk_R,
+                             info = "repo-market:seal:v1" ‖ canonical(B), length = 32)
+    nonce      = 12 random bytes
+    header     = canonical({"binding": B, "ephemeral_key": pk_e, "nonce": nonce, "version": 1})
+    ciphertext = ChaCha20-Poly1305(key).encrypt(nonce, plaintext, associated_data = header)
+    envelope   = canonical({"binding": B, "ciphertext": ciphertext, "ephemeral_key": pk_e,
+                            "nonce": nonce, "version": 1})
+
+This is the ECIES / HPKE-base pattern (RFC 9180 in spirit: DH with an ephemeral key, KDF bound to both
+public keys and the context, AEAD) with a sign-then-encrypt inner layer so the recipient learns who
+wrote the payload and a third party who sees only the envelope learns nothing of it. The ``padding``
+makes the ciphertext length independent of the secret values: for a report, every envelope of a grid
+has the same length ([decided]: decimal integers in the canonical encoding vary in length, which would
+otherwise leak digit counts of the offsets and the hurdle).
+
+Opening checks, in order, each with its own exception (all subclasses of ``EnvelopeError``):
+parse (:class:`MalformedEnvelopeError`), AEAD under the envelope's own header
+(:class:`TamperedEnvelopeError`: any changed byte of header, ephemeral key, nonce, ciphertext or tag),
+the now authentic binding against the expected one (:class:`BindingMismatchError`: replay elsewhere),
+the signature under the registered sender key (:class:`WrongSignerError`), the report's values
+(:class:`ReportValueError`), and finally the replay cache (:class:`ReplayError`). Nothing is recorded
+unless every check passes.
+
+Reports and commitments
+-----------------------
+A :class:`DealerReport` holds ``{role, round, chain_id, contract, schedule (rate offsets from the
+published base rate), hurdle, salt}``. Its commitment, which goes on chain, is
+``commitment(canonical(report without salt), salt)`` = ``H(domain ‖ report ‖ salt)`` (see
+:mod:`crypto.encoding`). The custodian acknowledges an accepted report with a signed
+:class:`ReportReceipt` over ``{binding, envelope_digest, ciphertext_digest, commitment}``: the dealer can
+check that what the custodian encrypted (``ciphertext_digest`` names the FHE ciphertext in the blob
+store) comes from its envelope and its committed report. [decided] ``envelope_digest`` is an addition
+to the issue's field list: it ties the receipt to the exact envelope the dealer sent.
+
+Plaintext hygiene
+-----------------
+:func:`open_report` returns the report for immediate encryption; the caller must not persist it,
+log it or keep it after encrypting. Nothing in this module writes a plaintext report anywhere, and the
+``repr`` of :class:`DealerReport` hides the schedule and the hurdle.
+
+Modules
+-------
+:mod:`~crypto.envelope.binding` (:class:`Binding`), :mod:`~crypto.envelope.sealed` (the construction
+above), :mod:`~crypto.envelope.report` (dealer reports), :mod:`~crypto.envelope.receipt` (receipts) and
+:mod:`~crypto.envelope.replay` (the replay cache). Import from ``crypto.envelope``: the names below are
+the surface; the modules' other names are primitives underneath.
+"""
+from crypto.envelope.binding import INSTRUCTION_PURPOSE, REPORT_PURPOSE, Binding, report_binding
+from crypto.envelope.receipt import ReportReceipt, issue_receipt
+from crypto.envelope.replay import ReplayCache
+from crypto.envelope.report import DEALER_SIDES, DealerReport, OpenedReport, open_report, seal_report
+from crypto.envelope.sealed import SealedMessage, SealedReport, open_message, seal_message
+
+__all__ = [
+    "Binding",
+    "SealedMessage",
+    "SealedReport",
+    "DealerReport",
+    "OpenedReport",
+    "ReportReceipt",
+    "ReplayCache",
+    "seal_message",
+    "open_message",
+    "seal_report",
+    "open_report",
+    "issue_receipt",
+    "report_binding",
+    "DEALER_SIDES",
+    "REPORT_PURPOSE",
+    "INSTRUCTION_PURPOSE",
+]
