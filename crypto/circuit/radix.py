@@ -1,0 +1,148 @@
+"""The selection rule (docs/MODEL.md §5) in formulation "radix": every encrypted integer is a digit of at most
+4 bits. Design: docs/CIRCUIT.md."""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from crypto.circuit.gadgets import (
+    _any,
+    _at_least,
+    _borrow_chain,
+    _fhe,
+    _flagged,
+    _hint,
+    _lut16,
+    _normalize,
+    _per_element,
+    _sum,
+    _tlu_in,
+)
+from crypto.circuit.shape import OUTPUT_BASE, RADIX_BITS, TLU_BITS, CircuitShape, _offsets
+
+
+def _radix(shape: "CircuitShape") -> Callable:
+    """Formulation "radix": the rule on base-8 digits, so that no encrypted integer is wider than 4 bits and
+    every PBS runs with the small parameters of a 4-bit lookup (design: docs/CIRCUIT.md)."""
+    n = shape.grid
+    layout = shape.rate_layout
+    rd = len(layout)
+    offsets = _offsets(layout)
+    top = rd - 1
+    t_top_bound = shape.threshold_top_bound
+    jd = shape.joint_digits
+    volumes = list(range(1, n + 1))
+
+    def rule(mm, rm):
+        fhe = _fhe()
+        b = mm[0 : (n + 1) * rd].reshape((n + 1, rd))
+        a = rm[0 : (n + 1) * rd].reshape((n + 1, rd))
+        tau_mm = mm[(n + 1) * rd : (2 * n + 1) * rd].reshape((n, rd))  # τ_mm(Q), Q = 1..N (market.no_cut)
+        tau_rm = rm[(n + 1) * rd : (2 * n + 1) * rd].reshape((n, rd))
+
+        # 1. neighbour comparisons, 2N chains each way: strict steps b̂_q < b̂_(q+1), â_(q+1) < â_q give
+        # attainability; a reversed step (b̂_(q+1) < b̂_q or â_q < â_(q+1)) makes the report invalid.
+        lower = np.concatenate((b[0:n], a[1 : n + 1]))
+        upper = np.concatenate((b[1 : n + 1], a[0:n]))
+        lo_cols, up_cols = [lower[:, i] for i in range(rd)], [upper[:, i] for i in range(rd)]
+        strict = _borrow_chain(lo_cols, up_cols, layout)
+        reversed_step = _borrow_chain(up_cols, lo_cols, layout)
+        invalid = _any([reversed_step[i] for i in range(2 * n)])
+        valid = 1 - invalid
+
+        # 2. spreads s(Q) = â_Q − b̂_Q, Q = 1..N: low digits normalised, the top kept as t = s_top + 2**w_top.
+        s_low, s_top, s_top_bound = _borrow_chain(
+            [a[:, i][1 : n + 1] for i in range(rd)], [b[:, i][1 : n + 1] for i in range(rd)], layout,
+            digits=True,
+        )
+        # 3. survivors (market.no_cut, [derived]): Q attainable, s(Q) >= τ_mm(Q), s(Q) >= τ_rm(Q), reports valid.
+        pass_mm = _at_least(s_low, s_top, s_top_bound, [tau_mm[:, i] for i in range(rd)], t_top_bound, layout,
+                            valid=valid)
+        pass_rm = _at_least(s_low, s_top, s_top_bound, [tau_rm[:, i] for i in range(rd)], t_top_bound, layout)
+        if n > 1:  # Q = N is always attainable; Q < N needs a strict step on both sides
+            count = pass_mm[0 : n - 1] * 1 + pass_rm[0 : n - 1] * 1 + strict[1:n] * 1 + strict[n + 1 : 2 * n] * 1
+            inner = _lut16([1 if v == 4 else 0 for v in range(5)])[_tlu_in(count, 4)]
+            last = _lut16([0, 0, 1])[_tlu_in(pass_mm[n - 1 : n] * 1 + pass_rm[n - 1 : n] * 1, 2)]
+            feasible = np.concatenate((inner, last))
+        else:
+            feasible = _lut16([0, 0, 1])[_tlu_in(pass_mm * 1 + pass_rm * 1, 2)]
+        # the survivors need not be a prefix once steps are flat: "some Q survives" is an OR over all Q
+        trade = _any([feasible[i] for i in range(n)])
+
+        # 4. J'(Q) = f·(Q·s(Q) + 1) as base-8 digits: per digit i of s one table per Q on 2·digit + f gives each
+        # octal digit of f·Q·s_i·2**offset_i (the public Q multiplies inside the table: no noise growth); the
+        # + f makes every survivor's J' >= 1 > 0 = every other leaf's, so the argmax needs no feasibility flag.
+        jcols: list[list] = [[] for _ in range(jd)]
+        jcols[0].append((feasible, 1))
+        for i, width in enumerate(layout):
+            base = 1 << width
+            if i < top:
+                x, x_bound, zero_at = s_low[i], base - 1, 0
+            else:  # the top is kept offset by 2**w (t = s_top + 2**w); f = 1 implies s_top >= 0
+                x, x_bound, zero_at = s_top, s_top_bound, base
+            col0, shift = divmod(offsets[i], RADIX_BITS)
+            x = _flagged(x, feasible, x_bound)
+            for j in range(jd - col0):
+                tables = [[((q * ((entry >> 1) - zero_at) << shift) >> (RADIX_BITS * j)) % OUTPUT_BASE
+                           if entry % 2 == 1 and (entry >> 1) >= zero_at else 0 for entry in range(2 * x_bound + 2)]
+                          for q in volumes]
+                bound = max(max(table) for table in tables)
+                if bound:
+                    jcols[col0 + j].append((_per_element(tables)[x], bound))
+        joint = [d for d, _ in _normalize(jcols, [OUTPUT_BASE] * jd)]
+        leaves = np.concatenate(tuple(_hint(d, TLU_BITS).reshape((n, 1)) for d in joint), axis=1)  # (N, jd)
+
+        # 5. tournament on J' digits: the right (larger Q) subtree's winner is kept iff J'_R − J'_L >= 0 (ties
+        # to the larger Q; a non-survivor has J' = 0 and never beats a survivor).
+        level = leaves
+        groups = [[q] for q in range(n)]  # leaves under each position of the level
+        won: list[list] = [[] for _ in range(n)]  # per leaf: its "won this node" bits
+        while len(groups) > 1:
+            m = len(groups)
+            k = m // 2
+            left, right = level[0 : 2 * k : 2], level[1 : 2 * k : 2]
+            left_wins = _borrow_chain([right[:, i] for i in range(jd)], [left[:, i] for i in range(jd)],
+                                      (RADIX_BITS,) * jd)
+            lw = left_wins.reshape((k, 1))
+            kept = (_lut16([v >> 1 if v % 2 == 1 else 0 for v in range(16)])[_flagged(left, lw, 7)]
+                    + _lut16([v >> 1 if v % 2 == 0 else 0 for v in range(16)])[_flagged(right, lw, 7)])
+            for p in range(k):
+                for q in groups[2 * p]:
+                    won[q].append(left_wins[p])
+                for q in groups[2 * p + 1]:
+                    won[q].append(1 - left_wins[p])
+            new_groups = [groups[2 * p] + groups[2 * p + 1] for p in range(k)]
+            if m % 2:
+                kept = np.concatenate((kept, level[m - 1 : m]))
+                new_groups.append(groups[m - 1])
+            level, groups = kept, new_groups
+        j_sel = [level[0, i] for i in range(jd)]  # J' of the winner: J + 1 when trade, 0 when none survives
+
+        # 6. one-hot winner (won every node on its path, and trade): Q digits and masked b̂ digits summed.
+        counts = fhe.array([_sum(won[q] + [trade]) for q in range(n)])
+        depth = [len(won[q]) + 1 for q in range(n)]
+        count_in = _tlu_in(counts, max(depth))
+        winner = _per_element([[1 if v == depth[q] else 0 for v in range(depth[q] + 1)] for q in range(n)])[count_in]
+        q_digits = [
+            np.sum(_per_element([[((q + 1) >> (RADIX_BITS * j)) % OUTPUT_BASE if v == depth[q] else 0
+                                  for v in range(depth[q] + 1)] for q in range(n)])[count_in])
+            for j in range(shape.volume_digits)
+        ]
+        bcols: list[list] = [[] for _ in range(jd)]
+        for i, width in enumerate(layout):
+            col, shift = divmod(offsets[i], RADIX_BITS)
+            masked = _lut16([(v >> 1) << shift if v % 2 == 1 else 0 for v in range(16)])[
+                _flagged(b[:, i][1 : n + 1], winner, 7)]
+            bcols[col].append(np.sum(masked))
+        b_sel = [_sum(col) if col else None for col in bcols]
+
+        zero = trade * 0  # an encrypted 0 (fhe.array needs tracers, not Python ints)
+
+        def row(digits):
+            return [d if d is not None else zero for d in digits] + [zero] * (jd - len(digits))
+
+        return fhe.array([row([trade]), row([invalid]), row(q_digits), row(b_sel), row(j_sel)])
+
+    return rule
+
