@@ -1,5 +1,6 @@
 """Fingerprint of the compiled selection circuit: PBS count (total and per ``fhe.tag`` step), SHA-256 of
-``graph.format()`` and of the MLIR, per grid; prints JSON. Compile only (no keys, no evaluation).
+``graph.format()`` (with and without the tag annotations) and of the MLIR, per grid; prints JSON. Compile only
+(no keys, no evaluation).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/circuit_fingerprint.py --grids 3 16
 
@@ -19,20 +20,26 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def fingerprint(grid: int) -> dict:
-    from crypto import circuit
-    from market.terms import MarketTerms
-
-    terms = MarketTerms(grid=grid, base_rate=100, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
-    compiled = circuit._compile(circuit.CircuitShape.from_terms(terms), simulation=False)
-    out = {"grid": grid, "pbs_count": int(compiled.programmable_bootstrap_count),
+def graph_digests(compiled) -> dict:
+    """PBS count (total, per tag), graph and MLIR digests, widest integer of one compiled circuit."""
+    out = {"pbs_count": int(compiled.programmable_bootstrap_count),
            "graph_sha256": hashlib.sha256(compiled.graph.format().encode()).hexdigest(),
+           "graph_sha256_without_tags": hashlib.sha256(compiled.graph.format(show_tags=False).encode()).hexdigest(),
            "mlir_sha256": hashlib.sha256(compiled.mlir.encode()).hexdigest(),
            "max_integer_bits": int(compiled.graph.maximum_integer_bit_width())}
     per_tag = {k: int(v) for k, v in compiled.programmable_bootstrap_count_per_tag.items()}
     if per_tag:
         out["pbs_per_tag"] = per_tag
     return out
+
+
+def fingerprint(grid: int) -> dict:
+    from crypto import circuit
+    from market.terms import MarketTerms
+
+    terms = MarketTerms(grid=grid, base_rate=100, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
+    compiled = circuit._compile(circuit.CircuitShape.from_terms(terms), simulation=False)
+    return {"grid": grid, "rule": circuit.RULE_VERSION, **graph_digests(compiled)}
 
 
 def main(argv=None) -> int:

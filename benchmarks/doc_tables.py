@@ -167,6 +167,41 @@ def render_fhe() -> str:
             "marked historic.\n")
 
 
+STEP_LABELS = {  # the rule's fhe.tag names (crypto/circuit/radix.py STEPS) as the doc names them
+    "steps_strict": "neighbour comparisons: strict steps (attainability)",
+    "steps_reversed": "neighbour comparisons: reversed steps",
+    "invalid": "`invalid` (OR of the reversed steps)",
+    "spreads": "spreads s(Q)",
+    "survive_mm": "survivor test s(Q) >= τ_mm(Q)",
+    "survive_rm": "survivor test s(Q) >= τ_rm(Q)",
+    "feasible": "f(Q): survivor and attainable",
+    "trade": "`trade` (OR of the f(Q))",
+    "joint_digits": "J'(Q) digit tables",
+    "joint_carries": "J'(Q) column carries",
+    "tournament_compare": "tournament: comparisons",
+    "tournament_select": "tournament: multiplexers",
+    "one_hot": "one-hot winner",
+    "output_volume": "output Q_sel digits",
+    "output_rate": "output b̂[Q_sel] digits",
+}
+
+
+def render_fhe_steps() -> str:
+    """PBS per step of the rule (concrete's count per fhe.tag) for each compiled grid, from a compile-only run."""
+    grids = [g for g in _load("fhe")["pbs_per_step"]["grids"] if g["strategy"] == "mono"]
+    steps = list(dict.fromkeys(tag for g in grids for tag in g["pbs_per_tag"]))
+    rows = [[f"`{tag}`", STEP_LABELS.get(tag, "")] + [_int(g["pbs_per_tag"].get(tag, 0)) for g in grids]
+            for tag in steps]
+    untagged = [g["pbs_count"] - sum(g["pbs_per_tag"].values()) for g in grids]
+    if any(untagged):
+        rows.append(["(no tag)", "", *[_int(u) for u in untagged]])
+    rows.append(["**total**", "", *[f"**{_int(g['pbs_count'])}**" for g in grids]])
+    rules = sorted({g["rule"] for g in grids})
+    return (_table(["tag", "step", *[f"N = {g['grid']}" for g in grids]], rows)
+            + f"\nCompiled only (static counts, load-independent), rule `{', '.join(rules)}`, 10-bit offsets, "
+              "8-bit hurdles, margin mode, mono parameters.\n")
+
+
 def render_audit() -> str:
     rows = []
     for name in ("audit", "audit_fhe"):
@@ -211,6 +246,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "allocation": render_allocation,
     "protocol": render_protocol,
     "fhe": render_fhe,
+    "fhe_steps": render_fhe_steps,
     "audit": render_audit,
     "owner_encryption": render_owner_encryption,
 }

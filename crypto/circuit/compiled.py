@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from crypto.circuit.gadgets import _fhe
-from crypto.circuit.radix import _radix
+from crypto.circuit.radix import STEPS, _radix
 from crypto.circuit.report import SelectionOutput, build_inputset, pack_report
 from crypto.circuit.shape import (
     ARTIFACT_NAME,
@@ -91,6 +91,7 @@ class CostReport:
     global_p_error: float
     complexity: float
     artifact_bytes: int
+    pbs_per_tag: dict = field(default_factory=dict)  # PBS per step of the rule (its fhe.tag, radix.STEPS)
     timings: dict = field(default_factory=dict)
     sizes: dict = field(default_factory=dict)
     peak_rss_bytes: int | None = None
@@ -242,8 +243,15 @@ class SelectionCircuit:
             global_p_error=float(server.global_p_error),
             complexity=float(server.complexity),
             artifact_bytes=len(self.artifact_bytes),
+            pbs_per_tag=_in_step_order(server.programmable_bootstrap_count_per_tag(name)),
             timings={"compile": self.compile_seconds} if self.compile_seconds is not None else {},
         )
+
+
+def _in_step_order(per_tag: dict) -> dict:
+    """concrete's PBS count per tag, keyed in the rule's order (:data:`~crypto.circuit.radix.STEPS`)."""
+    return {tag: int(per_tag[tag]) for tag in STEPS if tag in per_tag} | {
+        tag: int(count) for tag, count in per_tag.items() if tag not in STEPS}
 
 
 def _compile(shape: CircuitShape, *, simulation: bool):

@@ -21,6 +21,10 @@ from crypto.circuit.gadgets import (
 )
 from crypto.circuit.shape import OUTPUT_BASE, RADIX_BITS, TLU_BITS, CircuitShape, _offsets
 
+STEPS = ("steps_strict", "steps_reversed", "invalid", "spreads", "survive_mm", "survive_rm", "feasible", "trade",
+         "joint_digits", "joint_carries", "tournament_compare", "tournament_select", "one_hot", "output_volume",
+         "output_rate")  # the fhe.tag of each step, in rule order (CostReport.pbs_per_tag; docs/CIRCUIT.md)
+
 
 def _radix(shape: "CircuitShape") -> Callable:
     """Formulation "radix": the rule on base-8 digits, so that no encrypted integer is wider than 4 bits and
@@ -46,51 +50,60 @@ def _radix(shape: "CircuitShape") -> Callable:
         lower = np.concatenate((b[0:n], a[1 : n + 1]))
         upper = np.concatenate((b[1 : n + 1], a[0:n]))
         lo_cols, up_cols = [lower[:, i] for i in range(rd)], [upper[:, i] for i in range(rd)]
-        strict = _borrow_chain(lo_cols, up_cols, layout)
-        reversed_step = _borrow_chain(up_cols, lo_cols, layout)
-        invalid = _any([reversed_step[i] for i in range(2 * n)])
-        valid = 1 - invalid
+        with fhe.tag("steps_strict"):
+            strict = _borrow_chain(lo_cols, up_cols, layout)
+        with fhe.tag("steps_reversed"):
+            reversed_step = _borrow_chain(up_cols, lo_cols, layout)
+        with fhe.tag("invalid"):
+            invalid = _any([reversed_step[i] for i in range(2 * n)])
+            valid = 1 - invalid
 
         # 2. spreads s(Q) = â_Q − b̂_Q, Q = 1..N: low digits normalised, the top kept as t = s_top + 2**w_top.
-        s_low, s_top, s_top_bound = _borrow_chain(
-            [a[:, i][1 : n + 1] for i in range(rd)], [b[:, i][1 : n + 1] for i in range(rd)], layout,
-            digits=True,
-        )
+        with fhe.tag("spreads"):
+            s_low, s_top, s_top_bound = _borrow_chain(
+                [a[:, i][1 : n + 1] for i in range(rd)], [b[:, i][1 : n + 1] for i in range(rd)], layout,
+                digits=True,
+            )
         # 3. survivors (market.no_cut, [derived]): Q attainable, s(Q) >= τ_mm(Q), s(Q) >= τ_rm(Q), reports valid.
-        pass_mm = _at_least(s_low, s_top, s_top_bound, [tau_mm[:, i] for i in range(rd)], t_top_bound, layout,
-                            valid=valid)
-        pass_rm = _at_least(s_low, s_top, s_top_bound, [tau_rm[:, i] for i in range(rd)], t_top_bound, layout)
-        if n > 1:  # Q = N is always attainable; Q < N needs a strict step on both sides
-            count = pass_mm[0 : n - 1] * 1 + pass_rm[0 : n - 1] * 1 + strict[1:n] * 1 + strict[n + 1 : 2 * n] * 1
-            inner = _lut16([1 if v == 4 else 0 for v in range(5)])[_tlu_in(count, 4)]
-            last = _lut16([0, 0, 1])[_tlu_in(pass_mm[n - 1 : n] * 1 + pass_rm[n - 1 : n] * 1, 2)]
-            feasible = np.concatenate((inner, last))
-        else:
-            feasible = _lut16([0, 0, 1])[_tlu_in(pass_mm * 1 + pass_rm * 1, 2)]
-        # the survivors need not be a prefix once steps are flat: "some Q survives" is an OR over all Q
-        trade = _any([feasible[i] for i in range(n)])
+        with fhe.tag("survive_mm"):
+            pass_mm = _at_least(s_low, s_top, s_top_bound, [tau_mm[:, i] for i in range(rd)], t_top_bound, layout,
+                                valid=valid)
+        with fhe.tag("survive_rm"):
+            pass_rm = _at_least(s_low, s_top, s_top_bound, [tau_rm[:, i] for i in range(rd)], t_top_bound, layout)
+        with fhe.tag("feasible"):
+            if n > 1:  # Q = N is always attainable; Q < N needs a strict step on both sides
+                count = pass_mm[0 : n - 1] * 1 + pass_rm[0 : n - 1] * 1 + strict[1:n] * 1 + strict[n + 1 : 2 * n] * 1
+                inner = _lut16([1 if v == 4 else 0 for v in range(5)])[_tlu_in(count, 4)]
+                last = _lut16([0, 0, 1])[_tlu_in(pass_mm[n - 1 : n] * 1 + pass_rm[n - 1 : n] * 1, 2)]
+                feasible = np.concatenate((inner, last))
+            else:
+                feasible = _lut16([0, 0, 1])[_tlu_in(pass_mm * 1 + pass_rm * 1, 2)]
+        with fhe.tag("trade"):  # the survivors need not be a prefix once steps are flat: an OR over all Q
+            trade = _any([feasible[i] for i in range(n)])
 
         # 4. J'(Q) = f·(Q·s(Q) + 1) as base-8 digits: per digit i of s one table per Q on 2·digit + f gives each
         # octal digit of f·Q·s_i·2**offset_i (the public Q multiplies inside the table: no noise growth); the
         # + f makes every survivor's J' >= 1 > 0 = every other leaf's, so the argmax needs no feasibility flag.
         jcols: list[list] = [[] for _ in range(jd)]
         jcols[0].append((feasible, 1))
-        for i, width in enumerate(layout):
-            base = 1 << width
-            if i < top:
-                x, x_bound, zero_at = s_low[i], base - 1, 0
-            else:  # the top is kept offset by 2**w (t = s_top + 2**w); f = 1 implies s_top >= 0
-                x, x_bound, zero_at = s_top, s_top_bound, base
-            col0, shift = divmod(offsets[i], RADIX_BITS)
-            x = _flagged(x, feasible, x_bound)
-            for j in range(jd - col0):
-                tables = [[((q * ((entry >> 1) - zero_at) << shift) >> (RADIX_BITS * j)) % OUTPUT_BASE
-                           if entry % 2 == 1 and (entry >> 1) >= zero_at else 0 for entry in range(2 * x_bound + 2)]
-                          for q in volumes]
-                bound = max(max(table) for table in tables)
-                if bound:
-                    jcols[col0 + j].append((_per_element(tables)[x], bound))
-        joint = [d for d, _ in _normalize(jcols, [OUTPUT_BASE] * jd)]
+        with fhe.tag("joint_digits"):
+            for i, width in enumerate(layout):
+                base = 1 << width
+                if i < top:
+                    x, x_bound, zero_at = s_low[i], base - 1, 0
+                else:  # the top is kept offset by 2**w (t = s_top + 2**w); f = 1 implies s_top >= 0
+                    x, x_bound, zero_at = s_top, s_top_bound, base
+                col0, shift = divmod(offsets[i], RADIX_BITS)
+                x = _flagged(x, feasible, x_bound)
+                for j in range(jd - col0):
+                    tables = [[((q * ((entry >> 1) - zero_at) << shift) >> (RADIX_BITS * j)) % OUTPUT_BASE
+                               if entry % 2 == 1 and (entry >> 1) >= zero_at else 0 for entry in range(2 * x_bound + 2)]
+                              for q in volumes]
+                    bound = max(max(table) for table in tables)
+                    if bound:
+                        jcols[col0 + j].append((_per_element(tables)[x], bound))
+        with fhe.tag("joint_carries"):
+            joint = [d for d, _ in _normalize(jcols, [OUTPUT_BASE] * jd)]
         leaves = np.concatenate(tuple(_hint(d, TLU_BITS).reshape((n, 1)) for d in joint), axis=1)  # (N, jd)
 
         # 5. tournament on J' digits: the right (larger Q) subtree's winner is kept iff J'_R − J'_L >= 0 (ties
@@ -102,11 +115,13 @@ def _radix(shape: "CircuitShape") -> Callable:
             m = len(groups)
             k = m // 2
             left, right = level[0 : 2 * k : 2], level[1 : 2 * k : 2]
-            left_wins = _borrow_chain([right[:, i] for i in range(jd)], [left[:, i] for i in range(jd)],
-                                      (RADIX_BITS,) * jd)
+            with fhe.tag("tournament_compare"):
+                left_wins = _borrow_chain([right[:, i] for i in range(jd)], [left[:, i] for i in range(jd)],
+                                          (RADIX_BITS,) * jd)
             lw = left_wins.reshape((k, 1))
-            kept = (_lut16([v >> 1 if v % 2 == 1 else 0 for v in range(16)])[_flagged(left, lw, 7)]
-                    + _lut16([v >> 1 if v % 2 == 0 else 0 for v in range(16)])[_flagged(right, lw, 7)])
+            with fhe.tag("tournament_select"):
+                kept = (_lut16([v >> 1 if v % 2 == 1 else 0 for v in range(16)])[_flagged(left, lw, 7)]
+                        + _lut16([v >> 1 if v % 2 == 0 else 0 for v in range(16)])[_flagged(right, lw, 7)])
             for p in range(k):
                 for q in groups[2 * p]:
                     won[q].append(left_wins[p])
@@ -120,22 +135,26 @@ def _radix(shape: "CircuitShape") -> Callable:
         j_sel = [level[0, i] for i in range(jd)]  # J' of the winner: J + 1 when trade, 0 when none survives
 
         # 6. one-hot winner (won every node on its path, and trade): Q digits and masked b̂ digits summed.
-        counts = fhe.array([_sum(won[q] + [trade]) for q in range(n)])
-        depth = [len(won[q]) + 1 for q in range(n)]
-        count_in = _tlu_in(counts, max(depth))
-        winner = _per_element([[1 if v == depth[q] else 0 for v in range(depth[q] + 1)] for q in range(n)])[count_in]
-        q_digits = [
-            np.sum(_per_element([[((q + 1) >> (RADIX_BITS * j)) % OUTPUT_BASE if v == depth[q] else 0
-                                  for v in range(depth[q] + 1)] for q in range(n)])[count_in])
-            for j in range(shape.volume_digits)
-        ]
-        bcols: list[list] = [[] for _ in range(jd)]
-        for i, width in enumerate(layout):
-            col, shift = divmod(offsets[i], RADIX_BITS)
-            masked = _lut16([(v >> 1) << shift if v % 2 == 1 else 0 for v in range(16)])[
-                _flagged(b[:, i][1 : n + 1], winner, 7)]
-            bcols[col].append(np.sum(masked))
-        b_sel = [_sum(col) if col else None for col in bcols]
+        with fhe.tag("one_hot"):
+            counts = fhe.array([_sum(won[q] + [trade]) for q in range(n)])
+            depth = [len(won[q]) + 1 for q in range(n)]
+            count_in = _tlu_in(counts, max(depth))
+            winner = _per_element([[1 if v == depth[q] else 0 for v in range(depth[q] + 1)]
+                                   for q in range(n)])[count_in]
+        with fhe.tag("output_volume"):
+            q_digits = [
+                np.sum(_per_element([[((q + 1) >> (RADIX_BITS * j)) % OUTPUT_BASE if v == depth[q] else 0
+                                      for v in range(depth[q] + 1)] for q in range(n)])[count_in])
+                for j in range(shape.volume_digits)
+            ]
+        with fhe.tag("output_rate"):
+            bcols: list[list] = [[] for _ in range(jd)]
+            for i, width in enumerate(layout):
+                col, shift = divmod(offsets[i], RADIX_BITS)
+                masked = _lut16([(v >> 1) << shift if v % 2 == 1 else 0 for v in range(16)])[
+                    _flagged(b[:, i][1 : n + 1], winner, 7)]
+                bcols[col].append(np.sum(masked))
+            b_sel = [_sum(col) if col else None for col in bcols]
 
         zero = trade * 0  # an encrypted 0 (fhe.array needs tracers, not Python ints)
 
