@@ -261,14 +261,19 @@ def _cost_only(args) -> int:
                 print("\n".join(l for l in proc.stderr.splitlines() if "WARNING" not in l)[-3000:], file=sys.stderr)
                 return 1
             record = json.loads(proc.stdout.strip().splitlines()[-1])
-            results = [r for r in results if (r["grid"], r["strategy"]) != (grid, strategy)] + [record]
+            key = (grid, strategy, record["rule"])  # the records of an earlier rule (graph) stay
+            results = [r for r in results if (r["grid"], r["strategy"], r["rule"]) != key] + [record]
             print(f"N={grid} {strategy}: PBS {record['pbs_count']}", file=sys.stderr, flush=True)
+    from crypto.circuit import RULE_VERSION
+
     doc["pbs_per_step"] = {
         "what": "static cost of the shipped circuit, compiled only (no keys, no evaluation): PBS count in total "
                 "and per step of the rule (concrete's programmable_bootstrap_count_per_tag over the rule's "
                 "fhe.tag names), sizes, and the digests of the compiled graph. 10-bit offsets, 8-bit hurdles, "
-                "margin mode. Load-independent.",
-        "grids": sorted(results, key=lambda r: (r["strategy"], r["grid"])),
+                "margin mode. Load-independent. One record per grid, strategy and rule version (graph); \"rule\" "
+                "names the current one.",
+        "rule": RULE_VERSION,
+        "grids": sorted(results, key=lambda r: (r["rule"], r["strategy"], r["grid"])),
     }
     args.out.write_text(json.dumps(doc, indent=1))
     return 0
@@ -340,8 +345,11 @@ def main(argv=None) -> int:
 
 def _compare(args) -> int:
     """One subprocess per grid (its own peak memory); results under ``"issue14_old_vs_new"`` in the JSON."""
+    from crypto.circuit import RULE_VERSION
+
     doc = json.loads(args.out.read_text()) if args.out.exists() else {"records": []}
     results = doc.get("issue14_old_vs_new", {}).get("grids", [])
+    superseded = doc.get("issue14_old_vs_new", {}).get("superseded", [])
     for grid in args.grids:
         print(f"N={grid} old {args.compare_before[:12]} vs new …", file=sys.stderr, flush=True)
         proc = subprocess.run([sys.executable, __file__, "--compare-one", str(grid), "--compare-before",
@@ -350,6 +358,10 @@ def _compare(args) -> int:
             print("\n".join(l for l in proc.stderr.splitlines() if "WARNING" not in l)[-3000:], file=sys.stderr)
             return 1
         record = json.loads(proc.stdout.strip().splitlines()[-1])
+        record["rule"] = RULE_VERSION
+        # a measurement of an earlier graph of the new circuit is kept (marked with its rule version), not dropped
+        earlier = [r | {"rule": r.get("rule", "weak-monotone-1")} for r in results if r["grid"] == grid]
+        superseded += [r for r in earlier if r["rule"] != RULE_VERSION]
         results = [r for r in results if r["grid"] != grid] + [record]
         doc["issue14_old_vs_new"] = {
             "what": "issue 14: the circuit before (strict reports only, D10 shortcut) and after (flat steps, exact "
@@ -359,6 +371,7 @@ def _compare(args) -> int:
                     "offsets, 8-bit hurdles, margin mode. Seconds; load_average_1m sampled around every step.",
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
             "grids": sorted(results, key=lambda r: r["grid"]),
+            "superseded": superseded,
         }
         args.out.write_text(json.dumps(doc, indent=1))
         o, n = record["old"], record["new"]

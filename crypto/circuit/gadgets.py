@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
+import numpy as np
+
 from crypto.circuit.shape import TLU_BITS, TLU_MAX
 
 
@@ -72,6 +74,22 @@ def _per_element(tables: list[list[int]]):
     return fhe.LookupTable([_lut16(t) for t in tables])
 
 
+def _per_element_nonzero(tables: list[list[int]], x):
+    """``_per_element(tables)[x]`` without the lookups whose table is all zero (those elements are a linear 0):
+    one PBS per element with a non-zero table, ``None`` if there is none."""
+    live = [any(t) for t in tables]
+    if not any(live):
+        return None
+    pieces, start = [], 0
+    while start < len(tables):
+        end = start
+        while end < len(tables) and live[end] == live[start]:
+            end += 1
+        pieces.append(_per_element(tables[start:end])[x[start:end]] if live[start] else x[start:end] * 0)
+        start = end
+    return pieces[0] if len(pieces) == 1 else np.concatenate(tuple(pieces))
+
+
 def _borrow_chain(xs: list, ys: list, layout, borrow_in=None, digits: bool = False):
     """Compare ``x`` and ``y`` given as digit columns (``xs[i]``, ``ys[i]`` for digit ``i`` of ``layout``).
 
@@ -96,6 +114,45 @@ def _borrow_chain(xs: list, ys: list, layout, borrow_in=None, digits: bool = Fal
         if digits:  # t mod 2**w = (t + 2**w·β') − 2**w, the sum in [2**w, 2**(w+1)): linear, no lookup
             low.append(t + base * borrow - base)
     return borrow
+
+
+def _compare3(xs: list, ys: list, layout, codes: tuple[int, int, int]):
+    """Three-way comparison of ``x`` and ``y`` (digit columns as in :func:`_borrow_chain`): ``codes[0]`` if
+    ``x < y``, ``codes[1]`` if ``x == y``, ``codes[2]`` if ``x > y`` (each in ``[0, 15]``).
+
+    Digit ``i``: the sign code ``[x_i > y_i] − [x_i < y_i] + 1`` in {0, 1, 2}, one lookup on
+    ``x_i − y_i + 2**w − 1`` (a 1-bit digit's ``x_i − y_i + 1`` is that code already, linear); then pairs of codes
+    (more significant ``hi``, less ``lo``) merge lexicographically, one lookup on ``3·hi + lo`` each, until two
+    remain; the last merge's table gives ``codes`` directly. Layout (3, 3, 3, 1): 3 + 2 + 1 = 6 PBS, where the
+    borrows of ``x − y`` and of ``y − x`` (strict and reversed, :func:`_borrow_chain` twice) cost 8."""
+    merge = [hi if hi != 1 else lo for hi in range(3) for lo in range(3)]  # index 3·hi + lo
+    signs = []
+    for i, width in enumerate(layout):
+        base = 1 << width
+        d = xs[i] - ys[i] + (base - 1)  # in [0, 2·base − 2]
+        if width == 1:
+            signs.append(d)
+        else:
+            signs.append(_lut16([0 if v < base - 1 else 1 if v == base - 1 else 2 for v in range(2 * base - 1)])[
+                _tlu_in(d, 2 * base - 2)])
+    while len(signs) > 2:
+        merged = [_lut16(merge)[_tlu_in(3 * signs[k + 1] + signs[k], 8)] for k in range(0, len(signs) - 1, 2)]
+        signs = merged + signs[len(signs) - len(signs) % 2 :]
+    if len(signs) == 2:
+        return _lut16([codes[m] for m in merge])[_tlu_in(3 * signs[1] + signs[0], 8)]
+    return _lut16(list(codes))[_tlu_in(signs[0], 2)]
+
+
+def _any_code(codes: list, hit: int):
+    """``1`` iff some encrypted code equals ``hit``, where every code is 0, 1 or ``hit``: a group of fewer than
+    ``hit`` codes sums to at least ``hit`` iff it holds one, so groups of ``TLU_MAX // hit`` codes take one
+    lookup each, then :func:`_any` of the group bits."""
+    size = TLU_MAX // hit
+    if not 1 <= size < hit:
+        raise AssertionError(f"radix: code {hit} cannot be detected in sums")  # a bug in the caller's codes
+    groups = [codes[i : i + size] for i in range(0, len(codes), size)]
+    return _any([_lut16([1 if v >= hit else 0 for v in range(len(g) * hit + 1)])[_tlu_in(_sum(g), len(g) * hit)]
+                 for g in groups])
 
 
 def _all_ones(bits: list):
@@ -143,7 +200,8 @@ def _normalize(columns: list[list[tuple[Any, int]]], bases: list[int]) -> list[t
 
 def _at_least(s_low: list, s_top, s_top_bound: int, t_digits: list, t_top_bound: int, layout, valid=None):
     """``1`` where the spread ``s`` (low digits ``s_low``, top kept as ``s_top + 2**w_top``) is >= the threshold
-    ``t`` (digits ``t_digits`` of ``layout``, top digit in ``[0, t_top_bound]``), times ``valid`` if given.
+    ``t`` (digits ``t_digits`` of ``layout``, top digit in ``[0, t_top_bound]``), times the 0/1 ``valid`` if given
+    (a validity bit or another test's result: the flag of the last lookup, no extra PBS while it fits).
 
     A borrow chain over the low digits (one PBS each), then one lookup on the top:
     ``v = s_top − t_top − γ + t_top_bound + 1 >= 0`` and ``s >= t`` iff ``v >= 2**w_top + t_top_bound + 1``."""

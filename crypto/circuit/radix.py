@@ -9,21 +9,25 @@ import numpy as np
 from crypto.circuit.gadgets import (
     _any,
     _at_least,
+    _any_code,
     _borrow_chain,
+    _compare3,
     _fhe,
     _flagged,
     _hint,
     _lut16,
     _normalize,
     _per_element,
+    _per_element_nonzero,
     _sum,
     _tlu_in,
 )
 from crypto.circuit.shape import OUTPUT_BASE, RADIX_BITS, TLU_BITS, CircuitShape, _offsets
+STRICT, FLAT, REVERSED = 0, 1, 4  # neighbour step codes: three codes sum to < REVERSED unless one is REVERSED
 
-STEPS = ("steps_strict", "steps_reversed", "invalid", "spreads", "survive_mm", "survive_rm", "feasible", "trade",
-         "joint_digits", "joint_carries", "tournament_compare", "tournament_select", "one_hot", "output_volume",
-         "output_rate")  # the fhe.tag of each step, in rule order (CostReport.pbs_per_tag; docs/CIRCUIT.md)
+# the fhe.tag of each step, in rule order (CostReport.pbs_per_tag; docs/CIRCUIT.md)
+STEPS = ("steps", "invalid", "spreads", "survive_mm", "survive_rm", "feasible", "trade",
+         "joint_digits", "joint_carries", "tournament_compare", "tournament_select", "one_hot", "output_rate")
 
 
 def _radix(shape: "CircuitShape") -> Callable:
@@ -45,17 +49,16 @@ def _radix(shape: "CircuitShape") -> Callable:
         tau_mm = mm[(n + 1) * rd : (2 * n + 1) * rd].reshape((n, rd))  # τ_mm(Q), Q = 1..N (market.no_cut)
         tau_rm = rm[(n + 1) * rd : (2 * n + 1) * rd].reshape((n, rd))
 
-        # 1. neighbour comparisons, 2N chains each way: strict steps b̂_q < b̂_(q+1), â_(q+1) < â_q give
-        # attainability; a reversed step (b̂_(q+1) < b̂_q or â_q < â_(q+1)) makes the report invalid.
+        # 1. neighbour comparisons, one three-way comparison per step: a strict step (b̂_q < b̂_(q+1),
+        # â_(q+1) < â_q) gives attainability, a reversed one (b̂_(q+1) < b̂_q or â_q < â_(q+1)) makes the report
+        # invalid. step = STRICT, FLAT or REVERSED (codes chosen so that sums of them stay readable).
         lower = np.concatenate((b[0:n], a[1 : n + 1]))
         upper = np.concatenate((b[1 : n + 1], a[0:n]))
-        lo_cols, up_cols = [lower[:, i] for i in range(rd)], [upper[:, i] for i in range(rd)]
-        with fhe.tag("steps_strict"):
-            strict = _borrow_chain(lo_cols, up_cols, layout)
-        with fhe.tag("steps_reversed"):
-            reversed_step = _borrow_chain(up_cols, lo_cols, layout)
+        with fhe.tag("steps"):
+            step = _compare3([upper[:, i] for i in range(rd)], [lower[:, i] for i in range(rd)], layout,
+                             codes=(REVERSED, FLAT, STRICT))
         with fhe.tag("invalid"):
-            invalid = _any([reversed_step[i] for i in range(2 * n)])
+            invalid = _any_code([step[i] for i in range(2 * n)], REVERSED)
             valid = 1 - invalid
 
         # 2. spreads s(Q) = â_Q − b̂_Q, Q = 1..N: low digits normalised, the top kept as t = s_top + 2**w_top.
@@ -68,16 +71,16 @@ def _radix(shape: "CircuitShape") -> Callable:
         with fhe.tag("survive_mm"):
             pass_mm = _at_least(s_low, s_top, s_top_bound, [tau_mm[:, i] for i in range(rd)], t_top_bound, layout,
                                 valid=valid)
-        with fhe.tag("survive_rm"):
-            pass_rm = _at_least(s_low, s_top, s_top_bound, [tau_rm[:, i] for i in range(rd)], t_top_bound, layout)
-        with fhe.tag("feasible"):
-            if n > 1:  # Q = N is always attainable; Q < N needs a strict step on both sides
-                count = pass_mm[0 : n - 1] * 1 + pass_rm[0 : n - 1] * 1 + strict[1:n] * 1 + strict[n + 1 : 2 * n] * 1
-                inner = _lut16([1 if v == 4 else 0 for v in range(5)])[_tlu_in(count, 4)]
-                last = _lut16([0, 0, 1])[_tlu_in(pass_mm[n - 1 : n] * 1 + pass_rm[n - 1 : n] * 1, 2)]
-                feasible = np.concatenate((inner, last))
+        with fhe.tag("survive_rm"):  # both tests and valid: the mm test's bit is this lookup's flag
+            passes = _at_least(s_low, s_top, s_top_bound, [tau_rm[:, i] for i in range(rd)], t_top_bound, layout,
+                               valid=pass_mm)
+        with fhe.tag("feasible"):  # Q = N is always attainable; Q < N needs a strict step on both sides
+            if n > 1:
+                count = step[1:n] + step[n + 1 : 2 * n] + (1 - passes[0 : n - 1])  # STRICT = 0: 0 iff all hold
+                inner = _lut16([1] + [0] * (2 * REVERSED + 1))[_tlu_in(count, 2 * REVERSED + 1)]
+                feasible = np.concatenate((inner, passes[n - 1 : n]))
             else:
-                feasible = _lut16([0, 0, 1])[_tlu_in(pass_mm * 1 + pass_rm * 1, 2)]
+                feasible = passes
         with fhe.tag("trade"):  # the survivors need not be a prefix once steps are flat: an OR over all Q
             trade = _any([feasible[i] for i in range(n)])
 
@@ -99,9 +102,9 @@ def _radix(shape: "CircuitShape") -> Callable:
                     tables = [[((q * ((entry >> 1) - zero_at) << shift) >> (RADIX_BITS * j)) % OUTPUT_BASE
                                if entry % 2 == 1 and (entry >> 1) >= zero_at else 0 for entry in range(2 * x_bound + 2)]
                               for q in volumes]
-                    bound = max(max(table) for table in tables)
-                    if bound:
-                        jcols[col0 + j].append((_per_element(tables)[x], bound))
+                    term = _per_element_nonzero(tables, x)
+                    if term is not None:
+                        jcols[col0 + j].append((term, max(max(table) for table in tables)))
         with fhe.tag("joint_carries"):
             joint = [d for d, _ in _normalize(jcols, [OUTPUT_BASE] * jd)]
         leaves = np.concatenate(tuple(_hint(d, TLU_BITS).reshape((n, 1)) for d in joint), axis=1)  # (N, jd)
@@ -141,12 +144,9 @@ def _radix(shape: "CircuitShape") -> Callable:
             count_in = _tlu_in(counts, max(depth))
             winner = _per_element([[1 if v == depth[q] else 0 for v in range(depth[q] + 1)]
                                    for q in range(n)])[count_in]
-        with fhe.tag("output_volume"):
-            q_digits = [
-                np.sum(_per_element([[((q + 1) >> (RADIX_BITS * j)) % OUTPUT_BASE if v == depth[q] else 0
-                                      for v in range(depth[q] + 1)] for q in range(n)])[count_in])
-                for j in range(shape.volume_digits)
-            ]
+        # Q_sel's digits are linear in the one-hot winner (leaf Q weighs it by its own digit): no lookup
+        q_digits = [np.sum(winner * np.array([((q + 1) >> (RADIX_BITS * j)) % OUTPUT_BASE for q in range(n)]))
+                    for j in range(shape.volume_digits)]
         with fhe.tag("output_rate"):
             bcols: list[list] = [[] for _ in range(jd)]
             for i, width in enumerate(layout):

@@ -24,7 +24,7 @@ class CircuitError(CryptoError, ValueError):
     """Bad circuit input (names the field and value) or a blob that fails its digest check."""
 
 
-RULE_VERSION = "weak-monotone-1"  # the rule and input encoding: flat steps, per-Q survivor thresholds (issue 14)
+RULE_VERSION = "weak-monotone-2"  # rule, encoding and graph: flat steps, per-Q thresholds (issue 14); 2: fewer PBS
 
 
 def circuit_cache_key(terms: MarketTerms, formulation: str = DEFAULT_FORMULATION, strategy: str = "mono") -> bytes:
