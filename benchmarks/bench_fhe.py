@@ -7,11 +7,14 @@ decryption, and a check against the plaintext reference :func:`market.selection.
 
     .venv/bin/python benchmarks/bench_fhe.py --grids 8 16 32
     .venv/bin/python benchmarks/bench_fhe.py --grids 4 8 --strategies mono multi
+    .venv/bin/python benchmarks/bench_fhe.py --cost-only --grids 8 16 32   # compile only: PBS per step
 
 Only formulation "radix" is shipped; the JSON keeps the records of the removed formulations (tournament,
 pairwise, limbs) marked ``"historic": true`` (measured before their removal, not re-run).
 
-Writes ``bench-results/bench_fhe.json`` (one record per configuration, machine info) and prints a table.
+Writes ``bench-results/bench_fhe.json`` (one record per configuration, machine info) and prints a table;
+``--cost-only`` compiles each grid (no keys, no evaluation) and writes its static cost, PBS per step of the
+rule (``fhe.tag``) and graph digests under ``"pbs_per_step"``, leaving every timed record as it is.
 Targets (issue 4): 10-bit offsets, N = 16 <= 10 s and N = 32 <= 30 s of evaluation on 2 cores, evaluation
 keys <= 1 GB, peak memory <= 8 GB.
 """
@@ -30,6 +33,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+
+def bench_terms(grid: int):
+    """The benchmark's market terms: 10-bit offsets, 8-bit hurdles, margin mode."""
+    from market.terms import MarketTerms
+
+    return MarketTerms(grid=grid, base_rate=100, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
 
 
 def _cases(grid: int, count: int, seed: int):
@@ -64,11 +74,10 @@ def _measure(work: Path, grid: int, formulation: str, strategy: str, runs: int, 
     from crypto.fhe_keys import CustodianFheKeys
     from market.schedules import make_schedules
     from market.selection import select_equilibrium
-    from market.terms import MarketTerms
 
-    base = 100
     load_before = os.getloadavg()[0]
-    terms = MarketTerms(grid=grid, base_rate=base, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
+    terms = bench_terms(grid)
+    base = terms.base_rate
     started = time.perf_counter()
     circuit = SelectionCircuit.for_terms(terms, work / "circuits", formulation=formulation, strategy=strategy)
     t_compile = time.perf_counter() - started
@@ -160,10 +169,9 @@ def compare_one(grid: int, before: str, runs: int) -> dict:
     import crypto.circuit as new_module
     from market.schedules import make_schedules
     from market.selection import select_equilibrium
-    from market.terms import MarketTerms
 
     old_module = _load_circuit_module(before)
-    terms = MarketTerms(grid=grid, base_rate=100, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
+    terms = bench_terms(grid)
     loads = [os.getloadavg()[0]]
     sides = {}
     for name, module in (("old", old_module), ("new", new_module)):
@@ -176,6 +184,8 @@ def compare_one(grid: int, before: str, runs: int) -> dict:
         t_keygen = time.perf_counter() - started
         sides[name] = {"module": module, "shape": shape, "compiled": compiled, "eval": [], "flat_eval": [],
                        "record": {"pbs_count": int(compiled.programmable_bootstrap_count),
+                                  "pbs_per_tag": {k: int(v) for k, v in
+                                                  compiled.programmable_bootstrap_count_per_tag.items()},
                                   "max_integer_bits": int(compiled.graph.maximum_integer_bit_width()),
                                   "compile_s": t_compile, "keygen_s": t_keygen,
                                   "evaluation_key_bytes": len(compiled.keys.evaluation.serialize()),
@@ -222,6 +232,53 @@ def compare_one(grid: int, before: str, runs: int) -> dict:
     return out
 
 
+def cost_one(grid: int, strategy: str) -> dict:
+    """Compile one grid (no keys, no evaluation): its static cost report (PBS per step included) and digests."""
+    from circuit_fingerprint import graph_digests
+
+    from crypto.circuit import RULE_VERSION, SelectionCircuit
+
+    with tempfile.TemporaryDirectory(prefix="bench-fhe-cost-") as work:
+        circuit = SelectionCircuit.for_terms(bench_terms(grid), Path(work), strategy=strategy)
+        report = circuit.cost_report().as_dict()
+        digests = graph_digests(circuit._compiled)
+    for key in ("pbs_count", "pbs_per_tag", "max_integer_bits"):
+        assert digests.get(key, {}) == report[key], key  # the artifact and the compiled graph agree
+    return report | {k: digests[k] for k in ("graph_sha256", "graph_sha256_without_tags", "mlir_sha256")} | {
+        "rule": RULE_VERSION}
+
+
+def _cost_only(args) -> int:
+    """One subprocess per grid; results under ``"pbs_per_step"`` in the JSON (no other entry changes)."""
+    doc = json.loads(args.out.read_text()) if args.out.exists() else {"records": []}
+    results = doc.get("pbs_per_step", {}).get("grids", [])
+    for grid in args.grids:
+        for strategy in args.strategies:
+            print(f"N={grid} {strategy}: compile …", file=sys.stderr, flush=True)
+            proc = subprocess.run([sys.executable, __file__, "--cost-one", str(grid), strategy],
+                                  capture_output=True, text=True, cwd=ROOT)
+            if not proc.stdout.strip():
+                print("\n".join(l for l in proc.stderr.splitlines() if "WARNING" not in l)[-3000:], file=sys.stderr)
+                return 1
+            record = json.loads(proc.stdout.strip().splitlines()[-1])
+            key = (grid, strategy, record["rule"])  # the records of an earlier rule (graph) stay
+            results = [r for r in results if (r["grid"], r["strategy"], r["rule"]) != key] + [record]
+            print(f"N={grid} {strategy}: PBS {record['pbs_count']}", file=sys.stderr, flush=True)
+    from crypto.circuit import RULE_VERSION
+
+    doc["pbs_per_step"] = {
+        "what": "static cost of the shipped circuit, compiled only (no keys, no evaluation): PBS count in total "
+                "and per step of the rule (concrete's programmable_bootstrap_count_per_tag over the rule's "
+                "fhe.tag names), sizes, and the digests of the compiled graph. 10-bit offsets, 8-bit hurdles, "
+                "margin mode. Load-independent. One record per grid, strategy and rule version (graph); \"rule\" "
+                "names the current one.",
+        "rule": RULE_VERSION,
+        "grids": sorted(results, key=lambda r: (r["rule"], r["strategy"], r["grid"])),
+    }
+    args.out.write_text(json.dumps(doc, indent=1))
+    return 0
+
+
 def main(argv=None) -> int:
     from crypto.fhe_runtime import reexec_with_fixed_plan
 
@@ -238,7 +295,15 @@ def main(argv=None) -> int:
     parser.add_argument("--compare-before", metavar="COMMIT",
                         help="instead: old (COMMIT's crypto/circuit.py) vs new circuit, interleaved, per grid")
     parser.add_argument("--compare-one", type=int, metavar="N", help=argparse.SUPPRESS)
+    parser.add_argument("--cost-only", action="store_true",
+                        help="instead: compile each grid only (no keys, no evaluation): PBS per step, digests")
+    parser.add_argument("--cost-one", nargs=2, metavar=("N", "STRATEGY"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.cost_one:
+        print(json.dumps(cost_one(int(args.cost_one[0]), args.cost_one[1])), flush=True)
+        os._exit(0)  # after concrete compiled, only os._exit leaves reliably (tests/conftest.py)
+    if args.cost_only:
+        return _cost_only(args)
     if args.compare_one:
         print(json.dumps(compare_one(args.compare_one, args.compare_before, args.runs)))
         return 0
@@ -280,8 +345,11 @@ def main(argv=None) -> int:
 
 def _compare(args) -> int:
     """One subprocess per grid (its own peak memory); results under ``"issue14_old_vs_new"`` in the JSON."""
+    from crypto.circuit import RULE_VERSION
+
     doc = json.loads(args.out.read_text()) if args.out.exists() else {"records": []}
     results = doc.get("issue14_old_vs_new", {}).get("grids", [])
+    superseded = doc.get("issue14_old_vs_new", {}).get("superseded", [])
     for grid in args.grids:
         print(f"N={grid} old {args.compare_before[:12]} vs new …", file=sys.stderr, flush=True)
         proc = subprocess.run([sys.executable, __file__, "--compare-one", str(grid), "--compare-before",
@@ -290,6 +358,10 @@ def _compare(args) -> int:
             print("\n".join(l for l in proc.stderr.splitlines() if "WARNING" not in l)[-3000:], file=sys.stderr)
             return 1
         record = json.loads(proc.stdout.strip().splitlines()[-1])
+        record["rule"] = RULE_VERSION
+        # a measurement of an earlier graph of the new circuit is kept (marked with its rule version), not dropped
+        earlier = [r | {"rule": r.get("rule", "weak-monotone-1")} for r in results if r["grid"] == grid]
+        superseded += [r for r in earlier if r["rule"] != RULE_VERSION]
         results = [r for r in results if r["grid"] != grid] + [record]
         doc["issue14_old_vs_new"] = {
             "what": "issue 14: the circuit before (strict reports only, D10 shortcut) and after (flat steps, exact "
@@ -299,6 +371,7 @@ def _compare(args) -> int:
                     "offsets, 8-bit hurdles, margin mode. Seconds; load_average_1m sampled around every step.",
             "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
             "grids": sorted(results, key=lambda r: r["grid"]),
+            "superseded": superseded,
         }
         args.out.write_text(json.dumps(doc, indent=1))
         o, n = record["old"], record["new"]

@@ -341,10 +341,52 @@ def render_fhe() -> str:
                   for g in cmp["grids"])
     historic = [r for r in d["records"] if r.get("historic")]
     hist = ", ".join(sorted({r["formulation"] for r in historic}))
+    rules = ", ".join(sorted({g.get("rule", "weak-monotone-1") for g in cmp["grids"]}))
+    kept = (f" Earlier measurements of the new circuit ({', '.join(sorted({r['rule'] for r in cmp['superseded']}))}) "
+            "stay in the JSON under \"superseded\"." if cmp.get("superseded") else "")
     return (table + f"\nEvery case decrypted to the plaintext reference: {'yes' if correct else 'NO'}. "
-            f"\"before\" is the circuit of commit {cmp['grids'][0]['before_commit']} (strictly monotone reports only). "
+            f"\"before\" is the circuit of commit {cmp['grids'][0]['before_commit']} (strictly monotone reports only), "
+            f"\"now\" the circuit of rule `{rules}`.{kept} "
             f"Formulations removed from the package ({hist}) keep their measured records in the JSON, "
             "marked historic.\n")
+
+
+STEP_LABELS = {  # the rule's fhe.tag names (crypto/circuit/radix.py STEPS) as the doc names them
+    "steps": "neighbour comparisons, three-way (strict / flat / reversed step)",
+    "invalid": "`invalid` (some step reversed)",
+    "spreads": "spreads s(Q)",
+    "survive_mm": "survivor test s(Q) >= τ_mm(Q)",
+    "survive_rm": "survivor test s(Q) >= τ_rm(Q)",
+    "feasible": "f(Q): survivor and attainable",
+    "trade": "`trade` (OR of the f(Q))",
+    "joint_digits": "J'(Q) digit tables",
+    "joint_carries": "J'(Q) column carries",
+    "tournament_compare": "tournament: comparisons",
+    "tournament_select": "tournament: multiplexers",
+    "one_hot": "one-hot winner",
+    "output_rate": "output b̂[Q_sel] digits",
+}
+
+
+def render_fhe_steps() -> str:
+    """PBS per step of the rule (concrete's count per fhe.tag) for each compiled grid, from a compile-only run."""
+    d = _load("fhe")["pbs_per_step"]
+    grids = [g for g in d["grids"] if g["strategy"] == "mono" and g["rule"] == d["rule"]]
+    steps = list(dict.fromkeys(tag for g in grids for tag in g["pbs_per_tag"]))
+    rows = [[f"`{tag}`", STEP_LABELS.get(tag, "")] + [_int(g["pbs_per_tag"].get(tag, 0)) for g in grids]
+            for tag in steps]
+    untagged = [g["pbs_count"] - sum(g["pbs_per_tag"].values()) for g in grids]
+    if any(untagged):
+        rows.append(["(no tag)", "", *[_int(u) for u in untagged]])
+    rows.append(["**total**", "", *[f"**{_int(g['pbs_count'])}**" for g in grids]])
+    earlier = []
+    for rule in sorted({g["rule"] for g in d["grids"]} - {d["rule"]}):
+        totals = {g["grid"]: g["pbs_count"] for g in d["grids"] if g["rule"] == rule and g["strategy"] == "mono"}
+        earlier.append(f"rule `{rule}` had " + " / ".join(_int(totals[g["grid"]]) for g in grids if g["grid"] in totals))
+    return (_table(["tag", "step", *[f"N = {g['grid']}" for g in grids]], rows)
+            + f"\nCompiled only (static counts, load-independent), rule `{d['rule']}`, 10-bit offsets, "
+              "8-bit hurdles, margin mode, mono parameters."
+            + (f" In total {'; '.join(earlier)} PBS (records kept in the JSON)." if earlier else "") + "\n")
 
 
 def render_audit() -> str:
@@ -423,6 +465,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "allocation_onchain": render_allocation_onchain,
     "protocol": render_protocol,
     "fhe": render_fhe,
+    "fhe_steps": render_fhe_steps,
     "audit": render_audit,
     "owner_encryption": render_owner_encryption,
 }

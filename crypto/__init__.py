@@ -5,7 +5,7 @@
 - :mod:`crypto.envelope` — sealed (X25519 + HKDF-SHA256 + ChaCha20-Poly1305), signed and bound reports,
   instructions and custodian receipts; replay cache.
 - :mod:`crypto.circuit`, :mod:`crypto.fhe_keys` — the selection rule as a TFHE circuit (concrete-python)
-  and the custodian's FHE keys. Not imported here: concrete/torch are slow and large to import.
+  and the custodian's FHE keys. Not imported here: importing concrete pulls in torch (slow, large).
 - :mod:`crypto.fhe_runtime` — the fixed FFT plan (``fixed_fft_plan.c``, preloaded) that makes every FHE
   evaluation byte-identical across processes, so anyone can replay an evaluator's output exactly.
 - :mod:`crypto.errors` — one exception hierarchy (:class:`CryptoError`).

@@ -212,3 +212,14 @@ def test_secret_key_is_bound_to_its_published_evaluation_keys(selection_circuit,
     with pytest.raises(FheKeyError, match="refusing to overwrite"):
         CustodianFheKeys.generate(selection_circuit, custodian_dir)
     assert files() == before
+
+
+def test_cost_report_counts_the_pbs_of_every_step_of_the_rule(selection_circuit):
+    """Every PBS of the compiled circuit runs under one of the rule's fhe.tag steps (CostReport.pbs_per_tag,
+    in rule order), so the per-step table of docs/CIRCUIT.md adds up to the PBS count."""
+    from crypto.circuit.radix import STEPS
+
+    cost = selection_circuit.cost_report()
+    assert list(cost.pbs_per_tag) == [tag for tag in STEPS if tag in cost.pbs_per_tag]
+    assert sum(cost.pbs_per_tag.values()) == cost.pbs_count
+    assert all(cost.pbs_per_tag.values())

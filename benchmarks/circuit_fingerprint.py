@@ -1,0 +1,54 @@
+"""Fingerprint of the compiled selection circuit: PBS count (total and per ``fhe.tag`` step), SHA-256 of
+``graph.format()`` (with and without the tag annotations) and of the MLIR, per grid; prints JSON. Compile only
+(no keys, no evaluation).
+
+    PYTHONPATH=$PWD .venv/bin/python benchmarks/circuit_fingerprint.py --grids 3 16
+
+10-bit offsets, 8-bit hurdles, margin mode, mono parameters (the benchmark's terms). A refactoring that must
+leave the circuit unchanged shows identical values before and after.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def graph_digests(compiled) -> dict:
+    """PBS count (total, per tag), graph and MLIR digests, widest integer of one compiled circuit."""
+    out = {"pbs_count": int(compiled.programmable_bootstrap_count),
+           "graph_sha256": hashlib.sha256(compiled.graph.format().encode()).hexdigest(),
+           "graph_sha256_without_tags": hashlib.sha256(compiled.graph.format(show_tags=False).encode()).hexdigest(),
+           "mlir_sha256": hashlib.sha256(compiled.mlir.encode()).hexdigest(),
+           "max_integer_bits": int(compiled.graph.maximum_integer_bit_width())}
+    per_tag = {k: int(v) for k, v in compiled.programmable_bootstrap_count_per_tag.items()}
+    if per_tag:
+        out["pbs_per_tag"] = per_tag
+    return out
+
+
+def fingerprint(grid: int) -> dict:
+    from crypto import circuit
+    from market.terms import MarketTerms
+
+    terms = MarketTerms(grid=grid, base_rate=100, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
+    compiled = circuit._compile(circuit.CircuitShape.from_terms(terms), simulation=False)
+    return {"grid": grid, "rule": circuit.RULE_VERSION, **graph_digests(compiled)}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grids", type=int, nargs="+", default=[3, 16])
+    args = parser.parse_args(argv)
+    print(json.dumps([fingerprint(g) for g in args.grids], indent=1), flush=True)
+    os._exit(0)  # concrete's runtime may crash on interpreter exit after compiling (tests/conftest.py)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,137 @@
+"""Shape of the selection circuit: the compile-time parameters, the cache key, the digit layout, constants."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from crypto.encoding import canonical_bytes, digest
+from crypto.errors import CryptoError
+from market.selection import HurdleMode
+from market.terms import MarketTerms
+
+TLU_BITS = 4  # widest table lookup in the circuit (docs/CIRCUIT.md, formulation "radix")
+TLU_MAX = (1 << TLU_BITS) - 1  # largest lookup input; also the most 0/1 bits summed before one any/all lookup
+FORMULATIONS = ("radix",)  # the others (tournament, pairwise, limbs) were removed: figures in bench_fhe.json
+DEFAULT_FORMULATION = "radix"
+STRATEGIES = ("mono", "multi")
+ARTIFACT_NAME = "server.zip"
+OUTPUT_FIELDS = ("trade", "invalid", "volume", "b_offset", "joint_profit")
+
+
+class CircuitError(CryptoError, ValueError):
+    """Bad circuit input (names the field and value) or a blob that fails its digest check."""
+
+
+RULE_VERSION = "weak-monotone-2"  # rule, encoding and graph: flat steps, per-Q thresholds (issue 14); 2: fewer PBS
+
+
+def circuit_cache_key(terms: MarketTerms, formulation: str = DEFAULT_FORMULATION, strategy: str = "mono") -> bytes:
+    """SHA-256 of the canonical terms, formulation, rule version and parameter strategy: the cache key of a
+    compiled circuit (an artifact of another rule or input encoding can never be loaded from the same folder)."""
+    body: dict[str, Any] = dict(terms.as_dict()) | {"formulation": formulation, "parameter_strategy": strategy,
+                                                    "rule": RULE_VERSION}
+    return digest(canonical_bytes(body, name="terms"))
+
+
+@dataclass(frozen=True)
+class CircuitShape:
+    """The compile-time parameters the circuit depends on (derived from :class:`MarketTerms`)."""
+
+    grid: int
+    rate_bits: int
+    hurdle_bits: int
+    hurdle_factor: int  # c: 2 for margin (s/2 >= h), 1 for spread (s >= h)
+    strategy: str = "mono"  # concrete parameter_selection_strategy
+
+    formulation = DEFAULT_FORMULATION  # the only one (a class constant: it names the cache key and cost report)
+
+    @classmethod
+    def from_terms(cls, terms: MarketTerms, formulation: str = DEFAULT_FORMULATION, strategy: str = "mono") -> "CircuitShape":
+        if formulation not in FORMULATIONS:
+            raise CircuitError(f"formulation = {formulation!r}: must be one of {', '.join(FORMULATIONS)}")
+        if strategy not in STRATEGIES:
+            raise CircuitError(f"strategy = {strategy!r}: must be one of {', '.join(STRATEGIES)}")
+        from market.limits import MAX_RATE_BITS
+
+        if terms.rate_bits > MAX_RATE_BITS:
+            raise CircuitError(f"terms.rate_bits = {terms.rate_bits}: the circuit supports at most {MAX_RATE_BITS} bits")
+        if terms.hurdle_bits > terms.rate_bits:
+            raise CircuitError(
+                f"terms.hurdle_bits = {terms.hurdle_bits}: must not exceed rate_bits = {terms.rate_bits}"
+            )
+        return cls(
+            grid=terms.grid,
+            rate_bits=terms.rate_bits,
+            hurdle_bits=terms.hurdle_bits,
+            hurdle_factor=2 if terms.hurdle_mode is HurdleMode.MARGIN else 1,
+            strategy=strategy,
+        )
+
+    @property
+    def max_offset(self) -> int:
+        return (1 << self.rate_bits) - 1
+
+    @property
+    def max_joint(self) -> int:
+        return self.grid * self.max_offset
+
+    @property
+    def joint_bits(self) -> int:
+        """Bits of ``J <= N·max_offset`` plus a sign bit (reported in :class:`CostReport`)."""
+        return (self.max_joint + 1).bit_length() + 1
+
+    @property
+    def report_length(self) -> int:
+        """Length of one packed report (``pack_report``): the digits of N + 1 offsets and of N thresholds."""
+        return (2 * self.grid + 1) * len(self.rate_layout)
+
+    @property
+    def threshold_top_bound(self) -> int:
+        """Largest top digit of a packed threshold τ <= max_offset + 1 (one above any spread)."""
+        return (self.max_offset + 1) >> _offsets(self.rate_layout)[-1]
+
+    @property
+    def rate_layout(self) -> tuple[int, ...]:
+        """Digit widths of a rate offset in formulation "radix" (least significant first)."""
+        return rate_layout(self.rate_bits)
+
+    @property
+    def joint_digits(self) -> int:
+        """Base-8 digits of ``J + 1 <= N·max_offset + 1`` (the width of every output row)."""
+        return -(-(self.max_joint + 1).bit_length() // RADIX_BITS)
+
+    @property
+    def volume_digits(self) -> int:
+        return -(-self.grid.bit_length() // RADIX_BITS)
+
+
+
+RADIX_BITS = 3  # digit width: a difference of two digits minus a borrow, offset to be non-negative, fits TLU_BITS
+OUTPUT_BASE = 1 << RADIX_BITS  # outputs of "radix" are base-8 digit rows that SelectionOutput.from_values recombines
+
+
+def rate_layout(bits: int) -> tuple[int, ...]:
+    """Digit widths (least significant first) of a ``bits``-bit value in formulation "radix" [decided].
+
+    3-bit digits, the most significant one narrower (1-2 bits): the top of a difference then stays a small
+    signed value that needs no normalising lookup, and a mask bit still fits a 4-bit lookup next to it.
+    10 bits -> (3, 3, 3, 1), 9 bits -> (3, 3, 2, 1), 8 bits -> (3, 3, 2)."""
+    full, rest = divmod(bits, RADIX_BITS)
+    if rest == 0:
+        return (RADIX_BITS,) * (full - 1) + (2, 1) if bits > 0 else ()
+    return (RADIX_BITS,) * full + (rest,)
+
+
+def _offsets(layout) -> list[int]:
+    return [int(v) for v in np.cumsum((0,) + tuple(layout))[:-1]]
+
+
+def _to_digits(value: int, layout) -> list[int]:
+    """``value`` as digits of ``layout`` (least significant first); the caller has range-checked it."""
+    out = []
+    for width in layout:
+        out.append(value & ((1 << width) - 1))
+        value >>= width
+    return out
