@@ -8,6 +8,9 @@ Every figure a doc shows comes from a benchmark JSON: a doc marks a generated re
 
 and ``python benchmarks/doc_tables.py`` rewrites every such region from ``RENDERERS[NAME]``;
 ``--check`` rewrites nothing and exits 1 naming each stale region (tests/test_docs.py runs it).
+
+Why one file over 500 lines: it is a flat list of small renderers, one per region, sharing the formatting
+helpers at the top; the RENDERERS table at the bottom is the index.
 """
 from __future__ import annotations
 

@@ -1,5 +1,9 @@
 """Dealer-side public-key encryption with input proofs, imported into concrete-python circuits.
 
+Why one module over 500 lines: every function here depends on the same pinned byte layouts (node-tfhe
+0.10's client key and proven list, concrete 2.11's secret key and import buffer); keeping them side by
+side keeps each layout check next to its use. It splits when the protocol wires it (docs/OWNER_ENCRYPTION.md §9).
+
 Who holds what
 --------------
 - The custodian generates a TFHE-rs client key with node-tfhe 0.10.0 (the tfhe-rs version embedded in
