@@ -155,11 +155,6 @@ def _any_code(codes: list, hit: int):
                  for g in groups])
 
 
-def _all_ones(bits: list):
-    """``1`` iff every encrypted 0/1 scalar in ``bits`` is 1: sums of at most 15 bits, one lookup each."""
-    return _fold_bits(bits, lambda g: _lut16([1 if v == len(g) else 0 for v in range(len(g) + 1)])[_tlu_in(_sum(g), len(g))])
-
-
 def _normalize(columns: list[list[tuple[Any, int]]], bases: list[int]) -> list[tuple[Any, int]]:
     """Column sums -> digits: ``columns[c]`` holds non-negative terms ``(value, bound)`` of weight
     ``prod(bases[:c])``; returns one ``(digit, bound)`` per column, ``digit < bases[c]`` except in the last
