@@ -15,7 +15,8 @@
  * counter repo_market_fixed_fft_plan_fakes stays at the plan measurements' reads; the replay test asserts a
  * bound on it, so a runtime that starts using timed waits on the evaluation path fails the test].
  * Each faked measurement reads 1 s, more than concrete-fft's minimum run time (1 ms) and its target
- * (10 ms), so its measuring loop runs each candidate once. Cost: ≈ 5 % more CPU per PBS than the timed pick.
+ * (10 ms), so its measuring loop runs each candidate once. Cost per PBS against the timed pick:
+ * bench-results/bench_fft_plan.json (benchmarks/bench_fft_plan.py).
  *
  * Built by scripts/setup.sh or on first use (crypto/fhe_runtime.py); no other dependency than libc.
  */
