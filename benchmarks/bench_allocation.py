@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -28,6 +26,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
 from market.allocation import (  # noqa: E402
     StepRule,
@@ -152,8 +152,7 @@ def main() -> int:
             gas = bench_gas(args.rounds, args.rpc, args.anvil)
     doc = {
         "benchmark": "allocation",
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "cpus": os.cpu_count(), "numpy": np.__version__},
+        "machine": machine(numpy=np.__version__),
         "timings": rows,
         "gas": gas,
     }

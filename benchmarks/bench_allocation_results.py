@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -27,6 +26,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
 from market.allocation import LogLinear, StepRule, adjust_prices, draw_log_linear  # noqa: E402
 from market.allocation import lipschitz_bound, solve_equilibrium  # noqa: E402
@@ -203,9 +204,8 @@ def main() -> int:
                           "twenty_agents": twenty_agents(args.seed, args.rpc)}
         _say(f"      {time.perf_counter() - t:.1f} s")
     doc["wall_seconds"] = time.perf_counter() - started
-    doc["machine"] = {"python": platform.python_version(), "platform": platform.platform(), "cpus": os.cpu_count(),
-                      "numpy": np.__version__, "load_average_1m_before": load_before,
-                      "load_average_1m_after": os.getloadavg()[0]}
+    doc["machine"] = machine(numpy=np.__version__, load_average_1m_before=load_before,
+                             load_average_1m_after=os.getloadavg()[0])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")

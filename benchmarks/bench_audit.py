@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -26,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
 
 def build_market(path: Path, *, backend: str, grid: int, rounds: int, rpc_url: str | None) -> dict:
@@ -97,8 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {"benchmark": "audit",
            "config": {"backend": args.backend, "grid": args.grid, "rounds": args.rounds, "evaluators": 2,
                       "threshold": 2},
-           "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                       "load_average_1m_before": load_before, "load_average_1m_after": os.getloadavg()[0]},
+           "machine": machine(load_average_1m_before=load_before, load_average_1m_after=os.getloadavg()[0]),
            "targets": {"history_seconds": 2.0, "ratio_to_evaluation": 1.1},
            "chains": results}
     out.parent.mkdir(parents=True, exist_ok=True)

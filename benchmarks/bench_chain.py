@@ -16,7 +16,6 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
 from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, Coordinator, CoordinatorTerms,  # noqa: E402
                    InstructionPreimage, PhaseWindows, Side, connect, evaluator_role)
@@ -164,8 +165,7 @@ def main(argv=None) -> int:
     if args.rounds < 1:
         parser.error(f"--rounds must be at least 1, got {args.rounds}")
 
-    results = {"machine": {"platform": platform.platform(), "python": platform.python_version(),
-                           "cpus": os.cpu_count(), "loadavg_start": os.getloadavg()},
+    results = {"machine": machine(loadavg_start=os.getloadavg()),
                "parameters": {"rounds": args.rounds, "evaluators": args.evaluators, "threshold": args.threshold,
                               "windows": WINDOWS.as_tuple()},
                "targets": TARGETS, "backends": {}}

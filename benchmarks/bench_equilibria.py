@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -25,6 +24,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
 from market import equilibrium_volumes, linear_schedules  # noqa: E402
 from market.equilibria import all_equilibria, rate_grid  # noqa: E402
@@ -94,8 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     doc = {
         "benchmark": "bench_equilibria",
         "what": "exhaustive pure equilibria of the dealer game on an n x n rate grid (market.equilibria.all_equilibria)",
-        "machine": {"python": platform.python_version(), "numpy": np.__version__, "cpus": os.cpu_count(),
-                    "platform": platform.platform(), "load_average_1m": os.getloadavg()[0]},
+        "machine": machine(numpy=np.__version__, load_average_1m=os.getloadavg()[0]),
         "repeats": args.repeats,
         "results": rows,
         "growth_exponent": exponent,

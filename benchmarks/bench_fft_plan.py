@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -20,6 +19,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
 from crypto.fhe_runtime import environment_with_fixed_plan  # noqa: E402
 
@@ -85,7 +86,7 @@ def main() -> None:
             samples[name].append(_variant(name, args.lookups, args.runs))
     best = {name: min(r["best_cpu_ms_per_pbs"] for r in records) for name, records in samples.items()}
     doc = {
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "machine": machine(),
         "lookups": args.lookups, "runs": args.runs, "rounds": args.rounds, "samples": samples,
         "best_cpu_ms_per_pbs": best, "fixed_over_timed": best["fixed"] / best["timed"],
     }

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -33,6 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
 
 def bench_terms(grid: int):
@@ -164,7 +165,6 @@ def compare_one(grid: int, before: str, runs: int) -> dict:
     circuit on reports with flat steps; every output decrypted and checked against the plaintext reference.
     Both sides run the same concrete calls (Client/Server), so the ratio is the circuits', not the wrappers'."""
     import numpy as np
-    from concrete import fhe
 
     import crypto.circuit as new_module
     from market.schedules import make_schedules
@@ -334,8 +334,7 @@ def main(argv=None) -> int:
                 records = [r for r in records if (r["grid"], r["formulation"], r.get("strategy")) !=
                            (grid, formulation, strategy)] + [record]
                 args.out.parent.mkdir(parents=True, exist_ok=True)
-                doc = {"machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                                   "python": platform.python_version()},
+                doc = {"machine": machine(),
                        "records": sorted(records, key=lambda r: (r["formulation"], r.get("strategy", ""), r["grid"]))}
                 args.out.write_text(json.dumps(doc, indent=1))
     _table(json.loads(args.out.read_text())["records"])
@@ -369,7 +368,7 @@ def _compare(args) -> int:
                     "interleaved on the same strictly monotone reports; the new circuit also on reports with flat "
                     "steps (FHE cost is data-independent: same graph). mono parameters, fixed FFT plan, 10-bit "
                     "offsets, 8-bit hurdles, margin mode. Seconds; load_average_1m sampled around every step.",
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+            "machine": machine(),
             "grids": sorted(results, key=lambda r: r["grid"]),
             "superseded": superseded,
         }

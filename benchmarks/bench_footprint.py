@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -27,14 +26,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
+
 from crypto.fhe_runtime import library_path  # noqa: E402
 from crypto.tfhers.owner_encryption import cached_crs_path  # noqa: E402
 
 SUMMARY = re.compile(r"=+ (?P<body>.*?) in [\d.]+s")
-
-
-def _machine() -> dict:
-    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
 
 
 def tree_bytes(path: Path, skip_prefix: str | None = None) -> int | None:
@@ -117,7 +114,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench_footprint.json")
     args = parser.parse_args()
     doc = json.loads(args.out.read_text()) if args.out.exists() else {}
-    doc["machine"] = _machine()
+    doc["machine"] = machine()
     doc["sizes"] = sizes()
     if args.clean_clone:
         doc["clean_clone"] = clean_clone()

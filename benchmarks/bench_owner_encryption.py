@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -36,6 +35,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
 from crypto.tfhers import (  # noqa: E402
     decrypt_import_buffer,
@@ -52,10 +53,6 @@ from crypto.tfhers.owner_encryption import cached_crs_path, phase_errors  # noqa
 TARGETS = {"encrypt_prove_s": 2.0, "verify_s": 1.0, "blob_bytes": 1_200_000}
 N_POINTS = 16
 DIGITS_N16 = (N_POINTS + 1) * 3 + 2  # 10-bit offsets as 3 base-16 digits, an 8-bit hurdle as 2
-
-
-def _machine() -> dict:
-    return {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()}
 
 
 def bench_keys(work: Path, generate_crs: bool, crs: bytes | None) -> tuple[dict, bytes]:
@@ -205,7 +202,7 @@ def main() -> None:
     if unknown:
         parser.error(f"--sections: unknown {sorted(unknown)}")
     doc = json.loads(args.out.read_text()) if args.out.exists() else {}
-    doc["machine"] = _machine()
+    doc["machine"] = machine()
     crs = args.crs.read_bytes() if args.crs.exists() else None
     with tempfile.TemporaryDirectory(prefix="bench-owner-") as tmp:
         work = Path(tmp)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import sys
 import tempfile
@@ -27,6 +26,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
 STEPS = ("seal", "encrypt", "evaluate", "decrypt", "chain", "settle")
 
@@ -72,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "protocol",
         "config": {"backend": args.backend, "grid": args.grid, "rounds": args.rounds,
                    "evaluators": args.evaluators, "threshold": args.threshold},
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_1m_before": load_before, "load_average_1m_after": os.getloadavg()[0]},
+        "machine": machine(load_average_1m_before=load_before, load_average_1m_after=os.getloadavg()[0]),
         "setup": report["setup"],
         "rounds": rounds,
         "demo_seconds": round(demo_seconds, 3),

@@ -156,7 +156,7 @@ def render_allocation() -> str:
               f"~{_int(g['closing_report_gas_median'])}).\n")
 
 
-# ---- docs/ALLOCATION_RESULTS.md §2–§5: benchmarks/allocation_results.py -> bench_allocation_results.json ----
+# ---- docs/ALLOCATION_RESULTS.md §2–§5: benchmarks/bench_allocation_results.py -> bench_allocation_results.json
 
 _MECHANISMS = {"no_enforcement": "no enforcement", "proportional": "proportional", "flat": "flat",
                "proposed": "proposed", "centralized": "centralized"}
@@ -432,9 +432,8 @@ def render_owner_encryption() -> str:
         k = d["keys"]
         rows.append([f"CRS generation (once per deployment), wall, load average {k['load_average_1m']['before']:.1f}",
                      _s(k["crs_generation_s"], 0), ""])
-    strategies = RESULTS / "bench_fhe_strategies.json"
-    if strategies.exists():  # tfhers inputs need concrete's "multi" parameter strategy (§1 of OWNER_ENCRYPTION.md)
-        by = {r["strategy"]: r for r in json.loads(strategies.read_text())["records"]}
+    if (RESULTS / "bench_fhe_strategies.json").exists():  # tfhers inputs need concrete's "multi" strategy (§1)
+        by = {r["strategy"]: r for r in _load("fhe_strategies")["records"]}
         mono, multi = by["mono"], by["multi"]
         rows.append([f"circuit N = {multi['grid']} with `multi` parameters (needed for tfhers inputs), before any "
                      f"import: evaluation, same run as `mono`",

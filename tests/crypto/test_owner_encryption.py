@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-from pathlib import Path
 
 import numpy as np
 import pytest
