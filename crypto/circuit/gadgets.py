@@ -47,7 +47,6 @@ def _sum(items: list):
     return total
 
 
-
 def _lut16(table: list[int]):
     """A 4-bit lookup table (entries beyond ``table`` are never reached: their inputs are range-bounded)."""
     return _lut(list(table) + [0] * ((1 << TLU_BITS) - len(table)))
@@ -90,16 +89,16 @@ def _per_element_nonzero(tables: list[list[int]], x):
     return pieces[0] if len(pieces) == 1 else np.concatenate(tuple(pieces))
 
 
-def _borrow_chain(xs: list, ys: list, layout, borrow_in=None, digits: bool = False):
+def _borrow_chain(xs: list, ys: list, layout, digits: bool = False):
     """Compare ``x`` and ``y`` given as digit columns (``xs[i]``, ``ys[i]`` for digit ``i`` of ``layout``).
 
     Digit ``i``: ``t = x_i − y_i − β + 2**w`` in ``[0, 2**(w+1))``; the borrow ``β' = [t < 2**w]`` is one lookup,
     the difference digit ``t mod 2**w = t + 2**w·β' − 2**w`` is linear (only if ``digits``; not for the top digit;
     [measured] its larger noise norm left concrete's parameters unchanged). Returns the
-    borrow out of the top digit (``1`` iff ``x − y − borrow_in < 0``) unless ``digits``: then
+    borrow out of the top digit (``1`` iff ``x − y < 0``) unless ``digits``: then
     ``(low digits of x − y, the top's t offset by 2**w_top, its bound)`` (no lookup on the top digit).
     ``ys[i]`` may be ``None`` (a zero digit)."""
-    borrow = borrow_in
+    borrow = None
     low = []
     last = len(layout) - 1
     for i, width in enumerate(layout):
