@@ -2,8 +2,9 @@
 
 anvil comes from the project-local npm install (scripts/setup.sh --with-anvil); ``REPO_MARKET_ANVIL``
 overrides the path. The node listens on 127.0.0.1 only, on a free port, with
-``--state data_dir/chain/anvil/state.json`` (loaded at start, dumped on exit and every few seconds), so
-its chain survives a restart. ``node.json`` next to it records url, pid and a random token for
+``--state data_dir/chain/anvil/state.json`` (loaded at start, dumped on exit and every few seconds, with the
+states of past blocks: ``--preserve-historical-states``), so its chain, and the auditor's balance checks at
+past blocks, survive a restart. ``node.json`` next to it records url, pid and a random token for
 ``stop``/``status``.
 
 Which process is this directory's node [decided]: the recorded pid counts only if its command line names
@@ -142,8 +143,10 @@ def start_anvil(data_dir: Path, *, binary: Path | None = None, timeout: float = 
         url = f"http://127.0.0.1:{port}"
         with open(log, "ab") as log_file:
             proc = subprocess.Popen(
+                # historical states are dumped too: the auditor reads balances at past blocks, which a
+                # restarted node could not answer from the latest state alone
                 [str(binary), "--host", "127.0.0.1", "--port", str(port), "--state", str(state),
-                 "--state-interval", str(STATE_INTERVAL_SECONDS), "--silent"],
+                 "--state-interval", str(STATE_INTERVAL_SECONDS), "--preserve-historical-states", "--silent"],
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True, env=env,
             )
         deadline = time.monotonic() + timeout

@@ -156,6 +156,8 @@ def test_anvil_state_survives_restart(tmp_path):
         m = open_round(chain)
         head = chain.block_number
         events_before = [e.as_dict() for e in m.coord.events()]
+        past = head - 1  # the auditor reconciles balances at past event blocks (protocol/audit_history.py)
+        balance_then = chain.balance_at(m.coord.address, past)
     finally:
         stop_anvil(node_data)
     with pytest.raises(ChainUnavailable) as excinfo:
@@ -172,6 +174,7 @@ def test_anvil_state_survives_restart(tmp_path):
         chain = connect(data_dir, second.url)
         coord = Coordinator(chain, m.coord.address)
         assert [e.as_dict() for e in coord.events()] == events_before
+        assert chain.balance_at(m.coord.address, past) == balance_then  # a past block's state survives too
         coord.commit_report(DEALER_RM, 1, digest("after-restart"))
         coord.post_ciphertexts(CUSTODIAN, 1, digest("a"), digest("b"))
         assert coord.phase(1) is RoundPhase.REPORTED
