@@ -39,7 +39,7 @@ from pathlib import Path
 from protocol.blobstore import atomic_write
 
 __all__ = ["DataDir", "ROLE_NAMES", "DEALER_ROLES", "CLIENT_ROLES", "read_json", "write_json", "DataDirLocked",
-           "DataDirError", "data_dir_lock", "LOCK_NAME", "check_market_file"]
+           "DataDirError", "data_dir_lock", "LOCK_NAME", "check_market_file", "writer_active"]
 
 LOCK_NAME = "writer.lock"
 PRIVATE_REPORT = "private/report.json"  # relative to the data directory (DataDir.private_report_file)
@@ -135,6 +135,31 @@ def data_dir_lock(root: Path, command: str = "command"):
                 root.rmdir()
     finally:
         os.close(fd)
+
+
+def writer_active(root: Path) -> str | None:
+    """Who holds ``root``'s writer lock right now ("pid N (command)"), None if nobody does.
+
+    A reader must not take the lock, not even shared for an instant: a writer starting in that instant
+    would fail at once (``data_dir_lock`` never waits). So the holder is looked up in the kernel's lock table
+    (``/proc/locks``: an exclusive ``FLOCK`` on the lock file's device and inode). The lock file's text
+    names the last holder, which is the one holding it when the lock is held. Opens nothing for writing.
+    """
+    path = Path(root) / LOCK_NAME
+    try:
+        st = path.stat()
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == dev:
+            try:
+                return path.read_text(errors="replace").strip()[:200] or f"pid {fields[4]}"
+            except OSError:
+                return f"pid {fields[4]}"
+    return None
 
 
 def circuit_artifact_dir(cache: Path, artifact_digest_hex: str) -> Path:
