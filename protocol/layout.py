@@ -39,7 +39,7 @@ from pathlib import Path
 from protocol.blobstore import atomic_write
 
 __all__ = ["DataDir", "ROLE_NAMES", "DEALER_ROLES", "CLIENT_ROLES", "read_json", "write_json", "DataDirLocked",
-           "DataDirError", "data_dir_lock", "LOCK_NAME", "check_market_file", "writer_active"]
+           "DataDirError", "data_dir_lock", "LOCK_NAME", "check_market_file", "writer_active", "save_own_node"]
 
 LOCK_NAME = "writer.lock"
 PRIVATE_REPORT = "private/report.json"  # relative to the data directory (DataDir.private_report_file)
@@ -130,11 +130,29 @@ def data_dir_lock(root: Path, command: str = "command"):
         try:
             yield
         finally:
+            save_own_node(root)
             if created and {p.name for p in root.iterdir()} <= {LOCK_NAME}:
                 path.unlink(missing_ok=True)
                 root.rmdir()
     finally:
         os.close(fd)
+
+
+def save_own_node(root: Path) -> None:
+    """When a writer finishes: save the state of the data directory's own anvil (``chain up``), which dumps
+    its chain only on exit otherwise (chain/node.py says why). A failure is one warning line: the node still
+    dumps on exit."""
+    if not (Path(root) / "chain").is_dir():  # no chain files here: nothing to import chain/ for
+        return
+    from chain.node import NodeError, save_node_state
+
+    try:
+        save_node_state(root)
+    except (OSError, NodeError, ValueError) as exc:
+        import sys
+
+        print(f"repo-market: warning: the local node's state was not saved now ({exc}); it is saved when the "
+              f"node stops (repo-market chain down)", file=sys.stderr)
 
 
 def writer_active(root: Path) -> str | None:
