@@ -454,6 +454,17 @@ def render_owner_encryption() -> str:
               f"2^{n['decision_margin_log2']}. Load average {r['runs'][0]['load_average_1m']:.0f} during the report run.\n")
 
 
+def render_simulate() -> str:
+    """`select --backend simulate` per grid: the compile every run paid before, today's first run and later runs."""
+    d = _load("simulate")
+    rows = [[str(r["grid"]), _s(r["before_process_s"], 1), _s(r["first_s"], 1), _s(r["cached_s"], 1)]
+            for r in d["results"]]
+    return _table(["N", "before: the simulation's compile alone, paid by every run", "first run (compiles, saves)",
+                   "later runs (load the saved simulator)"], rows) + (
+        f"\nWall clock of a fresh process each, imports included; every run selected what `--backend plain` "
+        f"selects. Load average {d['machine']['load_average_1m']:.1f}.\n")
+
+
 def render_node() -> str:
     """An idle anvil's CPU and state file against its blocks: the old periodic dump next to today's node."""
     d = _load("node")
@@ -485,6 +496,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "audit": render_audit,
     "owner_encryption": render_owner_encryption,
     "node": render_node,
+    "simulate": render_simulate,
 }
 
 
