@@ -78,7 +78,8 @@ def measure(grid: int, work: Path) -> dict:
     cached_wall, cached = select(path, data_dir, "simulate")
     agree = first["selected"] == plain["selected"] == cached["selected"]
     if not agree:
-        raise SystemExit(f"N = {grid}: simulate {first['selected']} / {cached['selected']} vs plain {plain['selected']}")
+        raise SystemExit(f"N = {grid}: simulate {first['selected']} / {cached['selected']} vs plain "
+                         f"{plain['selected']}")
     row = {"grid": grid, "before_compile_s": round(float(old.stdout.split()[-1]), 2),
            "before_process_s": round(before_wall, 2),
            "first_s": round(first_wall, 2), "first_evaluate_s": round(first["timings"]["evaluate"], 2),

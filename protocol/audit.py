@@ -315,8 +315,12 @@ class Auditor:
             if replayed is not None:
                 got = sha256(replayed)
                 plan = " (fixed FFT plan)" if dep.backend == "fhe" else ""
-                add(rid, "evaluation.replay", got == rs.output_digest,
-                    f"replayed output {got.hex()}{plan} vs agreed output digest in the events {rs.output_digest.hex()}")
+                if rs.output_digest != _ZERO:
+                    add(rid, "evaluation.replay", got == rs.output_digest, f"replayed output {got.hex()}{plan} vs "
+                        f"agreed output digest in the events {rs.output_digest.hex()}")
+                else:  # votes posted, threshold not reached (yet): only each vote can be compared
+                    add(rid, "evaluation.replay", True, f"replayed output {got.hex()}{plan}; no agreed output digest "
+                        f"yet ({len(h.votes)} of {dep.threshold} votes): each posted vote is compared with it")
                 for addr, voted in h.votes.items():
                     who = self._who(addr)
                     add(rid, f"evaluation.vote.{who}", voted == got,
@@ -529,7 +533,8 @@ class Auditor:
                 failed.add(round_id)
         left = {x["round"] for x in self.report.cut["left_out"]}
         for round_id, h in sorted(self.history.rounds.items()):
-            if not h.phase.terminal and round_id not in left | failed and (self.rounds is None or round_id in self.rounds):
+            wanted = self.rounds is None or round_id in self.rounds
+            if not h.phase.terminal and round_id not in left | failed and wanted:
                 self.report.leave_out(round_id, f"open at block {self.cut} in phase {h.phase.label}; its steps so "
                                                 f"far are checked, its later steps and transcript are left out")
         for round_id, head in self._heads_after_cut:

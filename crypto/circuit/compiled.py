@@ -286,7 +286,8 @@ def cached_simulator(terms: MarketTerms, shape: CircuitShape, cache_dir: Path):
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder) as tmp:
         staged = Path(tmp) / SIMULATOR_NAME
-        compiled._module.simulation_runtime.val.server.save(staged)  # noqa: SLF001 -- concrete 2.11 has no public handle
+        # concrete 2.11 has no public handle on a simulation-only circuit's server
+        compiled._module.simulation_runtime.val.server.save(staged)  # noqa: SLF001
         os.replace(staged, path)
     return compiled
 

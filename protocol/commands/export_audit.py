@@ -9,8 +9,8 @@ DIR gets the layout ``repo-market verify --data-dir DIR`` reads (``market.json``
   MANIFEST.json       sha256 of every file above, and what was left out and why (written last)
 
 Left out [decided]: ``roles/`` (private keys, FHE secret key, private inputs, inboxes), ``private/`` (the
-narrator's true schedules) and ``report.json``/``plots/`` (the demo's report), ``cache/`` (rebuilt from the circuit blob),
-the chain's index, snapshot and anvil state (caches of what the journal or the node holds). The folder is
+narrator's true schedules) and ``report.json``/``plots/`` (the demo's report), ``cache/`` (rebuilt from the
+circuit blob), the chain's index, snapshot and anvil state (caches of what the journal or the node holds). The folder is
 built next to DIR and renamed into place, so a failure leaves no partial export; DIR must not exist yet.
 """
 from __future__ import annotations

@@ -170,3 +170,36 @@ def test_verify_beside_a_running_demo_never_reports_tampering(fresh_market):
     assert report["cut"] == {"block": report["cut"]["block"], "writer": None, "left_out": []}
     assert DataDir(fresh_market).transcript_rounds() == {1, 2, 3, 4, 5}
     assert report["notices"] == []
+
+
+def test_a_round_with_a_vote_but_no_agreement_yet_is_in_progress_not_tampering(fresh_market):
+    """The state a writer leaves between two evaluators' posts: one vote, no agreed output digest. The replay
+    is compared with the vote; the round is left out as open; a wrong vote is still named."""
+    from protocol.rounds import RoundDriver
+    from protocol.scenario import deal_inputs, demo_plans
+
+    dep = open_market(fresh_market)
+    deal_inputs(dep, 1, demo_plans(SIM_GRID, 1, seed=0)[0])
+    driver = RoundDriver(dep, dep.circuit())
+    dealers = [driver.agent(r) for r in ("dealer_mm", "dealer_rm")]
+    for d in dealers:
+        d.prepare_report(1)
+        d.ensure_deposit()
+    for d in dealers:
+        d.commit(1)
+    custodian = driver.agent("custodian")
+    for side in ("mm", "rm"):
+        custodian.accept_report(1, side)
+    custodian.post_ciphertexts(1)
+    first = driver.agent(dep.evaluators[0])
+    _, digest, _ = first.evaluate(1)
+    first.post(1, digest)
+    report = Auditor(open_market(fresh_market, read_only=True)).run().as_dict()
+    assert report["ok"], report["failures"]
+    checks = {c["check"]: c for r in report["rounds"] if r["round"] == 1 for c in r["checks"]}
+    assert checks["evaluation.replay"]["ok"] and "no agreed output digest yet" in checks["evaluation.replay"]["detail"]
+    assert checks[f"evaluation.vote.{dep.evaluators[0]}"]["ok"]
+    assert "open at block" in _left_out(report)[1]
+    driver.agent(dep.evaluators[1]).post(1, bytes([7]) * 32)  # a wrong vote: no agreement, and it is named
+    report = Auditor(open_market(fresh_market, read_only=True)).run().as_dict()
+    assert [f["check"] for f in report["failures"]] == [f"evaluation.vote.{dep.evaluators[1]}"], report["failures"]
