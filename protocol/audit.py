@@ -231,6 +231,11 @@ class Auditor:
         head = self.dep.coordinator.chain.block_number
         stuck = not r.phase.terminal and head > r.deadline
         action = "settle" if r.phase.name == "RM_LEG_DONE" else "enforce_deadline"
+        writer = writer_active(self.dep.data_dir.root) if stuck else None
+        if writer is not None:  # e.g. the challenge window just mined out, settle about to be sent
+            self.report.add(0, "round.deadline", True, f"round {r.round_id} past its deadline block {r.deadline} at "
+                            f"block {head} while a writer is active ({writer}): in progress")
+            return
         self.report.add(0, "round.deadline", not stuck,
                         f"round {r.round_id} left open in phase {r.phase.label} past its deadline block {r.deadline} "
                         f"(head {head}): anyone may call {action}({r.round_id})" if stuck

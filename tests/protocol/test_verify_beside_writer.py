@@ -203,3 +203,24 @@ def test_a_round_with_a_vote_but_no_agreement_yet_is_in_progress_not_tampering(f
     driver.agent(dep.evaluators[1]).post(1, bytes([7]) * 32)  # a wrong vote: no agreement, and it is named
     report = Auditor(open_market(fresh_market, read_only=True)).run().as_dict()
     assert [f["check"] for f in report["failures"]] == [f"evaluation.vote.{dep.evaluators[1]}"], report["failures"]
+
+
+def test_a_round_past_its_deadline_is_in_progress_while_a_writer_holds_the_lock(fresh_market):
+    """The writer mines out the challenge window, then settles: between the two a round is past its deadline.
+    While the writer lock is held that is work in progress; at rest it is a liveness failure."""
+    from protocol.rounds import RoundDriver
+    from protocol.scenario import deal_inputs, demo_plans
+
+    dep = open_market(fresh_market)
+    deal_inputs(dep, 1, demo_plans(SIM_GRID, 1, seed=0)[0])
+    driver = RoundDriver(dep, dep.circuit())
+    for role in ("dealer_mm", "dealer_rm"):
+        driver.agent(role).ensure_deposit()
+    driver.agent("dealer_mm").commit(1)
+    dep.chain.mine(dep.onchain_terms.windows.report + 1)
+    with data_dir_lock(fresh_market, "demo"):
+        report = Auditor(open_market(fresh_market, read_only=True)).run().as_dict()
+    assert report["ok"], report["failures"]
+    assert 1 in _left_out(report)
+    report = Auditor(open_market(fresh_market, read_only=True)).run().as_dict()
+    assert [f["check"] for f in report["failures"]] == ["round.deadline"]
