@@ -21,7 +21,13 @@ checked against them, never trusted over them [decided]:
   block numbers (and, on a node, block hashes) and its head are on the chain, so a rollback, a rewritten
   block or a truncated embedded journal is caught; a transcript of a round the chain does not have, or a
   closed round without its transcript, is an error;
-* **liveness** -- a round left open past its deadline is reported.
+* **liveness** -- a round left open past its deadline is reported (while a writer holds the lock: in progress).
+
+**One block** [decided]: the audit reads the chain as of its head when it starts (``Chain.pin``; ``report.cut``),
+so a writer working meanwhile cannot make its rounds look inconsistent. Rounds open at that block, opened after
+it, or closed with their transcript not yet written while ``writer.lock`` is held are left out as in progress
+(notices, ``cut.left_out``), never failures; transcripts and heads written after the block are judged against
+the latest chain, so a forged transcript still fails.
 
 Result: ``{"ok", "rounds": [{"round", "checks": [{"check", "ok", "detail"}]}], "failures": [...],
 "notices": [...], "timings"}``. Round 0 holds the market-wide checks. A report with no checks fails.
