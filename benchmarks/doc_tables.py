@@ -454,6 +454,31 @@ def render_owner_encryption() -> str:
               f"2^{n['decision_margin_log2']}. Load average {r['runs'][0]['load_average_1m']:.0f} during the report run.\n")
 
 
+def render_simulate() -> str:
+    """`select --backend simulate` per grid: the compile every run paid before, today's first run and later runs."""
+    d = _load("simulate")
+    rows = [[str(r["grid"]), _s(r["before_process_s"], 1), _s(r["first_s"], 1), _s(r["cached_s"], 1)]
+            for r in d["results"]]
+    return _table(["N", "before: the simulation's compile alone, paid by every run", "first run (compiles, saves)",
+                   "later runs (load the saved simulator)"], rows) + (
+        f"\nWall clock of a fresh process each, imports included; every run selected what `--backend plain` "
+        f"selects. Load average {d['machine']['load_average_1m']:.1f}.\n")
+
+
+def render_node() -> str:
+    """An idle anvil's CPU and state file against its blocks: the old periodic dump next to today's node."""
+    d = _load("node")
+    rows = [[_int(a["blocks"]), _pct(a["idle_cpu_share"]), f"{a['state_bytes'] / 1e6:.1f} MB",
+             _pct(b["idle_cpu_share"]), _s(b["save_s"])]
+            for a, b in zip(d["interval"], d["on_demand"])]
+    return _table(["blocks", f"idle CPU, dump every {d['interval_s']} s (before)", "state file",
+                   "idle CPU, dump on exit and per command (now)", "one save (now)"], rows) + (
+        f"\nShare of one core over {d['window_s']:g} s idle, {d['anvil']}, empty blocks mined with `anvil_mine`, "
+        f"load average {d['machine']['load_average_1m']:.1f}. The file holds the state of every past block "
+        f"(`--preserve-historical-states`), each with the hashes of the blocks before it, so it grows "
+        f"quadratically with the chain.\n")
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "equilibria": render_equilibria,
     "chain": render_chain,
@@ -470,6 +495,8 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "fhe_steps": render_fhe_steps,
     "audit": render_audit,
     "owner_encryption": render_owner_encryption,
+    "node": render_node,
+    "simulate": render_simulate,
 }
 
 

@@ -87,6 +87,7 @@ class Chain:
         self._funded: set[str] = set()
         self._decoders: dict[str, EventDecoder] = {}
         self._genesis_hash = hex0x(self.w3.eth.get_block(0)["hash"])
+        self._pinned: int | None = None  # see pin()
 
     def __repr__(self) -> str:
         where = self.url if self.url else str(chain_dir(self.data_dir))
@@ -135,7 +136,7 @@ class Chain:
     def balance(self, address: str) -> int:
         self.sync()
         with self._mapped():
-            return int(self.w3.eth.get_balance(to_checksum_address(address)))
+            return int(self.w3.eth.get_balance(to_checksum_address(address), self._at))
 
     def _ensure_funded(self, address: str) -> None:
         if self.read_only or self.balance(address) >= FUND_FLOOR:
@@ -148,6 +149,8 @@ class Chain:
     # ------------------------------------------------------------------ blocks
     @property
     def block_number(self) -> int:
+        if self._pinned is not None:
+            return self._pinned
         self.sync()
         with self._mapped():
             return int(self.w3.eth.block_number)
@@ -199,7 +202,7 @@ class Chain:
         """The runtime code at ``address`` (eth_getCode)."""
         self.sync()
         with self._mapped():
-            return bytes(self.w3.eth.get_code(to_checksum_address(address), block))
+            return bytes(self.w3.eth.get_code(to_checksum_address(address), self._at if block == "latest" else block))
 
     def balance_at(self, address: str, block: int) -> int:
         """Wei held by ``address`` after block ``block`` (eth_getBalance at that block)."""
@@ -243,7 +246,7 @@ class Chain:
         self.sync()
         with self._mapped():
             # An explicit "from" spares web3's eth-tester middleware from listing every account per call.
-            return getattr(contract.functions, fn_name)(*args).call({"from": self._faucet.address})
+            return getattr(contract.functions, fn_name)(*args).call({"from": self._faucet.address}, self._at)
 
     def compile(self, name_or_path: str | Path) -> Artifact:
         """Compile a contract (cached in ``data_dir/chain/artifacts`` by source digest)."""
@@ -321,14 +324,42 @@ class Chain:
             record = decoder.decode(log)
             if record is None or (name is not None and record.name != name):
                 continue
+            if self._pinned is not None and record.block_number > self._pinned:
+                continue
             if all(record.args.get(k) == v for k, v in match.items()):
                 out.append(record)
         return out
 
     # ------------------------------------------------------------------ persistence
     def sync(self) -> None:
-        """Embedded backend: apply what other processes appended to the journal. No-op on a node."""
-        self._backend.sync()
+        """Embedded backend: apply what other processes appended to the journal (not while pinned). No-op
+        on a node."""
+        if self._pinned is None:
+            self._backend.sync()
+
+    # ------------------------------------------------------------------ a consistent cut (the auditor)
+    def pin(self) -> int:
+        """From now until ``unpin``, read the chain as of its current head: views, balances, code, events
+        and ``block_number`` answer at that block while other processes keep writing (the embedded chain
+        stops replaying their journal entries; a node is asked at that block number). Returns the block.
+        ``transaction`` and ``block_hash`` still see later blocks on a node (the caller compares numbers)."""
+        self._pinned = None
+        self._pinned = self.block_number
+        return self._pinned
+
+    def unpin(self) -> None:
+        """Read the latest state again (the embedded chain catches up with the journal on the next read)."""
+        self._pinned = None
+
+    @property
+    def pinned(self) -> int | None:
+        """The block ``pin`` fixed, None when reading the latest state."""
+        return self._pinned
+
+    @property
+    def _at(self) -> int | str:
+        """The block identifier reads use: the pinned block, else "latest"."""
+        return "latest" if self._pinned is None else self._pinned
 
     @contextlib.contextmanager
     def _mapped(self) -> Iterator[None]:

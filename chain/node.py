@@ -2,10 +2,15 @@
 
 anvil comes from the project-local npm install (scripts/setup.sh --with-anvil); ``REPO_MARKET_ANVIL``
 overrides the path. The node listens on 127.0.0.1 only, on a free port, with
-``--state data_dir/chain/anvil/state.json`` (loaded at start, dumped on exit and every few seconds, with the
-states of past blocks: ``--preserve-historical-states``), so its chain, and the auditor's balance checks at
-past blocks, survive a restart. ``node.json`` next to it records url, pid and a random token for
-``stop``/``status``.
+``--state data_dir/chain/anvil/state.json`` (loaded at start, dumped on exit, with the states of past
+blocks: ``--preserve-historical-states``), so its chain, and the auditor's balance checks at past blocks,
+survive a restart. ``node.json`` next to it records url, pid and a random token for ``stop``/``status``.
+
+When the state is saved [decided]: on exit (``chain down``), and by ``save_node_state`` when a command that
+holds the data directory's writer lock finishes (``protocol.layout.data_dir_lock``), so a node killed
+later loses nothing the project wrote. Not periodically: the file holds every past block's state (about
+80 kB per block), and anvil's ``--state-interval`` rewrote all of it every interval, so an idle node's
+CPU grew with its chain (benchmarks/bench_node.py measures both).
 
 Which process is this directory's node [decided]: the recorded pid counts only if its command line names
 this directory's absolute ``--state`` path *and* its environment carries the recorded token
@@ -14,6 +19,7 @@ there never stops the original directory's anvil; a recycled pid carries no toke
 """
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import secrets
@@ -32,7 +38,8 @@ ANVIL_ENV = "REPO_MARKET_ANVIL"
 DEFAULT_ANVIL = (Path(__file__).resolve().parents[1] / ".tools" / "node_modules" / "@foundry-rs"
                  / "anvil-linux-amd64" / "bin" / "anvil")
 TOKEN_ENV = "REPO_MARKET_NODE_TOKEN"
-STATE_INTERVAL_SECONDS = 2  # periodic dump, so a node killed without SIGTERM loses at most one interval
+STOP_TIMEOUT_SECONDS = 120.0  # anvil writes its whole state file on SIGTERM: ~3 s per 1,000 blocks measured
+SAVE_TIMEOUT_SECONDS = 600.0
 
 
 class NodeError(RuntimeError):
@@ -146,7 +153,7 @@ def start_anvil(data_dir: Path, *, binary: Path | None = None, timeout: float = 
                 # historical states are dumped too: the auditor reads balances at past blocks, which a
                 # restarted node could not answer from the latest state alone
                 [str(binary), "--host", "127.0.0.1", "--port", str(port), "--state", str(state),
-                 "--state-interval", str(STATE_INTERVAL_SECONDS), "--preserve-historical-states", "--silent"],
+                 "--preserve-historical-states", "--silent"],
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file, start_new_session=True, env=env,
             )
         deadline = time.monotonic() + timeout
@@ -165,13 +172,37 @@ def start_anvil(data_dir: Path, *, binary: Path | None = None, timeout: float = 
     raise NodeError(f"anvil exited at start (log {log}): {last_error}")
 
 
-def stop_anvil(data_dir: Path, timeout: float = 15.0) -> NodeInfo | None:
-    """Stop the node of data_dir (SIGTERM: anvil dumps its state on exit). Returns what was stopped."""
+def save_node_state(data_dir: Path, timeout: float = SAVE_TIMEOUT_SECONDS) -> int | None:
+    """Write the running node's state (with the states of past blocks) to its ``--state`` file now, atomically
+    (anvil_dumpState, then a rename). Returns the bytes written, None when data_dir has no node of ours."""
+    info = read_node(data_dir)
+    if info is None:
+        return None
+    dumped = rpc_request(info.url, "anvil_dumpState", [True], timeout=timeout)
+    if not isinstance(dumped, str) or not dumped.startswith("0x"):
+        raise NodeError(f"anvil_dumpState at {info.url}: not a hex string")
+    try:
+        data = gzip.decompress(bytes.fromhex(dumped[2:]))
+    except (ValueError, OSError, EOFError) as exc:
+        raise NodeError(f"anvil_dumpState at {info.url}: not a gzip-compressed state ({exc})") from None
+    state = Path(info.state_path)
+    partial = state.with_name(state.name + ".partial")
+    with open(partial, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(partial, state)
+    return len(data)
+
+
+def stop_anvil(data_dir: Path, timeout: float = STOP_TIMEOUT_SECONDS, *, save: bool = True) -> NodeInfo | None:
+    """Stop the node of data_dir (SIGTERM: anvil dumps its state on exit). Returns what was stopped.
+    ``save=False`` throws the chain away (SIGKILL, no dump): for nodes nobody restarts, e.g. a test session's."""
     info = read_node(data_dir)
     node_info_path(data_dir).unlink(missing_ok=True)
     if info is None:
         return None
-    os.kill(info.pid, signal.SIGTERM)
+    os.kill(info.pid, signal.SIGTERM if save else signal.SIGKILL)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and _is_ours(info, data_dir):
         _reap(info.pid)

@@ -21,7 +21,13 @@ checked against them, never trusted over them [decided]:
   block numbers (and, on a node, block hashes) and its head are on the chain, so a rollback, a rewritten
   block or a truncated embedded journal is caught; a transcript of a round the chain does not have, or a
   closed round without its transcript, is an error;
-* **liveness** -- a round left open past its deadline is reported.
+* **liveness** -- a round left open past its deadline is reported (while a writer holds the lock: in progress).
+
+**One block** [decided]: the audit reads the chain as of its head when it starts (``Chain.pin``; ``report.cut``),
+so a writer working meanwhile cannot make its rounds look inconsistent. Rounds open at that block, opened after
+it, or closed with their transcript not yet written while ``writer.lock`` is held are left out as in progress
+(notices, ``cut.left_out``), never failures; transcripts and heads written after the block are judged against
+the latest chain, so a forged transcript still fails.
 
 Result: ``{"ok", "rounds": [{"round", "checks": [{"check", "ok", "detail"}]}], "failures": [...],
 "notices": [...], "timings"}``. Round 0 holds the market-wide checks. A report with no checks fails.
@@ -39,7 +45,7 @@ from pathlib import Path
 
 from protocol.blobstore import BlobError
 from protocol.deployment import Deployment, DeploymentError, published_coordinator_terms
-from protocol.layout import read_json
+from protocol.layout import read_json, writer_active
 
 __all__ = ["Auditor", "AuditReport"]
 
@@ -52,6 +58,12 @@ class AuditReport:
     rounds: dict = field(default_factory=dict)
     timings: dict = field(default_factory=dict)
     notices: list = field(default_factory=list)
+    cut: dict = field(default_factory=dict)  # {"block", "writer", "left_out": [{"round", "reason"}]}
+
+    def leave_out(self, round_id: int, reason: str) -> None:
+        """A round a writer is still working on at the audited block: not checked, never a failure."""
+        self.cut.setdefault("left_out", []).append({"round": round_id, "reason": reason})
+        self.notice(round_id, "in_progress", f"in progress, left out: {reason}")
 
     def add(self, round_id: int, check: str, ok: bool, detail: str = "") -> bool:
         self.rounds.setdefault(round_id, []).append({"check": check, "ok": bool(ok), "detail": detail})
@@ -81,7 +93,7 @@ class AuditReport:
         return {"ok": self.ok,
                 "rounds": [{"round": r, "checks": checks} for r, checks in sorted(self.rounds.items())],
                 "failures": self.failures, "notices": list(self.notices), "checks": self.check_count,
-                "timings": self.timings}
+                "cut": dict(self.cut), "timings": self.timings}
 
 
 def _hex(b: bytes) -> str:
@@ -101,6 +113,7 @@ class Auditor:
         self._runner = None
         self.anchored: set[bytes] = set()
         self.artifact = self.eval_keys = None
+        self.history = None  # the events' story, once check_history has read it
 
     # --- helpers -------------------------------------------------------------------------------------
     def _blob(self, round_id: int, kind: str, digest: bytes) -> bytes | None:
@@ -224,6 +237,11 @@ class Auditor:
         head = self.dep.coordinator.chain.block_number
         stuck = not r.phase.terminal and head > r.deadline
         action = "settle" if r.phase.name == "RM_LEG_DONE" else "enforce_deadline"
+        writer = writer_active(self.dep.data_dir.root) if stuck else None
+        if writer is not None:  # e.g. the challenge window just mined out, settle about to be sent
+            self.report.add(0, "round.deadline", True, f"round {r.round_id} past its deadline block {r.deadline} at "
+                            f"block {head} while a writer is active ({writer}): in progress")
+            return
         self.report.add(0, "round.deadline", not stuck,
                         f"round {r.round_id} left open in phase {r.phase.label} past its deadline block {r.deadline} "
                         f"(head {head}): anyone may call {action}({r.round_id})" if stuck
@@ -308,8 +326,12 @@ class Auditor:
             if replayed is not None:
                 got = sha256(replayed)
                 plan = " (fixed FFT plan)" if dep.backend == "fhe" else ""
-                add(rid, "evaluation.replay", got == rs.output_digest,
-                    f"replayed output {got.hex()}{plan} vs agreed output digest in the events {rs.output_digest.hex()}")
+                if rs.output_digest != _ZERO:
+                    add(rid, "evaluation.replay", got == rs.output_digest, f"replayed output {got.hex()}{plan} vs "
+                        f"agreed output digest in the events {rs.output_digest.hex()}")
+                else:  # votes posted, threshold not reached (yet): only each vote can be compared
+                    add(rid, "evaluation.replay", True, f"replayed output {got.hex()}{plan}; no agreed output digest "
+                        f"yet ({len(h.votes)} of {dep.threshold} votes): each posted vote is compared with it")
                 for addr, voted in h.votes.items():
                     who = self._who(addr)
                     add(rid, f"evaluation.vote.{who}", voted == got,
@@ -427,22 +449,33 @@ class Auditor:
 
     # --- transcripts and blobs -----------------------------------------------------------------------
     def check_transcript(self, round_id: int):
-        """Every field of the public transcript equals the events; its transactions and head are on chain."""
+        """Every field of the public transcript equals the events; its transactions and head are on chain.
+
+        Against the audited block: a transcript that names a round the chain lacks there, or a round still
+        open there (transcripts are written when a round closes), is judged after the cut against the latest
+        chain (``resolve_after_cut``); a closed round whose transcript is missing while a writer is active is
+        left out."""
         from protocol.report import transcript_fields
 
         h = self.history.rounds.get(round_id)
         path = self.dep.data_dir.transcript(round_id)
         if h is None:
             if path.exists():
-                self.report.add(round_id, "transcript", False,
-                                f"round {round_id}: transcript present, chain has no such round "
-                                f"(its events open rounds 1..{self.history.current_round})")
+                self._after_cut.append((round_id, f"round {round_id}: transcript present, chain has no such round "
+                                                  f"(its events open rounds 1..{self.history.current_round})"))
             return
         if not path.exists():
-            if h.phase.terminal:
-                self.report.add(round_id, "transcript", False, f"round {round_id} closed on chain as {h.phase.label} "
-                                f"but its public transcript {path.name} is missing")
-            return
+            if not h.phase.terminal:
+                return
+            writer = writer_active(self.dep.data_dir.root)
+            if writer is not None and not path.exists():
+                self.report.leave_out(round_id, f"closed on chain as {h.phase.label} by block {self.cut}; its "
+                                                f"transcript is not written yet (writer active: {writer})")
+                return
+            if not path.exists():  # looked at again: the writer may have written it and finished meanwhile
+                self.report.add(round_id, "transcript", False, f"round {round_id} closed on chain as "
+                                f"{h.phase.label} but its public transcript {path.name} is missing")
+                return
         t = read_json(path)
         rs = h.state()
         want = transcript_fields(self.dep, rs, h.votes)
@@ -450,9 +483,12 @@ class Auditor:
         for k in ("digests", "records"):
             if k in diffs and isinstance(t.get(k), dict):
                 diffs[diffs.index(k)] = f"{k}." + ",".join(x for x in want[k] if t[k].get(x) != want[k][x])
-        self.report.add(round_id, "transcript", not diffs,
-                        f"the transcript differs from the chain's events in {diffs} (transcript phase "
-                        f"{t.get('phase')}, chain {rs.phase.name})" if diffs else "every field matches the chain")
+        detail = (f"the transcript differs from the chain's events in {diffs} (transcript phase "
+                  f"{t.get('phase')}, chain {rs.phase.name})" if diffs else "every field matches the chain")
+        if diffs and not rs.phase.terminal:
+            self._after_cut.append((round_id, detail))
+            return
+        self.report.add(round_id, "transcript", not diffs, detail)
         self.check_anchors(round_id, t)
 
     def check_anchors(self, round_id: int, t: dict):
@@ -473,14 +509,54 @@ class Auditor:
                 problems.append(f"block {a['block']} has hash {found['block_hash']}, the transcript recorded "
                                 f"{a['block_hash']}: the block was rewritten")
         head = t.get("chain_head") or {}
-        now = chain.block_number
-        if head.get("block", 0) > now:
-            problems.append(f"the transcript saw head block {head['block']}, the chain's head is {now}: history "
-                            f"was rolled back")
-        elif by_node and head and chain.block_hash(head["block"]) != head.get("block_hash"):
-            problems.append(f"block {head['block']} has another hash than the transcript recorded: history rewritten")
+        if isinstance(head.get("block"), int) and head["block"] > self.cut:
+            self._heads_after_cut.append((round_id, head))  # written after the audited block: checked after it
+        else:
+            problems += self._head_problems(head)
         self.report.add(round_id, "transcript.anchors", not problems, "; ".join(problems) or
                         f"{len(txs)} transactions and the head block {head.get('block')} are on the chain")
+
+    def _head_problems(self, head: dict) -> list[str]:
+        """What is wrong with a transcript's recorded chain head against the chain as read now."""
+        chain = self.dep.coordinator.chain
+        now = chain.block_number
+        if head.get("block", 0) > now:
+            return [f"the transcript saw head block {head['block']}, the chain's head is {now}: history "
+                    f"was rolled back"]
+        if chain.backend == "rpc" and head and chain.block_hash(head["block"]) != head.get("block_hash"):
+            return [f"block {head['block']} has another hash than the transcript recorded: history rewritten"]
+        return []
+
+    def resolve_after_cut(self):
+        """After the pinned audit, against the latest chain: a transcript of a round that was not closed at
+        the audited block is left out if the round has closed since (a writer wrote it meanwhile), else it
+        fails as before; heads recorded after the audited block must be on the chain; rounds opened since
+        are named as left out."""
+        coord = self.dep.coordinator
+        current = coord.current_round()
+        failed = set()
+        for round_id, detail in self._after_cut:
+            if round_id <= current and coord.phase(round_id).terminal:
+                self.report.leave_out(round_id, f"closed after block {self.cut}, the block audited; its "
+                                                f"transcript was written meanwhile")
+            else:
+                self.report.add(round_id, "transcript", False, detail)
+                failed.add(round_id)
+        left = {x["round"] for x in self.report.cut["left_out"]}
+        for round_id, h in sorted(self.history.rounds.items()):
+            wanted = self.rounds is None or round_id in self.rounds
+            if not h.phase.terminal and round_id not in left | failed and wanted:
+                self.report.leave_out(round_id, f"open at block {self.cut} in phase {h.phase.label}; its steps so "
+                                                f"far are checked, its later steps and transcript are left out")
+        for round_id, head in self._heads_after_cut:
+            problems = self._head_problems(head)
+            self.report.add(round_id, "transcript.anchors", not problems, "; ".join(problems) or
+                            f"the head block {head['block']} the transcript saw (after block {self.cut}) is on "
+                            f"the chain")
+        deferred = {r for r, _ in self._after_cut}
+        for round_id in range(self.history.current_round + 1, current + 1):
+            if round_id not in deferred and (self.rounds is None or round_id in self.rounds):
+                self.report.leave_out(round_id, f"opened after block {self.cut}, the block audited")
 
     def transcript_rounds(self) -> set[int]:
         return self.dep.data_dir.transcript_rounds()
@@ -495,14 +571,38 @@ class Auditor:
 
     # --- the whole audit -----------------------------------------------------------------------------
     def run(self, rounds: list[int] | None = None) -> AuditReport:
+        """Audit the market as of one block (the chain's head when the audit starts: ``report.cut``), so
+        that a writer working meanwhile cannot make its rounds look inconsistent; see ``resolve_after_cut``."""
         start = time.perf_counter()
+        chain = self.dep.coordinator.chain
+        self.cut = chain.pin()
+        self._after_cut, self._heads_after_cut, self.rounds = [], [], rounds
+        writer = writer_active(self.dep.data_dir.root)
+        self.report.cut = {"block": self.cut, "writer": writer, "left_out": []}
+        try:
+            self._run_pinned(rounds)
+        finally:
+            chain.unpin()
+        if self.history is not None:
+            self._checked(0, "transcript", self.resolve_after_cut)
+            if rounds is None and not self.report.cut["left_out"] and writer is None:
+                self.check_unanchored_blobs()  # a round in progress has blobs nothing anchors yet
+        if self.report.cut["left_out"] or writer is not None:
+            left = ", ".join(str(x["round"]) for x in self.report.cut["left_out"]) or "none"
+            self.report.notice(0, "cut", f"audited at block {self.cut}"
+                               + (f" while a writer is active ({writer})" if writer else "")
+                               + f"; rounds left out as in progress: {left}")
+        self.report.timings["total"] = round(time.perf_counter() - start, 4)
+        return self.report
+
+    def _run_pinned(self, rounds: list[int] | None) -> None:
         with contextlib.ExitStack() as stack:
             self._cache = self.cache_dir or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="audit-")))
             try:
                 self.published = published_coordinator_terms(self.dep)
             except DeploymentError as exc:
                 self.report.add(0, "terms.published", False, str(exc))
-                return self.report
+                return
             self._checked(0, "terms", self.check_terms)
             self._checked(0, "code.identity", self.check_code)
             self.check_artifacts()
@@ -511,7 +611,8 @@ class Auditor:
             except Exception as exc:
                 self.report.add(0, "history", False, f"the chain's history could not be read: "
                                 f"{type(exc).__name__}: {exc}")
-                return self.report
+                self.history = None
+                return
             self._checked(0, "round.deadline", self.check_liveness)
             on_chain = set(self.history.rounds)
             wanted = sorted(rounds) if rounds is not None else sorted(on_chain)
@@ -519,7 +620,3 @@ class Auditor:
                 self.check_round(r)
             for r in sorted(set(wanted) | (self.transcript_rounds() - on_chain if rounds is None else set())):
                 self._checked(r, "transcript", lambda r=r: self.check_transcript(r))
-            if rounds is None:
-                self.check_unanchored_blobs()
-        self.report.timings["total"] = round(time.perf_counter() - start, 4)
-        return self.report

@@ -8,19 +8,23 @@
   cache/                      compiled circuit artefacts, keyed by the terms digest (public; or
                               $REPO_MARKET_CIRCUIT_CACHE, see protocol.deployment.circuit_cache)
     artifacts/<sha256>/         an artefact loaded from its blob (circuit_artifact_dir)
-  roles/<role>/               each role's private folder (0700):
+  roles/<role>/               each role's private folder (0700, and every folder in it):
     identity/                   its identity keys (crypto.identity names the files)
-    rounds/<n>[.<kind>].json    its private per-round state
+    rounds/<n>[.<kind>].json    its private per-round state (its inputs: schedule, hurdle; the custodian's
+                                instruction and salt), 0600
     inbox/round-<n>-<kind>.json blobs announced to it ({"blob": digest hex}; INBOX_KINDS)
     replay-cache.json           the custodian's accepted envelopes (crypto.envelope.ReplayCache)
     fhe/                        the custodian's FHE keys (secret ones only under roles/custodian/)
+  private/                    the demo narrator's private folder (0700, files 0600):
+    plans/round-<n>.plan.json   its plan of round n: true schedules, hurdles, theta, behaviours
+    report.json                 its view of the demo (the same, next to the outcomes)
   transcripts/round-<n>.json  public transcript of round n: digests, gas, timings (rebuildable from chain+blobs)
   transcripts/round-<n>.journal.json   the phases of round n done so far (protocol.phases.PhaseJournal)
-  demo/round-<n>.plan.json    the narrator's plan of round n (true schedules; never read by the auditor)
   report.json, plots/*.png    the demo's public report (no private inputs)
-  private/report.json         the demo's narrator view (true schedules, hurdles, theta), 0600 in a 0700 folder
   writer.lock                 the exclusive lock of the one process writing here (pid inside)
 ```
+Private data live only under ``roles/`` and ``private/`` (PRIVATE_PLACES); everything else here is public
+(on the simulate backend the input blobs hold the reports in plain: that backend has no confidentiality).
 ``repo-market export-audit`` writes a folder of this layout (market.json, blobs/, transcripts/, the
 journal) plus the files its own module docstring lists.
 A role object is given its own folder and the public parts only; it never opens another role's folder.
@@ -39,10 +43,12 @@ from pathlib import Path
 from protocol.blobstore import atomic_write
 
 __all__ = ["DataDir", "ROLE_NAMES", "DEALER_ROLES", "CLIENT_ROLES", "read_json", "write_json", "DataDirLocked",
-           "DataDirError", "data_dir_lock", "LOCK_NAME", "check_market_file"]
+           "DataDirError", "data_dir_lock", "LOCK_NAME", "check_market_file", "writer_active", "save_own_node", "PRIVATE_PLACES"]
 
 LOCK_NAME = "writer.lock"
-PRIVATE_REPORT = "private/report.json"  # relative to the data directory (DataDir.private_report_file)
+PRIVATE_DIR = "private"  # the narrator's private folder (DataDir.private)
+PRIVATE_REPORT = f"{PRIVATE_DIR}/report.json"  # relative to the data directory (DataDir.private_report_file)
+PRIVATE_PLACES = ("roles", PRIVATE_DIR)  # the only folders of a data directory that hold private data
 ROUNDS_PLOT, TIMINGS_PLOT = "rounds.png", "timings.png"  # in plots/ (protocol.report.write_plots)
 # What a role may find in its inbox: a dealer's sealed report (per side) for the custodian, the custodian's
 # receipt and sealed instruction for a dealer, a dealer's offer for its client.
@@ -130,6 +136,8 @@ def data_dir_lock(root: Path, command: str = "command"):
         try:
             yield
         finally:
+            if command != "chain":  # chain up/status/down: nothing new to save, or the node dumps on exit
+                save_own_node(root)
             if created and {p.name for p in root.iterdir()} <= {LOCK_NAME}:
                 path.unlink(missing_ok=True)
                 root.rmdir()
@@ -137,9 +145,58 @@ def data_dir_lock(root: Path, command: str = "command"):
         os.close(fd)
 
 
+def save_own_node(root: Path) -> None:
+    """When a writer finishes: save the state of the data directory's own anvil (``chain up``), which dumps
+    its chain only on exit otherwise (chain/node.py says why). A failure is one warning line: the node still
+    dumps on exit."""
+    if not (Path(root) / "chain").is_dir():  # no chain files here: nothing to import chain/ for
+        return
+    from chain.node import NodeError, save_node_state
+
+    try:
+        save_node_state(root)
+    except (OSError, NodeError, ValueError) as exc:
+        import sys
+
+        print(f"repo-market: warning: the local node's state was not saved now ({exc}); it is saved when the "
+              f"node stops (repo-market chain down)", file=sys.stderr)
+
+
+def writer_active(root: Path) -> str | None:
+    """Who holds ``root``'s writer lock right now ("pid N (command)"), None if nobody does.
+
+    A reader must not take the lock, not even shared for an instant: a writer starting in that instant
+    would fail at once (``data_dir_lock`` never waits). So the holder is looked up in the kernel's lock table
+    (``/proc/locks``: an exclusive ``FLOCK`` on the lock file's device and inode). The lock file's text
+    names the last holder, which is the one holding it when the lock is held. Opens nothing for writing.
+    """
+    path = Path(root) / LOCK_NAME
+    try:
+        st = path.stat()
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return None
+    dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    for line in table.splitlines():
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == dev:
+            try:
+                return path.read_text(errors="replace").strip()[:200] or f"pid {fields[4]}"
+            except OSError:
+                return f"pid {fields[4]}"
+    return None
+
+
 def circuit_artifact_dir(cache: Path, artifact_digest_hex: str) -> Path:
     """Where a circuit artefact read from its blob is unpacked in a circuit cache (the auditor's replay)."""
     return Path(cache) / "artifacts" / artifact_digest_hex
+
+
+def _private_folder(path: Path) -> Path:
+    """``path`` created if needed, and 0700 whatever the umask or an older version left."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
 
 
 def _entry(name: str, doc: str | None = None) -> property:
@@ -158,26 +215,26 @@ class DataDir:
     plots = _entry("plots")
     report_file = _entry("report.json")
     roles = _entry("roles", "The folder of every role's private folder (never read by the auditor).")
-    demo = _entry("demo", "The narrator's folder: plans with true schedules, outside roles/ and never read by "
-                          "the auditor.")
+
+    @property
+    def private(self) -> Path:
+        """The demo narrator's private folder (true schedules; never read by the auditor), created 0700."""
+        return _private_folder(self.root / PRIVATE_DIR)
 
     @property
     def private_report_file(self) -> Path:
         """The narrator's view of the demo (private inputs), 0600 in a 0700 folder."""
-        folder = (self.root / PRIVATE_REPORT).parent
-        folder.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(folder, 0o700)
+        self.private  # noqa: B018 -- creates the folder 0700
         return self.root / PRIVATE_REPORT
 
     def demo_plan(self, round_id: int) -> Path:
-        return self.demo / f"round-{round_id}.plan.json"
+        """The narrator's plan of a round (true schedules, hurdles, theta), 0600 in a 0700 folder."""
+        return _private_folder(self.private / "plans") / f"round-{round_id}.plan.json"
 
     def role(self, name: str) -> Path:
         """The private folder of a role, created 0700 (it holds key files)."""
-        path = self.roles / name
-        path.mkdir(parents=True, exist_ok=True)
-        os.chmod(path, 0o700)
-        return path
+        _private_folder(self.roles)
+        return _private_folder(self.roles / name)
 
     def identity_dir(self, role: str) -> Path:
         """Where the role's identity keys are saved (crypto.identity.IdentityKeys.save)."""
@@ -190,9 +247,7 @@ class DataDir:
         return self.role(role) / "replay-cache.json"
 
     def inbox(self, name: str) -> Path:
-        path = self.role(name) / "inbox"
-        path.mkdir(exist_ok=True)
-        return path
+        return _private_folder(self.role(name) / "inbox")
 
     def inbox_message(self, recipient: str, round_id: int, kind: str, side: str | None = None) -> Path:
         """``recipient``'s announcement of round ``round_id``: ``inbox/round-<n>-<kind>[-<side>].json``."""
@@ -203,9 +258,7 @@ class DataDir:
 
     def rounds_dir(self, role: str) -> Path:
         """A role's private per-round files (created 0700)."""
-        folder = self.role(role) / "rounds"
-        folder.mkdir(mode=0o700, exist_ok=True)
-        return folder
+        return _private_folder(self.role(role) / "rounds")
 
     def round_file(self, role: str, round_id: int, kind: str | None = None) -> Path:
         """A role's private per-round file ``rounds/<round>[.<kind>].json``."""

@@ -8,9 +8,9 @@ DIR gets the layout ``repo-market verify --data-dir DIR`` reads (``market.json``
   chain.json          chain id, contract, code hash, head block and genesis, read from the node at export
   MANIFEST.json       sha256 of every file above, and what was left out and why (written last)
 
-Left out [decided]: ``roles/`` (private keys, FHE secret key, private inputs, inboxes), ``demo/`` and
-``report.json``/``plots/`` (the narrator's true schedules), ``cache/`` (rebuilt from the circuit blob),
-the chain's index, snapshot and anvil state (caches of what the journal or the node holds). The folder is
+Left out [decided]: ``roles/`` (private keys, FHE secret key, private inputs, inboxes), ``private/`` (the
+narrator's true schedules) and ``report.json``/``plots/`` (the demo's report), ``cache/`` (rebuilt from the
+circuit blob), the chain's index, snapshot and anvil state (caches of what the journal or the node holds). The folder is
 built next to DIR and renamed into place, so a failure leaves no partial export; DIR must not exist yet.
 """
 from __future__ import annotations
@@ -35,7 +35,7 @@ MANIFEST_FILE = "MANIFEST.json"
 _BLOB_NAME = re.compile(r"\A[0-9a-f]{64}\Z")
 EXCLUDED = {
     "roles/": "each role's private folder: identity keys, FHE secret key, private inputs, inboxes",
-    "demo/": "the narrator's true schedules (not protocol data)",
+    "private/": "the narrator's plans and report: true schedules, hurdles, theta (not protocol data)",
     "report.json, plots/": "the demo's report, computed from the true schedules",
     "cache/": "compiled circuit cache, rebuilt from the circuit blob named on chain",
     "chain/index/, chain/snapshot.bin, chain/anvil/, chain/artifacts/": "caches of the journal or the node",
@@ -147,14 +147,14 @@ SECRET_MARKERS = (b"PRIVATE KEY-----", b"RMFHESK", b'"kdfparams"')  # PEM keys, 
 
 def private_files(root: Path) -> dict[str, Path]:
     """sha256 -> path of every private file of the market (roles/ except the files that are public by design,
-    their bytes published as they are; demo/ plans)."""
+    their bytes published as they are; the narrator's private/ folder)."""
     from crypto.fhe_keys import EVALUATION_KEYS_FILE
     from crypto.identity import PUBLIC_IDENTITY_FILE
-    from protocol.layout import DataDir
+    from protocol.layout import PRIVATE_DIR, DataDir
 
     public_role_files = (PUBLIC_IDENTITY_FILE, EVALUATION_KEYS_FILE)
     out = {}
-    for folder in (DataDir(root).roles, DataDir(root).demo):
+    for folder in (DataDir(root).roles, Path(root) / PRIVATE_DIR):
         if folder.is_dir():
             for p in folder.rglob("*"):
                 if p.is_file() and p.name not in public_role_files:

@@ -4,8 +4,8 @@ Backends: ``plain`` is the plaintext reference (market.selection); ``simulate`` 
 without encryption; ``fhe`` runs it for real: key generation (custodian), encryption of each report,
 encrypted evaluation from public blobs only (evaluator), decryption of the output only (custodian).
 Reports are sent as offsets from a base rate: ``--base-rate`` defaults to the lowest rate in the file,
-``min(b[0], a[N])`` [decided], so every offset is >= 0. The circuit is compiled once per market terms and
-cached under ``<data-dir>/circuits/``; FHE keys go to ``<data-dir>/custodian/`` (secret key 0600).
+``min(b[0], a[N])`` [decided], so every offset is >= 0. The circuit (FHE, or the simulation's) is compiled once
+per market terms and cached under ``<data-dir>/circuits/``; FHE keys go to ``<data-dir>/custodian/`` (secret key 0600).
 """
 from __future__ import annotations
 
@@ -104,11 +104,12 @@ def _run_circuit(args, terms, schedules, timings):
     b_off = [int(v) - terms.base_rate for v in schedules.b]
     a_off = [int(v) - terms.base_rate for v in schedules.a]
     if args.backend == "simulate":
-        _progress(args, f"compiling the circuit for simulation (N = {terms.grid}) …")
+        cache = Path(args.data_dir) / "circuits"
+        _progress(args, f"compiling or loading the circuit for simulation (N = {terms.grid}; cache {cache}) …")
         started = time.perf_counter()
-        circuit = SelectionCircuit.simulation_only(terms, formulation=args.formulation)
+        circuit = SelectionCircuit.simulation_only(terms, formulation=args.formulation).with_simulation_cache(cache)
         out = circuit.simulate(b_off, args.hurdle_mm, a_off, args.hurdle_rm)
-        timings["evaluate"] = time.perf_counter() - started  # includes the simulation compile
+        timings["evaluate"] = time.perf_counter() - started  # includes the simulation's compile or load
         return out.instruction(terms), None
     cache = Path(args.data_dir) / "circuits"
     _progress(args, f"compiling or loading the circuit for N = {terms.grid} (cache {cache}) …")

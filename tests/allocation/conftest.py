@@ -21,4 +21,4 @@ def long_run_rpc(tmp_path_factory):
     try:
         yield info.url
     finally:
-        stop_anvil(data_dir)
+        stop_anvil(data_dir, save=False)  # a session node is never restarted: no exit dump

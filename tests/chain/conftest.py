@@ -20,7 +20,7 @@ def anvil_url(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("anvil-session")
     info = start_anvil(data_dir)
     yield info.url
-    stop_anvil(data_dir)
+    stop_anvil(data_dir, save=False)  # a session node is never restarted: no exit dump
 
 
 @pytest.fixture(params=BACKENDS)

@@ -129,3 +129,28 @@ def test_bytes32_and_uint_arguments_checked_before_signing(market):
         with pytest.raises(ChainInputError):
             call()
     assert market.chain.block_number == head
+
+
+def test_a_pinned_chain_reads_one_block_while_another_connection_writes(market):
+    """The auditor's consistent cut: after ``pin`` every view, balance, code read, event list and the block
+    number answer as of the pinned block, however much another connection writes; ``unpin`` reads on."""
+    from chain import Coordinator, connect
+
+    reader = connect(market.chain.data_dir, market.chain.url, read_only=True)
+    coord = Coordinator(reader, market.coord.address)
+    dealer = market.chain.address(DEALER_MM)
+
+    def view():
+        return (reader.block_number, coord.current_round(), coord.balance(), coord.deposit_of(dealer),
+                [e.name for e in coord.events()], coord.round(1).phase.name, len(reader.code_at(coord.address)))
+
+    before = view()
+    block = reader.pin()
+    assert block == before[0] and reader.pinned == block
+    market.to_reported()  # another connection (the writer) opens round 1 and takes it to Reported
+    market.coord.deposit(DEALER_MM, 7)
+    assert view() == before
+    reader.unpin()
+    after = view()
+    assert after[0] > block and after[1] == 1 and after[2] == before[2] + 7 and after[3] == before[3] + 7
+    assert after[5] == "REPORTED" and "CiphertextsPosted" in after[4]

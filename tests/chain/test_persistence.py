@@ -183,6 +183,66 @@ def test_anvil_state_survives_restart(tmp_path):
         stop_anvil(node_data)
 
 
+@pytest.mark.anvil
+def test_an_idle_node_does_not_rewrite_its_state_file(tmp_path):
+    """No periodic dump: an idle node leaves its state file alone (anvil's --state-interval rewrote the whole
+    file, every past block's state included, every interval)."""
+    import time
+
+    from chain.node import node_state_path, read_node, rpc_request
+
+    require_anvil()
+    info = start_anvil(tmp_path)
+    try:
+        cmdline = Path(f"/proc/{info.pid}/cmdline").read_bytes().split(b"\0")
+        assert b"--state-interval" not in cmdline and b"--preserve-historical-states" in cmdline
+        rpc_request(info.url, "anvil_mine", [hex(50)])
+        time.sleep(3)
+        assert not node_state_path(tmp_path).exists()
+        assert read_node(tmp_path) is not None
+    finally:
+        stop_anvil(tmp_path)
+    assert node_state_path(tmp_path).is_file()  # dumped on exit
+
+
+@pytest.mark.anvil
+def test_a_writer_command_saves_the_node_state_so_a_killed_node_loses_nothing(tmp_path):
+    """A command holding the writer lock saves its data directory's own node when it finishes
+    (protocol.layout.data_dir_lock); a node killed afterwards (SIGKILL: no exit dump) restarts with that chain,
+    past blocks' states included (the auditor reads balances there)."""
+    import os
+    import signal
+
+    from chain.node import node_state_path, read_node
+    from protocol.layout import data_dir_lock
+
+    require_anvil()
+    first = start_anvil(tmp_path)
+    try:
+        with data_dir_lock(tmp_path, "test"):
+            chain = connect(tmp_path, first.url)
+            m = open_round(chain)
+            head = chain.block_number
+            past = head - 1
+            balance_then = chain.balance_at(m.coord.address, past)
+        assert node_state_path(tmp_path).is_file()
+    finally:
+        os.kill(first.pid, signal.SIGKILL)
+    for _ in range(100):
+        if read_node(tmp_path) is None:
+            break
+        os.waitpid(first.pid, os.WNOHANG)
+    second = start_anvil(tmp_path)
+    try:
+        assert second.pid != first.pid
+        chain = connect(tmp_path, second.url)
+        coord = Coordinator(chain, m.coord.address)
+        assert chain.block_number == head and coord.phase(1) is RoundPhase.COMMITTED
+        assert chain.balance_at(m.coord.address, past) == balance_then
+    finally:
+        stop_anvil(tmp_path, save=False)
+
+
 def test_unreachable_node_raises_chain_unavailable(tmp_path):
     import socket
 

@@ -128,4 +128,4 @@ def anvil_url(protocol_root):
     data_dir.mkdir()
     info = start_anvil(data_dir)
     yield info.url
-    stop_anvil(data_dir)
+    stop_anvil(data_dir, save=False)  # a session node is never restarted: no exit dump

@@ -209,6 +209,34 @@ def test_forced_ether_is_a_surplus_not_a_failure(market):
     assert "1 wei more than it owes" in report["notices"][0]["detail"]
 
 
+def test_a_round_run_on_the_node_after_the_audit_pinned_its_block_is_left_out(market):
+    """verify beside a writer, on a node: a fifth round runs between the auditor's pin and its reads; the
+    audit reads the node at the pinned block, leaves round 5 out as in progress, and the next audit checks it."""
+    from protocol.report import write_transcript
+    from protocol.scenario import demo_plans
+
+    writer = open_market(market)
+    reader = open_market(market, read_only=True)
+    chain = reader.coordinator.chain
+    pin = chain.pin
+
+    def pin_then_write():
+        block = pin()
+        [(rid, _, run)], _ = run_plans(writer, demo_plans(SIM_GRID, 5, seed=0)[4:])
+        write_transcript(writer, rid, run)
+        return block
+
+    chain.pin = pin_then_write
+    report = Auditor(reader).run().as_dict()
+    assert report["ok"], report["failures"]
+    assert [x["round"] for x in report["cut"]["left_out"]] == [5], report["cut"]
+    assert report["cut"]["block"] < writer.chain.block_number
+    assert [r["round"] for r in report["rounds"]] == [0, 1, 2, 3, 4]
+    after = _audit(market)
+    assert after["ok"] and not after["cut"]["left_out"], after["failures"]
+    assert 5 in [r["round"] for r in after["rounds"]]
+
+
 def test_rollback_erasing_the_last_round_and_its_forfeit(market):
     """Last in the module: anvil_rollback invalidates the node's snapshots, so the node is not restored."""
     dep = open_market(market)

@@ -96,7 +96,6 @@ def test_an_expired_round_is_closed_by_the_contracts_rules_and_the_market_goes_o
 def test_the_next_demo_run_closes_an_expired_round_and_continues(fresh_market, monkeypatch):
     dep = open_market(fresh_market)
     plan = demo_plans(SIM_GRID, 1, seed=0)[0]
-    DataDir(fresh_market).demo.mkdir(exist_ok=True)
     DataDir(fresh_market).demo_plan(1).write_text(json.dumps(plan.as_dict()))
     _leave_round_open(dep, monkeypatch, "report")
     _expire(dep)

@@ -69,7 +69,7 @@ def assert_nothing_secret(data, out):
         assert b"RMFHESK" not in blob, rel  # the FHE secret key file's magic
         assert b'"kdfparams"' not in blob, rel  # no keystore
         assert not any(rel.endswith(n) for n in private_names - {"fhe-evaluation.keys"}), rel
-        assert not rel.startswith(("roles/", "demo/", "cache/", "plots/")) and rel != "report.json", rel
+        assert not rel.startswith(("roles/", "private/", "cache/", "plots/")) and rel != "report.json", rel
     return private
 
 
