@@ -161,8 +161,8 @@ def start_anvil(data_dir: Path, *, binary: Path | None = None, timeout: float = 
             proc.kill()
             proc.wait()
             raise NodeError(f"anvil did not answer on {url} within {timeout} s (log: {log})")
-        last_error = _tail(log)
-    raise NodeError(f"anvil exited at start (log {log}): {last_error}")
+        last_error = f"exited with status {proc.returncode} at start: {_tail(log) or 'it printed nothing'}"
+    raise NodeError(f"anvil {binary} {last_error}")
 
 
 def stop_anvil(data_dir: Path, timeout: float = 15.0) -> NodeInfo | None:

@@ -35,8 +35,27 @@ class UsageError(Exception):
     """Bad command-line input; the message names the option and the value."""
 
 
+HELP_HINT = "(see --help)"
+
+
+class _ParserUsageError(Exception):
+    """argparse found bad input; ``prog`` is the (sub)command it was parsing."""
+
+    def __init__(self, prog: str, message: str):
+        super().__init__(message)
+        self.prog = prog
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (main() prints it), not the usage block and the
+    message; subcommands' parsers are of the same class (argparse makes them with ``type(parent)``)."""
+
+    def error(self, message):  # noqa: D102 -- argparse's hook
+        raise _ParserUsageError(self.prog, message)
+
+
 def _common_options() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
+    common = OneLineParser(add_help=False)
     common.add_argument(
         "--data-dir",
         type=Path,
@@ -53,7 +72,7 @@ def _common_options() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="repo-market",
         description=(
             "Privacy-preserving smart-contract coordinator for a two-dealer repo market "
@@ -253,15 +272,32 @@ def _one_line(text: str) -> str:
     return " ".join(str(text).split())
 
 
-def _report_failure(args, kind: str, message: str) -> None:
-    """A failure at run time: one clean line on stderr; with --json also one JSON document on stdout
-    (``{"ok": false, "error": ..., "detail": ...}``). Usage errors (exit 2) print the stderr line only."""
+def failure_document(kind: str, message: str) -> dict:
+    """The one shape of every failure's JSON document: ``{"ok": false, "error": KIND, "detail": LINE}``."""
+    return {"ok": False, "error": kind, "detail": _one_line(message)}
+
+
+def _report_failure(args, kind: str, message: str, prog: str | None = None, as_json: bool | None = None) -> None:
+    """A failure: one clean line on stderr; with --json also one JSON document on stdout
+    (:func:`failure_document`). ``kind`` is "usage error" (exit 2), "error" or "internal error" (exit 1)."""
     import json
 
-    command = getattr(args, "command", None) or ""
-    print(f"repo-market {command}: {kind}: {_one_line(message)}", file=sys.stderr)
-    if getattr(args, "json", False):
-        print(json.dumps({"ok": False, "error": kind, "detail": _one_line(message)}))
+    if prog is None:
+        prog = f"repo-market {getattr(args, 'command', None) or ''}".rstrip()
+    line = _one_line(message)
+    if kind == "usage error" and HELP_HINT not in line:
+        line = f"{line} {HELP_HINT}"
+    print(f"{prog}: {'error' if kind == 'usage error' else kind}: {line}", file=sys.stderr)
+    if getattr(args, "json", False) if as_json is None else as_json:
+        print(json.dumps(failure_document(kind, line)))
+
+
+class _FailedWithStatus(Exception):
+    """A command that reported its own failure and returned a non-zero status."""
+
+    def __init__(self, code: int):
+        super().__init__(code)
+        self.code = code
 
 
 def _dispatch(parser, args) -> int:
@@ -275,11 +311,17 @@ def _dispatch(parser, args) -> int:
         if args.command in WRITERS:
             from protocol.layout import data_dir_lock
 
-            with data_dir_lock(args.data_dir, args.command):
-                return int(args._run(args) or 0)
+            try:
+                with data_dir_lock(args.data_dir, args.command):
+                    code = int(args._run(args) or 0)
+                    if code != 0:
+                        raise _FailedWithStatus(code)  # the lock's cleanup treats it like any failure
+                    return code
+            except _FailedWithStatus as failed:
+                return failed.code
         return int(args._run(args) or 0)
-    except UsageError as exc:  # like argparse's own usage errors: one line on stderr, nothing on stdout
-        print(f"repo-market {args.command}: error: {_one_line(str(exc))}", file=sys.stderr)
+    except UsageError as exc:  # like argparse's own usage errors: one line naming the option and the value
+        _report_failure(args, "usage error", str(exc))
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
@@ -327,8 +369,16 @@ def main(argv: list[str] | None = None) -> int:
     _quiet_known_warnings()
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse: --help (0) or a usage error (2), already printed
+        args, extra = parser.parse_known_args(argv)
+        if extra:  # named by the subcommand that did not know them (parse_args would name only "repo-market")
+            raise _ParserUsageError(f"repo-market {args.command}", f"unrecognized arguments: {' '.join(extra)}")
+    except _ParserUsageError as exc:  # argparse's bad input: one line, like every other usage error
+        words = sys.argv[1:] if argv is None else argv
+        _report_failure(None, "usage error", str(exc), prog=exc.prog, as_json="--json" in words)
+        if real_process:
+            _exit_now(2)
+        raise SystemExit(2) from None
+    except SystemExit as exc:  # argparse: --help (0), already printed
         if real_process:
             _exit_now(int(exc.code or 0))
         raise
