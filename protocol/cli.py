@@ -12,6 +12,7 @@ import argparse
 import importlib
 import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 # Order is the order shown by --help.
@@ -48,7 +49,12 @@ class _ParserUsageError(Exception):
 
 class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line (main() prints it), not the usage block and the
-    message; subcommands' parsers are of the same class (argparse makes them with ``type(parent)``)."""
+    message; subcommands' parsers are of the same class (argparse makes them with ``type(parent)``).
+    Options must be spelled out (no abbreviations): what the user wrote is what errors name."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message):  # noqa: D102 -- argparse's hook
         raise _ParserUsageError(self.prog, message)
@@ -97,6 +103,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _given_options(parser, args, argv: list[str]) -> frozenset[str]:
+    """The long option strings the user wrote (``--x`` or ``--x=v``), each as its subcommand defines it."""
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    command = sub.choices.get(args.command) if sub is not None else None
+    if command is None:
+        return frozenset()
+    known = command._option_string_actions
+    given = set()
+    for word in argv:
+        if word == "--":
+            break
+        name = word.split("=", 1)[0]
+        if name in known:
+            given.update(s for s in known[name].option_strings if s.startswith("--"))
+    return frozenset(given)
+
+
+def given(args, option: str) -> bool:
+    """Did the user write ``option`` (e.g. "--hurdle-bits") on the command line?"""
+    return option in getattr(args, "_given", frozenset())
+
+
+def refuse_unused(args, options, why: str) -> None:
+    """A UsageError for the first of ``options`` the user gave that this run would ignore."""
+    for option in options:
+        if given(args, option):
+            value = getattr(args, option.lstrip("-").replace("-", "_"), None)
+            shown_value = " ".join(map(str, value)) if isinstance(value, list) else value
+            raise UsageError(f"{option} {shown_value}: {why}" if shown_value not in (None, True, False)
+                             else f"{option}: {why}")
+
+
 def _quiet_known_warnings() -> None:
     # concrete-python 2.11 imports pkg_resources (hence setuptools<81); its deprecation notice is noise for users.
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
@@ -109,10 +147,15 @@ def _preload_fixed_fft_plan() -> None:
     evaluate still work if the plan library cannot be built; an evaluation then fails with the reason."""
     from crypto.fhe_runtime import FheRuntimeError, reexec_with_fixed_plan
 
+    def warn(message: str) -> None:
+        print(f"repo-market: warning: {_one_line(message)}", file=sys.stderr)
+
     try:
-        reexec_with_fixed_plan()
+        reexec_with_fixed_plan(notice=warn)
     except FheRuntimeError as exc:
-        print(f"repo-market: warning: {exc}", file=sys.stderr)
+        warn(str(exc))
+    except Exception as exc:  # noqa: BLE001 -- the environment (a full disk, a broken /tmp) must not stop us here
+        warn(f"cannot load the fixed FFT plan library: {type(exc).__name__}: {exc}")
 
 
 DEBUG_ENV = "REPO_MARKET_DEBUG"
@@ -212,10 +255,49 @@ def load_schedules_option(path: Path, option: str = "--schedules"):
     return schedules
 
 
+def shown(value, limit: int = 60) -> str:
+    """A value as an error message shows it: whole if short, else its start and its length."""
+    text = str(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def check_path_names(option: str, path: Path | None) -> None:
+    """Every component of ``path`` within the file system's name limit (NAME_MAX, 255 bytes on Linux) and
+    the whole within PATH_MAX, so an over-long name is a usage error, not an OSError half-way through."""
+    if path is None:
+        return
+    import os
+
+    encoded = os.fsencode(str(path))
+    if len(encoded) >= 4096:
+        raise UsageError(f"{option} {shown(path)}: a path of {len(encoded)} bytes; the limit is 4095")
+    for part in Path(path).parts:
+        size = len(os.fsencode(part))
+        if size > 255:
+            raise UsageError(f"{option} {shown(path)}: the name {shown(part, 30)} has {size} bytes; "
+                             "the limit is 255")
+
+
+class WriteError(OSError):
+    """Writing a named output failed (reported as "cannot write PATH: reason")."""
+
+
+@contextmanager
+def naming(path: Path):
+    """Let an OSError raised while writing ``path`` name it (a full disk's EFBIG/ENOSPC names no file)."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            raise WriteError(exc.errno, exc.strerror or str(exc), str(path)) from None
+        raise
+
+
 def check_output_file(option: str, path: Path | None) -> None:
     """A file to be written: its folder must exist and it must not be a directory."""
     if path is None:
         return
+    check_path_names(option, path)
     if path.is_dir():
         raise UsageError(f"{option} {path}: is a directory; expected a file name")
     if not path.parent.is_dir():
@@ -226,6 +308,7 @@ def check_output_dir(option: str, path: Path | None) -> None:
     """A folder to be written into: it exists as a folder, or its parent does."""
     if path is None:
         return
+    check_path_names(option, path)
     if path.exists() and not path.is_dir():
         raise UsageError(f"{option} {path}: exists and is not a directory")
     if not path.exists() and not path.parent.is_dir():
@@ -236,6 +319,7 @@ def _common_checks(args) -> None:
     from market.limits import MAX_SEED
 
     check_option("--seed", args.seed, 0, MAX_SEED)
+    check_path_names("--data-dir", args.data_dir)
     if args.data_dir.exists() and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: exists and is not a directory")
     if args.command in ("demo", "verify"):  # the commands that open a market from market.json
@@ -256,6 +340,7 @@ def _project_errors() -> tuple[type, ...]:
     from market.terms import ReportError
     from protocol.backend import BackendError
     from protocol.blobstore import BlobError
+    from protocol.commands.allocate import NumericalFailure
     from protocol.demo import DemoConflict
     from protocol.deployment import DeploymentError
     from protocol.layout import DataDirError
@@ -265,7 +350,23 @@ def _project_errors() -> tuple[type, ...]:
 
     return (ChainError, ChainInputError, JournalError, NodeError, CryptoError, AllocationInputError, ScheduleError,
             HurdleError, SimulationConfigError, ReportError, BackendError, BlobError, DemoConflict, DeploymentError,
-            DataDirError, LedgerError, ProtocolError, SelectorError)
+            DataDirError, LedgerError, ProtocolError, SelectorError, NumericalFailure)
+
+
+def environment_error(exc: OSError) -> str:
+    """One line for an error of the environment: the file and the system's reason, e.g.
+    ``cannot write out/x.json: File too large`` (no errno, no traceback)."""
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    names = [str(n) for n in (exc.filename, exc.filename2) if n is not None]
+    if isinstance(exc, WriteError):
+        verb = "cannot write"
+    elif isinstance(exc, FileNotFoundError):
+        verb = "cannot find"
+    elif isinstance(exc, PermissionError):
+        verb = "no permission for"
+    else:
+        verb = "cannot use"
+    return f"{verb} {' -> '.join(names)}: {reason}" if names else f"{type(exc).__name__}: {reason}"
 
 
 def _one_line(text: str) -> str:
@@ -340,6 +441,8 @@ def _dispatch(parser, args) -> int:
             known = ()
         if isinstance(exc, known):
             _report_failure(args, "error", f"{exc}" or type(exc).__name__)
+        elif isinstance(exc, OSError):  # the environment: a full disk, a read-only or unreadable folder
+            _report_failure(args, "error", environment_error(exc))
         else:
             _report_failure(args, "internal error", f"{type(exc).__name__}: {exc} "
                                                     f"(rerun with {DEBUG_ENV}=1 for the traceback)")
@@ -382,6 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         if real_process:
             _exit_now(int(exc.code or 0))
         raise
+    args._given = _given_options(parser, args, sys.argv[1:] if argv is None else argv)
     code = _dispatch(parser, args)
     if real_process:
         _exit_now(code)
