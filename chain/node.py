@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .paths import NODE_INFO_FILE, NODE_LOG_FILE, NODE_STATE_FILE, node_dir
+from ._io import loads_json
 
 ANVIL_ENV = "REPO_MARKET_ANVIL"
 DEFAULT_ANVIL = (Path(__file__).resolve().parents[1] / ".tools" / "node_modules" / "@foundry-rs"
@@ -110,7 +111,7 @@ def read_node(data_dir: Path) -> NodeInfo | None:
     if not path.is_file():
         return None
     try:
-        info = NodeInfo(**json.loads(path.read_text()))
+        info = NodeInfo(**loads_json(path.read_text()))
     except (ValueError, TypeError) as exc:
         raise NodeError(f"{path}: not a node record ({exc}); remove it") from None
     return info if _is_ours(info, data_dir) else None

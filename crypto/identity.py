@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from market import strict_json
 from crypto.encoding import canonical_bytes, canonical_loads, digest, from_hex, to_hex
 from crypto.errors import (
     EncodingError,
@@ -257,10 +258,10 @@ class PublicIdentity:
         if path.is_dir():
             path = path / PUBLIC_IDENTITY_FILE
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = strict_json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise KeyFileError(f"{path}: public identity file not found") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (UnicodeDecodeError, json.JSONDecodeError, strict_json.JsonInputError) as error:
             raise KeyFormatError(f"{path}: not a JSON public identity ({error})") from None
         try:
             return cls.from_dict(data)

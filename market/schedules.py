@@ -37,6 +37,8 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from market import strict_json
+
 __all__ = [
     "ScheduleError",
     "Schedules",
@@ -298,9 +300,11 @@ def load_schedules(path) -> Schedules:
             a.append(_parse_int("a", q, row["a"], where))
     else:
         try:
-            doc = json.loads(text)
+            doc = strict_json.loads(text)
         except json.JSONDecodeError as exc:
             raise ScheduleError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        except strict_json.JsonInputError as exc:
+            raise ScheduleError(f"{where}: {exc}") from None
         if not isinstance(doc, dict) or "b" not in doc or "a" not in doc:
             raise ScheduleError(f"{where}: expected a JSON object with lists \"b\" and \"a\"")
         b, a = doc["b"], doc["a"]

@@ -200,9 +200,7 @@ def load_schedules_option(path: Path, option: str = "--schedules"):
     needs, and every rate must lie in 1..MAX_RATE_BP (market.limits) -- larger integers would overflow the
     int64 payoff arithmetic silently.
     """
-    import json
-
-    from market import ScheduleError, load_schedules
+    from market import ScheduleError, load_schedules, strict_json
     from market.limits import MAX_ANALYSIS_GRID, MAX_RATE_BP
 
     try:
@@ -225,8 +223,8 @@ def load_schedules_option(path: Path, option: str = "--schedules"):
             elif ch in "]}":
                 depth -= 1
         try:
-            doc = json.loads(text)
-        except (json.JSONDecodeError, RecursionError):
+            doc = strict_json.loads(text)
+        except (ValueError, RecursionError):
             doc = None  # load_schedules names the problem
         if isinstance(doc, dict):
             for name in ("b", "a"):

@@ -36,6 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from market import strict_json
 from protocol.blobstore import atomic_write
 
 __all__ = ["DataDir", "ROLE_NAMES", "DEALER_ROLES", "CLIENT_ROLES", "read_json", "write_json", "DataDirLocked",
@@ -60,7 +61,8 @@ def write_json(path: Path, obj, mode: int = 0o644) -> None:
 
 
 def read_json(path: Path):
-    return json.loads(Path(path).read_text())
+    """A JSON file of the data directory (repeated keys refused: market.strict_json)."""
+    return strict_json.loads(Path(path).read_text())
 
 
 class DataDirError(Exception):
@@ -81,7 +83,7 @@ def check_market_file(root: Path) -> None:
     if not path.is_file():
         return
     try:
-        doc = json.loads(path.read_bytes().decode("utf-8"))
+        doc = strict_json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise DataDirError(f"--data-dir {root}: {path} is not a market descriptor "
                            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
