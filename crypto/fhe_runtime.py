@@ -85,6 +85,18 @@ def fallback_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"repo-market-{os.getuid()}"
 
 
+def private_fallback_dir() -> Path:
+    """:func:`fallback_dir`, created 0700 if absent; an OSError if it cannot be, or a FheRuntimeError if it
+    belongs to someone else or others can write it (another user could have made it first in /tmp)."""
+    folder = fallback_dir()
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.stat()
+    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise _ForeignLibrary(f"{folder}: owned by uid {info.st_uid} with mode {stat.filemode(info.st_mode)}; "
+                              "the fallback folder must belong to this user and not be group/world-writable")
+    return folder
+
+
 class _ForeignLibrary(FheRuntimeError):
     """A library or folder someone else owns or can write: refused, never worked around."""
 
@@ -111,7 +123,7 @@ def _compiler() -> list[str]:
     return compiler
 
 
-def _build_at(target: Path, folder_mode: int | None = None) -> Path:
+def _build_at(target: Path, private: bool = False) -> Path:
     """The library at ``target``, compiled there if absent (atomic: temporary file, then rename).
     Raises FheRuntimeError naming the cause."""
     tmp = None
@@ -120,10 +132,10 @@ def _build_at(target: Path, folder_mode: int | None = None) -> Path:
             _check_not_foreign(target)
             return target
         compiler = _compiler()
-        if folder_mode is None:
-            target.parent.mkdir(parents=True, exist_ok=True)
+        if private:
+            private_fallback_dir()
         else:
-            target.parent.mkdir(mode=folder_mode, parents=True, exist_ok=True)
+            target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".build-", suffix=".so")
         os.close(fd)
         define = f'-DFIXED_FFT_PLAN_SOURCE_DIGEST="{_source_digest()}"'
@@ -170,7 +182,7 @@ def build_library(notice=None) -> Path:
     if fallback == preferred:
         raise first_error
     try:
-        path = _build_at(fallback, folder_mode=0o700)
+        path = _build_at(fallback, private=True)
     except _ForeignLibrary:
         raise
     except FheRuntimeError as exc:

@@ -158,6 +158,30 @@ def _preload_fixed_fft_plan() -> None:
         warn(f"cannot load the fixed FFT plan library: {type(exc).__name__}: {exc}")
 
 
+def _writable_matplotlib_dir() -> None:
+    """Point matplotlib at a private writable folder when its default (~/.config/matplotlib) is not
+    writable: otherwise it prints a two-line warning and leaves a temporary folder behind on every run."""
+    import os
+
+    if os.environ.get("MPLCONFIGDIR"):
+        return
+    try:
+        base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "matplotlib"
+        base.mkdir(parents=True, exist_ok=True)
+        if os.access(base, os.W_OK | os.X_OK):
+            return
+    except (OSError, RuntimeError):  # unreadable, read-only or absent home
+        pass
+    from crypto.fhe_runtime import FheRuntimeError, private_fallback_dir
+
+    try:
+        folder = private_fallback_dir() / "matplotlib"
+        folder.mkdir(mode=0o700, exist_ok=True)
+    except (OSError, FheRuntimeError):
+        return  # matplotlib then falls back on its own temporary folder
+    os.environ["MPLCONFIGDIR"] = str(folder)
+
+
 DEBUG_ENV = "REPO_MARKET_DEBUG"
 
 # Commands that write into the data directory take its exclusive lock (protocol.layout.data_dir_lock) [decided];
@@ -184,10 +208,12 @@ def check_rpc(url: str | None, option: str = "--rpc") -> None:
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise UsageError(f"{option} {url!r}: must be an http(s) URL")
-    from chain.node import rpc_request
+    from chain.node import RpcReplyError, rpc_request
 
     try:
         rpc_request(url, "eth_chainId", timeout=5.0)
+    except RpcReplyError as exc:  # a node, but its answer is malformed: say what it answered
+        raise UsageError(f"{option} {exc}") from None
     except Exception as exc:  # noqa: BLE001 -- any failure to reach the node is the same user error
         reason = getattr(exc, "reason", None) or exc
         raise UsageError(f"{option} {url}: no JSON-RPC node answers there ({_one_line(str(reason))})") from None
@@ -348,7 +374,7 @@ def _project_errors() -> tuple[type, ...]:
 
     return (ChainError, ChainInputError, JournalError, NodeError, CryptoError, AllocationInputError, ScheduleError,
             HurdleError, SimulationConfigError, ReportError, BackendError, BlobError, DemoConflict, DeploymentError,
-            DataDirError, LedgerError, ProtocolError, SelectorError, NumericalFailure)
+            DataDirError, LedgerError, ProtocolError, SelectorError, NumericalFailure, ReportedFailure)
 
 
 def environment_error(exc: OSError) -> str:
@@ -389,6 +415,10 @@ def _report_failure(args, kind: str, message: str, prog: str | None = None, as_j
     print(f"{prog}: {'error' if kind == 'usage error' else kind}: {line}", file=sys.stderr)
     if getattr(args, "json", False) if as_json is None else as_json:
         print(json.dumps(failure_document(kind, line)))
+
+
+class ReportedFailure(Exception):
+    """A run-time failure a command names itself (exit 1, one line / one failure document)."""
 
 
 class _FailedWithStatus(Exception):
@@ -468,6 +498,8 @@ def main(argv: list[str] | None = None) -> int:
     if real_process:
         _preload_fixed_fft_plan()
     _quiet_known_warnings()
+    if real_process:
+        _writable_matplotlib_dir()
     parser = build_parser()
     try:
         args, extra = parser.parse_known_args(argv)

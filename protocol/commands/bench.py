@@ -39,9 +39,14 @@ def run(args) -> int:
         out = Path(extra[extra.index("--out") + 1])
     result = subprocess.run([sys.executable, str(script), *extra], cwd=ROOT,
                             stdout=sys.stderr if args.json else None)
+    if result.returncode != 0:
+        from protocol.cli import ReportedFailure
+
+        raise ReportedFailure(f"benchmarks/bench_{args.name}.py exited with status {result.returncode}")
     if args.json:
         if not out.exists():
-            print('{"error": "no_output", "detail": "the benchmark wrote no JSON"}')
-            return result.returncode or 1
+            from protocol.cli import ReportedFailure
+
+            raise ReportedFailure(f"benchmarks/bench_{args.name}.py wrote no JSON at {out}")
         print(out.read_text().strip())
-    return result.returncode
+    return 0

@@ -23,9 +23,12 @@ def configure(parser) -> None:
     parser.add_argument("action", help="up | down | status")
 
 
-def run(args) -> int:
+def validate(args) -> None:
     if args.action not in ACTIONS:
         raise UsageError(f"action must be one of up, down, status; got {args.action!r}")
+
+
+def run(args) -> int:
     from chain.node import node_status, start_anvil, stop_anvil
 
     if args.action == "up":

@@ -157,10 +157,17 @@ def run(args) -> int:
         raise UsageError(f"--data-dir {args.data_dir}: {exc}") from None
     finally:
         ui.close()
+    ok = report.get("verify", {}).get("ok", True)
+    if not ok:  # the failure document's keys, on top of the report
+        failures = report["verify"].get("failures") or [{"detail": "no check ran"}]
+        report = {"ok": False, "error": "verification failed",
+                  "detail": f"the auditor found {len(failures)} failure(s); first: "
+                            f"{' '.join(str(failures[0].get('detail')).split())}", **report}
     if args.json:
         print(json.dumps(report, default=str))
     else:
         print(f"report: {DataDir(args.data_dir).report_file}; plots: {', '.join(report['plots'])}; "
               f"total {report['total_seconds']} s", file=sys.stderr)
-    ok = report.get("verify", {}).get("ok", True)
+        if not ok:
+            print(f"repo-market demo: error: {report['detail']}", file=sys.stderr)
     return 0 if ok else 1

@@ -47,7 +47,9 @@ def test_allocate_bad_input_names_option_and_value(capsys, argv, message):
         main(["allocate", *argv, "--json"])
     assert exc.value.code == 2
     captured = capsys.readouterr()
-    assert message in captured.err and captured.out == ""
+    assert message in captured.err and len(captured.err.splitlines()) == 1
+    assert json.loads(captured.out) == {"ok": False, "error": "usage error",
+                                        "detail": captured.err.split(": error: ", 1)[1].strip()}
 
 
 def test_experiment_writes_json_and_png(capsys, tmp_path):
