@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .paths import NODE_INFO_FILE, NODE_LOG_FILE, NODE_STATE_FILE, node_dir
-from ._io import loads_json
+from ._io import JsonInputError, loads_json
 
 ANVIL_ENV = "REPO_MARKET_ANVIL"
 DEFAULT_ANVIL = (Path(__file__).resolve().parents[1] / ".tools" / "node_modules" / "@foundry-rs"
@@ -76,6 +76,8 @@ def rpc_request(url: str, method: str, params: list | None = None, timeout: floa
         raw = resp.read(MAX_RPC_REPLY_BYTES + 1)
     try:
         reply = loads_json(raw)
+    except JsonInputError as exc:
+        raise RpcReplyError(f"{url}: {method} answered ambiguous JSON ({exc})") from None
     except (ValueError, RecursionError) as exc:
         raise RpcReplyError(f"{url}: {method} answered something that is not JSON-RPC "
                             f"({type(exc).__name__}: {_short(raw)})") from None
@@ -209,6 +211,8 @@ def checked_web3_provider(url: str, **kwargs):
                 raise RpcReplyError(f"{url}: a reply of {len(raw_response)} bytes; at most {MAX_RPC_REPLY_BYTES}")
             try:
                 return loads_json(raw_response)
+            except JsonInputError as exc:
+                raise RpcReplyError(f"{url}: answered ambiguous JSON ({exc})") from None
             except (ValueError, RecursionError) as exc:
                 raise RpcReplyError(f"{url}: answered something that is not JSON-RPC "
                                     f"({type(exc).__name__}: {_short(raw_response)})") from None

@@ -278,10 +278,14 @@ def apply_theta(schedules: Schedules, side: Side, theta: int) -> Schedules:
 
 
 def _parse_int(field: str, row: int, text: str, where: str) -> int:
+    if isinstance(text, str) and len(text.strip().lstrip("+-")) > strict_json.MAX_INT_DIGITS:
+        raise ScheduleError(f"{where}: {field} (row Q={row}) is a number of {len(text.strip().lstrip('+-'))} "
+                            f"digits ({text.strip()[:20]}...); at most {strict_json.MAX_INT_DIGITS} digits")
     try:
         return int(text.strip())
     except (ValueError, AttributeError):
-        raise ScheduleError(f"{where}: {field} = {text!r} (row Q={row}): must be an integer") from None
+        shown = text if not isinstance(text, str) or len(text) <= 60 else f"{text[:60]}... ({len(text)} characters)"
+        raise ScheduleError(f"{where}: {field} = {shown!r} (row Q={row}): must be an integer") from None
 
 
 def load_schedules(path) -> Schedules:

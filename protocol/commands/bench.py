@@ -35,6 +35,9 @@ def run(args) -> int:
     script = ROOT / "benchmarks" / f"bench_{args.name}.py"
     out = ROOT / "bench-results" / f"bench_{args.name}.json"
     extra = list(args.script_args)
+    if "--json" in extra:  # after NAME too, --json is this command's (no benchmark script has its own)
+        extra.remove("--json")
+        args.json = True
     if "--out" in extra:
         out = Path(extra[extra.index("--out") + 1])
     result = subprocess.run([sys.executable, str(script), *extra], cwd=ROOT,
