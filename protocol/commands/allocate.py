@@ -56,7 +56,7 @@ def configure(parser) -> None:
 
 def _validate(args):
     from market.allocation import AllocationInputError, LogLinear
-    from market.limits import LimitError, check_real
+    from market.limits import ALLOCATION_MIN_STEP, LimitError, check_real
     from protocol.cli import UsageError, check_option, check_rpc, given
 
     if len(args.alpha) != len(args.beta):
@@ -67,11 +67,11 @@ def _validate(args):
             for i, value in enumerate(values):
                 check_real(f"{name}[{i}]" if len(values) > 1 else name, value, zero_ok=False)
         for opt, value, zero_ok in (("--tau", args.tau, True), ("--g", args.g, True), ("--m", args.m, False),
-                                    ("--gamma", args.gamma, True), ("--noise", args.noise, True),
-                                    ("--tol", args.tol, False)):
+                                    ("--gamma", args.gamma, True), ("--noise", args.noise, True)):
             check_real(opt, value, zero_ok=zero_ok)
+        check_real("--tol", args.tol, zero_ok=False, low=ALLOCATION_MIN_STEP)
         if args.eta is not None:
-            check_real("--eta", args.eta, zero_ok=False)
+            check_real("--eta", args.eta, zero_ok=False, low=ALLOCATION_MIN_STEP)
     except AllocationInputError as exc:
         raise UsageError(f"--{exc}") from None
     except LimitError as exc:

@@ -28,6 +28,15 @@ def configure(parser) -> None:
                         help="arguments passed to the script")
 
 
+def validate(args) -> None:
+    if "--json" in args.script_args:  # after NAME too, --json is this command's (no benchmark script has its own)
+        args.script_args = [a for a in args.script_args if a != "--json"]
+        args.json = True
+    names = _available()
+    if args.name not in names:
+        raise UsageError(f"NAME {args.name!r}: unknown benchmark (available: {', '.join(names) or 'none'})")
+
+
 def run(args) -> int:
     names = _available()
     if args.name not in names:
@@ -35,9 +44,6 @@ def run(args) -> int:
     script = ROOT / "benchmarks" / f"bench_{args.name}.py"
     out = ROOT / "bench-results" / f"bench_{args.name}.json"
     extra = list(args.script_args)
-    if "--json" in extra:  # after NAME too, --json is this command's (no benchmark script has its own)
-        extra.remove("--json")
-        args.json = True
     if "--out" in extra:
         out = Path(extra[extra.index("--out") + 1])
     result = subprocess.run([sys.executable, str(script), *extra], cwd=ROOT,

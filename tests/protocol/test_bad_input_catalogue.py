@@ -325,7 +325,7 @@ def _second_pass_cases():
         ("tau-1e10", ["--alpha", "10", "--beta", "1", "--tau", "1e10"], "--tau = 10000000000.0"),
         ("g-inf", ["--alpha", "10", "--beta", "1", "--g", "inf"], "--g = inf"),
         ("eta-1e300", ["--alpha", "10", "--beta", "1", "--method", "adjust", "--eta", "1e300"], "--eta = 1e+300"),
-        ("tol-1e-300", ["--alpha", "10", "--beta", "1", "--method", "adjust", "--tol", "1e-300"], "--tol = 1e-300"),
+        ("tol-1e-300", ["--alpha", "10", "--beta", "1", "--method", "adjust", "--tol", "1e-300"], "--tol = 1e-300: must be in 1e-15"),
         ("gamma-nan", ["--alpha", "10", "--beta", "1", "--method", "adjust", "--gamma", "nan"], "--gamma = nan"),
         ("noise-1e20", ["--alpha", "10", "--beta", "1", "--method", "adjust", "--noise", "1e20"], "--noise = 1e+20"),
         # options the chosen method would ignore
