@@ -339,10 +339,17 @@ def check_output_dir(option: str, path: Path | None) -> None:
         raise UsageError(f"{option} {path}: folder {path.parent} does not exist")
 
 
+# Commands that draw nothing at random: a --seed given to them would be accepted and ignored [decided]
+# (select's FHE keys come from the system's randomness; verify and export-audit read a market's own seed).
+SEEDLESS = frozenset({"equilibria", "select", "verify", "export-audit", "chain"})
+
+
 def _common_checks(args) -> None:
     from market.limits import MAX_SEED
 
     check_option("--seed", args.seed, 0, MAX_SEED)
+    if args.command in SEEDLESS and given(args, "--seed"):
+        raise UsageError(f"--seed {args.seed}: `repo-market {args.command}` draws nothing at random; drop --seed")
     check_path_names("--data-dir", args.data_dir)
     if args.data_dir.exists() and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: exists and is not a directory")

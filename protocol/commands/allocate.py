@@ -30,6 +30,7 @@ _TUNING = {
     "--max-iter": ("max_iter", 2000, ("adjust", "onchain")),
     "--tol": ("tol", 1e-8, ("adjust", "onchain")),
     "--rpc": ("rpc", None, ("onchain",)),
+    "--seed": ("seed", 0, ("adjust",)),  # the noisy reports' draws
 }
 
 

@@ -135,6 +135,23 @@ def validate(args) -> None:
     check_rpc(args.rpc)
 
 
+def _check_existing_market(args) -> None:
+    """On a data directory that holds a market, --evaluators and --threshold (when given) must be the
+    market's: they are fixed at deployment, and would otherwise be accepted and ignored."""
+    from protocol.cli import given
+    from protocol.layout import DataDir, read_json
+
+    path = DataDir(args.data_dir).market_file
+    if not path.is_file():
+        return
+    recorded = read_json(path)["evaluators"]
+    for option, requested, existing in (("--evaluators", args.evaluators, len(recorded["roles"])),
+                                        ("--threshold", args.threshold, int(recorded["threshold"]))):
+        if given(args, option) and requested != existing:
+            raise UsageError(f"{option} {requested}: the market in --data-dir {args.data_dir} has {existing} "
+                             f"(fixed when it was deployed); drop {option} or use another --data-dir")
+
+
 def run(args) -> int:
     from protocol.demo import DemoConflict, run_demo
     from protocol.deployment import DeploymentError
@@ -144,6 +161,7 @@ def run(args) -> int:
     from protocol.deployment import evaluator_roles
     from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir
 
+    _check_existing_market(args)
     roles = ("custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(args.evaluators), "deployer")
     signers = signers_from_args(args, roles)  # every key file and keystore checked before anything starts
     ui = RichUI(args.json)
