@@ -104,9 +104,11 @@ def write_file_atomic(path: Path, data: bytes, *, mode: int = 0o644, overwrite: 
         while view:
             view = view[os.write(fd, view) :]
         os.fsync(fd)
-    except BaseException:
+    except BaseException as exc:
         os.close(fd)
         temporary.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # a full disk (ENOSPC, EFBIG) names no file
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
     os.close(fd)
     os.replace(temporary, path)
