@@ -509,12 +509,19 @@ def test_bad_data_directory_gets_a_clean_error_and_stays_as_it_was(case_id, kind
     (["select", "--schedules", "@good.json", "--rate-bits", "15"], "--rate-bits 15"),
     (["demo", "--grid", "100000"], "--grid 100000"),
     (["simulate", "--rounds", HUGE], f"--rounds {HUGE}"),
-], ids=["deep", "latin1", "near-2^62", "rate-bits", "demo-grid", "simulate-rounds"])
+    (["simulate", "--rounds", "ten"], "argument --rounds: invalid int value: 'ten'"),
+    (["allocate", "--alpha", "1e308", "--beta", "1"], "--alpha = 1e+308"),
+    (["equilibria", "--linear", "400", "460", "1e-300", "1", "--grid", "10"], "alpha_d = '1e-300'"),
+    (["equilibria", "--schedules", "@dup-b.json"], "duplicate key 'b'"),
+    (["equilibria", "--schedules", "@digits-5000.json"], "5000 digits"),
+], ids=["deep", "latin1", "near-2^62", "rate-bits", "demo-grid", "simulate-rounds", "rounds-ten", "alpha-1e308",
+        "slope-1e-300", "duplicate-key", "5000-digits"])
 def test_real_processes_exit_non_zero_without_a_traceback(argv, match, inputs, scratch):
     env = {k: v for k, v in os.environ.items() if k != "REPO_MARKET_DEBUG"}
     out = subprocess.run([sys.executable, "-m", "protocol.cli", *_expand(argv, inputs), "--data-dir",
                           str(scratch / "data")], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr and match in out.stderr, out.stderr[-1500:]
+    assert len(out.stderr.splitlines()) == 1 and out.stderr.rstrip().endswith("(see --help)") and out.stdout == ""
     assert not (scratch / "data").exists()
 
 
