@@ -185,8 +185,15 @@ def _writable_matplotlib_dir() -> None:
 DEBUG_ENV = "REPO_MARKET_DEBUG"
 
 # Commands that write into the data directory take its exclusive lock (protocol.layout.data_dir_lock) [decided];
-# verify is a reader and takes none (an auditor's copy may be read-only); equilibria and select need no data dir.
-WRITERS = frozenset({"demo", "simulate", "select", "allocate", "experiment", "chain", "bench"})
+# verify is a reader and takes none (an auditor's copy may be read-only); equilibria, experiment and bench
+# never touch the data directory, and allocate only with --method onchain (its embedded chain lives there).
+WRITERS = frozenset({"demo", "simulate", "select", "allocate", "chain"})
+
+
+def _writes_data_dir(args) -> bool:
+    if args.command == "allocate":
+        return args.method == "onchain"
+    return args.command in WRITERS
 
 
 def check_option(option: str, value, low: int, high: int) -> int:
@@ -219,6 +226,9 @@ def check_rpc(url: str | None, option: str = "--rpc") -> None:
         raise UsageError(f"{option} {url}: no JSON-RPC node answers there ({_one_line(str(reason))})") from None
 
 
+MAX_SCHEDULE_FILE_BYTES = 1 << 20  # [decided] 4001 rates of 7 digits take about 32 KB
+
+
 def load_schedules_option(path: Path, option: str = "--schedules"):
     """Schedules from a file given on the command line, every failure a UsageError naming the file.
 
@@ -229,10 +239,19 @@ def load_schedules_option(path: Path, option: str = "--schedules"):
     from market import ScheduleError, load_schedules, strict_json
     from market.limits import MAX_ANALYSIS_GRID, MAX_RATE_BP
 
+    import stat
+
     try:
-        raw = path.read_bytes()
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a device or a pipe could be endless or block forever
+            raise UsageError(f"{option} {path}: not a regular file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SCHEDULE_FILE_BYTES + 1)
     except OSError as exc:
         raise UsageError(f"{option} {path}: cannot read it ({exc.strerror})") from None
+    if len(raw) > MAX_SCHEDULE_FILE_BYTES:
+        raise UsageError(f"{option} {path}: larger than {MAX_SCHEDULE_FILE_BYTES} bytes; a schedule of "
+                         f"{MAX_ANALYSIS_GRID + 1} rates needs far less")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -444,7 +463,7 @@ def _dispatch(parser, args) -> int:
         _common_checks(args)
         if args._validate is not None:
             args._validate(args)
-        if args.command in WRITERS:
+        if _writes_data_dir(args):
             from protocol.layout import data_dir_lock
 
             try:
@@ -460,7 +479,7 @@ def _dispatch(parser, args) -> int:
         _report_failure(args, "usage error", str(exc))
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        _report_failure(args, "error", "interrupted")
         return 130
     except RecursionError:
         _report_failure(args, "error", "input nested too deeply")

@@ -90,6 +90,7 @@ def _files(d: Path) -> dict[str, bytes]:
     put("digits-5000.json", f'{{"b": {good_b}, "a": [310, 309, 308, 307, {"9" * 5000}]}}')
     put("digits-negative-5000.json", f'{{"b": [-{"1" * 5000}, 301, 302, 303, 304], "a": {good_a}}}')
     put("digits-1001.json", f'{{"b": [{"7" * 1001}, 301, 302, 303, 304], "a": {good_a}}}')
+    put("huge.json", '{"b": [300], "a": [310], "pad": "' + "x" * (2 << 20) + '"}')
     put("digits-5000.csv", f"Q,b,a\n0,300,310\n1,{'9' * 5000},309\n")
     (d / "a-folder.json").mkdir(exist_ok=True)
     out["a-folder.json"] = d / "a-folder.json"
@@ -314,6 +315,10 @@ def _second_pass_cases():
         ("experiment-out-long-name", ["experiment", "fee-sweep", "--out", LONG_NAME], "--out xxx"),
         ("export-audit-long-name", ["export-audit", LONG_NAME], "has 300 bytes"),
         ("simulate-plot-long-path", ["simulate", "--plot", "/".join(["y" * 200] * 21)], "the limit is 4095"),
+        # a schedule "file" that is a device, or too large to be a schedule
+        ("equilibria-schedules-dev-zero", ["equilibria", "--schedules", "/dev/zero"], "not a regular file"),
+        ("select-schedules-dev-zero", ["select", "--schedules", "/dev/zero"], "/dev/zero: not a regular file"),
+        ("equilibria-schedules-2mb", ["equilibria", "--schedules", "@huge.json"], "larger than 1048576 bytes"),
     ]
     # allocation inputs: bounded (market.limits), so the float computation cannot overflow
     big, tiny = "1e308", "1e-308"
