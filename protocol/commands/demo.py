@@ -29,7 +29,8 @@ def configure(parser) -> None:
                         help="fhe: real TFHE (default); simulate: the circuit's simulation, no confidentiality")
     parser.add_argument("--rpc", metavar="URL", default=None, help="JSON-RPC node (e.g. anvil) instead of the embedded chain")
     parser.add_argument("--evaluators", type=int, default=2, metavar="N", help="number of evaluators (default 2)")
-    parser.add_argument("--threshold", type=int, default=2, metavar="K", help="evaluators that must agree (default 2)")
+    parser.add_argument("--threshold", type=int, default=None, metavar="K",
+                        help="evaluators that must agree (default 2, or --evaluators if that is smaller)")
     parser.add_argument("--no-verify", action="store_true", help="skip the auditor at the end")
     from protocol.commands.account_options import add_account_options
 
@@ -124,14 +125,18 @@ def validate(args) -> None:
     """Every option against market.limits (and the node, with --rpc) before the data directory is touched."""
     from chain.coordinator import MAX_EVALUATORS
     from market.limits import MAX_DEMO_ROUNDS, MAX_MARKET_GRID, MIN_MARKET_GRID
-    from protocol.cli import check_option, check_rpc
+    from protocol.cli import check_option, check_rpc, given
 
     check_option("--rounds", args.rounds, 0, MAX_DEMO_ROUNDS)
     check_option("--grid", args.grid, MIN_MARKET_GRID, MAX_MARKET_GRID)
     check_option("--evaluators", args.evaluators, 1, MAX_EVALUATORS)
+    if args.threshold is None:  # the default follows a small --evaluators [decided]
+        args.threshold = min(2, args.evaluators)
     check_option("--threshold", args.threshold, 1, MAX_EVALUATORS)
     if args.threshold > args.evaluators:
-        raise UsageError(f"--threshold {args.threshold}: must not exceed --evaluators {args.evaluators}")
+        evaluators = f"--evaluators {args.evaluators}" if given(args, "--evaluators") else \
+            f"the {args.evaluators} evaluators (default --evaluators)"
+        raise UsageError(f"--threshold {args.threshold}: must not exceed {evaluators}")
     check_rpc(args.rpc)
 
 

@@ -80,7 +80,7 @@ def configure(parser) -> None:
 def validate(args) -> None:
     """Every option against market.limits before anything is created (the protocol backends make a market)."""
     from market import limits
-    from protocol.cli import check_option, check_output_dir, check_rpc
+    from protocol.cli import check_option, check_output_dir, check_rpc, given
 
     protocol_backend = args.backend != "plain"
     check_option("--rounds", args.rounds, 1, limits.MAX_PROTOCOL_SIM_ROUNDS if protocol_backend
@@ -97,7 +97,9 @@ def validate(args) -> None:
         _signers(args)  # local key files first (cheap, and the user's likeliest mistake), then the node
         check_rpc(args.rpc)
     elif args.rpc is not None:
-        raise UsageError(f"--rpc {args.rpc}: only the simulate and fhe backends use a chain (--backend {args.backend})")
+        raise UsageError(f"--rpc {args.rpc}: only --backend simulate or fhe uses a chain (this run: the plain "
+                         "backend, the default)" if not given(args, "--backend") else
+                         f"--rpc {args.rpc}: only the simulate and fhe backends use a chain (--backend {args.backend})")
 
 
 def _config(args):

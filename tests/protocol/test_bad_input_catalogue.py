@@ -369,6 +369,9 @@ def _second_pass_cases():
          f"volume grid 0..2; the circuit (--backend simulate) takes grids 0..{M.MIN_MARKET_GRID}"),
         ("select-fhe-grid-1", ["select", "--schedules", "@grid1.json", "--backend", "fhe"], "volume grid 0..1"),
         # errors name only the options the user gave
+        ("demo-threshold-3-default-evaluators", ["demo", "--threshold", "3"],
+         "--threshold 3: must not exceed the 2 evaluators (default --evaluators)"),
+        ("simulate-rpc-default-backend", ["simulate", "--rpc", "http://127.0.0.1:9"], "(this run: the plain backend"),
         ("select-rate-bits-2", ["select", "--schedules", "@good.json", "--rate-bits", "2", "--backend", "plain"],
          "(2 bits) (--schedules"),
         ("select-hurdle-bits-above-default-rate-bits", ["select", "--schedules", "@good.json", "--hurdle-bits",
