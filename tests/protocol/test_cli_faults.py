@@ -504,3 +504,19 @@ class _AnswersOnce:
             self._closed = True
             self.server.shutdown()
             self.server.server_close()
+
+
+def test_a_failed_audit_carries_the_failure_documents_keys(demo_copy):
+    """verify's report stays whole (rounds, checks, failures), and a failed one also has "error" and
+    "detail" like every other failure document; the table says the same in one line."""
+    transcript = DataDir(demo_copy).transcript(2)
+    doc = json.loads(transcript.read_text())
+    doc["phase"] = "INSTRUCTED" if doc["phase"] != "INSTRUCTED" else "SETTLED"
+    transcript.write_text(json.dumps(doc))
+    out = _cli("verify", "--data-dir", str(demo_copy), "--json", "--round", "2")
+    report = json.loads(out.stdout)
+    assert out.returncode == 1 and report["ok"] is False and report["error"] == "verification failed"
+    first = report["failures"][0]
+    assert report["detail"].startswith(f"{len(report['failures'])} failed check(s); first: round {first['round']} "
+                                       f"{first['check']}: ")
+    assert "Traceback" not in out.stderr
