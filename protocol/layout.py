@@ -101,9 +101,9 @@ def data_dir_lock(root: Path, command: str = "command"):
     Taken before anything else is created there; a second writer fails at once (no waiting) with the
     holder's pid. Readers (verify) take no lock. A directory that did not exist, or was empty, is left as it
     was when the block wrote nothing but the lock file (a command that did not need it after all), and when
-    the block fails before a market was created there (no ``market.json``: a failed command on a fresh
-    directory leaves no trace) [decided]; once ``market.json`` exists a failure keeps everything, since the
-    market's keys and chain state are needed to resume it.
+    the block fails before a market was created there (no ``market.json`` in it or below: a failed command on
+    a fresh directory leaves no trace) [decided]; once a ``market.json`` exists a failure keeps everything,
+    since the market's keys and chain state are needed to resume it.
     """
     import fcntl
 
@@ -141,7 +141,7 @@ def data_dir_lock(root: Path, command: str = "command"):
         try:
             yield
         except BaseException:
-            if was_empty and not (root / "market.json").exists():
+            if was_empty and not any(root.rglob("market.json")):  # simulate keeps its markets in subfolders
                 _remove_all_but(root, LOCK_NAME)  # a failed command leaves a fresh directory as it was
             raise
         finally:
