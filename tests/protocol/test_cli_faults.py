@@ -520,3 +520,28 @@ def test_a_failed_audit_carries_the_failure_documents_keys(demo_copy):
     assert report["detail"].startswith(f"{len(report['failures'])} failed check(s); first: round {first['round']} "
                                        f"{first['check']}: ")
     assert "Traceback" not in out.stderr
+
+
+def test_the_writer_lock_cleans_a_fresh_directory_only_until_a_market_exists(scratch):
+    from protocol.layout import data_dir_lock
+
+    plain, with_market, existing = scratch / "a" / "b", scratch / "m", scratch / "e"
+    with pytest.raises(RuntimeError):
+        with data_dir_lock(plain, "test"):
+            (plain / "blobs").mkdir()
+            (plain / "blobs" / "x").write_bytes(b"1")
+            raise RuntimeError("failed after writing")
+    assert not (scratch / "a").exists()  # the folders it created, parents included, are gone
+    with pytest.raises(RuntimeError):
+        with data_dir_lock(with_market, "test"):
+            (with_market / "simulate-simulate-N6").mkdir()
+            (with_market / "simulate-simulate-N6" / "market.json").write_text("{}")
+            raise RuntimeError("failed after a market was made")
+    assert (with_market / "simulate-simulate-N6" / "market.json").exists()  # kept: it can be resumed
+    existing.mkdir()
+    (existing / "notes.txt").write_text("mine")
+    with pytest.raises(RuntimeError):
+        with data_dir_lock(existing, "test"):
+            (existing / "blobs").mkdir()
+            raise RuntimeError("failed in a directory that was not fresh")
+    assert sorted(p.name for p in existing.iterdir()) == ["blobs", "notes.txt", LOCK_NAME]  # not fresh: kept
