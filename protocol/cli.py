@@ -167,8 +167,10 @@ def _writable_matplotlib_dir() -> None:
         return
     try:
         base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "matplotlib"
-        base.mkdir(parents=True, exist_ok=True)
-        if os.access(base, os.W_OK | os.X_OK):
+        existing = base
+        while not existing.exists() and existing.parent != existing:  # matplotlib would create the rest
+            existing = existing.parent
+        if existing.is_dir() and os.access(existing, os.W_OK | os.X_OK):
             return
     except (OSError, RuntimeError):  # unreadable, read-only or absent home
         pass
