@@ -332,10 +332,10 @@ def naming(path: Path):
     """Let an OSError raised while writing ``path`` name it (a full disk's EFBIG/ENOSPC names no file)."""
     try:
         yield
-    except OSError as exc:
-        if exc.filename is None:
-            raise WriteError(exc.errno, exc.strerror or str(exc), str(path)) from None
+    except WriteError:
         raise
+    except OSError as exc:
+        raise WriteError(exc.errno, exc.strerror or str(exc), str(exc.filename or path)) from None
 
 
 def check_output_file(option: str, path: Path | None) -> None:
