@@ -608,6 +608,8 @@ MALFORMED_NODE_CASES = [
      "expected a block"),
     ("block-huge-number", {**GOOD_CHAIN, "eth_getBlockByNumber": {"result": {**GOOD_BLOCK, "number": "0x" + "f" * 64}}},
      "expected a block"),
+    ("refuses-every-other-method", {**GOOD_CHAIN, "eth_getBlockByNumber": {"result": GOOD_BLOCK}},
+     "method not found"),
     ("after-a-good-block", {**GOOD_CHAIN, "eth_getBlockByNumber": {"result": GOOD_BLOCK},
                             "*": {"result": "twelve"}}, "answered 'twelve'"),
 ]
