@@ -445,6 +445,17 @@ def _report_failure(args, kind: str, message: str, prog: str | None = None, as_j
         print(json.dumps(failure_document(kind, line)))
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the final flush cannot fail again (Python's documented recipe)."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 class ReportedFailure(Exception):
     """A run-time failure a command names itself (exit 1, one line / one failure document)."""
 
@@ -480,6 +491,9 @@ def _dispatch(parser, args) -> int:
     except UsageError as exc:  # like argparse's own usage errors: one line naming the option and the value
         _report_failure(args, "usage error", str(exc))
         return 2
+    except BrokenPipeError:  # the reader of stdout went away (`| head`): nothing left to tell it
+        _silence_stdout()
+        return 141  # 128 + SIGPIPE, as the shell reports a writer killed by it
     except KeyboardInterrupt:
         _report_failure(args, "error", "interrupted")
         return 130

@@ -545,3 +545,23 @@ def test_the_writer_lock_cleans_a_fresh_directory_only_until_a_market_exists(scr
             (existing / "blobs").mkdir()
             raise RuntimeError("failed in a directory that was not fresh")
     assert sorted(p.name for p in existing.iterdir()) == ["blobs", "notes.txt", LOCK_NAME]  # not fresh: kept
+
+
+@pytest.mark.parametrize("command", [
+    ["equilibria", "--linear", "400", "460", "1", "1", "--grid", "400", "--json"],
+    ["allocate", "--alpha", *["5"] * 200, "--beta", *["1"] * 200],
+    ["simulate", "--rounds", "5", "--grid", "10", "--json"],
+], ids=["equilibria-json", "allocate-table", "simulate-json"])
+def test_a_reader_that_goes_away_is_no_traceback(command, scratch):
+    """stdout closed early (`| head -c 1`): the command stops quietly, never with a BrokenPipeError traceback."""
+    import shlex
+
+    line = " ".join(shlex.quote(w) for w in [sys.executable, "-m", "protocol.cli", *command, "--data-dir",
+                                             str(scratch / "d")])
+    out = subprocess.run(["bash", "-c", f"{line} 2>{scratch / 'err'} | head -c 1 >/dev/null; "
+                                        "echo ${PIPESTATUS[0]}"], capture_output=True, text=True, cwd=ROOT,
+                         env=_env(), timeout=300)
+    err = (scratch / "err").read_text()
+    assert "Traceback" not in err and "BrokenPipe" not in err and err.strip() == "", err[-2000:]
+    assert int(out.stdout.strip()) in (0, 1, 141)
+    assert not (scratch / "d").exists()
