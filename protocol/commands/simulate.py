@@ -160,8 +160,10 @@ def run(args) -> int:
     doc["backend"] = args.backend
     if args.plot is not None:
         from market.plots import plot_simulation
+        from protocol.cli import naming
 
-        doc["plots"] = [str(p) for p in plot_simulation(result, args.plot)]
+        with naming(args.plot):
+            doc["plots"] = [str(p) for p in plot_simulation(result, args.plot)]
     if args.json:
         print(json.dumps(doc))
         if err.is_terminal:  # people watching the terminal still get the table, on stderr

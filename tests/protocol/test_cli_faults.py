@@ -565,3 +565,26 @@ def test_a_reader_that_goes_away_is_no_traceback(command, scratch):
     assert "Traceback" not in err and "BrokenPipe" not in err and err.strip() == "", err[-2000:]
     assert int(out.stdout.strip()) in (0, 1, 141)
     assert not (scratch / "d").exists()
+
+
+@pytest.mark.parametrize("command,target", [
+    (["equilibria", "--linear", "400", "460", "1", "1", "--grid", "10", "--plot", "@/map.png"], "@/map.png"),
+    (["simulate", "--rounds", "3", "--grid", "10", "--plot", "@/plots"], "@/plots"),
+    (["experiment", "fee-sweep", "--replications", "1", "--out", "@/out"], "@/out"),
+], ids=["equilibria-plot", "simulate-plot", "experiment-out"])
+def test_a_read_only_output_folder_is_one_line_naming_the_path(command, target, scratch):
+    folder = scratch / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    argv = [w.replace("@", str(folder)) for w in command]
+    try:
+        out = subprocess.run([*_as_plain_user(), sys.executable, "-m", "protocol.cli", *argv, "--json", "--data-dir",
+                              str(scratch / "d")], capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=300)
+    finally:
+        folder.chmod(0o755)
+    path = target.replace("@", str(folder))
+    assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
+    doc = json.loads(out.stdout)
+    assert doc["ok"] is False and doc["detail"].startswith(f"cannot write {path}") and "Permission denied" in doc["detail"]
+    assert out.stderr.strip() == f"repo-market {command[0]}: error: {doc['detail']}"
+    assert list(folder.iterdir()) == [] and not (scratch / "d").exists()
