@@ -1,6 +1,7 @@
-"""Small helpers shared by the chain package: crash-safe file writes and 0x-hex rendering."""
+"""Small helpers shared by the chain package: crash-safe file writes, 0x-hex rendering, strict JSON."""
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -19,8 +20,10 @@ def write_atomic(path: Path, data: bytes) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # a full disk (ENOSPC, EFBIG) names no file
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
 
 
@@ -32,3 +35,33 @@ def hex0x(value: Any) -> str:
         return value.to_0x_hex()
     text = str(value)
     return text if text.startswith("0x") else "0x" + text
+
+
+# The chain package imports nothing of the project, so it keeps its own copy of market/strict_json.py's
+# rules (tests/protocol/test_bad_input_catalogue.py checks that the two refuse the same documents alike).
+MAX_JSON_INT_DIGITS = 1000
+
+
+class JsonInputError(ValueError):
+    """A JSON document with a repeated key or an over-long integer; the message names it."""
+
+
+def _unique_keys(pairs):
+    out: dict = {}
+    for key, value in pairs:
+        if key in out:
+            raise JsonInputError(f"duplicate key {key!r} in one JSON object")
+        out[key] = value
+    return out
+
+
+def _bounded_int(text: str) -> int:
+    digits = len(text.lstrip("-"))
+    if digits > MAX_JSON_INT_DIGITS:
+        raise JsonInputError(f"an integer of {digits} digits ({text[:20]}...); at most {MAX_JSON_INT_DIGITS} digits")
+    return int(text)
+
+
+def loads_json(text):
+    """``json.loads`` that refuses repeated keys and over-long integers."""
+    return json.loads(text, object_pairs_hook=_unique_keys, parse_int=_bounded_int)

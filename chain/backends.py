@@ -15,7 +15,7 @@ from typing import Iterator
 
 from web3 import Web3
 
-from ._io import hex0x
+from ._io import hex0x, loads_json
 from .accounts import (AUDITOR, CLIENT_MM, CLIENT_RM, CUSTODIAN, DEALER_MM, DEALER_RM, DEPLOYER, ChainAccount,
                        account_for, account_from_key, evaluator_role)
 from .errors import ChainInputError, ChainUnavailable, JournalError
@@ -158,12 +158,14 @@ def open_node(rpc_url: str, data_dir: Path, *, read_only: bool) -> NodeBackend:
     ``data_dir/chain/index/<chain id>/`` unless ``read_only`` (the auditor reads events from the node)."""
     if not isinstance(rpc_url, str) or not rpc_url.startswith(("http://", "https://")):
         raise ChainInputError(f"rpc_url must be an http(s) URL, got {rpc_url!r}")
-    from web3 import HTTPProvider
+    from .node import RpcReplyError, checked_web3_provider
 
-    provider = HTTPProvider(rpc_url, request_kwargs={"timeout": 30}, exception_retry_configuration=None)
+    provider = checked_web3_provider(rpc_url, request_kwargs={"timeout": 30}, exception_retry_configuration=None)
     w3 = Web3(provider)
     try:
         version = str(w3.client_version)
+    except RpcReplyError:
+        raise
     except Exception as exc:
         raise ChainUnavailable(rpc_url, detail=type(exc).__name__) from None
     index_dir = None if read_only else chain_dir(data_dir) / INDEX_DIR / str(int(w3.eth.chain_id))
@@ -228,7 +230,7 @@ def _genesis_state(seed: int) -> dict:
 
 
 def _recorded_seed(path: Path) -> int | None:
-    return json.loads(path.read_text())["seed"] if path.is_file() else None
+    return loads_json(path.read_text())["seed"] if path.is_file() else None
 
 
 def _check_seed(path: Path, seed: int) -> None:

@@ -59,7 +59,7 @@ def as_chain_error(exc: BaseException, url: str | None = None) -> ChainError | N
         message = exc.message or str(exc)
         if "revert" in message:
             return ChainError(revert_reason(message))
-        return ChainError(message)
+        return ChainError(f"node {url} refused the call: {message}" if url else message)  # name the node
     if isinstance(exc, ProviderConnectionError) or _is_connection_error(exc):
         return ChainUnavailable(url or "?", detail=type(exc).__name__)
     return None

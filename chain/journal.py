@@ -23,6 +23,7 @@ from typing import Iterator
 
 from .errors import JournalError
 from .paths import JOURNAL_FILE, JOURNAL_LOCK_FILE
+from ._io import JsonInputError, loads_json
 
 
 class Journal:
@@ -69,8 +70,8 @@ class Journal:
         entries = []
         for number, line in enumerate(complete.splitlines(), start=self.entries_applied + 1):
             try:
-                entries.append(json.loads(line))
-            except json.JSONDecodeError as exc:
+                entries.append(loads_json(line))
+            except (json.JSONDecodeError, JsonInputError) as exc:
                 raise JournalError(f"{self.path}: entry {number} is not JSON: {exc}") from None
         self.offset += len(complete)
         self.entries_applied += len(entries)

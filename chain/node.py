@@ -22,6 +22,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -33,6 +34,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .paths import NODE_INFO_FILE, NODE_LOG_FILE, NODE_STATE_FILE, node_dir
+from ._io import JsonInputError, loads_json
 
 ANVIL_ENV = "REPO_MARKET_ANVIL"
 DEFAULT_ANVIL = (Path(__file__).resolve().parents[1] / ".tools" / "node_modules" / "@foundry-rs"
@@ -69,15 +71,160 @@ def node_state_path(data_dir: Path) -> Path:
     return node_dir(data_dir) / NODE_STATE_FILE
 
 
+MAX_RPC_REPLY_BYTES = 64 << 20  # [decided] far above any reply the project asks for (a block's logs)
+
+
 def rpc_request(url: str, method: str, params: list | None = None, timeout: float = 2.0):
-    """One JSON-RPC call with the standard library (no web3 import needed to probe a node)."""
+    """One JSON-RPC call with the standard library (no web3 import needed to probe a node); the reply is
+    checked like every node reply (:func:`check_rpc_reply`)."""
     body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
     req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(req, timeout=timeout) as resp:
-        reply = json.loads(resp.read())
+        raw = resp.read(MAX_RPC_REPLY_BYTES + 1)
+    try:
+        reply = loads_json(raw)
+    except JsonInputError as exc:
+        raise RpcReplyError(f"{url}: {method} answered ambiguous JSON ({exc})") from None
+    except (ValueError, RecursionError) as exc:
+        raise RpcReplyError(f"{url}: {method} answered something that is not JSON-RPC "
+                            f"({type(exc).__name__}: {_short(raw)})") from None
+    return check_rpc_reply(url, method, reply)
+
+
+# --- every value read from a node is checked where it is read ------------------------------------------
+
+class RpcReplyError(NodeError):
+    """A node answered a JSON-RPC call with something malformed; the message names the node, the method
+    and the value. A ChainError too when chain.errors is importable (see :func:`_as_chain_error`)."""
+
+
+def _short(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+_QUANTITY = re.compile(r"\A0x[0-9a-fA-F]{1,64}\Z")  # at most 2**256 - 1
+_DATA = re.compile(r"\A0x(?:[0-9a-fA-F]{2})*\Z")
+MAX_DATA_HEX = 2 * (1 << 20)  # 1 MiB of returned data or code [decided]
+
+
+def _quantity(value) -> bool:
+    return isinstance(value, str) and bool(_QUANTITY.match(value))
+
+
+def _small(value) -> bool:
+    """A quantity below 2**63: chain ids, block numbers, nonces, timestamps, gas, log indices [decided]."""
+    return _quantity(value) and int(value, 16) < 1 << 63
+
+
+def _data(value, size: int | None = None) -> bool:
+    if not isinstance(value, str) or len(value) > MAX_DATA_HEX + 2 or not _DATA.match(value):
+        return False
+    return size is None or len(value) == 2 + 2 * size
+
+
+def _opt(check):
+    return lambda v: v is None or check(v)
+
+
+def _hash(v) -> bool:
+    return _data(v, 32)
+
+
+def _address(v) -> bool:
+    return _data(v, 20)
+
+
+def _log(v) -> bool:
+    return (isinstance(v, dict) and _address(v.get("address")) and isinstance(v.get("topics"), list)
+            and len(v["topics"]) <= 4 and all(_hash(t) for t in v["topics"]) and _data(v.get("data"))
+            and _opt(_small)(v.get("blockNumber")) and _opt(_hash)(v.get("blockHash"))
+            and _opt(_hash)(v.get("transactionHash")) and _opt(_small)(v.get("logIndex")))
+
+
+def _fields(**checks):
+    """A JSON object whose named fields pass their checks (other fields are not read)."""
+    def check(v) -> bool:
+        return isinstance(v, dict) and all(name in v and ok(v[name]) for name, ok in checks.items())
+    return check
+
+
+_BLOCK = _fields(number=_small, hash=_hash, parentHash=_hash, timestamp=_small,
+                 transactions=lambda v: isinstance(v, list))
+_RECEIPT = _fields(transactionHash=_hash, blockNumber=_small, blockHash=_hash, gasUsed=_small,
+                   status=lambda v: v in ("0x0", "0x1"), logs=lambda v: isinstance(v, list) and all(_log(x) for x in v),
+                   contractAddress=_opt(_address))
+_TRANSACTION = _fields(hash=_hash, nonce=_small, blockNumber=_opt(_small),
+                       input=_data, value=_quantity)
+
+# method -> (check of the result, what it should be); methods not listed are not read by the project
+RPC_RESULT_CHECKS = {
+    "eth_chainId": (lambda v: _small(v) and int(v, 16) > 0, "a hex quantity in 1..2**63-1"),
+    "eth_blockNumber": (_small, "a hex quantity below 2**63"),
+    "eth_getBalance": (_quantity, "a hex quantity"),
+    "eth_getTransactionCount": (_small, "a hex quantity below 2**63"),
+    "eth_estimateGas": (_small, "a hex quantity below 2**63"),
+    "eth_gasPrice": (_quantity, "a hex quantity"),
+    "eth_maxPriorityFeePerGas": (_quantity, "a hex quantity"),
+    "eth_getCode": (_data, "hex data"),
+    "eth_call": (_data, "hex data"),
+    "eth_sendRawTransaction": (_hash, "a 32-byte transaction hash"),
+    "eth_getBlockByNumber": (_opt(_BLOCK), "a block (number, hash, parentHash, timestamp, transactions)"),
+    "eth_getBlockByHash": (_opt(_BLOCK), "a block (number, hash, parentHash, timestamp, transactions)"),
+    "eth_getTransactionReceipt": (_opt(_RECEIPT), "a receipt (transactionHash, blockNumber, blockHash, "
+                                                  "gasUsed, status, logs, contractAddress)"),
+    "eth_getTransactionByHash": (_opt(_TRANSACTION), "a transaction (hash, nonce, blockNumber, input, value)"),
+    "eth_getLogs": (lambda v: isinstance(v, list) and all(_log(x) for x in v), "a list of logs"),
+    "web3_clientVersion": (lambda v: isinstance(v, str) and 0 < len(v) <= 1000, "a client version string"),
+    "eth_accounts": (lambda v: isinstance(v, list) and all(_address(x) for x in v), "a list of addresses"),
+}
+
+
+def check_rpc_reply(url: str, method: str, reply, *, raise_node_errors: bool = True):
+    """The ``result`` of a JSON-RPC ``reply`` to ``method`` once its shape and value are right; a
+    :class:`NodeError` for the node's own (well-formed) error object unless ``raise_node_errors`` is False
+    (web3 turns those into revert reasons itself), a :class:`RpcReplyError` for anything malformed."""
+    if not isinstance(reply, dict) or ("result" in reply) == ("error" in reply):
+        raise RpcReplyError(f"{url}: {method} answered {_short(reply)}, not a JSON-RPC reply")
     if "error" in reply:
-        raise NodeError(f"{method} at {url}: {reply['error']}")
-    return reply["result"]
+        error = reply["error"]
+        if not (isinstance(error, dict) and isinstance(error.get("code", 0), int)
+                and isinstance(error.get("message", ""), str)):
+            raise RpcReplyError(f"{url}: {method} answered the malformed error {_short(error)}")
+        if raise_node_errors:
+            raise NodeError(f"{method} at {url}: {error}")
+        return None
+    result = reply["result"]
+    check = RPC_RESULT_CHECKS.get(method)
+    if check is not None and not check[0](result):
+        raise RpcReplyError(f"{url}: {method} answered {_short(result)}; expected {check[1]}")
+    return result
+
+
+def checked_web3_provider(url: str, **kwargs):
+    """web3's HTTPProvider whose every reply passes :func:`check_rpc_reply` before web3 reads it (a
+    malformed reply becomes one error naming the node, the method and the value, not a decoding error
+    deep inside web3)."""
+    from web3 import HTTPProvider
+
+    class CheckedHTTPProvider(HTTPProvider):
+        def make_request(self, method, params):
+            reply = super().make_request(method, params)
+            check_rpc_reply(url, str(method), reply, raise_node_errors=False)
+            return reply
+
+        def decode_rpc_response(self, raw_response: bytes):
+            if len(raw_response) > MAX_RPC_REPLY_BYTES:
+                raise RpcReplyError(f"{url}: a reply of {len(raw_response)} bytes; at most {MAX_RPC_REPLY_BYTES}")
+            try:
+                return loads_json(raw_response)
+            except JsonInputError as exc:
+                raise RpcReplyError(f"{url}: answered ambiguous JSON ({exc})") from None
+            except (ValueError, RecursionError) as exc:
+                raise RpcReplyError(f"{url}: answered something that is not JSON-RPC "
+                                    f"({type(exc).__name__}: {_short(raw_response)})") from None
+
+    return CheckedHTTPProvider(url, **kwargs)
 
 
 def _answers(url: str) -> bool:
@@ -117,7 +264,7 @@ def read_node(data_dir: Path) -> NodeInfo | None:
     if not path.is_file():
         return None
     try:
-        info = NodeInfo(**json.loads(path.read_text()))
+        info = NodeInfo(**loads_json(path.read_text()))
     except (ValueError, TypeError) as exc:
         raise NodeError(f"{path}: not a node record ({exc}); remove it") from None
     return info if _is_ours(info, data_dir) else None
@@ -168,8 +315,8 @@ def start_anvil(data_dir: Path, *, binary: Path | None = None, timeout: float = 
             proc.kill()
             proc.wait()
             raise NodeError(f"anvil did not answer on {url} within {timeout} s (log: {log})")
-        last_error = _tail(log)
-    raise NodeError(f"anvil exited at start (log {log}): {last_error}")
+        last_error = f"exited with status {proc.returncode} at start: {_tail(log) or 'it printed nothing'}"
+    raise NodeError(f"anvil {binary} {last_error}")
 
 
 def save_node_state(data_dir: Path, timeout: float = SAVE_TIMEOUT_SECONDS) -> int | None:

@@ -63,15 +63,42 @@ def _source_digest() -> str:
 
 
 def library_path() -> Path:
-    """Where the built library lives: ``<checkout>/.tools/`` for a source checkout, else the user cache.
+    """Where the built library lives: ``<checkout>/.tools/`` for a source checkout, else the user cache
+    (``$XDG_CACHE_HOME`` or ``~/.cache``, then ``repo-market/``); with no home directory at all, the
+    per-user fallback folder (:func:`fallback_dir`).
 
     The file name carries the source digest, so a changed source is rebuilt, never silently reused."""
     name = f"libfixed_fft_plan-{_source_digest()}.so"
     checkout = Path(__file__).resolve().parents[1]
     if (checkout / "pyproject.toml").is_file() and os.access(checkout, os.W_OK):
         return checkout / ".tools" / name
-    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "repo-market"
-    return cache / name
+    try:
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    except RuntimeError:  # no HOME and no passwd entry for this uid
+        return fallback_dir() / name
+    return cache / "repo-market" / name
+
+
+def fallback_dir() -> Path:
+    """A private folder of this user under the temporary directory (``$TMPDIR``, else /tmp), used when the
+    usual place cannot be read or written (an unreadable cache, a read-only home, a full disk there)."""
+    return Path(tempfile.gettempdir()) / f"repo-market-{os.getuid()}"
+
+
+def private_fallback_dir() -> Path:
+    """:func:`fallback_dir`, created 0700 if absent; an OSError if it cannot be, or a FheRuntimeError if it
+    belongs to someone else or others can write it (another user could have made it first in /tmp)."""
+    folder = fallback_dir()
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.stat()
+    if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        raise _ForeignLibrary(f"{folder}: owned by uid {info.st_uid} with mode {stat.filemode(info.st_mode)}; "
+                              "the fallback folder must belong to this user and not be group/world-writable")
+    return folder
+
+
+class _ForeignLibrary(FheRuntimeError):
+    """A library or folder someone else owns or can write: refused, never worked around."""
 
 
 def _check_not_foreign(path: Path) -> None:
@@ -79,21 +106,12 @@ def _check_not_foreign(path: Path) -> None:
     for item in (path, path.parent):
         info = item.stat()
         if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            raise FheRuntimeError(
+            raise _ForeignLibrary(
                 f"{item}: owned by uid {info.st_uid} with mode {stat.filemode(info.st_mode)}; the fixed FFT plan "
                 "library and its folder must belong to this user and not be group/world-writable")
 
 
-def build_library() -> Path:
-    """Compile ``fixed_fft_plan.c`` with the system C compiler if not built yet; returns its path.
-
-    Atomic: compiled to a temporary file in the same folder, then renamed, so a concurrent process never
-    preloads a half-written library. Every failure (no compiler, unwritable folder, foreign file) is a
-    :class:`FheRuntimeError` naming the cause."""
-    target = library_path()
-    if target.is_file():
-        _check_not_foreign(target)
-        return target
+def _compiler() -> list[str]:
     compiler = shlex.split(os.environ.get("CC", ""))
     if not compiler:
         found = shutil.which("cc") or shutil.which("gcc")
@@ -102,9 +120,22 @@ def build_library() -> Path:
         raise FheRuntimeError(
             "no C compiler (cc/gcc) found: it is needed once to build the fixed FFT plan library "
             f"from {SOURCE} (Debian: apt-get install gcc)")
+    return compiler
+
+
+def _build_at(target: Path, private: bool = False) -> Path:
+    """The library at ``target``, compiled there if absent (atomic: temporary file, then rename).
+    Raises FheRuntimeError naming the cause."""
     tmp = None
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.is_file():
+            _check_not_foreign(target)
+            return target
+        compiler = _compiler()
+        if private:
+            private_fallback_dir()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".build-", suffix=".so")
         os.close(fd)
         define = f'-DFIXED_FFT_PLAN_SOURCE_DIGEST="{_source_digest()}"'
@@ -116,12 +147,49 @@ def build_library() -> Path:
         os.chmod(tmp, 0o755)  # readable by the loader whoever runs the checkout; writable only by us
         os.replace(tmp, target)
     except OSError as exc:
-        raise FheRuntimeError(f"cannot build the fixed FFT plan library at {target}: {exc}") from exc
+        raise FheRuntimeError(f"cannot build the fixed FFT plan library at {target}: "
+                              f"{exc.strerror or exc}") from exc
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-    _check_not_foreign(target)
+    try:
+        _check_not_foreign(target)
+    except OSError as exc:
+        raise FheRuntimeError(f"cannot check the fixed FFT plan library at {target}: {exc.strerror}") from exc
     return target
+
+
+def build_library(notice=None) -> Path:
+    """Compile ``fixed_fft_plan.c`` with the system C compiler if not built yet; returns its path.
+
+    Atomic: compiled to a temporary file in the same folder, then renamed, so a concurrent process never
+    preloads a half-written library. If the usual place (:func:`library_path`) cannot be read or written,
+    the library is built in :func:`fallback_dir` (0700) instead and ``notice`` (if given) gets one line
+    saying so. Every failure (no compiler, no usable folder) is a :class:`FheRuntimeError` naming the
+    cause; a library or folder owned or writable by someone else is refused, never worked around."""
+    try:
+        preferred = library_path()
+    except OSError as exc:  # e.g. the checkout's folder cannot be examined
+        preferred, first_error = None, FheRuntimeError(f"no usable library folder ({exc.strerror})")
+    else:
+        try:
+            return _build_at(preferred)
+        except _ForeignLibrary:
+            raise
+        except FheRuntimeError as exc:
+            first_error = exc
+    fallback = fallback_dir() / f"libfixed_fft_plan-{_source_digest()}.so"
+    if fallback == preferred:
+        raise first_error
+    try:
+        path = _build_at(fallback, private=True)
+    except _ForeignLibrary:
+        raise
+    except FheRuntimeError as exc:
+        raise FheRuntimeError(f"{first_error}; fallback: {exc}") from None
+    if notice is not None:
+        notice(f"{first_error}; using {path} instead")
+    return path
 
 
 def fixed_plan_active() -> bool:
@@ -152,10 +220,11 @@ def require_fixed_plan() -> None:
             f"LD_PRELOAD={library_path()} (build it with `python -m crypto.fhe_runtime`)")
 
 
-def environment_with_fixed_plan(env: dict[str, str] | None = None) -> dict[str, str]:
-    """A copy of ``env`` (default: this process's) whose ``LD_PRELOAD`` starts with the library."""
+def environment_with_fixed_plan(env: dict[str, str] | None = None, notice=None) -> dict[str, str]:
+    """A copy of ``env`` (default: this process's) whose ``LD_PRELOAD`` starts with the library
+    (``notice``: see :func:`build_library`)."""
     env = dict(os.environ if env is None else env)
-    lib = str(build_library())
+    lib = str(build_library(notice))
     if any(c in lib for c in " :"):
         raise FheRuntimeError(f"{lib}: LD_PRELOAD cannot hold a path with a space or a colon")
     preload = [p for p in env.get("LD_PRELOAD", "").replace(":", " ").split() if p != lib]
@@ -173,19 +242,20 @@ def _own_command_line() -> list[str]:
     return args or [sys.executable, *sys.argv]
 
 
-def reexec_with_fixed_plan() -> None:
+def reexec_with_fixed_plan(notice=None) -> None:
     """Replace this process by the same command with the library preloaded, unless it already is.
 
     Call before anything is printed, opened or started (it is the first thing the CLI does). Raises
     :class:`FheRuntimeError` if the library is still absent after a re-exec (e.g. a loader that ignores
-    ``LD_PRELOAD``) instead of looping."""
+    ``LD_PRELOAD``) instead of looping. ``notice`` gets a one-line notice if the library had to be built in
+    the fallback folder."""
     if fixed_plan_active():
         os.environ.pop(_REEXEC_FLAG, None)  # children start from a clean slate
         return
     if os.environ.get(_REEXEC_FLAG):
         raise FheRuntimeError(f"LD_PRELOAD={os.environ.get('LD_PRELOAD', '')!r} did not load the fixed FFT plan "
                               f"library built from {SOURCE}")
-    env = environment_with_fixed_plan()
+    env = environment_with_fixed_plan(notice=notice)
     env[_REEXEC_FLAG] = "1"
     sys.stdout.flush()
     sys.stderr.flush()

@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
+from market import strict_json
 from crypto.encoding import canonical_bytes, canonical_loads, digest, from_hex, to_hex
 from crypto.errors import (
     EncodingError,
@@ -103,9 +104,11 @@ def write_file_atomic(path: Path, data: bytes, *, mode: int = 0o644, overwrite: 
         while view:
             view = view[os.write(fd, view) :]
         os.fsync(fd)
-    except BaseException:
+    except BaseException as exc:
         os.close(fd)
         temporary.unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # a full disk (ENOSPC, EFBIG) names no file
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
     os.close(fd)
     os.replace(temporary, path)
@@ -257,10 +260,10 @@ class PublicIdentity:
         if path.is_dir():
             path = path / PUBLIC_IDENTITY_FILE
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = strict_json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise KeyFileError(f"{path}: public identity file not found") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (UnicodeDecodeError, json.JSONDecodeError, strict_json.JsonInputError) as error:
             raise KeyFormatError(f"{path}: not a JSON public identity ({error})") from None
         try:
             return cls.from_dict(data)

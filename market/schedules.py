@@ -30,12 +30,18 @@ from __future__ import annotations
 import csv
 import json
 import numbers
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Literal, Sequence
 
 import numpy as np
+
+from market import strict_json
+from market.limits import MAX_RATE_BP
+
+MAX_SLOPE_EXPONENT = 30  # [decided] slopes are written like 1, 0.5, 1/3 or 2e-3
 
 __all__ = [
     "ScheduleError",
@@ -205,6 +211,9 @@ def as_exact_fraction(name: str, value) -> Fraction:
     elif isinstance(value, (float, np.floating)) and np.isfinite(value):
         frac = Fraction(repr(float(value)))
     elif isinstance(value, str):
+        exponent = re.search(r"[eE]\s*([+-]?\d+)", value)
+        if exponent and abs(int(exponent.group(1))) > MAX_SLOPE_EXPONENT:  # Fraction would build 10**exponent
+            raise ScheduleError(f"{name} = {value!r}: exponent beyond ±{MAX_SLOPE_EXPONENT}")
         try:
             frac = Fraction(value)
         except (ValueError, ZeroDivisionError):
@@ -214,10 +223,6 @@ def as_exact_fraction(name: str, value) -> Fraction:
     if frac <= 0:
         raise ScheduleError(f"{name} = {value!r}: must be positive")
     return frac
-
-
-def _ceil_div(num: np.ndarray, den: int) -> np.ndarray:
-    return -((-num) // den)
 
 
 def linear_schedules(r_lo: int, r_hi: int, alpha_d, alpha_s, grid: int) -> Schedules:
@@ -238,17 +243,23 @@ def linear_schedules(r_lo: int, r_hi: int, alpha_d, alpha_s, grid: int) -> Sched
         raise ScheduleError(f"grid = {grid}: need N >= 1")
     slope_d = as_exact_fraction("alpha_d", alpha_d)
     slope_s = as_exact_fraction("alpha_s", alpha_s)
-    q = np.arange(int(grid) + 1, dtype=np.int64)
-    # ceil(Q / (p/d)) = ceil(Q d / p) in integers
-    b = int(r_lo) + _ceil_div(q * slope_d.denominator, slope_d.numerator)
-    a = int(r_hi) - _ceil_div(q * slope_s.denominator, slope_s.numerator)
-    if a[-1] <= 0:
-        first = int(np.flatnonzero(a <= 0)[0])
+    # ceil(Q / (p/d)) = ceil(Q d / p), in Python integers: a tiny slope makes the steps astronomically large,
+    # which must be refused by name rather than overflow int64
+    steps_d = [-((-q * slope_d.denominator) // slope_d.numerator) for q in range(int(grid) + 1)]
+    steps_s = [-((-q * slope_s.denominator) // slope_s.numerator) for q in range(int(grid) + 1)]
+    if int(r_lo) + steps_d[-1] > MAX_RATE_BP:
+        raise ScheduleError(f"alpha_d = {alpha_d!r}: b[{grid}] = r_lo + ceil({grid} / alpha_d) exceeds "
+                            f"{MAX_RATE_BP} bp (market.limits); use a larger alpha_d or a smaller grid")
+    a_list = [int(r_hi) - step for step in steps_s]
+    if a_list[-1] <= 0:
+        first = next(q for q, v in enumerate(a_list) if v <= 0)
+        shown = a_list[first] if a_list[first] > -10**12 else f"a negative number of {len(str(-a_list[first]))} digits"
         raise ScheduleError(
-            f"a[{first}] = {int(a[first])} (row Q={first}): grid = {grid} reaches past S's zero rate; "
-            f"use a smaller grid or a larger r_hi"
+            f"a[{first}] = {shown} (row Q={first}): grid = {grid} reaches past S's zero rate; "
+            f"use a smaller grid, a larger r_hi or a larger alpha_s"
         )
-    return Schedules(b=b, a=a)
+    b = np.array([int(r_lo) + step for step in steps_d], dtype=np.int64)
+    return Schedules(b=b, a=np.array(a_list, dtype=np.int64))
 
 
 def apply_theta(schedules: Schedules, side: Side, theta: int) -> Schedules:
@@ -267,10 +278,14 @@ def apply_theta(schedules: Schedules, side: Side, theta: int) -> Schedules:
 
 
 def _parse_int(field: str, row: int, text: str, where: str) -> int:
+    if isinstance(text, str) and len(text.strip().lstrip("+-")) > strict_json.MAX_INT_DIGITS:
+        raise ScheduleError(f"{where}: {field} (row Q={row}) is a number of {len(text.strip().lstrip('+-'))} "
+                            f"digits ({text.strip()[:20]}...); at most {strict_json.MAX_INT_DIGITS} digits")
     try:
         return int(text.strip())
     except (ValueError, AttributeError):
-        raise ScheduleError(f"{where}: {field} = {text!r} (row Q={row}): must be an integer") from None
+        shown = text if not isinstance(text, str) or len(text) <= 60 else f"{text[:60]}... ({len(text)} characters)"
+        raise ScheduleError(f"{where}: {field} = {shown!r} (row Q={row}): must be an integer") from None
 
 
 def load_schedules(path) -> Schedules:
@@ -298,9 +313,11 @@ def load_schedules(path) -> Schedules:
             a.append(_parse_int("a", q, row["a"], where))
     else:
         try:
-            doc = json.loads(text)
+            doc = strict_json.loads(text)
         except json.JSONDecodeError as exc:
             raise ScheduleError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        except strict_json.JsonInputError as exc:
+            raise ScheduleError(f"{where}: {exc}") from None
         if not isinstance(doc, dict) or "b" not in doc or "a" not in doc:
             raise ScheduleError(f"{where}: expected a JSON object with lists \"b\" and \"a\"")
         b, a = doc["b"], doc["a"]

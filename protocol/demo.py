@@ -20,6 +20,7 @@ import sys
 import time
 from pathlib import Path
 
+from market import strict_json
 from protocol.deployment import create_market, missing_signers, open_market
 from protocol.layout import PRIVATE_REPORT, DataDir, read_json, write_json
 from protocol.report import round_summary, write_plots
@@ -70,8 +71,8 @@ def run_verify_process(data_dir: Path, rpc_url: str | None, rounds: list[int] | 
     out = subprocess.run(cmd, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
     try:
-        result = json.loads(out.stdout)
-    except json.JSONDecodeError:
+        result = strict_json.loads(out.stdout)
+    except ValueError:  # not JSON, or ambiguous JSON (strict_json.JsonInputError)
         result = {"ok": False, "failures": [{"round": 0, "check": "verify.process",
                                               "detail": (out.stderr or out.stdout)[-2000:]}]}
     result["exit_status"] = out.returncode

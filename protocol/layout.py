@@ -40,6 +40,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from market import strict_json
 from protocol.blobstore import atomic_write
 
 __all__ = ["DataDir", "ROLE_NAMES", "DEALER_ROLES", "CLIENT_ROLES", "read_json", "write_json", "DataDirLocked",
@@ -66,7 +67,8 @@ def write_json(path: Path, obj, mode: int = 0o644) -> None:
 
 
 def read_json(path: Path):
-    return json.loads(Path(path).read_text())
+    """A JSON file of the data directory (repeated keys refused: market.strict_json)."""
+    return strict_json.loads(Path(path).read_text())
 
 
 class DataDirError(Exception):
@@ -87,7 +89,7 @@ def check_market_file(root: Path) -> None:
     if not path.is_file():
         return
     try:
-        doc = json.loads(path.read_bytes().decode("utf-8"))
+        doc = strict_json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise DataDirError(f"--data-dir {root}: {path} is not a market descriptor "
                            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
@@ -103,9 +105,11 @@ def data_dir_lock(root: Path, command: str = "command"):
     """Hold the exclusive writer lock of ``root`` (``fcntl.flock`` on ``root/writer.lock``) while the block runs.
 
     Taken before anything else is created there; a second writer fails at once (no waiting) with the
-    holder's pid. Readers (verify) take no lock. If ``root`` did not exist and the block fails having
-    created nothing but the lock file, the directory is removed again: a command that wrote nothing (a
-    refused one, or one that did not need the data directory after all) leaves no trace.
+    holder's pid. Readers (verify) take no lock. A directory that did not exist, or was empty, is left as it
+    was when the block wrote nothing but the lock file (a command that did not need it after all), and when
+    the block fails before a market was created there (no ``market.json`` in it or below: a failed command on
+    a fresh directory leaves no trace) [decided]; once a ``market.json`` exists a failure keeps everything,
+    since the market's keys and chain state are needed to resume it.
     """
     import fcntl
 
@@ -113,6 +117,13 @@ def data_dir_lock(root: Path, command: str = "command"):
     if root.exists() and not root.is_dir():
         raise DataDirError(f"--data-dir {root}: exists and is not a directory")
     created = not root.exists()
+    top = root  # the outermost folder this call creates (mkdir parents=True), removed again when unused
+    while created and not top.parent.exists() and top.parent != top:
+        top = top.parent
+    try:
+        was_empty = created or not any(root.iterdir())
+    except OSError as exc:
+        raise DataDirError(f"--data-dir {root}: cannot read it ({exc.strerror})") from None
     try:
         root.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -135,12 +146,23 @@ def data_dir_lock(root: Path, command: str = "command"):
         os.pwrite(fd, f"pid {os.getpid()} ({command})\n".encode(), 0)
         try:
             yield
+        except BaseException:
+            if was_empty and not any(root.rglob("market.json")):  # simulate keeps its markets in subfolders
+                _remove_all_but(root, LOCK_NAME)  # a failed command leaves a fresh directory as it was
+            raise
         finally:
             if command != "chain":  # chain up/status/down: nothing new to save, or the node dumps on exit
                 save_own_node(root)
             if created and {p.name for p in root.iterdir()} <= {LOCK_NAME}:
                 path.unlink(missing_ok=True)
-                root.rmdir()
+                folder = root
+                while True:
+                    folder.rmdir()
+                    if folder == top:
+                        break
+                    folder = folder.parent
+            elif was_empty and {p.name for p in root.iterdir()} == {LOCK_NAME}:
+                path.unlink(missing_ok=True)
     finally:
         os.close(fd)
 
@@ -185,6 +207,23 @@ def writer_active(root: Path) -> str | None:
             except OSError:
                 return f"pid {fields[4]}"
     return None
+
+
+def _remove_all_but(root: Path, keep: str) -> None:
+    """Remove everything in ``root`` except the entry named ``keep`` (best effort: the error being raised
+    matters more than a leftover)."""
+    import shutil
+
+    for entry in root.iterdir():
+        if entry.name == keep:
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except OSError:
+            pass
 
 
 def circuit_artifact_dir(cache: Path, artifact_digest_hex: str) -> Path:

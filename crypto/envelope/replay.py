@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from market import strict_json
 from crypto.encoding import constant_time_equal, from_hex, to_hex
 from crypto.envelope.binding import Binding
 from crypto.errors import ReplayError
@@ -23,7 +24,7 @@ class ReplayCache:
         self._path = Path(path) if path is not None else None
         self._seen: dict[str, str] = {}
         if self._path is not None and self._path.exists():
-            data = json.loads(self._path.read_text(encoding="utf-8"))
+            data = strict_json.loads(self._path.read_text(encoding="utf-8"))
             if not isinstance(data, dict) or not all(
                 isinstance(k, str) and isinstance(v, str) for k, v in data.items()
             ):

@@ -152,7 +152,9 @@ class LogLinear:
         g = np.asarray(g, dtype=float)
         if not np.any(g > 0):
             return alpha - self.beta
-        c = 1.0 + g / alpha
+        # Beyond c = 700 the root u < e^-700 would underflow (log(0) = -inf); α·u is then below 1e-295
+        # (α <= 1e9, market.limits), so capping c leaves q_exit = α·u - β unchanged in float64.
+        c = np.minimum(1.0 + g / alpha, 700.0)
         u = np.maximum(np.exp(-c), 1.0 - np.sqrt(2.0 * (c - 1.0)))
         positive = c > 1.0
         u = np.where(positive, u, 0.5)  # placeholder where g = 0; replaced by u = 1 below

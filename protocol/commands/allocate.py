@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
+from contextlib import contextmanager
 
 HELP = "clear one allocation problem (Cha et al.): KKT equilibrium, price adjustment or on chain"
 DESCRIPTION = """\
@@ -16,6 +18,20 @@ C_i = β_i·x, per-unit fee τ, fixed fee g and capacity m.
 
 Example: repo-market allocate --alpha 10 15 20 --beta 1 1 1 --tau 0.5 --g 0 --m 5 --json
 """
+
+
+# option -> (attribute, default, the methods that use it); a default of None is computed at run time
+_TUNING = {
+    "--step": ("step", "constant", ("adjust", "onchain")),
+    "--eta": ("eta", None, ("adjust", "onchain")),
+    "--gamma": ("gamma", 0.5, ("adjust", "onchain")),
+    "--reports": ("reports", 1, ("adjust",)),
+    "--noise": ("noise", 0.0, ("adjust",)),
+    "--max-iter": ("max_iter", 2000, ("adjust", "onchain")),
+    "--tol": ("tol", 1e-8, ("adjust", "onchain")),
+    "--rpc": ("rpc", None, ("onchain",)),
+    "--seed": ("seed", 0, ("adjust",)),  # the noisy reports' draws
+}
 
 
 def configure(parser) -> None:
@@ -41,34 +57,36 @@ def configure(parser) -> None:
 
 def _validate(args):
     from market.allocation import AllocationInputError, LogLinear
-    from protocol.cli import UsageError
+    from market.limits import ALLOCATION_MIN_STEP, LimitError, check_real
+    from protocol.cli import UsageError, check_option, check_rpc, given
 
     if len(args.alpha) != len(args.beta):
         raise UsageError(f"--alpha has {len(args.alpha)} values but --beta has {len(args.beta)}: one each per agent")
     try:
         agents = LogLinear(args.alpha, args.beta)
+        for name, values in (("--alpha", args.alpha), ("--beta", args.beta)):
+            for i, value in enumerate(values):
+                check_real(f"{name}[{i}]" if len(values) > 1 else name, value, zero_ok=False)
+        for opt, value, zero_ok in (("--tau", args.tau, True), ("--g", args.g, True), ("--m", args.m, False),
+                                    ("--gamma", args.gamma, True), ("--noise", args.noise, True)):
+            check_real(opt, value, zero_ok=zero_ok)
+        check_real("--tol", args.tol, zero_ok=False, low=ALLOCATION_MIN_STEP)
+        if args.eta is not None:
+            check_real("--eta", args.eta, zero_ok=False, low=ALLOCATION_MIN_STEP)
     except AllocationInputError as exc:
         raise UsageError(f"--{exc}") from None
-    for opt, value, ok, rule in (
-        ("--tau", args.tau, args.tau >= 0, "non-negative"),
-        ("--g", args.g, args.g >= 0, "non-negative"),
-        ("--m", args.m, args.m > 0, "positive"),
-        ("--gamma", args.gamma, args.gamma >= 0, "non-negative"),
-        ("--noise", args.noise, args.noise >= 0, "non-negative"),
-        ("--tol", args.tol, args.tol > 0, "positive"),
-    ):
-        if not (ok and value == value and abs(value) != float("inf")):
-            raise UsageError(f"{opt} = {value!r}: must be {rule} and finite")
-    if args.eta is not None and not (args.eta > 0 and args.eta != float("inf")):
-        raise UsageError(f"--eta = {args.eta!r}: must be positive and finite")
+    except LimitError as exc:
+        raise UsageError(str(exc)) from None
     if args.reports < 1:
         raise UsageError(f"--reports = {args.reports}: must be at least 1")
     if args.max_iter < 1:
         raise UsageError(f"--max-iter = {args.max_iter}: must be at least 1")
-    from protocol.cli import check_option, check_rpc
-
     check_option("--reports", args.reports, 1, 10_000)  # [decided] bounded runs
     check_option("--max-iter", args.max_iter, 1, 1_000_000)
+    for option, (_attr, _default, methods) in _TUNING.items():  # options this method would ignore
+        if given(args, option) and args.method not in methods:
+            value = getattr(args, _attr)
+            raise UsageError(f"{option} {value}: only for --method {' or '.join(methods)} (this run: --method {args.method})")
     if args.method == "onchain":
         check_rpc(args.rpc)
     if args.method == "onchain" and (args.noise > 0 or args.reports != 1):
@@ -76,7 +94,76 @@ def _validate(args):
     return agents
 
 
+class NumericalFailure(Exception):
+    """The float computation overflowed or produced a non-finite result: no trustworthy answer."""
+
+
+@contextmanager
+def _floating_point_events(events: list[str]):
+    """Record numpy's floating-point events (overflow, invalid, divide) instead of printing warnings."""
+    import numpy as np
+
+    previous = np.seterrcall(lambda kind, flag: events.append(kind))
+    try:
+        with np.errstate(over="call", invalid="call", divide="call", under="ignore"):
+            yield
+    finally:
+        np.seterrcall(previous)
+
+
 def run(args) -> int:
+    agents = _validate(args)
+    events: list[str] = []
+    with _floating_point_events(events):
+        doc, mu, x = _clear(args, agents)
+    bad = [k for k, v in _numbers(doc) if not math.isfinite(v)]
+    if events or bad:
+        what = ", ".join(sorted(set(events))) or "non-finite results"
+        raise NumericalFailure(
+            f"the float computation failed ({what}{'; ' + ', '.join(bad[:3]) if bad else ''}) for --alpha "
+            f"{' '.join(f'{a:g}' for a in args.alpha)} --beta {' '.join(f'{b:g}' for b in args.beta)} "
+            f"--tau {args.tau:g} --g {args.g:g} --m {args.m:g}; no result is reported")
+    warnings = _convergence_warnings(args, doc)
+    doc["warnings"] = warnings
+    if args.json:
+        print(json.dumps(doc))
+    else:
+        _print_table(args, doc, mu, warnings)
+    return 0
+
+
+def _numbers(doc, prefix=""):
+    """(path, value) of every float in ``doc``."""
+    if isinstance(doc, dict):
+        for k, v in doc.items():
+            yield from _numbers(v, f"{prefix}{k}.")
+    elif isinstance(doc, list):
+        for i, v in enumerate(doc):
+            yield from _numbers(v, f"{prefix}{i}.")
+    elif isinstance(doc, float):
+        yield prefix.rstrip("."), doc
+
+
+def _convergence_warnings(args, doc) -> list[str]:
+    """Why the reported allocation is not (yet) the equilibrium: shown in the table and the JSON."""
+    from market.allocation.equilibrium import BISECTION_TOL
+
+    out = []
+    if args.method == "bisection":
+        bracket = doc["residuals"]["bracket"]
+        doc["converged"] = bracket <= BISECTION_TOL * max(1.0, abs(doc["mu"]))
+        if not doc["converged"]:
+            out.append(f"bisection bracket {bracket:.3g} after {doc['iterations']} iterations is above "
+                       f"{BISECTION_TOL:g} (relative to μ)")
+    elif not doc.get("converged", True):
+        worst = max(doc["residuals"].items(), key=lambda kv: kv[1] if kv[1] is not None else 0)
+        out.append(f"not converged within --max-iter {args.max_iter} rounds: residual {worst[0]} = "
+                   f"{worst[1]:.3g} above --tol {args.tol:g}")
+    return out
+
+
+def _clear(args, agents):
+    """The document of one clearing (before the checks), μ and x."""
     import numpy as np
 
     from market.allocation import (
@@ -89,7 +176,6 @@ def run(args) -> int:
         solve_equilibrium,
     )
 
-    agents = _validate(args)
     eta = args.eta if args.eta is not None else float(1.0 / max(float(lipschitz_bound(agents, args.tau)), 1e-12))
     doc: dict = {"method": args.method}
     eq = solve_equilibrium(agents, args.tau, args.g, args.m)
@@ -127,19 +213,21 @@ def run(args) -> int:
         binding=bool(mu > 0 and abs(args.m - x_total) <= 1e-6 * max(1.0, args.m)),
         slack=args.m - x_total, jump=bool(eq.jump) if args.method == "bisection" else None,
     )
-    if args.json:
-        print(json.dumps(doc))
-    else:
-        from rich.console import Console
-        from rich.table import Table
+    return doc, mu, x
 
-        table = Table(title=f"allocate ({args.method}): μ = {mu:.10g}, Eff = {doc['efficiency']:.6g}")
-        table.add_column("agent", justify="right"); table.add_column("α", justify="right")
-        table.add_column("β", justify="right"); table.add_column("x", justify="right")
-        for i, (a, b, xi) in enumerate(zip(args.alpha, args.beta, doc["x"])):
-            table.add_row(str(i), f"{a:g}", f"{b:g}", f"{xi:.8g}")
-        console = Console(file=sys.stdout)
-        console.print(table)
-        console.print(f"Gini {doc['gini']:.6g}  Jain {doc['jain']:.6g}  participation {doc['participation']:.3g}  "
-                      f"binding {doc['binding']}  iterations {doc['iterations']}  residuals {doc['residuals']}")
-    return 0
+
+def _print_table(args, doc, mu, warnings) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"allocate ({args.method}): μ = {mu:.10g}, Eff = {doc['efficiency']:.6g}")
+    table.add_column("agent", justify="right"); table.add_column("α", justify="right")
+    table.add_column("β", justify="right"); table.add_column("x", justify="right")
+    for i, (a, b, xi) in enumerate(zip(args.alpha, args.beta, doc["x"])):
+        table.add_row(str(i), f"{a:g}", f"{b:g}", f"{xi:.8g}")
+    console = Console(file=sys.stdout)
+    console.print(table)
+    console.print(f"Gini {doc['gini']:.6g}  Jain {doc['jain']:.6g}  participation {doc['participation']:.3g}  "
+                  f"binding {doc['binding']}  iterations {doc['iterations']}  residuals {doc['residuals']}")
+    for warning in warnings:
+        console.print(f"[bold red]NOT CONVERGED[/bold red]: {warning}")

@@ -28,6 +28,15 @@ def configure(parser) -> None:
                         help="arguments passed to the script")
 
 
+def validate(args) -> None:
+    if "--json" in args.script_args:  # after NAME too, --json is this command's (no benchmark script has its own)
+        args.script_args = [a for a in args.script_args if a != "--json"]
+        args.json = True
+    names = _available()
+    if args.name not in names:
+        raise UsageError(f"NAME {args.name!r}: unknown benchmark (available: {', '.join(names) or 'none'})")
+
+
 def run(args) -> int:
     names = _available()
     if args.name not in names:
@@ -39,9 +48,14 @@ def run(args) -> int:
         out = Path(extra[extra.index("--out") + 1])
     result = subprocess.run([sys.executable, str(script), *extra], cwd=ROOT,
                             stdout=sys.stderr if args.json else None)
+    if result.returncode != 0:
+        from protocol.cli import ReportedFailure
+
+        raise ReportedFailure(f"benchmarks/bench_{args.name}.py exited with status {result.returncode}")
     if args.json:
         if not out.exists():
-            print('{"error": "no_output", "detail": "the benchmark wrote no JSON"}')
-            return result.returncode or 1
+            from protocol.cli import ReportedFailure
+
+            raise ReportedFailure(f"benchmarks/bench_{args.name}.py wrote no JSON at {out}")
         print(out.read_text().strip())
-    return result.returncode
+    return 0

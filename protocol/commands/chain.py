@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 
 from protocol.cli import UsageError
 
@@ -24,16 +23,16 @@ def configure(parser) -> None:
     parser.add_argument("action", help="up | down | status")
 
 
-def run(args) -> int:
+def validate(args) -> None:
     if args.action not in ACTIONS:
         raise UsageError(f"action must be one of up, down, status; got {args.action!r}")
-    from chain.node import NodeError, node_status, start_anvil, stop_anvil
+
+
+def run(args) -> int:
+    from chain.node import node_status, start_anvil, stop_anvil
 
     if args.action == "up":
-        try:
-            info = start_anvil(args.data_dir)
-        except NodeError as exc:
-            return _fail(args, str(exc))
+        info = start_anvil(args.data_dir)  # a NodeError is reported by the dispatcher like every failure
         doc = {"url": info.url, "pid": info.pid}
         human = f"anvil running at {info.url} (pid {info.pid}, state {info.state_path})"
     elif args.action == "down":
@@ -54,10 +53,3 @@ def run(args) -> int:
             print(doc["url"])  # the one thing a script needs, on stdout
     return 0
 
-
-def _fail(args, message: str) -> int:
-    if args.json:
-        print(json.dumps({"error": "node", "detail": message}))
-    else:
-        print(f"repo-market chain: {message}", file=sys.stderr)
-    return 1

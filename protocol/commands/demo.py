@@ -29,7 +29,8 @@ def configure(parser) -> None:
                         help="fhe: real TFHE (default); simulate: the circuit's simulation, no confidentiality")
     parser.add_argument("--rpc", metavar="URL", default=None, help="JSON-RPC node (e.g. anvil) instead of the embedded chain")
     parser.add_argument("--evaluators", type=int, default=2, metavar="N", help="number of evaluators (default 2)")
-    parser.add_argument("--threshold", type=int, default=2, metavar="K", help="evaluators that must agree (default 2)")
+    parser.add_argument("--threshold", type=int, default=None, metavar="K",
+                        help="evaluators that must agree (default 2, or --evaluators if that is smaller)")
     parser.add_argument("--no-verify", action="store_true", help="skip the auditor at the end")
     from protocol.commands.account_options import add_account_options
 
@@ -124,15 +125,36 @@ def validate(args) -> None:
     """Every option against market.limits (and the node, with --rpc) before the data directory is touched."""
     from chain.coordinator import MAX_EVALUATORS
     from market.limits import MAX_DEMO_ROUNDS, MAX_MARKET_GRID, MIN_MARKET_GRID
-    from protocol.cli import check_option, check_rpc
+    from protocol.cli import check_option, check_rpc, given
 
     check_option("--rounds", args.rounds, 0, MAX_DEMO_ROUNDS)
     check_option("--grid", args.grid, MIN_MARKET_GRID, MAX_MARKET_GRID)
     check_option("--evaluators", args.evaluators, 1, MAX_EVALUATORS)
+    if args.threshold is None:  # the default follows a small --evaluators [decided]
+        args.threshold = min(2, args.evaluators)
     check_option("--threshold", args.threshold, 1, MAX_EVALUATORS)
     if args.threshold > args.evaluators:
-        raise UsageError(f"--threshold {args.threshold}: must not exceed --evaluators {args.evaluators}")
+        evaluators = f"--evaluators {args.evaluators}" if given(args, "--evaluators") else \
+            f"the {args.evaluators} evaluators (default --evaluators)"
+        raise UsageError(f"--threshold {args.threshold}: must not exceed {evaluators}")
     check_rpc(args.rpc)
+
+
+def _check_existing_market(args) -> None:
+    """On a data directory that holds a market, --evaluators and --threshold (when given) must be the
+    market's: they are fixed at deployment, and would otherwise be accepted and ignored."""
+    from protocol.cli import given
+    from protocol.layout import DataDir, read_json
+
+    path = DataDir(args.data_dir).market_file
+    if not path.is_file():
+        return
+    recorded = read_json(path)["evaluators"]
+    for option, requested, existing in (("--evaluators", args.evaluators, len(recorded["roles"])),
+                                        ("--threshold", args.threshold, int(recorded["threshold"]))):
+        if given(args, option) and requested != existing:
+            raise UsageError(f"{option} {requested}: the market in --data-dir {args.data_dir} has {existing} "
+                             f"(fixed when it was deployed); drop {option} or use another --data-dir")
 
 
 def run(args) -> int:
@@ -144,6 +166,7 @@ def run(args) -> int:
     from protocol.deployment import evaluator_roles
     from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir
 
+    _check_existing_market(args)
     roles = ("custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(args.evaluators), "deployer")
     signers = signers_from_args(args, roles)  # every key file and keystore checked before anything starts
     ui = RichUI(args.json)
@@ -157,10 +180,17 @@ def run(args) -> int:
         raise UsageError(f"--data-dir {args.data_dir}: {exc}") from None
     finally:
         ui.close()
+    ok = report.get("verify", {}).get("ok", True)
+    if not ok:  # the failure document's keys, on top of the report
+        failures = report["verify"].get("failures") or [{"detail": "no check ran"}]
+        report = {"ok": False, "error": "verification failed",
+                  "detail": f"the auditor found {len(failures)} failure(s); first: "
+                            f"{' '.join(str(failures[0].get('detail')).split())}", **report}
     if args.json:
         print(json.dumps(report, default=str))
     else:
         print(f"report: {DataDir(args.data_dir).report_file}; plots: {', '.join(report['plots'])}; "
               f"total {report['total_seconds']} s", file=sys.stderr)
-    ok = report.get("verify", {}).get("ok", True)
+        if not ok:
+            print(f"repo-market demo: error: {report['detail']}", file=sys.stderr)
     return 0 if ok else 1

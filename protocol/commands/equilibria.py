@@ -169,8 +169,10 @@ def run(args) -> int:
         doc["closed_form"] = closed
     if args.plot is not None:
         from market.plots import plot_payoff_map
+        from protocol.cli import naming
 
-        doc["plot"] = str(plot_payoff_map(schedules, eq, selected, args.plot))
+        with naming(args.plot):
+            doc["plot"] = str(plot_payoff_map(schedules, eq, selected, args.plot))
     console = Console(stderr=args.json)
     if args.json:
         print(json.dumps(doc))

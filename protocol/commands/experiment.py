@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ def configure(parser) -> None:
     parser.add_argument("--replications", type=int, default=None,
                         help="replications of the random agents (default: the experiment's own, 20-100)")
     parser.add_argument("--out", type=Path, required=True, help="directory for NAME.json and NAME.png")
-    parser.add_argument("--mode", choices=("leave", "join"), default="leave",
+    parser.add_argument("--mode", choices=("leave", "join"), default=None,
                         help="participation-shock only: agents leave or join at the shock (default leave)")
     parser.add_argument("--no-plot", action="store_true", help="write the JSON only")
 
@@ -46,23 +47,22 @@ def run(args) -> int:
     from market.allocation import AllocationInputError
     from market.allocation.experiments import EXPERIMENTS
     from protocol.allocation_report import headline, plot_experiment, to_jsonable, write_result
-    from protocol.cli import UsageError
+    from protocol.cli import UsageError, check_output_dir, naming
 
     if args.name not in EXPERIMENTS:
         raise UsageError(f"NAME = {args.name!r}: must be one of {', '.join(EXPERIMENT_NAMES)}")
     if args.replications is not None and args.replications < 1:
         raise UsageError(f"--replications = {args.replications}: must be at least 1")
-    if args.out.exists() and not args.out.is_dir():
-        raise UsageError(f"--out = {str(args.out)!r}: exists and is not a directory")
-    if not args.out.exists() and not args.out.parent.is_dir():
-        raise UsageError(f"--out = {str(args.out)!r}: folder {args.out.parent} does not exist")
+    if args.mode is not None and args.name != "participation-shock":
+        raise UsageError(f"--mode {args.mode}: only participation-shock takes it (NAME = {args.name})")
+    check_output_dir("--out", args.out)
     if args.replications is not None and args.replications > 100_000:  # [decided] bounded runs
         raise UsageError(f"--replications = {args.replications}: must be at most 100000")
     kwargs = {}
     if args.replications is not None:
         kwargs["replications"] = args.replications
     if args.name == "participation-shock":
-        kwargs["mode"] = args.mode
+        kwargs["mode"] = args.mode or "leave"
 
     err = Console(stderr=True)
     started = time.perf_counter()
@@ -72,13 +72,23 @@ def run(args) -> int:
     except AllocationInputError as exc:
         raise UsageError(str(exc)) from None
     elapsed = time.perf_counter() - started
-    args.out.mkdir(parents=True, exist_ok=True)
     json_path = args.out / f"{args.name}.json"
     png_path = args.out / f"{args.name}.png"
     document = {"experiment": args.name, "seed": args.seed, "seconds": elapsed, "result": result}
-    write_result(json_path, document)
-    if not args.no_plot:
-        plot_experiment(args.name, to_jsonable(result), png_path)
+    created = not args.out.exists()
+    try:
+        with naming(args.out):
+            args.out.mkdir(parents=True, exist_ok=True)
+        with naming(json_path):
+            write_result(json_path, document)
+        if not args.no_plot:
+            with naming(png_path):
+                plot_experiment(args.name, to_jsonable(result), png_path)
+    except BaseException:
+        json_path.unlink(missing_ok=True)  # no half-written result: the folder is as it was
+        if created:
+            shutil.rmtree(args.out, ignore_errors=True)
+        raise
     summary = {"experiment": args.name, "seed": args.seed, "seconds": round(elapsed, 3),
                "json": str(json_path), "png": None if args.no_plot else str(png_path),
                "headline": headline(args.name, result)}

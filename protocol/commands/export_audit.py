@@ -171,6 +171,12 @@ def _refuse_secrets(root: Path, work: Path, files: dict[str, str]) -> None:
             raise RuntimeError(f"export-audit: {rel} matches private data; nothing was exported")
 
 
+def validate(args) -> None:
+    from protocol.cli import check_output_dir
+
+    check_output_dir("DIR", args.out_dir)
+
+
 def run(args) -> int:
     from protocol.deployment import DeploymentError
 

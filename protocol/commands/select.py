@@ -16,6 +16,7 @@ from pathlib import Path
 from crypto.circuit import DEFAULT_FORMULATION, FORMULATIONS
 from protocol.cli import UsageError
 
+DEFAULT_HURDLE_BITS = 8
 HELP = "run the contract's selection rule on one pair of reports (plain, simulated or real FHE)"
 DESCRIPTION = __doc__
 
@@ -32,14 +33,16 @@ def configure(parser) -> None:
     parser.add_argument("--base-rate", type=int, metavar="BP",
                         help="base rate of the offsets (default: the lowest reported rate)")
     parser.add_argument("--rate-bits", type=int, default=10, metavar="BITS", help="offset width (default 10)")
-    parser.add_argument("--hurdle-bits", type=int, default=8, metavar="BITS", help="hurdle width (default 8)")
-    parser.add_argument("--formulation", choices=FORMULATIONS, default=DEFAULT_FORMULATION,
-                        help=f"argmax formulation of the circuit (default {DEFAULT_FORMULATION})")
+    parser.add_argument("--hurdle-bits", type=int, default=None, metavar="BITS",
+                        help=f"hurdle width (default {DEFAULT_HURDLE_BITS}, or --rate-bits if that is smaller)")
+    parser.add_argument("--formulation", choices=FORMULATIONS, default=None,
+                        help=f"argmax formulation of the circuit (default {DEFAULT_FORMULATION}; not with "
+                             "--backend plain)")
 
 
 def _terms_and_schedules(args):
     from market.terms import MarketTerms, ReportError, validate_report
-    from protocol.cli import load_schedules_option
+    from protocol.cli import given, load_schedules_option
 
     schedules = load_schedules_option(args.schedules)
     base = args.base_rate if args.base_rate is not None else int(min(schedules.b[0], schedules.a[-1]))
@@ -49,14 +52,18 @@ def _terms_and_schedules(args):
         validate_report(terms, "mm", schedules.b, args.hurdle_mm)
         validate_report(terms, "rm", schedules.a, args.hurdle_rm)
     except ReportError as exc:
-        raise UsageError(f"{exc} (--schedules {args.schedules}, --base-rate {base}, --hurdle-mm {args.hurdle_mm}, "
-                         f"--hurdle-rm {args.hurdle_rm})") from None
+        context = [f"--schedules {args.schedules}"]
+        context += [f"{option} {getattr(args, option[2:].replace('-', '_'))}" for option in
+                    ("--base-rate", "--rate-bits", "--hurdle-bits", "--hurdle-mm", "--hurdle-rm") if given(args, option)]
+        if not given(args, "--base-rate"):
+            context.append(f"base rate {base} bp, the lowest reported rate")
+        raise UsageError(f"{exc} ({', '.join(context)})") from None
     return terms, schedules
 
 
 def validate(args) -> None:
     from market.limits import MAX_RATE_BITS, MAX_RATE_BP, MIN_RATE_BITS
-    from protocol.cli import check_option
+    from protocol.cli import check_option, given, refuse_unused
 
     for name, value in (("--hurdle-mm", args.hurdle_mm), ("--hurdle-rm", args.hurdle_rm)):
         if value < 0:
@@ -65,14 +72,26 @@ def validate(args) -> None:
     if args.base_rate is not None:
         check_option("--base-rate", args.base_rate, 0, MAX_RATE_BP)
     check_option("--rate-bits", args.rate_bits, MIN_RATE_BITS, MAX_RATE_BITS)
-    check_option("--hurdle-bits", args.hurdle_bits, MIN_RATE_BITS, args.rate_bits)
-    if args.backend != "plain":
-        from market.limits import MAX_MARKET_GRID
+    if args.hurdle_bits is None:  # the default shrinks with a narrow --rate-bits [decided]
+        args.hurdle_bits = min(DEFAULT_HURDLE_BITS, args.rate_bits)
+    elif given(args, "--rate-bits"):
+        check_option("--hurdle-bits", args.hurdle_bits, MIN_RATE_BITS, args.rate_bits)
+    else:
+        check_option("--hurdle-bits", args.hurdle_bits, MIN_RATE_BITS, MAX_RATE_BITS)
+        if args.hurdle_bits > args.rate_bits:
+            raise UsageError(f"--hurdle-bits {args.hurdle_bits}: must not exceed the offset width (default "
+                             f"{args.rate_bits} bits; give --rate-bits {args.hurdle_bits} or more)")
+    if args.backend == "plain":
+        refuse_unused(args, ("--formulation",), "only the circuit backends (simulate, fhe) have a formulation")
+    else:
+        from market.limits import MAX_MARKET_GRID, MIN_MARKET_GRID
 
+        if args.formulation is None:
+            args.formulation = DEFAULT_FORMULATION
         _, schedules = _terms_and_schedules(args)
-        if schedules.grid > MAX_MARKET_GRID:
+        if not MIN_MARKET_GRID <= schedules.grid <= MAX_MARKET_GRID:  # the same market limits as demo's --grid
             raise UsageError(f"--schedules {args.schedules}: volume grid 0..{schedules.grid}; the circuit "
-                             f"(--backend {args.backend}) takes at most 0..{MAX_MARKET_GRID}")
+                             f"(--backend {args.backend}) takes grids 0..{MIN_MARKET_GRID} to 0..{MAX_MARKET_GRID}")
 
 
 def run(args) -> int:

@@ -42,8 +42,6 @@ def _protocol_selector(backend: str) -> Callable:
     def factory(args):
         from protocol.selector import ProtocolSelector
 
-        if backend == "fhe" and args.grid > 8:
-            raise UsageError(f"--grid {args.grid}: the fhe backend runs real TFHE per round; use --grid <= 8")
         # every report must fit the published offsets: base rate below the lowest shocked rate [decided]
         signers = _signers(args)  # checked before any round runs
         return ProtocolSelector(args.data_dir, backend, base_rate=max(1, 300 - args.theta - 1), rate_bits=9,
@@ -82,22 +80,26 @@ def configure(parser) -> None:
 def validate(args) -> None:
     """Every option against market.limits before anything is created (the protocol backends make a market)."""
     from market import limits
-    from protocol.cli import check_option, check_output_dir, check_rpc
+    from protocol.cli import check_option, check_output_dir, check_rpc, given
 
     protocol_backend = args.backend != "plain"
     check_option("--rounds", args.rounds, 1, limits.MAX_PROTOCOL_SIM_ROUNDS if protocol_backend
                  else limits.MAX_SIM_ROUNDS)
-    check_option("--grid", args.grid, 1, limits.MAX_MARKET_GRID if protocol_backend else limits.MAX_ANALYSIS_GRID)
+    if protocol_backend:  # a market: the same grid limits as demo and select's circuit backends
+        check_option("--grid", args.grid, limits.MIN_MARKET_GRID,
+                     limits.MAX_PROTOCOL_FHE_SIM_GRID if args.backend == "fhe" else limits.MAX_MARKET_GRID)
+    else:
+        check_option("--grid", args.grid, 1, limits.MAX_ANALYSIS_GRID)
     check_option("--theta", args.theta, 0, limits.MAX_SHOCK_BP)
     check_option("--hurdle-max", args.hurdle_max, 0, limits.MAX_SHOCK_BP)
     check_output_dir("--plot", args.plot)
-    if args.backend == "fhe" and args.grid > 8:
-        raise UsageError(f"--grid {args.grid}: the fhe backend runs real TFHE per round; use --grid <= 8")
     if protocol_backend:
         _signers(args)  # local key files first (cheap, and the user's likeliest mistake), then the node
         check_rpc(args.rpc)
     elif args.rpc is not None:
-        raise UsageError(f"--rpc {args.rpc}: only the simulate and fhe backends use a chain (--backend {args.backend})")
+        raise UsageError(f"--rpc {args.rpc}: only --backend simulate or fhe uses a chain (this run: the plain "
+                         "backend, the default)" if not given(args, "--backend") else
+                         f"--rpc {args.rpc}: only the simulate and fhe backends use a chain (--backend {args.backend})")
 
 
 def _config(args):
@@ -158,8 +160,10 @@ def run(args) -> int:
     doc["backend"] = args.backend
     if args.plot is not None:
         from market.plots import plot_simulation
+        from protocol.cli import naming
 
-        doc["plots"] = [str(p) for p in plot_simulation(result, args.plot)]
+        with naming(args.plot):
+            doc["plots"] = [str(p) for p in plot_simulation(result, args.plot)]
     if args.json:
         print(json.dumps(doc))
         if err.is_terminal:  # people watching the terminal still get the table, on stderr

@@ -61,6 +61,12 @@ def run(args) -> int:
     except ChainError as exc:
         report = {"ok": False, "rounds": [], "failures": [{"round": 0, "check": "chain", "detail": str(exc)}],
                   "notices": [], "checks": 0}
+    if not report["ok"]:  # the failure document's keys, on top of the audit's own
+        failures = report.get("failures") or []
+        first = failures[0] if failures else {"round": 0, "check": "checks", "detail": "no check ran"}
+        report["error"] = "verification failed"
+        report["detail"] = (f"{len(failures)} failed check(s); first: round {first['round']} {first['check']}: "
+                            f"{' '.join(str(first['detail']).split())}")
     if args.json:
         print(json.dumps(report))
     else:

@@ -47,7 +47,9 @@ def test_allocate_bad_input_names_option_and_value(capsys, argv, message):
         main(["allocate", *argv, "--json"])
     assert exc.value.code == 2
     captured = capsys.readouterr()
-    assert message in captured.err and captured.out == ""
+    assert message in captured.err and len(captured.err.splitlines()) == 1
+    assert json.loads(captured.out) == {"ok": False, "error": "usage error",
+                                        "detail": captured.err.split(": error: ", 1)[1].strip()}
 
 
 def test_experiment_writes_json_and_png(capsys, tmp_path):
@@ -86,3 +88,58 @@ def test_allocate_on_chain(capsys, tmp_path):
     assert doc["mu"] == pytest.approx(4.125, abs=1e-8)
     assert doc["max_deviation_from_float"] <= doc["fixed_point_bound"] == 1e-9
     assert doc["contract"].startswith("0x") and len(doc["gas_per_round"]) == doc["iterations"]
+
+
+# --- numerically wrong results never exit 0 silently ----------------------------------------------------
+
+def test_the_overflowing_example_is_refused_by_name_before_anything_runs(capfd):
+    """`--alpha 1e308 1e308 --beta 1e-308 1e-308 --m 1` used to print numpy overflow warnings and report a
+    bracket of 9.98e291 as a normal result."""
+    with pytest.raises(SystemExit) as exc:
+        main(["allocate", "--alpha", "1e308", "1e308", "--beta", "1e-308", "1e-308", "--m", "1"])
+    out = capfd.readouterr()
+    assert exc.value.code == 2 and out.out == ""
+    assert out.err.strip() == "repo-market allocate: error: --alpha[0] = 1e+308: must be in 1e-09..1e+09 (see --help)"
+
+
+@pytest.mark.parametrize("argv", [
+    ["--alpha", "1e9", "1e9", "--beta", "1e-9", "1e-9", "--m", "1e-9", "--tau", "0", "--g", "0"],
+    ["--alpha", "1e9", "1e-9", "--beta", "1e-9", "1e9", "--tau", "0", "--g", "1e9", "--m", "1e9"],
+    ["--alpha", "1e-9", "--beta", "1e9", "--tau", "1e9", "--g", "1e9", "--m", "1e-9"],
+], ids=["steep", "mixed", "flat"])
+def test_the_extremes_of_the_limits_give_finite_converged_results_without_warnings(capfd, argv):
+    assert main(["allocate", *argv, "--json"]) == 0
+    out = capfd.readouterr()
+    doc = json.loads(out.out)
+    assert out.err == ""  # no numpy warnings
+    assert doc["converged"] is True and doc["warnings"] == []
+    assert all(abs(v) < float("inf") for v in [doc["mu"], doc["efficiency"], *doc["x"]])
+
+
+def test_a_run_that_did_not_converge_is_flagged_in_the_json_and_the_table(capfd):
+    argv = ["allocate", "--alpha", "10", "15", "20", "--beta", "1", "1", "1", "--method", "adjust", "--max-iter", "3"]
+    assert main([*argv, "--json"]) == 0
+    doc = json.loads(capfd.readouterr().out)
+    assert doc["converged"] is False and doc["iterations"] == 3
+    assert len(doc["warnings"]) == 1 and "not converged within --max-iter 3 rounds" in doc["warnings"][0]
+    assert main(argv) == 0
+    table = capfd.readouterr().out
+    assert "NOT CONVERGED" in table and "--max-iter 3" in " ".join(table.split())
+
+
+def test_float_events_are_recorded_not_printed(capfd):
+    """The guard that turns an overflow inside the clearing into a NumericalFailure (exit 1) sees numpy's
+    floating-point events without letting numpy print them."""
+    import numpy as np
+
+    from protocol.commands.allocate import _floating_point_events
+
+    events: list[str] = []
+    with _floating_point_events(events):
+        big = np.array([1e308]) * 10
+        zero = np.array([1.0]) / np.array([0.0])
+    assert events == ["overflow", "divide by zero"] and np.isinf(big[0]) and np.isinf(zero[0])
+    assert capfd.readouterr().err == ""
+    with pytest.warns(RuntimeWarning, match="overflow"):  # outside the guard numpy's own setting is back
+        np.array([1e308]) * 10
+    assert events == ["overflow", "divide by zero"]

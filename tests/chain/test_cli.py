@@ -46,18 +46,29 @@ def test_up_status_down(tmp_path):
     assert json.loads(cli("down", "--json", *data).stdout) == {"stopped": False, "pid": None}
 
 
-def test_missing_binary_is_reported(tmp_path):
-    env = dict(os.environ, REPO_MARKET_ANVIL=str(tmp_path / "no-such-anvil"))
-    out = cli("up", "--json", "--data-dir", str(tmp_path), env=env)
-    assert out.returncode == 1
+@pytest.mark.parametrize("anvil", ["no-such-anvil", "/bin/false", "/bin/true"])
+@pytest.mark.parametrize("fresh", ["absent", "empty"])
+def test_a_bad_anvil_is_reported_and_leaves_a_fresh_directory_as_it_was(tmp_path, anvil, fresh):
+    """A missing binary, or one that exits at once: one failure document, one line, and no writer.lock,
+    log or chain/ folder left behind."""
+    data = tmp_path / "data"
+    if fresh == "empty":
+        data.mkdir()
+    env = dict(os.environ, REPO_MARKET_ANVIL=anvil if anvil.startswith("/") else str(tmp_path / anvil))
+    out = cli("up", "--json", "--data-dir", str(data), env=env)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
     doc = json.loads(out.stdout)
-    assert doc["error"] == "node" and "no-such-anvil" in doc["detail"]
+    assert set(doc) == {"ok", "error", "detail"} and doc["ok"] is False and doc["error"] == "error"
+    assert Path(anvil).name in doc["detail"], doc
+    assert out.stderr.strip() == f"repo-market chain: error: {doc['detail']}"
+    assert (sorted(data.iterdir()) == [] if fresh == "empty" else not data.exists())
 
 
 def test_bad_action_names_the_value(tmp_path):
-    out = cli("restart", "--data-dir", str(tmp_path))
-    assert out.returncode == 2
-    assert "'restart'" in out.stderr and "up, down, status" in out.stderr
+    out = cli("restart", "--data-dir", str(tmp_path / "d"))
+    assert out.returncode == 2 and len(out.stderr.splitlines()) == 1
+    assert "'restart'" in out.stderr and "up, down, status" in out.stderr and "(see --help)" in out.stderr
+    assert not (tmp_path / "d").exists()
 
 
 def test_anvil_tests_fail_loudly_in_ci_when_the_binary_is_missing(tmp_path, monkeypatch):

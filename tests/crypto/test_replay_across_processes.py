@@ -133,10 +133,31 @@ def test_build_failures_are_clear_errors(monkeypatch, tmp_path):
     import crypto.fhe_runtime as runtime
 
     monkeypatch.setattr(runtime, "library_path", lambda: tmp_path / "lib" / "libfixed_fft_plan-test.so")
+    monkeypatch.setattr(runtime, "fallback_dir", lambda: tmp_path / "fallback")
     monkeypatch.setenv("CC", "/nonexistent/cc -v")
-    with pytest.raises(FheRuntimeError, match="cannot build the fixed FFT plan library"):
+    with pytest.raises(FheRuntimeError, match="cannot build the fixed FFT plan library.*; fallback: cannot build"):
         runtime.build_library()
     assert not any((tmp_path / "lib").iterdir())  # no half-built file left behind
+    assert not any((tmp_path / "fallback").iterdir())
+
+
+def test_an_unusable_cache_falls_back_to_a_private_folder_with_one_notice(monkeypatch, tmp_path):
+    """The cache path lies under a regular file (NotADirectoryError, whoever runs the test): the library is
+    built in the fallback folder, 0700, and the notice names both places."""
+    import crypto.fhe_runtime as runtime
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setattr(runtime, "library_path", lambda: blocker / "repo-market" / "libfixed_fft_plan-test.so")
+    monkeypatch.setattr(runtime, "fallback_dir", lambda: tmp_path / "fallback")
+    notices: list[str] = []
+    path = runtime.build_library(notices.append)
+    assert path.parent == tmp_path / "fallback" and path.is_file()
+    assert oct(path.parent.stat().st_mode & 0o777) == "0o700"
+    assert len(notices) == 1 and str(blocker) in notices[0] and f"using {path} instead" in notices[0]
+    assert runtime.build_library(notices.append) == path  # built once; the next call finds it
+    env = runtime.environment_with_fixed_plan({"LD_PRELOAD": ""})
+    assert env["LD_PRELOAD"] == str(path)
 
 
 def test_a_foreign_or_writable_library_is_refused(monkeypatch, tmp_path):

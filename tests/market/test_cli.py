@@ -88,7 +88,8 @@ def test_equilibria_bad_schedule_file_exits_nonzero(tmp_path, content, fragments
     path.write_text(content)
     out = run_cli("equilibria", "--schedules", str(path), "--json")
     assert out.returncode == 2
-    assert out.stdout == ""
+    doc = json.loads(out.stdout)  # with --json a usage error is one failure document too
+    assert doc["ok"] is False and doc["error"] == "usage error" and doc["detail"] in out.stderr
     for fragment in fragments:
         assert fragment in out.stderr
 
