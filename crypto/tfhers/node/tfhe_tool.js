@@ -115,6 +115,9 @@ function layout(p) {
   return { d, lweSize: d + 1n, message: m, carry: BigInt(p.carry_modulus), packedDegree: m * m - 1n };
 }
 
+// Serialized ZK v1 proof (tfhe-zk-pok 0.10): ZkComputeLoad.Proof / .Verify  [measured, both parameter sets]
+const PROOF_BYTES = [1051, 527];
+
 class Reader {
   constructor(bytes) { this.b = bytes; this.v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength); this.o = 0; }
   need(n, what) { if (this.o + n > this.b.length) fail('truncated', `list ends inside ${what} at byte ${this.o}`); }
@@ -128,6 +131,7 @@ function parseShortintList(r, digits, L) {
   if (dataLen > BigInt(r.b.length)) fail('truncated', `LWE data length ${dataLen} exceeds the list`);
   r.need(Number(dataLen) * 8, 'the LWE data'); r.o += Number(dataLen) * 8;
   const lweSize = r.u64('lwe_size');
+  if (lweSize > 1n << 20n) fail('malformed', `lwe_size ${lweSize}: not a compact ciphertext list of the expected kind`);
   if (lweSize !== L.lweSize) fail('wrong-parameters', `lwe_size ${lweSize}, expected ${L.lweSize}`);
   if (dataLen !== L.d + BigInt(digits)) {
     fail('wrong-digit-count', `list holds ${dataLen - L.d} LWE bodies, expected ${digits}`);
@@ -156,14 +160,23 @@ function relabel(bytes, digits, proven, L) {
   const r = new Reader(bytes);
   if (proven) {
     const lists = r.u64('the proved-list count');
-    if (lists !== 1n) fail('wrong-digit-count', `${lists} proved sub-lists, expected exactly 1 (digits beyond the CRS capacity?)`);
+    // more than one only if the dealer proved more digits than the CRS holds, which open refuses anyway
+    if (lists !== 1n) fail('malformed', `${lists} proved sub-lists, expected exactly 1`);
   }
   const { degreeOffset } = parseShortintList(r, digits, L);
-  // The proof (proven lists) sits between the shortint list and the info vector; its length is read
-  // from the end: info = u64 count + count * (u32 kind + u64 blocks), then an empty tag (u64 0).
+  // The proof (proven lists) sits between the shortint list and the info vector, then comes the info
+  // vector = u64 count + count * (u32 kind + u64 blocks), then an empty tag (u64 0).  A proof has one of
+  // two fixed sizes (points of a fixed curve, whatever the parameters): the list's length is exact.
   const infoLen = 8 + 12 * digits, tagLen = 8;
-  const infoStart = bytes.length - tagLen - infoLen;
-  if (infoStart < r.o) fail('truncated', 'no room for the value descriptions');
+  const sizes = proven ? PROOF_BYTES : [0];
+  const proofLen = bytes.length - tagLen - infoLen - r.o;
+  if (!sizes.includes(proofLen)) {
+    const full = Math.max(...sizes);
+    if (proofLen < full) fail('truncated', `list ends ${full - proofLen} bytes before a full ${proven ? 'proof' : 'list'}`);
+    fail('malformed', proven ? `${proofLen} bytes between the ciphertexts and the value descriptions, expected a proof of ${sizes.join(' or ')}`
+      : `${proofLen} unexpected bytes after the ciphertexts`);
+  }
+  const infoStart = r.o + proofLen;
   const tail = new Reader(bytes.subarray(infoStart));
   const infoCount = tail.u64('info');
   if (infoCount !== BigInt(digits)) fail('wrong-digit-count', `list describes ${infoCount} values, expected ${digits}`);
@@ -172,7 +185,6 @@ function relabel(bytes, digits, proven, L) {
     if (k !== 0 || blocks !== 2n) fail('wrong-block-width', `value ${i} is not an unsigned 4-bit digit (kind ${k}, ${blocks} blocks of 2 bits)`);
   }
   if (tail.u64('tag') !== 0n) fail('malformed', 'unexpected non-empty tag');
-  if (!proven && infoStart !== r.o) fail('malformed', `${infoStart - r.o} unexpected bytes after the ciphertexts`);
   const out = new Uint8Array(bytes.length);
   out.set(bytes);
   const ov = new DataView(out.buffer);
