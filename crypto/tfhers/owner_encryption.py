@@ -275,7 +275,11 @@ def generate_public_key_material(
             raise FileExistsError(f"{folder / name}: exists; refusing to overwrite key material")
     with tempfile.TemporaryDirectory(prefix="tfhers-keygen-") as work:
         os.chmod(work, 0o700)
-        answer = _run_tool("keygen", {"folder": work, "seed": str(seed)}, parameters)
+        request = {"folder": work, "seed": str(seed)}
+        if crs is not None:  # checked to be a CRS: a placeholder would otherwise turn proofs on
+            Path(work, CRS_FILE).write_bytes(crs)
+            request["crs"] = str(Path(work, CRS_FILE))
+        answer = _run_tool("keygen", request, parameters, timeout=CRS_TIMEOUT_S)
         client_key = Path(work, CLIENT_KEY_FILE).read_bytes()
         public_key = Path(work, PUBLIC_KEY_FILE).read_bytes()
     _glwe_coefficients(client_key, parameters)  # refuse a layout we do not understand before writing anything
@@ -422,8 +426,9 @@ def seal_owner_report(
     list})``. ``crs`` None (markets without input proofs): ``list`` is an unproven packed
     ``CompactCiphertextList`` (milliseconds); ``crs`` given: a ``ProvenCompactCiphertextList`` whose proof is
     bound to ``binding.to_bytes()`` (tens of seconds for the production set, see the benchmark).
-    ``compute_load``: tfhe-rs's ``ZkComputeLoad``, ``"proof"`` or ``"verify"``. Everything is checked before
-    anything is encrypted."""
+    ``compute_load``: tfhe-rs's ``ZkComputeLoad``; markets accept only ``"proof"`` (a ``"verify"`` proof puts
+    the prover's work on every verifier; the benchmark measures it). Everything is checked before anything is
+    encrypted."""
     parameters = usable_parameters(parameters)
     _check_key_bytes(public_key, crs)
     values = _check_digits(digits, _digit_limit(parameters, crs is not None))
@@ -466,10 +471,11 @@ class VerifiedReport:
 
 
 def _expand_list(listing: bytes, digit_count: int, parameters: TfheParameters, *, public_key: bytes | None = None,
-                 crs: bytes | None = None, metadata: bytes = b"", dealer: str = "", round: int = -1
-                 ) -> tuple[bytes, dict[str, Any]]:
+                 crs: bytes | None = None, metadata: bytes = b"", dealer: str = "", round: int = -1,
+                 accept_verify_load: bool = False) -> tuple[bytes, dict[str, Any]]:
     """The one place a list is checked and expanded: field by field (node tool), the proof when ``crs`` is
-    given; returns the import buffer and the tool's answer (timings)."""
+    given; returns the import buffer and the tool's answer (timings). ``accept_verify_load``: only for the
+    benchmark's measurement of ``ZkComputeLoad.Verify`` proofs, which markets refuse (§3 of the doc)."""
     with tempfile.TemporaryDirectory(prefix="tfhers-open-") as work:
         pk, pp, src, out = (Path(work, n) for n in ("pk.bin", "crs.bin", "list.bin", "import.bin"))
         src.write_bytes(listing)
@@ -479,8 +485,9 @@ def _expand_list(listing: bytes, digit_count: int, parameters: TfheParameters, *
         else:
             pk.write_bytes(public_key or b"")
             pp.write_bytes(crs)
-            answer = _run_tool("verify", request | {"public_key": str(pk), "crs": str(pp), "metadata": metadata.hex()},
-                               parameters, dealer=dealer, round=round)
+            answer = _run_tool("verify", request | {"public_key": str(pk), "crs": str(pp), "metadata": metadata.hex(),
+                                                    "accept_verify_load": accept_verify_load},
+                               parameters, dealer=dealer, round=round, timeout=CRS_TIMEOUT_S)
         return out.read_bytes(), answer
 
 

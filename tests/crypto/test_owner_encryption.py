@@ -246,6 +246,8 @@ def test_key_material_refuses_to_overwrite_or_bad_arguments(prod_keys, tmp_path)
         generate_public_key_material(tmp_path / "a", seed=-1)
     with pytest.raises(ValueError, match="crs: expected the CRS bytes"):
         generate_public_key_material(tmp_path / "a", seed=1, crs=b"")
+    with pytest.raises(ValueError, match="crs: unusable with parameters"):  # not a placeholder for 'no proofs'
+        generate_public_key_material(tmp_path / "a", seed=1, crs=b"-")
     assert not (tmp_path / "a").exists()
 
 
@@ -332,13 +334,12 @@ def test_honest_blob_opens_and_decrypts(market):
     assert canonical_loads(market.blob)["proven"] is (market.crs is not None)
 
 
-def test_proof_with_the_verify_compute_load_opens(proven):
+def test_proof_with_the_verify_compute_load_is_refused_before_verifying(proven):
     blob = seal_owner_report(proven.keys.public_key_bytes(), DIGITS, _binding(), crs=proven.crs,
                              parameters=TEST_ONLY_PARAMETERS, compute_load="verify")
     assert len(blob) == len(proven.blob) - (1051 - 527)  # the smaller of the two proof sizes
-    report = proven.open(blob)
-    assert decrypt_import_buffer(proven.keys.client_key_path.read_bytes(), report.import_buffer,
-                                 parameters=TEST_ONLY_PARAMETERS) == DIGITS
+    error = _rejected(proven, "proof-rejected", blob)
+    assert "ZkComputeLoad.Verify: refused" in error.detail
 
 
 def test_unproven_blob_size(unproven):

@@ -7,7 +7,7 @@
 // anything else = tool failure.
 //
 // Commands
-//   keygen   {parameters, folder, seed}                               -> client_key.bin, compact_public_key.bin
+//   keygen   {parameters, folder, seed, crs?}                         -> client_key.bin, compact_public_key.bin
 //   crs      {parameters, out}                                        -> out: the proof CRS (public params)
 //   encrypt  {parameters, public_key, crs?, digits, metadata, out}    -> out: a (Proven)CompactCiphertextList
 //   verify   {parameters, public_key, crs, list, metadata, digits, out} -> out: Vec<FheUint2> for import_value
@@ -60,6 +60,9 @@ function hexBytes(h) {
 }
 
 function keygen(req) {
+  if (req.crs) {  // a market with proofs on: refuse a file that is not a CRS before making any key
+    try { t.CompactPkePublicParams.deserialize(readBytes(req.crs)); } catch (e) { refuse('bad-crs', e); }
+  }
   const t0 = Date.now();
   const ck = t.TfheClientKey.generate_with_seed(config(req.parameters), BigInt(req.seed));
   const pk = t.TfheCompactPublicKey.new(ck);
@@ -115,8 +118,10 @@ function layout(p) {
   return { d, lweSize: d + 1n, message: m, carry: BigInt(p.carry_modulus), packedDegree: m * m - 1n };
 }
 
-// Serialized ZK v1 proof (tfhe-zk-pok 0.10): ZkComputeLoad.Proof / .Verify  [measured, both parameter sets]
-const PROOF_BYTES = [1051, 527];
+// Serialized ZK v1 proof (tfhe-zk-pok 0.10), the same for both parameter sets [measured]: ZkComputeLoad.Proof
+// makes 1051 bytes, .Verify 527.  Verifiers accept only the first unless the request says otherwise (the
+// benchmark): a Verify-load proof moves the prover's work onto every verifier (minutes of CPU each).
+const PROOF_BYTES = 1051, VERIFY_LOAD_PROOF_BYTES = 527;
 
 class Reader {
   constructor(bytes) { this.b = bytes; this.v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength); this.o = 0; }
@@ -156,7 +161,7 @@ function parseShortintList(r, digits, L) {
 }
 
 // Checks the list and returns a copy re-labelled as `digits` unpacked 1-block values.
-function relabel(bytes, digits, proven, L) {
+function relabel(bytes, digits, proven, L, acceptVerifyLoad) {
   const r = new Reader(bytes);
   if (proven) {
     const lists = r.u64('the proved-list count');
@@ -168,8 +173,11 @@ function relabel(bytes, digits, proven, L) {
   // vector = u64 count + count * (u32 kind + u64 blocks), then an empty tag (u64 0).  A proof has one of
   // two fixed sizes (points of a fixed curve, whatever the parameters): the list's length is exact.
   const infoLen = 8 + 12 * digits, tagLen = 8;
-  const sizes = proven ? PROOF_BYTES : [0];
+  const sizes = proven ? [PROOF_BYTES, VERIFY_LOAD_PROOF_BYTES] : [0];
   const proofLen = bytes.length - tagLen - infoLen - r.o;
+  if (proven && proofLen === VERIFY_LOAD_PROOF_BYTES && !acceptVerifyLoad) {
+    fail('proof-rejected', 'a proof made with ZkComputeLoad.Verify: refused, it puts the prover\'s work on every verifier');
+  }
   if (!sizes.includes(proofLen)) {
     const full = Math.max(...sizes);
     if (proofLen < full) fail('truncated', `list ends ${full - proofLen} bytes before a full ${proven ? 'proof' : 'list'}`);
@@ -212,7 +220,7 @@ function verify(req) {
   const { pk, pp } = loadPublic(req, true);
   const md = hexBytes(req.metadata);
   const raw = readBytes(req.list);
-  const patched = relabel(raw, req.digits, true, layout(req.parameters));
+  const patched = relabel(raw, req.digits, true, layout(req.parameters), req.accept_verify_load === true);
   let list;
   try { list = t.ProvenCompactCiphertextList.deserialize(patched); } catch (e) { fail('malformed', e); }
   const t0 = Date.now(), c0 = process.cpuUsage();
@@ -224,7 +232,7 @@ function verify(req) {
 }
 
 function expand(req) {
-  const patched = relabel(readBytes(req.list), req.digits, false, layout(req.parameters));
+  const patched = relabel(readBytes(req.list), req.digits, false, layout(req.parameters), false);
   let list;
   try { list = t.CompactCiphertextList.deserialize(patched); } catch (e) { fail('malformed', e); }
   return { bytes: writeUint2Array(list.expand(), req.digits, req.out) };
