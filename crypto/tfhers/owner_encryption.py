@@ -55,6 +55,7 @@ BLOB_FIELDS = frozenset({"version", "binding", "digits", "public_key_sha256", "p
 DIGIT_BITS = 4  # one packed LWE = two 2-bit blocks = one base-16 digit  [decided]
 DIGIT_LIMIT = 2**DIGIT_BITS
 PLAINTEXT_LIMIT = 32  # what the proof bounds: message (4) x carry (8) space, padding bit clear
+LWE_SIZE = PRODUCTION_PARAMETERS.lwe_size  # words per production LWE (mask + body), for callers crafting buffers
 MAX_BLOB_BYTES = 4 * 1024 * 1024  # [decided] far above a report (bench_owner_encryption.json), checked before parsing
 REJECTION_REASONS = (
     "oversized", "truncated", "malformed", "binding-mismatch", "other-public-key", "wrong-digit-count",
