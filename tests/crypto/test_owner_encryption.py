@@ -239,6 +239,18 @@ def test_load_refuses_a_file_that_does_not_match_the_manifest(test_keys, tmp_pat
         load_public_key_material(copy)
 
 
+def test_load_refuses_a_broken_manifest(prod_keys, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(prod_keys.folder, copy)
+    manifest = (copy / MANIFEST_FILE).read_text()
+    (copy / MANIFEST_FILE).write_text(manifest.replace(PRODUCTION_PARAMETERS.name, "homemade"))
+    with pytest.raises(CryptoError, match="parameters: unknown set 'homemade'"):
+        load_public_key_material(copy)
+    (copy / MANIFEST_FILE).write_text("{")
+    with pytest.raises(CryptoError, match="manifest.json"):
+        load_public_key_material(copy)
+
+
 def test_key_material_refuses_to_overwrite_or_bad_arguments(prod_keys, tmp_path):
     with pytest.raises(FileExistsError, match="client_key.bin"):
         generate_public_key_material(prod_keys.folder, seed=5)
@@ -351,6 +363,8 @@ def test_open_refuses_bad_verifier_arguments(unproven):
     for count, match in ((0, r"digit_count: 0 is not an int in \[1, 4096\]"), (True, "digit_count: True")):
         with pytest.raises(ValueError, match=match):
             unproven.open(unproven.blob, digit_count=count)
+    with pytest.raises(ValueError, match="expected: .* is not an owner-report binding"):
+        unproven.open(unproven.blob, expected=_binding().__class__("report", 1337, CONTRACT, 3, "dealer_mm", "evaluator"))
     with pytest.raises(ValueError, match="crs: unusable"):  # a proofs-on verifier with a broken CRS file
         open_owner_report(_reencode(unproven.blob, proven=True), public_key=unproven.keys.public_key_bytes(),
                           expected=_binding(), digit_count=len(DIGITS), crs=b"garbage")
@@ -379,6 +393,30 @@ def test_oversized_truncated_and_malformed_blobs(market):
     _rejected(market, "truncated", _with_list(blob, listing[: len(listing) // 2]))
     _rejected(market, "truncated", _with_list(blob, listing[:-3]))
     _rejected(market, "malformed", _with_list(blob, listing[:-8] + b"\x01" * 8))  # a non-empty tag
+
+
+def test_header_rejections_run_no_node_process(market, monkeypatch):
+    """Rejections decided from the header come before any ciphertext is parsed, expanded or verified."""
+    from crypto.envelope import report_binding
+    from crypto.tfhers import owner_encryption
+
+    def no_node(*args, **kwargs):
+        raise AssertionError("the node tool ran for a blob the header already rejects")
+
+    monkeypatch.setattr(owner_encryption, "_run_tool", no_node)
+    sealed_report = report_binding(chain_id=1337, contract=CONTRACT, round=3, dealer_role="dealer_mm")
+    cases = [
+        ("oversized", market.blob, {"max_bytes": 100}),
+        ("malformed", _reencode(market.blob, version=3), {}),
+        ("binding-mismatch", market.blob, {"expected": _binding(round=9)}),
+        ("binding-mismatch", _reencode(market.blob, binding=sealed_report.as_dict()), {}),
+        ("other-public-key", _reencode(market.blob, public_key_sha256=bytes(32)), {}),
+        ("wrong-digit-count", market.blob, {"digit_count": 2}),
+        ("proof-missing" if market.crs is not None else "unexpected-proof",
+         _reencode(market.blob, proven=market.crs is None), {}),
+    ]
+    for reason, blob, kw in cases:
+        _rejected(market, reason, blob, **kw)
 
 
 def test_binding_mismatch_is_named(market):
