@@ -125,7 +125,7 @@ PRODUCTION_PARAMETERS = TfheParameters(
 )
 
 # [decided] TEST-ONLY: 32-dimension keys (CRS generation in seconds, measured in bench_owner_encryption.json
-# section test_only_crs); everything else as in production so the same checks run.
+# section test_only); everything else as in production so the same checks run.
 TEST_ONLY_PARAMETERS = TfheParameters(
     name="TEST-ONLY-insecure-d32",
     test_only=True,

@@ -88,7 +88,7 @@ def prod_other_keys(folders):
 
 @pytest.fixture(scope="module")
 def test_crs() -> bytes:
-    return generate_crs(TEST_ONLY_PARAMETERS)  # seconds (bench_owner_encryption.json, test_only_crs)
+    return generate_crs(TEST_ONLY_PARAMETERS)  # seconds (bench_owner_encryption.json, section test_only)
 
 
 @pytest.fixture(scope="module")
