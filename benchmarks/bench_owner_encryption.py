@@ -11,7 +11,7 @@ Sections (each run merges its sections into the JSON, so slow ones can run separ
   densest digit layout (each 10-bit offset as 3 base-16 digits, the 8-bit hurdle as 2: (N + 1) * 3 + 2 digits).
 - ``test_only``: the TEST-ONLY parameter set the test suite proves with: CRS generation, a proven seal and
   its open (8 digits). Shows the proof path costs seconds there, not what production costs.
-- ``crs``: the production CRS (slow: ~20 minutes), written to ``--crs FILE`` (an explicit path; nothing is
+- ``crs``: the production CRS (slow: tens of minutes), written to ``--crs FILE`` (an explicit path; nothing is
   cached behind the caller's back).
 - ``report``: one proven report at N = 16 with the production CRS (``--crs FILE``): seal + prove time, blob
   size, open (verify + expand) time. Targets: seal + prove <= 2 s, verification <= 1 s, blob <= 1.2 MB.
@@ -302,7 +302,7 @@ def main() -> None:
     if {"crs", "report"} & set(sections) and args.crs is None:
         parser.error("--crs FILE: required by sections crs (written there) and report (read from there)")
     if "report" in sections and "crs" not in sections and not args.crs.is_file():
-        parser.error(f"--crs {args.crs}: not found (run --sections crs --crs {args.crs} first: ~20 min)")
+        parser.error(f"--crs {args.crs}: not found (run --sections crs --crs {args.crs} first: tens of minutes)")
     if args.repeats < 1:
         parser.error(f"--repeats: {args.repeats} < 1")
     doc = json.loads(args.out.read_text()) if args.out.exists() else {}

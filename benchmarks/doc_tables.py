@@ -430,6 +430,8 @@ def render_owner_encryption() -> str:
         k = d["crs"]
         rows.append([f"CRS generation (once per deployment), wall, load average {k['load_average_1m']['before']:.1f}",
                      _s(k["crs_generation_s"], 0), ""])
+        if "crs_node_cpu_s" in k:
+            rows.append(["CRS generation, node CPU", _s(k["crs_node_cpu_s"], 0), ""])
     if (RESULTS / "bench_fhe_strategies.json").exists():  # tfhers inputs need concrete's "multi" strategy (§1)
         by = {r["strategy"]: r for r in _load("fhe_strategies")["records"]}
         mono, multi = by["mono"], by["multi"]

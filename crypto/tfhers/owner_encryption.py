@@ -67,7 +67,7 @@ PUBLIC_KEY_FILE = "compact_public_key.bin"
 CRS_FILE = "crs.bin"
 MANIFEST_FILE = "manifest.json"
 NODE_TIMEOUT_S = 900
-CRS_TIMEOUT_S = 7200  # the production CRS takes ~20 min in single-threaded WASM (bench_owner_encryption.py)
+CRS_TIMEOUT_S = 7200  # the production CRS takes tens of minutes in single-threaded WASM (bench_owner_encryption.py)
 
 _TOOL = Path(__file__).resolve().parent / "node" / "tfhe_tool.js"
 _ROOT = Path(__file__).resolve().parents[2]

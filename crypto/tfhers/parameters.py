@@ -4,7 +4,7 @@
   pbs 15/2, ks 3/6, message 4, carry 8, "Big" encryption key) with the compact-public-key encryption noise
   replaced by TUniform(2^4), which tfhe-rs 0.10's input proofs require (docs/OWNER_ENCRYPTION.md §1).
 - :data:`TEST_ONLY_PARAMETERS`: the same set with 32-dimension keys and a CRS for 8 digits, so the test suite
-  runs the proof path (node tool, seal, open) in seconds instead of the production CRS's ~20 minutes.
+  runs the proof path (node tool, seal, open) in seconds instead of the production CRS's tens of minutes.
   **It has no security at all**: every function that takes parameters refuses it unless the environment says
   ``REPO_MARKET_ALLOW_TEST_ONLY_PARAMETERS=1`` (the owner-encryption tests set it), and concrete cannot
   import its ciphertexts (:meth:`TfheParameters.concrete_params_dict` refuses it).

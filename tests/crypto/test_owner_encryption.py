@@ -5,7 +5,7 @@ with the custodian's TFHE-rs secret key.
 Two markets run every blob check through the same code:
 - ``unproven``: the production parameters without input proofs (the default market; no CRS needed);
 - ``proven``: the TEST-ONLY parameter set with input proofs, whose CRS generates in seconds. The production
-  CRS takes ~20 minutes (benchmarks/bench_owner_encryption.py), so no test needs it, and nothing is read from
+  CRS takes tens of minutes (benchmarks/bench_owner_encryption.py), so no test needs it, and nothing is read from
   or written to a user cache.
 The production parameters are also tested for everything that needs no CRS: keys, unproven lists, the import
 into concrete and the key injection.
