@@ -1,11 +1,11 @@
 """Install footprint and suite time: what the README's "Install footprint and CI time" section states.
 
-Default (seconds): sizes on disk of this checkout's ``.venv`` and ``.tools``, the fixed-FFT-plan library
-and the cached proof CRS. With ``--clean-clone``: clones this repository (HEAD) into a temporary folder and
+Default (seconds): sizes on disk of this checkout's ``.venv`` and ``.tools`` and the fixed-FFT-plan
+library. With ``--clean-clone``: clones this repository (HEAD) into a temporary folder and
 times, there, exactly what a fresh machine runs: ``scripts/setup.sh --with-anvil`` (the first install),
 then ``bash .ci/run`` with ``CI=true`` (the README's test command; its setup step is then a no-op). Records
-the suite's test counts from pytest's summary line, the clone's ``.venv`` size, whether the CRS was already
-cached (generating it is part of the suite's time otherwise) and the load average around each step.
+the suite's test counts from pytest's summary line, the clone's ``.venv`` size and the load average around
+each step (the suite reads no user cache: its owner-encryption proofs use a TEST-ONLY CRS made in seconds).
 
 Usage: .venv/bin/python benchmarks/bench_footprint.py [--clean-clone] [--out FILE]
 Writes JSON (default bench-results/bench_footprint.json; a run without --clean-clone keeps the previous
@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT))
 from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
 from crypto.fhe_runtime import library_path  # noqa: E402
-from crypto.tfhers.owner_encryption import cached_crs_path  # noqa: E402
 
 SUMMARY = re.compile(r"=+ (?P<body>.*?) in [\d.]+s")
 
@@ -52,13 +51,10 @@ def tree_bytes(path: Path, skip_prefix: str | None = None) -> int | None:
 
 def sizes() -> dict:
     library = library_path()
-    crs = cached_crs_path()
     return {
         "venv_bytes": tree_bytes(ROOT / ".venv"),
         "tools_bytes": tree_bytes(ROOT / ".tools", skip_prefix="probe-"),  # probes are not part of the install
         "fixed_fft_plan_library_bytes": library.stat().st_size if library.is_file() else None,
-        "crs_cache_path": str(crs).replace(str(Path.home()), "~"),
-        "crs_bytes": crs.stat().st_size if crs.is_file() else None,
     }
 
 
@@ -86,7 +82,6 @@ def _timed(cmd: list[str], cwd: Path, env: dict, log: Path) -> tuple[float, int,
 
 
 def clean_clone() -> dict:
-    crs_cached = cached_crs_path().is_file()
     with tempfile.TemporaryDirectory(prefix="footprint-") as tmp:
         clone = Path(tmp) / "repo"
         subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
@@ -103,7 +98,7 @@ def clean_clone() -> dict:
         counts = pytest_counts(output)
     return {
         "commit": head, "setup_s": setup_s, "suite_s": suite_s, "suite_exit_status": suite_rc,
-        "tests": counts, "clone_venv_bytes": venv, "crs_cached_before": crs_cached,
+        "tests": counts, "clone_venv_bytes": venv,
         "load_average_1m": {"before_setup": load_setup, "before_suite": load_suite, "after": os.getloadavg()[0]},
     }
 
@@ -123,8 +118,7 @@ def main() -> None:
     s = doc["sizes"]
     rows = [("checkout .venv", f"{(s['venv_bytes'] or 0) / 1e9:.2f} GB"),
             ("checkout .tools", f"{(s['tools_bytes'] or 0) / 1e6:.0f} MB"),
-            ("fixed FFT plan library", f"{s['fixed_fft_plan_library_bytes'] or 0:,} B"),
-            ("cached proof CRS", f"{s['crs_bytes'] or 0:,} B")]
+            ("fixed FFT plan library", f"{s['fixed_fft_plan_library_bytes'] or 0:,} B")]
     if "clean_clone" in doc:
         c = doc["clean_clone"]
         rows += [("clean clone: setup", f"{c['setup_s']:.0f} s"),

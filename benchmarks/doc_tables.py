@@ -112,21 +112,19 @@ def render_footprint() -> str:
     lines = [f"- `.venv`: {s['venv_bytes'] / 1e9:.1f} GB on disk (torch CPU and concrete-python are most of it); "
              f"`.tools/` (anvil, cast, node-tfhe): {_mb(s['tools_bytes'])}; the fixed-FFT-plan library "
              f"{_int(s['fixed_fft_plan_library_bytes'])} B."]
-    keys = _load("owner_encryption").get("keys", {})
-    crs = (f", which took {keys['crs_generation_s'] / 60:.0f} min to generate here (load average "
-           f"{keys['load_average_1m']['before']:.1f})"
-           if "crs_generation_s" in keys else "")
-    lines.append(f"- The owner-encryption tests need a proof CRS ({_mb(s['crs_bytes'])}): generated once per machine "
-                 f"into `{s['crs_cache_path']}` (or `$REPO_MARKET_TFHERS_CRS`){crs}; later runs and fresh clones "
-                 f"reuse it.")
+    t = _load("owner_encryption")["test_only"]
+    lines.append(f"- The owner-encryption tests need no cached proof CRS: they generate a TEST-ONLY one "
+                 f"({_int(t['crs_bytes'])} B) in {_s(t['crs_generation_s'], 0)} (docs/OWNER_ENCRYPTION.md).")
     c = d.get("clean_clone")
     if c:
         tests = ", ".join(f"{_int(n)} {word}" for word, n in sorted(c["tests"].items()))
-        cached = "cached" if c["crs_cached_before"] else "generated during the run"
+        # runs before the suite's TEST-ONLY CRS recorded whether the production CRS was cached
+        cached = ("" if "crs_cached_before" not in c else
+                  "; production CRS cached" if c["crs_cached_before"] else "; production CRS generated during the run")
         lines.append(f"- Clean clone of `{c['commit'][:7]}` with `CI=true`: `scripts/setup.sh --with-anvil` "
                      f"(the first install) {c['setup_s'] / 60:.1f} min, `.venv` {c['clone_venv_bytes'] / 1e9:.1f} GB; "
                      f"then `bash .ci/run` {c['suite_s'] / 60:.1f} min, exit status {c['suite_exit_status']} "
-                     f"({tests}; CRS {cached}; load average {c['load_average_1m']['before_suite']:.1f} "
+                     f"({tests}{cached}; load average {c['load_average_1m']['before_suite']:.1f} "
                      f"at the start).")
     return "\n".join(lines) + "\n"
 
@@ -428,10 +426,12 @@ def render_owner_encryption() -> str:
                   f"≤ {t['encrypt_prove_s']:g} s"],
                  ["verifier: verify + expand, verify load, node CPU", _s(v["verify_node_cpu_s"], 1),
                   f"≤ {t['verify_s']:g} s"]]
-    if "keys" in d and "crs_generation_s" in d["keys"]:
-        k = d["keys"]
+    if "crs" in d:
+        k = d["crs"]
         rows.append([f"CRS generation (once per deployment), wall, load average {k['load_average_1m']['before']:.1f}",
                      _s(k["crs_generation_s"], 0), ""])
+        if "crs_node_cpu_s" in k:
+            rows.append(["CRS generation, node CPU", _s(k["crs_node_cpu_s"], 0), ""])
     if (RESULTS / "bench_fhe_strategies.json").exists():  # tfhers inputs need concrete's "multi" strategy (§1)
         by = {r["strategy"]: r for r in _load("fhe_strategies")["records"]}
         mono, multi = by["mono"], by["multi"]
@@ -479,6 +479,26 @@ def render_node() -> str:
         f"quadratically with the chain.\n")
 
 
+def render_owner_encryption_default() -> str:
+    """docs/OWNER_ENCRYPTION.md §7: the default path (unproven lists) and the TEST-ONLY proof path."""
+    d = _load("owner_encryption")
+    records, t = d["unproven"]["records"], d["test_only"]
+    header = ["unproven, production parameters"] + [f"N = {r['points']} ({r['digits']} digits)" for r in records]
+    rows = [["dealer: seal, wall (median)"] + [_ms(r["seal_s"]["median"]) for r in records],
+            ["dealer: seal, node CPU (median)"] + [_ms(r["seal_node_cpu_s"]["median"]) for r in records],
+            ["blob"] + [_int(r["blob_bytes"]) + " B" for r in records],
+            ["verifier: open (checks + expand), wall (median)"] + [_ms(r["open_s"]["median"]) for r in records],
+            ["import buffer (kept local)"] + [_int(r["import_buffer_bytes"]) + " B" for r in records]]
+    loads = [r["load_average_1m"]["before"] for r in records]
+    return (_table(header, rows)
+            + f"\nMedian of {records[0]['repeats']} reports each, load average "
+              f"{'–'.join(sorted({f'{x:.1f}' for x in loads}))}. "
+              f"TEST-ONLY set `{t['parameters']}` ({t['encryption_dimension']}-dimension keys, {t['crs_max_digits']} "
+              f"digits per proof): CRS generated in {_s(t['crs_generation_s'], 1)} ({_int(t['crs_bytes'])} B), seal + "
+              f"prove {_s(t['seal_prove_s'], 1)}, open + verify {_s(t['open_verify_s'], 1)} for {t['digits']} digits "
+              f"(blob {_int(t['blob_bytes'])} B; load average {t['load_average_1m']['before']:.1f}).\n")
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "equilibria": render_equilibria,
     "chain": render_chain,
@@ -497,6 +517,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "owner_encryption": render_owner_encryption,
     "node": render_node,
     "simulate": render_simulate,
+    "owner_encryption_default": render_owner_encryption_default,
 }
 
 
