@@ -11,7 +11,7 @@ from crypto.threshold.concrete_lwe import (
     ConcreteLayoutError, OutputCiphertexts, OutputEncoding, decode_phase, lwe_phase, read_output,
     read_output_encoding, read_secret_key, to_signed,
 )
-from crypto.threshold.dealer import deal_key, deal_slots, destroy_file
+from crypto.threshold.dealer import deal_key, deal_secret_key, deal_slots, destroy_file
 from crypto.threshold.errors import *  # noqa: F401,F403 - one type per refusal
 from crypto.threshold.errors import __all__ as _errors
 from crypto.threshold.holder import KeyHolder
@@ -21,7 +21,7 @@ from crypto.threshold.shares import Decryption, Opening, ShareBlob, combine, ope
 
 __all__ = [
     "ConcreteLayoutError", "OutputCiphertexts", "OutputEncoding", "decode_phase", "lwe_phase", "read_output",
-    "read_output_encoding", "read_secret_key", "to_signed", "deal_key", "deal_slots", "destroy_file", "KeyHolder",
+    "read_output_encoding", "read_secret_key", "to_signed", "deal_key", "deal_secret_key", "deal_slots", "destroy_file", "KeyHolder",
     "PARAMETER_SETS", "ThresholdParams", "margin", "switch_bits", "ThresholdSetup", "Decryption", "Opening",
     "ShareBlob", "combine", "open_mask", *_errors,
 ]

@@ -27,10 +27,10 @@ from crypto.errors import EncodingError
 from crypto.identity import read_private_file, write_private_file, write_public_file
 from crypto.threshold.concrete_lwe import OutputEncoding, read_secret_key
 from crypto.threshold.errors import HolderFileError, ThresholdSetupError
-from crypto.threshold.params import ThresholdParams
+from crypto.threshold.params import ThresholdParams, switch_bits
 from crypto.threshold.setup import ThresholdSetup, table_dtype
 
-__all__ = ["deal_key", "deal_slots", "destroy_file", "SETUP_FILE", "KEY_FILE", "SLOT_FOLDER",
+__all__ = ["deal_key", "deal_secret_key", "deal_slots", "destroy_file", "SETUP_FILE", "KEY_FILE", "SLOT_FOLDER",
            "write_secret_record", "read_secret_record", "slot_path"]
 
 SETUP_FILE = "threshold-setup.bin"
@@ -92,14 +92,28 @@ def deal_key(keyset_bytes: bytes, encoding: OutputEncoding, params: ThresholdPar
     ``keyset_bytes``: ``fhe.Keys.serialize()``; ``holder_dirs``: holder name → its folder. Returns the public
     :class:`ThresholdSetup` (publish its digest). Nothing is written outside the holder folders.
     """
+    _check_holder_dirs(params, encoding, holder_dirs)
+    return deal_secret_key(read_secret_key(keyset_bytes, encoding), encoding, params, holder_dirs)
+
+
+def _check_holder_dirs(params: ThresholdParams, encoding: OutputEncoding, holder_dirs: dict) -> None:
     if set(holder_dirs) != set(params.holders):
         raise ThresholdSetupError(f"holder_dirs: folders for {sorted(holder_dirs)}, holders are {sorted(params.holders)}")
-    setup = ThresholdSetup(params, encoding, secrets.token_bytes(32))
-    setup.switch_bits  # refuses widths whose tables would be too large, before anything is written
+    switch_bits(encoding.width, params.share_count)  # refuses widths whose tables would be too large
     for holder in params.holders:
         if (Path(holder_dirs[holder]) / KEY_FILE).exists():
             raise ThresholdSetupError(f"{Path(holder_dirs[holder]) / KEY_FILE}: exists; a holder folder serves one setup")
-    key = read_secret_key(keyset_bytes, encoding)
+
+
+def deal_secret_key(key: np.ndarray, encoding: OutputEncoding, params: ThresholdParams,
+                    holder_dirs: dict) -> ThresholdSetup:
+    """:func:`deal_key` for a key already read (u64 array of the encoding's LWE dimension, e.g. a key imported
+    from TFHE-rs): the same checks, shares and files."""
+    _check_holder_dirs(params, encoding, holder_dirs)
+    key = np.asarray(key, dtype=np.uint64)
+    if key.shape != (encoding.lwe_dimension,):
+        raise ThresholdSetupError(f"key: {key.shape} coefficients, the outputs need {encoding.lwe_dimension}")
+    setup = ThresholdSetup(params, encoding, secrets.token_bytes(32))
     shares = _additive(key, params.share_count, 64)
     public = setup.to_bytes()
     for holder in params.holders:

@@ -93,9 +93,10 @@ class KeyHolder:
             raise HolderFileError(f"{path}: belongs to another setup, holder or slot")
         return record
 
-    def mask_share(self, output_value: bytes, *, round: int, slot: int) -> bytes:
-        """The holder's mask blob for this output (a serialized ``fhe.Value``); binds the slot on first use."""
-        cts = read_output(output_value)
+    def mask_share(self, output_value, *, round: int, slot: int) -> bytes:
+        """The holder's mask blob for this output (a serialized ``fhe.Value``, or its :func:`read_output`);
+        binds the slot on first use."""
+        cts = _as_output(output_value)
         _check_output(self.setup, cts)
         binding = self._bind(cts, round, slot)
         if binding is not None and binding["stage"] == "table":
@@ -118,9 +119,9 @@ class KeyHolder:
             values[j] = ((mask - switch_down(inner, k)) & np.uint64((1 << k) - 1)).astype(np.uint32)
         return values
 
-    def table_share(self, output_value: bytes, mask_blobs, *, round: int, slot: int, senders=None) -> bytes:
+    def table_share(self, output_value, mask_blobs, *, round: int, slot: int, senders=None) -> bytes:
         """The holder's table blob for the c that ``mask_blobs`` (k or more, checked) open; then the slot is gone."""
-        cts = read_output(output_value)
+        cts = _as_output(output_value)
         _check_output(self.setup, cts)
         binding = self._bind(cts, round, slot)
         if binding is not None and binding["stage"] == "table":
@@ -147,3 +148,7 @@ class KeyHolder:
         return sorted(int(p.stem) for p in (self.folder / "slots").glob("*.slot"))
 
 
+
+
+def _as_output(output_value) -> OutputCiphertexts:
+    return output_value if isinstance(output_value, OutputCiphertexts) else read_output(output_value)
