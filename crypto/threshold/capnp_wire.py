@@ -73,6 +73,8 @@ class Message:
             pad_index = (pointer >> 3) & ((1 << 29) - 1)
             pad_segment = pointer >> 32
             if not double:
+                if self.word(pad_segment, pad_index) & 3 == 2:  # the spec forbids a far pad pointing on: no loops
+                    raise CapnpLayoutError(f"{self.name}: far pointer lands on another far pointer")
                 return self.follow(pad_segment, pad_index, expect=expect)
             far = self.word(pad_segment, pad_index)
             tag = self.word(pad_segment, pad_index + 1)

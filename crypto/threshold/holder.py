@@ -107,7 +107,7 @@ class KeyHolder:
             write_secret_record(self._spent_path(slot), _SPENT_MAGIC,
                                 {"slot": slot, "round": round, "ciphertext": cts.digest, "stage": "mask", "blob": b""})
         return ShareBlob("mask", self.setup.setup_id, self.holder, round, cts.digest, slot,
-                         np.zeros(0, dtype=np.uint32), values).to_bytes(self.setup)
+                         np.zeros(0, dtype=np.uint32), values).to_bytes()
 
     def _masked_partials(self, cts: OutputCiphertexts, record: dict) -> dict:
         k = self.setup.switch_bits
@@ -137,7 +137,7 @@ class KeyHolder:
             table = np.frombuffer(record["tables"][str(j)], dtype=dtype).reshape(self.setup.encoding.count, size)
             values[j] = table[np.arange(self.setup.encoding.count), opening.c.astype(np.int64)].astype(np.uint32)
         blob = ShareBlob("table", self.setup.setup_id, self.holder, round, cts.digest, slot, opening.c,
-                         values).to_bytes(self.setup)
+                         values).to_bytes()
         write_secret_record(self._spent_path(slot), _SPENT_MAGIC,
                             {"slot": slot, "round": round, "ciphertext": cts.digest, "stage": "table", "blob": blob},
                             overwrite=True)

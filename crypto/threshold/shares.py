@@ -23,7 +23,7 @@ import numpy as np
 
 from crypto.encoding import canonical_bytes, canonical_loads, digest, to_hex
 from crypto.errors import EncodingError
-from crypto.threshold.concrete_lwe import OutputCiphertexts, to_signed
+from crypto.threshold.concrete_lwe import ConcreteLayoutError, OutputCiphertexts, to_signed
 from crypto.threshold.errors import (
     DuplicateShareError, InconsistentSharesError, MalformedShareError, ShareRefused, TooFewSharesError,
     TruncatedShareError, UnregisteredHolderError, WrongCiphertextError, WrongOpeningError, WrongRoundError,
@@ -49,7 +49,7 @@ class ShareBlob:
     opened: np.ndarray  # c per value (table blobs); empty for mask blobs
     values: dict  # share index -> np.ndarray (u32 masks, or table entries)
 
-    def to_bytes(self, setup: ThresholdSetup) -> bytes:
+    def to_bytes(self) -> bytes:
         body = canonical_bytes({
             "kind": self.kind, "setup": self.setup_id, "holder": self.holder, "round": self.round,
             "ciphertext": self.ciphertext, "slot": self.slot,
@@ -266,8 +266,6 @@ def combine(setup: ThresholdSetup, cts: OutputCiphertexts, mask_blobs, table_blo
 
 
 def _check_output(setup: ThresholdSetup, cts: OutputCiphertexts) -> None:
-    from crypto.threshold.concrete_lwe import ConcreteLayoutError
-
     if cts.encoding != setup.encoding:
         raise ConcreteLayoutError(f"output encoding {cts.encoding.as_dict()} is not the one the shares were dealt for "
                                   f"({setup.encoding.as_dict()})")

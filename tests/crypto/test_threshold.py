@@ -22,6 +22,7 @@ from crypto.threshold import (
     WrongSlotError, combine, deal_key, deal_slots, decode_phase, lwe_phase, read_output, read_output_encoding,
     read_secret_key, to_signed,
 )
+from crypto.threshold.capnp_wire import Message
 from crypto.threshold.shares import ShareBlob
 
 HOLDERS = ("key_holder_1", "key_holder_2", "key_holder_3")
@@ -79,6 +80,7 @@ def test_lwe_layout_matches_concrete_decrypt_mono(small_circuit, keyset, outputs
             assert np.array_equal(_decrypt_as_lwe(value, keyset), plain)
             seen.add((cts.encoding.width, cts.encoding.is_signed, cts.encoding.count))
     assert seen == {(4, False, 4), (6, True, 4)}
+    assert len(Message(keyset, name="keyset").segments) > 1  # the keyset spans segments: far pointers were followed
     assert any(np.any(plain < 0) for run in outputs for _, plain in run)  # the signed path is exercised
 
 
@@ -119,6 +121,11 @@ def test_wrong_layout_fails_loudly(keyset, outputs):
         read_output(keyset[:4096])  # a keyset is not an output value
     with pytest.raises(ConcreteLayoutError):
         read_output(b"{}")
+    one_word = (0).to_bytes(4, "little") + (1).to_bytes(4, "little")
+    with pytest.raises(ConcreteLayoutError, match="far pointer lands on another far pointer"):
+        read_output(one_word + (2).to_bytes(8, "little"))  # a far pointer to itself: refused, not a loop
+    with pytest.raises(ConcreteLayoutError, match="out of bounds"):
+        read_output(one_word + ((5 << 2) | (1 << 32)).to_bytes(8, "little"))  # a struct beyond the segment
     encoding = read_output(value).encoding
     with pytest.raises(ConcreteLayoutError, match="key id"):
         read_secret_key(keyset, type(encoding)(99, encoding.lwe_dimension, encoding.width, False, encoding.shape))
@@ -246,7 +253,7 @@ def _resign(setup, blob: bytes, **changes) -> bytes:
     share = ShareBlob.parse(setup, blob)
     fields = {f: getattr(share, f) for f in ("kind", "setup_id", "holder", "round", "ciphertext", "slot", "opened", "values")}
     fields.update(changes)
-    return ShareBlob(**fields).to_bytes(setup)
+    return ShareBlob(**fields).to_bytes()
 
 
 def test_refusals_name_holder_round_and_reason(dealt, outputs):
