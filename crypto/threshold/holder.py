@@ -20,7 +20,7 @@ from crypto.threshold.concrete_lwe import OutputCiphertexts, read_output
 from crypto.threshold.dealer import (
     KEY_FILE, SETUP_FILE, _KEY_MAGIC, _SLOT_MAGIC, destroy_file, read_secret_record, slot_path, write_secret_record,
 )
-from crypto.threshold.errors import HolderFileError, SlotSpentError
+from crypto.threshold.errors import HolderFileError, SlotSpentError, WrongCiphertextError
 from crypto.threshold.setup import ThresholdSetup, switch_down, table_dtype
 from crypto.threshold.shares import ShareBlob, _check_output, open_mask
 
@@ -46,6 +46,8 @@ class KeyHolder:
     def load(cls, folder: Path, holder: str, *, setup_digest: bytes | None = None) -> "KeyHolder":
         """Load ``holder``'s shares; ``setup_digest`` (e.g. from the terms on chain) must match the local record."""
         folder = Path(folder)
+        if folder.is_dir() and folder.stat().st_mode & 0o077:
+            raise HolderFileError(f"{folder}: holder folder has mode {oct(folder.stat().st_mode & 0o777)}; needs 0700")
         try:
             setup = ThresholdSetup.from_bytes((folder / SETUP_FILE).read_bytes())
         except FileNotFoundError:
@@ -93,10 +95,11 @@ class KeyHolder:
             raise HolderFileError(f"{path}: belongs to another setup, holder or slot")
         return record
 
-    def mask_share(self, output_value, *, round: int, slot: int) -> bytes:
+    def mask_share(self, output_value, *, round: int, slot: int, authorised: bytes | None = None) -> bytes:
         """The holder's mask blob for this output (a serialized ``fhe.Value``, or its :func:`read_output`);
-        binds the slot on first use."""
-        cts = _as_output(output_value)
+        binds the slot on first use. ``authorised``: the SHA-256 of the output value the chain authorised for
+        this round; any other output is refused before anything is computed or bound."""
+        cts = self._authorised(output_value, round, authorised)
         _check_output(self.setup, cts)
         binding = self._bind(cts, round, slot)
         if binding is not None and binding["stage"] == "table":
@@ -119,9 +122,10 @@ class KeyHolder:
             values[j] = ((mask - switch_down(inner, k)) & np.uint64((1 << k) - 1)).astype(np.uint32)
         return values
 
-    def table_share(self, output_value, mask_blobs, *, round: int, slot: int, senders=None) -> bytes:
+    def table_share(self, output_value, mask_blobs, *, round: int, slot: int, senders=None,
+                    authorised: bytes | None = None) -> bytes:
         """The holder's table blob for the c that ``mask_blobs`` (k or more, checked) open; then the slot is gone."""
-        cts = _as_output(output_value)
+        cts = self._authorised(output_value, round, authorised)
         _check_output(self.setup, cts)
         binding = self._bind(cts, round, slot)
         if binding is not None and binding["stage"] == "table":
@@ -143,6 +147,13 @@ class KeyHolder:
                             overwrite=True)
         destroy_file(slot_path(self.folder, slot))
         return blob
+
+    def _authorised(self, output_value, round_: int, authorised: bytes | None) -> OutputCiphertexts:
+        cts = _as_output(output_value)
+        if authorised is not None and cts.digest != bytes(authorised):
+            raise WrongCiphertextError(self.holder, round_, f"output {to_hex(cts.digest)[:16]}… is not the authorised "
+                                       f"{to_hex(bytes(authorised))[:16]}…; refusing to answer")
+        return cts
 
     def slots_left(self) -> list[int]:
         return sorted(int(p.stem) for p in (self.folder / "slots").glob("*.slot"))

@@ -84,7 +84,7 @@ def test_lwe_layout_matches_concrete_decrypt_mono(small_circuit, keyset, outputs
     assert any(np.any(plain < 0) for run in outputs for _, plain in run)  # the signed path is exercised
 
 
-def test_lwe_layout_matches_concrete_decrypt_multi():
+def test_lwe_layout_matches_concrete_decrypt_multi(tmp_path):
     """Two lookup precisions under ``multi``: outputs under two different keys (partitions), both read right."""
     from concrete import fhe
 
@@ -98,7 +98,7 @@ def test_lwe_layout_matches_concrete_decrypt_multi():
     keys = circuit.keys.serialize()
     info = circuit.client.specs.program_info.serialize()
     assert len(json.loads(info)["keyset"]["lweSecretKeys"]) > 1
-    key_ids = set()
+    key_ids, opened = set(), []
     for x, y in [(np.array([0, 1, 3]), np.array([7, 30, 31])), (np.array([2, 2, 1]), np.array([0, 1, 16]))]:
         result = circuit.server.run(*circuit.encrypt(x, y), evaluation_keys=circuit.keys.evaluation)
         for index, (value, plain) in enumerate(zip(result, circuit.decrypt(*result))):
@@ -106,7 +106,17 @@ def test_lwe_layout_matches_concrete_decrypt_multi():
             assert cts.encoding == read_output_encoding(info, output=index)
             assert np.array_equal(_decrypt_as_lwe(value.serialize(), keys), plain)
             key_ids.add(cts.encoding.key_id)
+            opened.append((value.serialize(), np.asarray(plain)))
     assert len(key_ids) == 2  # each output partition's own key was found and used
+    # threshold opening of each partition's output, one setup per output encoding
+    for index, (value, plain) in enumerate(opened[:2]):
+        params = ThresholdParams.named("2of3", HOLDERS)
+        dirs = {h: tmp_path / f"out{index}" / h for h in HOLDERS}
+        setup = deal_key(keys, read_output(value).encoding, params, dirs)
+        deal_slots(setup, dirs, [0])
+        holders = {h: KeyHolder.load(dirs[h], h) for h in HOLDERS}
+        _, _, result = _open(setup, holders, value, round_=0, slot=0, who=HOLDERS[1:])
+        assert np.array_equal(result.values, plain)
 
 
 def test_wrong_layout_fails_loudly(keyset, outputs):
@@ -189,7 +199,7 @@ def test_threshold_decrypt_signed_output_other_parameter_sets(tmp_path, keyset, 
     assert np.array_equal(result.values, plain) and np.any(plain < 0)
 
 
-def test_files_are_private_and_bound(dealt, tmp_path):
+def test_files_are_private_and_bound(dealt, outputs):
     setup, dirs, _ = dealt
     for folder in dirs.values():
         assert stat.S_IMODE(folder.stat().st_mode) == 0o700
@@ -202,8 +212,20 @@ def test_files_are_private_and_bound(dealt, tmp_path):
     key.write_bytes(key.read_bytes()[:-10])
     with pytest.raises(HolderFileError, match="truncated"):
         KeyHolder.load(dirs["key_holder_1"], "key_holder_1")
+    dirs["key_holder_3"].chmod(0o750)
+    with pytest.raises(HolderFileError, match="needs 0700"):
+        KeyHolder.load(dirs["key_holder_3"], "key_holder_3")
+    dirs["key_holder_3"].chmod(0o700)
     with pytest.raises(HolderFileError, match="published"):
         KeyHolder.load(dirs["key_holder_2"], "key_holder_2", setup_digest=b"\1" * 32)
+    slot_file = dirs["key_holder_2"] / "slots" / "0.slot"
+    slot_file.write_bytes(slot_file.read_bytes()[:-1])
+    holder_2 = KeyHolder.load(dirs["key_holder_2"], "key_holder_2")
+    with pytest.raises(HolderFileError, match="truncated"):
+        holder_2.mask_share(outputs[0][0][0], round=0, slot=0)
+    (dirs["key_holder_2"] / "slots" / "1.slot").write_bytes((dirs["key_holder_3"] / "slots" / "1.slot").read_bytes())
+    with pytest.raises(HolderFileError, match="another setup, holder or slot"):
+        holder_2.mask_share(outputs[0][0][0], round=1, slot=1)
     with pytest.raises(ThresholdSetupError, match="one setup"):
         deal_key(b"", setup.encoding, setup.params, dirs)  # never overwrite a holder's shares
 
@@ -244,6 +266,14 @@ def test_slots_are_one_time(dealt, outputs):
         h1.mask_share(first, round=9, slot=99)
     with pytest.raises(ThresholdSetupError, match="one-time"):
         deal_slots(setup, dirs, [0])
+    # only the output the chain authorised, and never from fewer than k mask shares
+    with pytest.raises(WrongCiphertextError, match="key_holder_3 for round 6: output .* is not the authorised"):
+        holders["key_holder_3"].mask_share(second, round=6, slot=1, authorised=read_output(first).digest)
+    assert not (dirs["key_holder_3"] / "slots" / "1.spent").exists()  # refused before the slot was bound
+    alone = holders["key_holder_3"].mask_share(second, round=6, slot=1, authorised=read_output(second).digest)
+    with pytest.raises(TooFewSharesError, match="1 valid mask shares, 2 needed"):
+        holders["key_holder_3"].table_share(second, [alone], round=6, slot=1)
+    assert (dirs["key_holder_3"] / "slots" / "1.slot").exists()  # nothing was looked up or spent
 
 
 # 4. refusals and cheating -------------------------------------------------------------------------------------------
