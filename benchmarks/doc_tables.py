@@ -499,6 +499,26 @@ def render_owner_encryption_default() -> str:
               f"(blob {_int(t['blob_bytes'])} B; load average {t['load_average_1m']['before']:.1f}).\n")
 
 
+def render_threshold() -> str:
+    d = _load("threshold")
+    t, b, e = d["timings_s"], d["bytes"], d["encoding"]
+    rows = [[f"output values per round (N = {d['grid']})", f"{d['output_values']} (width {e['width']} bits, LWE n = "
+             f"{_int(e['lwe_dimension'])})"],
+            ["table width k (switch bits)", f"{d['switch_bits']} ({1 << d['switch_bits']:,} entries per value and share)"],
+            ["mask share, per holder per round", _ms(t["mask_share_per_holder"]["median"])],
+            ["table share, per holder per round", _ms(t["table_share_per_holder"]["median"])],
+            ["combination (anyone, e.g. the auditor)", _ms(t["combine"]["median"])],
+            ["dealer, per slot (all 3 holders)", _ms(t["deal_slots_per_slot"])],
+            ["key-share file, per holder", f"{_int(b['key_share_file_per_holder'])} B"],
+            ["stored per holder per decryption (one slot)", f"{_int(b['slot_file_per_holder_per_decryption'])} B"],
+            [f"stored per holder, market of {b['market_rounds']} rounds", _mb(b["holder_total_for_market"])],
+            ["share blob, mask / table", f"{_int(b['share_blob']['mask'])} B / {_int(b['share_blob']['table'])} B"]]
+    load = d["machine"]["load_average_1m"]
+    note = (f"\n2-of-3, medians of {t['mask_share_per_holder']['samples']} holder answers; {d['machine']['cpus']} cores, "
+            f"load average {load['before']:.1f} before, {load['after']:.1f} after.\n")
+    return _table(["quantity", "measured"], rows) + note
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
     "equilibria": render_equilibria,
     "chain": render_chain,
@@ -518,6 +538,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "node": render_node,
     "simulate": render_simulate,
     "owner_encryption_default": render_owner_encryption_default,
+    "threshold": render_threshold,
 }
 
 

@@ -1,0 +1,144 @@
+"""Threshold decryption (2-of-3, one-time truth tables) on the selection circuit's real output.
+
+Measures, on one real FHE output of the selection circuit at N = 16 (mono parameters, as the protocol runs):
+share computation time per holder per round (mask share, table share), combination time, dealer time per
+slot, and bytes: each holder's key-share file, per decryption slot, for a market of 100 rounds, and of each
+share blob. Writes ``bench-results/bench_threshold.json`` (with the machine record) and prints a table.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_threshold.py [--grid 16] [--rounds 100] [--timed 5]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from machine import machine  # noqa: E402  (benchmarks/machine.py)
+
+HOLDERS = ("key_holder_1", "key_holder_2", "key_holder_3")
+
+
+def run(grid: int, rounds: int, timed: int) -> dict:
+    import numpy as np
+
+    from crypto.circuit import SelectionCircuit, unwrap_blob
+    from crypto.fhe_keys import CustodianFheKeys
+    from crypto.threshold import KeyHolder, ThresholdParams, combine, deal_key, deal_slots, margin, read_output
+    from market.terms import MarketTerms
+
+    load_before = os.getloadavg()[0]
+    terms = MarketTerms(grid=grid, base_rate=100, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        circuit = SelectionCircuit.for_terms(terms, work / "circuits")
+        custodian = CustodianFheKeys.generate(circuit, work / "custodian")
+        b = list(range(0, 10 * (grid + 1), 10))
+        a = list(range(90 + 10 * grid, 80, -10))[: grid + 1]
+        out = circuit.evaluate(custodian.evaluation_keys_bytes(), custodian.encrypt_mm(b, 0), custodian.encrypt_rm(a, 0))
+        value = unwrap_blob("ciphertext_out", out)
+        expected = custodian.decrypt_output(out)
+        from concrete import fhe
+
+        raw = np.asarray(custodian._client.decrypt(fhe.Value.deserialize(value)))  # concrete's own decryption
+        keyset = custodian._keys.serialize()  # the keyset hook the protocol needs from CustodianFheKeys
+        params = ThresholdParams.named("2of3", HOLDERS)
+        dirs = {h: work / h for h in HOLDERS}
+        encoding = read_output(value).encoding
+        started = time.perf_counter()
+        setup = deal_key(keyset, encoding, params, dirs)
+        deal_key_s = time.perf_counter() - started
+        started = time.perf_counter()
+        deal_slots(setup, dirs, range(rounds))
+        deal_slots_s = time.perf_counter() - started
+        slot_bytes = {h: sorted((dirs[h] / "slots").glob("*.slot"))[0].stat().st_size for h in HOLDERS}
+        stored_bytes = {h: sum(p.stat().st_size for p in dirs[h].rglob("*") if p.is_file()) for h in HOLDERS}
+        key_bytes = {h: (dirs[h] / "threshold-key.share").stat().st_size for h in HOLDERS}
+        holders = {h: KeyHolder.load(dirs[h], h, setup_digest=setup.digest()) for h in HOLDERS}
+        cts = read_output(value)
+        mask_s, table_s, combine_s, blob_sizes = [], [], [], {}
+        for round_ in range(timed):
+            present = HOLDERS[round_ % 3], HOLDERS[(round_ + 1) % 3]
+            masks = []
+            for h in present:
+                started = time.perf_counter()
+                masks.append(holders[h].mask_share(value, round=round_, slot=round_))
+                mask_s.append(time.perf_counter() - started)
+            tables = []
+            for h in present:
+                started = time.perf_counter()
+                tables.append(holders[h].table_share(value, masks, round=round_, slot=round_))
+                table_s.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            result = combine(setup, cts, masks, tables, round=round_, slot=round_)
+            combine_s.append(time.perf_counter() - started)
+            if not np.array_equal(np.asarray(result.values).reshape(-1), raw.reshape(-1)):
+                raise SystemExit(f"round {round_}: threshold opening {result.values} differs from concrete's {raw}")
+            blob_sizes = {"mask": len(masks[0]), "table": len(tables[0])}
+        doc = {
+            "machine": machine(load_average_1m={"before": load_before, "after": os.getloadavg()[0]}),
+            "grid": grid, "parameters": params.as_dict(), "encoding": encoding.as_dict(),
+            "output_values": encoding.count, "margin": margin(encoding.width, params.share_count),
+            "switch_bits": setup.switch_bits, "output_value_bytes": len(value), "selection": str(expected),
+            "timings_s": {
+                "mask_share_per_holder": {"median": statistics.median(mask_s), "max": max(mask_s), "samples": len(mask_s)},
+                "table_share_per_holder": {"median": statistics.median(table_s), "max": max(table_s), "samples": len(table_s)},
+                "combine": {"median": statistics.median(combine_s), "samples": len(combine_s)},
+                "deal_key": deal_key_s, "deal_slots_per_slot": deal_slots_s / rounds,
+            },
+            "bytes": {
+                "key_share_file_per_holder": max(key_bytes.values()),
+                "slot_file_per_holder_per_decryption": max(slot_bytes.values()),
+                "holder_total_for_market": max(stored_bytes.values()),
+                "market_rounds": rounds,
+                "share_blob": blob_sizes,
+                "setup_record": len(setup.to_bytes()),
+            },
+        }
+    return doc
+
+
+def print_table(doc: dict) -> None:
+    t, b = doc["timings_s"], doc["bytes"]
+    rows = [
+        ("output values per round (N = %d)" % doc["grid"], f"{doc['output_values']} (width {doc['encoding']['width']} bits, "
+                                                           f"LWE n = {doc['encoding']['lwe_dimension']})"),
+        ("table size k (switch bits)", f"{doc['switch_bits']}"),
+        ("mask share per holder per round", f"{t['mask_share_per_holder']['median'] * 1000:.1f} ms"),
+        ("table share per holder per round", f"{t['table_share_per_holder']['median'] * 1000:.1f} ms"),
+        ("combine (anyone)", f"{t['combine']['median'] * 1000:.1f} ms"),
+        ("dealer per slot (3 holders)", f"{t['deal_slots_per_slot'] * 1000:.0f} ms"),
+        ("key-share file per holder", f"{b['key_share_file_per_holder']:,} B"),
+        ("stored per holder per decryption", f"{b['slot_file_per_holder_per_decryption']:,} B"),
+        (f"stored per holder, market of {b['market_rounds']} rounds", f"{b['holder_total_for_market'] / 1e6:.1f} MB"),
+        ("share blob (mask / table)", f"{b['share_blob']['mask']:,} / {b['share_blob']['table']:,} B"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    for name, shown in rows:
+        print(f"{name.ljust(width)}  {shown}")
+
+
+def main() -> None:
+    from crypto.fhe_runtime import reexec_with_fixed_plan
+
+    reexec_with_fixed_plan()  # evaluations run under the fixed FFT plan, as in the protocol
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--grid", type=int, default=16)
+    parser.add_argument("--rounds", type=int, default=100)
+    parser.add_argument("--timed", type=int, default=5)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench_threshold.json")
+    args = parser.parse_args()
+    doc = run(args.grid, args.rounds, args.timed)
+    args.out.write_text(json.dumps(doc, indent=1))
+    print_table(doc)
+
+
+if __name__ == "__main__":
+    main()
