@@ -8,7 +8,7 @@ from .artifacts import Artifact, compile_contract
 from .client import Chain, TxResult, connect
 from .coordinator import (PHASE_TRANSITIONS, PHASE_WINDOW, Coordinator, CoordinatorTerms, ExecutionRecord,
                           ForfeitReason, InstructionPreimage, PhaseWindows, RoundPhase, RoundState, Side, StateWord,
-                          deploy_coordinator, instruction_commitment)
+                          blob_commitment, deploy_coordinator, instruction_commitment)
 from .errors import ChainError, ChainInputError, ChainUnavailable, JournalError
 from .events import EventRecord
 
@@ -18,5 +18,5 @@ __all__ = [
     "Artifact", "Chain", "ChainAccount", "ChainError", "ChainInputError", "ChainUnavailable", "Coordinator",
     "CoordinatorTerms", "EventRecord", "ExecutionRecord", "ForfeitReason", "InstructionPreimage", "JournalError",
     "PhaseWindows", "RoundPhase", "RoundState", "Side", "TxResult", "compile_contract", "connect",
-    "deploy_coordinator", "evaluator_role", "instruction_commitment",
+    "blob_commitment", "deploy_coordinator", "evaluator_role", "instruction_commitment",
 ]
