@@ -194,7 +194,7 @@ def write_plots(rounds: list[dict], plans: list, out_dir: Path) -> list[str]:
     plt.close(fig)
     paths.append(str(path))
 
-    keys = ["seal", "encrypt", "evaluate", "decrypt", "chain", "settle"]
+    keys = ["encrypt", "evaluate", "decrypt", "chain", "settle"]
     fig, ax = plt.subplots(figsize=(6, 3.2))
     bottom = np.zeros(n)
     for k in keys:

@@ -63,9 +63,12 @@ class RichUI:
         self.err.log(name)
 
     def event(self, name, **info):
-        labels = {"commit": "deposits, sealed reports, commitments", "encrypt": "custodian encrypts the reports (FHE)",
-                  "evaluate": f"{info.get('evaluator')} evaluates the circuit on ciphertexts (FHE)",
+        labels = {"encrypt": "each dealer encrypts its own report under the market's public key",
+                  "commit": "deposits, report and ciphertext-blob commitments",
+                  "reveal": "both committed: each dealer publishes its ciphertext blob and reveals its digest",
+                  "evaluate": f"{info.get('evaluator')} checks both blobs and evaluates the circuit (FHE)",
                   "evaluated": f"{info.get('evaluator')} posted output {str(info.get('digest'))[:16]}…",
+                  "fault": f"{info.get('evaluator')} refused {info.get('dealer')}'s blob ({info.get('reason')})",
                   "decrypt": "custodian decrypts the agreed output, attests, seals instructions",
                   "mm_leg": "dealer_mm offers to MM, MM accepts", "rm_leg": "dealer_rm offers to RM, RM accepts",
                   "settle": "challenge window, settlement"}
