@@ -27,6 +27,7 @@ def transcript_fields(dep: Deployment, rs, votes: dict) -> dict:
         "trade": rs.trade,
         "digests": {
             "commitment_mm": _h(rs.report_commitment_mm), "commitment_rm": _h(rs.report_commitment_rm),
+            "blob_commitment_mm": _h(rs.blob_commitment_mm), "blob_commitment_rm": _h(rs.blob_commitment_rm),
             "ciphertext_mm": _h(rs.ciphertext_digest_mm), "ciphertext_rm": _h(rs.ciphertext_digest_rm),
             "output": _h(rs.output_digest), "attestation": _h(rs.attestation_digest),
             "instruction_commitment": _h(rs.instruction_commitment),
