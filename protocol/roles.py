@@ -224,12 +224,21 @@ class DealerAgent:
 
         if self.behaviour(round_id).kind == "skip_reveal":
             return False
+        from crypto.encoding import digest
+
         rs = rs or self.dep.coordinator.round(round_id)
         if rs.phase is not RoundPhase.REVEALING:
             why = ("the other dealer has not committed: both commitments must be on chain before a reveal"
                    if rs.phase in (RoundPhase.NONE, RoundPhase.COMMITTED) else f"the round is in phase {rs.phase.label}")
             raise ProtocolError(f"round {round_id}: {self.role} cannot reveal its report: {why}")
+        if self.dep.chain.block_number >= rs.deadline:  # a reveal sent now would be mined after the deadline
+            raise ProtocolError(f"round {round_id}: {self.role} cannot reveal its report: late, the reveal deadline "
+                                f"is block {rs.deadline} and the chain is at block {self.dep.chain.block_number}")
         blob = bytes.fromhex(read_json(self._round_file(round_id, "blob"))["blob"])
+        committed = bytes.fromhex(self.prepare_report(round_id)["blob_digest"])
+        if digest(blob) != committed:
+            raise ProtocolError(f"round {round_id}: {self.role} cannot reveal its report: its blob hashes to "
+                                f"{digest(blob).hex()}, not to the digest {committed.hex()} it committed to")
         self.dep.blobs.put(blob)  # published only now: nobody saw it before both blob commitments were bound
         return True
 

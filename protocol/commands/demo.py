@@ -31,6 +31,9 @@ def configure(parser) -> None:
     parser.add_argument("--evaluators", type=int, default=2, metavar="N", help="number of evaluators (default 2)")
     parser.add_argument("--threshold", type=int, default=2, metavar="K", help="evaluators that must agree (default 2)")
     parser.add_argument("--no-verify", action="store_true", help="skip the auditor at the end")
+    parser.add_argument("--input-proofs", action="store_true",
+                        help="when the market is created: dealers prove their encrypted reports (a CRS per deployment, "
+                             "its digest in the terms on chain; fhe backend only)")
     from protocol.commands.account_options import add_account_options
 
     add_account_options(parser)
@@ -147,13 +150,15 @@ def run(args) -> int:
     from protocol.deployment import evaluator_roles
     from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir
 
+    if args.input_proofs and args.backend != "fhe":
+        raise UsageError(f"--input-proofs needs --backend fhe, got --backend {args.backend}")
     roles = ("custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(args.evaluators), "deployer")
     signers = signers_from_args(args, roles)  # every key file and keystore checked before anything starts
     ui = RichUI(args.json)
     try:
         report = run_demo(args.data_dir, rounds=args.rounds, grid=args.grid, backend=args.backend, seed=args.seed,
                           rpc_url=args.rpc, evaluators=args.evaluators, threshold=args.threshold,
-                          verify=not args.no_verify, ui=ui, signers=signers)
+                          verify=not args.no_verify, ui=ui, signers=signers, input_proofs=args.input_proofs)
     except DemoConflict as exc:
         raise UsageError(str(exc)) from None
     except DeploymentError as exc:
