@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from chain import ChainError, ChainUnavailable, RoundPhase
+from crypto.encoding import canonical_bytes
 from market.terms import ReportError
 from protocol.blobstore import BlobCorrupt
 from protocol.deployment import open_market
@@ -154,7 +155,8 @@ def _blob_cases():
 
     return [
         ("truncated", lambda dep: sealed(dep)[:-9], "truncated"),
-        ("garbage bytes", lambda dep: b"\xff not a report", "malformed"),
+        ("garbage bytes", lambda dep: b"\xff not a report", "truncated"),
+        ("a TLV list, not a report", lambda dep: canonical_bytes(["not", "a", "report"]), "malformed"),
         ("oversized", lambda dep: b"d" + bytes(MAX_SIMULATE_BLOB_BYTES), "oversized"),
         ("bound to another round", lambda dep: sealed(dep, round_id=2), "binding-mismatch"),
         ("bound to another contract", lambda dep: sealed(dep, contract="0x" + "11" * 20), "binding-mismatch"),
