@@ -137,7 +137,8 @@ class Auditor:
             from protocol.backend import EvaluatorSide, circuit_from_artifact
 
             circuit = circuit_from_artifact(artifact, self.dep.terms, cache)
-            self._runner = EvaluatorSide(self.dep.backend, circuit, self.public_key or b"", self.crs)
+            self._runner = EvaluatorSide(self.dep.backend, circuit, self.public_key or b"", self.crs,
+                                         self.dep.owner_parameters)
         return self._runner
 
     # --- market-wide ---------------------------------------------------------------------------------

@@ -167,14 +167,25 @@ def open_simulated_report(blob: bytes, *, public_key: bytes, expected, digit_cou
 
 # --- the roles ----------------------------------------------------------------------------------------------
 
+def _parameters(name: str | None):
+    """The TFHE-rs parameter record a market names (None: the owner-encryption module's default)."""
+    if name is None:
+        return {}
+    from crypto.tfhers import parameters_by_name
+
+    return {"parameters": parameters_by_name(name)}
+
+
 @dataclass
 class DealerSide:
-    """A dealer's encryption of its own report under the market's public key (``crs``: proofs on)."""
+    """A dealer's encryption of its own report under the market's public key (``crs``: proofs on;
+    ``parameters``: the name of the market's TFHE-rs parameter record)."""
 
     backend: str
     circuit: object
     public_key: bytes
     crs: bytes | None = None
+    parameters: str | None = None
 
     def digits(self, side: str, offsets, hurdle: int) -> list[int]:
         return _report_digits(self.circuit, side, offsets, hurdle)
@@ -184,7 +195,7 @@ class DealerSide:
             return seal_simulated_report(self.public_key, digits, binding)
         from crypto.tfhers import seal_owner_report
 
-        return seal_owner_report(self.public_key, list(digits), binding, crs=self.crs)
+        return seal_owner_report(self.public_key, list(digits), binding, crs=self.crs, **_parameters(self.parameters))
 
 
 @dataclass
@@ -197,8 +208,10 @@ class CustodianSide:
 
     @classmethod
     def open(cls, backend: str, circuit, custodian_dir: Path, *, create: bool,
-             evaluation_keys_digest: bytes | None = None, input_proofs: bool = False) -> "CustodianSide":
-        """``evaluation_keys_digest``: the published (on-chain) digest the loaded secret key must match."""
+             evaluation_keys_digest: bytes | None = None, public_key_digest: bytes | None = None,
+             input_proofs: bool = False) -> "CustodianSide":
+        """``evaluation_keys_digest``, ``public_key_digest``: the published digests the loaded secret key must
+        match. ``input_proofs`` (create only): generate the CRS, once per deployment."""
         if backend not in BACKENDS:
             raise BackendError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "simulate":
@@ -206,11 +219,28 @@ class CustodianSide:
         from crypto.fhe_keys import CustodianFheKeys
 
         if create:
-            options = {"input_proofs": True} if input_proofs else {}
-            keys = CustodianFheKeys.generate(circuit, custodian_dir, **options)
+            crs = None
+            if input_proofs:  # once per deployment; its generator knows the trapdoor (docs/OWNER_ENCRYPTION.md)
+                from crypto.tfhers import generate_crs
+
+                crs = generate_crs()
+            keys = CustodianFheKeys.generate(circuit, custodian_dir, crs=crs)
         else:
-            keys = CustodianFheKeys.load(circuit, custodian_dir, evaluation_keys_digest=evaluation_keys_digest)
+            keys = CustodianFheKeys.load(circuit, custodian_dir, evaluation_keys_digest=evaluation_keys_digest,
+                                         public_key_digest=public_key_digest)
         return cls(backend, circuit, keys)
+
+    def _material(self):
+        from crypto.tfhers import load_public_key_material
+
+        return load_public_key_material(self.keys.folder)
+
+    def parameters(self) -> tuple[str, bytes | None]:
+        """(name, digest) of the TFHE-rs parameter record dealers encrypt with; ("simulate", None) there."""
+        if self.backend == "simulate":
+            return "simulate", None
+        record = self._material().parameters
+        return record.name, record.digest()
 
     def evaluation_keys(self) -> bytes:
         if self.backend == "simulate":
@@ -227,8 +257,7 @@ class CustodianSide:
         """The input-proof CRS when the market has proofs on (its digest is in the terms digest too)."""
         if self.backend == "simulate":
             return None
-        read = getattr(self.keys, "crs_bytes", None)
-        return read() if read is not None else None
+        return self._material().crs_bytes()
 
     def decrypt(self, output: bytes):
         if self.backend == "simulate":
@@ -244,6 +273,7 @@ class EvaluatorSide:
     circuit: object
     public_key: bytes
     crs: bytes | None = None
+    parameters: str | None = None
 
     def open_report(self, blob: bytes, expected):
         """The circuit input of one dealer's blob, after every structural check (and the proof when
@@ -255,7 +285,7 @@ class EvaluatorSide:
         from crypto.tfhers import open_owner_report
 
         return open_owner_report(blob, public_key=self.public_key, expected=expected, digit_count=count,
-                                 crs=self.crs).import_buffer
+                                 crs=self.crs, **_parameters(self.parameters)).import_buffer
 
     def evaluate(self, evaluation_keys: bytes, input_mm, input_rm) -> bytes:
         """The output blob from two opened inputs (:meth:`open_report`)."""

@@ -46,19 +46,27 @@ def deposit_minimum_wei(terms) -> int:
     return 2 * terms.max_rate * terms.grid * WEI_PER_CASH_UNIT
 
 
-def market_terms_digest(terms, public_key_digest: bytes, crs_digest: bytes | None) -> bytes:
-    """The Coordinator's ``terms_digest``: ``sha256(TLV({"market": terms, "owner_encryption": {"public_key_sha256",
-    "crs_sha256", "input_proofs"}}))``.
+def owner_encryption_terms(parameters: str, parameters_digest: bytes | None, public_key_digest: bytes,
+                           crs_digest: bytes | None) -> dict:
+    """What the terms fix about owner encryption (the fields of ``crypto.tfhers.OwnerKeyTerms.as_dict()``): the
+    TFHE-rs parameter record (``"simulate"`` and no digest on the simulate backend), the compact public key,
+    and the CRS when input proofs are on (None: off)."""
+    return {"parameters": str(parameters),
+            "parameters_sha256": None if parameters_digest is None else bytes(parameters_digest),
+            "public_key_sha256": bytes(public_key_digest),
+            "crs_sha256": None if crs_digest is None else bytes(crs_digest)}
 
-    [decided] The market's public key (what dealers encrypt under) and, with input proofs on, the CRS are
-    terms of the market like the grid: a dealer, an evaluator and the auditor all check the key and CRS
-    they use against this digest on chain (docs/AUDIT.md, "Terms digest")."""
+
+def market_terms_digest(terms, owner_encryption: dict) -> bytes:
+    """The Coordinator's ``terms_digest``: ``sha256(TLV({"market": terms, "owner_encryption": {"crs_sha256",
+    "parameters", "parameters_sha256", "public_key_sha256"}}))``.
+
+    [decided] The market's public key (what dealers encrypt under), its parameter record and, with input proofs
+    on, the CRS are terms of the market like the grid: a dealer, an evaluator and the auditor all check the key
+    and CRS they use against this digest on chain (docs/AUDIT.md, "Terms digest")."""
     from crypto.encoding import canonical_digest
 
-    return canonical_digest({"market": terms.as_dict(),
-                             "owner_encryption": {"public_key_sha256": bytes(public_key_digest),
-                                                  "crs_sha256": None if crs_digest is None else bytes(crs_digest),
-                                                  "input_proofs": crs_digest is not None}}, name="terms")
+    return canonical_digest({"market": terms.as_dict(), "owner_encryption": owner_encryption}, name="terms")
 
 
 def identities_digest(identities: dict) -> bytes:
@@ -168,6 +176,11 @@ class Deployment:
         """Whether dealers prove their encrypted reports (a CRS is published): ``--input-proofs``."""
         return self.descriptor["digests"].get("crs") is not None
 
+    @property
+    def owner_parameters(self) -> str | None:
+        """The name of the TFHE-rs parameter record dealers encrypt with (None on the simulate backend)."""
+        return None if self.backend == "simulate" else self.descriptor["owner_encryption"]["parameters"]
+
     def public_key(self) -> bytes:
         """The market's public key blob (dealers encrypt under it), hash-checked against market.json."""
         return self.blobs.get(self.digest("public_key"))
@@ -177,9 +190,12 @@ class Deployment:
         return self.blobs.get(self.digest("crs")) if self.input_proofs else None
 
     def terms_digest(self) -> bytes:
-        """The terms digest market.json implies (market terms + public key + CRS): the contract's must equal it."""
-        return market_terms_digest(self.terms, self.digest("public_key"),
-                                   self.digest("crs") if self.input_proofs else None)
+        """The terms digest market.json implies (market terms, parameter record, public key, CRS): the contract's
+        must equal it."""
+        owner = self.descriptor["owner_encryption"]
+        return market_terms_digest(self.terms, owner_encryption_terms(
+            owner["parameters"], bytes.fromhex(owner["parameters_sha256"]) if owner["parameters_sha256"] else None,
+            self.digest("public_key"), self.digest("crs") if self.input_proofs else None))
 
     def identity(self, role: str):
         from crypto.identity import PublicIdentity
@@ -375,7 +391,9 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
     if input_proofs and crs is None:
         raise DeploymentError("--input-proofs: the custodian's keys hold no CRS")
     crs_digest = None if crs is None else blobs.put(crs)
-    terms_digest = market_terms_digest(terms, public_key_digest, crs_digest)
+    parameters, parameters_digest = custodian_side.parameters()
+    terms_digest = market_terms_digest(terms, owner_encryption_terms(parameters, parameters_digest,
+                                                                     public_key_digest, crs_digest))
     signers_digest = identities_digest(identities)
 
     coordinator_terms = CoordinatorTerms(
@@ -394,6 +412,9 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         "digests": {"terms": terms_digest.hex(), "circuit": circuit_digest.hex(),
                     "evaluation_keys": keys_digest.hex(), "identities": signers_digest.hex(),
                     "public_key": public_key_digest.hex(), "crs": None if crs_digest is None else crs_digest.hex()},
+        # the digests of the public key and CRS are under "digests"; the terms digest covers all of it
+        "owner_encryption": {"parameters": parameters,
+                             "parameters_sha256": None if parameters_digest is None else parameters_digest.hex()},
         "chain": {"rpc_url": rpc_url, "chain_id": chain.chain_id, "seed": seed, "backend": chain.backend},
         "contract": coordinator.address,
         # [decided] published so that an auditor checks the contract's immutables against market.json, and

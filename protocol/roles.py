@@ -157,7 +157,7 @@ class DealerAgent:
             raise ProtocolError(f"{self.role}: market.json's terms, public key and CRS do not hash to the terms "
                                 f"digest on chain; refusing to encrypt")
         circuit = self._circuit if self._circuit is not None else self.dep.circuit()
-        return DealerSide(self.dep.backend, circuit, self.dep.public_key(), self.dep.crs())
+        return DealerSide(self.dep.backend, circuit, self.dep.public_key(), self.dep.crs(), self.dep.owner_parameters)
 
     def prepare_report(self, round_id: int) -> dict:
         """Validate the report, encrypt it under the market's public key, and keep the blob private (0600) until
@@ -400,7 +400,8 @@ class Custodian:
         self.keys = _load_keys(dep, "custodian")
         published = dep.onchain_terms.evaluation_keys_digest if dep.backend == "fhe" else None
         self.fhe = CustodianSide.open(dep.backend, circuit, dep.data_dir.fhe_keys_dir("custodian"), create=False,
-                                      evaluation_keys_digest=published)
+                                      evaluation_keys_digest=published,
+                                      public_key_digest=dep.digest("public_key") if dep.backend == "fhe" else None)
 
     def _round_file(self, round_id: int) -> Path:
         return self.dep.data_dir.round_file("custodian", round_id)
@@ -519,7 +520,7 @@ class Evaluator:
         if dep.terms_digest() != dep.onchain_terms.terms_digest:
             raise ProtocolError(f"{role}: market.json's terms, public key and CRS do not hash to the terms digest "
                                 f"on chain")
-        self.runner = EvaluatorSide(dep.backend, circuit, dep.public_key(), dep.crs())
+        self.runner = EvaluatorSide(dep.backend, circuit, dep.public_key(), dep.crs(), dep.owner_parameters)
         self._keys: tuple[bytes, bytes] | None = None  # (digest, bytes): hash-checked once per process
 
     def _evaluation_keys(self, digest: bytes) -> bytes:
