@@ -28,6 +28,7 @@ __all__ = ["ATTESTATION_CONTEXT", "EXECUTION_CONTEXT", "FAULT_CONTEXT", "Stateme
 
 ATTESTATION_CONTEXT = "repo-market:decryption-attestation:v2"
 FAULT_CONTEXT = "repo-market:report-fault:v1"
+WITHHELD = "withheld"  # [decided] the fault reason of a revealed digest whose blob was never published
 EXECUTION_CONTEXT = "repo-market:execution-record:v1"
 
 

@@ -312,6 +312,14 @@ class Auditor:
         from protocol.backend import report_binding
 
         rid = h.round_id
+        if not self.dep.blobs.path(h.reveals[side]).exists() and any(s == side for s, _ in h.faults.values()):
+            from protocol.attestation import WITHHELD
+
+            self.anchored.add(bytes(h.reveals[side]))
+            h.refused[side] = WITHHELD
+            self.report.add(rid, f"report.{side}", True, f"dealer_{side} revealed {h.reveals[side].hex()[:16]}… but "
+                            f"never published the blob; the evaluators name it")
+            return None
         blob = self._blob(rid, f"report_{side}", h.reveals[side])
         if blob is None or self.artifact is None or self.public_key is None:
             return None

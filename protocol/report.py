@@ -82,7 +82,7 @@ def leakage_statement(selected: dict) -> dict:
             "dealer_mm": "no trade; nothing about dealer_rm's report beyond 'no feasible equilibrium'",
             "dealer_rm": "no trade; nothing about dealer_mm's report beyond 'no feasible equilibrium'",
             "clients": "no offer",
-            "custodian": "both reports in plaintext (trusted for confidentiality), the no-trade outcome",
+            "custodian": "no report (dealers encrypt their own); the decrypted output: no trade, the invalid flags",
             "evaluators": "ciphertexts only (fixed-length), the output digest",
             "public": "commitments, digests, trade = false",
         }
@@ -92,7 +92,7 @@ def leakage_statement(selected: dict) -> dict:
                      f"the other client's rate at the executed point",
         "dealer_rm": f"Q = {q}, its rate r_rm = {r_rm}, r_bd = {r_bd}; hence 2·r_bd − r_rm = {r_mm} = r_mm",
         "clients": "MM: the rate offered to it; RM: the rate offered to it (each accepts its own volume)",
-        "custodian": "both reports in plaintext (trusted for confidentiality), the selected outcome",
+        "custodian": "no report (dealers encrypt their own); the decrypted output: the selected outcome",
         "evaluators": "ciphertexts only (fixed-length), the output digest",
         "public": f"commitments, digests, trade = true; and, because the contract records each leg, "
                   f"the (rate, volume) each dealer records for its leg when it executes — under compliance "

@@ -84,7 +84,7 @@ def record_tx(dep: Deployment, role: str, round_id: int, step: str, tx) -> None:
     _private_json(path, txs)
 
 
-BEHAVIOURS = ("honest", "offer_rate", "skip", "skip_reveal", "malformed_report", "invalid_digits")
+BEHAVIOURS = ("honest", "offer_rate", "skip", "skip_reveal", "withhold_blob", "malformed_report", "invalid_digits")
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,8 @@ class Behaviour:
 
     kind: "honest" | "offer_rate" (offers ``rate`` instead of the instructed one) | "skip" (never
     executes its leg; the contract's deadline forfeits its deposit) | "skip_reveal" (commits but never
-    reveals its blob) | "malformed_report" (publishes a truncated blob: the evaluators' faults forfeit it) |
+    reveals its blob) | "withhold_blob" (reveals the digest but never publishes the blob: the evaluators'
+    faults forfeit it) | "malformed_report" (publishes a truncated blob: the evaluators' faults forfeit it) |
     "invalid_digits" (encrypts a digit outside the circuit's range: the circuit's invalid flag forfeits it).
     """
 
@@ -239,7 +240,8 @@ class DealerAgent:
         if digest(blob) != committed:
             raise ProtocolError(f"round {round_id}: {self.role} cannot reveal its report: its blob hashes to "
                                 f"{digest(blob).hex()}, not to the digest {committed.hex()} it committed to")
-        self.dep.blobs.put(blob)  # published only now: nobody saw it before both blob commitments were bound
+        if self.behaviour(round_id).kind != "withhold_blob":
+            self.dep.blobs.put(blob)  # published only now: nobody saw it before both blob commitments were bound
         return True
 
     def reveal(self, round_id: int) -> int:
@@ -531,21 +533,25 @@ class Evaluator:
     def evaluate(self, round_id: int) -> Verdict:
         """Open both revealed blobs (mm first), then compute; a refused blob gives a fault naming its side."""
         from crypto.tfhers import OwnerReportError
-        from protocol.attestation import fault_record
+        from protocol.attestation import WITHHELD, fault_record
         from protocol.backend import report_binding
 
         coord = self.dep.coordinator
         terms = self.dep.onchain_terms
         rs = coord.round(round_id)
+        from protocol.blobstore import BlobMissing
+
         inputs = {}
         for side in ("mm", "rm"):
-            blob = self.dep.blobs.get(rs.ciphertext(side))  # hash-checked against the revealed digest
             try:
+                blob = self.dep.blobs.get(rs.ciphertext(side))  # hash-checked against the revealed digest
                 inputs[side] = self.runner.open_report(
                     blob, report_binding(self.dep.chain_id, self.dep.contract_address, round_id, side))
-            except OwnerReportError as exc:
-                record = fault_record(self.dep, round_id, side, rs.ciphertext(side), exc.reason)
-                return Verdict("fault", self.dep.blobs.put(record), side, exc.reason)
+            except (OwnerReportError, BlobMissing) as exc:
+                # [decided] a revealed digest whose blob was never published is the dealer's fault too
+                reason = exc.reason if isinstance(exc, OwnerReportError) else WITHHELD
+                record = fault_record(self.dep, round_id, side, rs.ciphertext(side), reason)
+                return Verdict("fault", self.dep.blobs.put(record), side, reason)
         keys = self._evaluation_keys(terms.evaluation_keys_digest)
         output = self.runner.evaluate(keys, inputs["mm"], inputs["rm"])
         # every evaluator runs under the fixed FFT plan (crypto/fhe_runtime.py), so an honest evaluator's digest

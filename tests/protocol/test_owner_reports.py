@@ -72,6 +72,18 @@ def test_a_malformed_blob_is_refused_by_k_evaluators_and_forfeits(fresh_market, 
     assert {f"report.{role[-2:]}", "evaluation.fault.evaluator_0", "evaluation.fault.evaluator_1"} <= checks
 
 
+def test_a_revealed_but_unpublished_blob_is_named_by_the_evaluators_and_forfeits(fresh_market):
+    dep = open_market(fresh_market)
+    rid, run = _run(dep, demo_plans(SIM_GRID, 1, seed=0)[0], {"dealer_rm": "withhold_blob"})
+    assert run["phase"] == "FORFEITED"
+    assert _forfeit(dep, rid) == ("dealer_rm", "dealer_mm", ForfeitReason.INVALID_REPORT)
+    assert not dep.blobs.path(dep.coordinator.round(rid).ciphertext("rm")).exists()
+    record = dep.blobs.get(dep.coordinator.events("FaultPosted", round_id=rid)[0].args["fault_digest"])
+    assert b"withheld" in record
+    report = audit(fresh_market)
+    assert report["ok"], report["failures"]
+
+
 def test_both_dealers_withholding_cancels_and_the_audit_passes(fresh_market):
     dep = open_market(fresh_market)
     rid, run = _run(dep, demo_plans(SIM_GRID, 1, seed=0)[0],
