@@ -33,7 +33,7 @@ from chain.node import anvil_binary, start_anvil, stop_anvil  # noqa: E402
 from chain.paths import JOURNAL_FILE, chain_dir  # noqa: E402
 
 # [decided] round_gas was 600,000 before dealers committed to and revealed their own blobs (two more storage
-# slots and one more transaction per round)
+# slots and, net, one more transaction per round: two reveals replace the custodian's post)
 TARGETS = {"round_gas": 660_000, "embedded_round_s": 2.0, "anvil_round_s": 0.5}
 DEPOSIT = 10**18
 WINDOWS = PhaseWindows(report=20, reveal=20, compute=20, instruct=20, mm_leg=20, rm_leg=20, challenge=5)
