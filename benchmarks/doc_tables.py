@@ -293,7 +293,8 @@ def render_allocation_onchain() -> str:
 
 def render_protocol() -> str:
     d = _load("protocol")
-    stages = ["seal", "encrypt", "evaluate", "decrypt", "chain", "settle"]
+    # "seal" (a dealer sealing its report to the custodian) exists only in runs before dealers encrypted their own
+    stages = [s for s in ("seal", "encrypt", "evaluate", "decrypt", "chain", "settle") if any(s in r for r in d["rounds"])]
     labels = {"seal": "seal (sign + AEAD)", "encrypt": "encrypt (both reports)",
               "evaluate": f"evaluate ({d['config']['evaluators']} evaluators)", "decrypt": "decrypt",
               "chain": "chain transactions of commit, report, compute, decrypt",

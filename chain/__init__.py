@@ -7,16 +7,17 @@ from .accounts import (AUDITOR, CLIENT_MM, CLIENT_RM, CUSTODIAN, DEALER_MM, DEAL
 from .artifacts import Artifact, compile_contract
 from .client import Chain, TxResult, connect
 from .coordinator import (PHASE_TRANSITIONS, PHASE_WINDOW, Coordinator, CoordinatorTerms, ExecutionRecord,
-                          ForfeitReason, InstructionPreimage, PhaseWindows, RoundPhase, RoundState, Side, StateWord,
-                          deploy_coordinator, instruction_commitment)
+                          WINDOW_NAMES, ForfeitReason, InstructionPreimage, PhaseWindows, RoundPhase, RoundState, Side,
+                          StateWord,
+                          blob_commitment, deploy_coordinator, instruction_commitment)
 from .errors import ChainError, ChainInputError, ChainUnavailable, JournalError
 from .events import EventRecord
 
 __all__ = [
-    "PHASE_TRANSITIONS", "PHASE_WINDOW", "StateWord",
+    "PHASE_TRANSITIONS", "PHASE_WINDOW", "StateWord", "WINDOW_NAMES",
     "AUDITOR", "CLIENT_MM", "CLIENT_RM", "CUSTODIAN", "DEALER_MM", "DEALER_RM", "DEPLOYER",
     "Artifact", "Chain", "ChainAccount", "ChainError", "ChainInputError", "ChainUnavailable", "Coordinator",
     "CoordinatorTerms", "EventRecord", "ExecutionRecord", "ForfeitReason", "InstructionPreimage", "JournalError",
     "PhaseWindows", "RoundPhase", "RoundState", "Side", "TxResult", "compile_contract", "connect",
-    "deploy_coordinator", "evaluator_role", "instruction_commitment",
+    "blob_commitment", "deploy_coordinator", "evaluator_role", "instruction_commitment",
 ]

@@ -28,15 +28,16 @@ class RoundPhase(enum.IntEnum):
     """Mirrors the contract's PHASE_* constants. Settled, Forfeited and Cancelled are terminal."""
 
     NONE = 0          # no such round yet
-    COMMITTED = 1     # opened by a dealer's report commitment; both deposits locked
-    REPORTED = 2      # both commitments and the custodian's ciphertext digests are on chain
-    COMPUTED = 3      # k evaluators posted the same output digest
-    INSTRUCTED = 4    # custodian posted attestation digest + instruction commitment (trade)
-    MM_LEG_DONE = 5   # dealer_mm recorded (rate offered, volume accepted)
-    RM_LEG_DONE = 6   # dealer_rm recorded its leg; challenge window runs
-    SETTLED = 7       # closed normally (or no trade); deposits unlocked
-    FORFEITED = 8     # a dealer's deposit went to the other dealer
-    CANCELLED = 9     # custodian or evaluators missed a deadline; deposits unlocked
+    COMMITTED = 1     # opened by a dealer's report + blob commitment; both deposits locked
+    REVEALING = 2     # both dealers committed; each reveals its ciphertext blob's digest
+    REPORTED = 3      # both blob digests revealed, each opening its commitment
+    COMPUTED = 4      # k evaluators posted the same output digest
+    INSTRUCTED = 5    # custodian posted attestation digest + instruction commitment (trade)
+    MM_LEG_DONE = 6   # dealer_mm recorded (rate offered, volume accepted)
+    RM_LEG_DONE = 7   # dealer_rm recorded its leg; challenge window runs
+    SETTLED = 8       # closed normally (or no trade); deposits unlocked
+    FORFEITED = 9     # a dealer's deposit went to the other dealer
+    CANCELLED = 10    # neither dealer revealed, or custodian or evaluators missed a deadline; deposits unlocked
 
     @property
     def terminal(self) -> bool:
@@ -49,7 +50,8 @@ class RoundPhase(enum.IntEnum):
 
 
 _PHASE_LABELS = {
-    RoundPhase.NONE: "None", RoundPhase.COMMITTED: "Committed", RoundPhase.REPORTED: "Reported",
+    RoundPhase.NONE: "None", RoundPhase.COMMITTED: "Committed", RoundPhase.REVEALING: "Revealing",
+    RoundPhase.REPORTED: "Reported",
     RoundPhase.COMPUTED: "Computed", RoundPhase.INSTRUCTED: "Instructed", RoundPhase.MM_LEG_DONE: "MmLegDone",
     RoundPhase.RM_LEG_DONE: "RmLegDone", RoundPhase.SETTLED: "Settled", RoundPhase.FORFEITED: "Forfeited",
     RoundPhase.CANCELLED: "Cancelled",
@@ -60,16 +62,19 @@ _PHASE_LABELS = {
 # against the contract (every transition the contract makes is listed; every window matches _window).
 PHASE_TRANSITIONS: dict[RoundPhase, frozenset[RoundPhase]] = {
     RoundPhase.NONE: frozenset({RoundPhase.COMMITTED}),
-    RoundPhase.COMMITTED: frozenset({RoundPhase.REPORTED, RoundPhase.FORFEITED, RoundPhase.CANCELLED}),
-    RoundPhase.REPORTED: frozenset({RoundPhase.COMPUTED, RoundPhase.CANCELLED}),
-    RoundPhase.COMPUTED: frozenset({RoundPhase.INSTRUCTED, RoundPhase.SETTLED, RoundPhase.CANCELLED}),
+    RoundPhase.COMMITTED: frozenset({RoundPhase.REVEALING, RoundPhase.FORFEITED}),
+    RoundPhase.REVEALING: frozenset({RoundPhase.REPORTED, RoundPhase.FORFEITED, RoundPhase.CANCELLED}),
+    RoundPhase.REPORTED: frozenset({RoundPhase.COMPUTED, RoundPhase.FORFEITED, RoundPhase.CANCELLED}),
+    RoundPhase.COMPUTED: frozenset({RoundPhase.INSTRUCTED, RoundPhase.SETTLED, RoundPhase.FORFEITED,
+                                    RoundPhase.CANCELLED}),
     RoundPhase.INSTRUCTED: frozenset({RoundPhase.MM_LEG_DONE, RoundPhase.FORFEITED}),
     RoundPhase.MM_LEG_DONE: frozenset({RoundPhase.RM_LEG_DONE, RoundPhase.FORFEITED}),
     RoundPhase.RM_LEG_DONE: frozenset({RoundPhase.SETTLED, RoundPhase.FORFEITED}),
     RoundPhase.SETTLED: frozenset(), RoundPhase.FORFEITED: frozenset(), RoundPhase.CANCELLED: frozenset(),
 }
 PHASE_WINDOW: dict[RoundPhase, str] = {
-    RoundPhase.COMMITTED: "report", RoundPhase.REPORTED: "compute", RoundPhase.COMPUTED: "instruct",
+    RoundPhase.COMMITTED: "report", RoundPhase.REVEALING: "reveal", RoundPhase.REPORTED: "compute",
+    RoundPhase.COMPUTED: "instruct",
     RoundPhase.INSTRUCTED: "mm_leg", RoundPhase.MM_LEG_DONE: "rm_leg", RoundPhase.RM_LEG_DONE: "challenge",
 }
 
@@ -78,8 +83,9 @@ class StateWord:
     """The bit layout of a round's packed ``state`` word in Coordinator.vy (the one Python definition).
 
     ``phase | phase_block << 8 | trade << 72 | (evaluator i posted) << (80 + i) | lead votes << 96 |
-    agreed << 104`` [decided, for gas]. The contract's constants BLOCK_SHIFT, TRADE_BIT, VOTED_BASE,
-    LEAD_COUNT_BASE and AGREED_BIT are ``2**`` these shifts (tests/chain/test_state_layout.py checks it).
+    agreed << 104 | mm faults << 112 | rm faults << 120`` [decided, for gas]. The contract's constants
+    BLOCK_SHIFT, TRADE_BIT, VOTED_BASE, LEAD_COUNT_BASE, AGREED_BIT, FAULT_MM_BASE and FAULT_RM_BASE are
+    ``2**`` these shifts (tests/chain/test_state_layout.py checks it).
     """
 
     PHASE_BITS = 8
@@ -90,6 +96,9 @@ class StateWord:
     LEAD_COUNT_SHIFT = 96
     LEAD_COUNT_BITS = 8
     AGREED_SHIFT = 104
+    FAULT_MM_SHIFT = 112
+    FAULT_RM_SHIFT = 120
+    FAULT_BITS = 8
 
     def __init__(self, word: int) -> None:
         self.word = int(word)
@@ -116,6 +125,11 @@ class StateWord:
     @property
     def agreed(self) -> bool:
         return bool(self.word >> self.AGREED_SHIFT & 1)
+
+    def faults(self, side: "Side | int | str") -> int:
+        """How many evaluators posted a fault naming ``side``'s revealed blob."""
+        shift = self.FAULT_MM_SHIFT if Side.of(side) is Side.MM else self.FAULT_RM_SHIFT
+        return (self.word >> shift) % (1 << self.FAULT_BITS)
 
 
 class Side(enum.IntEnum):
@@ -145,10 +159,12 @@ class Side(enum.IntEnum):
 class ForfeitReason(enum.IntEnum):
     MISSED_DEADLINE = 1
     DEVIATION = 2
+    INVALID_REPORT = 3   # k evaluators posted a fault naming the dealer's revealed blob
+    INVALID_INPUT = 4    # the custodian decrypted the circuit's invalid flag for the dealer's input
 
 
 HURDLE_MODES = {"margin": 0, "spread": 1}
-WINDOW_NAMES = ("report", "compute", "instruct", "mm_leg", "rm_leg", "challenge")
+WINDOW_NAMES = ("report", "reveal", "compute", "instruct", "mm_leg", "rm_leg", "challenge")
 # Coordinator.vy's immutables in declaration order with their ABI types (CoordinatorTerms.immutables).
 IMMUTABLES = (("grid", "uint256"), ("base_rate", "uint256"), ("rate_bits", "uint256"), ("hurdle_mode", "uint8"),
               ("deposit_minimum", "uint256"), ("terms_digest", "bytes32"), ("circuit_digest", "bytes32"),
@@ -161,15 +177,16 @@ IMMUTABLES = (("grid", "uint256"), ("base_rate", "uint256"), ("rate_bits", "uint
 class PhaseWindows:
     """Length of each phase in blocks; a step is accepted while block.number <= start + window."""
 
-    report: int = 20        # Committed: second dealer's commitment + custodian's ciphertext digests
+    report: int = 20        # Committed: the second dealer's commitments
+    reveal: int = 20        # Revealing: both dealers reveal their blob digests
     compute: int = 20       # Reported: k evaluators agree on the output digest
     instruct: int = 20      # Computed: custodian posts attestation + instruction commitment
     mm_leg: int = 20        # Instructed: dealer_mm executes
     rm_leg: int = 20        # MmLegDone: dealer_rm executes
     challenge: int = 10     # RmLegDone: deviation proofs; settle() after it
 
-    def as_tuple(self) -> tuple[int, int, int, int, int, int]:
-        return (self.report, self.compute, self.instruct, self.mm_leg, self.rm_leg, self.challenge)
+    def as_tuple(self) -> tuple[int, ...]:
+        return tuple(getattr(self, name) for name in WINDOW_NAMES)
 
 
 @dataclass(frozen=True)
@@ -219,8 +236,7 @@ class CoordinatorTerms:
             raise ChainInputError(f"dealer_mm and dealer_rm must differ, got {self.dealer_mm}")
         if self.custodian.lower() in (self.dealer_mm.lower(), self.dealer_rm.lower()):
             raise ChainInputError(f"custodian must not be a dealer, got {self.custodian}")
-        for name, value in zip(("report", "compute", "instruct", "mm_leg", "rm_leg", "challenge"),
-                               self.windows.as_tuple()):
+        for name, value in zip(WINDOW_NAMES, self.windows.as_tuple()):
             check_uint(f"windows.{name}", value)
             if value < 1:
                 raise ChainInputError(f"windows.{name} must be at least 1 block, got {value}")
@@ -283,6 +299,18 @@ def instruction_commitment(volume: int, r_mm: int, r_rm: int, r_bd_x2: int, salt
     return InstructionPreimage(volume, r_mm, r_rm, r_bd_x2, salt).commitment()
 
 
+def blob_commitment(blob_digest: bytes, side: "Side | int | str", round_id: int, contract: str) -> bytes:
+    """A dealer's commitment to its ciphertext blob: ``sha256(abi.encode(bytes32 blob_digest, uint8 side,
+    uint256 round_id, address contract))`` -- what commit_report stores and reveal_report opens. The side,
+    the round and the contract make it impossible to reuse for another dealer, round or market."""
+    check_bytes32("blob_digest", blob_digest)
+    check_uint("round_id", round_id)
+    check_address("contract", contract)
+    return hashlib.sha256(abi_encode(["bytes32", "uint8", "uint256", "address"],
+                                     [blob_digest, int(Side.of(side)), round_id,
+                                      to_checksum_address(contract)])).digest()
+
+
 @dataclass(frozen=True)
 class ExecutionRecord:
     rate: int
@@ -300,6 +328,8 @@ class RoundState:
     trade: bool
     report_commitment_mm: bytes
     report_commitment_rm: bytes
+    blob_commitment_mm: bytes
+    blob_commitment_rm: bytes
     ciphertext_digest_mm: bytes
     ciphertext_digest_rm: bytes
     output_digest: bytes
@@ -315,11 +345,21 @@ class RoundState:
     def commitment(self, side: "Side | int | str") -> bytes:
         return self.report_commitment_mm if Side.of(side) is Side.MM else self.report_commitment_rm
 
+    def blob_commitment(self, side: "Side | int | str") -> bytes:
+        return self.blob_commitment_mm if Side.of(side) is Side.MM else self.blob_commitment_rm
+
     def ciphertext(self, side: "Side | int | str") -> bytes:
         return self.ciphertext_digest_mm if Side.of(side) is Side.MM else self.ciphertext_digest_rm
 
     def record(self, side: "Side | int | str") -> ExecutionRecord | None:
         return self.mm_record if Side.of(side) is Side.MM else self.rm_record
+
+
+def _side(side) -> Side:
+    try:
+        return Side.of(side)
+    except ValueError:
+        raise ChainInputError(f"side must be Side.MM (0) or Side.RM (1), got {side!r}") from None
 
 
 _MM_EXECUTED = (RoundPhase.MM_LEG_DONE, RoundPhase.RM_LEG_DONE)
@@ -345,18 +385,32 @@ class Coordinator(TypedContract):
     def withdraw(self, sender: Sender) -> TxResult:
         return self.chain.send(sender, self.contract, "withdraw")
 
-    def commit_report(self, sender: Sender, round_id: int, commitment: bytes) -> TxResult:
+    def commit_report(self, sender: Sender, round_id: int, commitment: bytes, blob_commitment: bytes) -> TxResult:
+        """A dealer's H(report ‖ salt) and its commitment to its ciphertext blob (:func:`blob_commitment`)."""
         check_uint("round_id", round_id)
         check_bytes32("commitment", commitment)
-        return self.chain.send(sender, self.contract, "commit_report", (round_id, commitment))
+        check_bytes32("blob_commitment", blob_commitment)
+        return self.chain.send(sender, self.contract, "commit_report", (round_id, commitment, blob_commitment))
 
-    def post_ciphertexts(self, sender: Sender, round_id: int, ciphertext_digest_mm: bytes,
-                         ciphertext_digest_rm: bytes) -> TxResult:
+    def reveal_report(self, sender: Sender, round_id: int, blob_digest: bytes) -> TxResult:
+        """A dealer reveals its ciphertext blob's digest (both dealers committed; opens its blob commitment)."""
         check_uint("round_id", round_id)
-        check_bytes32("ciphertext_digest_mm", ciphertext_digest_mm)
-        check_bytes32("ciphertext_digest_rm", ciphertext_digest_rm)
-        return self.chain.send(sender, self.contract, "post_ciphertexts",
-                               (round_id, ciphertext_digest_mm, ciphertext_digest_rm))
+        check_bytes32("blob_digest", blob_digest)
+        return self.chain.send(sender, self.contract, "reveal_report", (round_id, blob_digest))
+
+    def post_fault(self, sender: Sender, round_id: int, side: "Side | int | str", fault_digest: bytes) -> TxResult:
+        """An evaluator names the side whose revealed blob fails the structural/proof check."""
+        check_uint("round_id", round_id)
+        check_bytes32("fault_digest", fault_digest)
+        return self.chain.send(sender, self.contract, "post_fault", (round_id, int(_side(side)), fault_digest))
+
+    def report_invalid_input(self, sender: Sender, round_id: int, attestation_digest: bytes,
+                             side: "Side | int | str") -> TxResult:
+        """The custodian reports the decrypted per-dealer invalid flag of ``side`` (forfeits that dealer)."""
+        check_uint("round_id", round_id)
+        check_bytes32("attestation_digest", attestation_digest)
+        return self.chain.send(sender, self.contract, "report_invalid_input",
+                               (round_id, attestation_digest, int(_side(side))))
 
     def post_output(self, sender: Sender, round_id: int, output_digest: bytes) -> TxResult:
         check_uint("round_id", round_id)
@@ -399,10 +453,7 @@ class Coordinator(TypedContract):
     def prove_deviation(self, sender: Sender, round_id: int, side: Side | int,
                         preimage: InstructionPreimage) -> TxResult:
         check_uint("round_id", round_id)
-        try:
-            side = Side(side)
-        except ValueError:
-            raise ChainInputError(f"side must be Side.MM (0) or Side.RM (1), got {side!r}") from None
+        side = _side(side)
         if not isinstance(preimage, InstructionPreimage):
             raise ChainInputError(f"preimage must be an InstructionPreimage, got {type(preimage).__name__}")
         return self.chain.send(sender, self.contract, "prove_deviation",
@@ -435,14 +486,15 @@ class Coordinator(TypedContract):
             round_id=round_id, phase=phase, phase_block=state.phase_block, deadline=self.deadline(round_id),
             trade=state.trade,
             report_commitment_mm=bytes(r[1]), report_commitment_rm=bytes(r[2]),
-            ciphertext_digest_mm=bytes(r[3]), ciphertext_digest_rm=bytes(r[4]),
-            output_digest=bytes(r[5]) if state.agreed else bytes(32),  # the agreed digest only
-            attestation_digest=bytes(r[6]), instruction_commitment=bytes(r[7]),
-            mm_record=_record(int(r[8])) if r[8] or phase in _MM_EXECUTED else None,
-            rm_record=_record(int(r[9])) if r[9] or phase in _RM_EXECUTED else None,
-            offender=None if int(r[10], 16) == 0 else r[10],
-            beneficiary=None if int(r[11], 16) == 0 else r[11],
-            forfeited_amount=int(r[12]),
+            blob_commitment_mm=bytes(r[3]), blob_commitment_rm=bytes(r[4]),
+            ciphertext_digest_mm=bytes(r[5]), ciphertext_digest_rm=bytes(r[6]),
+            output_digest=bytes(r[7]) if state.agreed else bytes(32),  # the agreed digest only
+            attestation_digest=bytes(r[8]), instruction_commitment=bytes(r[9]),
+            mm_record=_record(int(r[10])) if r[10] or phase in _MM_EXECUTED else None,
+            rm_record=_record(int(r[11])) if r[11] or phase in _RM_EXECUTED else None,
+            offender=None if int(r[12], 16) == 0 else r[12],
+            beneficiary=None if int(r[13], 16) == 0 else r[13],
+            forfeited_amount=int(r[14]),
         )
 
     def state_word(self, round_id: int) -> StateWord:
@@ -511,8 +563,7 @@ class Coordinator(TypedContract):
             identities_digest=bytes(v("identities_digest")),
             dealer_mm=v("dealer_mm"), dealer_rm=v("dealer_rm"), custodian=v("custodian"),
             evaluators=tuple(v("evaluators", i) for i in range(n)), threshold=int(v("threshold")),
-            windows=PhaseWindows(int(v("report_window")), int(v("compute_window")), int(v("instruct_window")),
-                                 int(v("mm_leg_window")), int(v("rm_leg_window")), int(v("challenge_window"))),
+            windows=PhaseWindows(**{name: int(v(f"{name}_window")) for name in WINDOW_NAMES}),
         )
 
 

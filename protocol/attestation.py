@@ -4,8 +4,11 @@ One module builds, signs, opens and checks both, for the roles that make them (`
 for the auditor (``protocol/audit.py``).
 
 * **Decryption attestation** (custodian, after decrypting the agreed output): its digest is posted by
-  ``post_instruction``. It names the receipts and the sealed instructions, which have no slot on chain,
-  so every blob of a round's report/compute/decrypt steps is reachable from the chain [decided].
+  ``post_instruction`` (or by ``report_invalid_input``). It names the sealed instructions, which have no slot
+  on chain, so every blob of a round's compute/decrypt steps is reachable from the chain [decided], and the
+  decrypted per-dealer invalid flags (``invalid_mm``, ``invalid_rm``).
+* **Fault record** (an evaluator that refuses a dealer's revealed blob): unsigned (the evaluator's
+  transaction is its signature), deterministic, so every honest evaluator posts the same ``post_fault`` digest.
 * **Execution record** (each dealer, when it executes its leg): names the sealed offer it sent to its
   client and the sealed acceptance it got back, with the (rate, volume) it records. Its digest is the
   ``evidence`` argument of ``execute_mm_leg`` / ``execute_rm_leg`` and is in the ``LegExecuted`` event
@@ -18,11 +21,14 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ATTESTATION_CONTEXT", "EXECUTION_CONTEXT", "StatementError", "attestation_body",
+__all__ = ["ATTESTATION_CONTEXT", "EXECUTION_CONTEXT", "FAULT_CONTEXT", "StatementError", "attestation_body",
+           "fault_record",
            "execution_record_body", "sign_statement", "open_statement", "expected_attestation",
            "expected_execution_record", "mismatches"]
 
-ATTESTATION_CONTEXT = "repo-market:decryption-attestation:v1"
+ATTESTATION_CONTEXT = "repo-market:decryption-attestation:v2"
+FAULT_CONTEXT = "repo-market:report-fault:v1"
+WITHHELD = "withheld"  # [decided] the fault reason of a revealed digest whose blob was never published
 EXECUTION_CONTEXT = "repo-market:execution-record:v1"
 
 
@@ -34,9 +40,10 @@ def _market_fields(chain_id: int, contract: str, round_id: int) -> dict:
     return {"chain_id": int(chain_id), "contract": bytes.fromhex(contract[2:]), "round": int(round_id)}
 
 
-def attestation_body(dep, round_id: int, *, ciphertexts: dict, receipts: dict, output: bytes,
-                     instruction_commitment: bytes, trade: bool, sealed_instructions: dict) -> dict:
-    """What the custodian signs after decrypting (sides keyed "mm"/"rm")."""
+def attestation_body(dep, round_id: int, *, ciphertexts: dict, output: bytes, instruction_commitment: bytes,
+                     trade: bool, sealed_instructions: dict, invalid) -> dict:
+    """What the custodian signs after decrypting (sides keyed "mm"/"rm"; ``invalid``: the flagged sides).
+    An invalid-input attestation has a zero instruction commitment and no sealed instructions."""
     return {
         "context": ATTESTATION_CONTEXT,
         **_market_fields(dep.chain_id, dep.contract_address, round_id),
@@ -44,14 +51,24 @@ def attestation_body(dep, round_id: int, *, ciphertexts: dict, receipts: dict, o
         "evaluation_keys_digest": dep.digest("evaluation_keys"),
         "ciphertext_digest_mm": ciphertexts["mm"],
         "ciphertext_digest_rm": ciphertexts["rm"],
-        "receipt_digest_mm": receipts["mm"],
-        "receipt_digest_rm": receipts["rm"],
         "output_digest": output,
+        "invalid_mm": "mm" in invalid,
+        "invalid_rm": "rm" in invalid,
         "instruction_commitment": instruction_commitment,
         "trade": bool(trade),
         "sealed_instruction_mm": sealed_instructions["mm"],
         "sealed_instruction_rm": sealed_instructions["rm"],
     }
+
+
+def fault_record(dep, round_id: int, side: str, blob_digest: bytes, reason: str) -> bytes:
+    """The blob an evaluator posts the digest of when it refuses ``side``'s revealed blob (``reason``: the
+    OwnerReportError reason). No free text: honest evaluators write byte-identical records."""
+    from crypto.encoding import canonical_bytes
+
+    return canonical_bytes({"context": FAULT_CONTEXT, **_market_fields(dep.chain_id, dep.contract_address, round_id),
+                            "dealer": f"dealer_{side}", "side": side, "blob_digest": bytes(blob_digest),
+                            "reason": str(reason)}, name="fault record")
 
 
 def execution_record_body(dep, round_id: int, side: str, *, rate: int, volume: int, offer: bytes,
@@ -94,9 +111,12 @@ def open_statement(raw: bytes, signer, *, name: str, context: str) -> dict:
     return body
 
 
-def expected_attestation(dep, onchain_terms, rs) -> dict:
-    """The attestation fields the chain fixes for round ``rs`` (the rest name blobs checked by hash)."""
+def expected_attestation(dep, onchain_terms, rs, invalid_side: str | None = None) -> dict:
+    """The attestation fields the chain fixes for round ``rs`` (the rest name blobs checked by hash);
+    ``invalid_side``: the side of the round's InputInvalid event, if any."""
+    extra = {} if invalid_side is None else {"invalid_mm": invalid_side == "mm", "invalid_rm": invalid_side == "rm"}
     return {
+        **extra,
         "context": ATTESTATION_CONTEXT,
         **_market_fields(dep.chain_id, dep.contract_address, rs.round_id),
         "circuit_digest": onchain_terms.circuit_digest,

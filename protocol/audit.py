@@ -12,11 +12,13 @@ checked against them, never trusted over them [decided]:
   senders, deadlines, forfeits; **money**: what each account is owed and was paid, the balance after every
   block with an event; **storage** (each round, ``current_round``, deposits, credits) must equal what the
   events imply, and a disagreement is named as such (never blamed on a role);
-* **blobs** -- every blob the history anchors is re-hashed: circuit, evaluation keys, ciphertexts, output
-  (replayed from the artefact and keys named on chain), the custodian's attestation, the receipts and
-  sealed reports and sealed instructions it names, each dealer's execution record (its digest is the
-  ``evidence`` of ``LegExecuted``) and the offer and acceptance that record names; signatures and bindings;
-  a blob in the store that nothing anchors is reported (a notice);
+* **blobs** -- every blob the history anchors is re-hashed: circuit, evaluation keys, the market's public
+  key (and CRS), each dealer's revealed report blob (opened as every evaluator opens it: structure, binding
+  to its dealer, round and contract, the public key, and the proof when proofs are on), the output (replayed
+  from the two reports and the artefact and keys named on chain), every evaluator's fault record, the
+  custodian's attestation and the sealed instructions it names, each dealer's execution record (its digest
+  is the ``evidence`` of ``LegExecuted``) and the offer and acceptance that record names; signatures and
+  bindings; a blob in the store that nothing anchors is reported (a notice);
 * **transcripts** -- every field of ``transcripts/round-<n>.json`` equals the events; its transactions'
   block numbers (and, on a node, block hashes) and its head are on the chain, so a rollback, a rewritten
   block or a truncated embedded journal is caught; a transcript of a round the chain does not have, or a
@@ -112,7 +114,7 @@ class Auditor:
         self._blob_cache: dict[bytes, bytes] = {}
         self._runner = None
         self.anchored: set[bytes] = set()
-        self.artifact = self.eval_keys = None
+        self.artifact = self.eval_keys = self.public_key = self.crs = None
         self.history = None  # the events' story, once check_history has read it
 
     # --- helpers -------------------------------------------------------------------------------------
@@ -148,18 +150,18 @@ class Auditor:
             from protocol.backend import EvaluatorSide, circuit_from_artifact
 
             circuit = circuit_from_artifact(artifact, self.dep.terms, cache)
-            self._runner = EvaluatorSide(self.dep.backend, circuit)
+            self._runner = EvaluatorSide(self.dep.backend, circuit, self.public_key or b"", self.crs,
+                                         self.dep.owner_parameters)
         return self._runner
 
     # --- market-wide ---------------------------------------------------------------------------------
     def check_terms(self):
-        from crypto.encoding import canonical_digest
-
         add, dep = self.report.add, self.dep
         onchain = self.onchain_terms = dep.coordinator.terms()
         terms = dep.terms
-        add(0, "terms.digest", canonical_digest(terms.as_dict(), name="terms") == onchain.terms_digest,
-            f"sha256(canonical terms of market.json) vs terms_digest on chain {onchain.terms_digest.hex()}")
+        add(0, "terms.digest", dep.terms_digest() == onchain.terms_digest,
+            f"sha256(canonical terms, public key and CRS digests of market.json) vs terms_digest on chain "
+            f"{onchain.terms_digest.hex()}")
         same = (onchain.grid, onchain.base_rate, onchain.rate_bits, onchain.hurdle_mode) == (
             terms.grid, terms.base_rate, terms.rate_bits, terms.hurdle_mode.value)
         add(0, "terms.fields", same, f"grid/base_rate/rate_bits/hurdle_mode on chain: {onchain.grid}, "
@@ -183,6 +185,9 @@ class Auditor:
     def check_artifacts(self):
         self.artifact = self._blob(0, "circuit", self.published.circuit_digest)
         self.eval_keys = self._blob(0, "evaluation_keys", self.published.evaluation_keys_digest)
+        # their digests are in the terms digest on chain (terms.digest checks market.json against it)
+        self.public_key = self._blob(0, "public_key", self.dep.digest("public_key"))
+        self.crs = self._blob(0, "crs", self.dep.digest("crs")) if self.dep.input_proofs else None
 
     def check_history(self):
         """Market-wide: rounds opened in order, the money, and storage against the events."""
@@ -259,18 +264,22 @@ class Auditor:
         self._problems(round_id, h.problems, ("phase.order", "history.senders", "history.deadlines",
                                               "history.forfeit"))
         self._checked(round_id, "storage.round", lambda: self.check_storage(h, rs))
+        self._problems(round_id, h.problems, ("commit_reveal.order", "commit_reveal.match"))
         for side in SIDES:
             self.report.add(round_id, f"commitment.{side}", rs.commitment(side) != _ZERO or rs.phase.name in (
-                "COMMITTED", "FORFEITED"), f"report commitment {rs.commitment(side).hex()} by dealer_{side}")
-        if rs.ciphertext_digest_mm == _ZERO:
+                "COMMITTED", "FORFEITED"), f"report commitment {rs.commitment(side).hex()} and blob commitment "
+                f"{rs.blob_commitment(side).hex()} by dealer_{side}")
+        if not h.reveals:
             return
-        cts = {side: self._blob(round_id, f"ciphertext_{side}", rs.ciphertext(side)) for side in SIDES}
-        self._checked(round_id, "evaluation.replay", lambda: self.check_evaluation(h, rs, cts))
+        inputs = {side: self.check_report(h, side) for side in SIDES if side in h.reveals}
+        if h.faults or set(inputs) == set(SIDES):
+            self._checked(round_id, "evaluation.faults", lambda: self.check_faults(h, inputs))
+        if set(inputs) == set(SIDES) and None not in inputs.values():
+            self._checked(round_id, "evaluation.replay", lambda: self.check_evaluation(h, rs, inputs))
         body = None
         if rs.attestation_digest != _ZERO:
-            body = self.check_attestation(rs)
-        if body is not None:
-            self._checked(round_id, "receipts", lambda: self.check_receipts(rs, body))
+            body = self.check_attestation(rs, h)
+        if body is not None and rs.instruction_commitment != _ZERO:
             self._checked(round_id, "sealed_instructions", lambda: self.check_sealed_instructions(rs, body))
         for side in SIDES:
             if side in h.evidence:
@@ -282,6 +291,7 @@ class Auditor:
         stored = self.dep.coordinator.round(h.round_id)
         diffs = []
         for name in ("phase", "phase_block", "deadline", "trade", "report_commitment_mm", "report_commitment_rm",
+                     "blob_commitment_mm", "blob_commitment_rm",
                      "ciphertext_digest_mm", "ciphertext_digest_rm", "output_digest", "attestation_digest",
                      "instruction_commitment", "forfeited_amount"):
             a, b = getattr(stored, name), getattr(rs, name)
@@ -293,7 +303,11 @@ class Auditor:
             if (a or "").lower() != (b or "").lower():
                 diffs.append(f"{name}: storage {a}, events {b}")
         word = self.dep.coordinator.state_word(h.round_id)
-        voted = {e.lower() for e in h.votes}
+        voted = {e.lower() for e in (*h.votes, *h.faults)}
+        for side in SIDES:
+            implied = sum(1 for s, _ in h.faults.values() if s == side)
+            if word.faults(side) != implied:
+                diffs.append(f"faults against dealer_{side}: storage {word.faults(side)}, events {implied}")
         for i, e in enumerate(self.published.evaluators):
             if word.posted(i) != (e.lower() in voted):
                 diffs.append(f"evaluator {i} posted-bit: storage {word.posted(i)}, events {e.lower() in voted}")
@@ -308,17 +322,77 @@ class Auditor:
                         f"storage disagrees with the events in {'; '.join(diffs)}" if diffs
                         else "every field of the round's storage equals its events")
 
-    def check_evaluation(self, h, rs, cts):
+    def check_report(self, h, side: str):
+        """The revealed blob of ``side``: re-hashed, then opened as every evaluator opens it (structure, binding,
+        public key; the proof when proofs are on). Returns the circuit input, or None if refused (which a
+        fault must then name) or absent."""
+        from crypto.tfhers import OwnerReportError
+        from protocol.backend import report_binding
+
+        rid = h.round_id
+        if not self.dep.blobs.path(h.reveals[side]).exists() and any(s == side for s, _ in h.faults.values()):
+            from protocol.attestation import WITHHELD
+
+            self.anchored.add(bytes(h.reveals[side]))
+            h.refused[side] = WITHHELD
+            self.report.add(rid, f"report.{side}", True, f"dealer_{side} revealed {h.reveals[side].hex()[:16]}… but "
+                            f"never published the blob; the evaluators name it")
+            return None
+        blob = self._blob(rid, f"report_{side}", h.reveals[side])
+        if blob is None or self.artifact is None or self.public_key is None:
+            return None
+        proofs = " and its input proof" if self.crs is not None else ""
+        try:
+            opened = self._runner_for(self.artifact, self._cache).open_report(
+                blob, report_binding(self.dep.chain_id, self.dep.contract_address, rid, side))
+        except OwnerReportError as exc:
+            h.refused[side] = exc.reason
+            self.report.add(rid, f"report.{side}", True, f"dealer_{side}'s blob is refused ({exc.reason}): "
+                            f"{exc.detail}; the evaluators must name it")
+            return None
+        self.report.add(rid, f"report.{side}", True, f"dealer_{side}'s blob opens: bound to dealer_{side}, round "
+                        f"{rid} and this contract, encrypted under the published public key{proofs}")
+        return opened
+
+    def check_faults(self, h, inputs):
+        """Every fault names the first refused blob (mm checked first) with the fault record every honest
+        evaluator writes; no fault where both blobs open."""
+        from crypto.encoding import digest as sha256
+        from protocol.attestation import fault_record
+
+        rid, refused = h.round_id, h.refused
+        first = next((s for s in SIDES if s in refused), None)
+        for addr, (side, fault) in h.faults.items():
+            who = self._who(addr)
+            if first is None:
+                self.report.add(rid, f"evaluation.fault.{who}", False, f"{who} posted a fault against dealer_{side}, "
+                                f"whose blob opens (so does the other dealer's)")
+                continue
+            want = sha256(fault_record(self.dep, rid, first, h.reveals[first], refused[first]))
+            ok = side == first and fault == want
+            if ok:
+                self._blob(rid, f"fault_{who}", fault)
+            self.report.add(rid, f"evaluation.fault.{who}", ok,
+                            f"{who} named dealer_{side} with fault record {fault.hex()[:16]}…; the replay refuses "
+                            f"dealer_{first}'s blob ({refused[first]}), record {want.hex()[:16]}…")
+        if first is not None:
+            for addr in h.votes:
+                self.report.add(rid, f"evaluation.vote.{self._who(addr)}", False,
+                                f"{self._who(addr)} posted an output although dealer_{first}'s blob is refused "
+                                f"({refused[first]})")
+
+    def check_evaluation(self, h, rs, inputs):
         add, dep, rid = self.report.add, self.dep, h.round_id
         if not (rs.output_digest != _ZERO or h.votes):
             return
-        if None not in cts.values() and self.artifact is not None and self.eval_keys is not None:
+        if self.artifact is not None and self.eval_keys is not None:
             from crypto.encoding import digest as sha256
 
             start = time.perf_counter()
             self.progress("replay", round=rid)
             try:
-                replayed = self._runner_for(self.artifact, self._cache).evaluate(self.eval_keys, cts["mm"], cts["rm"])
+                replayed = self._runner_for(self.artifact, self._cache).evaluate(self.eval_keys, inputs["mm"],
+                                                                                  inputs["rm"])
             except Exception as exc:  # a corrupted input must fail the check, not the auditor
                 replayed = None
                 add(rid, "evaluation.replay", False, f"replay raised {type(exc).__name__}: {exc}")
@@ -342,7 +416,7 @@ class Auditor:
         if rs.output_digest != _ZERO:
             self._blob(rid, "output", rs.output_digest)
 
-    def check_attestation(self, rs) -> dict | None:
+    def check_attestation(self, rs, h) -> dict | None:
         from protocol.attestation import (ATTESTATION_CONTEXT, StatementError, expected_attestation, mismatches,
                                           open_statement)
 
@@ -356,39 +430,24 @@ class Auditor:
             self.report.add(rid, "attestation.signature", False, str(exc))
             return None
         self.report.add(rid, "attestation.signature", True, "signed by the custodian's registered key")
-        diffs = mismatches(body, expected_attestation(self.dep, self.published, rs))
+        diffs = mismatches(body, expected_attestation(self.dep, self.published, rs, h.invalid_side))
         self.report.add(rid, "attestation.fields", not diffs,
                         f"the attestation differs from the chain's events in {diffs}" if diffs else "matches the chain")
+        if self.dep.backend == "simulate" and rs.output_digest != _ZERO:
+            self._checked(rid, "attestation.flags", lambda: self.check_flags(rs, body))
         return body
 
-    def check_receipts(self, rs, body):
-        """Each receipt the attestation names: signed by the custodian, bound to this round and dealer, naming
-        the dealer's commitment and the ciphertext on chain; and the sealed report it names."""
-        from crypto.envelope import Binding, ReportReceipt, SealedReport
+    def check_flags(self, rs, body):
+        """simulate backend only (its output is plaintext): the attested invalid flags are the output's."""
+        from protocol.backend import decode_output, invalid_sides
 
-        dep, rid, add = self.dep, rs.round_id, self.report.add
-        for side in SIDES:
-            rraw = self._blob(rid, f"receipt_{side}", body[f"receipt_digest_{side}"])
-            if rraw is None:
-                continue
-            try:
-                receipt = ReportReceipt.from_bytes(rraw)
-                receipt.verify(dep.identity("custodian"), ciphertext_digest=rs.ciphertext(side))
-                want = Binding("report", dep.chain_id, dep.contract_address, rid, f"dealer_{side}", "custodian")
-                problems = receipt.binding.mismatches(want)
-                if receipt.commitment != rs.commitment(side):
-                    problems.append("commitment differs from the dealer's commitment on chain")
-                add(rid, f"receipt.{side}", not problems, "; ".join(problems) or "signed, bound, matches chain")
-            except Exception as exc:
-                add(rid, f"receipt.{side}", False, f"{type(exc).__name__}: {exc}")
-                continue
-            env = self._blob(rid, f"sealed_report_{side}", receipt.envelope_digest)
-            if env is not None:
-                try:
-                    problems = SealedReport.from_bytes(env).binding.mismatches(receipt.binding)
-                    add(rid, f"sealed_report.{side}", not problems, "; ".join(problems) or "bound to this round")
-                except Exception as exc:
-                    add(rid, f"sealed_report.{side}", False, f"{type(exc).__name__}: {exc}")
+        output = self._blob(rs.round_id, "output", rs.output_digest)
+        if output is None:
+            return
+        flagged = invalid_sides(decode_output(output))
+        attested = tuple(s for s in SIDES if body.get(f"invalid_{s}"))
+        self.report.add(rs.round_id, "attestation.flags", flagged == attested,
+                        f"the output flags {list(flagged) or 'no'} invalid input, the attestation {list(attested) or 'none'}")
 
     def _sealed_binding(self, rid: int, kind: str, digest: bytes, purpose: str, sender: str, recipient: str):
         from crypto.envelope import Binding, SealedMessage

@@ -5,11 +5,13 @@ against what they imply (``protocol/audit.py``). One pass over all the contract'
 (block, log index) replays the contract's rules:
 
 * **phase machine** -- each ``PhaseChanged`` is a transition of ``chain.PHASE_TRANSITIONS``, caused by
-  the step event its target needs in the same transaction (Reported by ``CiphertextsPosted``, ...), with
-  ``deadline == block + window`` (0 once closed);
+  the step event its target needs in the same transaction (Revealing by the second ``ReportCommitted``,
+  Reported by the second ``ReportRevealed``, ...), with ``deadline == block + window`` (0 once closed);
+* **commit/reveal** -- each reveal comes after both dealers committed, once per dealer, within the reveal
+  window, and opens the dealer's blob commitment: ``sha256(abi.encode(blob_digest, side, round, contract))``;
 * **senders** -- the transaction's ``from`` (``eth_getTransactionByHash``) is the role that may take the step
-  (dealers commit, deposit and execute their own leg; the custodian posts ciphertexts and the instruction;
-  evaluators post outputs; a withdrawal goes to its caller);
+  (dealers commit, reveal, deposit and execute their own leg; the custodian posts the instruction or an
+  invalid input; evaluators post outputs or faults; a withdrawal goes to its caller);
 * **deadlines** -- every step lands at or before its phase's deadline; ``enforce_deadline`` outcomes
   (a missed-deadline forfeit, a cancellation) only after it; ``settle`` only after the challenge window; a
   deviation proof on the rm record within it;
@@ -30,7 +32,7 @@ __all__ = ["MarketHistory", "RoundHistory", "read_history"]
 
 P = RoundPhase
 # target phase -> the step event that must cause it in the same transaction (None: settle/enforce_deadline)
-_CAUSE = {P.REPORTED: "CiphertextsPosted", P.COMPUTED: "OutputPosted", P.INSTRUCTED: "InstructionPosted",
+_CAUSE = {P.REVEALING: "ReportCommitted", P.REPORTED: "ReportRevealed", P.COMPUTED: "OutputPosted", P.INSTRUCTED: "InstructionPosted",
           P.MM_LEG_DONE: "LegExecuted", P.RM_LEG_DONE: "LegExecuted", P.FORFEITED: "Forfeited"}
 _ZERO = bytes(32)
 
@@ -46,8 +48,12 @@ class RoundHistory:
     phase_block: int = 0
     deadline: int = 0
     commitments: dict = field(default_factory=dict)     # side -> bytes
-    ciphertexts: tuple = (_ZERO, _ZERO)
+    blob_commitments: dict = field(default_factory=dict)  # side -> bytes
+    reveals: dict = field(default_factory=dict)         # side -> revealed blob digest
     votes: dict = field(default_factory=dict)           # evaluator address -> digest
+    faults: dict = field(default_factory=dict)          # evaluator address -> (side, fault digest)
+    invalid_side: str | None = None                     # the side of an InputInvalid event
+    refused: dict = field(default_factory=dict)         # side -> reason its blob is refused (set by the audit)
     counts: dict = field(default_factory=dict)          # digest -> evaluators
     output: bytes = _ZERO
     attestation: bytes = _ZERO
@@ -58,6 +64,7 @@ class RoundHistory:
     forfeit: dict | None = None                          # offender, beneficiary, amount, reason
     problems: dict = field(default_factory=dict)
     _cause: tuple | None = None                          # (tx_hash, event name) of the last step event
+    _invalid_tx: str | None = None                       # the transaction of the InputInvalid event
 
     def problem(self, check: str, text: str) -> None:
         self.problems.setdefault(check, []).append(text)
@@ -68,8 +75,11 @@ class RoundHistory:
         return RoundState(
             round_id=self.round_id, phase=self.phase, phase_block=self.phase_block, deadline=self.deadline,
             trade=self.trade, report_commitment_mm=self.commitments.get("mm", _ZERO),
-            report_commitment_rm=self.commitments.get("rm", _ZERO), ciphertext_digest_mm=self.ciphertexts[0],
-            ciphertext_digest_rm=self.ciphertexts[1], output_digest=self.output,
+            report_commitment_rm=self.commitments.get("rm", _ZERO),
+            blob_commitment_mm=self.blob_commitments.get("mm", _ZERO),
+            blob_commitment_rm=self.blob_commitments.get("rm", _ZERO),
+            ciphertext_digest_mm=self.reveals.get("mm", _ZERO),
+            ciphertext_digest_rm=self.reveals.get("rm", _ZERO), output_digest=self.output,
             attestation_digest=self.attestation, instruction_commitment=self.instruction_commitment,
             mm_record=self.records.get("mm"), rm_record=self.records.get("rm"), offender=f.get("offender"),
             beneficiary=f.get("beneficiary"), forfeited_amount=int(f.get("amount", 0)))
@@ -102,6 +112,7 @@ class _Replay:
         self.dep, self.terms = dep, published
         low = str.lower
         self.dealer = {"mm": low(published.dealer_mm), "rm": low(published.dealer_rm)}
+        self.contract = dep.contract_address
         self.side_of = {v: k for k, v in self.dealer.items()}
         self.custodian = low(published.custodian)
         self.evaluators = {low(e) for e in published.evaluators}
@@ -166,6 +177,9 @@ class _Replay:
             cause = "InstructionPosted"
         if cause is not None and r._cause != (e.tx_hash, cause):
             r.problem("phase.order", f"{prev.label} -> {new.label} {self.where(e)} without its {cause} event")
+        if new is P.CANCELLED and prev is P.REVEALING and r.reveals:
+            r.problem("history.forfeit", f"cancelled {self.where(e)} although dealer_{next(iter(r.reveals))} revealed: "
+                                         f"the contract's rule forfeits the dealer that did not")
         if new is P.CANCELLED and e.block_number <= r.deadline:
             r.problem("history.deadlines", f"cancelled {self.where(e)} before the {prev.label} deadline block "
                                            f"{r.deadline}")
@@ -190,20 +204,36 @@ class _Replay:
         if side in r.commitments:
             r.problem("phase.order", f"dealer_{side} committed twice, again {self.where(e)}")
         r.commitments[side] = bytes(a["commitment"])
+        r.blob_commitments[side] = bytes(a["blob_commitment"])
+        if set(r.commitments) == {"mm", "rm"}:
+            r._cause = (e.tx_hash, e.name)
 
-    def _on_CiphertextsPosted(self, r, e, a) -> None:
-        self.check_sender(r, e, {self.custodian}, "the custodian")
-        self.check_in_time(r, e, P.COMMITTED)
+    def _on_ReportRevealed(self, r, e, a) -> None:
+        from chain import blob_commitment
+
+        dealer = a["dealer"].lower()
+        side = "mm" if int(a["side"]) == 0 else "rm"
+        self.check_sender(r, e, {self.dealer[side]} & {dealer}, f"dealer_{side}")
+        digest = bytes(a["blob_digest"])
         if set(r.commitments) != {"mm", "rm"}:
-            r.problem("phase.order", f"ciphertexts posted {self.where(e)} before both dealers committed")
-        r.ciphertexts = (bytes(a["ciphertext_digest_mm"]), bytes(a["ciphertext_digest_rm"]))
-        r._cause = (e.tx_hash, e.name)
+            r.problem("commit_reveal.order", f"dealer_{side} revealed {self.where(e)} before both dealers committed "
+                                             f"(committed: {sorted(r.commitments) or 'none'})")
+        self.check_in_time(r, e, P.REVEALING)
+        if side in r.reveals:
+            r.problem("commit_reveal.order", f"dealer_{side} revealed twice, again {self.where(e)}")
+        if blob_commitment(digest, side, r.round_id, self.contract) != r.blob_commitments.get(side):
+            r.problem("commit_reveal.match", f"dealer_{side}'s reveal {digest.hex()[:16]}… {self.where(e)} does not "
+                                             f"open its blob commitment sha256(abi.encode(blob_digest, {int(a['side'])}, "
+                                             f"{r.round_id}, contract))")
+        r.reveals[side] = digest
+        if set(r.reveals) == {"mm", "rm"}:
+            r._cause = (e.tx_hash, e.name)
 
     def _on_OutputPosted(self, r, e, a) -> None:
         ev, digest = a["evaluator"].lower(), bytes(a["output_digest"])
         self.check_sender(r, e, {ev} & self.evaluators, "an evaluator posting its own output")
         self.check_in_time(r, e, P.REPORTED)
-        if ev in r.votes:
+        if ev in {v.lower() for v in (*r.votes, *r.faults)}:
             r.problem("phase.order", f"evaluator {ev} posted twice, again {self.where(e)}")
         r.votes[a["evaluator"]] = digest
         r.counts[digest] = r.counts.get(digest, 0) + 1
@@ -213,6 +243,25 @@ class _Replay:
         if r.counts[digest] >= self.terms.threshold and r.output == _ZERO:
             r.output = digest
             r._cause = (e.tx_hash, e.name)
+
+    def _on_FaultPosted(self, r, e, a) -> None:
+        ev, side = a["evaluator"].lower(), "mm" if int(a["side"]) == 0 else "rm"
+        self.check_sender(r, e, {ev} & self.evaluators, "an evaluator posting its own fault")
+        self.check_in_time(r, e, P.REPORTED)
+        if ev in {v.lower() for v in (*r.votes, *r.faults)}:
+            r.problem("phase.order", f"evaluator {ev} posted twice, again {self.where(e)}")
+        r.faults[a["evaluator"]] = (side, bytes(a["fault_digest"]))
+        count = sum(1 for s, _ in r.faults.values() if s == side)
+        if int(a["votes"]) != count:
+            r.problem("phase.order", f"FaultPosted {self.where(e)} counts {a['votes']} faults against dealer_{side}, "
+                                     f"the events give {count}")
+
+    def _on_InputInvalid(self, r, e, a) -> None:
+        self.check_sender(r, e, {self.custodian}, "the custodian")
+        self.check_in_time(r, e, P.COMPUTED)
+        r.attestation = bytes(a["attestation_digest"])
+        r.invalid_side = "mm" if int(a["side"]) == 0 else "rm"
+        r._invalid_tx = e.tx_hash
 
     def _on_InstructionPosted(self, r, e, a) -> None:
         self.check_sender(r, e, {self.custodian}, "the custodian")
@@ -235,16 +284,29 @@ class _Replay:
         if side is None or beneficiary != self.dealer.get("rm" if side == "mm" else "mm"):
             r.problem("history.forfeit", f"Forfeited {self.where(e)}: {offender} -> {beneficiary} is not one "
                                          f"dealer to the other")
-        if int(a["reason"]) == 1:  # missed deadline (enforce_deadline)
+        reason = int(a["reason"])
+        if reason == 1:  # missed deadline (enforce_deadline)
             faulty = {P.INSTRUCTED: "mm", P.MM_LEG_DONE: "rm"}.get(r.phase)
             if r.phase is P.COMMITTED:
                 faulty = next((s for s in ("mm", "rm") if s not in r.commitments), None)
+            if r.phase is P.REVEALING and len(r.reveals) == 1:
+                faulty = "rm" if "mm" in r.reveals else "mm"
             if faulty is None or faulty != side:
                 r.problem("history.forfeit", f"missed-deadline forfeit of {offender} {self.where(e)} in phase "
                                              f"{r.phase.label}: the contract's rule names dealer_{faulty}")
             if e.block_number <= r.deadline:
                 r.problem("history.deadlines", f"missed-deadline forfeit {self.where(e)} before the deadline block "
                                                f"{r.deadline}")
+        elif reason == 3:  # k evaluators posted faults naming the offender's revealed blob
+            count = sum(1 for s, _ in r.faults.values() if s == side)
+            if r.phase is not P.REPORTED or count < self.terms.threshold:
+                r.problem("history.forfeit", f"invalid-report forfeit of {offender} {self.where(e)} with {count} "
+                                             f"faults against it in phase {r.phase.label} (threshold "
+                                             f"{self.terms.threshold})")
+        elif reason == 4:  # the custodian's decrypted invalid flag (InputInvalid in the same transaction)
+            if r.phase is not P.COMPUTED or r.invalid_side != side or getattr(r, "_invalid_tx", None) != e.tx_hash:
+                r.problem("history.forfeit", f"invalid-input forfeit of {offender} {self.where(e)} without the "
+                                             f"custodian's InputInvalid naming dealer_{side} in phase Computed")
         else:  # a proven deviation of the offender's own record
             if side not in r.records or r.phase not in (P.MM_LEG_DONE, P.RM_LEG_DONE):
                 r.problem("history.forfeit", f"deviation forfeit of {offender} {self.where(e)} without its record")

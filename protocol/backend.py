@@ -1,17 +1,21 @@
-"""The two ways a round's selection is computed: real TFHE or the circuit's simulation mode.
+"""The two ways a round's selection is computed: real TFHE or the circuit's simulation mode, split by role.
 
-Both run the FHE engineer's :class:`crypto.circuit.SelectionCircuit` (never a second copy of the rule):
+Both run the FHE engineer's :class:`crypto.circuit.SelectionCircuit` (never a second copy of the rule), and
+this module is the only place in ``protocol/`` that calls crypto's owner-encryption and circuit functions:
 
-* ``fhe``  -- the custodian encrypts with its secret key, evaluators run ``SelectionCircuit.evaluate`` on
-  serialized ciphertexts with the public evaluation keys, the custodian decrypts the output.
-* ``simulate`` -- [decided] the same circuit graph run by ``SelectionCircuit.simulate``; the "ciphertexts"
-  are canonical plaintext encodings, so this backend gives **no confidentiality**.  It exists for the
-  heavy test matrices (crash at every phase, bad-input catalogue) and for large simulations, where real
-  encryption adds nothing; its blobs say ``"backend": "simulate"`` so they can never be mistaken for
-  ciphertexts.  Everything else in the round (seals, signatures, chain, blobs, replay) is identical.
+* :class:`DealerSide` -- a dealer turns its own report into digits (``crypto.circuit.report_digits``) and
+  seals them into the blob it publishes: ``fhe`` encrypts under the market's TFHE-rs compact public key
+  (``crypto.tfhers.seal_owner_report``, with an input proof when the market has a CRS); ``simulate``
+  [decided] writes the same digits as a canonical plaintext encoding, so this backend gives **no
+  confidentiality**. It exists for the heavy test matrices and large simulations; its blobs say
+  ``"backend": "simulate"`` so they can never be mistaken for ciphertexts.
+* :class:`EvaluatorSide` -- evaluators and the auditor's replay open each dealer's blob (every structural
+  check, and the proof when proofs are on) before computing, then run the circuit on the two inputs.
+* :class:`CustodianSide` -- the custodian's keys: it publishes the public key and the evaluation keys and
+  decrypts only the agreed output. It never encrypts a report.
 
-Backend objects are split by role: :class:`CustodianSide` needs the custodian's folder (secret keys);
-:class:`EvaluatorSide` needs only the public artefact and evaluation keys.
+Both backends take the same commit/reveal path; everything else in the round (seals, signatures, chain,
+blobs, replay) is identical.
 """
 from __future__ import annotations
 
@@ -20,12 +24,17 @@ from pathlib import Path
 
 import numpy as np
 
-from crypto.encoding import canonical_bytes, canonical_loads
+from crypto.encoding import canonical_bytes, canonical_loads, digest
 
-__all__ = ["BACKENDS", "BackendError", "load_circuit", "CustodianSide", "EvaluatorSide",
-           "decode_output", "encode_output"]
+__all__ = ["BACKENDS", "BackendError", "load_circuit", "DealerSide", "CustodianSide", "EvaluatorSide",
+           "decode_output", "encode_output", "digit_count", "invalid_sides", "report_binding",
+           "SIMULATE_DIGIT_LIMIT", "MAX_SIMULATE_BLOB_BYTES"]
 
 BACKENDS = ("fhe", "simulate")
+# [decided] what a simulate blob's digit may hold: the plaintext space an unproven TFHE-rs LWE carries below
+# its padding bit (message x carry, 32 values); the circuit's own invalid flag handles 16..31
+SIMULATE_DIGIT_LIMIT = 32
+MAX_SIMULATE_BLOB_BYTES = 1 << 20
 
 
 class BackendError(Exception):
@@ -45,8 +54,50 @@ def load_circuit(terms, cache_dir: Path):
     return _CIRCUITS[key]
 
 
+# --- the circuit's digit interface (one adapter) -------------------------------------------------------------
+
+def digit_count(circuit) -> int:
+    """Digits per dealer report (the same for both sides)."""
+    count = getattr(circuit.shape, "digit_count", None)
+    return int(count) if count is not None else int(circuit.shape.report_length)
+
+
+def _report_digits(circuit, side: str, offsets, hurdle: int) -> list[int]:
+    """The digits a dealer encrypts, after the circuit's range checks (CircuitError names field and value)."""
+    import crypto.circuit as cc
+
+    make = getattr(cc, "report_digits", None)
+    if make is None:  # [until the owner-encrypted circuit is merged] today's packed report is the digit list
+        make = cc.pack_report
+    return [int(d) for d in np.asarray(make(circuit.shape, side, offsets, hurdle)).reshape(-1)]
+
+
+def _simulate(circuit, digits_mm, digits_rm):
+    run = getattr(circuit, "simulate_digits", None)
+    if run is not None:
+        return run(list(digits_mm), list(digits_rm))
+    return circuit.simulate_packed(np.asarray(digits_mm, dtype=np.int64), np.asarray(digits_rm, dtype=np.int64))
+
+
+def invalid_sides(selection) -> tuple[str, ...]:
+    """The sides whose input the decrypted output flags invalid ("mm", "rm", both or none)."""
+    flags = (getattr(selection, "invalid_mm", None), getattr(selection, "invalid_rm", None))
+    if flags == (None, None):  # an output without per-dealer flags names no side: no trade, nobody forfeits
+        return ("mm", "rm") if selection.invalid else ()
+    return tuple(side for side, flag in zip(("mm", "rm"), flags) if flag)
+
+
+def report_binding(chain_id: int, contract: str, round_id: int, side: str):
+    """What a dealer's blob is bound to (the proof's metadata when proofs are on)."""
+    from crypto.tfhers import owner_report_binding
+
+    return owner_report_binding(chain_id=chain_id, contract=contract, round=round_id, dealer_role=f"dealer_{side}")
+
+
+# --- simulate backend encodings ------------------------------------------------------------------------------
+
 def encode_output(values) -> bytes:
-    """Canonical bytes of the simulated circuit's raw output ``[trade, invalid, Q_sel, b̂_sel, J_sel]``."""
+    """Canonical bytes of the simulated circuit's raw output."""
     return canonical_bytes({"backend": "simulate", "kind": "selection-output",
                             "values": [int(v) for v in np.asarray(values).reshape(-1)]})
 
@@ -64,32 +115,92 @@ def decode_output(data: bytes):
         raise BackendError(f"output blob is not a simulate-backend selection output: {exc}") from None
 
 
-def _encode_input(circuit, side: str, offsets, hurdle: int) -> bytes:
-    from crypto.circuit import pack_report
-
-    packed = pack_report(circuit.shape, side, offsets, hurdle)  # the same range checks as encryption
-    return canonical_bytes({"backend": "simulate", "kind": "selection-input", "side": side,
-                            "values": [int(v) for v in packed]})
-
-
-def _decode_input(data: bytes, side: str) -> np.ndarray:
-    try:
-        obj = canonical_loads(data, name=f"{side} input")
-    except ValueError:
-        raise BackendError(f"{side} input blob is not a simulate-backend input") from None
-    if not isinstance(obj, dict) or obj.get("backend") != "simulate" or obj.get("side") != side:
-        raise BackendError(f"{side} input blob is not a simulate-backend input for side {side!r}")
-    return np.asarray(obj["values"], dtype=np.int64)
+def _simulate_key(circuit, kind: str) -> bytes:
+    return canonical_bytes({"backend": "simulate", "kind": kind, "artifact": circuit.artifact_digest.hex()})
 
 
 def simulate_evaluation_keys(circuit) -> bytes:
-    return canonical_bytes({"backend": "simulate", "kind": "evaluation-keys",
-                            "artifact": circuit.artifact_digest.hex()})
+    return _simulate_key(circuit, "evaluation-keys")
+
+
+def seal_simulated_report(public_key: bytes, digits, binding) -> bytes:
+    """The simulate backend's report blob: the digits in plaintext, bound like a ciphertext list."""
+    return canonical_bytes({"backend": "simulate", "kind": "owner-report", "version": 1,
+                            "binding": binding.as_dict(), "public_key_sha256": digest(public_key),
+                            "digits": len(digits), "values": [int(d) for d in digits]}, name="owner_report")
+
+
+def open_simulated_report(blob: bytes, *, public_key: bytes, expected, digit_count: int) -> list[int]:
+    """The structural checks of a simulate report blob (the same reasons as ``open_owner_report``)."""
+    from crypto.envelope import Binding
+    from crypto.tfhers import OwnerReportError
+
+    def reject(reason: str, detail: str):
+        return OwnerReportError(expected.sender, expected.round, reason, detail)
+
+    if len(blob) > MAX_SIMULATE_BLOB_BYTES:
+        raise reject("oversized", f"{len(blob)} bytes, limit {MAX_SIMULATE_BLOB_BYTES}")
+    try:
+        obj = canonical_loads(bytes(blob), name="owner_report")
+    except ValueError as exc:
+        raise reject("truncated" if "truncated" in str(exc) or "end of" in str(exc) else "malformed", str(exc)) from None
+    names = {"backend", "kind", "version", "binding", "public_key_sha256", "digits", "values"}
+    if not isinstance(obj, dict) or set(obj) != names or obj["backend"] != "simulate" or obj["kind"] != "owner-report":
+        raise reject("malformed", f"not a simulate-backend owner report (expected exactly the fields {sorted(names)})")
+    try:
+        claimed = Binding.from_dict(obj["binding"])
+    except (TypeError, ValueError) as exc:
+        raise reject("malformed", f"binding: {exc}") from None
+    problems = claimed.mismatches(expected)
+    if problems:
+        raise reject("binding-mismatch", "; ".join(problems))
+    if obj["public_key_sha256"] != digest(public_key):
+        raise reject("other-public-key", "sealed for a public key other than the published one")
+    values = obj["values"]
+    if obj["digits"] != digit_count or not isinstance(values, list) or len(values) != digit_count:
+        raise reject("wrong-digit-count", f"{obj['digits']!r} digits, expected {digit_count}")
+    for i, d in enumerate(values):
+        if type(d) is not int or not 0 <= d < SIMULATE_DIGIT_LIMIT:
+            raise reject("wrong-block-width", f"digit {i} = {d!r} is not an int in [0, {SIMULATE_DIGIT_LIMIT})")
+    return values
+
+
+# --- the roles ----------------------------------------------------------------------------------------------
+
+def _parameters(name: str | None):
+    """The TFHE-rs parameter record a market names (None: the owner-encryption module's default)."""
+    if name is None:
+        return {}
+    from crypto.tfhers import parameters_by_name
+
+    return {"parameters": parameters_by_name(name)}
+
+
+@dataclass
+class DealerSide:
+    """A dealer's encryption of its own report under the market's public key (``crs``: proofs on;
+    ``parameters``: the name of the market's TFHE-rs parameter record)."""
+
+    backend: str
+    circuit: object
+    public_key: bytes
+    crs: bytes | None = None
+    parameters: str | None = None
+
+    def digits(self, side: str, offsets, hurdle: int) -> list[int]:
+        return _report_digits(self.circuit, side, offsets, hurdle)
+
+    def seal_digits(self, digits, binding) -> bytes:
+        if self.backend == "simulate":
+            return seal_simulated_report(self.public_key, digits, binding)
+        from crypto.tfhers import seal_owner_report
+
+        return seal_owner_report(self.public_key, list(digits), binding, crs=self.crs, **_parameters(self.parameters))
 
 
 @dataclass
 class CustodianSide:
-    """Encryption and decryption; holds the secret key (fhe) -- lives in the custodian's folder only."""
+    """The market's keys; holds the secret key (fhe) -- lives in the custodian's folder only."""
 
     backend: str
     circuit: object
@@ -97,29 +208,56 @@ class CustodianSide:
 
     @classmethod
     def open(cls, backend: str, circuit, custodian_dir: Path, *, create: bool,
-             evaluation_keys_digest: bytes | None = None) -> "CustodianSide":
-        """``evaluation_keys_digest``: the published (on-chain) digest the loaded secret key must match."""
+             evaluation_keys_digest: bytes | None = None, public_key_digest: bytes | None = None,
+             input_proofs: bool = False) -> "CustodianSide":
+        """``evaluation_keys_digest``, ``public_key_digest``: the published digests the loaded secret key must
+        match. ``input_proofs`` (create only): generate the CRS, once per deployment."""
         if backend not in BACKENDS:
             raise BackendError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "simulate":
             return cls(backend, circuit, None)
         from crypto.fhe_keys import CustodianFheKeys
 
-        keys = (CustodianFheKeys.generate(circuit, custodian_dir) if create
-                else CustodianFheKeys.load(circuit, custodian_dir, evaluation_keys_digest=evaluation_keys_digest))
+        if create:
+            crs = None
+            if input_proofs:  # once per deployment; its generator knows the trapdoor (docs/OWNER_ENCRYPTION.md)
+                from crypto.tfhers import generate_crs
+
+                crs = generate_crs()
+            keys = CustodianFheKeys.generate(circuit, custodian_dir, crs=crs)
+        else:
+            keys = CustodianFheKeys.load(circuit, custodian_dir, evaluation_keys_digest=evaluation_keys_digest,
+                                         public_key_digest=public_key_digest)
         return cls(backend, circuit, keys)
+
+    def _material(self):
+        from crypto.tfhers import load_public_key_material
+
+        return load_public_key_material(self.keys.folder)
+
+    def parameters(self) -> tuple[str, bytes | None]:
+        """(name, digest) of the TFHE-rs parameter record dealers encrypt with; ("simulate", None) there."""
+        if self.backend == "simulate":
+            return "simulate", None
+        record = self._material().parameters
+        return record.name, record.digest()
 
     def evaluation_keys(self) -> bytes:
         if self.backend == "simulate":
             return simulate_evaluation_keys(self.circuit)
         return self.keys.evaluation_keys_bytes()
 
-    def encrypt(self, side: str, offsets, hurdle: int) -> bytes:
+    def public_key(self) -> bytes:
+        """The key dealers encrypt under (published; its digest is in the terms digest on chain)."""
         if self.backend == "simulate":
-            return _encode_input(self.circuit, side, offsets, hurdle)
-        if side == "mm":
-            return self.keys.encrypt_mm(offsets, hurdle)
-        return self.keys.encrypt_rm(offsets, hurdle)
+            return _simulate_key(self.circuit, "public-key")
+        return self.keys.public_key_bytes()
+
+    def crs(self) -> bytes | None:
+        """The input-proof CRS when the market has proofs on (its digest is in the terms digest too)."""
+        if self.backend == "simulate":
+            return None
+        return self._material().crs_bytes()
 
     def decrypt(self, output: bytes):
         if self.backend == "simulate":
@@ -129,17 +267,33 @@ class CustodianSide:
 
 @dataclass
 class EvaluatorSide:
-    """Runs the circuit on public blobs; used by evaluators and, for replay, by the auditor."""
+    """Opens the dealers' published blobs and runs the circuit; used by evaluators and the auditor's replay."""
 
     backend: str
     circuit: object
+    public_key: bytes
+    crs: bytes | None = None
+    parameters: str | None = None
 
-    def evaluate(self, evaluation_keys: bytes, ct_mm: bytes, ct_rm: bytes) -> bytes:
+    def open_report(self, blob: bytes, expected):
+        """The circuit input of one dealer's blob, after every structural check (and the proof when
+        proofs are on). Raises ``crypto.tfhers.OwnerReportError(dealer, round, reason, detail)`` before
+        anything is computed."""
+        count = digit_count(self.circuit)
+        if self.backend == "simulate":
+            return open_simulated_report(blob, public_key=self.public_key, expected=expected, digit_count=count)
+        from crypto.tfhers import open_owner_report
+
+        return open_owner_report(blob, public_key=self.public_key, expected=expected, digit_count=count,
+                                 crs=self.crs, **_parameters(self.parameters)).import_buffer
+
+    def evaluate(self, evaluation_keys: bytes, input_mm, input_rm) -> bytes:
+        """The output blob from two opened inputs (:meth:`open_report`)."""
         if self.backend == "simulate":
             if evaluation_keys != simulate_evaluation_keys(self.circuit):
                 raise BackendError("evaluation keys blob does not match the simulate backend's keys")
-            return encode_output(self.circuit.simulate_packed(_decode_input(ct_mm, "mm"), _decode_input(ct_rm, "rm")))
-        return self.circuit.evaluate(evaluation_keys, ct_mm, ct_rm)  # refuses to run without the fixed FFT plan
+            return encode_output(_simulate(self.circuit, input_mm, input_rm))
+        return self.circuit.evaluate(evaluation_keys, input_mm, input_rm)  # refuses to run without the fixed FFT plan
 
 
 def circuit_from_artifact(artifact: bytes, terms, cache_dir: Path):

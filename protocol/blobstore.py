@@ -1,7 +1,7 @@
 """Content-addressed blob store: ``<data-dir>/blobs/<sha256 hex>``.
 
-Every published artefact of a round (sealed reports, ciphertexts, evaluation keys, the circuit artefact,
-evaluator outputs, receipts, attestations, sealed instructions, execution records) is stored here under the
+Every published artefact of a round (dealers' report blobs, fault records, evaluation keys, the circuit artefact,
+evaluator outputs, attestations, sealed instructions, execution records) is stored here under the
 SHA-256 of its bytes, and the chain records the same digest.  Writes are atomic (temp file, fsync, rename,
 fsync of the directory) so a crash never leaves a half-written blob under a valid name; reads re-hash the
 bytes and refuse a blob whose content no longer matches its name (a tampered or corrupt file is never

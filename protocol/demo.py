@@ -88,7 +88,7 @@ def run_verify_process(data_dir: Path, rpc_url: str | None, rounds: list[int] | 
 
 def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backend: str = "fhe", seed: int = 0,
              rpc_url: str | None = None, evaluators: int = 2, threshold: int = 2, verify: bool = True,
-             ui=None, signers: dict | None = None) -> dict:
+             ui=None, signers: dict | None = None, input_proofs: bool = False) -> dict:
     """Create or reuse the market, run the rounds, write report.json and plots, run the auditor."""
     from market.selection import HurdleMode
     from market.terms import MarketTerms
@@ -107,12 +107,15 @@ def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backe
             raise DemoConflict("--grid", grid, f"grid {dep.terms.grid}")
         if dep.backend != backend:
             raise DemoConflict("--backend", backend, f"backend {dep.backend}")
+        if input_proofs and not dep.input_proofs:
+            raise DemoConflict("--input-proofs", "on", "a market created without input proofs")
         setup["reused"] = True
     else:
         terms = MarketTerms(grid=grid, base_rate=DEFAULT_BASE_RATE, hurdle_mode=HurdleMode.MARGIN)
         t = time.perf_counter()
         dep = create_market(layout.root, terms, backend=backend, evaluators=evaluators, threshold=threshold,
-                            rpc_url=rpc_url, seed=seed, progress=lambda stage: ui.stage(stage), signers=signers)
+                            rpc_url=rpc_url, seed=seed, progress=lambda stage: ui.stage(stage), signers=signers,
+                            input_proofs=input_proofs)
         setup = {"reused": False, "seconds": round(time.perf_counter() - t, 3), **dep.descriptor["timings"]}
     ui.stage("load circuit")
     circuit = dep.circuit()

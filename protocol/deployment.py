@@ -22,7 +22,7 @@ from pathlib import Path
 from protocol.blobstore import BlobStore
 from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir, read_json, write_json
 
-__all__ = ["Deployment", "DeploymentError", "create_market", "open_market", "deposit_minimum_wei",
+__all__ = ["Deployment", "DeploymentError", "create_market", "market_terms_digest", "open_market", "deposit_minimum_wei",
            "WEI_PER_CASH_UNIT", "MARKET_FORMAT", "evaluator_roles", "identities_digest", "identities_mismatch",
            "published_coordinator_terms"]
 
@@ -44,6 +44,29 @@ def evaluator_roles(n: int) -> list[str]:
 def deposit_minimum_wei(terms) -> int:
     """``r_max · Q_max`` bp·units in wei: 2 half-bp cash units per bp·unit."""
     return 2 * terms.max_rate * terms.grid * WEI_PER_CASH_UNIT
+
+
+def owner_encryption_terms(parameters: str, parameters_digest: bytes | None, public_key_digest: bytes,
+                           crs_digest: bytes | None) -> dict:
+    """What the terms fix about owner encryption (the fields of ``crypto.tfhers.OwnerKeyTerms.as_dict()``): the
+    TFHE-rs parameter record (``"simulate"`` and no digest on the simulate backend), the compact public key,
+    and the CRS when input proofs are on (None: off)."""
+    return {"parameters": str(parameters),
+            "parameters_sha256": None if parameters_digest is None else bytes(parameters_digest),
+            "public_key_sha256": bytes(public_key_digest),
+            "crs_sha256": None if crs_digest is None else bytes(crs_digest)}
+
+
+def market_terms_digest(terms, owner_encryption: dict) -> bytes:
+    """The Coordinator's ``terms_digest``: ``sha256(TLV({"market": terms, "owner_encryption": {"crs_sha256",
+    "parameters", "parameters_sha256", "public_key_sha256"}}))``.
+
+    [decided] The market's public key (what dealers encrypt under), its parameter record and, with input proofs
+    on, the CRS are terms of the market like the grid: a dealer, an evaluator and the auditor all check the key
+    and CRS they use against this digest on chain (docs/AUDIT.md, "Terms digest")."""
+    from crypto.encoding import canonical_digest
+
+    return canonical_digest({"market": terms.as_dict(), "owner_encryption": owner_encryption}, name="terms")
 
 
 def identities_digest(identities: dict) -> bytes:
@@ -147,6 +170,32 @@ class Deployment:
 
     def digest(self, name: str) -> bytes:
         return bytes.fromhex(self.descriptor["digests"][name])
+
+    @property
+    def input_proofs(self) -> bool:
+        """Whether dealers prove their encrypted reports (a CRS is published): ``--input-proofs``."""
+        return self.descriptor["digests"].get("crs") is not None
+
+    @property
+    def owner_parameters(self) -> str | None:
+        """The name of the TFHE-rs parameter record dealers encrypt with (None on the simulate backend)."""
+        return None if self.backend == "simulate" else self.descriptor["owner_encryption"]["parameters"]
+
+    def public_key(self) -> bytes:
+        """The market's public key blob (dealers encrypt under it), hash-checked against market.json."""
+        return self.blobs.get(self.digest("public_key"))
+
+    def crs(self) -> bytes | None:
+        """The input-proof CRS blob when proofs are on, else None."""
+        return self.blobs.get(self.digest("crs")) if self.input_proofs else None
+
+    def terms_digest(self) -> bytes:
+        """The terms digest market.json implies (market terms, parameter record, public key, CRS): the contract's
+        must equal it."""
+        owner = self.descriptor["owner_encryption"]
+        return market_terms_digest(self.terms, owner_encryption_terms(
+            owner["parameters"], bytes.fromhex(owner["parameters_sha256"]) if owner["parameters_sha256"] else None,
+            self.digest("public_key"), self.digest("crs") if self.input_proofs else None))
 
     def identity(self, role: str):
         from crypto.identity import PublicIdentity
@@ -257,7 +306,6 @@ def published_coordinator_terms(dep: Deployment):
 
     Raises DeploymentError naming what market.json lacks."""
     from chain import CoordinatorTerms, PhaseWindows
-    from crypto.encoding import canonical_digest
 
     d = dep.descriptor
     if "windows" not in d:
@@ -266,7 +314,7 @@ def published_coordinator_terms(dep: Deployment):
     return CoordinatorTerms(
         grid=terms.grid, base_rate=terms.base_rate, rate_bits=terms.rate_bits, hurdle_mode=terms.hurdle_mode.value,
         deposit_minimum=int(d["deposit"]["minimum_wei"]),
-        terms_digest=canonical_digest(terms.as_dict(), name="terms"), circuit_digest=dep.digest("circuit"),
+        terms_digest=dep.terms_digest(), circuit_digest=dep.digest("circuit"),
         evaluation_keys_digest=dep.digest("evaluation_keys"), identities_digest=identities_digest(d["identities"]),
         dealer_mm=dep.address("dealer_mm"),
         dealer_rm=dep.address("dealer_rm"), custodian=dep.address("custodian"),
@@ -276,20 +324,23 @@ def published_coordinator_terms(dep: Deployment):
 
 def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, threshold: int = 2,
                   rpc_url: str | None = None, seed: int = 0, windows=None, progress=None,
-                  signers: dict | None = None) -> Deployment:
+                  signers: dict | None = None, input_proofs: bool = False) -> Deployment:
     """Create every role's keys, the FHE keys, the circuit blobs and the contract; write market.json.
 
+    ``input_proofs``: dealers prove their encrypted reports; the custodian generates a CRS once per deployment
+    and its digest goes into the terms digest (the simulate backend has no proofs).
     ``signers``: role -> ChainAccount from key files / keystores (``--rpc`` only); the other roles use dev keys
     derived from ``seed`` and market.json says so. ``progress(stage: str)`` is called before each slow step.  Returns the public deployment plus, in
     ``Deployment.descriptor["timings"]``, how long each step took.
     """
-    from chain import Coordinator, CoordinatorTerms, PhaseWindows, connect, deploy_coordinator
-    from crypto.encoding import canonical_digest
+    from chain import WINDOW_NAMES, Coordinator, CoordinatorTerms, PhaseWindows, connect, deploy_coordinator
     from crypto.identity import PUBLIC_IDENTITY_FILE, IdentityKeys
     from protocol.backend import BACKENDS, CustodianSide, load_circuit
 
     if backend not in BACKENDS:
         raise DeploymentError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    if input_proofs and backend != "fhe":
+        raise DeploymentError(f"--input-proofs needs --backend fhe (the {backend} backend has no ciphertexts to prove)")
     if not 1 <= threshold <= evaluators:
         raise DeploymentError(f"threshold must be in 1..{evaluators} (evaluators), got {threshold}")
     note = progress or (lambda stage: None)
@@ -331,11 +382,18 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
 
     circuit = timed("compile circuit", lambda: load_circuit(terms, circuit_cache(layout)))
     custodian_side = timed("generate FHE keys", lambda: CustodianSide.open(
-        backend, circuit, layout.fhe_keys_dir("custodian"), create=True))
+        backend, circuit, layout.fhe_keys_dir("custodian"), create=True, input_proofs=input_proofs))
     evaluation_keys = timed("serialize evaluation keys", custodian_side.evaluation_keys)
     circuit_digest = blobs.put(circuit.artifact_bytes)
     keys_digest = blobs.put(evaluation_keys)
-    terms_digest = canonical_digest(terms.as_dict(), name="terms")
+    public_key_digest = blobs.put(custodian_side.public_key())
+    crs = custodian_side.crs() if input_proofs else None
+    if input_proofs and crs is None:
+        raise DeploymentError("--input-proofs: the custodian's keys hold no CRS")
+    crs_digest = None if crs is None else blobs.put(crs)
+    parameters, parameters_digest = custodian_side.parameters()
+    terms_digest = market_terms_digest(terms, owner_encryption_terms(parameters, parameters_digest,
+                                                                     public_key_digest, crs_digest))
     signers_digest = identities_digest(identities)
 
     coordinator_terms = CoordinatorTerms(
@@ -352,13 +410,16 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         "backend": backend,
         "terms": terms.as_dict(),
         "digests": {"terms": terms_digest.hex(), "circuit": circuit_digest.hex(),
-                    "evaluation_keys": keys_digest.hex(), "identities": signers_digest.hex()},
+                    "evaluation_keys": keys_digest.hex(), "identities": signers_digest.hex(),
+                    "public_key": public_key_digest.hex(), "crs": None if crs_digest is None else crs_digest.hex()},
+        # the digests of the public key and CRS are under "digests"; the terms digest covers all of it
+        "owner_encryption": {"parameters": parameters,
+                             "parameters_sha256": None if parameters_digest is None else parameters_digest.hex()},
         "chain": {"rpc_url": rpc_url, "chain_id": chain.chain_id, "seed": seed, "backend": chain.backend},
         "contract": coordinator.address,
         # [decided] published so that an auditor checks the contract's immutables against market.json, and
         # knows from which block the contract's history starts
-        "windows": dict(zip(("report", "compute", "instruct", "mm_leg", "rm_leg", "challenge"),
-                            coordinator_terms.windows.as_tuple())),
+        "windows": dict(zip(WINDOW_NAMES, coordinator_terms.windows.as_tuple())),
         "deployed_at": {"block": coordinator.deployment.block_number, "tx": coordinator.deployment.tx_hash},
         "deposit": {"minimum_wei": coordinator_terms.deposit_minimum, "wei_per_cash_unit": WEI_PER_CASH_UNIT},
         "evaluators": {"roles": evaluator_roles(evaluators), "threshold": threshold},

@@ -51,9 +51,9 @@ PRIVATE_DIR = "private"  # the narrator's private folder (DataDir.private)
 PRIVATE_REPORT = f"{PRIVATE_DIR}/report.json"  # relative to the data directory (DataDir.private_report_file)
 PRIVATE_PLACES = ("roles", PRIVATE_DIR)  # the only folders of a data directory that hold private data
 ROUNDS_PLOT, TIMINGS_PLOT = "rounds.png", "timings.png"  # in plots/ (protocol.report.write_plots)
-# What a role may find in its inbox: a dealer's sealed report (per side) for the custodian, the custodian's
-# receipt and sealed instruction for a dealer, a dealer's offer for its client.
-INBOX_KINDS = ("report", "receipt", "instruction", "offer")
+# What a role may find in its inbox: the custodian's sealed instruction for a dealer, a dealer's offer for its
+# client. The custodian's inbox receives nothing: dealers publish their own encrypted reports.
+INBOX_KINDS = ("instruction", "offer")
 _TRANSCRIPT = re.compile(r"\Around-([0-9]+)\.json\Z")
 
 # Role names are the ones crypto/ (identity, envelope bindings) and chain/ (accounts) use.

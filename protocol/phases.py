@@ -1,7 +1,8 @@
 """The coordinator's phases of one round, the crash hook used by the resume tests, and the phase journal.
 
 Phases follow ARCHITECTURE.md "Data flow of one round" and map one-to-one onto the contract's
-``RoundPhase`` after each step: commit → Committed, report → Reported, compute → Computed,
+``RoundPhase`` after each step: commit → Revealing (both dealers committed), report → Reported (both
+revealed), compute → Computed,
 decrypt → Instructed, mm_leg → MmLegDone, rm_leg → RmLegDone, settle → Settled.
 
 Crash hook [decided]: ``REPO_MARKET_CRASH_AFTER=<phase>`` (optionally ``<round>:<phase>``) makes the

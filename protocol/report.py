@@ -27,6 +27,7 @@ def transcript_fields(dep: Deployment, rs, votes: dict) -> dict:
         "trade": rs.trade,
         "digests": {
             "commitment_mm": _h(rs.report_commitment_mm), "commitment_rm": _h(rs.report_commitment_rm),
+            "blob_commitment_mm": _h(rs.blob_commitment_mm), "blob_commitment_rm": _h(rs.blob_commitment_rm),
             "ciphertext_mm": _h(rs.ciphertext_digest_mm), "ciphertext_rm": _h(rs.ciphertext_digest_rm),
             "output": _h(rs.output_digest), "attestation": _h(rs.attestation_digest),
             "instruction_commitment": _h(rs.instruction_commitment),
@@ -81,7 +82,7 @@ def leakage_statement(selected: dict) -> dict:
             "dealer_mm": "no trade; nothing about dealer_rm's report beyond 'no feasible equilibrium'",
             "dealer_rm": "no trade; nothing about dealer_mm's report beyond 'no feasible equilibrium'",
             "clients": "no offer",
-            "custodian": "both reports in plaintext (trusted for confidentiality), the no-trade outcome",
+            "custodian": "no report (dealers encrypt their own); the decrypted output: no trade, the invalid flags",
             "evaluators": "ciphertexts only (fixed-length), the output digest",
             "public": "commitments, digests, trade = false",
         }
@@ -91,7 +92,7 @@ def leakage_statement(selected: dict) -> dict:
                      f"the other client's rate at the executed point",
         "dealer_rm": f"Q = {q}, its rate r_rm = {r_rm}, r_bd = {r_bd}; hence 2·r_bd − r_rm = {r_mm} = r_mm",
         "clients": "MM: the rate offered to it; RM: the rate offered to it (each accepts its own volume)",
-        "custodian": "both reports in plaintext (trusted for confidentiality), the selected outcome",
+        "custodian": "no report (dealers encrypt their own); the decrypted output: the selected outcome",
         "evaluators": "ciphertexts only (fixed-length), the output digest",
         "public": f"commitments, digests, trade = true; and, because the contract records each leg, "
                   f"the (rate, volume) each dealer records for its leg when it executes — under compliance "
@@ -194,7 +195,7 @@ def write_plots(rounds: list[dict], plans: list, out_dir: Path) -> list[str]:
     plt.close(fig)
     paths.append(str(path))
 
-    keys = ["seal", "encrypt", "evaluate", "decrypt", "chain", "settle"]
+    keys = ["encrypt", "evaluate", "decrypt", "chain", "settle"]
     fig, ax = plt.subplots(figsize=(6, 3.2))
     bottom = np.zeros(n)
     for k in keys:

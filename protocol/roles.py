@@ -7,14 +7,17 @@ inbox (``roles/<recipient>/inbox/``, a pointer file holding a blob digest -- wha
 over the network).  Every step is idempotent: an agent records what it did in its folder *before*
 announcing it, so a coordinator killed at any point can simply call the step again.
 
-* :class:`DealerAgent` (dealer_mm, dealer_rm) -- reports its client's schedule and its hurdle (sealed to
-  the custodian, committed on chain), executes its instruction with its client, checks the other
-  dealer's execution record and proves a deviation on chain.
+* :class:`DealerAgent` (dealer_mm, dealer_rm) -- encrypts its client's schedule and its hurdle itself under
+  the market's public key, commits to the report and to the ciphertext blob on chain, publishes the blob and
+  reveals its digest once both dealers are bound; executes its instruction with its client, checks the
+  other dealer's execution record and proves a deviation on chain.
 * :class:`ClientAgent` (client_mm, client_rm) -- a price-taker: accepts ``D(r)`` / ``S(r)`` of its TRUE
   schedule at the offered rate.
-* :class:`Custodian` -- opens sealed reports, encrypts them, signs receipts; decrypts only the output
-  digest ``threshold`` evaluators agreed on; signs an attestation; seals each dealer its instruction.
-* :class:`Evaluator` -- runs the circuit on the public blobs named on chain and posts the output digest.
+* :class:`Custodian` -- holds the market's secret key and never receives a report in any form; decrypts only
+  the output digest ``threshold`` evaluators agreed on; signs an attestation; seals each dealer its
+  instruction, or reports the dealer whose input the circuit flags invalid (that dealer forfeits).
+* :class:`Evaluator` -- opens the two revealed blobs named on chain (structure, and proofs when on), runs the
+  circuit and posts the output digest; or posts a fault naming the first dealer whose blob it refuses.
 """
 from __future__ import annotations
 
@@ -28,8 +31,8 @@ from protocol.blobstore import atomic_write
 from protocol.deployment import Deployment
 from protocol.layout import read_json, write_json
 
-__all__ = ["ProtocolError", "DealerAgent", "ClientAgent", "Custodian", "Evaluator",
-           "Behaviour", "SIDE_OF", "CLIENT_OF", "record_tx"]
+__all__ = ["ProtocolError", "DealerAgent", "ClientAgent", "Custodian", "Evaluator", "Verdict",
+           "Behaviour", "BEHAVIOURS", "SIDE_OF", "CLIENT_OF", "record_tx"]
 
 SIDE_OF = {"dealer_mm": "mm", "dealer_rm": "rm"}
 CLIENT_OF = {"dealer_mm": "client_mm", "dealer_rm": "client_rm"}
@@ -81,12 +84,18 @@ def record_tx(dep: Deployment, role: str, round_id: int, step: str, tx) -> None:
     _private_json(path, txs)
 
 
+BEHAVIOURS = ("honest", "offer_rate", "skip", "skip_reveal", "withhold_blob", "malformed_report", "invalid_digits")
+
+
 @dataclass(frozen=True)
 class Behaviour:
     """How a dealer executes its instruction (honest by default) -- for the deviation scenarios.
 
     kind: "honest" | "offer_rate" (offers ``rate`` instead of the instructed one) | "skip" (never
-    executes its leg; the contract's deadline forfeits its deposit).
+    executes its leg; the contract's deadline forfeits its deposit) | "skip_reveal" (commits but never
+    reveals its blob) | "withhold_blob" (reveals the digest but never publishes the blob: the evaluators'
+    faults forfeit it) | "malformed_report" (publishes a truncated blob: the evaluators' faults forfeit it) |
+    "invalid_digits" (encrypts a digit outside the circuit's range: the circuit's invalid flag forfeits it).
     """
 
     kind: str = "honest"
@@ -96,8 +105,8 @@ class Behaviour:
     def from_dict(cls, d: dict | None) -> "Behaviour":
         d = d or {}
         kind = d.get("kind", "honest")
-        if kind not in ("honest", "offer_rate", "skip"):
-            raise ProtocolError(f"behaviour.kind must be honest, offer_rate or skip, got {kind!r}")
+        if kind not in BEHAVIOURS:
+            raise ProtocolError(f"behaviour.kind must be one of {', '.join(BEHAVIOURS)}, got {kind!r}")
         if kind == "offer_rate" and not isinstance(d.get("rate"), int):
             raise ProtocolError(f"behaviour.rate must be an int (bp) for offer_rate, got {d.get('rate')!r}")
         return cls(kind, d.get("rate"))
@@ -109,13 +118,14 @@ class Behaviour:
 # --- dealers -------------------------------------------------------------------------------------------
 
 class DealerAgent:
-    def __init__(self, dep: Deployment, role: str):
+    def __init__(self, dep: Deployment, role: str, circuit=None):
         if role not in SIDE_OF:
             raise ProtocolError(f"dealer role must be dealer_mm or dealer_rm, got {role!r}")
         self.dep, self.role, self.side = dep, role, SIDE_OF[role]
         self.client = CLIENT_OF[role]
         self.folder = dep.data_dir.role(role)
         self.keys = _load_keys(dep, role)
+        self._circuit = circuit
 
     def _round_file(self, round_id: int, kind: str) -> Path:
         return self.dep.data_dir.round_file(self.role, round_id, kind)
@@ -140,63 +150,115 @@ class DealerAgent:
         return coord.deposit(self.role, need).gas_used
 
     # report
+    def _encrypter(self):
+        """Encryption under the market's public key (and CRS), both checked against the terms digest on chain."""
+        from protocol.backend import DealerSide
+
+        if self.dep.terms_digest() != self.dep.onchain_terms.terms_digest:
+            raise ProtocolError(f"{self.role}: market.json's terms, public key and CRS do not hash to the terms "
+                                f"digest on chain; refusing to encrypt")
+        circuit = self._circuit if self._circuit is not None else self.dep.circuit()
+        return DealerSide(self.dep.backend, circuit, self.dep.public_key(), self.dep.crs(), self.dep.owner_parameters)
+
     def prepare_report(self, round_id: int) -> dict:
-        """Build, validate, sign and seal the report (once per round; the result is kept 0600)."""
-        from crypto.envelope import DealerReport, seal_report
+        """Validate the report, encrypt it under the market's public key, and keep the blob private (0600) until
+        the reveal: ``{"commitment", "blob_digest", "blob_commitment", "salt"}`` (once per round)."""
+        from chain import blob_commitment
+        from crypto.encoding import digest
+        from crypto.envelope import DealerReport
         from market.terms import report_offsets, validate_report
+        from protocol.backend import report_binding
 
         state_path = self._round_file(round_id, "report")
         if state_path.exists():
             return read_json(state_path)
         inp = self.private_input(round_id)
+        behaviour = self.behaviour(round_id)
         terms = self.dep.terms
-        # validate_report inside report_offsets/seal_report runs before anything is signed or sealed
+        # every check runs before anything is encrypted or committed
         validate_report(terms, self.side, inp["schedule"], inp["hurdle"])
-        offsets = report_offsets(terms, self.side, inp["schedule"])
+        offsets = [int(v) for v in report_offsets(terms, self.side, inp["schedule"])]
         report = DealerReport.create(role=self.role, round=round_id, chain_id=self.dep.chain_id,
-                                     contract=self.dep.contract_address, schedule=[int(v) for v in offsets],
-                                     hurdle=int(inp["hurdle"]))
-        sealed = seal_report(report, dealer=self.keys, custodian=self.dep.identity("custodian"), terms=terms)
-        envelope = self.dep.blobs.put(sealed.to_bytes())
-        state = {"commitment": report.commitment.hex(), "envelope": envelope.hex()}
+                                     contract=self.dep.contract_address, schedule=offsets, hurdle=int(inp["hurdle"]))
+        encrypter = self._encrypter()
+        digits = encrypter.digits(self.side, offsets, int(inp["hurdle"]))
+        if behaviour.kind == "invalid_digits":  # a crafted input: a digit above the circuit's range
+            digits[0] = 16 + digits[0] % 16
+        blob = encrypter.seal_digits(digits, report_binding(self.dep.chain_id, self.dep.contract_address,
+                                                            round_id, self.side))
+        if behaviour.kind == "malformed_report":  # a crafted blob: truncated
+            blob = blob[:-7]
+        blob_digest = digest(blob)
+        atomic_write(self._round_file(round_id, "blob"), json.dumps({"blob": blob.hex()}).encode(), mode=0o600)
+        state = {"commitment": report.commitment.hex(), "salt": report.salt.hex(), "blob_digest": blob_digest.hex(),
+                 "blob_commitment": blob_commitment(blob_digest, self.side, round_id,
+                                                    self.dep.contract_address).hex()}
         _private_json(state_path, state)
         return state
 
     def commit(self, round_id: int) -> int:
-        """Post the report commitment (opens the round if first); announce the envelope to the custodian."""
+        """Post the report and blob commitments (opens the round if first). The blob stays private."""
         state = self.prepare_report(round_id)
         coord = self.dep.coordinator
-        gas = 0
         committed = self._onchain_commitment(round_id)
         if committed is None:
-            tx = coord.commit_report(self.role, round_id, bytes.fromhex(state["commitment"]))
+            tx = coord.commit_report(self.role, round_id, bytes.fromhex(state["commitment"]),
+                                     bytes.fromhex(state["blob_commitment"]))
             record_tx(self.dep, self.role, round_id, "commit_report", tx)
-            gas = tx.gas_used
-        elif committed != bytes.fromhex(state["commitment"]):
-            raise ProtocolError(f"round {round_id}: {self.role}'s commitment on chain is not its own report's")
-        post_inbox(self.dep, "custodian", round_id, "report", bytes.fromhex(state["envelope"]), side=self.side)
-        return gas
+            return tx.gas_used
+        if committed != (bytes.fromhex(state["commitment"]), bytes.fromhex(state["blob_commitment"])):
+            raise ProtocolError(f"round {round_id}: {self.role}'s commitments on chain are not its own report's")
+        return 0
 
-    def _onchain_commitment(self, round_id: int) -> bytes | None:
+    def _onchain_commitment(self, round_id: int) -> tuple[bytes, bytes] | None:
         coord = self.dep.coordinator
         if coord.current_round() < round_id:
             return None
-        value = coord.round(round_id).commitment(self.side)
-        return None if value == bytes(32) else value
+        rs = coord.round(round_id)
+        value = rs.commitment(self.side)
+        return None if value == bytes(32) else (value, rs.blob_commitment(self.side))
 
-    def check_receipt(self, round_id: int) -> None:
-        """Verify the custodian's signed receipt against what this dealer sent and what is on chain."""
-        from crypto.envelope import ReportReceipt
+    def publish(self, round_id: int, rs=None) -> bool:
+        """Put the blob in the blob store, only once both dealers' commitments are on chain (False: this
+        dealer's behaviour withholds it). Raises ProtocolError naming the round, the dealer and why not."""
+        from chain import RoundPhase
 
-        digest = read_inbox(self.dep, self.role, round_id, "receipt")
-        if digest is None:
-            raise ProtocolError(f"round {round_id}: {self.role} received no receipt from the custodian")
-        receipt = ReportReceipt.from_bytes(self.dep.blobs.get(digest))
+        if self.behaviour(round_id).kind == "skip_reveal":
+            return False
+        from crypto.encoding import digest
+
+        rs = rs or self.dep.coordinator.round(round_id)
+        if rs.phase is not RoundPhase.REVEALING:
+            why = ("the other dealer has not committed: both commitments must be on chain before a reveal"
+                   if rs.phase in (RoundPhase.NONE, RoundPhase.COMMITTED) else f"the round is in phase {rs.phase.label}")
+            raise ProtocolError(f"round {round_id}: {self.role} cannot reveal its report: {why}")
+        if self.dep.chain.block_number >= rs.deadline:  # a reveal sent now would be mined after the deadline
+            raise ProtocolError(f"round {round_id}: {self.role} cannot reveal its report: late, the reveal deadline "
+                                f"is block {rs.deadline} and the chain is at block {self.dep.chain.block_number}")
+        blob = bytes.fromhex(read_json(self._round_file(round_id, "blob"))["blob"])
+        committed = bytes.fromhex(self.prepare_report(round_id)["blob_digest"])
+        if digest(blob) != committed:
+            raise ProtocolError(f"round {round_id}: {self.role} cannot reveal its report: its blob hashes to "
+                                f"{digest(blob).hex()}, not to the digest {committed.hex()} it committed to")
+        if self.behaviour(round_id).kind != "withhold_blob":
+            self.dep.blobs.put(blob)  # published only now: nobody saw it before both blob commitments were bound
+        return True
+
+    def reveal(self, round_id: int) -> int:
+        """Once both dealers committed: publish the blob and reveal its digest (returns gas; 0 if done)."""
         state = self.prepare_report(round_id)
-        onchain = self.dep.coordinator.round(round_id).ciphertext(self.side)
-        receipt.verify(self.dep.identity("custodian"), ciphertext_digest=onchain)
-        if receipt.envelope_digest.hex() != state["envelope"] or receipt.commitment.hex() != state["commitment"]:
-            raise ProtocolError(f"round {round_id}: receipt to {self.role} names another envelope or commitment")
+        mine = bytes.fromhex(state["blob_digest"])
+        rs = self.dep.coordinator.round(round_id)
+        revealed = rs.ciphertext(self.side)
+        if revealed == mine:
+            return 0
+        if revealed != bytes(32):
+            raise ProtocolError(f"round {round_id}: {self.role}'s revealed blob on chain is not its own")
+        if not self.publish(round_id, rs):
+            return 0
+        tx = self.dep.coordinator.reveal_report(self.role, round_id, mine)
+        record_tx(self.dep, self.role, round_id, "reveal_report", tx)
+        return tx.gas_used
 
     # instruction
     def instruction(self, round_id: int) -> dict:
@@ -330,8 +392,9 @@ class ClientAgent:
 # --- custodian -----------------------------------------------------------------------------------------
 
 class Custodian:
+    """Holds the market's secret key; receives no report in any form (dealers encrypt their own)."""
+
     def __init__(self, dep: Deployment, circuit):
-        from crypto.envelope import ReplayCache
         from protocol.backend import CustodianSide
 
         self.dep = dep
@@ -339,8 +402,8 @@ class Custodian:
         self.keys = _load_keys(dep, "custodian")
         published = dep.onchain_terms.evaluation_keys_digest if dep.backend == "fhe" else None
         self.fhe = CustodianSide.open(dep.backend, circuit, dep.data_dir.fhe_keys_dir("custodian"), create=False,
-                                      evaluation_keys_digest=published)
-        self.replay = ReplayCache(dep.data_dir.replay_cache("custodian"))
+                                      evaluation_keys_digest=published,
+                                      public_key_digest=dep.digest("public_key") if dep.backend == "fhe" else None)
 
     def _round_file(self, round_id: int) -> Path:
         return self.dep.data_dir.round_file("custodian", round_id)
@@ -352,48 +415,9 @@ class Custodian:
     def _save(self, round_id: int, state: dict) -> None:
         _private_json(self._round_file(round_id), state)
 
-    def accept_report(self, round_id: int, side: str) -> dict:
-        """Open, check and encrypt one dealer's sealed report; sign its receipt (idempotent per round)."""
-        from crypto.envelope import issue_receipt, open_report
-
-        state = self._state(round_id)
-        if side in state:
-            return state[side]
-        dealer = f"dealer_{side}"
-        digest = read_inbox(self.dep, "custodian", round_id, "report", side=side)
-        if digest is None:
-            raise ProtocolError(f"round {round_id}: the custodian has no report from {dealer}")
-        committed = self.dep.coordinator.round(round_id).commitment(side)
-        opened = open_report(self.dep.blobs.get(digest), custodian=self.keys, dealer=self.dep.identity(dealer),
-                             chain_id=self.dep.chain_id, contract=self.dep.contract_address, round=round_id,
-                             terms=self.dep.terms)
-        if opened.commitment != committed:
-            raise ProtocolError(f"round {round_id}: {dealer}'s report does not open its commitment on chain")
-        # accepted before a crash (same envelope): resume; another envelope for the binding: replay
-        resuming = self.replay.accepted(opened.binding) == opened.envelope_digest
-        if not resuming:
-            self.replay.check(opened.binding, opened.envelope_digest)
-        ciphertext = self.fhe.encrypt(side, list(opened.report.schedule), opened.report.hurdle)
-        ct_digest = self.dep.blobs.put(ciphertext)
-        receipt = issue_receipt(self.keys, opened, ct_digest)
-        receipt_digest = self.dep.blobs.put(receipt.to_bytes())
-        if not resuming:
-            self.replay.record(opened.binding, opened.envelope_digest)
-        entry = {"envelope": digest.hex(), "ciphertext": ct_digest.hex(), "receipt": receipt_digest.hex()}
-        state[side] = entry
-        self._save(round_id, state)
-        post_inbox(self.dep, dealer, round_id, "receipt", receipt_digest)
-        return entry
-
-    def post_ciphertexts(self, round_id: int) -> int:
-        state = self._state(round_id)
-        tx = self.dep.coordinator.post_ciphertexts(
-            "custodian", round_id, bytes.fromhex(state["mm"]["ciphertext"]), bytes.fromhex(state["rm"]["ciphertext"]))
-        record_tx(self.dep, "custodian", round_id, "post_ciphertexts", tx)
-        return tx.gas_used
-
     def prepare_instruction(self, round_id: int) -> dict:
-        """Decrypt only the output digest the evaluators agreed on (on chain); attest; seal instructions.
+        """Decrypt only the output digest the evaluators agreed on (on chain); attest; seal instructions --
+        or, when the output's invalid flag names exactly one dealer, attest that (no instruction).
 
         Everything is persisted (0600) before anything is posted, so a resumed run posts the same
         commitment and attestation."""
@@ -409,17 +433,26 @@ class Custodian:
         if rs.output_digest == bytes(32):
             raise ProtocolError(f"round {round_id}: no output digest agreed on chain; refusing to decrypt")
         if "instruction" not in state:
+            from protocol.backend import invalid_sides
+
             output = self.dep.blobs.get(rs.output_digest)  # hash-checked against the on-chain digest
             selection = self.fhe.decrypt(output)
-            if selection.invalid:
-                raise ProtocolError(f"round {round_id}: the circuit flagged the reports as invalid")
-            instr = selection.instruction(self.dep.terms)
+            state["invalid"] = list(invalid_sides(selection))
+            instr = selection.instruction(self.dep.terms)  # no trade when either input is invalid
             trade = bool(instr.trade)
             values = ((int(instr.volume), int(instr.r_mm), int(instr.r_rm), int(instr.r_bd_x2)) if trade
                       else (0, 0, 0, 0))
             state["instruction"] = {"volume": values[0], "r_mm": values[1], "r_rm": values[2],
                                     "r_bd_x2": values[3], "trade": trade, "salt": random_salt().hex()}
             self._save(round_id, state)
+        invalid = state.get("invalid", [])
+        if len(invalid) == 1:  # one dealer's input is invalid: it forfeits; nobody gets an instruction
+            body = attestation_body(self.dep, round_id, ciphertexts={s: rs.ciphertext(s) for s in ("mm", "rm")},
+                                    output=rs.output_digest, instruction_commitment=bytes(32), trade=False,
+                                    sealed_instructions={"mm": bytes(32), "rm": bytes(32)}, invalid=invalid)
+            state["attestation"] = self.dep.blobs.put(sign_statement(self.keys, body, name="attestation")).hex()
+            self._save(round_id, state)
+            return state
         ins = state["instruction"]
         salt = bytes.fromhex(ins["salt"])
         commitment = instruction_commitment(ins["volume"], ins["r_mm"], ins["r_rm"], ins["r_bd_x2"], salt)
@@ -433,9 +466,8 @@ class Custodian:
         body = attestation_body(
             self.dep, round_id,
             ciphertexts={s: rs.ciphertext(s) for s in ("mm", "rm")},
-            receipts={s: bytes.fromhex(state[s]["receipt"]) for s in ("mm", "rm")},
             output=rs.output_digest, instruction_commitment=commitment, trade=ins["trade"],
-            sealed_instructions=sealed)
+            sealed_instructions=sealed, invalid=invalid)
         state["attestation"] = self.dep.blobs.put(sign_statement(self.keys, body, name="attestation")).hex()
         state["commitment"] = commitment.hex()
         state["sealed_instructions"] = {s: d.hex() for s, d in sealed.items()}
@@ -448,6 +480,14 @@ class Custodian:
 
         state = self.prepare_instruction(round_id)
         gas = 0
+        invalid = state.get("invalid", [])
+        if len(invalid) == 1:
+            if self.dep.coordinator.phase(round_id) == RoundPhase.COMPUTED:
+                tx = self.dep.coordinator.report_invalid_input("custodian", round_id,
+                                                               bytes.fromhex(state["attestation"]), invalid[0])
+                record_tx(self.dep, "custodian", round_id, "report_invalid_input", tx)
+                gas = tx.gas_used
+            return gas
         if self.dep.coordinator.phase(round_id) == RoundPhase.COMPUTED:
             tx = self.dep.coordinator.post_instruction(
                 "custodian", round_id, bytes.fromhex(state["attestation"]), bytes.fromhex(state["commitment"]),
@@ -461,15 +501,28 @@ class Custodian:
 
 # --- evaluators ----------------------------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Verdict:
+    """What an evaluator posts for a round: an output digest, or a fault naming the side whose blob it refused."""
+
+    kind: str            # "output" | "fault"
+    digest: bytes        # the output blob's digest, or the fault record's
+    side: str | None = None
+    reason: str | None = None
+
+
 class Evaluator:
-    """Holds nothing secret: the circuit artefact and evaluation keys named on chain, the ciphertexts."""
+    """Holds nothing secret: the circuit artefact and evaluation keys named on chain, the revealed blobs."""
 
     def __init__(self, dep: Deployment, role: str, circuit):
         from protocol.backend import EvaluatorSide
 
         self.dep, self.role = dep, role
         self.folder = dep.data_dir.role(role)
-        self.runner = EvaluatorSide(dep.backend, circuit)
+        if dep.terms_digest() != dep.onchain_terms.terms_digest:
+            raise ProtocolError(f"{role}: market.json's terms, public key and CRS do not hash to the terms digest "
+                                f"on chain")
+        self.runner = EvaluatorSide(dep.backend, circuit, dep.public_key(), dep.crs(), dep.owner_parameters)
         self._keys: tuple[bytes, bytes] | None = None  # (digest, bytes): hash-checked once per process
 
     def _evaluation_keys(self, digest: bytes) -> bytes:
@@ -477,23 +530,42 @@ class Evaluator:
             self._keys = (digest, self.dep.blobs.get(digest))
         return self._keys[1]
 
-    def evaluate(self, round_id: int) -> tuple[bytes, bytes, bytes]:
-        """Return (output bytes, output digest, evaluation keys digest) from the blobs named on chain."""
+    def evaluate(self, round_id: int) -> Verdict:
+        """Open both revealed blobs (mm first), then compute; a refused blob gives a fault naming its side."""
+        from crypto.tfhers import OwnerReportError
+        from protocol.attestation import WITHHELD, fault_record
+        from protocol.backend import report_binding
+
         coord = self.dep.coordinator
         terms = self.dep.onchain_terms
         rs = coord.round(round_id)
+        from protocol.blobstore import BlobMissing
+
+        inputs = {}
+        for side in ("mm", "rm"):
+            try:
+                blob = self.dep.blobs.get(rs.ciphertext(side))  # hash-checked against the revealed digest
+                inputs[side] = self.runner.open_report(
+                    blob, report_binding(self.dep.chain_id, self.dep.contract_address, round_id, side))
+            except (OwnerReportError, BlobMissing) as exc:
+                # [decided] a revealed digest whose blob was never published is the dealer's fault too
+                reason = exc.reason if isinstance(exc, OwnerReportError) else WITHHELD
+                record = fault_record(self.dep, round_id, side, rs.ciphertext(side), reason)
+                return Verdict("fault", self.dep.blobs.put(record), side, reason)
         keys = self._evaluation_keys(terms.evaluation_keys_digest)
-        ct_mm, ct_rm = (self.dep.blobs.get(rs.ciphertext(s)) for s in ("mm", "rm"))
-        output = self.runner.evaluate(keys, ct_mm, ct_rm)
-        digest = self.dep.blobs.put(output)
+        output = self.runner.evaluate(keys, inputs["mm"], inputs["rm"])
         # every evaluator runs under the fixed FFT plan (crypto/fhe_runtime.py), so an honest evaluator's digest
         # equals every other honest evaluator's, whichever process computed it
-        return output, digest, terms.evaluation_keys_digest
+        return Verdict("output", self.dep.blobs.put(output))
 
-    def post(self, round_id: int, output_digest: bytes) -> int:
+    def post(self, round_id: int, verdict: Verdict) -> int:
         coord = self.dep.coordinator
         if coord.has_posted_output(round_id, self.dep.address(self.role)):
             return 0
-        tx = coord.post_output(self.role, round_id, output_digest)
-        record_tx(self.dep, self.role, round_id, "post_output", tx)
+        if verdict.kind == "fault":
+            tx = coord.post_fault(self.role, round_id, verdict.side, verdict.digest)
+            record_tx(self.dep, self.role, round_id, "post_fault", tx)
+        else:
+            tx = coord.post_output(self.role, round_id, verdict.digest)
+            record_tx(self.dep, self.role, round_id, "post_output", tx)
         return tx.gas_used

@@ -6,18 +6,21 @@ it).  Killing the process at any point and calling :meth:`RoundDriver.run_round`
 continues where the chain says the round is (ARCHITECTURE.md "Storage").  ``phases.crash_point`` is the
 test hook that kills it.
 
-Order of a round (MODEL.md §6): commit (deposits, report commitments) → report (sealed reports opened and
-encrypted by the custodian, ciphertext digests on chain) → compute (each evaluator runs the circuit and
-posts its output digest; ``threshold`` must agree) → decrypt (custodian decrypts only that output,
+Order of a round (MODEL.md §6): commit (deposits; each dealer encrypts its own report under the market's
+public key and commits to the report and to its ciphertext blob) → report (once both are committed, each
+dealer publishes its blob and reveals its digest) → compute (each evaluator opens both blobs and runs the
+circuit, posting its output digest, or a fault naming a dealer whose blob it refuses; ``threshold`` must
+agree) → decrypt (custodian decrypts only that output,
 attests, seals the instructions) → mm_leg (BDmm offers to MM, MM accepts) → rm_leg (BDrm checks BDmm's
 record, then offers to RM) → settle (BDmm checks BDrm's record; challenge window; settle; the ledger
 books both legs and the inter-dealer leg at the smaller accepted volume at r_bd).
 
 Expired rounds: before every step the driver checks the round's deadline on chain. When it has passed
 (no process drove the round in time -- on anvil or a shared node blocks advance on their own), the
-driver has the contract close the round by its own rules (``enforce_deadline``: a missing commitment,
-dealer_mm's or dealer_rm's missed leg forfeit that dealer's deposit; a missed custodian or evaluator step
-cancels the round and unlocks the deposits) and the caller goes on with the next round.
+driver has the contract close the round by its own rules (``enforce_deadline``: a missing commitment, a
+missing reveal while the other dealer revealed, dealer_mm's or dealer_rm's missed leg forfeit that dealer's
+deposit; no reveal at all, or a missed custodian or evaluator step, cancels the round and unlocks the
+deposits) and the caller goes on with the next round.
 """
 from __future__ import annotations
 
@@ -103,7 +106,7 @@ class RoundDriver:
     def agent(self, role: str):
         if role not in self._agents:
             if role.startswith("dealer_"):
-                self._agents[role] = DealerAgent(self.dep, role)
+                self._agents[role] = DealerAgent(self.dep, role, self.circuit)
             elif role.startswith("client_"):
                 self._agents[role] = ClientAgent(self.dep, role)
             elif role == "custodian":
@@ -133,10 +136,11 @@ class RoundDriver:
 
         self._close_if_expired(round_id, journal)
         if self._phase(round_id) in (P.NONE, P.COMMITTED):
-            self.progress("commit", round=round_id)
-            with journal.timed("seal"):
+            self.progress("encrypt", round=round_id)
+            with journal.timed("encrypt"):  # each dealer encrypts its own report
                 for d in (dealer_mm, dealer_rm):
                     d.prepare_report(round_id)
+            self.progress("commit", round=round_id)
             with journal.timed("chain") as box:
                 for d in (dealer_mm, dealer_rm):
                     box["gas"] += d.ensure_deposit()
@@ -144,16 +148,17 @@ class RoundDriver:
                     box["gas"] += d.commit(round_id)
             self._checkpoint(journal, round_id, "commit")
 
-            self.progress("encrypt", round=round_id)
-            with journal.timed("encrypt"):
-                for side in ("mm", "rm"):
-                    custodian.accept_report(round_id, side)
+        self._close_if_expired(round_id, journal)
+        if self._phase(round_id) == P.REVEALING:
+            self.progress("reveal", round=round_id)
+            for d in (dealer_mm, dealer_rm):
+                d.publish(round_id)
             self._checkpoint(journal, round_id, "report.blobs")
             with journal.timed("chain") as box:
-                if self._phase(round_id) == P.COMMITTED:
-                    box["gas"] += custodian.post_ciphertexts(round_id)
-            for d in (dealer_mm, dealer_rm):
-                d.check_receipt(round_id)
+                for d in (dealer_mm, dealer_rm):
+                    box["gas"] += d.reveal(round_id)
+                if self._phase(round_id) == P.REVEALING:  # a dealer withheld its reveal
+                    box["gas"] += self._enforce_deadline(round_id, "dealer_mm")
             self._checkpoint(journal, round_id, "report")
 
         self._close_if_expired(round_id, journal)
@@ -166,14 +171,18 @@ class RoundDriver:
                     continue
                 self.progress("evaluate", round=round_id, evaluator=role)
                 with journal.timed("evaluate"):
-                    _, digest, _ = ev.evaluate(round_id)
+                    verdict = ev.evaluate(round_id)
                 with journal.timed("chain") as box:
-                    box["gas"] += ev.post(round_id, digest)
-                self.progress("evaluated", round=round_id, evaluator=role, digest=digest.hex())
+                    box["gas"] += ev.post(round_id, verdict)
+                if verdict.kind == "fault":
+                    self.progress("fault", round=round_id, evaluator=role, dealer=f"dealer_{verdict.side}",
+                                  reason=verdict.reason, digest=verdict.digest.hex())
+                else:
+                    self.progress("evaluated", round=round_id, evaluator=role, digest=verdict.digest.hex())
             self._checkpoint(journal, round_id, "compute")
             if self._phase(round_id) == P.REPORTED:
-                raise ProtocolError(f"round {round_id}: evaluators disagree; no output reached the threshold "
-                                    f"{self.dep.threshold}")
+                raise ProtocolError(f"round {round_id}: evaluators disagree; no output or fault reached the "
+                                    f"threshold {self.dep.threshold}")
 
         self._close_if_expired(round_id, journal)
         if self._phase(round_id) == P.COMPUTED:

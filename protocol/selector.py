@@ -2,7 +2,7 @@
 
 ``repo-market simulate --backend simulate|fhe`` passes a :class:`ProtocolSelector` where the plaintext
 backend passes ``market.selection.select_equilibrium``: each call deals the round's true schedules and
-hurdles to the roles (truthful dealers), runs a whole round -- sealed reports, encryption, k-of-n
+hurdles to the roles (truthful dealers), runs a whole round -- dealers' own encryption, commit and reveal, k-of-n
 evaluation, attested decryption, sealed instructions, offers and acceptances, settlement on chain -- and
 returns the instruction the dealers received.  The market lives in ``<data-dir>/simulate-<backend>-N<grid>``
 and is reused by later runs with the same terms [decided]; 1-of-1 evaluators by default, for speed.

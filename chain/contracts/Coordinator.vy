@@ -2,9 +2,12 @@
 """
 @title Repo-market coordinator (one market, many rounds)
 @notice Holds the two dealers' deposits, sequences one round at a time through
-        Committed -> Reported -> Computed -> Instructed -> MmLegDone -> RmLegDone -> Settled,
-        records a digest of every step, and forfeits the deposit of a dealer that misses a
-        deadline or is proven to have deviated from its committed instruction.
+        Committed -> Revealing -> Reported -> Computed -> Instructed -> MmLegDone -> RmLegDone ->
+        Settled, records a digest of every step, and forfeits the deposit of a dealer that misses a
+        deadline, whose encrypted report is found invalid, or that is proven to have deviated from
+        its committed instruction. Each dealer encrypts its own report: it commits to the digest of
+        its ciphertext blob (bound to its side, the round and this contract) and reveals the digest
+        only once both dealers are bound.
         Terms are fixed at deployment. Deadlines are counted in blocks, never in seconds,
         so an embedded chain replayed from its journal reaches identical decisions.
 @dev Layout and encodings are documented in chain/README.md; events, storage slots and the audit
@@ -19,20 +22,23 @@ MAX_EVALUATORS: constant(uint256) = 16
 # Round phases; chain/coordinator.py RoundPhase mirrors these numbers.
 PHASE_NONE: constant(uint8) = 0
 PHASE_COMMITTED: constant(uint8) = 1
-PHASE_REPORTED: constant(uint8) = 2
-PHASE_COMPUTED: constant(uint8) = 3
-PHASE_INSTRUCTED: constant(uint8) = 4
-PHASE_MM_LEG_DONE: constant(uint8) = 5
-PHASE_RM_LEG_DONE: constant(uint8) = 6
-PHASE_SETTLED: constant(uint8) = 7
-PHASE_FORFEITED: constant(uint8) = 8
-PHASE_CANCELLED: constant(uint8) = 9
+PHASE_REVEALING: constant(uint8) = 2
+PHASE_REPORTED: constant(uint8) = 3
+PHASE_COMPUTED: constant(uint8) = 4
+PHASE_INSTRUCTED: constant(uint8) = 5
+PHASE_MM_LEG_DONE: constant(uint8) = 6
+PHASE_RM_LEG_DONE: constant(uint8) = 7
+PHASE_SETTLED: constant(uint8) = 8
+PHASE_FORFEITED: constant(uint8) = 9
+PHASE_CANCELLED: constant(uint8) = 10
 
 SIDE_MM: constant(uint8) = 0
 SIDE_RM: constant(uint8) = 1
 
 REASON_MISSED_DEADLINE: constant(uint8) = 1
 REASON_DEVIATION: constant(uint8) = 2
+REASON_INVALID_REPORT: constant(uint8) = 3   # k evaluators found the revealed blob malformed
+REASON_INVALID_INPUT: constant(uint8) = 4    # the circuit's invalid flag for the dealer's input
 
 HURDLE_MARGIN: constant(uint8) = 0
 HURDLE_SPREAD: constant(uint8) = 1
@@ -40,7 +46,8 @@ HURDLE_SPREAD: constant(uint8) = 1
 # [decided] for gas (a fresh storage slot costs 22k): an execution record packs (rate, volume) into
 # one slot as rate << 128 | volume, and a round's state packs, from the low bits up:
 # phase (bits 0..7), phase_block (8..71), trade (72), evaluator i posted its output (80 + i),
-# number of evaluators that posted the leading output digest (96..103), outputs agreed (104).
+# number of evaluators that posted the leading output digest (96..103), outputs agreed (104),
+# evaluators that found dealer_mm's revealed report invalid (112..119), dealer_rm's (120..127).
 # The leading digest is the first one posted (or a dissenting one once it reaches the threshold), so in
 # the usual case (all evaluators agree) votes after the first write no new storage slot.
 HALF: constant(uint256) = 2**128
@@ -49,6 +56,8 @@ TRADE_BIT: constant(uint256) = 2**72
 VOTED_BASE: constant(uint256) = 2**80
 LEAD_COUNT_BASE: constant(uint256) = 2**96
 AGREED_BIT: constant(uint256) = 2**104
+FAULT_MM_BASE: constant(uint256) = 2**112
+FAULT_RM_BASE: constant(uint256) = 2**120
 
 # ---------------------------------------------------------------- events
 
@@ -70,11 +79,25 @@ event ReportCommitted:
     round_id: indexed(uint256)
     dealer: indexed(address)
     commitment: bytes32
+    blob_commitment: bytes32
 
-event CiphertextsPosted:
+event ReportRevealed:
     round_id: indexed(uint256)
-    ciphertext_digest_mm: bytes32
-    ciphertext_digest_rm: bytes32
+    dealer: indexed(address)
+    side: uint8
+    blob_digest: bytes32
+
+event FaultPosted:
+    round_id: indexed(uint256)
+    evaluator: indexed(address)
+    side: uint8
+    fault_digest: bytes32
+    votes: uint256
+
+event InputInvalid:
+    round_id: indexed(uint256)
+    side: uint8
+    attestation_digest: bytes32
 
 event OutputPosted:
     round_id: indexed(uint256)
@@ -119,6 +142,7 @@ dealer_rm: public(immutable(address))
 custodian: public(immutable(address))
 threshold: public(immutable(uint256))
 report_window: public(immutable(uint256))
+reveal_window: public(immutable(uint256))
 compute_window: public(immutable(uint256))
 instruct_window: public(immutable(uint256))
 mm_leg_window: public(immutable(uint256))
@@ -131,10 +155,12 @@ evaluator_slot: HashMap[address, uint256]   # 1 + index in evaluators; 0 for any
 # ---------------------------------------------------------------- state
 
 struct Round:
-    state: uint256                      # phase, phase_block, trade, votes (see TRADE_BIT above)
+    state: uint256                      # phase, phase_block, trade, votes, faults (see TRADE_BIT above)
     report_commitment_mm: bytes32
     report_commitment_rm: bytes32
-    ciphertext_digest_mm: bytes32
+    blob_commitment_mm: bytes32         # sha256(abi_encode(blob digest, side, round_id, this contract))
+    blob_commitment_rm: bytes32
+    ciphertext_digest_mm: bytes32       # the revealed blob digest (sha256 of dealer_mm's ciphertext blob)
     ciphertext_digest_rm: bytes32
     leading_output: bytes32             # the agreed output digest once agreed (view output_digest)
     attestation_digest: bytes32
@@ -169,7 +195,7 @@ def __init__(
     _custodian: address,
     _evaluators: DynArray[address, MAX_EVALUATORS],
     _threshold: uint256,
-    _windows: uint256[6],
+    _windows: uint256[7],
 ):
     """
     @notice Fixes the market's terms, roles and phase windows for the life of the contract.
@@ -192,7 +218,8 @@ def __init__(
     @param _custodian Account of the custodian (decrypts the agreed output, posts the instruction).
     @param _evaluators Accounts of the evaluators, 1..MAX_EVALUATORS distinct addresses.
     @param _threshold k, the number of evaluators that must post the same output digest.
-    @param _windows Phase lengths in blocks: report, compute, instruct, mm leg, rm leg, challenge.
+    @param _windows Phase lengths in blocks: report, reveal, compute, instruct, mm leg, rm leg,
+           challenge.
     """
     assert _grid >= 1, "grid must be at least 1"
     assert _rate_bits >= 1 and _rate_bits <= 64, "rate_bits out of range"
@@ -227,11 +254,12 @@ def __init__(
     custodian = _custodian
     threshold = _threshold
     report_window = _windows[0]
-    compute_window = _windows[1]
-    instruct_window = _windows[2]
-    mm_leg_window = _windows[3]
-    rm_leg_window = _windows[4]
-    challenge_window = _windows[5]
+    reveal_window = _windows[1]
+    compute_window = _windows[2]
+    instruct_window = _windows[3]
+    mm_leg_window = _windows[4]
+    rm_leg_window = _windows[5]
+    challenge_window = _windows[6]
 
 
 # ---------------------------------------------------------------- internal helpers
@@ -241,6 +269,8 @@ def __init__(
 def _window(phase: uint8) -> uint256:
     if phase == PHASE_COMMITTED:
         return report_window
+    if phase == PHASE_REVEALING:
+        return reveal_window
     if phase == PHASE_REPORTED:
         return compute_window
     if phase == PHASE_COMPUTED:
@@ -281,7 +311,7 @@ def _phase_block(round_id: uint256) -> uint256:
 @internal
 def _enter(round_id: uint256, phase: uint8):
     state: uint256 = self.rounds[round_id].state
-    kept: uint256 = state - state % TRADE_BIT   # trade flag and evaluator bitmap
+    kept: uint256 = state - state % TRADE_BIT   # trade flag, evaluator bitmap, votes and faults
     self.rounds[round_id].state = kept | (block.number * BLOCK_SHIFT) | convert(phase, uint256)
     deadline: uint256 = 0
     if not self._is_terminal(phase):
@@ -367,18 +397,23 @@ def withdraw():
 # ---------------------------------------------------------------- the round
 
 @external
-def commit_report(round_id: uint256, commitment: bytes32):
+def commit_report(round_id: uint256, commitment: bytes32, blob_commitment: bytes32):
     """
-    @notice A dealer commits to its report, H(report || salt). The first commitment of a new
-            round (round_id == current_round + 1, previous round closed) opens it; both
-            dealers' deposits must then be at least deposit_minimum.
-    @dev Emits PhaseChanged(round_id, 1, deadline) when it opens the round, then ReportCommitted.
+    @notice A dealer commits to its report, H(report || salt), and to the ciphertext blob it
+            encrypted itself, sha256(abi_encode(blob_digest, side, round_id, this contract)). The
+            first commitment of a new round (round_id == current_round + 1, previous round closed)
+            opens it; both dealers' deposits must then be at least deposit_minimum. The second
+            moves the round to Revealing.
+    @dev Emits PhaseChanged(round_id, 1, deadline) when it opens the round, then ReportCommitted,
+         then PhaseChanged(round_id, 2, deadline) when it is the second commitment.
     @param round_id The round to commit to: current_round + 1 opens a new round, current_round
            joins the open one (second dealer).
     @param commitment The dealer's report commitment (crypto/encoding.py commitment), non-zero.
+    @param blob_commitment The dealer's commitment to its ciphertext blob's digest, non-zero;
+           bound to its side, the round and this contract so that it cannot be copied.
     """
     assert msg.sender == dealer_mm or msg.sender == dealer_rm, "only a dealer may commit a report"
-    assert commitment != empty(bytes32), "zero commitment"
+    assert commitment != empty(bytes32) and blob_commitment != empty(bytes32), "zero commitment"
     if round_id == self.current_round + 1:
         assert not self._round_open(), "previous round still open"
         assert self.deposits[dealer_mm] >= deposit_minimum, "dealer_mm deposit below minimum"
@@ -390,29 +425,53 @@ def commit_report(round_id: uint256, commitment: bytes32):
     if msg.sender == dealer_mm:
         assert self.rounds[round_id].report_commitment_mm == empty(bytes32), "report already committed"
         self.rounds[round_id].report_commitment_mm = commitment
+        self.rounds[round_id].blob_commitment_mm = blob_commitment
     else:
         assert self.rounds[round_id].report_commitment_rm == empty(bytes32), "report already committed"
         self.rounds[round_id].report_commitment_rm = commitment
-    log ReportCommitted(round_id=round_id, dealer=msg.sender, commitment=commitment)
+        self.rounds[round_id].blob_commitment_rm = blob_commitment
+    log ReportCommitted(round_id=round_id, dealer=msg.sender, commitment=commitment, blob_commitment=blob_commitment)
+    if self.rounds[round_id].report_commitment_mm != empty(bytes32) and self.rounds[round_id].report_commitment_rm != empty(bytes32):
+        self._enter(round_id, PHASE_REVEALING)
 
 
 @external
-def post_ciphertexts(round_id: uint256, ciphertext_digest_mm: bytes32, ciphertext_digest_rm: bytes32):
+def reveal_report(round_id: uint256, blob_digest: bytes32):
     """
-    @notice The custodian posts the digests of the FHE ciphertexts it made from each dealer's
-            sealed report, after both dealers committed. Moves the round to Reported.
-    @param round_id The current round, in phase Committed.
-    @param ciphertext_digest_mm sha256 of the blob holding dealer_mm's encrypted report.
-    @param ciphertext_digest_rm sha256 of the blob holding dealer_rm's encrypted report.
+    @notice A dealer reveals the digest of the ciphertext blob it published, once both dealers
+            committed. The digest must open the dealer's blob commitment. Once both revealed, the
+            round moves to Reported and the evaluators compute on the two blobs.
+    @dev Emits ReportRevealed(round_id, dealer, side, blob_digest), then PhaseChanged(round_id, 3,
+         deadline) on the second reveal. A reveal in phase Committed (the other dealer has not
+         committed), after the reveal deadline, a second reveal or one that does not open the
+         commitment reverts; a dealer that never reveals forfeits through enforce_deadline.
+    @param round_id The current round, in phase Revealing.
+    @param blob_digest sha256 of the dealer's ciphertext blob; sha256(abi_encode(blob_digest, side,
+           round_id, this contract)) must equal its blob commitment.
     """
-    self._require_step(round_id, PHASE_COMMITTED, custodian, "Committed")
-    assert self.rounds[round_id].report_commitment_mm != empty(bytes32), "dealer_mm has not committed"
-    assert self.rounds[round_id].report_commitment_rm != empty(bytes32), "dealer_rm has not committed"
-    assert ciphertext_digest_mm != empty(bytes32) and ciphertext_digest_rm != empty(bytes32), "zero digest"
-    self.rounds[round_id].ciphertext_digest_mm = ciphertext_digest_mm
-    self.rounds[round_id].ciphertext_digest_rm = ciphertext_digest_rm
-    log CiphertextsPosted(round_id=round_id, ciphertext_digest_mm=ciphertext_digest_mm, ciphertext_digest_rm=ciphertext_digest_rm)
-    self._enter(round_id, PHASE_REPORTED)
+    assert msg.sender == dealer_mm or msg.sender == dealer_rm, "only a dealer may reveal a report"
+    self._require_current(round_id)
+    phase: uint8 = self._phase(round_id)
+    assert phase != PHASE_COMMITTED, "both dealers must commit before a reveal"
+    assert phase == PHASE_REVEALING, "round not in phase Revealing"
+    assert block.number <= self._phase_block(round_id) + reveal_window, "deadline passed"
+    assert blob_digest != empty(bytes32), "zero digest"
+    side: uint8 = SIDE_MM
+    committed: bytes32 = self.rounds[round_id].blob_commitment_mm
+    if msg.sender == dealer_rm:
+        side = SIDE_RM
+        committed = self.rounds[round_id].blob_commitment_rm
+        assert self.rounds[round_id].ciphertext_digest_rm == empty(bytes32), "report already revealed"
+    else:
+        assert self.rounds[round_id].ciphertext_digest_mm == empty(bytes32), "report already revealed"
+    assert sha256(abi_encode(blob_digest, side, round_id, self)) == committed, "reveal does not match commitment"
+    if side == SIDE_MM:
+        self.rounds[round_id].ciphertext_digest_mm = blob_digest
+    else:
+        self.rounds[round_id].ciphertext_digest_rm = blob_digest
+    log ReportRevealed(round_id=round_id, dealer=msg.sender, side=side, blob_digest=blob_digest)
+    if self.rounds[round_id].ciphertext_digest_mm != empty(bytes32) and self.rounds[round_id].ciphertext_digest_rm != empty(bytes32):
+        self._enter(round_id, PHASE_REPORTED)
 
 
 @external
@@ -459,6 +518,42 @@ def post_output(round_id: uint256, output_digest: bytes32):
 
 
 @external
+def post_fault(round_id: uint256, side: uint8, fault_digest: bytes32):
+    """
+    @notice An evaluator reports, instead of an output, that a dealer's revealed blob fails the
+            structural (or proof) check every evaluator runs before computing. Once `threshold`
+            evaluators named the same side, that dealer's deposit goes to the other dealer and the
+            round closes as Forfeited (reason 3).
+    @dev Shares the evaluator's one post per round with post_output (bit 80 + index). The count
+         per side is bits 112..119 (mm) and 120..127 (rm) of the state word. [decided] An evaluator
+         checks mm's blob first, so honest evaluators name the same side when both are bad.
+    @param round_id The current round, in phase Reported.
+    @param side 0 = dealer_mm's blob, 1 = dealer_rm's blob.
+    @param fault_digest sha256 of the evaluator's fault record blob (names the blob and the reason).
+    """
+    slot: uint256 = self.evaluator_slot[msg.sender]
+    assert slot != 0, "only an evaluator may post a fault"
+    self._require_step(round_id, PHASE_REPORTED, msg.sender, "Reported")
+    assert side <= SIDE_RM, "unknown side"
+    assert fault_digest != empty(bytes32), "zero digest"
+    voted: uint256 = VOTED_BASE << (slot - 1)
+    state: uint256 = self.rounds[round_id].state
+    assert state & voted == 0, "evaluator already posted"
+    base: uint256 = FAULT_MM_BASE
+    if side == SIDE_RM:
+        base = FAULT_RM_BASE
+    state = (state | voted) + base
+    votes: uint256 = (state // base) % 256
+    self.rounds[round_id].state = state
+    log FaultPosted(round_id=round_id, evaluator=msg.sender, side=side, fault_digest=fault_digest, votes=votes)
+    if votes >= threshold:
+        if side == SIDE_MM:
+            self._forfeit(round_id, dealer_mm, dealer_rm, REASON_INVALID_REPORT)
+        else:
+            self._forfeit(round_id, dealer_rm, dealer_mm, REASON_INVALID_REPORT)
+
+
+@external
 def post_instruction(round_id: uint256, attestation_digest: bytes32, instruction_commitment: bytes32, trade: bool):
     """
     @notice The custodian posts the digest of its signed decryption attestation and the commitment
@@ -481,6 +576,30 @@ def post_instruction(round_id: uint256, attestation_digest: bytes32, instruction
         self._enter(round_id, PHASE_INSTRUCTED)
     else:
         self._enter(round_id, PHASE_SETTLED)
+
+
+@external
+def report_invalid_input(round_id: uint256, attestation_digest: bytes32, side: uint8):
+    """
+    @notice The custodian reports that the agreed output's invalid flag names one dealer's input
+            (the circuit's per-dealer flag, decrypted). That dealer's deposit goes to the other and
+            the round closes as Forfeited (reason 4). [decided] When both flags are set neither
+            dealer is the harmed party: the custodian posts a no-trade instruction instead.
+    @dev Emits InputInvalid(round_id, side, attestation_digest), Forfeited and PhaseChanged(9).
+    @param round_id The current round, in phase Computed.
+    @param attestation_digest sha256 of the custodian's signed attestation naming the agreed
+           output digest and both decrypted invalid flags.
+    @param side 0 = dealer_mm's input is invalid, 1 = dealer_rm's.
+    """
+    self._require_step(round_id, PHASE_COMPUTED, custodian, "Computed")
+    assert side <= SIDE_RM, "unknown side"
+    assert attestation_digest != empty(bytes32), "zero digest"
+    self.rounds[round_id].attestation_digest = attestation_digest
+    log InputInvalid(round_id=round_id, side=side, attestation_digest=attestation_digest)
+    if side == SIDE_MM:
+        self._forfeit(round_id, dealer_mm, dealer_rm, REASON_INVALID_INPUT)
+    else:
+        self._forfeit(round_id, dealer_rm, dealer_mm, REASON_INVALID_INPUT)
 
 
 @external
@@ -534,10 +653,12 @@ def settle(round_id: uint256):
 def enforce_deadline(round_id: uint256):
     """
     @notice Anyone acts on a missed deadline. A dealer at fault forfeits its deposit to the other
-            dealer: the second dealer not committing its report, dealer_mm not executing its leg,
-            dealer_rm not executing its leg. If the custodian or the evaluators missed theirs the
-            round is cancelled and deposits unlock [decided].
-    @dev A forfeit emits Forfeited(reason 1) and PhaseChanged(8); a cancellation PhaseChanged(9).
+            dealer: the second dealer not committing its report, a dealer not revealing its blob
+            digest (or never revealing one that opens its commitment) while the other did,
+            dealer_mm not executing its leg, dealer_rm not executing its leg. If neither dealer
+            revealed, or the custodian or the evaluators missed their step, the round is cancelled
+            and deposits unlock [decided].
+    @dev A forfeit emits Forfeited(reason 1) and PhaseChanged(9); a cancellation PhaseChanged(10).
     @param round_id The current round, open, its current step's deadline passed.
     """
     self._require_current(round_id)
@@ -548,8 +669,15 @@ def enforce_deadline(round_id: uint256):
     if phase == PHASE_COMMITTED:
         if self.rounds[round_id].report_commitment_mm == empty(bytes32):
             self._forfeit(round_id, dealer_mm, dealer_rm, REASON_MISSED_DEADLINE)
-        elif self.rounds[round_id].report_commitment_rm == empty(bytes32):
+        else:
             self._forfeit(round_id, dealer_rm, dealer_mm, REASON_MISSED_DEADLINE)
+    elif phase == PHASE_REVEALING:
+        mm_revealed: bool = self.rounds[round_id].ciphertext_digest_mm != empty(bytes32)
+        rm_revealed: bool = self.rounds[round_id].ciphertext_digest_rm != empty(bytes32)
+        if mm_revealed:
+            self._forfeit(round_id, dealer_rm, dealer_mm, REASON_MISSED_DEADLINE)
+        elif rm_revealed:
+            self._forfeit(round_id, dealer_mm, dealer_rm, REASON_MISSED_DEADLINE)
         else:
             self._enter(round_id, PHASE_CANCELLED)
     elif phase == PHASE_INSTRUCTED:
@@ -567,7 +695,7 @@ def prove_deviation(round_id: uint256, side: uint8, volume: uint256, r_mm: uint2
             instruction by revealing the instruction's preimage. The offender's deposit goes to
             the other dealer and the round closes as Forfeited (one forfeiture per round [decided]).
     @dev Accepted from the leg's execution until the end of the challenge window. Emits
-         Forfeited(reason 2) and PhaseChanged(8).
+         Forfeited(reason 2) and PhaseChanged(9).
     @param round_id The current round.
     @param side 0 = dealer_mm's record, 1 = dealer_rm's record.
     @param volume The instruction's volume (preimage field 1).
@@ -621,8 +749,8 @@ def deadline(round_id: uint256) -> uint256:
 @view
 def phase(round_id: uint256) -> uint8:
     """
-    @notice The round's phase (0 None, 1 Committed, 2 Reported, 3 Computed, 4 Instructed,
-            5 MmLegDone, 6 RmLegDone, 7 Settled, 8 Forfeited, 9 Cancelled).
+    @notice The round's phase (0 None, 1 Committed, 2 Revealing, 3 Reported, 4 Computed,
+            5 Instructed, 6 MmLegDone, 7 RmLegDone, 8 Settled, 9 Forfeited, 10 Cancelled).
     @param round_id The round.
     @return The phase code, bits 0..7 of the round's state word.
     """
@@ -719,7 +847,8 @@ def is_evaluator(account: address) -> bool:
 @view
 def has_posted_output(round_id: uint256, evaluator: address) -> bool:
     """
-    @notice Whether `evaluator` posted an output digest in the round (its digest is in OutputPosted).
+    @notice Whether `evaluator` posted in the round: an output digest (OutputPosted) or a fault
+            (FaultPosted); each evaluator posts once per round.
     @param round_id The round.
     @param evaluator The evaluator's account.
     @return True if it posted; False for an account that is not an evaluator.

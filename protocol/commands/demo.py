@@ -32,6 +32,9 @@ def configure(parser) -> None:
     parser.add_argument("--threshold", type=int, default=None, metavar="K",
                         help="evaluators that must agree (default 2, or --evaluators if that is smaller)")
     parser.add_argument("--no-verify", action="store_true", help="skip the auditor at the end")
+    parser.add_argument("--input-proofs", action="store_true",
+                        help="when the market is created: dealers prove their encrypted reports (a CRS per deployment, "
+                             "its digest in the terms on chain; fhe backend only)")
     from protocol.commands.account_options import add_account_options
 
     add_account_options(parser)
@@ -64,9 +67,12 @@ class RichUI:
         self.err.log(name)
 
     def event(self, name, **info):
-        labels = {"commit": "deposits, sealed reports, commitments", "encrypt": "custodian encrypts the reports (FHE)",
-                  "evaluate": f"{info.get('evaluator')} evaluates the circuit on ciphertexts (FHE)",
+        labels = {"encrypt": "each dealer encrypts its own report under the market's public key",
+                  "commit": "deposits, report and ciphertext-blob commitments",
+                  "reveal": "both committed: each dealer publishes its ciphertext blob and reveals its digest",
+                  "evaluate": f"{info.get('evaluator')} checks both blobs and evaluates the circuit (FHE)",
                   "evaluated": f"{info.get('evaluator')} posted output {str(info.get('digest'))[:16]}…",
+                  "fault": f"{info.get('evaluator')} refused {info.get('dealer')}'s blob ({info.get('reason')})",
                   "decrypt": "custodian decrypts the agreed output, attests, seals instructions",
                   "mm_leg": "dealer_mm offers to MM, MM accepts", "rm_leg": "dealer_rm offers to RM, RM accepts",
                   "settle": "challenge window, settlement"}
@@ -167,13 +173,15 @@ def run(args) -> int:
     from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir
 
     _check_existing_market(args)
+    if args.input_proofs and args.backend != "fhe":
+        raise UsageError(f"--input-proofs needs --backend fhe, got --backend {args.backend}")
     roles = ("custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(args.evaluators), "deployer")
     signers = signers_from_args(args, roles)  # every key file and keystore checked before anything starts
     ui = RichUI(args.json)
     try:
         report = run_demo(args.data_dir, rounds=args.rounds, grid=args.grid, backend=args.backend, seed=args.seed,
                           rpc_url=args.rpc, evaluators=args.evaluators, threshold=args.threshold,
-                          verify=not args.no_verify, ui=ui, signers=signers)
+                          verify=not args.no_verify, ui=ui, signers=signers, input_proofs=args.input_proofs)
     except DemoConflict as exc:
         raise UsageError(str(exc)) from None
     except DeploymentError as exc:

@@ -150,9 +150,11 @@ def private_files(root: Path) -> dict[str, Path]:
     their bytes published as they are; the narrator's private/ folder)."""
     from crypto.fhe_keys import EVALUATION_KEYS_FILE
     from crypto.identity import PUBLIC_IDENTITY_FILE
+    from crypto.tfhers.owner_encryption import CRS_FILE, MANIFEST_FILE, PUBLIC_KEY_FILE
     from protocol.layout import PRIVATE_DIR, DataDir
 
-    public_role_files = (PUBLIC_IDENTITY_FILE, EVALUATION_KEYS_FILE)
+    # the custodian's public key material (the public key and CRS are published blobs)
+    public_role_files = (PUBLIC_IDENTITY_FILE, EVALUATION_KEYS_FILE, PUBLIC_KEY_FILE, CRS_FILE, MANIFEST_FILE)
     out = {}
     for folder in (DataDir(root).roles, Path(root) / PRIVATE_DIR):
         if folder.is_dir():

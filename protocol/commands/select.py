@@ -149,14 +149,22 @@ def _run_circuit(args, terms, schedules, timings):
         _progress(args, "generating FHE keys (custodian) …")
         keys = CustodianFheKeys.generate(circuit, custodian)
     timings["keygen"] = time.perf_counter() - started
+    from protocol.backend import DealerSide, EvaluatorSide, report_binding
+
     evaluation_keys = keys.evaluation_keys_bytes()
+    public_key = keys.public_key_bytes()
+    # [decided] a standalone run has no chain: its reports are bound to chain id 0, the zero contract, round 1
+    bindings = {side: report_binding(0, "0x" + "00" * 20, 1, side) for side in ("mm", "rm")}
+    dealer = DealerSide("fhe", circuit, public_key)
     started = time.perf_counter()
-    ct_mm = keys.encrypt_mm(b_off, args.hurdle_mm)
-    ct_rm = keys.encrypt_rm(a_off, args.hurdle_rm)
+    ct_mm = dealer.seal_digits(dealer.digits("mm", b_off, args.hurdle_mm), bindings["mm"])
+    ct_rm = dealer.seal_digits(dealer.digits("rm", a_off, args.hurdle_rm), bindings["rm"])
     timings["encrypt"] = time.perf_counter() - started
-    _progress(args, "evaluating the circuit on ciphertexts (evaluator) …")
+    _progress(args, "checking both reports and evaluating the circuit on them (evaluator) …")
     started = time.perf_counter()
-    output = circuit.evaluate(evaluation_keys, ct_mm, ct_rm)
+    evaluator = EvaluatorSide("fhe", circuit, public_key)
+    output = evaluator.evaluate(evaluation_keys, evaluator.open_report(ct_mm, bindings["mm"]),
+                                evaluator.open_report(ct_rm, bindings["rm"]))
     timings["evaluate"] = time.perf_counter() - started
     started = time.perf_counter()
     out = keys.decrypt_output(output)

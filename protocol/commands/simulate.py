@@ -67,7 +67,7 @@ def configure(parser) -> None:
                         help="no-coordination play: independent equilibrium picks, or best-response dynamics")
     parser.add_argument("--backend", choices=tuple(BACKENDS), default="plain",
                         help="how the contract's instruction is computed: plain reference (default), or whole "
-                             "protocol rounds (sealed reports, evaluators, chain) with the circuit's simulation "
+                             "protocol rounds (dealers' encrypted reports, evaluators, chain) with the circuit's simulation "
                              "or real FHE")
     parser.add_argument("--rpc", metavar="URL", default=None,
                         help="JSON-RPC node for the simulate/fhe backends (default: embedded chain)")

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, Coordinator, CoordinatorTerms,
-                   InstructionPreimage, PhaseWindows, RoundPhase, evaluator_role)
+                   InstructionPreimage, PhaseWindows, RoundPhase, blob_commitment, evaluator_role)
 from chain.node import anvil_binary
 
 DEPOSIT = 10**18
-WINDOWS = PhaseWindows(report=4, compute=4, instruct=4, mm_leg=4, rm_leg=4, challenge=3)
+WINDOWS = PhaseWindows(report=4, reveal=4, compute=4, instruct=4, mm_leg=4, rm_leg=4, challenge=3)
 
 
 def require_anvil() -> Path:
@@ -31,6 +31,23 @@ def digest(label: str) -> bytes:
 
 
 EVIDENCE = digest("execution record")  # stands for the digest of a dealer's signed execution record
+SIDE_OF_ROLE = {DEALER_MM: "mm", DEALER_RM: "rm"}
+
+
+def blob_of(role: str, round_id: int) -> bytes:
+    """Stands for the digest of ``role``'s ciphertext blob in round ``round_id``."""
+    return digest(f"blob-{role}-{round_id}")
+
+
+def commit(coord: Coordinator, role: str, round_id: int, label: str = "r", blob: bytes | None = None):
+    """``role`` commits H(report ‖ salt) (stood for by digest(label)) and its blob commitment."""
+    blob = blob_of(role, round_id) if blob is None else blob
+    return coord.commit_report(role, round_id, digest(label),
+                               blob_commitment(blob, SIDE_OF_ROLE[role], round_id, coord.address))
+
+
+def reveal(coord: Coordinator, role: str, round_id: int, blob: bytes | None = None):
+    return coord.reveal_report(role, round_id, blob_of(role, round_id) if blob is None else blob)
 
 
 def make_terms(chain, *, evaluators: int = 2, threshold: int = 2, windows: PhaseWindows = WINDOWS,
@@ -71,13 +88,17 @@ class Market:
 
     def open(self) -> int:
         self.round_id = self.coord.next_round_id()
-        self.coord.commit_report(DEALER_MM, self.round_id, digest(f"report-mm-{self.round_id}"))
+        commit(self.coord, DEALER_MM, self.round_id, f"report-mm-{self.round_id}")
         return self.round_id
 
-    def to_reported(self) -> None:
+    def to_revealing(self) -> None:
         self.open()
-        self.coord.commit_report(DEALER_RM, self.round_id, digest(f"report-rm-{self.round_id}"))
-        self.coord.post_ciphertexts(CUSTODIAN, self.round_id, digest("ct-mm"), digest("ct-rm"))
+        commit(self.coord, DEALER_RM, self.round_id, f"report-rm-{self.round_id}")
+
+    def to_reported(self) -> None:
+        self.to_revealing()
+        reveal(self.coord, DEALER_MM, self.round_id)
+        reveal(self.coord, DEALER_RM, self.round_id)
 
     def to_computed(self) -> None:
         self.to_reported()

@@ -81,12 +81,16 @@ def state_word_table(_build) -> str:
             f"| {S.BLOCK_SHIFT}..{S.BLOCK_SHIFT + S.BLOCK_BITS - 1} | block in which the phase began | "
             f"{hexdigits(S.BLOCK_SHIFT, S.BLOCK_BITS)} |",
             f"| {S.TRADE_SHIFT} | trade instruction posted | {hexdigits(S.TRADE_SHIFT, 8)} (the byte) |",
-            f"| {S.VOTED_SHIFT}..{S.VOTED_SHIFT + MAX_EVALUATORS - 1} | evaluator i posted its output (bit "
+            f"| {S.VOTED_SHIFT}..{S.VOTED_SHIFT + MAX_EVALUATORS - 1} | evaluator i posted its output or a fault (bit "
             f"{S.VOTED_SHIFT} + i) | {hexdigits(S.VOTED_SHIFT, MAX_EVALUATORS)} |",
             f"| {S.LEAD_COUNT_SHIFT}..{S.LEAD_COUNT_SHIFT + S.LEAD_COUNT_BITS - 1} | evaluators behind the leading "
             f"output digest | {hexdigits(S.LEAD_COUNT_SHIFT, S.LEAD_COUNT_BITS)} |",
             f"| {S.AGREED_SHIFT} | threshold reached (`output_digest()` is the leading one) | "
-            f"{hexdigits(S.AGREED_SHIFT, 8)} (the byte) |"]
+            f"{hexdigits(S.AGREED_SHIFT, 8)} (the byte) |",
+            f"| {S.FAULT_MM_SHIFT}..{S.FAULT_MM_SHIFT + S.FAULT_BITS - 1} | evaluators that posted a fault naming "
+            f"dealer_mm's revealed blob | {hexdigits(S.FAULT_MM_SHIFT, S.FAULT_BITS)} |",
+            f"| {S.FAULT_RM_SHIFT}..{S.FAULT_RM_SHIFT + S.FAULT_BITS - 1} | evaluators that posted a fault naming "
+            f"dealer_rm's revealed blob | {hexdigits(S.FAULT_RM_SHIFT, S.FAULT_BITS)} |"]
     return "\n".join(rows) + "\n"
 
 
@@ -165,16 +169,17 @@ def test_mapping_slots_are_where_the_doc_says(tmp_path):
     the views return, on a round where one evaluator dissents."""
     from chain import CUSTODIAN, DEALER_MM, DEALER_RM, connect, deploy_coordinator, evaluator_role
 
-    from .helpers import DEPOSIT, digest, make_terms
+    from .helpers import DEPOSIT, blob_of, commit, digest, make_terms, reveal
 
     chain = connect(tmp_path / "data")
     coord = deploy_coordinator(chain, make_terms(chain, evaluators=3, threshold=2))
     coord.deposit(DEALER_MM, DEPOSIT)
     coord.deposit(DEALER_RM, DEPOSIT)
     rid = coord.next_round_id()
-    coord.commit_report(DEALER_MM, rid, digest("r-mm"))
-    coord.commit_report(DEALER_RM, rid, digest("r-rm"))
-    coord.post_ciphertexts(CUSTODIAN, rid, digest("ct-mm"), digest("ct-rm"))
+    commit(coord, DEALER_MM, rid, "r-mm")
+    commit(coord, DEALER_RM, rid, "r-rm")
+    reveal(coord, DEALER_MM, rid)
+    reveal(coord, DEALER_RM, rid)
     coord.post_output(evaluator_role(0), rid, digest("lead"))
     coord.post_output(evaluator_role(1), rid, digest("dissent"))
 
@@ -191,7 +196,8 @@ def test_mapping_slots_are_where_the_doc_says(tmp_path):
     assert word(0) == 3 and word(2) == int(e1, 16)                       # evaluators: length, then items
     assert word(at(17, address(e1[2:]))) == 2                             # evaluator_slot: 1 + index
     assert word(18) == rid                                                # current_round
-    assert word(at(19, rid.to_bytes(32, "big")) + 3) == int.from_bytes(digest("ct-mm"), "big")
+    assert word(at(19, rid.to_bytes(32, "big")) + 5) == int.from_bytes(blob_of(DEALER_MM, rid), "big")
+    assert word(at(19, rid.to_bytes(32, "big")) + 3) == int.from_bytes(coord.round(rid).blob_commitment_mm, "big")
     assert word(at(20, rid.to_bytes(32, "big"), digest("dissent"))) == coord.tally(rid, digest("dissent")) == 1
     mm = chain.address(DEALER_MM)
     assert word(at(21, address(mm[2:]))) == coord.deposit_of(mm) == DEPOSIT

@@ -56,8 +56,8 @@ def test_deployed_code_is_checked_in_runtime_plus_immutables(chain):
               "evaluation_keys_digest": terms.evaluation_keys_digest, "identities_digest": terms.identities_digest,
               "dealer_mm": terms.dealer_mm, "dealer_rm": terms.dealer_rm, "custodian": terms.custodian,
               "threshold": terms.threshold, **dict(zip(
-                  ("report_window", "compute_window", "instruct_window", "mm_leg_window", "rm_leg_window",
-                   "challenge_window"), terms.windows.as_tuple()))}
+                  ("report_window", "reveal_window", "compute_window", "instruct_window", "mm_leg_window",
+                   "rm_leg_window", "challenge_window"), terms.windows.as_tuple()))}
     expected = b"".join(abi_encode([entry["type"]], [values[name]]) for name, entry in layout)
     assert [name for name, _ in layout] == list(values)  # every immutable accounted for, in order
     assert code[len(runtime):] == expected

@@ -124,7 +124,11 @@ def test_bytes32_and_uint_arguments_checked_before_signing(market):
     head = market.chain.block_number
     for call in (lambda: market.coord.post_output("evaluator_0", 1, digest("x")[:31]),
                  lambda: market.coord.deposit(DEALER_MM, -1),
-                 lambda: market.coord.commit_report(DEALER_MM, "1", digest("x")),
+                 lambda: market.coord.commit_report(DEALER_MM, "1", digest("x"), digest("y")),
+                 lambda: market.coord.commit_report(DEALER_MM, 1, digest("x"), b"short"),
+                 lambda: market.coord.reveal_report(DEALER_MM, 1, b"short"),
+                 lambda: market.coord.post_fault("evaluator_0", 1, "xx", digest("f")),
+                 lambda: market.coord.report_invalid_input("custodian", 1, digest("a"), 2),
                  lambda: market.coord.post_instruction("custodian", 1, digest("a"), digest("b"), 1)):
         with pytest.raises(ChainInputError):
             call()

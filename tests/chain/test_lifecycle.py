@@ -5,12 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, ExecutionRecord, RoundPhase,
-                   deploy_coordinator, evaluator_role)
+from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, ExecutionRecord, RoundPhase, Side,
+                   blob_commitment, deploy_coordinator, evaluator_role)
 
-from .helpers import DEPOSIT, EVIDENCE, INSTRUCTION, NO_TRADE, Market, digest, make_terms
+from .helpers import DEPOSIT, EVIDENCE, INSTRUCTION, NO_TRADE, Market, blob_of, commit, digest, make_terms, reveal
 
-ROUND_GAS_TARGET = 600_000
+# [decided] 600k before dealers encrypted their own reports; each dealer now also stores a blob commitment
+# and sends a reveal, where the custodian sent one post_ciphertexts: measured 650,198 for the first round (bench_chain.json)
+ROUND_GAS_TARGET = 660_000
 
 
 def test_terms_read_back_equal_deployed(market):
@@ -29,18 +31,26 @@ def test_full_trade_round(market):
     rid = coord.next_round_id()
     assert rid == 1
 
-    res = coord.commit_report(DEALER_MM, rid, digest("report-mm"))
+    res = commit(coord, DEALER_MM, rid, "report-mm")
     gas.append(res.gas_used)
     opened = res.event("PhaseChanged")
     assert opened.args == {"round_id": 1, "phase": RoundPhase.COMMITTED, "deadline": res.block_number + 4}
     assert res.event("ReportCommitted").args["commitment"] == digest("report-mm")
+    assert res.event("ReportCommitted").args["blob_commitment"] == blob_commitment(
+        blob_of(DEALER_MM, rid), "mm", rid, coord.address)
     assert coord.round_open() is True
     assert coord.deadline(rid) == res.block_number + 4
 
-    gas.append(coord.commit_report(DEALER_RM, rid, digest("report-rm")).gas_used)
-    assert coord.phase(rid) is RoundPhase.COMMITTED
-    res = coord.post_ciphertexts(CUSTODIAN, rid, digest("ct-mm"), digest("ct-rm"))
+    res = commit(coord, DEALER_RM, rid, "report-rm")
     gas.append(res.gas_used)
+    assert coord.phase(rid) is RoundPhase.REVEALING
+    assert coord.deadline(rid) == res.block_number + 4  # the reveal window
+    res = reveal(coord, DEALER_MM, rid)
+    gas.append(res.gas_used)
+    assert res.event("ReportRevealed").args == {"round_id": rid, "dealer": chain.address(DEALER_MM), "side": 0,
+                                                "blob_digest": blob_of(DEALER_MM, rid)}
+    assert coord.phase(rid) is RoundPhase.REVEALING
+    gas.append(reveal(coord, DEALER_RM, rid).gas_used)
     assert coord.phase(rid) is RoundPhase.REPORTED
 
     res = coord.post_output(evaluator_role(0), rid, digest("output"))
@@ -70,7 +80,8 @@ def test_full_trade_round(market):
     assert state.phase is RoundPhase.SETTLED and state.deadline == 0 and state.trade is True
     assert state.report_commitment_mm == digest("report-mm")
     assert state.report_commitment_rm == digest("report-rm")
-    assert (state.ciphertext_digest_mm, state.ciphertext_digest_rm) == (digest("ct-mm"), digest("ct-rm"))
+    assert (state.ciphertext_digest_mm, state.ciphertext_digest_rm) == (blob_of(DEALER_MM, rid), blob_of(DEALER_RM, rid))
+    assert state.blob_commitment(Side.RM) == blob_commitment(blob_of(DEALER_RM, rid), Side.RM, rid, coord.address)
     assert state.output_digest == digest("output")
     assert state.attestation_digest == digest("attestation")
     assert state.instruction_commitment == INSTRUCTION.commitment()
@@ -79,7 +90,7 @@ def test_full_trade_round(market):
     assert coord.output_votes(rid) == {chain.address(evaluator_role(0)): digest("output"),
                                        chain.address(evaluator_role(1)): digest("output")}
     phases = [e.args["phase"] for e in coord.events("PhaseChanged", round_id=rid)]
-    assert phases == [1, 2, 3, 4, 5, 6, 7]
+    assert phases == [1, 2, 3, 4, 5, 6, 7, 8]
     assert sum(gas) <= ROUND_GAS_TARGET, gas
 
     # Deposits unlocked: each dealer takes exactly its deposit back, once.

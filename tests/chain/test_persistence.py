@@ -14,20 +14,22 @@ from chain import (CUSTODIAN, DEALER_MM, DEALER_RM, ChainError, ChainUnavailable
                    RoundPhase, connect, deploy_coordinator)
 from chain.node import start_anvil, stop_anvil
 
-from .helpers import DEPOSIT, Market, digest, make_terms, require_anvil
+from .helpers import DEPOSIT, Market, commit, digest, make_terms, require_anvil, reveal
 
 ROOT = Path(__file__).resolve().parents[2]
 
 PEER = textwrap.dedent("""
     import json, sys, hashlib
     from pathlib import Path
-    from chain import Coordinator, connect, DEALER_RM
+    from chain import Coordinator, blob_commitment, connect, DEALER_RM
     data_dir, url, address, action = sys.argv[1], sys.argv[2] or None, sys.argv[3], sys.argv[4]
     chain = connect(Path(data_dir), url)
     coord = Coordinator(chain, address)
     rid = coord.current_round()
     if action == "commit_rm":
-        coord.commit_report(DEALER_RM, rid, hashlib.sha256(b"peer-report").digest())
+        blob = hashlib.sha256(b"blob-dealer_rm-%d" % rid).digest()
+        coord.commit_report(DEALER_RM, rid, hashlib.sha256(b"peer-report").digest(),
+                            blob_commitment(blob, "rm", rid, address))
     state = coord.round(rid)
     print(json.dumps({
         "round": rid, "phase": state.phase.name, "block": chain.block_number,
@@ -69,7 +71,8 @@ def test_embedded_chain_is_shared_between_processes(tmp_path):
     wrote = run_peer(data_dir, None, m.coord.address, "commit_rm")
     assert wrote["commit_rm"] == digest("peer-report").hex()
     assert m.coord.round(1).report_commitment_rm == digest("peer-report")
-    m.coord.post_ciphertexts(CUSTODIAN, 1, digest("a"), digest("b"))
+    reveal(m.coord, DEALER_MM, 1)
+    reveal(m.coord, DEALER_RM, 1)
     assert m.coord.phase(1) is RoundPhase.REPORTED
 
     # A third, fresh process-equivalent replays everything, events included.
@@ -96,8 +99,9 @@ def test_embedded_snapshot_restores_and_continues(tmp_path, monkeypatch):
     restored = connect(data_dir)  # loads it, replays nothing
     coord = Coordinator(restored, m.coord.address)
     assert coord.round(1) == m.coord.round(1)
-    coord.commit_report(DEALER_RM, 1, digest("after-snapshot"))
-    coord.post_ciphertexts(CUSTODIAN, 1, digest("a"), digest("b"))
+    commit(coord, DEALER_RM, 1, "after-snapshot")
+    reveal(coord, DEALER_MM, 1)
+    reveal(coord, DEALER_RM, 1)
 
     # The same data directory without the snapshot (full replay) and with a corrupt one (fallback) agree.
     for name, damage in (("full", lambda p: p.unlink()), ("corrupt", lambda p: p.write_bytes(p.read_bytes()[:-7]))):
@@ -121,7 +125,7 @@ def test_embedded_journal_ignores_a_torn_last_line(tmp_path):
     again = connect(data_dir)
     coord = Coordinator(again, m.coord.address)
     assert coord.phase(1) is RoundPhase.COMMITTED
-    coord.commit_report(DEALER_RM, 1, digest("after-crash"))  # the torn tail is dropped, not appended to
+    commit(coord, DEALER_RM, 1, "after-crash")  # the torn tail is dropped, not appended to
     assert journal.read_text().endswith("\n") and "0xdead" not in journal.read_text()
     assert Coordinator(connect(data_dir), m.coord.address).round(1).report_commitment_rm == digest("after-crash")
 
@@ -175,8 +179,9 @@ def test_anvil_state_survives_restart(tmp_path):
         coord = Coordinator(chain, m.coord.address)
         assert [e.as_dict() for e in coord.events()] == events_before
         assert chain.balance_at(m.coord.address, past) == balance_then  # a past block's state survives too
-        coord.commit_report(DEALER_RM, 1, digest("after-restart"))
-        coord.post_ciphertexts(CUSTODIAN, 1, digest("a"), digest("b"))
+        commit(coord, DEALER_RM, 1, "after-restart")
+        reveal(coord, DEALER_MM, 1)
+        reveal(coord, DEALER_RM, 1)
         assert coord.phase(1) is RoundPhase.REPORTED
         assert coord.deposit_of(chain.address(DEALER_MM)) == DEPOSIT
     finally:

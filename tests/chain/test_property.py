@@ -17,11 +17,11 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule, run_stat
 from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, ChainError, PhaseWindows, RoundPhase, Side, connect,
                    deploy_coordinator, evaluator_role)
 
-from .helpers import EVIDENCE, INSTRUCTION, NO_TRADE, digest, make_terms
+from .helpers import EVIDENCE, INSTRUCTION, NO_TRADE, commit, digest, make_terms, reveal
 
 MINIMUM = 1_000  # wei, small so random amounts straddle it
 DEALERS = (DEALER_MM, DEALER_RM)
-WINDOWS = PhaseWindows(report=6, compute=6, instruct=6, mm_leg=6, rm_leg=6, challenge=3)
+WINDOWS = PhaseWindows(report=6, reveal=6, compute=6, instruct=6, mm_leg=6, rm_leg=6, challenge=3)
 EXAMPLES = {"embedded": 6, "anvil": 6}
 
 
@@ -74,11 +74,20 @@ def test_random_action_sequences_keep_the_books(shared_chain):
         @rule(dealer=st.sampled_from(DEALERS), opening=st.booleans())
         def commit_report(self, dealer, opening):
             rid = self.round_id(opening)
-            self.attempt(lambda: self.coord.commit_report(dealer, rid, digest(f"{dealer}-{rid}")))
+            self.attempt(lambda: commit(self.coord, dealer, rid, f"{dealer}-{rid}"))
 
-        @rule()
-        def post_ciphertexts(self):
-            self.attempt(lambda: self.coord.post_ciphertexts(CUSTODIAN, self.round_id(), digest("a"), digest("b")))
+        @rule(dealer=st.sampled_from(DEALERS), honest=st.booleans())
+        def reveal_report(self, dealer, honest):
+            rid = self.round_id()
+            self.attempt(lambda: reveal(self.coord, dealer, rid, None if honest else digest("swapped")))
+
+        @rule(index=st.integers(0, 2), side=st.sampled_from(Side))
+        def post_fault(self, index, side):
+            self.attempt(lambda: self.coord.post_fault(evaluator_role(index), self.round_id(), side, digest("fault")))
+
+        @rule(side=st.sampled_from(Side))
+        def report_invalid_input(self, side):
+            self.attempt(lambda: self.coord.report_invalid_input(CUSTODIAN, self.round_id(), digest("att"), side))
 
         @rule(index=st.integers(0, 2), agree=st.booleans())
         def post_output(self, index, agree):
@@ -129,10 +138,10 @@ def test_random_action_sequences_keep_the_books(shared_chain):
                     self.deposit(dealer, MINIMUM)
                 self.commit_report(DEALER_MM, True)
             elif phase is RoundPhase.COMMITTED:
-                if state.report_commitment_rm == bytes(32):
-                    self.commit_report(DEALER_RM, False)
-                else:
-                    self.post_ciphertexts()
+                self.commit_report(DEALER_RM if state.report_commitment_rm == bytes(32) else DEALER_MM, False)
+            elif phase is RoundPhase.REVEALING:
+                for dealer in DEALERS:
+                    self.reveal_report(dealer, True)
             elif phase is RoundPhase.REPORTED:
                 for index in range(2):
                     self.post_output(index, True)

@@ -56,7 +56,7 @@ def test_receiver_that_reverts_blocks_only_its_own_withdrawal(chain):
 def test_reentrant_beneficiary_collects_forfeit_once(chain):
     attacker, coord = setup_attack(chain, strict=False)
     market = Market(chain, Coordinator(chain, coord.address), coord.terms())
-    chain.send(DEALER_MM, attacker, "open_round", (1, digest("report")))
+    chain.send(DEALER_MM, attacker, "open_round", (1, digest("report"), digest("blob commitment")))
     market.round_id = 1
     market.pass_deadline()
     coord.enforce_deadline(AUDITOR, 1)  # dealer_rm never committed: its deposit goes to the attacker

@@ -9,9 +9,9 @@ import dataclasses
 import pytest
 
 from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, ChainError, ChainInputError, ForfeitReason,
-                   InstructionPreimage, RoundPhase, Side, deploy_coordinator, evaluator_role)
+                   InstructionPreimage, RoundPhase, Side, deploy_coordinator, evaluator_role, blob_commitment)
 
-from .helpers import DEPOSIT, EVIDENCE, INSTRUCTION, Market, digest, make_terms
+from .helpers import DEPOSIT, EVIDENCE, INSTRUCTION, Market, blob_of, commit, digest, make_terms, reveal
 
 
 def refused(market, step, expected_reason):
@@ -41,7 +41,7 @@ CONSTRUCTOR_CASES = [
     ("evaluators", "duplicate", "duplicate evaluator"),
     ("threshold", 0, "threshold out of range"),
     ("threshold", 3, "threshold out of range"),
-    ("windows", [1, 1, 0, 1, 1, 1], "window must be at least one block"),
+    ("windows", [1, 1, 0, 1, 1, 1, 1], "window must be at least one block"),
 ]
 ARG_INDEX = {"grid": 0, "rate_bits": 2, "hurdle_mode": 3, "deposit_minimum": 4, "dealer_mm": 9, "dealer_rm": 10,
              "custodian": 11, "evaluators": 12, "threshold": 13, "windows": 14}
@@ -112,20 +112,26 @@ def test_withdraw_reverts(market):
 
 def test_commit_report_reverts(market):
     coord = market.coord
-    refused(market, lambda: coord.commit_report(CUSTODIAN, 1, digest("r")), "only a dealer may commit a report")
-    refused(market, lambda: coord.commit_report(DEALER_MM, 1, b"\0" * 32), "zero commitment")
-    refused(market, lambda: coord.commit_report(DEALER_MM, 2, digest("r")), "unknown round")
-    refused(market, lambda: coord.commit_report(DEALER_MM, 0, digest("r")), "unknown round")
+    blob = blob_commitment(blob_of(DEALER_MM, 1), "mm", 1, coord.address)
+    refused(market, lambda: coord.commit_report(CUSTODIAN, 1, digest("r"), blob), "only a dealer may commit a report")
+    refused(market, lambda: coord.commit_report(DEALER_MM, 1, b"\0" * 32, blob), "zero commitment")
+    refused(market, lambda: coord.commit_report(DEALER_MM, 1, digest("r"), b"\0" * 32), "zero commitment")
+    refused(market, lambda: commit(coord, DEALER_MM, 2), "unknown round")
+    refused(market, lambda: commit(coord, DEALER_MM, 0), "unknown round")
     market.open()
-    refused(market, lambda: coord.commit_report(DEALER_MM, 1, digest("r")), "report already committed")
-    refused(market, lambda: coord.commit_report(DEALER_RM, 2, digest("r")), "previous round still open")
+    refused(market, lambda: commit(coord, DEALER_MM, 1), "report already committed")
+    refused(market, lambda: commit(coord, DEALER_RM, 2), "previous round still open")
     market.pass_deadline()
-    refused(market, lambda: coord.commit_report(DEALER_RM, 1, digest("r")), "deadline passed")
+    refused(market, lambda: commit(coord, DEALER_RM, 1), "deadline passed")
 
 
 def test_commit_report_after_committed_phase_reverts(market):
-    market.to_reported()
-    refused(market, lambda: market.coord.commit_report(DEALER_RM, 1, digest("r")), "round not in phase Committed")
+    market.to_revealing()
+    refused(market, lambda: commit(market.coord, DEALER_RM, 1), "round not in phase Committed")
+    reveal(market.coord, DEALER_MM, 1)
+    reveal(market.coord, DEALER_RM, 1)
+    refused(market, lambda: commit(market.coord, DEALER_RM, 1), "round not in phase Committed")
+    refused(market, lambda: commit(market.coord, DEALER_RM, 2), "previous round still open")
 
 
 @pytest.mark.parametrize("missing", [DEALER_MM, DEALER_RM])
@@ -134,38 +140,67 @@ def test_opening_needs_both_deposits(chain, missing):
     m = Market(chain, coord, coord.terms())
     present = DEALER_RM if missing == DEALER_MM else DEALER_MM
     coord.deposit(present, DEPOSIT)
-    refused(m, lambda: coord.commit_report(present, 1, digest("r")), f"{missing} deposit below minimum")
+    refused(m, lambda: commit(coord, present, 1), f"{missing} deposit below minimum")
+
+
+# ------------------------------------------------------------------ reveal_report
+
+def test_reveal_before_both_commitments_reverts(market):
+    coord = market.coord
+    refused(market, lambda: reveal(coord, DEALER_MM, 1), "unknown round")
+    market.open()  # only dealer_mm committed
+    refused(market, lambda: reveal(coord, DEALER_MM, 1), "both dealers must commit before a reveal")
+    refused(market, lambda: reveal(coord, DEALER_RM, 1), "both dealers must commit before a reveal")
+    assert coord.phase(1) is RoundPhase.COMMITTED and coord.round(1).ciphertext_digest_mm == bytes(32)
+
+
+def test_reveal_report_reverts(market):
+    coord = market.coord
+    market.to_revealing()
+    refused(market, lambda: reveal(coord, CUSTODIAN, 1), "only a dealer may reveal a report")
+    refused(market, lambda: reveal(coord, evaluator_role(0), 1), "only a dealer may reveal a report")
+    refused(market, lambda: reveal(coord, DEALER_MM, 1, bytes(32)), "zero digest")
+    # another blob, the other dealer's blob, the right blob under the other side: none opens the commitment
+    refused(market, lambda: reveal(coord, DEALER_MM, 1, digest("another blob")), "reveal does not match commitment")
+    refused(market, lambda: reveal(coord, DEALER_RM, 1, blob_of(DEALER_MM, 1)), "reveal does not match commitment")
+    refused(market, lambda: reveal(coord, DEALER_MM, 2), "unknown round")
+    reveal(coord, DEALER_MM, 1)
+    refused(market, lambda: reveal(coord, DEALER_MM, 1), "report already revealed")  # double reveal
+    assert coord.phase(1) is RoundPhase.REVEALING
+    market.pass_deadline()
+    refused(market, lambda: reveal(coord, DEALER_RM, 1), "deadline passed")  # late reveal
+    reveal_phase_closed = coord.enforce_deadline(AUDITOR, 1)
+    assert reveal_phase_closed.event("Forfeited").args["offender"] == market.chain.address(DEALER_RM)
+    refused(market, lambda: reveal(coord, DEALER_RM, 1), "round not in phase Revealing")
+
+
+def test_reveal_after_reported_reverts(market):
+    market.to_reported()
+    refused(market, lambda: reveal(market.coord, DEALER_MM, 1), "round not in phase Revealing")
+
+
+def test_blob_commitment_binds_side_round_and_contract(market):
+    coord, blob = market.coord, blob_of(DEALER_MM, 1)
+    mine = blob_commitment(blob, "mm", 1, coord.address)
+    assert len({mine, blob_commitment(blob, "rm", 1, coord.address), blob_commitment(blob, "mm", 2, coord.address),
+                blob_commitment(blob, "mm", 1, market.chain.address(AUDITOR))}) == 4
+    # dealer_rm copies dealer_mm's blob commitment: its reveal of dealer_mm's blob cannot open it
+    coord.commit_report(DEALER_MM, 1, digest("r"), mine)
+    coord.commit_report(DEALER_RM, 1, digest("r"), mine)
+    refused(market, lambda: reveal(coord, DEALER_RM, 1, blob), "reveal does not match commitment")
 
 
 # ------------------------------------------------------------------ custodian and evaluators
-
-def test_post_ciphertexts_reverts(market):
-    coord = market.coord
-    ct = (digest("ct-mm"), digest("ct-rm"))
-    refused(market, lambda: coord.post_ciphertexts(CUSTODIAN, 1, *ct), "unknown round")
-    market.open()
-    refused(market, lambda: coord.post_ciphertexts(DEALER_MM, 1, *ct), "wrong caller")
-    refused(market, lambda: coord.post_ciphertexts(CUSTODIAN, 1, *ct), "dealer_rm has not committed")
-    coord.commit_report(DEALER_RM, 1, digest("r"))
-    refused(market, lambda: coord.post_ciphertexts(CUSTODIAN, 1, b"\0" * 32, ct[1]), "zero digest")
-    market.pass_deadline()
-    refused(market, lambda: coord.post_ciphertexts(CUSTODIAN, 1, *ct), "deadline passed")
-
-
-def test_post_ciphertexts_needs_dealer_mm_commitment(market):
-    coord = market.coord
-    coord.commit_report(DEALER_RM, 1, digest("r"))  # dealer_rm opens
-    refused(market, lambda: coord.post_ciphertexts(CUSTODIAN, 1, digest("a"), digest("b")),
-            "dealer_mm has not committed")
-
 
 def test_post_output_reverts(market):
     coord = market.coord
     refused(market, lambda: coord.post_output(CUSTODIAN, 1, digest("o")), "only an evaluator may post an output")
     market.open()
     refused(market, lambda: coord.post_output(evaluator_role(0), 1, digest("o")), "round not in phase Reported")
-    coord.commit_report(DEALER_RM, 1, digest("r"))
-    coord.post_ciphertexts(CUSTODIAN, 1, digest("a"), digest("b"))
+    commit(coord, DEALER_RM, 1)
+    refused(market, lambda: coord.post_output(evaluator_role(0), 1, digest("o")), "round not in phase Reported")
+    reveal(coord, DEALER_MM, 1)
+    reveal(coord, DEALER_RM, 1)
     refused(market, lambda: coord.post_output(evaluator_role(0), 1, b"\0" * 32), "zero digest")
     coord.post_output(evaluator_role(0), 1, digest("o"))
     refused(market, lambda: coord.post_output(evaluator_role(0), 1, digest("p")), "evaluator already posted")
@@ -221,7 +256,7 @@ def test_leg_arguments_validated_before_sending(market):
     with pytest.raises(ChainInputError, match="evidence"):
         market.coord.execute_mm_leg(DEALER_MM, 1, 415, 15, b"short")
     with pytest.raises(ChainInputError, match="commitment"):
-        market.coord.commit_report(DEALER_MM, 1, b"not 32 bytes")
+        market.coord.commit_report(DEALER_MM, 1, b"not 32 bytes", digest("b"))
     with pytest.raises(ChainInputError, match="side"):
         market.coord.prove_deviation(AUDITOR, 1, 2, INSTRUCTION)
 
@@ -270,7 +305,9 @@ FAULTS = [
     # (how far the round gets, who is at fault or None for a cancellation)
     ("open_mm", DEALER_RM),        # dealer_mm opened, dealer_rm never committed
     ("open_rm", DEALER_MM),        # dealer_rm opened, dealer_mm never committed
-    ("both_committed", None),      # custodian missed post_ciphertexts
+    ("revealing", None),           # neither dealer revealed: cancelled [decided]
+    ("revealed_mm", DEALER_RM),    # dealer_mm revealed, dealer_rm did not
+    ("revealed_rm", DEALER_MM),    # dealer_rm revealed, dealer_mm did not
     ("reported", None),            # evaluators missed
     ("computed", None),            # custodian missed post_instruction
     ("instructed", DEALER_MM),     # dealer_mm missed its leg
@@ -285,10 +322,11 @@ def test_missed_deadline_outcome(market, stage, offender_role):
         market.open()
     elif stage == "open_rm":
         market.round_id = 1
-        coord.commit_report(DEALER_RM, 1, digest("r"))
-    elif stage == "both_committed":
-        market.open()
-        coord.commit_report(DEALER_RM, 1, digest("r"))
+        commit(coord, DEALER_RM, 1)
+    elif stage.startswith("reveal"):
+        market.to_revealing()
+        if stage != "revealing":
+            reveal(coord, DEALER_MM if stage == "revealed_mm" else DEALER_RM, 1)
     else:
         {"reported": market.to_reported, "computed": market.to_computed, "instructed": market.to_instructed,
          "mm_leg_done": market.to_mm_leg_done}[stage]()

@@ -16,7 +16,7 @@ from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, PHASE_TRANSITIONS, 
 from chain.artifacts import CONTRACTS_DIR
 from chain.coordinator import IMMUTABLES
 
-from .helpers import EVIDENCE, INSTRUCTION, NO_TRADE, digest
+from .helpers import EVIDENCE, INSTRUCTION, NO_TRADE, commit, digest, reveal
 
 SOURCE = (CONTRACTS_DIR / "Coordinator.vy").read_text()
 
@@ -30,7 +30,8 @@ def test_phase_numbers_and_state_word_constants_match_the_contract():
         assert int(_constant(f"PHASE_{phase.name}")) == phase.value
     for name, shift in (("BLOCK_SHIFT", StateWord.BLOCK_SHIFT), ("TRADE_BIT", StateWord.TRADE_SHIFT),
                         ("VOTED_BASE", StateWord.VOTED_SHIFT), ("LEAD_COUNT_BASE", StateWord.LEAD_COUNT_SHIFT),
-                        ("AGREED_BIT", StateWord.AGREED_SHIFT)):
+                        ("AGREED_BIT", StateWord.AGREED_SHIFT), ("FAULT_MM_BASE", StateWord.FAULT_MM_SHIFT),
+                        ("FAULT_RM_BASE", StateWord.FAULT_RM_SHIFT)):
         assert _constant(name) == f"2**{shift}", name
     assert StateWord.BLOCK_SHIFT + StateWord.BLOCK_BITS <= StateWord.TRADE_SHIFT
     assert int(_constant("MAX_EVALUATORS")) <= StateWord.LEAD_COUNT_SHIFT - StateWord.VOTED_SHIFT
@@ -49,6 +50,9 @@ def _check_word(market) -> None:
     assert word.trade == bool(coord._view("trade", rid))
     for i, address in enumerate(market.terms.evaluators):
         assert word.posted(i) == coord.has_posted_output(rid, address)
+    for side in (Side.MM, Side.RM):
+        assert word.faults(side) == len([e for e in coord.events("FaultPosted", round_id=rid)
+                                         if e.args["side"] == side])
     agreed = coord._view("output_digest", rid)
     assert word.agreed == (bytes(agreed) != bytes(32))
     if word.agreed:
@@ -75,8 +79,11 @@ def test_state_word_and_phase_machine_against_the_contract(market):
     # the full path, checking the word in every phase on the way
     market.open()
     _check_word(market)
-    coord.commit_report(DEALER_RM, market.round_id, digest("rm"))
-    coord.post_ciphertexts(CUSTODIAN, market.round_id, digest("a"), digest("b"))
+    commit(coord, DEALER_RM, market.round_id, "rm")
+    _check_word(market)
+    reveal(coord, DEALER_MM, market.round_id)
+    _check_word(market)
+    reveal(coord, DEALER_RM, market.round_id)
     _check_word(market)
     coord.post_output(evaluator_role(0), market.round_id, digest("out"))
     _check_word(market)
@@ -100,7 +107,15 @@ def test_state_word_and_phase_machine_against_the_contract(market):
 
     close(missed(market.open))                                             # Committed -> Forfeited
     market.fund_deposits()
-    close(missed(lambda: (market.open(), coord.commit_report(DEALER_RM, market.round_id, digest("x")))))
+    close(missed(market.to_revealing))                                     # Revealing -> Cancelled
+    close(missed(lambda: (market.to_revealing(), reveal(coord, DEALER_MM, market.round_id))))  # -> Forfeited
+    market.fund_deposits()
+    close(lambda: (market.to_reported(), coord.post_fault(evaluator_role(0), market.round_id, Side.RM, digest("f")),
+                   coord.post_fault(evaluator_role(1), market.round_id, Side.RM, digest("f"))))  # Reported -> Forfeited
+    market.fund_deposits()
+    close(lambda: (market.to_computed(), coord.report_invalid_input(CUSTODIAN, market.round_id, digest("att"),
+                                                                    Side.MM)))                # Computed -> Forfeited
+    market.fund_deposits()
     close(missed(market.to_reported))                                      # Reported -> Cancelled
     close(missed(market.to_computed))                                      # Computed -> Cancelled
     close(lambda: (market.to_computed(), coord.post_instruction(CUSTODIAN, market.round_id, digest("att"),

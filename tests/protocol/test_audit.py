@@ -210,8 +210,9 @@ def test_every_role_keeps_the_anchor_of_its_own_transactions(sim_demo):
     path, _ = sim_demo
     dep = open_market(path, read_only=True)
     events = {e.tx_hash: e for e in dep.coordinator.events(round_id=1)}
-    expected = {"dealer_mm": {"commit_report", "execute_mm_leg"}, "dealer_rm": {"commit_report", "execute_rm_leg"},
-                "custodian": {"post_ciphertexts", "post_instruction"}, "evaluator_0": {"post_output"}}
+    expected = {"dealer_mm": {"commit_report", "reveal_report", "execute_mm_leg"},
+                "dealer_rm": {"commit_report", "reveal_report", "execute_rm_leg"},
+                "custodian": {"post_instruction"}, "evaluator_0": {"post_output"}}
     for role, steps in expected.items():
         txs = json.loads(DataDir(path).round_file(role, 1, "txs").read_text())
         assert steps <= set(txs), (role, txs)

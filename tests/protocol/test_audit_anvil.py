@@ -5,8 +5,8 @@ data directory and takes an ``evm_snapshot`` first, reverting the node afterward
 
 | tamper | caught by |
 |---|---|
-| flip a byte of a ciphertext blob | blob.ciphertext_mm |
-| ``anvil_setStorageAt`` rewrites a round's ciphertext digest | storage.round only (not the evaluators or the attestation) |
+| flip a byte of a dealer's report blob | blob.report_mm |
+| ``anvil_setStorageAt`` rewrites a round's revealed blob digest | storage.round only (not the evaluators or the attestation) |
 | flip a byte of an offer / acceptance blob | blob.offer_mm / blob.acceptance_rm |
 | ``anvil_setStorageAt`` credit for an outsider, it withdraws everything, a deposit slot zeroed | money.withdrawals, money.balance, storage.balances |
 | ``anvil_setCode`` with patched challenge window and deposit minimum, or patched runtime code | code.identity |
@@ -32,7 +32,7 @@ from .conftest import SIM_GRID, run_plans
 pytestmark = pytest.mark.anvil
 
 ROUNDS_SLOT, DEPOSITS_SLOT, WITHDRAWABLE_SLOT = 19, 21, 22  # Coordinator.vy storage layout (vyper -f layout)
-CIPHERTEXT_MM_FIELD = 3  # Round struct: state, commitment_mm, commitment_rm, ciphertext_digest_mm, ...
+CIPHERTEXT_MM_FIELD = 5  # Round struct: state, commitment_mm/rm, blob_commitment_mm/rm, ciphertext_digest_mm, ...
 
 
 @pytest.fixture(scope="module")
@@ -103,11 +103,11 @@ def test_the_honest_anvil_market_verifies(market):
     assert report["notices"] == []
 
 
-def test_flipped_ciphertext_blob(market):
+def test_flipped_report_blob(market):
     rs = open_market(market).coordinator.round(1)
     _flip(market, rs.ciphertext_digest_mm)
     report = _audit(market)
-    assert "blob.ciphertext_mm" in _failing(report)
+    assert "blob.report_mm" in _failing(report)
 
 
 def test_storage_rewrite_of_a_ciphertext_digest_is_named_storage_vs_events(market):

@@ -107,12 +107,12 @@ def check_code(out: str, t: Truth) -> None:
     values = {"hurdle_mode": terms.hurdle_mode_code, **{n: getattr(terms, n) for n in (
         "grid", "base_rate", "rate_bits", "deposit_minimum", "terms_digest", "circuit_digest",
         "evaluation_keys_digest", "identities_digest", "dealer_mm", "dealer_rm", "custodian", "threshold")},
-        **dict(zip(("report_window", "compute_window", "instruct_window", "mm_leg_window", "rm_leg_window",
-                    "challenge_window"), terms.windows.as_tuple()))}
+        **dict(zip(("report_window", "reveal_window", "compute_window", "instruct_window", "mm_leg_window",
+                    "rm_leg_window", "challenge_window"), terms.windows.as_tuple()))}
     layout = sorted(build["layout"]["code_layout"].items(), key=lambda kv: kv[1]["offset"])
     expected = [f"{name} {encode([entry['type']], [values[name]]).hex()}" for name, entry in layout]
     assert lines[2:2 + len(expected)] == expected
-    assert len(expected) == 19 and values["grid"] == t.market["terms"]["grid"]
+    assert len(expected) == 20 and values["grid"] == t.market["terms"]["grid"]
     sha = hashlib.sha256((ROOT / "chain" / "contracts" / "Coordinator.vy").read_bytes()).hexdigest()
     assert lines[2 + len(expected)] == f"source sha256 {sha}, build JSON says {sha}"
     assert len(lines) == 3 + len(expected)
@@ -134,8 +134,10 @@ def check_terms(out: str, t: Truth) -> None:
     terms = t.coord.terms()
     d = t.market["digests"]
     assert terms.terms_digest.hex() == d["terms"]
+    assert terms.terms_digest == t.dep.terms_digest()
     assert _lines(out) == [
         f"terms recomputed {d['terms']}", f"terms on chain   {d['terms']}",
+        f"public_key: market.json {d['public_key']}, blob sha256 {d['public_key']}",
         f"circuit: on chain {terms.circuit_digest.hex()}, blob sha256 {d['circuit']}",
         f"evaluation_keys: on chain {terms.evaluation_keys_digest.hex()}, blob sha256 {d['evaluation_keys']}"]
     assert terms.circuit_digest.hex() == d["circuit"]
@@ -157,8 +159,8 @@ def check_storage(out: str, t: Truth) -> None:
     assert lines[1] == (f"phase {int(s.phase):02x} phase_block {s.phase_block} trade {int(s.trade):02x} "
                         f"posted-bitmap {voted:04x} lead-votes {s.lead_votes:02x} agreed {int(s.agreed):02x}")
     assert lines[2] == f"views: phase {int(rs.phase)} phase_block {rs.phase_block} trade {str(rs.trade).lower()}"
-    assert lines[3] == f"ciphertext_digest_mm (member 3) 0x{rs.ciphertext_digest_mm.hex()}"
-    assert lines[4] == f"mm_record (member 8)            0x{(rs.mm_record.rate << 128 | rs.mm_record.volume):064x}"
+    assert lines[3] == f"ciphertext_digest_mm (member 5) 0x{rs.ciphertext_digest_mm.hex()}"
+    assert lines[4] == f"mm_record (member 10)           0x{(rs.mm_record.rate << 128 | rs.mm_record.volume):064x}"
     assert lines[5] == f"execution_record(1, 0) = {rs.mm_record.rate} {rs.mm_record.volume}"
     assert len(lines) == 6
 
@@ -167,11 +169,11 @@ def check_events(out: str, t: Truth) -> None:
     expected = [f"round {e.args['round_id']} block {e.block_number} phase {e.args['phase']} deadline {e.args['deadline']}"
                 for e in t.coord.events("PhaseChanged")]
     assert _lines(out) == expected
-    assert len(expected) >= 20 and expected[-1].endswith("phase 8 deadline 0")  # the demo's round 4 forfeits
+    assert len(expected) >= 24 and expected[-1].endswith("phase 9 deadline 0")  # the demo's round 4 forfeits
 
 
 def check_senders(out: str, t: Truth) -> None:
-    names = ("Deposited", "ReportCommitted", "CiphertextsPosted", "OutputPosted", "InstructionPosted",
+    names = ("Deposited", "ReportCommitted", "ReportRevealed", "OutputPosted", "InstructionPosted",
              "LegExecuted", "Forfeited", "Withdrawn")
     lines = []
     for name in names:
@@ -179,7 +181,7 @@ def check_senders(out: str, t: Truth) -> None:
         count = Counter(t.role_of(t.w3.eth.get_transaction(tx)["from"]) for tx in txs)
         lines.append(f"{name}: sent by" + ",".join(f" {n} {r}" for r, n in sorted(count.items())))
     assert _lines(out) == lines
-    assert "CiphertextsPosted: sent by 4 custodian" in lines and "Deposited: sent by 1 dealer_mm, 1 dealer_rm" in lines
+    assert "ReportRevealed: sent by 4 dealer_mm, 4 dealer_rm" in lines and "Deposited: sent by 1 dealer_mm, 1 dealer_rm" in lines
 
 
 def check_blobs(out: str, t: Truth) -> None:
@@ -187,7 +189,7 @@ def check_blobs(out: str, t: Truth) -> None:
     bad = sum(hashlib.sha256((DataDir(t.dir).blobs / b).read_bytes()).hexdigest() != b for b in blobs)
     named = set()
     for e in t.coord.events():
-        for key in ("ciphertext_digest_mm", "ciphertext_digest_rm", "output_digest", "attestation_digest", "evidence"):
+        for key in ("blob_digest", "output_digest", "attestation_digest", "evidence"):
             if key in e.args:
                 named.add(e.args[key].hex())
     missing = len(named - set(blobs))

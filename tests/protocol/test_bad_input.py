@@ -1,11 +1,11 @@
-"""Bad-input catalogue: malformed, replayed, forged or out-of-range reports, unknown rounds, steps out of
-order, a node that is down, bad CLI input.  Each case must fail with a clear error naming the field/value
-and leave nothing half-recorded: no new blob, no custodian state, no replay-cache entry, no chain change.
+"""Bad-input catalogue: out-of-range reports, crafted report blobs, reveals out of order, late or not
+matching, unknown rounds, steps out of order, a node that is down, bad CLI input.  Each case must fail with a
+clear error naming the field/value (for a report: the dealer, the round and the reason) and leave nothing
+half-recorded: no new blob, no custodian state, no chain change.
 """
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import re
 import shutil
@@ -16,14 +16,12 @@ from pathlib import Path
 import pytest
 
 from chain import ChainError, ChainUnavailable, RoundPhase
-from crypto.envelope import DealerReport, SealedReport, seal_report
-from crypto.errors import (BindingMismatchError, MalformedEnvelopeError, ReplayError, TamperedEnvelopeError,
-                           WrongSignerError)
-from crypto.identity import IdentityKeys
+from crypto.encoding import canonical_bytes
 from market.terms import ReportError
 from protocol.blobstore import BlobCorrupt
 from protocol.deployment import open_market
-from protocol.roles import Behaviour, Custodian, DealerAgent, ProtocolError, post_inbox
+from protocol.backend import digit_count
+from protocol.roles import Behaviour, Custodian, DealerAgent, ProtocolError
 from protocol.scenario import deal_inputs, demo_plans
 
 from .conftest import SIM_GRID
@@ -33,13 +31,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def committed(sim_template, protocol_root):
-    """Round 1 in phase Committed: both dealers deposited and committed; envelopes in the custodian's inbox."""
+    """Round 1 in phase Revealing: both dealers deposited and committed; no blob published yet."""
     path = protocol_root / "bad-input" / "market"
     shutil.copytree(sim_template, path, symlinks=True)
     dep = open_market(path)
     deal_inputs(dep, 1, demo_plans(SIM_GRID, 1, seed=0)[0])
     _commit_both(dep)
-    assert dep.coordinator.phase(1) == RoundPhase.COMMITTED
+    assert dep.coordinator.phase(1) == RoundPhase.REVEALING
     return path
 
 
@@ -71,24 +69,6 @@ def refused_leaving_no_trace(path: Path, error, match):
     assert snapshot(path) == before
 
 
-def _sealed(dep, *, role="dealer_mm", round_id=1, contract=None, keys=None, recipient="custodian", schedule=None):
-    keys = keys or IdentityKeys.load(dep.data_dir.identity_dir(role), role=role)
-    offsets = schedule or ([100 + q for q in range(SIM_GRID + 1)] if role == "dealer_mm"
-                           else [100 + 2 * SIM_GRID - q for q in range(SIM_GRID + 1)])
-    report = DealerReport.create(role=role, round=round_id, chain_id=dep.chain_id,
-                                 contract=contract or dep.contract_address, schedule=offsets, hurdle=0)
-    return seal_report(report, dealer=keys, custodian=dep.identity(recipient)).to_bytes()
-
-
-def _deliver(dep, side, data: bytes):
-    post_inbox(dep, "custodian", 1, "report", dep.blobs.put(data), side=side)
-
-
-def _restore_inbox(dep, side):
-    state = json.loads(dep.data_dir.round_file(f"dealer_{side}", 1, "report").read_text())
-    post_inbox(dep, "custodian", 1, "report", bytes.fromhex(state["envelope"]), side=side)
-
-
 # --- dealer side: invalid reports are refused before anything is signed, sealed or sent ------------------
 
 GOOD_B = [400 + q for q in range(SIM_GRID + 1)]
@@ -118,7 +98,46 @@ def test_invalid_report_is_refused_before_sealing(committed, name, role, schedul
     assert not dep.data_dir.round_file(role, 7, "report").exists()
 
 
-# --- custodian side: malformed, tampered, replayed, forged envelopes -------------------------------------
+# --- reveal: before both commitments, late, not matching the commitment ----------------------------------
+
+def test_reveal_before_both_commitments_names_dealer_round_and_reason(fresh_market):
+    dep = open_market(fresh_market)
+    deal_inputs(dep, 1, demo_plans(SIM_GRID, 1, seed=0)[0])
+    mm = DealerAgent(dep, "dealer_mm")
+    for role in ("dealer_mm", "dealer_rm"):
+        DealerAgent(dep, role).ensure_deposit()
+    mm.commit(1)
+    with refused_leaving_no_trace(fresh_market, ProtocolError,
+                                  match=r"round 1: dealer_mm cannot reveal its report: the other dealer has not "
+                                        r"committed"):
+        mm.reveal(1)
+    blob = bytes.fromhex(mm.prepare_report(1)["blob_digest"])
+    assert not dep.blobs.path(blob).exists()  # never published before both commitments are bound
+
+
+def test_late_reveal_is_refused_before_sending(fresh_market):
+    dep = open_market(fresh_market)
+    deal_inputs(dep, 1, demo_plans(SIM_GRID, 1, seed=0)[0])
+    _commit_both(dep)
+    dep.chain.mine(dep.coordinator.deadline(1) - dep.chain.block_number)
+    with refused_leaving_no_trace(fresh_market, ProtocolError,
+                                  match=r"round 1: dealer_rm cannot reveal its report: late, the reveal deadline"):
+        DealerAgent(dep, "dealer_rm").reveal(1)
+
+
+def test_reveal_of_another_blob_is_refused_before_sending(fresh_market):
+    dep = open_market(fresh_market)
+    deal_inputs(dep, 1, demo_plans(SIM_GRID, 1, seed=0)[0])
+    _commit_both(dep)
+    path = dep.data_dir.round_file("dealer_mm", 1, "blob")
+    blob = bytes.fromhex(json.loads(path.read_text())["blob"])
+    path.write_text(json.dumps({"blob": _flip(blob).hex()}))
+    with refused_leaving_no_trace(fresh_market, ProtocolError,
+                                  match=r"round 1: dealer_mm cannot reveal its report: its blob hashes to"):
+        DealerAgent(dep, "dealer_mm").reveal(1)
+
+
+# --- evaluator side: crafted report blobs are refused before anything is computed --------------------------
 
 def _flip(data: bytes, at: int = -5) -> bytes:
     b = bytearray(data)
@@ -126,57 +145,41 @@ def _flip(data: bytes, at: int = -5) -> bytes:
     return bytes(b)
 
 
-def _envelope_cases():
-    def tampered(dep):
-        state = json.loads(dep.data_dir.round_file("dealer_mm", 1, "report").read_text())
-        sealed = SealedReport.from_bytes(dep.blobs.get(bytes.fromhex(state["envelope"])))
-        return "mm", dataclasses.replace(sealed, ciphertext=_flip(sealed.ciphertext, 7)).to_bytes()
+def _blob_cases():
+    from protocol.backend import MAX_SIMULATE_BLOB_BYTES, report_binding, seal_simulated_report
+
+    def sealed(dep, *, round_id=1, contract=None, side="mm", key=None, digits=None):
+        count = digit_count(dep.circuit())
+        binding = report_binding(dep.chain_id, contract or dep.contract_address, round_id, side)
+        return seal_simulated_report(key or dep.public_key(), digits or [1] * count, binding)
 
     return [
-        ("tampered envelope", tampered, TamperedEnvelopeError, "authentication failed"),
-        ("garbage bytes", lambda dep: ("mm", b"not an envelope"), MalformedEnvelopeError, "envelope: truncated value"),
-        ("sealed for another round", lambda dep: ("mm", _sealed(dep, round_id=2)), BindingMismatchError, "round"),
-        ("sealed for another contract",
-         lambda dep: ("mm", _sealed(dep, contract="0x" + "11" * 20)), BindingMismatchError, "contract"),
-        ("forged signer", lambda dep: ("mm", _sealed(dep, keys=IdentityKeys.generate("dealer_mm"))),
-         WrongSignerError, "dealer_mm"),
-        ("dealer_rm's report in dealer_mm's slot", lambda dep: ("mm", _sealed(dep, role="dealer_rm")),
-         BindingMismatchError, "sender"),
-        ("sealed to another recipient", lambda dep: ("mm", _sealed(dep, recipient="dealer_rm")),
-         TamperedEnvelopeError, "sealed to another key"),
-        ("report that does not open the commitment on chain",
-         lambda dep: ("mm", _sealed(dep, schedule=[101 + q for q in range(SIM_GRID + 1)])),
-         ProtocolError, "does not open its commitment"),
+        ("truncated", lambda dep: sealed(dep)[:-9], "truncated"),
+        ("garbage bytes", lambda dep: b"\xff not a report", "truncated"),
+        ("a TLV list, not a report", lambda dep: canonical_bytes(["not", "a", "report"]), "malformed"),
+        ("oversized", lambda dep: b"d" + bytes(MAX_SIMULATE_BLOB_BYTES), "oversized"),
+        ("bound to another round", lambda dep: sealed(dep, round_id=2), "binding-mismatch"),
+        ("bound to another contract", lambda dep: sealed(dep, contract="0x" + "11" * 20), "binding-mismatch"),
+        ("dealer_rm's binding in dealer_mm's slot", lambda dep: sealed(dep, side="rm"), "binding-mismatch"),
+        ("sealed for another public key", lambda dep: sealed(dep, key=b"another key"), "other-public-key"),
+        ("wrong digit count", lambda dep: sealed(dep, digits=[1] * (digit_count(dep.circuit()) + 1)),
+         "wrong-digit-count"),
+        ("digit wider than a block", lambda dep: sealed(dep, digits=[40] + [1] * (digit_count(dep.circuit()) - 1)),
+         "wrong-block-width"),
     ]
 
 
-@pytest.mark.parametrize("name,make,error,match", _envelope_cases(), ids=[c[0] for c in _envelope_cases()])
-def test_custodian_refuses_bad_envelopes_and_records_nothing(committed, name, make, error, match):
+@pytest.mark.parametrize("name,make,reason", _blob_cases(), ids=[c[0] for c in _blob_cases()])
+def test_evaluator_refuses_crafted_blobs_naming_dealer_round_and_reason(committed, name, make, reason):
+    from crypto.tfhers import OwnerReportError
+    from protocol.backend import report_binding
+    from protocol.roles import Evaluator
+
     dep = open_market(committed)
-    side, data = make(dep)
-    _deliver(dep, side, data)
-    try:
-        with refused_leaving_no_trace(committed, error, match=match):
-            Custodian(dep, dep.circuit()).accept_report(1, side)
-    finally:
-        _restore_inbox(dep, side)
-
-
-def test_replayed_envelope_and_second_envelope_are_refused(fresh_market):
-    dep = open_market(fresh_market)
-    deal_inputs(dep, 1, demo_plans(SIM_GRID, 1, seed=0)[0])
-    _commit_both(dep)
-    custodian = Custodian(dep, dep.circuit())
-    entry = custodian.accept_report(1, "mm")
-    assert custodian.accept_report(1, "mm") == entry  # same request again: idempotent, not re-encrypted
-    # the custodian lost its round state (crash) but keeps its replay cache: the same envelope resumes ...
-    dep.data_dir.round_file("custodian", 1).unlink()
-    assert Custodian(dep, dep.circuit()).accept_report(1, "mm")["envelope"] == entry["envelope"]
-    # ... while a different envelope for the same (round, dealer) is a replay
-    dep.data_dir.round_file("custodian", 1).unlink()
-    _deliver(dep, "mm", _sealed(dep))
-    with pytest.raises((ReplayError, ProtocolError)):
-        Custodian(dep, dep.circuit()).accept_report(1, "mm")
+    runner = Evaluator(dep, "evaluator_0", dep.circuit()).runner
+    with refused_leaving_no_trace(committed, OwnerReportError,
+                                  match=rf"owner report of dealer_mm for round 1 rejected \({reason}\)"):
+        runner.open_report(make(dep), report_binding(dep.chain_id, dep.contract_address, 1, "mm"))
 
 
 # --- chain: unknown rounds, steps out of order, wrong callers, node down -------------------------------------
@@ -184,7 +187,7 @@ def test_replayed_envelope_and_second_envelope_are_refused(fresh_market):
 def test_unknown_round_is_refused_on_chain(committed):
     dep = open_market(committed)
     with refused_leaving_no_trace(committed, ChainError, match="unknown round"):
-        dep.coordinator.commit_report("dealer_mm", 5, b"\x01" * 32)
+        dep.coordinator.commit_report("dealer_mm", 5, b"\x01" * 32, b"\x02" * 32)
 
 
 def test_non_evaluator_cannot_post_an_output(committed):
@@ -218,16 +221,14 @@ def test_node_down_is_a_clear_error(scratch):
         connect(scratch, "http://127.0.0.1:9")
 
 
-def test_evaluator_refuses_a_corrupted_ciphertext_and_posts_nothing(fresh_market):
+def test_evaluator_refuses_a_corrupted_blob_and_posts_nothing(fresh_market):
     from protocol.roles import Evaluator
 
     dep = open_market(fresh_market)
     deal_inputs(dep, 1, demo_plans(SIM_GRID, 1, seed=0)[0])
     _commit_both(dep)
-    custodian = Custodian(dep, dep.circuit())
-    custodian.accept_report(1, "mm")
-    custodian.accept_report(1, "rm")
-    custodian.post_ciphertexts(1)
+    for role in ("dealer_mm", "dealer_rm"):
+        DealerAgent(dep, role).reveal(1)
     rs = dep.coordinator.round(1)
     blob = dep.blobs.path(rs.ciphertext_digest_rm)
     blob.write_bytes(_flip(blob.read_bytes(), 3))

@@ -2,9 +2,9 @@
 
 The driver stops after a phase (the crash hook's points, raised here instead of exiting), the chain moves
 past the phase's deadline (mined blocks; on anvil or a shared node blocks advance on their own), and the
-next driver run must close the round by the contract's own rules -- cancel when the custodian or the
-evaluators missed their step, forfeit the deposit of the dealer that missed its leg -- and go on with
-the next round.
+next driver run must close the round by the contract's own rules -- cancel when neither dealer revealed or the
+custodian or the evaluators missed their step, forfeit the deposit of the dealer that missed its leg -- and go
+on with the next round.
 """
 from __future__ import annotations
 
@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 # stopped after -> (phase left open, phase it closes in, offender)
 CASES = {
-    "commit": ("COMMITTED", "CANCELLED", None),
+    "commit": ("REVEALING", "CANCELLED", None),        # neither dealer revealed [decided]
+    "report.blobs": ("REVEALING", "CANCELLED", None),  # blobs published, no reveal sent
     "report": ("REPORTED", "CANCELLED", None),
     "compute": ("COMPUTED", "CANCELLED", None),
     "decrypt": ("INSTRUCTED", "FORFEITED", "dealer_mm"),

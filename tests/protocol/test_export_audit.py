@@ -10,6 +10,7 @@ import shutil
 import pytest
 
 from crypto.identity import SIGNING_KEY_FILE
+from crypto.tfhers.owner_encryption import CRS_FILE, MANIFEST_FILE, PUBLIC_KEY_FILE
 from protocol.layout import DataDir
 from protocol.cli import main
 from protocol.commands.export_audit import CHAIN_INFO_FILE, IDENTITIES_FILE, export_audit
@@ -49,7 +50,8 @@ def test_export_lists_exactly_the_public_files(exported):
         assert hashlib.sha256(files[rel].read_bytes()).hexdigest() == sha
 
 
-PUBLIC_IN_ROLES = ("identity.json", "fhe-evaluation.keys")  # published as they are
+# published as they are (the custodian's public key and CRS are blobs named by market.json)
+PUBLIC_IN_ROLES = ("identity.json", "fhe-evaluation.keys", PUBLIC_KEY_FILE, CRS_FILE, MANIFEST_FILE)
 
 
 def assert_nothing_secret(data, out):
@@ -94,6 +96,7 @@ def test_export_of_a_real_fhe_market_leaves_the_fhe_secret_key_out(scratch):
     assert secret, sorted(private.values())
     market = json.loads(DataDir(out).market_file.read_text())
     assert (DataDir(out).blobs / market["digests"]["evaluation_keys"]).is_file()
+    assert (DataDir(out).blobs / market["digests"]["public_key"]).is_file()
 
 
 def test_export_identities_match_the_chain(exported):

@@ -1,8 +1,9 @@
 """Real TFHE end to end (small grid): on the embedded chain with 2-of-2 evaluators, and on anvil.
 
-Every step is the real one: the custodian's secret key encrypts the sealed reports, two evaluators run
-the compiled circuit on the ciphertexts named on chain and must agree byte for byte, the custodian
-decrypts only the agreed output, and an independent auditor replays the evaluation from the blobs.
+Every step is the real one: each dealer encrypts its own report under the market's TFHE-rs public key and
+commits to it before revealing it, two evaluators open both lists and run the compiled circuit on them and
+must agree byte for byte, the custodian decrypts only the agreed output, and an independent auditor replays
+the evaluation from the published lists. The custodian's folders never hold a report (canary search).
 """
 from __future__ import annotations
 
@@ -47,9 +48,19 @@ def test_real_fhe_round_on_the_embedded_chain(scratch):
     assert (instr["volume"], instr["r_mm"], instr["r_rm"], instr["r_bd_x2"]) == (ref.volume, ref.r_mm, ref.r_rm,
                                                                                  ref.r_bd_x2)
     rs = dep.coordinator.round(rid)
-    # both evaluators posted the same digest; the ciphertexts are real TFHE blobs
+    # both evaluators posted the same digest; the dealers' blobs are real TFHE-rs lists, not plaintext
     assert set(dep.coordinator.output_votes(rid).values()) == {rs.output_digest}
-    assert dep.blobs.get(rs.ciphertext_digest_mm).startswith(b"RMFHE1")
+    from crypto.encoding import canonical_loads
+
+    blob = canonical_loads(dep.blobs.get(rs.ciphertext_digest_mm))
+    assert blob["proven"] is False and isinstance(blob["list"], bytes) and "values" not in blob
+    # the custodian's folders and inbox never held this round's reports, in any form
+    from .test_owner_reports import _canaries
+
+    canaries = _canaries(dep, rid)
+    held = b"".join(p.read_bytes() for folder in (dep.data_dir.role("custodian"), dep.data_dir.inbox("custodian"))
+                    for p in folder.rglob("*") if p.is_file())
+    assert [name for name, encs in canaries.items() for enc in encs if len(enc) >= 8 and enc in held] == []
     # the secret key lives only in the custodian's folder, 0600
     secrets = [p for p in path.rglob("fhe-secret.key")]
     assert [p.relative_to(path).parts[:2] for p in secrets] == [("roles", "custodian")]
@@ -85,5 +96,5 @@ def test_real_fhe_rounds_on_anvil_with_an_independent_verify(scratch, anvil_url)
     assert independent["failures"] == [] and independent["ok"] is True
     assert out.returncode == 0
     checks = {c["check"] for r in independent["rounds"] for c in r["checks"]}
-    assert {"evaluation.replay", "attestation.signature", "receipt.mm", "money.balance", "code.identity",
-            "storage.round", "execution.mm", "transcript.anchors"} <= checks
+    assert {"evaluation.replay", "attestation.signature", "report.mm", "report.rm", "commit_reveal.match",
+            "money.balance", "code.identity", "storage.round", "execution.mm", "transcript.anchors"} <= checks

@@ -28,7 +28,7 @@ from .conftest import SIM_GRID, run_plans
 ROOT = Path(__file__).resolve().parents[2]
 POINTS = ["commit", "report.blobs", "report", "compute", "decrypt.blobs", "decrypt", "mm_leg", "rm_leg", "settle"]
 # first crash point a run can still reach from each phase of the open round
-AHEAD = {"NONE": 0, "COMMITTED": 0, "REPORTED": 3, "COMPUTED": 4, "INSTRUCTED": 6, "MM_LEG_DONE": 7, "RM_LEG_DONE": 8}
+AHEAD = {"NONE": 0, "COMMITTED": 0, "REVEALING": 1, "REPORTED": 3, "COMPUTED": 4, "INSTRUCTED": 6, "MM_LEG_DONE": 7, "RM_LEG_DONE": 8}
 KILLS = 20
 SEED = 15
 

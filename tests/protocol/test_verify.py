@@ -2,8 +2,10 @@
 
 Each tamper case flips one byte of one blob kind (or one digest of a public transcript) in a copy of the
 four-round demo market and checks that verification fails on that item -- blob kinds: circuit artefact,
-evaluation keys, both ciphertexts, the output, the attestation, both receipts, both sealed reports and both
-sealed instructions, both dealers' execution records and the offers and acceptances they name.  A dishonest evaluator (2-of-3: it posts a wrong digest, the honest two carry the round)
+evaluation keys, the market's public key, both dealers' report blobs, the output, the attestation, both sealed
+instructions, both dealers' execution records and the offers and acceptances they name.  A swapped report
+blob is named, and so are forged histories the contract would refuse (a reveal before both commitments, a late
+reveal, a reveal that does not open its commitment).  A dishonest evaluator (2-of-3: it posts a wrong digest, the honest two carry the round)
 is named as well.  The auditor never reads roles/ (the test hides it).
 """
 from __future__ import annotations
@@ -17,7 +19,6 @@ import pytest
 
 from protocol.layout import DataDir
 from crypto.encoding import canonical_loads
-from crypto.envelope import ReportReceipt
 from protocol.deployment import create_market, open_market
 from protocol.scenario import demo_plans
 
@@ -35,11 +36,10 @@ def _blob_digests(path: Path, round_id: int) -> dict[str, bytes]:
     rs = dep.coordinator.round(round_id)
     body = canonical_loads(dep.blobs.get(rs.attestation_digest))["body"]
     out = {"circuit": terms.circuit_digest, "evaluation_keys": terms.evaluation_keys_digest,
-           "ciphertext_mm": rs.ciphertext_digest_mm, "ciphertext_rm": rs.ciphertext_digest_rm,
+           "public_key": dep.digest("public_key"),
+           "report_mm": rs.ciphertext_digest_mm, "report_rm": rs.ciphertext_digest_rm,
            "output": rs.output_digest, "attestation": rs.attestation_digest}
     for side in ("mm", "rm"):
-        out[f"receipt_{side}"] = body[f"receipt_digest_{side}"]
-        out[f"sealed_report_{side}"] = ReportReceipt.from_bytes(dep.blobs.get(body[f"receipt_digest_{side}"])).envelope_digest
         out[f"sealed_instruction_{side}"] = body[f"sealed_instruction_{side}"]
     for leg in dep.coordinator.events("LegExecuted", round_id=round_id):  # execution records anchor the rest
         side = "mm" if leg.args["side"] == 0 else "rm"
@@ -49,9 +49,8 @@ def _blob_digests(path: Path, round_id: int) -> dict[str, bytes]:
     return out
 
 
-BLOB_KINDS = ["circuit", "evaluation_keys", "ciphertext_mm", "ciphertext_rm", "output", "attestation",
-              "receipt_mm", "receipt_rm", "sealed_report_mm", "sealed_report_rm", "sealed_instruction_mm",
-              "sealed_instruction_rm", "execution_record_mm", "execution_record_rm", "offer_mm", "offer_rm",
+BLOB_KINDS = ["circuit", "evaluation_keys", "public_key", "report_mm", "report_rm", "output", "attestation",
+              "sealed_instruction_mm", "sealed_instruction_rm", "execution_record_mm", "execution_record_rm", "offer_mm", "offer_rm",
               "acceptance_mm", "acceptance_rm"]
 
 
@@ -66,8 +65,8 @@ def test_honest_market_verifies_from_public_data_only(demo_copy):
     rounds = {r["round"]: {c["check"] for c in r["checks"]} for r in report["rounds"]}
     assert set(rounds) == {0, 1, 2, 3, 4}
     for rid in (1, 2, 4):
-        assert {"phase.order", "evaluation.replay", "attestation.signature", "receipt.mm", "receipt.rm",
-                "sealed_report.mm", "sealed_instruction.rm"} <= rounds[rid]
+        assert {"phase.order", "commit_reveal.order", "commit_reveal.match", "report.mm", "report.rm",
+                "evaluation.replay", "attestation.signature", "attestation.flags", "sealed_instruction.rm"} <= rounds[rid]
     assert "forfeiture" in rounds[4] and "execution.no_trade" in rounds[3]
 
 
@@ -95,10 +94,79 @@ def test_a_changed_digest_in_a_public_transcript_is_named(demo_copy):
 
 
 def test_a_missing_blob_is_named(demo_copy):
-    digest = _blob_digests(demo_copy, 2)["receipt_rm"]
+    digest = _blob_digests(demo_copy, 2)["report_rm"]
     (DataDir(demo_copy).blobs / digest.hex()).unlink()
     report = _audit(demo_copy, [2])
-    assert any(f["check"] == "blob.receipt_rm" and digest.hex() in f["detail"] for f in report["failures"])
+    assert any(f["check"] == "blob.report_rm" and digest.hex() in f["detail"] for f in report["failures"])
+
+
+def test_a_swapped_report_blob_is_named(demo_copy):
+    """dealer_rm's published blob replaced by dealer_mm's (a valid report, bound to the other dealer)."""
+    digests = _blob_digests(demo_copy, 1)
+    blobs = DataDir(demo_copy).blobs
+    (blobs / digests["report_rm"].hex()).write_bytes((blobs / digests["report_mm"].hex()).read_bytes())
+    report = _audit(demo_copy, [1])
+    named = [f for f in report["failures"] if f["check"] == "blob.report_rm"]
+    assert named and digests["report_rm"].hex() in named[0]["detail"], report["failures"]
+
+
+def _forged_history(path: Path, forge):
+    """read_history over round 1's real events after ``forge(events)`` rewrote them (a history the contract
+    would refuse, as a forged node could serve it)."""
+    import dataclasses
+
+    from protocol.audit_history import read_history
+    from protocol.deployment import published_coordinator_terms
+
+    dep = open_market(path, read_only=True)
+    real = dep.coordinator
+
+    class Node:  # the real node, except that a forged future block shows the head's balance
+        transaction = staticmethod(real.chain.transaction)
+
+        @staticmethod
+        def balance_at(address, block):
+            return real.chain.balance_at(address, min(block, real.chain.block_number))
+
+    class Forged:
+        chain, address = Node, real.address
+
+        @staticmethod
+        def events(*_a, **_k):
+            return forge([e for e in real.events() if e.args.get("round_id", 1) == 1], dataclasses.replace)
+
+    return read_history(dep, Forged, published_coordinator_terms(dep)).rounds[1].problems
+
+
+def test_a_forged_reveal_before_both_commitments_is_named(demo_copy):
+    def forge(events, replace):
+        commits = [i for i, e in enumerate(events) if e.name == "ReportCommitted"]
+        reveal = next(i for i, e in enumerate(events) if e.name == "ReportRevealed")
+        moved = replace(events[reveal], block_number=events[commits[0]].block_number,
+                        log_index=events[commits[0]].log_index + 1)
+        return events[:commits[1]] + [moved] + [e for i, e in enumerate(events[commits[1]:], commits[1]) if i != reveal]
+
+    problems = _forged_history(demo_copy, forge)
+    assert any("revealed" in p and "before both dealers committed" in p for p in problems["commit_reveal.order"]), problems
+
+
+def test_a_forged_late_reveal_is_named(demo_copy):
+    def forge(events, replace):  # dealer_rm's reveal, and everything after it, 1000 blocks later
+        late = next(i for i, e in enumerate(events) if e.name == "ReportRevealed" and e.args["side"] == 1)
+        return events[:late] + [replace(e, block_number=e.block_number + 1000) for e in events[late:]]
+
+    problems = _forged_history(demo_copy, forge)
+    assert any("ReportRevealed" in p and "after the Revealing deadline" in p for p in problems["history.deadlines"]), problems
+
+
+def test_a_forged_reveal_of_another_blob_is_named(demo_copy):
+    def forge(events, replace):
+        return [replace(e, args={**e.args, "blob_digest": b"\x77" * 32}) if e.name == "ReportRevealed"
+                and e.args["side"] == 0 else e for e in events]
+
+    problems = _forged_history(demo_copy, forge)
+    assert any("dealer_mm's reveal 7777" in p and "does not open its blob commitment" in p
+               for p in problems["commit_reveal.match"]), problems
 
 
 def test_a_dishonest_evaluator_is_named(scratch):
@@ -117,9 +185,8 @@ def test_a_dishonest_evaluator_is_named(scratch):
         driver.agent(role).ensure_deposit()
     for role in ("dealer_mm", "dealer_rm"):
         driver.agent(role).commit(1)
-    for side in ("mm", "rm"):
-        driver.agent("custodian").accept_report(1, side)
-    driver.agent("custodian").post_ciphertexts(1)
+    for role in ("dealer_mm", "dealer_rm"):
+        driver.agent(role).reveal(1)
     dep.coordinator.post_output("evaluator_0", 1, b"\xee" * 32)  # a wrong digest
     result = driver.run_round(1)
     assert result["phase"] == "SETTLED"

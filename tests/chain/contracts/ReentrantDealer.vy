@@ -8,7 +8,7 @@
 interface Coordinator:
     def deposit(): payable
     def withdraw(): nonpayable
-    def commit_report(round_id: uint256, commitment: bytes32): nonpayable
+    def commit_report(round_id: uint256, commitment: bytes32, blob_commitment: bytes32): nonpayable
 
 target: public(address)
 strict: public(bool)
@@ -34,8 +34,8 @@ def fund_deposit():
 
 
 @external
-def open_round(round_id: uint256, commitment: bytes32):
-    extcall Coordinator(self.target).commit_report(round_id, commitment)
+def open_round(round_id: uint256, commitment: bytes32, blob_commitment: bytes32):
+    extcall Coordinator(self.target).commit_report(round_id, commitment, blob_commitment)
 
 
 @external
