@@ -59,6 +59,14 @@ def _cases(grid: int, count: int, seed: int):
     return out
 
 
+def import_buffer(public_key: bytes, digits) -> bytes:
+    """A dealer's digits as an evaluator imports them: an unproven compact list under the market's public key,
+    expanded (what crypto.tfhers' open path hands the circuit)."""
+    from crypto.tfhers import encrypt_unproven_digits, expand_unproven_digits
+
+    return expand_unproven_digits(encrypt_unproven_digits(public_key, digits), len(digits))
+
+
 def run_one(grid: int, formulation: str, strategy: str, runs: int, cases: int) -> dict:
     """One configuration, in this process (called in a subprocess by :func:`main`); keys are deleted after."""
     work = Path(tempfile.mkdtemp(prefix="bench-fhe-"))
@@ -90,7 +98,6 @@ def _measure(work: Path, grid: int, formulation: str, strategy: str, runs: int, 
     ct_sizes = {}
     for k, (b, a, hm, hr) in enumerate(_cases(grid, cases, seed=grid)):
         from crypto.circuit import report_digits
-        from tests.crypto.owner_inputs import import_buffer
 
         started = time.perf_counter()  # the dealers' side: digits, compact-public-key encryption, expansion
         ct_mm = import_buffer(keys.public_key_bytes(), report_digits(circuit.shape, "mm", b, hm))
@@ -296,8 +303,6 @@ def owner_vs_mono_one(grid: int, before: str, runs: int, levers: dict) -> dict:
         keys = CustodianFheKeys.generate(circuit, work / "custodian")
         new_keygen = time.perf_counter() - started
         evaluation_keys = keys.evaluation_keys_bytes()
-        from tests.crypto.owner_inputs import import_buffer
-
         started = time.perf_counter()
         imports = [import_buffer(keys.public_key_bytes(), report_digits(circuit.shape, side, offsets, h))
                    for side, offsets, h in (("mm", b, hm), ("rm", a, hr))]
@@ -369,6 +374,8 @@ def _owner_vs_mono(args) -> int:
                 print("\n".join(l for l in proc.stderr.splitlines() if "WARNING" not in l)[-3000:], file=sys.stderr)
                 return 1
             record = json.loads(proc.stdout.strip().splitlines()[-1])
+            doc = json.loads(args.out.read_text()) if args.out.exists() else doc  # another run may have written
+            results = doc.get("owner_vs_mono", {}).get("grids", [])
             results = [r for r in results if (r["grid"], r["levers"], r["rule"]) !=
                        (grid, record["levers"], record["rule"])] + [record]
             doc["owner_vs_mono"] = {
@@ -421,6 +428,8 @@ def _cost_only(args) -> int:
                 print("\n".join(l for l in proc.stderr.splitlines() if "WARNING" not in l)[-3000:], file=sys.stderr)
                 return 1
             record = json.loads(proc.stdout.strip().splitlines()[-1])
+            doc = json.loads(args.out.read_text()) if args.out.exists() else doc  # another run may have written
+            results = [r for r in doc.get("pbs_per_step", {}).get("grids", results)]
             key = (grid, strategy, record["rule"])  # the records of an earlier rule (graph) stay
             results = [r for r in results if (r["grid"], r["strategy"], r["rule"]) != key] + [record]
             print(f"N={grid} {strategy}: PBS {record['pbs_count']}", file=sys.stderr, flush=True)

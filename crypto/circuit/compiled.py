@@ -203,6 +203,10 @@ class SelectionCircuit:
         index = {"mm": 0, "rm": 1}[side]
         if not isinstance(import_buffer, (bytes, bytearray)):
             raise CircuitError(f"import_{side}: expected bytes, got {type(import_buffer).__name__}")
+        problem = import_buffer_problem(bytes(import_buffer), self.shape.digit_count)
+        if problem:  # concrete's native import aborts the whole process on a malformed buffer
+            raise CircuitError(f"import_{side}: not {self.shape.digit_count} TFHE-rs digits this circuit imports "
+                               f"({problem})")
         try:
             return self.bridge.import_value(bytes(import_buffer), index)
         except Exception as error:  # concrete raises RuntimeError with a native message
@@ -286,6 +290,31 @@ class SelectionCircuit:
             pbs_per_tag=_in_step_order(server.programmable_bootstrap_count_per_tag(name)),
             timings={"compile": self.compile_seconds} if self.compile_seconds is not None else {},
         )
+
+
+def import_buffer_problem(buffer: bytes, count: int) -> str | None:
+    """Why ``buffer`` is not ``count`` one-block TFHE-rs digits in the layout concrete's import reads
+    (docs/OWNER_ENCRYPTION.md §5-§6: u64 count, then per digit u64 blocks = 1, u64 LWE size, the LWE words, the
+    FheUint2 fields), or ``None``. Only the structure: the LWE words may hold anything (the circuit handles any
+    phase)."""
+    from crypto.tfhers.owner_encryption import _TRAILER, LWE_SIZE, CryptoError, _block_trailer
+
+    value = 16 + 8 * LWE_SIZE + _TRAILER
+    if len(buffer) != 8 + count * value:
+        return f"{len(buffer)} bytes, expected {8 + count * value}"
+    if int.from_bytes(buffer[:8], "little") != count:
+        return f"holds {int.from_bytes(buffer[:8], 'little')} values"
+    for k in range(count):
+        offset = 8 + k * value
+        blocks = int.from_bytes(buffer[offset : offset + 8], "little")
+        size = int.from_bytes(buffer[offset + 8 : offset + 16], "little")
+        if (blocks, size) != (1, LWE_SIZE):
+            return f"value {k}: {blocks} blocks of LWE size {size}"
+        try:
+            _block_trailer(buffer, offset + 16 + 8 * LWE_SIZE)
+        except CryptoError as error:
+            return f"value {k}: {error}"
+    return None
 
 
 def _in_step_order(per_tag: dict) -> dict:

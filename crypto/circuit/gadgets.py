@@ -29,8 +29,9 @@ def _fold_bits(bits: list, combine: Callable):
 
 
 def _any(bits: list):
-    """OR of encrypted 0/1 scalars: sums of at most 15 bits, each followed by one 4-bit lookup."""
-    return _fold_bits(bits, lambda group: _hint(_sum(group), len(group).bit_length()) > 0)
+    """OR of encrypted 0/1 scalars: sums of at most 15 bits, each followed by one 4-bit lookup (pinned to 4 bits
+    like every other lookup of the rule: under multi parameters a narrower one would open another partition)."""
+    return _fold_bits(bits, lambda group: _lut16([0] + [1] * TLU_MAX)[_tlu_in(_sum(group), len(group))])
 
 
 def _hint(value, bits: int):

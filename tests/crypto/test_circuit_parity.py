@@ -208,8 +208,9 @@ def test_radix_inputs_are_digits_and_outputs_digit_rows():
     assert shape.rate_layout == (3, 3, 3, 1)
     # margin: G = 2·h is linear in h's digits (2, 3, 3): G_0 = 2·h_0, G_1 = h_1, G_2 = h_2
     assert shape.hurdle_digits == ((2, 0, 2), (3, 1, 1), (3, 2, 1)) and shape.hurdle_top_bound == 0
-    # offsets 0, 9 = 1 + 8·1, 1023; hurdle 200 = 0 + 4·2 + 32·6
-    assert report_digits(shape, "mm", [0, 9, 1023], 200) == [0, 0, 0, 0, 1, 1, 0, 0, 7, 7, 7, 1, 0, 2, 6]
+    # offsets 0, 9 = 1 + 8·1, 1023; hurdle 200 = 0 + 4·2 + 32·6; each digit stored plus one (0 is invalid)
+    raw = [0, 0, 0, 0, 1, 1, 0, 0, 7, 7, 7, 1, 0, 2, 6]
+    assert report_digits(shape, "mm", [0, 9, 1023], 200) == [d + 1 for d in raw]
     assert shape.digit_count == 3 * 4 + 3 and shape.digit_widths[-3:] == (2, 3, 3)
     spread = CircuitShape.from_terms(MarketTerms(grid=2, base_rate=BASE, rate_bits=10, hurdle_bits=10,
                                                  hurdle_mode="spread"))
@@ -298,9 +299,10 @@ def test_simulation_matches_the_exhaustive_enumeration_on_flat_steps(grid, mode,
 
 
 def _decode(shape, digits):
-    """A digit vector back to (offsets, hurdle): the report a dealer's digits spell."""
+    """A digit vector (values ``digit + 1``) back to (offsets, hurdle): the report a dealer's digits spell."""
     from crypto.circuit.shape import _offsets
 
+    digits = [d - 1 for d in digits]
     rd = len(shape.rate_layout)
     weights = [1 << o for o in _offsets(shape.rate_layout)]
     offsets = [sum(d * w for d, w in zip(digits[q * rd : (q + 1) * rd], weights)) for q in range(shape.grid + 1)]
@@ -331,7 +333,7 @@ def test_a_dealer_cannot_veto_the_joint_profit_maximising_volume():
     out = circuit.simulate(b, 0, a, 0)
     assert (out.volume, out.joint_profit) == (2, 100) and out.instruction(terms) == select_equilibrium(s, 0, 0)
     digits_rm = report_digits(circuit.shape, "rm", a, 0)
-    old_tau = [0] * 4 + [0, 0, 0, 2] + [0] * 8  # the old layout's τ(1..4) digits, τ(2) = 1024
+    old_tau = [1] * 4 + [1, 1, 1, 3] + [1] * 8  # the old layout's τ(1..4) digits (plus one), τ(2) = 1024
     with pytest.raises(CircuitError, match=r"digits_rm: 39 digits, the circuit takes 23"):
         circuit.simulate_digits(report_digits(circuit.shape, "mm", b, 0), digits_rm + old_tau)
     # RM's only lever is its report: a misreport that makes Q = 2 fail (a flat step at 2) changes its own rates
@@ -354,7 +356,7 @@ def test_any_digit_vector_is_a_report_or_that_dealers_invalid_flag():
     for k in range(150):
         digits = {}
         for side in ("mm", "rm"):
-            row = [int(rng.integers(0, 1 << w)) for w in shape.digit_widths]
+            row = [int(rng.integers(1, (1 << w) + 1)) for w in shape.digit_widths]
             if k % 3:  # most of them sorted into a valid report, with random hurdles and runs
                 offsets, hurdle = _decode(shape, row)
                 offsets = sorted(offsets, reverse=side == "rm")
@@ -375,3 +377,37 @@ def test_any_digit_vector_is_a_report_or_that_dealers_invalid_flag():
         seen["rm"] += bad_rm
         seen["trade"] += out.trade
     assert seen["mm"] >= 30 and seen["rm"] >= 30 and seen["trade"] >= 20, seen
+
+
+def test_any_imported_value_outside_a_digits_range_is_that_dealers_invalid_flag():
+    """Simulation of the import stages on native 5-bit values (what to_native gives, 0..31): one digit of one
+    dealer set to 0, to a value above its own width, or to 16..31 raises that dealer's flag and nothing
+    else; a set padding bit (negacyclic images) is checked in real FHE (test_fhe_roundtrip.py). The import
+    stages are separate lookups in the compiled graph (stage 1 feeds two tables: concrete cannot fuse it)."""
+    from crypto.circuit import SelectionCircuit, report_digits
+    from crypto.circuit.radix import import_tables
+
+    terms = MarketTerms(grid=3, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
+    circuit = SelectionCircuit.simulation_only(terms)
+    shape = circuit.shape
+    honest = {"mm": report_digits(shape, "mm", [0, 10, 20, 30], 1), "rm": report_digits(shape, "rm", [90, 80, 70, 60], 2)}
+    assert SelectionOutput.from_values(circuit.simulate_digits(honest["mm"], honest["rm"])).trade
+    rng = np.random.default_rng(5)
+    checked = 0
+    for k, width in enumerate(shape.digit_widths):
+        bad_values = [0, (1 << width) + 1, 15, 16, int(rng.integers(17, 32)), 31]
+        side = ("mm", "rm")[k % 2]
+        for value in bad_values[k % 3 :: 3]:
+            digits = dict(honest)
+            digits[side] = list(honest[side])
+            digits[side][k] = value
+            out = SelectionOutput.from_values(circuit.simulate_digits(digits["mm"], digits["rm"]))
+            assert (out.invalid_mm, out.invalid_rm, out.trade) == (side == "mm", side == "rm", False), (k, value)
+            checked += 1
+    assert checked >= 2 * shape.digit_count
+    first, digit, valid = import_tables(shape.digit_widths)
+    # every stage-1 entry non-zero and in the lower half; stage 2 zero on the upper half (negacyclic images)
+    assert all(1 <= v < 16 for table in first for v in table)
+    assert not any(digit[16:]) and not any(valid[16:])
+    graph = circuit._simulator.graph.format()
+    assert graph.count("@ import") == 6  # three lookups per dealer's vector: stage 1, digit, valid bit

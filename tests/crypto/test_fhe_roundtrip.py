@@ -92,6 +92,12 @@ def honest(selection_circuit, public_key):
     return digits, {side: import_buffer(public_key, d) for side, d in digits.items()}
 
 
+@pytest.fixture(scope="module")
+def honest_output(honest, selection_circuit, evaluation_keys) -> bytes:
+    _, buffers = honest
+    return selection_circuit.evaluate(evaluation_keys, buffers["mm"], buffers["rm"])
+
+
 def _crafted(side, crafted, honest, selection_circuit, evaluation_keys, custodian_keys):
     _, buffers = honest
     inputs = dict(buffers, **{side: crafted})
@@ -146,21 +152,25 @@ def test_a_list_under_another_public_key_ends_in_the_invalid_flag(honest, select
     _crafted("mm", foreign, honest, selection_circuit, evaluation_keys, custodian_keys)
 
 
-def test_evaluator_checks_inputs_before_running(selection_circuit, evaluation_keys, encrypted_runs):
+def test_evaluator_checks_inputs_before_running(selection_circuit, evaluation_keys, honest):
     from crypto.encoding import digest
 
-    mm, rm, _ = encrypted_runs[0]
+    mm, rm = honest[1]["mm"], honest[1]["rm"]
     with pytest.raises(CircuitError, match="evaluation_keys: not a repo-market FHE blob"):
         selection_circuit.evaluate(b"short", mm, rm)
     with pytest.raises(CircuitError, match="import_rm: SHA-256"):
         selection_circuit.evaluate(evaluation_keys, mm, rm, digests={"rm": digest(b"other")})
     with pytest.raises(CircuitError, match="import_mm: not 19 TFHE-rs digits"):
         selection_circuit.evaluate(evaluation_keys, mm[: len(mm) // 2], rm)
+    broken = bytearray(rm)
+    broken[8] = 2  # the first value claims two blocks
+    with pytest.raises(CircuitError, match="import_rm: not 19 TFHE-rs digits .*value 0: 2 blocks"):
+        selection_circuit.evaluate(evaluation_keys, mm, bytes(broken))
     with pytest.raises(CircuitError, match="import_rm: expected bytes"):
         selection_circuit.evaluate(evaluation_keys, mm, "rm")
 
 
-def test_secret_key_file_is_0600_and_reloads(selection_circuit, custodian_keys, custodian_dir, encrypted_runs):
+def test_secret_key_file_is_0600_and_reloads(selection_circuit, custodian_keys, custodian_dir, honest_output):
     from crypto.fhe_keys import SECRET_KEY_FILE, CustodianFheKeys
 
     path = custodian_dir / SECRET_KEY_FILE
@@ -168,7 +178,8 @@ def test_secret_key_file_is_0600_and_reloads(selection_circuit, custodian_keys, 
     assert stat.S_IMODE(os.stat(custodian_keys.client_key_path).st_mode) == 0o600  # the TFHE-rs secret
     reloaded = CustodianFheKeys.load(selection_circuit, custodian_dir)
     assert reloaded.public_key_digest == custodian_keys.public_key_digest
-    assert reloaded.decrypt_output(encrypted_runs[0][2]) == custodian_keys.decrypt_output(encrypted_runs[0][2])
+    assert reloaded.decrypt_output(honest_output) == custodian_keys.decrypt_output(honest_output)
+    assert reloaded.decrypt_output(honest_output).volume == 2  # s(Q) = 70, 50, 30: J = 70, 100, 90
     assert "secret" not in repr(reloaded).lower() or SECRET_KEY_FILE not in repr(reloaded)
 
 
