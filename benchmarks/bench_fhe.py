@@ -260,13 +260,14 @@ def _load_circuit_package(commit: str):
     return importlib.import_module(name)
 
 
-def owner_vs_mono_one(grid: int, before: str, runs: int, levers: dict) -> dict:
+def owner_vs_mono_one(grid: int, before: str, runs: int, levers: dict, full_evaluate: bool = False) -> dict:
     """Today's circuit (``before``: custodian-encrypted native inputs, mono parameters) and this tree's owner-
     encrypted one (tfhers inputs, multi parameters, the no-cut test in the circuit) compiled, keyed and evaluated
     in ONE process, evaluations interleaved (old, new, old, new, ...) on the same report pair; every output
     decrypted and checked against the plaintext reference. The new side's time is ``server.run`` on imported
     values with deserialized keys (what the old side's ``run`` measures too); one full ``evaluate`` (keys blob
-    and imports included) is recorded apart. ``levers``: extra fhe.Configuration options of the new circuit."""
+    and imports included) is recorded apart when ``full_evaluate`` (replay is tested in tests/crypto).
+    ``levers``: extra fhe.Configuration options of the new circuit."""
     import numpy as np
 
     import crypto.circuit.compiled as compiled_module
@@ -332,10 +333,11 @@ def owner_vs_mono_one(grid: int, before: str, runs: int, levers: dict) -> dict:
             new_rec["correct"] += int(got == want)
             loads.append(os.getloadavg()[0])
             print(f"  N={grid} new: {new_rec['eval'][-1]:.1f} s", file=sys.stderr, flush=True)
-        started = time.perf_counter()
-        full = circuit.evaluate(evaluation_keys, *imports)
-        new_rec["evaluate_full_s"] = time.perf_counter() - started
-        new_rec["replay_byte_identical"] = circuit.evaluate(evaluation_keys, *imports) == full
+        if full_evaluate:  # keys blob check and deserialization, imports and run, twice: replay byte for byte
+            started = time.perf_counter()
+            full = circuit.evaluate(evaluation_keys, *imports)
+            new_rec["evaluate_full_s"] = time.perf_counter() - started
+            new_rec["replay_byte_identical"] = circuit.evaluate(evaluation_keys, *imports) == full
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for rec in (old_rec, new_rec):
