@@ -365,7 +365,7 @@ def _owner_vs_mono(args) -> int:
     """One subprocess per grid and lever set; results under ``"owner_vs_mono"`` in the JSON."""
     doc = json.loads(args.out.read_text()) if args.out.exists() else {"records": []}
     results = doc.get("owner_vs_mono", {}).get("grids", [])
-    lever_sets = [{}] + [json.loads(x) for x in args.levers]
+    lever_sets = [json.loads(x) for x in args.levers] or [{}]
     for grid in args.grids:
         for levers in lever_sets:
             print(f"N={grid} owner vs mono {levers} …", file=sys.stderr, flush=True)
@@ -472,7 +472,7 @@ def main(argv=None) -> int:
     parser.add_argument("--owner-vs-mono", action="store_true",
                         help="instead: COMMIT's mono circuit vs this tree's owner-encrypted one, interleaved, per grid")
     parser.add_argument("--levers", nargs="*", default=[],
-                        help="with --owner-vs-mono: extra JSON dicts of fhe.Configuration options, one record each")
+                        help="with --owner-vs-mono: JSON dicts of extra fhe.Configuration options, one record each (default: {})")
     parser.add_argument("--owner-vs-mono-one", nargs=2, metavar=("N", "LEVERS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.owner_vs_mono_one:
