@@ -9,6 +9,11 @@ decryption, and a check against the plaintext reference :func:`market.selection.
     .venv/bin/python benchmarks/bench_fhe.py --grids 4 8 --strategies mono multi
     .venv/bin/python benchmarks/bench_fhe.py --cost-only --grids 8 16 32   # compile only: PBS per step
 
+    .venv/bin/python benchmarks/bench_fhe.py --owner-vs-mono --compare-before ad0d5a8 --grids 8 16   # issue 19
+
+Why one file over 500 lines: its modes (timed records, old vs new, cost only, owner-encrypted vs mono) write
+sections of the same JSON from the same measurement helpers; split, each would re-import them from the others.
+
 Only formulation "radix" is shipped; the JSON keeps the records of the removed formulations (tournament,
 pairwise, limbs) marked ``"historic": true`` (measured before their removal, not re-run).
 
