@@ -9,6 +9,11 @@ decryption, and a check against the plaintext reference :func:`market.selection.
     .venv/bin/python benchmarks/bench_fhe.py --grids 4 8 --strategies mono multi
     .venv/bin/python benchmarks/bench_fhe.py --cost-only --grids 8 16 32   # compile only: PBS per step
 
+    .venv/bin/python benchmarks/bench_fhe.py --owner-vs-mono --compare-before ad0d5a8 --grids 8 16   # issue 19
+
+Why one file over 500 lines: its modes (timed records, old vs new, cost only, owner-encrypted vs mono) write
+sections of the same JSON from the same measurement helpers; split, each would re-import them from the others.
+
 Only formulation "radix" is shipped; the JSON keeps the records of the removed formulations (tournament,
 pairwise, limbs) marked ``"historic": true`` (measured before their removal, not re-run).
 
@@ -59,6 +64,14 @@ def _cases(grid: int, count: int, seed: int):
     return out
 
 
+def import_buffer(public_key: bytes, digits) -> bytes:
+    """A dealer's digits as an evaluator imports them: an unproven compact list under the market's public key,
+    expanded (what crypto.tfhers' open path hands the circuit)."""
+    from crypto.tfhers import encrypt_unproven_digits, expand_unproven_digits
+
+    return expand_unproven_digits(encrypt_unproven_digits(public_key, digits), len(digits))
+
+
 def run_one(grid: int, formulation: str, strategy: str, runs: int, cases: int) -> dict:
     """One configuration, in this process (called in a subprocess by :func:`main`); keys are deleted after."""
     work = Path(tempfile.mkdtemp(prefix="bench-fhe-"))
@@ -89,9 +102,11 @@ def _measure(work: Path, grid: int, formulation: str, strategy: str, runs: int, 
     enc, run, dec, correct, replay_identical = [], [], [], 0, True
     ct_sizes = {}
     for k, (b, a, hm, hr) in enumerate(_cases(grid, cases, seed=grid)):
-        started = time.perf_counter()
-        ct_mm = keys.encrypt_mm(b, hm)
-        ct_rm = keys.encrypt_rm(a, hr)
+        from crypto.circuit import report_digits
+
+        started = time.perf_counter()  # the dealers' side: digits, compact-public-key encryption, expansion
+        ct_mm = import_buffer(keys.public_key_bytes(), report_digits(circuit.shape, "mm", b, hm))
+        ct_rm = import_buffer(keys.public_key_bytes(), report_digits(circuit.shape, "rm", a, hr))
         enc.append(time.perf_counter() - started)
         outputs = []
         for _ in range(runs if k == 0 else 1):
@@ -232,6 +247,165 @@ def compare_one(grid: int, before: str, runs: int) -> dict:
     return out
 
 
+def _load_circuit_package(commit: str):
+    """The package ``crypto/circuit/`` as it was at ``commit`` (git show), imported under a name of its own
+    (its absolute imports of ``crypto.circuit.*`` rewritten to that name)."""
+    import importlib
+
+    name = f"circuit_{commit[:12]}"
+    folder = Path(tempfile.mkdtemp(prefix="bench-old-circuit-")) / name
+    folder.mkdir()
+    files = subprocess.run(["git", "ls-tree", "--name-only", f"{commit}:crypto/circuit/"], capture_output=True,
+                           text=True, cwd=ROOT, check=True).stdout.split()
+    for file in files:
+        source = subprocess.run(["git", "show", f"{commit}:crypto/circuit/{file}"], capture_output=True, text=True,
+                                cwd=ROOT, check=True).stdout
+        (folder / file).write_text(source.replace("crypto.circuit.", f"{name}.").replace("crypto.circuit ", f"{name} "))
+    sys.path.insert(0, str(folder.parent))
+    return importlib.import_module(name)
+
+
+def owner_vs_mono_one(grid: int, before: str, runs: int, levers: dict, full_evaluate: bool = False) -> dict:
+    """Today's circuit (``before``: custodian-encrypted native inputs, mono parameters) and this tree's owner-
+    encrypted one (tfhers inputs, multi parameters, the no-cut test in the circuit) compiled, keyed and evaluated
+    in ONE process, evaluations interleaved (old, new, old, new, ...) on the same report pair; every output
+    decrypted and checked against the plaintext reference. The new side's time is ``server.run`` on imported
+    values with deserialized keys (what the old side's ``run`` measures too); one full ``evaluate`` (keys blob
+    and imports included) is recorded apart when ``full_evaluate`` (replay is tested in tests/crypto).
+    ``levers``: extra fhe.Configuration options of the new circuit."""
+    import numpy as np
+
+    import crypto.circuit.compiled as compiled_module
+    from crypto.circuit import SelectionCircuit, report_digits
+    from crypto.fhe_keys import CustodianFheKeys
+    from market.schedules import make_schedules
+    from market.selection import select_equilibrium
+    from concrete import fhe
+
+    compiled_module.CONFIGURATION_LEVERS.update(levers)
+    old_module = _load_circuit_package(before)
+    terms = bench_terms(grid)
+    loads = [os.getloadavg()[0]]
+    work = Path(tempfile.mkdtemp(prefix="bench-owner-"))
+    b, a, hm, hr = _cases(grid, 1, seed=grid)[0]
+    want = select_equilibrium(make_schedules(np.array(b) + 100, np.array(a) + 100), hm, hr, "margin")
+    try:
+        shape = old_module.CircuitShape.from_terms(terms)
+        started = time.perf_counter()
+        old = old_module._compile(shape, simulation=False)
+        old_compile = time.perf_counter() - started
+        started = time.perf_counter()
+        old.keygen(force=True)
+        old_keygen = time.perf_counter() - started
+        old_args = old.encrypt(old_module.pack_report(shape, "mm", b, hm), old_module.pack_report(shape, "rm", a, hr))
+        old_rec = {"pbs_count": int(old.programmable_bootstrap_count), "compile_s": old_compile,
+                   "keygen_s": old_keygen, "evaluation_key_bytes": len(old.keys.evaluation.serialize()),
+                   "complexity": float(old.complexity), "eval": [], "correct": 0}
+        loads.append(os.getloadavg()[0])
+        started = time.perf_counter()
+        circuit = SelectionCircuit.for_terms(terms, work / "circuits")
+        new_compile = time.perf_counter() - started
+        started = time.perf_counter()
+        keys = CustodianFheKeys.generate(circuit, work / "custodian")
+        new_keygen = time.perf_counter() - started
+        evaluation_keys = keys.evaluation_keys_bytes()
+        started = time.perf_counter()
+        imports = [import_buffer(keys.public_key_bytes(), report_digits(circuit.shape, side, offsets, h))
+                   for side, offsets, h in (("mm", b, hm), ("rm", a, hr))]
+        encrypt_s = time.perf_counter() - started
+        cost = circuit.cost_report()
+        new_rec = {"pbs_count": cost.pbs_count, "pbs_per_tag": cost.pbs_per_tag, "compile_s": new_compile,
+                   "keygen_s": new_keygen, "evaluation_key_bytes": len(evaluation_keys),
+                   "bootstrap_key_bytes": cost.bootstrap_key_bytes, "keyswitch_key_bytes": cost.keyswitch_key_bytes,
+                   "complexity": cost.complexity, "global_p_error": cost.global_p_error,
+                   "dealer_encrypt_both_s": encrypt_s, "import_buffer_bytes": [len(x) for x in imports],
+                   "eval": [], "correct": 0}
+        loads.append(os.getloadavg()[0])
+        eval_keys = fhe.EvaluationKeys.deserialize(unwrap(evaluation_keys))
+        values = [circuit.import_digits(side, x) for side, x in zip(("mm", "rm"), imports)]
+        for _ in range(runs):  # interleaved: the machine's load hits both alike
+            started = time.perf_counter()
+            result = old.run(*old_args)
+            old_rec["eval"].append(time.perf_counter() - started)
+            got = old_module.SelectionOutput.from_values(old.decrypt(result)).instruction(terms)
+            old_rec["correct"] += int(got == want)
+            loads.append(os.getloadavg()[0])
+            print(f"  N={grid} old: {old_rec['eval'][-1]:.1f} s", file=sys.stderr, flush=True)
+            started = time.perf_counter()
+            result = circuit.server.run(*values, evaluation_keys=eval_keys)
+            new_rec["eval"].append(time.perf_counter() - started)
+            got = keys.decrypt_output(compiled_module.wrap_blob("ciphertext_out", result.serialize())).instruction(terms)
+            new_rec["correct"] += int(got == want)
+            loads.append(os.getloadavg()[0])
+            print(f"  N={grid} new: {new_rec['eval'][-1]:.1f} s", file=sys.stderr, flush=True)
+        if full_evaluate:  # keys blob check and deserialization, imports and run, twice: replay byte for byte
+            started = time.perf_counter()
+            full = circuit.evaluate(evaluation_keys, *imports)
+            new_rec["evaluate_full_s"] = time.perf_counter() - started
+            new_rec["replay_byte_identical"] = circuit.evaluate(evaluation_keys, *imports) == full
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for rec in (old_rec, new_rec):
+        times = rec.pop("eval")
+        rec["evaluate"] = {"mean": sum(times) / len(times), "min": min(times), "max": max(times), "all": times}
+    from crypto.circuit import RULE_VERSION
+
+    return {"grid": grid, "before_commit": before, "rule": RULE_VERSION, "runs": runs, "levers": levers,
+            "load_average_1m": {"min": min(loads), "max": max(loads), "samples": loads},
+            "peak_rss_bytes_both_circuits": int(__import__("resource").getrusage(
+                __import__("resource").RUSAGE_SELF).ru_maxrss) * 1024,
+            "old_mono_custodian_encrypted": old_rec, "new_owner_encrypted": new_rec,
+            "ratio_evaluate_mean": new_rec["evaluate"]["mean"] / old_rec["evaluate"]["mean"],
+            "ratio_pbs": new_rec["pbs_count"] / old_rec["pbs_count"],
+            "ratio_evaluation_keys": new_rec["evaluation_key_bytes"] / old_rec["evaluation_key_bytes"]}
+
+
+def unwrap(blob: bytes) -> bytes:
+    from crypto.circuit import unwrap_blob
+
+    return unwrap_blob("evaluation_keys", blob)
+
+
+def _owner_vs_mono(args) -> int:
+    """One subprocess per grid and lever set; results under ``"owner_vs_mono"`` in the JSON."""
+    doc = json.loads(args.out.read_text()) if args.out.exists() else {"records": []}
+    results = doc.get("owner_vs_mono", {}).get("grids", [])
+    lever_sets = [json.loads(x) for x in args.levers] or [{}]
+    for grid in args.grids:
+        for levers in lever_sets:
+            print(f"N={grid} owner vs mono {levers} …", file=sys.stderr, flush=True)
+            proc = subprocess.run([sys.executable, __file__, "--owner-vs-mono-one", str(grid), json.dumps(levers),
+                                   "--compare-before", args.compare_before, "--runs", str(args.runs)],
+                                  capture_output=True, text=True, cwd=ROOT)
+            if not proc.stdout.strip():
+                print("\n".join(l for l in proc.stderr.splitlines() if "WARNING" not in l)[-3000:], file=sys.stderr)
+                return 1
+            record = json.loads(proc.stdout.strip().splitlines()[-1])
+            doc = json.loads(args.out.read_text()) if args.out.exists() else doc  # another run may have written
+            results = doc.get("owner_vs_mono", {}).get("grids", [])
+            results = [r for r in results if (r["grid"], r["levers"], r["rule"]) !=
+                       (grid, record["levers"], record["rule"])] + [record]
+            doc["owner_vs_mono"] = {
+                "what": "issue 19: today's circuit (the commit named, custodian-encrypted native inputs, mono "
+                        "parameters) against the owner-encrypted one (one tfhers input per dealer, multi "
+                        "parameters, the no-cut test computed in the circuit), compiled, keyed and evaluated in one "
+                        "process per grid, evaluations interleaved on the same strictly monotone report pair, "
+                        "fixed FFT plan, 10-bit offsets, 8-bit hurdles, margin mode. Seconds; load_average_1m "
+                        "sampled around every step (2-core machine shared with other jobs). 'levers': the extra "
+                        "fhe.Configuration options of the new circuit in that record.",
+                "machine": machine(),
+                "grids": sorted(results, key=lambda r: (r["grid"], json.dumps(r["levers"]))),
+            }
+            args.out.write_text(json.dumps(doc, indent=1))
+            o, n = record["old_mono_custodian_encrypted"], record["new_owner_encrypted"]
+            print(f"N={grid} {levers}: PBS {o['pbs_count']} -> {n['pbs_count']}, evaluate "
+                  f"{o['evaluate']['mean']:.1f} -> {n['evaluate']['mean']:.1f} s (x{record['ratio_evaluate_mean']:.2f}),"
+                  f" keys {o['evaluation_key_bytes'] / 1e6:.0f} -> {n['evaluation_key_bytes'] / 1e6:.0f} MB, load "
+                  f"{record['load_average_1m']['min']:.1f}-{record['load_average_1m']['max']:.1f}",
+                  file=sys.stderr, flush=True)
+    return 0
+
+
 def cost_one(grid: int, strategy: str) -> dict:
     """Compile one grid (no keys, no evaluation): its static cost report (PBS per step included) and digests."""
     from circuit_fingerprint import graph_digests
@@ -261,6 +435,8 @@ def _cost_only(args) -> int:
                 print("\n".join(l for l in proc.stderr.splitlines() if "WARNING" not in l)[-3000:], file=sys.stderr)
                 return 1
             record = json.loads(proc.stdout.strip().splitlines()[-1])
+            doc = json.loads(args.out.read_text()) if args.out.exists() else doc  # another run may have written
+            results = [r for r in doc.get("pbs_per_step", {}).get("grids", results)]
             key = (grid, strategy, record["rule"])  # the records of an earlier rule (graph) stay
             results = [r for r in results if (r["grid"], r["strategy"], r["rule"]) != key] + [record]
             print(f"N={grid} {strategy}: PBS {record['pbs_count']}", file=sys.stderr, flush=True)
@@ -287,7 +463,7 @@ def main(argv=None) -> int:
     parser.add_argument("--grids", type=int, nargs="+", default=[8, 16, 32])
     from crypto.circuit import DEFAULT_FORMULATION  # no concrete import
 
-    parser.add_argument("--strategies", nargs="+", default=["mono"], choices=["mono", "multi"])
+    parser.add_argument("--strategies", nargs="+", default=["multi"], choices=["multi"])
     parser.add_argument("--runs", type=int, default=2, help="evaluations of the first case (replay check)")
     parser.add_argument("--cases", type=int, default=2, help="random valid report pairs per configuration (+1 invalid)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench_fhe.json")
@@ -298,7 +474,18 @@ def main(argv=None) -> int:
     parser.add_argument("--cost-only", action="store_true",
                         help="instead: compile each grid only (no keys, no evaluation): PBS per step, digests")
     parser.add_argument("--cost-one", nargs=2, metavar=("N", "STRATEGY"), help=argparse.SUPPRESS)
+    parser.add_argument("--owner-vs-mono", action="store_true",
+                        help="instead: COMMIT's mono circuit vs this tree's owner-encrypted one, interleaved, per grid")
+    parser.add_argument("--levers", nargs="*", default=[],
+                        help="with --owner-vs-mono: JSON dicts of extra fhe.Configuration options, one record each (default: {})")
+    parser.add_argument("--owner-vs-mono-one", nargs=2, metavar=("N", "LEVERS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.owner_vs_mono_one:
+        print(json.dumps(owner_vs_mono_one(int(args.owner_vs_mono_one[0]), args.compare_before, args.runs,
+                                           json.loads(args.owner_vs_mono_one[1]))), flush=True)
+        os._exit(0)
+    if args.owner_vs_mono:
+        return _owner_vs_mono(args)
     if args.cost_one:
         print(json.dumps(cost_one(int(args.cost_one[0]), args.cost_one[1])), flush=True)
         os._exit(0)  # after concrete compiled, only os._exit leaves reliably (tests/conftest.py)

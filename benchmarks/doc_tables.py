@@ -354,15 +354,23 @@ def render_fhe() -> str:
 
 
 STEP_LABELS = {  # the rule's fhe.tag names (crypto/circuit/radix.py STEPS) as the doc names them
+    "import": "import: to_native and the two range stages (5-bit lookups)",
     "steps": "neighbour comparisons, three-way (strict / flat / reversed step)",
-    "invalid": "`invalid` (some step reversed)",
+    "invalid": "`invalid_mm`, `invalid_rm` (a digit out of range, a step reversed)",
     "spreads": "spreads s(Q)",
+    "hurdle_mm": "hurdle test s(Q) >= c·h_mm",
+    "hurdle_rm": "hurdle test s(Q) >= c·h_rm",
     "survive_mm": "survivor test s(Q) >= τ_mm(Q)",
     "survive_rm": "survivor test s(Q) >= τ_rm(Q)",
+    "joint_digits": "J(Q) + 1 digit tables",
+    "joint_carries": "J(Q) + 1 column carries",
+    "cut_spreads": "no-cut test: cross spreads, both sides",
+    "cut_products": "no-cut test: q · cross spread, tables",
+    "cut_carries": "no-cut test: product carries",
+    "cut_compare": "no-cut test: comparison with J(Q) + 1",
     "feasible": "f(Q): survivor and attainable",
     "trade": "`trade` (OR of the f(Q))",
-    "joint_digits": "J'(Q) digit tables",
-    "joint_carries": "J'(Q) column carries",
+    "joint_mask": "J'(Q) = f·(J(Q) + 1)",
     "tournament_compare": "tournament: comparisons",
     "tournament_select": "tournament: multiplexers",
     "one_hot": "one-hot winner",
@@ -373,7 +381,7 @@ STEP_LABELS = {  # the rule's fhe.tag names (crypto/circuit/radix.py STEPS) as t
 def render_fhe_steps() -> str:
     """PBS per step of the rule (concrete's count per fhe.tag) for each compiled grid, from a compile-only run."""
     d = _load("fhe")["pbs_per_step"]
-    grids = [g for g in d["grids"] if g["strategy"] == "mono" and g["rule"] == d["rule"]]
+    grids = [g for g in d["grids"] if g["rule"] == d["rule"]]
     steps = list(dict.fromkeys(tag for g in grids for tag in g["pbs_per_tag"]))
     rows = [[f"`{tag}`", STEP_LABELS.get(tag, "")] + [_int(g["pbs_per_tag"].get(tag, 0)) for g in grids]
             for tag in steps]
@@ -383,12 +391,50 @@ def render_fhe_steps() -> str:
     rows.append(["**total**", "", *[f"**{_int(g['pbs_count'])}**" for g in grids]])
     earlier = []
     for rule in sorted({g["rule"] for g in d["grids"]} - {d["rule"]}):
-        totals = {g["grid"]: g["pbs_count"] for g in d["grids"] if g["rule"] == rule and g["strategy"] == "mono"}
+        totals = {g["grid"]: g["pbs_count"] for g in d["grids"] if g["rule"] == rule}
         earlier.append(f"rule `{rule}` had " + " / ".join(_int(totals[g["grid"]]) for g in grids if g["grid"] in totals))
+    previous = {}  # the rule before, per grid, for the static cost rows
+    for rule in sorted({g["rule"] for g in d["grids"]} - {d["rule"]}):
+        previous = {g["grid"]: g for g in d["grids"] if g["rule"] == rule} or previous
+    last_rule = sorted({g["rule"] for g in d["grids"]} - {d["rule"]})[-1] if previous else None
+
+    def static(g, key, fmt):
+        before = previous.get(g["grid"])
+        return fmt(g) + (f" ({fmt(before)} in `{last_rule}`, {before['strategy']})" if before else "")
+
+    rows.append(["complexity", "concrete's cost estimate", *[static(g, "complexity", lambda r: f"{r['complexity'] / 1e9:.0f} G")
+                                                            for g in grids]])
+    rows.append(["keys", "bootstrap + keyswitch keys", *[static(g, "keys", lambda r: _mb(
+        r["bootstrap_key_bytes"] + r["keyswitch_key_bytes"])) for g in grids]])
     return (_table(["tag", "step", *[f"N = {g['grid']}" for g in grids]], rows)
             + f"\nCompiled only (static counts, load-independent), rule `{d['rule']}`, 10-bit offsets, "
-              "8-bit hurdles, margin mode, mono parameters."
+              f"8-bit hurdles, margin mode, {' / '.join(sorted({g['strategy'] for g in grids}))} parameters."
             + (f" In total {'; '.join(earlier)} PBS (records kept in the JSON)." if earlier else "") + "\n")
+
+
+def render_fhe_owner() -> str:
+    """Issue 19: today's mono circuit against the owner-encrypted one, interleaved in one process per grid."""
+    d = _load("fhe").get("owner_vs_mono")
+    if not d:
+        return "(not measured yet)\n"
+    rows = []
+    for g in d["grids"]:
+        o, n = g["old_mono_custodian_encrypted"], g["new_owner_encrypted"]
+        load = g["load_average_1m"]
+        lever = ", ".join(f"{k} = {v}" for k, v in g["levers"].items()) or "none"
+        rows.append([str(g["grid"]), lever, f"{_int(o['pbs_count'])} → {_int(n['pbs_count'])}",
+                     f"{o['evaluate']['mean']:.1f} s", f"{n['evaluate']['mean']:.1f} s",
+                     f"{g['ratio_evaluate_mean']:.2f}×", f"{_mb(o['evaluation_key_bytes'])} → "
+                     f"{_mb(n['evaluation_key_bytes'])}", f"{o['keygen_s']:.0f} s → {n['keygen_s']:.0f} s",
+                     f"{n['compile_s']:.0f} s", f"{load['min']:.1f}–{load['max']:.1f}"])
+    correct = all(g["old_mono_custodian_encrypted"]["correct"] == g["runs"] and
+                  g["new_owner_encrypted"]["correct"] == g["runs"] for g in d["grids"])
+    return (_table(["N", "lever", "PBS today → owner", "evaluate today (mono)", "evaluate owner-encrypted",
+                    "ratio", "eval keys", "keygen", "compile (owner)", "load average"], rows)
+            + f"\nToday = commit {d['grids'][0]['before_commit']} (custodian-encrypted native inputs, mono "
+              f"parameters); owner-encrypted = rule `{d['grids'][0]['rule']}` (tfhers inputs, multi parameters, "
+              f"no-cut test in the circuit). Every output decrypted to the plaintext reference: "
+              f"{'yes' if correct else 'NO'}.\n")
 
 
 def render_audit() -> str:
@@ -534,6 +580,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "protocol": render_protocol,
     "fhe": render_fhe,
     "fhe_steps": render_fhe_steps,
+    "fhe_owner": render_fhe_owner,
     "audit": render_audit,
     "owner_encryption": render_owner_encryption,
     "node": render_node,

@@ -1,23 +1,26 @@
 """The custodian's FHE keys for one market's selection circuit.
 
-Roles (ARCHITECTURE.md): the custodian holds the TFHE secret key and is the only party that encrypts
-reports and decrypts the circuit's output; the evaluation keys are a public blob that evaluators use with
-the public server artifact (:meth:`crypto.circuit.SelectionCircuit.evaluate`).
+Roles (ARCHITECTURE.md): the custodian holds the secret key and decrypts the circuit's output; it never
+receives a report. Dealers encrypt their own digits under the market's TFHE-rs compact public key
+(:mod:`crypto.tfhers`); evaluators import them into the public server artifact with the public evaluation
+keys (:meth:`crypto.circuit.SelectionCircuit.evaluate`).
 
-Files in the custodian's folder:
+Files in the custodian's folder (mode 0700):
 
-* ``fhe-secret.key`` — mode 0600 in a 0700 folder, written atomically; ``header ‖ concrete keyset``. The
-  header binds the file to the circuit (artifact SHA-256) and to the evaluation keys published from it
-  (their blob's SHA-256), and carries the keyset's SHA-256, so a key of another market, a key regenerated
-  after the evaluation keys were published, a truncated or a corrupt file fails with :class:`FheKeyError`
-  before concrete parses a byte.
-* ``fhe-evaluation.keys`` — public (0644), the self-checking evaluation-keys blob.
+* ``client_key.bin`` (0600), ``compact_public_key.bin``, ``crs.bin``, ``manifest.json`` -- the TFHE-rs key
+  material of :func:`crypto.tfhers.generate_public_key_material`;
+* ``fhe-secret.key`` -- mode 0600, written atomically; ``header ‖ concrete keyset``. The concrete keyset is
+  generated with the TFHE-rs client key's GLWE secret as the secret key of both imported inputs, so the
+  output decrypts what the dealers encrypted. The header binds the file to the circuit (artifact SHA-256),
+  to the evaluation keys published from it, to the compact public key the dealers use, and carries the
+  keyset's SHA-256: a key of another market, a key regenerated after publication, a truncated or a corrupt
+  file fails with :class:`FheKeyError` before concrete parses a byte.
+* ``fhe-evaluation.keys`` -- public (0644), the self-checking evaluation-keys blob.
 
-Trap closed here (TOOLING.md): a concrete ``Client`` without a loaded secret key silently generates a
-fresh one on ``encrypt`` and the evaluator then returns garbage. :class:`CustodianFheKeys` only exists with
-a generated or loaded keyset, and every encrypt/decrypt goes through it. Key generation uses fresh 128-bit
-seeds from :mod:`secrets` (concrete's default seed is 0: the same secret key for everyone).
-Nothing secret appears in ``repr`` or exception messages.
+Trap closed here (TOOLING.md): a concrete ``Client`` without a loaded secret key silently generates a fresh
+one and the evaluator then returns garbage. :class:`CustodianFheKeys` only exists with a generated or loaded
+keyset. Key generation uses fresh seeds from :mod:`secrets` (concrete's default seed is 0: the same secret
+key for everyone). Nothing secret appears in ``repr`` or exception messages.
 """
 from __future__ import annotations
 
@@ -26,25 +29,50 @@ from pathlib import Path
 
 import numpy as np
 
-from crypto.circuit import SelectionCircuit, SelectionOutput, pack_report, unwrap_blob, wrap_blob
+from crypto.circuit import SelectionCircuit, SelectionOutput, unwrap_blob, wrap_blob
 from crypto.encoding import digest, to_hex
-from crypto.errors import KeyFormatError
+from crypto.errors import CryptoError, KeyFormatError
 from crypto.identity import read_private_file, write_private_file, write_public_file
+from crypto.tfhers.owner_encryption import (
+    CLIENT_KEY_FILE,
+    CRS_FILE,
+    MANIFEST_FILE,
+    PUBLIC_KEY_FILE,
+    _concrete_key,
+    _glwe_coefficients,
+    generate_public_key_material,
+)
 
-__all__ = ["CustodianFheKeys", "FheKeyError", "SECRET_KEY_FILE", "EVALUATION_KEYS_FILE"]
+__all__ = ["CustodianFheKeys", "FheKeyError", "SECRET_KEY_FILE", "EVALUATION_KEYS_FILE", "NO_CRS"]
 
 SECRET_KEY_FILE = "fhe-secret.key"
 EVALUATION_KEYS_FILE = "fhe-evaluation.keys"
-_MAGIC = b"RMFHESK2"
-_HEADER = len(_MAGIC) + 32 + 32 + 32  # magic ‖ artifact digest ‖ evaluation-keys digest ‖ keyset digest
+NO_CRS = b"-"  # generate_public_key_material's placeholder when input proofs are off (no CRS is generated)
+_MAGIC = b"RMFHESK3"
+# magic ‖ artifact digest ‖ evaluation-keys digest ‖ compact-public-key digest ‖ keyset digest
+_HEADER = len(_MAGIC) + 4 * 32
+_TFHERS_FILES = (CLIENT_KEY_FILE, PUBLIC_KEY_FILE, CRS_FILE, MANIFEST_FILE)
 
 
 class FheKeyError(KeyFormatError):
     """An FHE key file is missing, truncated, corrupt or belongs to another circuit."""
 
 
+def keygen_with_tfhers_key(bridge, client_key_path: Path, *, secret_seed: int, encryption_seed: int) -> None:
+    """concrete's keys for ``bridge``'s circuit with the TFHE-rs client key's GLWE secret as the secret key of
+    both imported inputs (0 and 1), then checked: what :func:`crypto.tfhers.inject_client_key` does, with the
+    encryption seed fresh too (concrete's default is 0). A template keyset gives concrete's serialization."""
+    coefficients = _glwe_coefficients(read_private_file(Path(client_key_path)))
+    bridge.client.keygen(force=True, secret_seed=secret_seed, encryption_seed=encryption_seed)
+    key = _concrete_key(bridge.serialize_input_secret_key(0), coefficients)
+    bridge.keygen_with_initial_keys({0: key, 1: key}, force=True, seed=secret_seed, encryption_seed=encryption_seed)
+    for index in (0, 1):
+        if bridge.serialize_input_secret_key(index) != key:
+            raise CryptoError(f"input {index}: concrete did not take the TFHE-rs secret key")
+
+
 class CustodianFheKeys:
-    """The custodian's keyset for one compiled :class:`SelectionCircuit`."""
+    """The custodian's keyset for one compiled :class:`SelectionCircuit` and its compact public key."""
 
     def __init__(self, circuit: SelectionCircuit, keys, folder: Path):  # use generate() / load()
         from concrete import fhe
@@ -57,6 +85,7 @@ class CustodianFheKeys:
         self._client = fhe.Client(circuit.client_specs)
         self._client.keys = keys
         self.evaluation_keys_digest: bytes | None = None  # SHA-256 of the published blob, set by generate/load
+        self.public_key_digest: bytes | None = None  # SHA-256 of the compact public key, set by generate/load
 
     def __repr__(self) -> str:
         return f"CustodianFheKeys(circuit={to_hex(self.circuit.artifact_digest)[:16]}…, folder={str(self.folder)!r})"
@@ -64,68 +93,88 @@ class CustodianFheKeys:
     # construction -------------------------------------------------------------------------------------------
 
     @classmethod
-    def generate(cls, circuit: SelectionCircuit, custodian_dir: Path, *, overwrite: bool = False) -> "CustodianFheKeys":
-        """Generate a fresh keyset, write the 0600 secret file and the public evaluation-keys blob."""
-        from concrete import fhe
+    def generate(cls, circuit: SelectionCircuit, custodian_dir: Path, *, crs: bytes | None = None,
+                 overwrite: bool = False) -> "CustodianFheKeys":
+        """A fresh TFHE-rs client key and compact public key, concrete's keyset from the same secret; writes the
+        0600 secret files and the public evaluation-keys blob. ``crs``: the input-proof CRS of a market with
+        proofs on (generated once per deployment); ``None``: proofs off, no CRS."""
+        from concrete.fhe import tfhers
 
         folder = Path(custodian_dir)
         # Refuse before generating or writing anything, so a refusal never leaves a new secret beside old
         # evaluation keys.
-        existing = [name for name in (SECRET_KEY_FILE, EVALUATION_KEYS_FILE) if (folder / name).exists()]
+        names = (SECRET_KEY_FILE, EVALUATION_KEYS_FILE) + _TFHERS_FILES
+        existing = [name for name in names if (folder / name).exists()]
         if existing and not overwrite:
             raise FheKeyError(f"{folder}: {', '.join(existing)} exist; refusing to overwrite (pass overwrite=True)")
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         folder.chmod(0o700)
-        keys = fhe.Keys(circuit.client_specs)
-        keys.generate(secret_seed=secrets.randbits(128), encryption_seed=secrets.randbits(128))
+        for name in existing:
+            (folder / name).unlink()
+        material = generate_public_key_material(folder, seed=secrets.randbits(64), crs=NO_CRS if crs is None else crs)
+        client_specs_client = _fresh_client(circuit)
+        bridge = tfhers.new_bridge(client_specs_client)
+        keygen_with_tfhers_key(bridge, material.client_key_path, secret_seed=secrets.randbits(128),
+                               encryption_seed=secrets.randbits(128))
+        keys = client_specs_client.keys
         payload = keys.serialize()
         self = cls(circuit, keys, folder)
         public = self.evaluation_keys_bytes()
+        public_key_digest = digest(material.public_key_path.read_bytes())
         # The public blob first: a crash in between leaves keys that are unpublished and unusable (load fails
         # on the missing secret), never a secret that does not match the published evaluation keys.
         write_public_file(folder / EVALUATION_KEYS_FILE, public, overwrite=True)
         write_private_file(folder / SECRET_KEY_FILE,
-                           _MAGIC + circuit.artifact_digest + digest(public) + digest(payload) + payload,
-                           overwrite=True)
+                           _MAGIC + circuit.artifact_digest + digest(public) + public_key_digest + digest(payload)
+                           + payload, overwrite=True)
         self.evaluation_keys_digest = digest(public)
+        self.public_key_digest = public_key_digest
         return self
 
     @classmethod
-    def load(cls, circuit: SelectionCircuit, custodian_dir: Path, *,
-             evaluation_keys_digest: bytes | None = None) -> "CustodianFheKeys":
+    def load(cls, circuit: SelectionCircuit, custodian_dir: Path, *, evaluation_keys_digest: bytes | None = None,
+             public_key_digest: bytes | None = None) -> "CustodianFheKeys":
         """Load the secret file; fails clearly (mode, truncation, corruption, other circuit) before parsing.
 
-        ``evaluation_keys_digest`` (e.g. the one published on chain) must then match the evaluation keys
-        this secret key produced; otherwise evaluators would be running with keys of another keyset and the
-        output would decrypt to garbage without any error.
+        ``evaluation_keys_digest`` / ``public_key_digest`` (e.g. the ones published on chain) must then match
+        what this secret key produced; otherwise evaluators would run with keys of another keyset, or dealers
+        encrypt under another key, and the output would decrypt to garbage without any error.
         """
         from concrete import fhe
 
-        path = Path(custodian_dir) / SECRET_KEY_FILE
+        folder = Path(custodian_dir)
+        path = folder / SECRET_KEY_FILE
         data = read_private_file(path)  # KeyFileError / KeyPermissionError (mode must be 0600)
         if len(data) < _HEADER or not data.startswith(_MAGIC):
             raise FheKeyError(f"{path}: not a repo-market FHE secret key file ({len(data)} bytes)")
-        bound_to = data[len(_MAGIC) : len(_MAGIC) + 32]
+        fields = [data[len(_MAGIC) + 32 * k : len(_MAGIC) + 32 * (k + 1)] for k in range(4)]
+        bound_to, published, public_key, keyset = fields
         if bound_to != circuit.artifact_digest:
             raise FheKeyError(
                 f"{path}: key belongs to circuit {to_hex(bound_to)[:16]}…, not to this market's circuit "
                 f"{to_hex(circuit.artifact_digest)[:16]}…"
             )
-        published = data[len(_MAGIC) + 32 : len(_MAGIC) + 64]
         if evaluation_keys_digest is not None and published != bytes(evaluation_keys_digest):
             raise FheKeyError(
                 f"{path}: key produced evaluation keys {to_hex(published)[:16]}…, but the published evaluation keys "
                 f"are {to_hex(bytes(evaluation_keys_digest))[:16]}… (keys regenerated after publication?)"
             )
+        if public_key_digest is not None and public_key != bytes(public_key_digest):
+            raise FheKeyError(f"{path}: key belongs to public key {to_hex(public_key)[:16]}…, not to the published "
+                              f"{to_hex(bytes(public_key_digest))[:16]}…")
         payload = data[_HEADER:]
-        if digest(payload) != data[len(_MAGIC) + 64 : _HEADER]:
+        if digest(payload) != keyset:
             raise FheKeyError(f"{path}: keyset does not match its recorded SHA-256 (truncated or corrupt)")
+        on_disk = folder / PUBLIC_KEY_FILE
+        if not on_disk.is_file() or digest(on_disk.read_bytes()) != public_key:
+            raise FheKeyError(f"{on_disk}: missing or not the compact public key this secret key belongs to")
         try:
             keys = fhe.Keys.deserialize(payload)
         except Exception as error:  # pragma: no cover - digest check above catches corruption first
             raise FheKeyError(f"{path}: keyset cannot be parsed ({type(error).__name__})") from None
-        self = cls(circuit, keys, Path(custodian_dir))
+        self = cls(circuit, keys, folder)
         self.evaluation_keys_digest = published
+        self.public_key_digest = public_key
         return self
 
     # public material ----------------------------------------------------------------------------------------
@@ -134,21 +183,16 @@ class CustodianFheKeys:
         """The public evaluation-keys blob (self-checking; publish its SHA-256 with the terms)."""
         return wrap_blob("evaluation_keys", self._client.evaluation_keys.serialize())
 
+    def public_key_bytes(self) -> bytes:
+        """The TFHE-rs compact public key the dealers encrypt their digits under (publish its SHA-256)."""
+        return (self.folder / PUBLIC_KEY_FILE).read_bytes()
+
+    @property
+    def client_key_path(self) -> Path:
+        """The TFHE-rs client key (0600): the same GLWE secret as the concrete keyset's imported inputs."""
+        return self.folder / CLIENT_KEY_FILE
+
     # custodian operations -----------------------------------------------------------------------------------
-
-    def _encrypt(self, side: str, offsets, hurdle) -> bytes:
-        packed = pack_report(self.circuit.shape, side, offsets, hurdle)  # range errors before encrypting
-        args = (packed, None) if side == "mm" else (None, packed)
-        value = self._client.encrypt(*args)[0 if side == "mm" else 1]
-        return wrap_blob(f"ciphertext_{side}", value.serialize())
-
-    def encrypt_mm(self, offsets, hurdle) -> bytes:
-        """Encrypt BDmm's report ``[b̂_0..b̂_N, h_mm]`` (argument 0 of the circuit)."""
-        return self._encrypt("mm", offsets, hurdle)
-
-    def encrypt_rm(self, offsets, hurdle) -> bytes:
-        """Encrypt BDrm's report ``[â_0..â_N, h_rm]`` (argument 1 of the circuit)."""
-        return self._encrypt("rm", offsets, hurdle)
 
     def decrypt_output(self, output: bytes, *, expected_digest: bytes | None = None) -> SelectionOutput:
         """Decrypt only the circuit's output blob (hash-checked first) into a :class:`SelectionOutput`."""
@@ -158,3 +202,8 @@ class CustodianFheKeys:
         values = self._client.decrypt(fhe.Value.deserialize(payload))
         return SelectionOutput.from_values(np.asarray(values))
 
+
+def _fresh_client(circuit: SelectionCircuit):
+    from concrete import fhe
+
+    return fhe.Client(circuit.client_specs)

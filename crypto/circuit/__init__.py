@@ -4,7 +4,7 @@ Modules: :mod:`~crypto.circuit.shape` (compile-time shape, cache key, digit layo
 :mod:`~crypto.circuit.report` (input packing, output decoding, inputset), :mod:`~crypto.circuit.gadgets`
 (building blocks, each with its PBS cost), :mod:`~crypto.circuit.radix` (the rule),
 :mod:`~crypto.circuit.compiled` (compile, cache, blobs, evaluation, cost report). Design and measured cost:
-docs/CIRCUIT.md; the plaintext thresholds: :mod:`market.no_cut`.
+docs/CIRCUIT.md; the plaintext reference of the no-cut test: :mod:`market.no_cut`.
 
 Importing this package does not import concrete (it pulls in torch): every concrete import is local.
 """
@@ -19,7 +19,7 @@ from crypto.circuit.compiled import (
     unwrap_blob,
     wrap_blob,
 )
-from crypto.circuit.report import SelectionOutput, build_inputset, pack_report
+from crypto.circuit.report import SelectionOutput, build_inputset, pack_report, report_digits
 from crypto.circuit.shape import (
     ARTIFACT_NAME,
     DEFAULT_FORMULATION,
@@ -49,6 +49,7 @@ __all__ = [
     "SelectionOutput",
     "build_inputset",
     "pack_report",
+    "report_digits",
     "rate_layout",
     "circuit_cache_key",
 ]

@@ -13,7 +13,7 @@ import numpy as np
 
 from crypto.circuit.gadgets import _fhe
 from crypto.circuit.radix import STEPS, _radix
-from crypto.circuit.report import SelectionOutput, build_inputset, pack_report
+from crypto.circuit.report import SelectionOutput, build_inputset, report_digits
 from crypto.circuit.shape import (
     ARTIFACT_NAME,
     DEFAULT_FORMULATION,
@@ -57,16 +57,19 @@ def unwrap_blob(kind: str, blob: bytes, *, expected_digest: bytes | None = None)
     return payload
 
 
-def _configuration(strategy: str = "mono", simulation: bool = False):
+CONFIGURATION_LEVERS: dict = {}  # extra fhe.Configuration options (the benchmark records each lever it tries)
+
+
+def _configuration(strategy: str = "multi", simulation: bool = False):
     fhe = _fhe()
-    # [decided] mono parameters: one parameter set for the whole circuit keeps the evaluation keys small (their
-    # sizes: bench-results/bench_fhe.json); replay was checked byte-identical with it. Parallel loops stay on.
-    # Overflow detection in simulation is off: the bit extraction deliberately shifts bits out (false alarms).
+    # multi parameters: concrete refuses tfhers inputs under mono (docs/OWNER_ENCRYPTION.md §1). Parallel loops
+    # stay on. TLU fusing stays on: the import's first table feeds two lookups, so it cannot be fused (checked
+    # in tests/crypto/test_circuit_parity.py on the compiled graph).
+    # Compressed evaluation keys [measured, bench_fhe.json "owner_vs_mono"]: the multi keys shrink to about
+    # today's mono size at no measurable evaluation cost (a lever may override it).
     return fhe.Configuration(
-        parameter_selection_strategy=strategy,
-        show_progress=False,
-        fhe_simulation=simulation,
-        fhe_execution=not simulation,
+        **({"parameter_selection_strategy": strategy, "show_progress": False, "fhe_simulation": simulation,
+            "fhe_execution": not simulation, "compress_evaluation_keys": True} | CONFIGURATION_LEVERS),
     )
 
 
@@ -125,6 +128,7 @@ class SelectionCircuit:
         self._compiled = compiled
         self._simulator = None
         self._server = None
+        self._bridge = None
 
     def __repr__(self) -> str:
         return (
@@ -137,7 +141,7 @@ class SelectionCircuit:
 
     @classmethod
     def for_terms(cls, terms: MarketTerms, cache_dir: Path, *, formulation: str = DEFAULT_FORMULATION,
-                  strategy: str = "mono") -> "SelectionCircuit":
+                  strategy: str = "multi") -> "SelectionCircuit":
         """Load the cached server artifact of ``terms`` or compile it (once per terms) and cache it."""
         shape = CircuitShape.from_terms(terms, formulation, strategy)
         folder = Path(cache_dir) / to_hex(circuit_cache_key(terms, formulation, strategy))
@@ -182,13 +186,41 @@ class SelectionCircuit:
 
     # evaluator side ----------------------------------------------------------------------------------------
 
-    def evaluate(self, evaluation_keys: bytes, ct_mm: bytes, ct_rm: bytes, *, digests: dict | None = None) -> bytes:
-        """Run the circuit on public blobs only: evaluation keys + two input ciphertexts -> output blob.
+    @property
+    def bridge(self):
+        """concrete's tfhers bridge on this circuit's client specs (imports need no key)."""
+        if self._bridge is None:
+            fhe = _fhe()
+            from concrete.fhe import tfhers
 
-        Every blob is hash-checked (embedded SHA-256, and against ``digests`` — keys ``"evaluation_keys"``,
-        ``"mm"``, ``"rm"`` — when given, e.g. the digests posted on chain) before it is deserialized.
-        Byte-identical in every process: it refuses to run unless the fixed FFT plan is loaded
-        (:mod:`crypto.fhe_runtime`; tests/crypto/test_replay_across_processes.py).
+            self._bridge = tfhers.new_bridge(fhe.Client(self.client_specs))
+        return self._bridge
+
+    def import_digits(self, side: str, import_buffer: bytes):
+        """One dealer's import buffer (``crypto.tfhers`` expand / verify_and_expand) as the circuit's input
+        ``0`` (mm) or ``1`` (rm); a buffer concrete cannot read is a :class:`CircuitError`."""
+        index = {"mm": 0, "rm": 1}[side]
+        if not isinstance(import_buffer, (bytes, bytearray)):
+            raise CircuitError(f"import_{side}: expected bytes, got {type(import_buffer).__name__}")
+        problem = import_buffer_problem(bytes(import_buffer), self.shape.digit_count)
+        if problem:  # concrete's native import aborts the whole process on a malformed buffer
+            raise CircuitError(f"import_{side}: not {self.shape.digit_count} TFHE-rs digits this circuit imports "
+                               f"({problem})")
+        try:
+            return self.bridge.import_value(bytes(import_buffer), index)
+        except Exception as error:  # concrete raises RuntimeError with a native message
+            raise CircuitError(f"import_{side}: not {self.shape.digit_count} TFHE-rs digits this circuit imports "
+                               f"({type(error).__name__}: {str(error)[:120]})") from None
+
+    def evaluate(self, evaluation_keys: bytes, import_mm: bytes, import_rm: bytes, *,
+                 digests: dict | None = None) -> bytes:
+        """Run the circuit on public data only: evaluation keys + each dealer's import buffer -> output blob.
+
+        The evaluation keys blob is hash-checked (embedded SHA-256, and ``digests["evaluation_keys"]`` when
+        given); ``digests["mm"]`` / ``["rm"]``, when given, must be the SHA-256 of the import buffers. Any input
+        phase runs: a digit out of range, a set padding bit, noise, another key's ciphertexts all end in that
+        dealer's invalid flag (docs/CIRCUIT.md). Byte-identical in every process: it refuses to run unless the
+        fixed FFT plan is loaded (:mod:`crypto.fhe_runtime`).
         """
         from crypto.fhe_runtime import require_fixed_plan
 
@@ -196,27 +228,38 @@ class SelectionCircuit:
         fhe = _fhe()
         digests = digests or {}
         keys = unwrap_blob("evaluation_keys", evaluation_keys, expected_digest=digests.get("evaluation_keys"))
-        mm = unwrap_blob("ciphertext_mm", ct_mm, expected_digest=digests.get("mm"))
-        rm = unwrap_blob("ciphertext_rm", ct_rm, expected_digest=digests.get("rm"))
-        result = self.server.run(
-            fhe.Value.deserialize(mm),
-            fhe.Value.deserialize(rm),
-            evaluation_keys=fhe.EvaluationKeys.deserialize(keys),
-        )
+        for side, buffer in (("mm", import_mm), ("rm", import_rm)):
+            if digests.get(side) is not None and digest(bytes(buffer)) != digests[side]:
+                raise CircuitError(f"import_{side}: SHA-256 {to_hex(digest(bytes(buffer)))[:16]}… differs from the "
+                                   f"published {to_hex(digests[side])[:16]}…")
+        values = (self.import_digits("mm", import_mm), self.import_digits("rm", import_rm))
+        result = self.server.run(*values, evaluation_keys=fhe.EvaluationKeys.deserialize(keys))
         return wrap_blob("ciphertext_out", result.serialize())
 
     # simulation (no encryption) ------------------------------------------------------------------------------
 
     def simulate(self, mm_offsets, h_mm, rm_offsets, h_rm) -> SelectionOutput:
-        """The same circuit graph without encryption (milliseconds): for wide parity tests."""
-        mm = pack_report(self.shape, "mm", mm_offsets, h_mm)
-        rm = pack_report(self.shape, "rm", rm_offsets, h_rm)
-        return SelectionOutput.from_values(self.simulate_packed(mm, rm))
+        """The same rule without encryption (milliseconds): for wide parity tests."""
+        mm = report_digits(self.shape, "mm", mm_offsets, h_mm)
+        rm = report_digits(self.shape, "rm", rm_offsets, h_rm)
+        return SelectionOutput.from_values(self.simulate_digits(mm, rm))
 
-    def simulate_packed(self, mm: np.ndarray, rm: np.ndarray) -> np.ndarray:
+    def simulate_digits(self, digits_mm, digits_rm) -> np.ndarray:
+        """The raw output rows of the rule body traced on native digits (the body the FHE circuit runs after
+        importing the dealers' digits), on any digits in ``[0, 32)`` -- a dealer's own, or crafted ones."""
+        values = []
+        for side, digits in (("mm", digits_mm), ("rm", digits_rm)):
+            row = np.asarray(digits, dtype=np.int64).reshape(-1)
+            if row.size != self.shape.digit_count:
+                raise CircuitError(f"digits_{side}: {row.size} digits, the circuit takes {self.shape.digit_count}")
+            values.append(row)
         if self._simulator is None:
             self._simulator = _compile(self.shape, simulation=True)
-        return np.asarray(self._simulator.simulate(mm, rm))
+        return np.asarray(self._simulator.simulate(*values))
+
+    def simulate_packed(self, mm: np.ndarray, rm: np.ndarray) -> np.ndarray:
+        """:meth:`simulate_digits` (the simulate backend's name for it)."""
+        return self.simulate_digits(mm, rm)
 
     def with_simulation_cache(self, cache_dir: Path) -> "SelectionCircuit":
         """Simulate with the simulation-mode server cached in ``cache_dir`` (next to the FHE artifact, under the
@@ -292,6 +335,31 @@ def cached_simulator(terms: MarketTerms, shape: CircuitShape, cache_dir: Path):
     return compiled
 
 
+def import_buffer_problem(buffer: bytes, count: int) -> str | None:
+    """Why ``buffer`` is not ``count`` one-block TFHE-rs digits in the layout concrete's import reads
+    (docs/OWNER_ENCRYPTION.md §5-§6: u64 count, then per digit u64 blocks = 1, u64 LWE size, the LWE words, the
+    FheUint2 fields), or ``None``. Only the structure: the LWE words may hold anything (the circuit handles any
+    phase)."""
+    from crypto.tfhers.owner_encryption import _TRAILER, LWE_SIZE, CryptoError, _block_trailer
+
+    value = 16 + 8 * LWE_SIZE + _TRAILER
+    if len(buffer) != 8 + count * value:
+        return f"{len(buffer)} bytes, expected {8 + count * value}"
+    if int.from_bytes(buffer[:8], "little") != count:
+        return f"holds {int.from_bytes(buffer[:8], 'little')} values"
+    for k in range(count):
+        offset = 8 + k * value
+        blocks = int.from_bytes(buffer[offset : offset + 8], "little")
+        size = int.from_bytes(buffer[offset + 8 : offset + 16], "little")
+        if (blocks, size) != (1, LWE_SIZE):
+            return f"value {k}: {blocks} blocks of LWE size {size}"
+        try:
+            _block_trailer(buffer, offset + 16 + 8 * LWE_SIZE)
+        except CryptoError as error:
+            return f"value {k}: {error}"
+    return None
+
+
 def _in_step_order(per_tag: dict) -> dict:
     """concrete's PBS count per tag, keyed in the rule's order (:data:`~crypto.circuit.radix.STEPS`)."""
     return {tag: int(per_tag[tag]) for tag in STEPS if tag in per_tag} | {
@@ -302,13 +370,34 @@ SIMULATION_SAMPLES = 0  # random samples of the simulation's inputset (the struc
 
 
 def _compile(shape: CircuitShape, *, simulation: bool):
+    """The FHE circuit (one tfhers input per dealer, ``digit_type()``, the rule behind ``to_native``) or, for
+    simulation, the same rule body on native 5-bit digits (concrete simulates tfhers inputs only in [0, 3])."""
     fhe = _fhe()
-    # every lookup input is hinted to its proven 4-bit bound (_tlu_in), so 60 random samples suffice. [measured]
-    # The simulation compiles from the structured extremes alone: they give the very MLIR the 60 samples give
-    # (tests/crypto/test_simulation_cache.py), and measuring bounds on each sample is most of a simulation's
-    # compile (N = 64: 91 s with them, 62 s without).
-    samples = SIMULATION_SAMPLES if simulation else 60
-    inputset = [(pack_report(shape, "mm", mm[:-1], int(mm[-1])), pack_report(shape, "rm", rm[:-1], int(rm[-1])))
-                for mm, rm in build_inputset(shape, samples=samples)]
-    compiler = fhe.Compiler(_radix(shape), {"mm": "encrypted", "rm": "encrypted"})
-    return compiler.compile(inputset, _configuration(shape.strategy, simulation))
+    rule = _radix(shape)
+    count = shape.digit_count
+    if simulation:
+        honest = [(np.array(report_digits(shape, "mm", mm[:-1], int(mm[-1]))),
+                   np.array(report_digits(shape, "rm", rm[:-1], int(rm[-1]))))
+                  for mm, rm in build_inputset(shape, samples=SIMULATION_SAMPLES)]
+        # every lookup input is hinted to its proven bound (_tlu_in), so the structured extremes suffice (the
+        # same MLIR as 60 random samples: tests/crypto/test_simulation_cache.py; measuring bounds on each sample
+        # is most of a simulation's compile); 0 and 31 give the inputs their 5-bit width (any digit a dealer
+        # can encrypt)
+        extremes = [(np.full(count, v), np.full(count, w)) for v in (0, 31) for w in (0, 31)]
+        compiler = fhe.Compiler(rule, {"mm": "encrypted", "rm": "encrypted"})
+        return compiler.compile(honest + extremes, _configuration(shape.strategy, simulation=True))
+    from concrete.fhe import tfhers
+
+    from crypto.tfhers import digit_type, to_native_digits
+
+    def imported(mm, rm):
+        with fhe.tag("import"):  # to_native: one 5-bit lookup per digit, then the rule's two import stages
+            mm, rm = to_native_digits(mm), to_native_digits(rm)
+        return rule(mm, rm)
+
+    kind = digit_type()
+    # concrete takes tfhers inputset values in [0, 3] only: every width after the import comes from hints
+    inputset = [(tfhers.TFHERSInteger(kind, np.full(count, v)), tfhers.TFHERSInteger(kind, np.full(count, w)))
+                for v in range(4) for w in range(4)]
+    compiler = fhe.Compiler(imported, {"mm": "encrypted", "rm": "encrypted"})
+    return compiler.compile(inputset, _configuration(shape.strategy, simulation=False))

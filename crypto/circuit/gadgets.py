@@ -29,8 +29,9 @@ def _fold_bits(bits: list, combine: Callable):
 
 
 def _any(bits: list):
-    """OR of encrypted 0/1 scalars: sums of at most 15 bits, each followed by one 4-bit lookup."""
-    return _fold_bits(bits, lambda group: _hint(_sum(group), len(group).bit_length()) > 0)
+    """OR of encrypted 0/1 scalars: sums of at most 15 bits, each followed by one 4-bit lookup (pinned to 4 bits
+    like every other lookup of the rule: under multi parameters a narrower one would open another partition)."""
+    return _fold_bits(bits, lambda group: _lut16([0] + [1] * TLU_MAX)[_tlu_in(_sum(group), len(group))])
 
 
 def _hint(value, bits: int):
@@ -97,13 +98,16 @@ def _borrow_chain(xs: list, ys: list, layout, digits: bool = False):
     [measured] its larger noise norm left concrete's parameters unchanged). Returns the
     borrow out of the top digit (``1`` iff ``x − y < 0``) unless ``digits``: then
     ``(low digits of x − y, the top's t offset by 2**w_top, its bound)`` (no lookup on the top digit).
-    ``ys[i]`` may be ``None`` (a zero digit)."""
+    ``xs[i]`` or ``ys[i]`` may be ``None`` (a zero digit; not both)."""
     borrow = None
     low = []
     last = len(layout) - 1
     for i, width in enumerate(layout):
         base = 1 << width
-        t = xs[i] + base if ys[i] is None else xs[i] - ys[i] + base
+        if xs[i] is None:  # a zero digit (e.g. a product's top column no element reaches)
+            t = base - ys[i]
+        else:
+            t = xs[i] + base if ys[i] is None else xs[i] - ys[i] + base
         if borrow is not None:
             t = t - borrow
         if digits and i == last:
@@ -192,16 +196,53 @@ def _normalize(columns: list[list[tuple[Any, int]]], bases: list[int]) -> list[t
     return out
 
 
+def _scaled_columns(digits: list, layout, factors: list[int], columns: int, *, plus_one: bool = False):
+    """Base-8 columns of ``factor·x (+ 1)`` per vector element (``factors[e]`` public, e.g. a volume), where
+    ``x`` is given as ``digits[i] = (value, bound, zero_at)`` of ``layout`` (the top one may be kept offset:
+    its table reads ``value − zero_at`` and treats a negative one as 0).
+
+    Per digit one 4-bit table per element and piece: piece j of ``factor·x_i·2**shift`` is its octal digit j,
+    except the last, which keeps the whole quotient once it is <= 15 (one piece saved); the public factor
+    multiplies inside the table (no noise growth). Returns ``columns`` lists of ``(term, bound)`` for
+    :func:`_normalize`; a piece that is zero for every element costs nothing."""
+    from crypto.circuit.shape import RADIX_BITS, _offsets
+
+    out: list[list] = [[] for _ in range(columns)]
+    offsets = _offsets(layout)
+    for i, (x, x_bound, zero_at) in enumerate(digits):
+        col0, shift = divmod(offsets[i], RADIX_BITS)
+        x = _tlu_in(x, x_bound)
+
+        def product(f, entry, i=i, zero_at=zero_at, shift=shift):
+            v = (f * (entry - zero_at) << shift) if entry >= zero_at else 0
+            return v + 1 if plus_one and i == 0 else v
+
+        top = max(product(f, e) for f in factors for e in range(x_bound + 1))
+        j = 0
+        while col0 + j < columns:
+            whole = (top >> (RADIX_BITS * j)) <= TLU_MAX or col0 + j == columns - 1
+            tables = [[(product(f, e) >> (RADIX_BITS * j)) if whole else (product(f, e) >> (RADIX_BITS * j)) % 8
+                       for e in range(x_bound + 1)] for f in factors]
+            term = _per_element_nonzero(tables, x)
+            if term is not None:
+                out[col0 + j].append((term, max(max(t) for t in tables)))
+            if whole:
+                break
+            j += 1
+    return out
+
+
 def _at_least(s_low: list, s_top, s_top_bound: int, t_digits: list, t_top_bound: int, layout, valid=None):
     """``1`` where the spread ``s`` (low digits ``s_low``, top kept as ``s_top + 2**w_top``) is >= the threshold
     ``t`` (digits ``t_digits`` of ``layout``, top digit in ``[0, t_top_bound]``), times the 0/1 ``valid`` if given
     (a validity bit or another test's result: the flag of the last lookup, no extra PBS while it fits).
 
     A borrow chain over the low digits (one PBS each), then one lookup on the top:
-    ``v = s_top − t_top − γ + t_top_bound + 1 >= 0`` and ``s >= t`` iff ``v >= 2**w_top + t_top_bound + 1``."""
+    ``v = s_top − t_top − γ + t_top_bound + 1 >= 0`` and ``s >= t`` iff ``v >= 2**w_top + t_top_bound + 1``.
+    A ``t_digits`` entry may be ``None`` (a zero digit); the threshold may be one value for every element."""
     top = len(layout) - 1
     gamma = _borrow_chain(s_low, t_digits[:top], layout[:top]) if top else None
-    v = s_top - t_digits[top] + (t_top_bound + 1)
+    v = s_top + (t_top_bound + 1) if t_digits[top] is None else s_top - t_digits[top] + (t_top_bound + 1)
     v = v - gamma if gamma is not None else v
     v_bound = s_top_bound + t_top_bound + 1
     threshold = (1 << layout[top]) + t_top_bound + 1

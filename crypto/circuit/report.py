@@ -6,27 +6,23 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from crypto.circuit.shape import OUTPUT_BASE, OUTPUT_FIELDS, CircuitError, CircuitShape, _offsets, _to_digits
+from crypto.circuit.shape import OUTPUT_BASE, OUTPUT_FIELDS, CircuitError, CircuitShape, _to_digits
 from market.selection import NO_TRADE, Instruction
 from market.terms import MarketTerms
 
 
-def pack_report(shape: CircuitShape, side: str, offsets, hurdle) -> np.ndarray:
-    """One dealer's circuit input after range checks: the digits of ``offset_0 .. offset_N``, then the digits of
-    its survivor thresholds ``τ(Q) = max(c·hurdle, σ(Q))``, Q = 1..N (:func:`market.no_cut.survivor_thresholds`).
+def report_digits(shape: CircuitShape, side: str, offsets, hurdle) -> list[int]:
+    """The digits one dealer encrypts (one TFHE-rs LWE each), in the order the circuit reads them, after range
+    checks: the digits of ``offset_0 .. offset_N`` (``shape.rate_layout`` each, least significant first), then
+    the hurdle's digits (``shape.hurdle_digits``, aligned so that ``c·h`` is linear in them), each stored as
+    ``digit + 1`` [decided]: digit k lies in ``[1, 2**shape.digit_widths[k]]`` (at most 8), so that 0 -- an
+    all-zero ciphertext -- is invalid like every other value outside it. The circuit checks every digit
+    itself too (a dealer encrypts its own; radix.import_tables).
 
-    Raises :class:`CircuitError` naming the field, index and value before anything is encrypted: values
-    beyond the compiled bit widths would overflow silently inside the circuit. Monotonicity is *not*
-    checked here: the circuit checks it and raises its ``invalid`` flag.
-
-    [decided] τ is a function of this one report (schedule and hurdle), so it is computed here, where the
-    report is encoded, in exact integers: the circuit then applies the whole D2 filter with two comparisons
-    per Q instead of O(N²) encrypted products. The circuit certifies the schedule's monotonicity itself but
-    takes τ as encoded (as it takes every digit as encoded). τ is clamped to ``max_offset + 1``: no spread
-    reaches it, so the comparison is unchanged.
+    Raises :class:`CircuitError` naming the field, index and value before anything is encrypted. Monotonicity
+    is *not* checked here: the circuit checks it and raises the dealer's ``invalid`` flag. No survivor
+    threshold is encoded: the circuit computes the no-cut test from the schedules (docs/CIRCUIT.md).
     """
-    from market.no_cut import survivor_thresholds
-
     field_name = {"mm": "b_offsets", "rm": "a_offsets"}.get(side)
     if field_name is None:
         raise CircuitError(f"side = {side!r}: must be 'mm' or 'rm'")
@@ -50,59 +46,66 @@ def pack_report(shape: CircuitShape, side: str, offsets, hurdle) -> np.ndarray:
         raise CircuitError(
             f"{hurdle_name} = {int(hurdle)}: outside [0, {(1 << shape.hurdle_bits) - 1}] ({shape.hurdle_bits} bits)"
         )
-    values = [int(v) for v in items]
-    mode = "margin" if shape.hurdle_factor == 2 else "spread"
-    tau = np.minimum(survivor_thresholds(values, int(hurdle), side, mode)[1:], shape.max_offset + 1)
     layout = shape.rate_layout
-    digits = [d for v in values for d in _to_digits(v, layout)]
-    digits += [d for t in tau.tolist() for d in _threshold_digits(int(t), layout)]
-    return np.array(digits, dtype=np.int64)
+    digits = [d for v in items for d in _to_digits(int(v), layout)]
+    digits += _to_digits(int(hurdle), [w for w, _, _ in shape.hurdle_digits])
+    return [d + 1 for d in digits]
 
 
-def _threshold_digits(value: int, layout) -> list[int]:
-    """``value <= 2**bits`` as digits of ``layout``; the top digit keeps everything above (up to ``2**w_top``)."""
-    out = _to_digits(value, layout[:-1])
-    return out + [value >> _offsets(layout)[-1]]
+def pack_report(shape: CircuitShape, side: str, offsets, hurdle) -> np.ndarray:
+    """:func:`report_digits` as an array (the simulate backend's input)."""
+    return np.array(report_digits(shape, side, offsets, hurdle), dtype=np.int64)
 
 
 @dataclass(frozen=True)
 class SelectionOutput:
-    """The decrypted circuit output, as rate offsets (add the base rate with :meth:`instruction`)."""
+    """The decrypted circuit output, as rate offsets (add the base rate with :meth:`instruction`).
+
+    ``invalid_mm`` / ``invalid_rm``: that dealer's input is not a report (a digit out of range, a set padding
+    bit, a reversed step in its own schedule); ``invalid`` is either. Either flag means no trade."""
 
     trade: bool
-    invalid: bool
+    invalid_mm: bool
+    invalid_rm: bool
     volume: int
     r_mm_offset: int
     r_rm_offset: int
     joint_profit: int
 
+    @property
+    def invalid(self) -> bool:
+        return self.invalid_mm or self.invalid_rm
+
     @classmethod
     def from_values(cls, values) -> "SelectionOutput":
-        """From the circuit's raw ``[trade, invalid, Q_sel, b̂_sel, J_sel]``; checks internal consistency.
+        """From the circuit's raw ``[trade, invalid_mm, invalid_rm, Q_sel, b̂_sel, J'_sel]``; checks internal
+        consistency.
 
-        Formulation "radix" returns five rows of base-8 digits (least significant first, shape ``(5, D)``, or
-        flattened); a row's value is ``Σ digit_j·8**j``. Five plain values are the ``D = 1`` case."""
+        Six rows of base-8 digits (least significant first, shape ``(6, D)``, or flattened); a row's value is
+        ``Σ digit_j·8**j``. Six plain values are the ``D = 1`` case."""
         flat = [int(v) for v in np.asarray(values).reshape(-1)]
-        if not flat or len(flat) % len(OUTPUT_FIELDS):
-            raise CircuitError(f"circuit output: {len(flat)} values, expected 5 rows of digits")
-        width = len(flat) // len(OUTPUT_FIELDS)
+        rows = len(OUTPUT_FIELDS)
+        if not flat or len(flat) % rows:
+            raise CircuitError(f"circuit output: {len(flat)} values, expected {rows} rows of digits")
+        width = len(flat) // rows
         if width > 1 and any(not 0 <= d < OUTPUT_BASE for d in flat):
             raise CircuitError(f"circuit output: digit rows {flat}: a digit is outside [0, {OUTPUT_BASE - 1}]")
-        trade, invalid, volume, b_off, joint = (
-            sum(d * OUTPUT_BASE**j for j, d in enumerate(flat[k * width : (k + 1) * width])) for k in range(5)
+        trade, invalid_mm, invalid_rm, volume, b_off, joint = (
+            sum(d * OUTPUT_BASE**j for j, d in enumerate(flat[k * width : (k + 1) * width])) for k in range(rows)
         )
-        if trade not in (0, 1) or invalid not in (0, 1):
-            raise CircuitError(f"circuit output flags trade = {trade}, invalid = {invalid}: not 0/1")
+        if trade not in (0, 1) or invalid_mm not in (0, 1) or invalid_rm not in (0, 1):
+            raise CircuitError(
+                f"circuit output flags trade = {trade}, invalid_mm = {invalid_mm}, invalid_rm = {invalid_rm}: not 0/1")
         if not trade:
             if (volume, b_off, joint) != (0, 0, 0):
                 raise CircuitError(f"circuit output: no trade but volume = {volume}: inconsistent output")
-            return cls(False, bool(invalid), 0, 0, 0, 0)
-        if invalid:
-            raise CircuitError("circuit output: trade = 1 with invalid = 1: inconsistent output")
+            return cls(False, bool(invalid_mm), bool(invalid_rm), 0, 0, 0, 0)
+        if invalid_mm or invalid_rm:
+            raise CircuitError("circuit output: trade = 1 with an invalid flag set: inconsistent output")
         joint -= 1  # the J row carries J' = J + 1 of the winner (the survivor flag folded into the argmax)
         if volume <= 0 or joint < 0 or joint % volume:
             raise CircuitError(f"circuit output: volume = {volume}, joint profit = {joint}: inconsistent output")
-        return cls(True, bool(invalid), volume, b_off, b_off + joint // volume, joint)
+        return cls(True, False, False, volume, b_off, b_off + joint // volume, joint)
 
     def instruction(self, terms: MarketTerms) -> Instruction:
         """The contract's instruction in bp (adds ``terms.base_rate`` back); no trade when invalid."""

@@ -15,19 +15,19 @@ TLU_BITS = 4  # widest table lookup in the circuit (docs/CIRCUIT.md, formulation
 TLU_MAX = (1 << TLU_BITS) - 1  # largest lookup input; also the most 0/1 bits summed before one any/all lookup
 FORMULATIONS = ("radix",)  # the others (tournament, pairwise, limbs) were removed: figures in bench_fhe.json
 DEFAULT_FORMULATION = "radix"
-STRATEGIES = ("mono", "multi")
+STRATEGIES = ("multi",)  # concrete refuses tfhers inputs under "mono" (docs/OWNER_ENCRYPTION.md §1)
 ARTIFACT_NAME = "server.zip"
-OUTPUT_FIELDS = ("trade", "invalid", "volume", "b_offset", "joint_profit")
+OUTPUT_FIELDS = ("trade", "invalid_mm", "invalid_rm", "volume", "b_offset", "joint_profit")
 
 
 class CircuitError(CryptoError, ValueError):
     """Bad circuit input (names the field and value) or a blob that fails its digest check."""
 
 
-RULE_VERSION = "weak-monotone-2"  # rule, encoding and graph: flat steps, per-Q thresholds (issue 14); 2: fewer PBS
+RULE_VERSION = "no-cut-in-circuit-1"  # rule, encoding and graph: the circuit computes the no-cut test itself
 
 
-def circuit_cache_key(terms: MarketTerms, formulation: str = DEFAULT_FORMULATION, strategy: str = "mono") -> bytes:
+def circuit_cache_key(terms: MarketTerms, formulation: str = DEFAULT_FORMULATION, strategy: str = "multi") -> bytes:
     """SHA-256 of the canonical terms, formulation, rule version and parameter strategy: the cache key of a
     compiled circuit (an artifact of another rule or input encoding can never be loaded from the same folder)."""
     body: dict[str, Any] = dict(terms.as_dict()) | {"formulation": formulation, "parameter_strategy": strategy,
@@ -43,12 +43,12 @@ class CircuitShape:
     rate_bits: int
     hurdle_bits: int
     hurdle_factor: int  # c: 2 for margin (s/2 >= h), 1 for spread (s >= h)
-    strategy: str = "mono"  # concrete parameter_selection_strategy
+    strategy: str = "multi"  # concrete parameter_selection_strategy
 
     formulation = DEFAULT_FORMULATION  # the only one (a class constant: it names the cache key and cost report)
 
     @classmethod
-    def from_terms(cls, terms: MarketTerms, formulation: str = DEFAULT_FORMULATION, strategy: str = "mono") -> "CircuitShape":
+    def from_terms(cls, terms: MarketTerms, formulation: str = DEFAULT_FORMULATION, strategy: str = "multi") -> "CircuitShape":
         if formulation not in FORMULATIONS:
             raise CircuitError(f"formulation = {formulation!r}: must be one of {', '.join(FORMULATIONS)}")
         if strategy not in STRATEGIES:
@@ -83,14 +83,27 @@ class CircuitShape:
         return (self.max_joint + 1).bit_length() + 1
 
     @property
-    def report_length(self) -> int:
-        """Length of one packed report (``pack_report``): the digits of N + 1 offsets and of N thresholds."""
-        return (2 * self.grid + 1) * len(self.rate_layout)
+    def hurdle_digits(self) -> tuple[tuple[int, int, int], ...]:
+        """The hurdle's digits as ``(width, column, scale)``: hurdle digit k, ``width`` bits wide, is the digit
+        ``column`` of the rate layout of ``G = c·h`` (the hurdle test's threshold) times ``scale``
+        (:func:`hurdle_digits`)."""
+        return hurdle_digits(self.rate_layout, self.hurdle_bits, self.hurdle_factor)
 
     @property
-    def threshold_top_bound(self) -> int:
-        """Largest top digit of a packed threshold τ <= max_offset + 1 (one above any spread)."""
-        return (self.max_offset + 1) >> _offsets(self.rate_layout)[-1]
+    def digit_widths(self) -> tuple[int, ...]:
+        """The width in bits of every digit of one dealer's report, in input order (:func:`report_digits`):
+        the digits of ``offset_0 .. offset_N`` (rate layout each), then the hurdle's digits."""
+        return self.rate_layout * (self.grid + 1) + tuple(w for w, _, _ in self.hurdle_digits)
+
+    @property
+    def digit_count(self) -> int:
+        """Digits per dealer (the same for both sides): one TFHE-rs LWE each."""
+        return len(self.digit_widths)
+
+    @property
+    def hurdle_top_bound(self) -> int:
+        """Largest value of the top rate-layout digit of ``G = c·h_max`` (0: the top digit is always 0)."""
+        return (self.hurdle_factor * ((1 << self.hurdle_bits) - 1)) >> _offsets(self.rate_layout)[-1]
 
     @property
     def rate_layout(self) -> tuple[int, ...]:
@@ -122,6 +135,22 @@ def rate_layout(bits: int) -> tuple[int, ...]:
     if rest == 0:
         return (RADIX_BITS,) * (full - 1) + (2, 1) if bits > 0 else ()
     return (RADIX_BITS,) * full + (rest,)
+
+
+def hurdle_digits(layout, hurdle_bits: int, factor: int) -> tuple[tuple[int, int, int], ...]:
+    """The digits of a ``hurdle_bits``-bit hurdle h, aligned so that ``G = factor·h`` (factor 1 or 2) in the rate
+    ``layout`` is linear in them [decided]: digit ``i`` of G covers G's bits ``[o_i, o_(i+1))`` (the top one all
+    bits from ``o_top``), i.e. h's bits shifted down by ``log2(factor)``; its h-digit times ``scale`` is that
+    G-digit. (3, 3, 3, 1) with 8-bit hurdles: margin (2, 3, 3) (G_0 = 2·h_0), spread (3, 3, 2)."""
+    shift = factor.bit_length() - 1
+    offsets = _offsets(layout)
+    out = []
+    for i, start in enumerate(offsets):
+        lo = max(0, start - shift)
+        hi = hurdle_bits if i == len(offsets) - 1 else min(hurdle_bits, offsets[i + 1] - shift)
+        if hi > lo:
+            out.append((hi - lo, i, 1 << (lo + shift - start)))
+    return tuple(out)
 
 
 def _offsets(layout) -> list[int]:

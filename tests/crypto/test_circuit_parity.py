@@ -1,6 +1,7 @@
-"""Parity of the selection circuit (simulation mode) with the plaintext reference, >= 2000 report pairs
-(1000 at N = 4 in margin mode, 1000 at N = 3 in spread mode), plus smaller sweeps for other grids and other
-rate widths (radix digit layouts).
+"""Parity of the selection circuit (simulation mode) with the plaintext reference, 800 strictly monotone report
+pairs (400 at N = 4 in margin mode, 400 at N = 3 in spread mode), 1,000 weakly monotone ones against the
+exhaustive enumeration, smaller sweeps for other grids and rate widths (radix digit layouts), and random digit
+vectors: whatever digits a dealer encrypts, the output is the rule applied to the report they spell.
 
 Reference: :func:`market.selection.select_equilibrium` with the O(N²) equilibrium filter on; for valid
 (strictly monotone) reports the test also checks that the filter is redundant (D10). Non-monotone
@@ -11,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from crypto.circuit import SelectionOutput
+from market.no_cut import select_by_thresholds
 from market.schedules import make_schedules
 from market.selection import NO_TRADE, select_equilibrium
 from market.terms import MarketTerms
@@ -75,7 +78,7 @@ def margin_circuit():
 
 def test_simulation_matches_reference_margin_mode(margin_circuit):
     terms, circuit = margin_circuit
-    assert _check_parity(circuit, terms, 1000, seed=1) == 1000
+    assert _check_parity(circuit, terms, 400, seed=1) == 400
 
 
 def test_simulation_matches_reference_spread_mode():
@@ -83,7 +86,7 @@ def test_simulation_matches_reference_spread_mode():
 
     terms = MarketTerms(grid=3, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="spread")
     circuit = SelectionCircuit.simulation_only(terms)
-    assert _check_parity(circuit, terms, 1000, seed=2) == 1000
+    assert _check_parity(circuit, terms, 400, seed=2) == 400
 
 
 def test_worked_example_selection_without_trade_and_with_trade(margin_circuit):
@@ -174,9 +177,8 @@ def test_out_of_range_inputs_are_rejected_before_anything_runs(margin_circuit):
     (5, "margin", 10, 10, 100),  # the same at 10 bits: G = 2·H has 11 bits
     (4, "spread", 12, 8, 100),  # layout (3, 3, 3, 2, 1)
     (1, "margin", 10, 8, 60),  # a single grid point: no tournament node
-    (16, "margin", 10, 8, 100),  # the benchmark grids: five-digit J
-    (32, "spread", 10, 8, 40),
-    (64, "margin", 10, 8, 30),  # beyond a 16-bit J: six-digit J
+    (16, "margin", 10, 8, 40),  # the benchmark grids: five-digit J
+    (32, "spread", 10, 8, 8),
 ])
 def test_radix_digit_layouts_match_reference(grid, mode, rate_bits, hurdle_bits, cases):
     """The radix circuit's digit layout, carries and hurdle test follow the rate and hurdle widths."""
@@ -196,32 +198,41 @@ def test_radix_digit_layouts_match_reference(grid, mode, rate_bits, hurdle_bits,
 
 
 def test_radix_inputs_are_digits_and_outputs_digit_rows():
-    """pack_report emits each offset and hurdle as its digits (range errors still name field and value);
-    SelectionOutput.from_values recombines five base-8 digit rows and rejects digits out of range."""
-    from crypto.circuit import CircuitError, CircuitShape, SelectionOutput, pack_report
+    """report_digits emits each offset and the hurdle as digits (range errors still name field and value), no
+    survivor threshold; SelectionOutput.from_values recombines six base-8 digit rows and rejects digits out of
+    range."""
+    from crypto.circuit import CircuitError, CircuitShape, SelectionOutput, report_digits
 
     terms = MarketTerms(grid=2, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
     shape = CircuitShape.from_terms(terms)
-    assert shape.rate_layout == (3, 3, 3, 1) and shape.threshold_top_bound == 2
-    packed = pack_report(shape, "mm", [0, 9, 1023], 200)
-    # offsets 0, 9 = 1 + 8·1, 1023; thresholds τ(1) = 2·200 = 400 = 0 + 8·2 + 64·6, τ(2) = max(400, 1·1014/1)
-    # = 1014 = 6 + 8·6 + 64·7 + 512·1
-    assert packed.tolist() == [0, 0, 0, 0, 1, 1, 0, 0, 7, 7, 7, 1, 0, 2, 6, 0, 6, 6, 7, 1]
-    assert len(packed) == shape.report_length == 5 * 4
-    shape3 = CircuitShape.from_terms(MarketTerms(grid=3, base_rate=BASE, rate_bits=10, hurdle_bits=8))
-    assert pack_report(shape3, "mm", [0, 0, 0, 1023], 0).tolist()[-4:] == [0, 0, 0, 2]  # τ(3) = 2046 -> 1024
+    assert shape.rate_layout == (3, 3, 3, 1)
+    # margin: G = 2·h is linear in h's digits (2, 3, 3): G_0 = 2·h_0, G_1 = h_1, G_2 = h_2
+    assert shape.hurdle_digits == ((2, 0, 2), (3, 1, 1), (3, 2, 1)) and shape.hurdle_top_bound == 0
+    # offsets 0, 9 = 1 + 8·1, 1023; hurdle 200 = 0 + 4·2 + 32·6; each digit stored plus one (0 is invalid)
+    raw = [0, 0, 0, 0, 1, 1, 0, 0, 7, 7, 7, 1, 0, 2, 6]
+    assert report_digits(shape, "mm", [0, 9, 1023], 200) == [d + 1 for d in raw]
+    assert shape.digit_count == 3 * 4 + 3 and shape.digit_widths[-3:] == (2, 3, 3)
+    spread = CircuitShape.from_terms(MarketTerms(grid=2, base_rate=BASE, rate_bits=10, hurdle_bits=10,
+                                                 hurdle_mode="spread"))
+    assert spread.hurdle_digits == ((3, 0, 1), (3, 1, 1), (3, 2, 1), (1, 3, 1)) and spread.hurdle_top_bound == 1
+    wide = CircuitShape.from_terms(MarketTerms(grid=2, base_rate=BASE, rate_bits=10, hurdle_bits=10))
+    assert wide.hurdle_digits[-1] == (2, 3, 1) and wide.hurdle_top_bound == 3  # 2·1023 = 2046 < 4·512
     with pytest.raises(CircuitError, match=r"b_offsets\[2\] = 1024"):
-        pack_report(shape, "mm", [0, 9, 1024], 0)
+        report_digits(shape, "mm", [0, 9, 1024], 0)
     with pytest.raises(CircuitError, match=r"h_rm = 256"):
-        pack_report(shape, "rm", [3, 2, 1], 256)
-    rows = [[1, 0, 0], [0, 0, 0], [3, 0, 0], [1, 2, 0], [5, 5, 1]]  # Q = 3, b = 17, J' = J + 1 = 5 + 40 + 64
+        report_digits(shape, "rm", [3, 2, 1], 256)
+    rows = [[1, 0, 0], [0, 0, 0], [0, 0, 0], [3, 0, 0], [1, 2, 0], [5, 5, 1]]  # Q = 3, b = 17, J' = J + 1
     out = SelectionOutput.from_values(np.array(rows))
     assert (out.trade, out.volume, out.r_mm_offset, out.joint_profit, out.r_rm_offset) == (True, 3, 17, 108, 53)
-    assert SelectionOutput.from_values(np.array(rows).reshape(-1)) == out  # the simulate backend flattens
+    assert not out.invalid and SelectionOutput.from_values(np.array(rows).reshape(-1)) == out
     with pytest.raises(CircuitError, match="outside \\[0, 7\\]"):
-        SelectionOutput.from_values([[1, 0], [0, 0], [3, 0], [8, 0], [4, 1]])
-    with pytest.raises(CircuitError, match="5 rows"):
-        SelectionOutput.from_values([1, 0, 3, 17])
+        SelectionOutput.from_values([[1, 0], [0, 0], [0, 0], [3, 0], [8, 0], [4, 1]])
+    with pytest.raises(CircuitError, match="6 rows"):
+        SelectionOutput.from_values([1, 0, 3, 17, 5])
+    flagged = SelectionOutput.from_values([0, 0, 1, 0, 0, 0])
+    assert flagged.invalid_rm and not flagged.invalid_mm and flagged.invalid
+    with pytest.raises(CircuitError, match="trade = 1 with an invalid flag"):
+        SelectionOutput.from_values([1, 1, 0, 3, 10, 31])
 
 
 def test_radix_goes_beyond_a_16_bit_joint_profit_and_is_the_only_formulation():
@@ -265,13 +276,13 @@ def _weak_cases(grid: int, max_offset: int, count: int, seed: int):
         yield b, a, int(rng.integers(0, 12)), int(rng.integers(0, 12))
 
 
-@pytest.mark.parametrize("grid,mode,count,seed", [(4, "margin", 1000, 21), (5, "spread", 700, 22),
-                                                   (3, "margin", 300, 23), (6, "spread", 200, 24)])
+@pytest.mark.parametrize("grid,mode,count,seed", [(4, "margin", 400, 21), (5, "spread", 300, 22),
+                                                   (3, "margin", 200, 23), (6, "spread", 100, 24)])
 def test_simulation_matches_the_exhaustive_enumeration_on_flat_steps(grid, mode, count, seed):
-    """2,200 weakly monotone report pairs (most with flat runs): each circuit output equals the selection read
+    """1,000 weakly monotone report pairs (most with flat runs): each circuit output equals the selection read
     off the exhaustive best-response enumeration (and the plaintext reference)."""
     from crypto.circuit import SelectionCircuit
-    from tests.market.test_no_cut import enumerated_selection
+    from tests.market.oracle import enumerated_selection
 
     terms = MarketTerms(grid=grid, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode=mode)
     circuit = SelectionCircuit.simulation_only(terms)
@@ -285,3 +296,118 @@ def test_simulation_matches_the_exhaustive_enumeration_on_flat_steps(grid, mode,
         flats += not s.strict
         trades += want.trade
     assert flats > count // 2 and 0 < trades < count
+
+
+def _decode(shape, digits):
+    """A digit vector (values ``digit + 1``) back to (offsets, hurdle): the report a dealer's digits spell."""
+    from crypto.circuit.shape import _offsets
+
+    digits = [d - 1 for d in digits]
+    rd = len(shape.rate_layout)
+    weights = [1 << o for o in _offsets(shape.rate_layout)]
+    offsets = [sum(d * w for d, w in zip(digits[q * rd : (q + 1) * rd], weights)) for q in range(shape.grid + 1)]
+    widths = [w for w, _, _ in shape.hurdle_digits]
+    hurdle = sum(d << o for d, o in zip(digits[(shape.grid + 1) * rd :], _offsets(widths)))
+    return offsets, hurdle
+
+
+def test_a_dealer_cannot_veto_the_joint_profit_maximising_volume():
+    """Before, the encoder packed each dealer's survivor thresholds τ(Q) = max(c·h, σ(Q)) as input digits; a
+    dealer encrypting its own digits could have set τ(Q*) above every spread and vetoed the joint-profit
+    maximising volume Q* at no cost. Now the circuit computes the no-cut test from the schedules: the input
+    holds no threshold, the forged one is refused, and the honest schedule's Q* is selected."""
+    from crypto.circuit import CircuitError, SelectionCircuit, report_digits
+    from market.no_cut import survivor_thresholds
+
+    terms = MarketTerms(grid=4, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
+    circuit = SelectionCircuit.simulation_only(terms)
+    b, a = [0, 10, 20, 30, 40], [90, 80, 70, 60, 50]  # s = 90, 70, 50, 30, 10; J = 70, 100, 90, 40: Q* = 2
+    s = make_schedules(np.array(b) + BASE, np.array(a) + BASE)
+    # the old rule with RM's forged τ_rm(2) = max_offset + 1: Q = 2 vetoed, Q = 3 selected instead
+    forged = survivor_thresholds(s.a, 0, "rm").copy()
+    forged[2] = terms.max_offset + 1
+    survivors = s.attainable & (s.spread >= survivor_thresholds(s.b, 0, "mm")) & (s.spread >= forged)
+    survivors[0] = False
+    assert int(np.argmax(np.where(survivors, s.joint_profit, -1))) == 3
+    # the circuit: the honest schedule's Q* whatever else RM would like; a threshold appended is refused
+    out = circuit.simulate(b, 0, a, 0)
+    assert (out.volume, out.joint_profit) == (2, 100) and out.instruction(terms) == select_equilibrium(s, 0, 0)
+    digits_rm = report_digits(circuit.shape, "rm", a, 0)
+    old_tau = [1] * 4 + [1, 1, 1, 3] + [1] * 8  # the old layout's τ(1..4) digits (plus one), τ(2) = 1024
+    with pytest.raises(CircuitError, match=r"digits_rm: 39 digits, the circuit takes 23"):
+        circuit.simulate_digits(report_digits(circuit.shape, "mm", b, 0), digits_rm + old_tau)
+    # RM's only lever is its report: a misreport that makes Q = 2 fail (a flat step at 2) changes its own rates
+    out = circuit.simulate(b, 0, [90, 80, 60, 60, 50], 0)
+    assert out.volume != 2 and out.instruction(terms) == select_by_thresholds(
+        make_schedules(np.array(b) + BASE, np.array([90, 80, 60, 60, 50]) + BASE), 0, 0)
+
+
+def test_any_digit_vector_is_a_report_or_that_dealers_invalid_flag():
+    """Whatever in-range digits a dealer encrypts, the output is the rule (no-cut test included) applied to the
+    report they spell, or that dealer's invalid flag when its schedule has a reversed step: a dealer's power
+    is exactly a misreport's."""
+    from crypto.circuit import SelectionCircuit, report_digits
+
+    terms = MarketTerms(grid=3, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="spread")
+    circuit = SelectionCircuit.simulation_only(terms)
+    shape = circuit.shape
+    rng = np.random.default_rng(31)
+    seen = {"mm": 0, "rm": 0, "trade": 0}
+    for k in range(150):
+        digits = {}
+        for side in ("mm", "rm"):
+            row = [int(rng.integers(1, (1 << w) + 1)) for w in shape.digit_widths]
+            if k % 3:  # most of them sorted into a valid report, with random hurdles and runs
+                offsets, hurdle = _decode(shape, row)
+                offsets = sorted(offsets, reverse=side == "rm")
+                if k % 2:
+                    offsets = [offsets[0]] * 2 + offsets[2:]
+                row = report_digits(shape, side, offsets, hurdle % 24)
+            digits[side] = row
+        (b, h_mm), (a, h_rm) = _decode(shape, digits["mm"]), _decode(shape, digits["rm"])
+        out = SelectionOutput.from_values(circuit.simulate_digits(digits["mm"], digits["rm"]))
+        bad_mm, bad_rm = bool(np.any(np.diff(b) < 0)), bool(np.any(np.diff(a) > 0))
+        assert (out.invalid_mm, out.invalid_rm) == (bad_mm, bad_rm), (b, a)
+        if bad_mm or bad_rm:
+            assert not out.trade
+        else:
+            s = make_schedules(np.array(b) + BASE, np.array(a) + BASE)
+            assert out.instruction(terms) == select_by_thresholds(s, h_mm, h_rm, "spread"), (b, a, h_mm, h_rm)
+        seen["mm"] += bad_mm
+        seen["rm"] += bad_rm
+        seen["trade"] += out.trade
+    assert seen["mm"] >= 30 and seen["rm"] >= 30 and seen["trade"] >= 20, seen
+
+
+def test_any_imported_value_outside_a_digits_range_is_that_dealers_invalid_flag():
+    """Simulation of the import stages on native 5-bit values (what to_native gives, 0..31): one digit of one
+    dealer set to 0, to a value above its own width, or to 16..31 raises that dealer's flag and nothing
+    else; a set padding bit (negacyclic images) is checked in real FHE (test_fhe_roundtrip.py). The import
+    stages are separate lookups in the compiled graph (stage 1 feeds two tables: concrete cannot fuse it)."""
+    from crypto.circuit import SelectionCircuit, report_digits
+    from crypto.circuit.radix import import_tables
+
+    terms = MarketTerms(grid=3, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
+    circuit = SelectionCircuit.simulation_only(terms)
+    shape = circuit.shape
+    honest = {"mm": report_digits(shape, "mm", [0, 10, 20, 30], 1), "rm": report_digits(shape, "rm", [90, 80, 70, 60], 2)}
+    assert SelectionOutput.from_values(circuit.simulate_digits(honest["mm"], honest["rm"])).trade
+    rng = np.random.default_rng(5)
+    checked = 0
+    for k, width in enumerate(shape.digit_widths):
+        bad_values = [0, (1 << width) + 1, 15, 16, int(rng.integers(17, 32)), 31]
+        side = ("mm", "rm")[k % 2]
+        for value in bad_values[k % 3 :: 3]:
+            digits = dict(honest)
+            digits[side] = list(honest[side])
+            digits[side][k] = value
+            out = SelectionOutput.from_values(circuit.simulate_digits(digits["mm"], digits["rm"]))
+            assert (out.invalid_mm, out.invalid_rm, out.trade) == (side == "mm", side == "rm", False), (k, value)
+            checked += 1
+    assert checked >= 2 * shape.digit_count
+    first, digit, valid = import_tables(shape.digit_widths)
+    # every stage-1 entry non-zero and in the lower half; stage 2 zero on the upper half (negacyclic images)
+    assert all(1 <= v < 16 for table in first for v in table)
+    assert not any(digit[16:]) and not any(valid[16:])
+    graph = circuit._simulator.graph.format()
+    assert graph.count("@ import") == 6  # three lookups per dealer's vector: stage 1, digit, valid bit

@@ -53,7 +53,7 @@ def test_flat_steps_are_accepted_and_selected_like_the_enumeration(capsys, tmp_p
     """Issue 14: MM lends 2 units at 300 bp, RM's schedule is flat too: plain and simulate agree with the
     selection read off the exhaustive enumeration (the attainable J-argmax Q = 6 fails D2 here: Q = 4)."""
     from market import make_schedules
-    from tests.market.test_no_cut import enumerated_selection
+    from tests.market.oracle import enumerated_selection
 
     flat = {"b": [304, 304, 307, 307, 307, 308, 310], "a": [319, 319, 319, 319, 319, 318, 318]}
     path = tmp_path / "flat.json"
@@ -81,7 +81,7 @@ def test_linear_schedules_with_several_units_per_bp(capsys, tmp_path):
     """`equilibria --linear` with alpha = 2 (flat steps): the selection equals the enumeration's, and the same
     schedules are accepted by `select`."""
     from market import linear_schedules
-    from tests.market.test_no_cut import enumerated_selection
+    from tests.market.oracle import enumerated_selection
 
     assert main(["equilibria", "--linear", "400", "460", "2", "2", "--grid", "60", "--hurdle-mm", "10", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)

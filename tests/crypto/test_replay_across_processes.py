@@ -86,8 +86,12 @@ def published(tmp_path_factory, fhe_terms, fhe_cache, selection_circuit, custodi
     work = tmp_path_factory.mktemp("replay")
     (work / "terms.json").write_text(json.dumps(fhe_terms.as_dict()))
     os.symlink(fhe_cache, work / "circuits")
-    ct_mm = custodian_keys.encrypt_mm([0, 10, 20, 30], 3)
-    ct_rm = custodian_keys.encrypt_rm([90, 80, 70, 60], 5)
+    from crypto.circuit import report_digits
+    from tests.crypto.owner_inputs import import_buffer
+
+    public_key = custodian_keys.public_key_bytes()
+    ct_mm = import_buffer(public_key, report_digits(selection_circuit.shape, "mm", [0, 10, 20, 30], 3))
+    ct_rm = import_buffer(public_key, report_digits(selection_circuit.shape, "rm", [90, 80, 70, 60], 5))
     for name, blob in (("keys", evaluation_keys), ("mm", ct_mm), ("rm", ct_rm)):
         (work / name).write_bytes(blob)
     in_process = selection_circuit.evaluate(evaluation_keys, ct_mm, ct_rm)

@@ -6,30 +6,13 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from market import NO_TRADE, Instruction, make_schedules, select_equilibrium
+from market import NO_TRADE, make_schedules, select_equilibrium
 from market.equilibria import all_equilibria
 from market.locus import d2_mask
 from market.no_cut import no_cut_spread, select_by_thresholds
 
+from .oracle import enumerated_selection
 from .strategies import hurdles, modes, monotone_schedules
-
-
-def enumerated_selection(s, h_mm: int, h_rm: int, mode: str) -> Instruction:
-    """The selection read off the exhaustive enumeration: matched trade equilibria (D = S = Q, the profiles a
-    contract can instruct) that clear the hurdle, argmax J, ties to the larger Q; none: no trade."""
-    eq = all_equilibria(s)
-    threshold = max(h_mm, h_rm) * (2 if mode == "margin" else 1)
-    best = None
-    for r_mm, r_rm, q, lend, borrow in zip(eq.r_mm, eq.r_rm, eq.volume, eq.lend, eq.borrow):
-        if q == 0 or lend != q or borrow != q or r_rm - r_mm < threshold:
-            continue
-        key = (int((r_rm - r_mm) * q), int(q))
-        if best is None or key > best[0]:
-            best = (key, int(r_mm), int(r_rm))
-    if best is None:
-        return NO_TRADE
-    (joint, q), r_mm, r_rm = best
-    return Instruction(True, q, r_mm, r_rm, r_mm + r_rm, joint)
 
 
 @st.composite
