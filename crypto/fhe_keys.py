@@ -7,7 +7,7 @@ keys (:meth:`crypto.circuit.SelectionCircuit.evaluate`).
 
 Files in the custodian's folder (mode 0700):
 
-* ``client_key.bin`` (0600), ``compact_public_key.bin``, ``crs.bin``, ``manifest.json`` -- the TFHE-rs key
+* ``client_key.bin`` (0600), ``compact_public_key.bin``, ``manifest.json`` (and ``crs.bin`` with input proofs) -- the TFHE-rs key
   material of :func:`crypto.tfhers.generate_public_key_material`;
 * ``fhe-secret.key`` -- mode 0600, written atomically; ``header ‖ concrete keyset``. The concrete keyset is
   generated with the TFHE-rs client key's GLWE secret as the secret key of both imported inputs, so the
@@ -43,11 +43,10 @@ from crypto.tfhers.owner_encryption import (
     generate_public_key_material,
 )
 
-__all__ = ["CustodianFheKeys", "FheKeyError", "SECRET_KEY_FILE", "EVALUATION_KEYS_FILE", "NO_CRS"]
+__all__ = ["CustodianFheKeys", "FheKeyError", "SECRET_KEY_FILE", "EVALUATION_KEYS_FILE"]
 
 SECRET_KEY_FILE = "fhe-secret.key"
 EVALUATION_KEYS_FILE = "fhe-evaluation.keys"
-NO_CRS = b"-"  # generate_public_key_material's placeholder when input proofs are off (no CRS is generated)
 _MAGIC = b"RMFHESK3"
 # magic ‖ artifact digest ‖ evaluation-keys digest ‖ compact-public-key digest ‖ keyset digest
 _HEADER = len(_MAGIC) + 4 * 32
@@ -111,7 +110,7 @@ class CustodianFheKeys:
         folder.chmod(0o700)
         for name in existing:
             (folder / name).unlink()
-        material = generate_public_key_material(folder, seed=secrets.randbits(64), crs=NO_CRS if crs is None else crs)
+        material = generate_public_key_material(folder, seed=secrets.randbits(64), crs=crs)
         client_specs_client = _fresh_client(circuit)
         bridge = tfhers.new_bridge(client_specs_client)
         keygen_with_tfhers_key(bridge, material.client_key_path, secret_seed=secrets.randbits(128),

@@ -58,33 +58,23 @@ def load_circuit(terms, cache_dir: Path):
 
 def digit_count(circuit) -> int:
     """Digits per dealer report (the same for both sides)."""
-    count = getattr(circuit.shape, "digit_count", None)
-    return int(count) if count is not None else int(circuit.shape.report_length)
+    return int(circuit.shape.digit_count)
 
 
 def _report_digits(circuit, side: str, offsets, hurdle: int) -> list[int]:
     """The digits a dealer encrypts, after the circuit's range checks (CircuitError names field and value)."""
-    import crypto.circuit as cc
+    from crypto.circuit import report_digits
 
-    make = getattr(cc, "report_digits", None)
-    if make is None:  # [until the owner-encrypted circuit is merged] today's packed report is the digit list
-        make = cc.pack_report
-    return [int(d) for d in np.asarray(make(circuit.shape, side, offsets, hurdle)).reshape(-1)]
+    return [int(d) for d in report_digits(circuit.shape, side, offsets, hurdle)]
 
 
 def _simulate(circuit, digits_mm, digits_rm):
-    run = getattr(circuit, "simulate_digits", None)
-    if run is not None:
-        return run(list(digits_mm), list(digits_rm))
-    return circuit.simulate_packed(np.asarray(digits_mm, dtype=np.int64), np.asarray(digits_rm, dtype=np.int64))
+    return circuit.simulate_digits(list(digits_mm), list(digits_rm))
 
 
 def invalid_sides(selection) -> tuple[str, ...]:
     """The sides whose input the decrypted output flags invalid ("mm", "rm", both or none)."""
-    flags = (getattr(selection, "invalid_mm", None), getattr(selection, "invalid_rm", None))
-    if flags == (None, None):  # an output without per-dealer flags names no side: no trade, nobody forfeits
-        return ("mm", "rm") if selection.invalid else ()
-    return tuple(side for side, flag in zip(("mm", "rm"), flags) if flag)
+    return tuple(side for side, flag in (("mm", selection.invalid_mm), ("rm", selection.invalid_rm)) if flag)
 
 
 def report_binding(chain_id: int, contract: str, round_id: int, side: str):
