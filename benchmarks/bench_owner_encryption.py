@@ -8,7 +8,7 @@ Sections (each run merges its sections into the JSON, so slow ones can run separ
   thread), sizes.
 - ``unproven``: the default path. ``seal_owner_report`` without proof (time, blob size) and
   ``open_owner_report`` (every check, then expansion: time, import-buffer size) at N = 16 and N = 32, with the
-  densest digit layout (each 10-bit offset as 3 base-16 digits, the 8-bit hurdle as 2: (N + 1) * 3 + 2 digits).
+  circuit's digit layout (``CircuitShape.digit_count``: base-8 digits of N + 1 10-bit offsets and the hurdle).
 - ``test_only``: the TEST-ONLY parameter set the test suite proves with: CRS generation, a proven seal and
   its open (8 digits). Shows the proof path costs seconds there, not what production costs.
 - ``crs``: the production CRS (slow: tens of minutes), written to ``--crs FILE`` (an explicit path; nothing is
@@ -61,8 +61,10 @@ from crypto.tfhers import (  # noqa: E402
     seal_owner_report,
 )
 from crypto.encoding import canonical_loads  # noqa: E402
+from crypto.circuit.shape import CircuitShape  # noqa: E402
 from crypto.tfhers import owner_encryption  # noqa: E402
 from crypto.tfhers.owner_encryption import phase_errors  # noqa: E402
+from market.terms import MarketTerms  # noqa: E402
 
 TARGETS = {"encrypt_prove_s": 2.0, "verify_s": 1.0, "blob_bytes": 1_200_000}
 GRIDS = (16, 32)
@@ -70,8 +72,9 @@ BINDING = owner_report_binding(chain_id=1337, contract="0x" + "ab" * 20, round=1
 
 
 def digit_count(points: int) -> int:
-    """The densest layout: N + 1 offsets of 10 bits as 3 base-16 digits each, the 8-bit hurdle as 2."""
-    return (points + 1) * 3 + 2
+    """The digits a dealer encrypts at grid N in the shipped circuit's layout (``CircuitShape.digit_count``:
+    the base-8 digits of N + 1 offsets of 10 bits and of the 8-bit hurdle, one LWE each)."""
+    return CircuitShape.from_terms(MarketTerms(grid=points, base_rate=400, rate_bits=10, hurdle_bits=8)).digit_count
 
 
 def _children_cpu_s() -> float:
@@ -127,7 +130,7 @@ def bench_unproven(work: Path, repeats: int) -> dict:
             "decrypted_correctly": correct, "load_average_1m": {"before": load, "after": os.getloadavg()[0]},
         })
     return {"parameters": PRODUCTION_PARAMETERS.name,
-            "layout": "densest base-16: (N + 1) offsets x 3 digits + hurdle x 2 digits", "records": records}
+            "layout": "the circuit's: base-8 digits of (N + 1) 10-bit offsets and the 8-bit hurdle, one LWE each", "records": records}
 
 
 def bench_test_only(work: Path) -> dict:

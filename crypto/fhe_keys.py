@@ -110,7 +110,7 @@ class CustodianFheKeys:
         folder.chmod(0o700)
         for name in existing:
             (folder / name).unlink()
-        material = generate_public_key_material(folder, seed=secrets.randbits(64), crs=crs)
+        material = generate_public_key_material(folder, seed=secrets.randbits(128), crs=crs)
         client_specs_client = _fresh_client(circuit)
         bridge = tfhers.new_bridge(client_specs_client)
         keygen_with_tfhers_key(bridge, material.client_key_path, secret_seed=secrets.randbits(128),

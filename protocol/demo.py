@@ -31,7 +31,7 @@ __all__ = ["run_demo", "DemoConflict", "DEFAULT_GRID", "run_verify_process"]
 
 # [decided] 17 volume points: the demo incl. compile, keys and verify stays within its target on 2 cores
 # (bench-results/bench_protocol.json: demo_seconds, demo_target_seconds)
-DEFAULT_GRID = 16
+DEFAULT_GRID = 8  # the owner-encrypted circuit is quadratic in N (README, known limitations)
 
 
 class DemoConflict(Exception):

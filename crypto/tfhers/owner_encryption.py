@@ -267,8 +267,8 @@ def generate_public_key_material(
     generation]. Every argument is checked and every existing file refused before anything is written."""
     folder = Path(folder)
     parameters = usable_parameters(parameters)
-    if type(seed) is not int or not 0 <= seed < 2**64:
-        raise ValueError(f"seed: {seed!r} is not an int in [0, 2**64)")
+    if type(seed) is not int or not 0 <= seed < 2**128:  # tfhe-rs seeds its key generator with a u128
+        raise ValueError(f"seed: {seed!r} is not an int in [0, 2**128)")
     if crs is not None and (not isinstance(crs, bytes) or not crs):
         raise ValueError("crs: expected the CRS bytes from generate_crs, or None for a market without input proofs")
     for name in (CLIENT_KEY_FILE, PUBLIC_KEY_FILE, CRS_FILE, MANIFEST_FILE):
