@@ -8,18 +8,24 @@ blob with :meth:`protocol.backend.EvaluatorSide.open_report` and the binding of
 :func:`protocol.backend.report_binding`; these tests drive that exact object, built the way both call sites
 build it, with real TFHE-rs keys, a real CRS and real proofs (node-tfhe).
 
-Why not a whole round: the production CRS takes tens of minutes to generate, and the TEST-ONLY parameter set
-(32-dimension keys, a CRS in seconds, at most 8 proven digits per list) cannot feed the concrete circuit (its
-ciphertexts do not import, and the smallest grid needs 11 digits). So the circuit slot holds a recorder with
-an 8-digit shape: it shows which inputs reach the circuit, and that nothing does when a blob is refused.
+Why no whole fhe round with proofs: the production CRS takes tens of minutes to generate, and the TEST-ONLY
+parameter set (32-dimension keys, a CRS in seconds, at most 8 proven digits per list) cannot feed the concrete
+circuit (its ciphertexts do not import, and the smallest grid needs 11 digits). So the circuit slot holds a
+recorder with an 8-digit shape: it shows which inputs reach the circuit, and that nothing does when a blob is
+refused. The last test runs the rest for real: a simulate-terms market on the embedded chain whose dealers
+commit and reveal proven blobs, the Evaluator agents' ``evaluate``/``post`` and the full ``Auditor.run``, with
+only their open step replaced by the one a proofs-on fhe market builds (``Evaluator.runner``,
+``Auditor._runner``).
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 
 import pytest
 
+from chain import ForfeitReason, RoundPhase, blob_commitment
 from crypto.encoding import canonical_bytes, canonical_loads, digest
 from crypto.tfhers import (
     TEST_ONLY_FLAG,
@@ -32,7 +38,17 @@ from crypto.tfhers import (
     node_tfhe_available,
     seal_owner_report,
 )
+from protocol.attestation import fault_record
+from protocol.audit import Auditor
 from protocol.backend import EvaluatorSide, report_binding
+from protocol.blobstore import atomic_write
+from protocol.deployment import open_market
+from protocol.layout import read_json, write_json
+from protocol.roles import DealerAgent, Evaluator
+from protocol.rounds import RoundDriver, next_round_id
+from protocol.scenario import deal_inputs, demo_plans
+
+from .conftest import SIM_GRID
 
 if not node_tfhe_available():
     if os.environ.get("CI"):
@@ -222,4 +238,79 @@ def test_test_only_parameters_are_refused_without_the_flag(keys, crs, honest, mo
     circuit = RecordingCircuit()
     with pytest.raises(TestOnlyParametersError, match=TEST_ONLY_FLAG):
         _run_round(_runner(keys, crs, circuit), honest)
+    assert circuit.calls == []
+
+
+# --- a real round: the Evaluator agents fault a refused proof, the auditor's replay agrees -----------------
+
+def _reveal(dep, round_id: int, blobs: dict) -> None:
+    """Both dealers commit to and reveal ``blobs`` through the real DealerAgent and contract (their report
+    state is re-pointed from the market's own blob to ``blobs[side]`` before anything is committed)."""
+
+    deal_inputs(dep, round_id, demo_plans(SIM_GRID, 1, seed=0)[0])
+    dealers = [DealerAgent(dep, f"dealer_{side}") for side in ("mm", "rm")]
+    for dealer in dealers:
+        dealer.prepare_report(round_id)
+        blob = blobs[dealer.side]
+        atomic_write(dep.data_dir.round_file(dealer.role, round_id, "blob"),
+                     json.dumps({"blob": blob.hex()}).encode(), mode=0o600)
+        state_path = dep.data_dir.round_file(dealer.role, round_id, "report")
+        state = read_json(state_path)
+        state["blob_digest"] = digest(blob).hex()
+        state["blob_commitment"] = blob_commitment(digest(blob), dealer.side, round_id, dep.contract_address).hex()
+        write_json(state_path, state, mode=0o600)
+    for dealer in dealers:
+        dealer.ensure_deposit()
+    for dealer in dealers:
+        dealer.commit(round_id)
+    for dealer in dealers:
+        dealer.reveal(round_id)
+    assert dep.coordinator.phase(round_id) is RoundPhase.REPORTED
+    for side in ("mm", "rm"):
+        assert dep.coordinator.round(round_id).ciphertext(side) == digest(blobs[side])
+
+
+def test_evaluators_fault_a_relabelled_proof_and_the_audit_agrees_without_computing(fresh_market, keys, crs):
+    """A real market and round (simulate terms on the embedded chain): the dealers commit and reveal proven
+    blobs; dealer_rm's proof was made for the next round and relabelled to this one. Every Evaluator agent,
+    holding the open step a proofs-on market gives it, refuses it and posts the fault record; the k faults
+    forfeit dealer_rm; the auditor's replay, holding the same open step, refuses the same blob for the same
+    reason and accepts the faults. The circuit is never called."""
+
+    dep = open_market(fresh_market)
+    rid = next_round_id(dep)
+
+    def seal(side, round_id):
+        return seal_owner_report(keys.public_key_bytes(), DIGITS[side],
+                                 report_binding(dep.chain_id, dep.contract_address, round_id, side), crs=crs,
+                                 parameters=TEST_ONLY_PARAMETERS)
+
+    relabelled = _reencode(seal("rm", rid + 1),
+                           binding=report_binding(dep.chain_id, dep.contract_address, rid, "rm").as_dict())
+    blobs = {"mm": seal("mm", rid), "rm": relabelled}
+    _reveal(dep, rid, blobs)
+    circuit = RecordingCircuit()
+    want = fault_record(dep, rid, "rm", digest(relabelled), "proof-rejected")
+    for role in dep.evaluators:
+        evaluator = Evaluator(dep, role, dep.circuit())
+        evaluator.runner = _runner(keys, crs, circuit)  # what Evaluator.__init__ builds in a proofs-on fhe market
+        verdict = evaluator.evaluate(rid)
+        assert (verdict.kind, verdict.side, verdict.reason) == ("fault", "rm", "proof-rejected")
+        assert dep.blobs.get(verdict.digest) == want
+        evaluator.post(rid, verdict)
+    assert dep.coordinator.phase(rid) is RoundPhase.FORFEITED
+    (event,) = dep.coordinator.events("Forfeited", round_id=rid)
+    assert event.args["offender"].lower() == dep.address("dealer_rm").lower()
+    assert ForfeitReason(event.args["reason"]) is not ForfeitReason.MISSED_DEADLINE
+    assert RoundDriver(dep, dep.circuit()).ensure_transcripts() == [rid]  # the driver's last step for a closed round
+
+    auditor = Auditor(open_market(fresh_market, read_only=True))
+    auditor._runner = _runner(keys, crs, circuit)  # what Auditor._runner_for builds in a proofs-on fhe market
+    report = auditor.run()
+    checks = {c["check"]: c for c in report.rounds[rid]}
+    assert checks["report.mm"]["ok"] and "opens" in checks["report.mm"]["detail"]
+    assert checks["report.rm"]["ok"] and "refused (proof-rejected)" in checks["report.rm"]["detail"]
+    faults = [c for name, c in checks.items() if name.startswith("evaluation.fault.")]
+    assert len(faults) == len(dep.evaluators) and all(c["ok"] for c in faults), faults
+    assert report.failures == [], report.failures
     assert circuit.calls == []
