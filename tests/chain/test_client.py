@@ -157,4 +157,4 @@ def test_a_pinned_chain_reads_one_block_while_another_connection_writes(market):
     reader.unpin()
     after = view()
     assert after[0] > block and after[1] == 1 and after[2] == before[2] + 7 and after[3] == before[3] + 7
-    assert after[5] == "REPORTED" and "CiphertextsPosted" in after[4]
+    assert after[5] == "REPORTED" and after[4].count("ReportRevealed") == 2

@@ -146,7 +146,7 @@ def test_all_zero_and_random_ciphertexts_end_in_the_invalid_flag(honest, selecti
 def test_a_list_under_another_public_key_ends_in_the_invalid_flag(honest, selection_circuit, evaluation_keys,
                                                                   custodian_keys, tmp_path):
     digits, _ = honest
-    other = generate_public_key_material(tmp_path / "other", seed=77, crs=b"-")
+    other = generate_public_key_material(tmp_path / "other", seed=77)
     foreign = import_buffer(other.public_key_path.read_bytes(), digits["mm"])
     assert decrypt_import_buffer(other.client_key_path.read_bytes(), foreign) == digits["mm"]
     _crafted("mm", foreign, honest, selection_circuit, evaluation_keys, custodian_keys)

@@ -27,7 +27,7 @@ from market.terms import MarketTerms
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.mark.parametrize("grid", [3, 12])
+@pytest.mark.parametrize("grid", [3, 8])
 def test_the_simulation_compiled_from_the_extremes_is_the_one_random_samples_give(grid, monkeypatch):
     """The FHE circuit reads tfhers inputs (its widths come from hints); the simulation traces the same rule on
     native digits, and the structured extremes alone give it exactly the MLIR that 60 random samples give."""

@@ -6,13 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crypto.circuit import SelectionOutput, unwrap_blob
+from crypto.circuit import SelectionOutput, report_digits, unwrap_blob
 from crypto.errors import KeyFileError
 from crypto.fhe_keys import SECRET_KEY_FILE, CustodianFheKeys
 from crypto.threshold import (
     ConcreteLayoutError, KeyHolder, ThresholdParams, combine, deal_key, deal_slots, destroy_file, read_output,
     read_secret_key,
 )
+from tests.crypto.owner_inputs import import_buffer
 
 HOLDERS = ("key_holder_1", "key_holder_2", "key_holder_3")
 CASES = [  # (b offsets, a offsets, h_mm, h_rm), as in test_fhe_roundtrip
@@ -31,7 +32,10 @@ def threshold_market(selection_circuit, tmp_path_factory):
     evaluation_keys = custodian.evaluation_keys_bytes()
     runs = []
     for b, a, hm, hr in CASES:
-        out = selection_circuit.evaluate(evaluation_keys, custodian.encrypt_mm(b, hm), custodian.encrypt_rm(a, hr))
+        shape = selection_circuit.shape
+        out = selection_circuit.evaluate(evaluation_keys,  # each dealer's own encryption, as in a round
+                                         import_buffer(custodian.public_key_bytes(), report_digits(shape, "mm", b, hm)),
+                                         import_buffer(custodian.public_key_bytes(), report_digits(shape, "rm", a, hr)))
         value = unwrap_blob("ciphertext_out", out)
         raw = np.asarray(custodian._client.decrypt(fhe.Value.deserialize(value)))  # concrete's own decryption
         runs.append((value, custodian.decrypt_output(out), raw))
@@ -51,7 +55,7 @@ def threshold_market(selection_circuit, tmp_path_factory):
 def test_threshold_opening_equals_custodian_decryption(threshold_market):
     setup, dirs, runs, _, _, _ = threshold_market
     holders = {h: KeyHolder.load(dirs[h], h, setup_digest=setup.digest()) for h in HOLDERS}
-    assert setup.encoding.shape[0] == 5 and setup.encoding.width == 4  # five rows of base-8 digits
+    assert setup.encoding.shape[0] == 6 and setup.encoding.width == 4  # six rows of base-8 digits (SelectionOutput)
     for round_, (value, expected, raw) in enumerate(runs):
         present = HOLDERS[round_ % 3], HOLDERS[(round_ + 1) % 3]  # a different pair each round
         masks = [holders[h].mask_share(value, round=round_, slot=round_) for h in present]

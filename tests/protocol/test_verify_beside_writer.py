@@ -22,6 +22,7 @@ from chain.paths import JOURNAL_FILE, chain_dir
 from protocol.audit import Auditor
 from protocol.deployment import open_market
 from protocol.layout import DataDir, data_dir_lock, writer_active
+from protocol.roles import Verdict
 
 from .conftest import SIM_GRID
 
@@ -187,20 +188,19 @@ def test_a_round_with_a_vote_but_no_agreement_yet_is_in_progress_not_tampering(f
         d.ensure_deposit()
     for d in dealers:
         d.commit(1)
-    custodian = driver.agent("custodian")
-    for side in ("mm", "rm"):
-        custodian.accept_report(1, side)
-    custodian.post_ciphertexts(1)
+    for d in dealers:  # each dealer publishes its own encrypted report, then reveals its digest
+        d.publish(1)
+    for d in dealers:
+        d.reveal(1)
     first = driver.agent(dep.evaluators[0])
-    _, digest, _ = first.evaluate(1)
-    first.post(1, digest)
+    first.post(1, first.evaluate(1))
     report = Auditor(open_market(fresh_market, read_only=True)).run().as_dict()
     assert report["ok"], report["failures"]
     checks = {c["check"]: c for r in report["rounds"] if r["round"] == 1 for c in r["checks"]}
     assert checks["evaluation.replay"]["ok"] and "no agreed output digest yet" in checks["evaluation.replay"]["detail"]
     assert checks[f"evaluation.vote.{dep.evaluators[0]}"]["ok"]
     assert "open at block" in _left_out(report)[1]
-    driver.agent(dep.evaluators[1]).post(1, bytes([7]) * 32)  # a wrong vote: no agreement, and it is named
+    driver.agent(dep.evaluators[1]).post(1, Verdict("output", bytes([7]) * 32))  # a wrong vote: no agreement, named
     report = Auditor(open_market(fresh_market, read_only=True)).run().as_dict()
     assert [f["check"] for f in report["failures"]] == [f"evaluation.vote.{dep.evaluators[1]}"], report["failures"]
 
