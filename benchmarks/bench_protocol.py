@@ -1,12 +1,11 @@
 """Benchmark: the whole demo (real FHE by default) and its per-round breakdown.
 
 Runs ``repo-market demo`` in a fresh data directory (first run: circuit compile and key generation
-included, as on a fresh machine), then reports per round the time of each step -- seal (dealers build,
-sign and seal their reports), encrypt (custodian opens and encrypts them), evaluate (all evaluators),
-decrypt (custodian decrypts, attests, seals instructions), chain (deposits, commitments and digests on
-chain), settle (offers, acceptances, execution records, challenge window, settlement) -- the gas, the
+included, as on a fresh machine), then reports per round the time of each step -- encrypt (each dealer
+encrypts its own report), evaluate (all evaluators), decrypt (custodian decrypts, attests, seals
+instructions), chain (deposits, commitments, reveals and digests on chain), settle (offers, acceptances, execution records, challenge window, settlement) -- the gas, the
 setup (compile, key generation, deployment), the whole demo time, and the independent ``verify`` time
-against the evaluation time it replays.  Targets (issue 6): demo <= 180 s on 2 cores including key
+against the evaluation time it replays.  Targets: demo <= 180 s on 2 cores including key
 generation; verify <= 1.2 x the evaluation time it replays (one evaluation per round).
 
 Usage: .venv/bin/python benchmarks/bench_protocol.py [--backend fhe|simulate] [--grid 4] [--rounds 4]
