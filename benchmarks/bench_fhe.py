@@ -9,7 +9,7 @@ decryption, and a check against the plaintext reference :func:`market.selection.
     .venv/bin/python benchmarks/bench_fhe.py --grids 4 8 --strategies mono multi
     .venv/bin/python benchmarks/bench_fhe.py --cost-only --grids 8 16 32   # compile only: PBS per step
 
-    .venv/bin/python benchmarks/bench_fhe.py --owner-vs-mono --compare-before ad0d5a8 --grids 8 16   # issue 19
+    .venv/bin/python benchmarks/bench_fhe.py --owner-vs-mono --compare-before ad0d5a8 --grids 8 16   # owner-encrypted vs mono
 
 Why one file over 500 lines: its modes (timed records, old vs new, cost only, owner-encrypted vs mono) write
 sections of the same JSON from the same measurement helpers; split, each would re-import them from the others.
@@ -386,7 +386,7 @@ def _owner_vs_mono(args) -> int:
             results = [r for r in results if (r["grid"], r["levers"], r["rule"]) !=
                        (grid, record["levers"], record["rule"])] + [record]
             doc["owner_vs_mono"] = {
-                "what": "issue 19: today's circuit (the commit named, custodian-encrypted native inputs, mono "
+                "what": "owner encryption: today's circuit (the commit named, custodian-encrypted native inputs, mono "
                         "parameters) against the owner-encrypted one (one tfhers input per dealer, multi "
                         "parameters, the no-cut test computed in the circuit), compiled, keyed and evaluated in one "
                         "process per grid, evaluations interleaved on the same strictly monotone report pair, "
