@@ -293,7 +293,7 @@ class Auditor:
         for name in ("phase", "phase_block", "deadline", "trade", "report_commitment_mm", "report_commitment_rm",
                      "blob_commitment_mm", "blob_commitment_rm",
                      "ciphertext_digest_mm", "ciphertext_digest_rm", "output_digest", "attestation_digest",
-                     "instruction_commitment", "forfeited_amount"):
+                     "instruction_commitment", "forfeited_amount", "mask_shares", "table_shares"):
             a, b = getattr(stored, name), getattr(rs, name)
             if a != b:
                 fmt = (lambda v: v.hex()) if isinstance(a, bytes) else str

@@ -11,7 +11,10 @@ against what they imply (``protocol/audit.py``). One pass over all the contract'
   window, and opens the dealer's blob commitment: ``sha256(abi.encode(blob_digest, side, round, contract))``;
 * **senders** -- the transaction's ``from`` (``eth_getTransactionByHash``) is the role that may take the step
   (dealers commit, reveal, deposit and execute their own leg; the custodian posts the instruction or an
-  invalid input; evaluators post outputs or faults; a withdrawal goes to its caller);
+  invalid input; evaluators post outputs or faults; key holders post their own shares; a withdrawal goes to
+  its caller);
+* **opening** -- each key holder posts its mask share, then (after ``holder_threshold`` masks) its table
+  share, once each, in phase Computed; the custodian's step comes after ``holder_threshold`` table shares;
 * **deadlines** -- every step lands at or before its phase's deadline; ``enforce_deadline`` outcomes
   (a missed-deadline forfeit, a cancellation) only after it; ``settle`` only after the challenge window; a
   deviation proof on the rm record within it;
@@ -52,6 +55,7 @@ class RoundHistory:
     reveals: dict = field(default_factory=dict)         # side -> revealed blob digest
     votes: dict = field(default_factory=dict)           # evaluator address -> digest
     faults: dict = field(default_factory=dict)          # evaluator address -> (side, fault digest)
+    shares: dict = field(default_factory=dict)          # share stage (0 mask, 1 table) -> {holder address: digest}
     invalid_side: str | None = None                     # the side of an InputInvalid event
     refused: dict = field(default_factory=dict)         # side -> reason its blob is refused (set by the audit)
     counts: dict = field(default_factory=dict)          # digest -> evaluators
@@ -82,7 +86,8 @@ class RoundHistory:
             ciphertext_digest_rm=self.reveals.get("rm", _ZERO), output_digest=self.output,
             attestation_digest=self.attestation, instruction_commitment=self.instruction_commitment,
             mm_record=self.records.get("mm"), rm_record=self.records.get("rm"), offender=f.get("offender"),
-            beneficiary=f.get("beneficiary"), forfeited_amount=int(f.get("amount", 0)))
+            beneficiary=f.get("beneficiary"), forfeited_amount=int(f.get("amount", 0)),
+            mask_shares=len(self.shares.get(0, {})), table_shares=len(self.shares.get(1, {})))
 
 
 @dataclass
@@ -116,6 +121,7 @@ class _Replay:
         self.side_of = {v: k for k, v in self.dealer.items()}
         self.custodian = low(published.custodian)
         self.evaluators = {low(e) for e in published.evaluators}
+        self.holders = {low(h) for h in published.holders}
         self.windows = published.windows
         self.h = MarketHistory()
         self.senders: dict[str, str | None] = {}
@@ -256,9 +262,32 @@ class _Replay:
             r.problem("phase.order", f"FaultPosted {self.where(e)} counts {a['votes']} faults against dealer_{side}, "
                                      f"the events give {count}")
 
+    def _on_SharePosted(self, r, e, a) -> None:
+        holder, stage = a["holder"].lower(), int(a["stage"])
+        self.check_sender(r, e, {holder} & self.holders, "a key holder posting its own share")
+        self.check_in_time(r, e, P.COMPUTED)
+        posted = r.shares.setdefault(stage, {})
+        if holder in posted:
+            r.problem("phase.order", f"key holder {holder} posted its stage-{stage} share twice, again {self.where(e)}")
+        if stage == 1 and (holder not in r.shares.get(0, {}) or len(r.shares[0]) < self.terms.holder_threshold):
+            r.problem("phase.order", f"key holder {holder}'s table share {self.where(e)} before its own mask share "
+                                     f"or before {self.terms.holder_threshold} mask shares")
+        posted[holder] = bytes(a["share_digest"])
+        if int(a["count"]) != len(posted):
+            r.problem("phase.order", f"SharePosted {self.where(e)} counts {a['count']} stage-{stage} shares, the "
+                                     f"events give {len(posted)}")
+
+    def check_opened(self, r, e) -> None:
+        """The custodian's step needs holder_threshold table shares (none without holders)."""
+        tables = len(r.shares.get(1, {}))
+        if tables < self.terms.holder_threshold:
+            r.problem("phase.order", f"{e.name} {self.where(e)} after {tables} table shares, the terms need "
+                                     f"{self.terms.holder_threshold}")
+
     def _on_InputInvalid(self, r, e, a) -> None:
         self.check_sender(r, e, {self.custodian}, "the custodian")
         self.check_in_time(r, e, P.COMPUTED)
+        self.check_opened(r, e)
         r.attestation = bytes(a["attestation_digest"])
         r.invalid_side = "mm" if int(a["side"]) == 0 else "rm"
         r._invalid_tx = e.tx_hash
@@ -266,6 +295,7 @@ class _Replay:
     def _on_InstructionPosted(self, r, e, a) -> None:
         self.check_sender(r, e, {self.custodian}, "the custodian")
         self.check_in_time(r, e, P.COMPUTED)
+        self.check_opened(r, e)
         r.attestation, r.instruction_commitment = bytes(a["attestation_digest"]), bytes(a["instruction_commitment"])
         r.trade = bool(a["trade"])
         r._cause = (e.tx_hash, e.name)
