@@ -408,14 +408,13 @@ def _owner_vs_mono(args) -> int:
 
 def cost_one(grid: int, strategy: str) -> dict:
     """Compile one grid (no keys, no evaluation): its static cost report (PBS per step included) and digests."""
-    from circuit_fingerprint import graph_digests
-
     from crypto.circuit import RULE_VERSION, SelectionCircuit
+    from crypto.circuit.compiled import graph_fingerprint
 
     with tempfile.TemporaryDirectory(prefix="bench-fhe-cost-") as work:
         circuit = SelectionCircuit.for_terms(bench_terms(grid), Path(work), strategy=strategy)
         report = circuit.cost_report().as_dict()
-        digests = graph_digests(circuit._compiled)
+        digests = graph_fingerprint(circuit._compiled)
     for key in ("pbs_count", "pbs_per_tag", "max_integer_bits"):
         assert digests.get(key, {}) == report[key], key  # the artifact and the compiled graph agree
     return report | {k: digests[k] for k in ("graph_sha256", "graph_sha256_without_tags", "mlir_sha256")} | {
