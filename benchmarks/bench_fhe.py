@@ -72,6 +72,45 @@ def import_buffer(public_key: bytes, digits) -> bytes:
     return expand_unproven_digits(encrypt_unproven_digits(public_key, digits), len(digits))
 
 
+def _timed(step, *args, **kwargs) -> tuple:
+    """``(step(*args, **kwargs), seconds it took)``."""
+    started = time.perf_counter()
+    result = step(*args, **kwargs)
+    return result, time.perf_counter() - started
+
+
+def owner_circuit_and_keys(terms, work: Path, **options) -> tuple:
+    """This tree's circuit (tfhers inputs: each dealer encrypts its own report) compiled into ``work`` and the
+    custodian's keys generated: ``(circuit, keys, compile seconds, keygen seconds)``."""
+    from crypto.circuit import SelectionCircuit
+    from crypto.fhe_keys import CustodianFheKeys
+
+    circuit, compile_s = _timed(SelectionCircuit.for_terms, terms, work / "circuits", **options)
+    keys, keygen_s = _timed(CustodianFheKeys.generate, circuit, work / "custodian")
+    return circuit, keys, compile_s, keygen_s
+
+
+def native_circuit_and_keys(module, shape) -> tuple:
+    """An earlier commit's circuit (``module``: native inputs, the custodian encrypts) compiled and keyed in
+    this process: ``(compiled, compile seconds, keygen seconds)``."""
+    compiled, compile_s = _timed(module._compile, shape, simulation=False)
+    _, keygen_s = _timed(compiled.keygen, force=True)
+    return compiled, compile_s, keygen_s
+
+
+def _timed_evaluation(record: dict, label: str, evaluate, decode, want, loads: list) -> None:
+    """One timed evaluation into ``record["eval"]``, its decoded output checked against ``want``."""
+    result, seconds = _timed(evaluate)
+    record["eval"].append(seconds)
+    record["correct"] += int(decode(result) == want)
+    loads.append(os.getloadavg()[0])
+    print(f"  {label}: {seconds:.1f} s", file=sys.stderr, flush=True)
+
+
+def _spread(times: list) -> dict:
+    return {"mean": sum(times) / len(times), "min": min(times), "max": max(times), "all": times}
+
+
 def run_one(grid: int, formulation: str, strategy: str, runs: int, cases: int) -> dict:
     """One configuration, in this process (called in a subprocess by :func:`main`); keys are deleted after."""
     work = Path(tempfile.mkdtemp(prefix="bench-fhe-"))
@@ -84,20 +123,15 @@ def run_one(grid: int, formulation: str, strategy: str, runs: int, cases: int) -
 def _measure(work: Path, grid: int, formulation: str, strategy: str, runs: int, cases: int) -> dict:
     import numpy as np
 
-    from crypto.circuit import SelectionCircuit, peak_rss_bytes
-    from crypto.fhe_keys import CustodianFheKeys
+    from crypto.circuit import peak_rss_bytes
     from market.schedules import make_schedules
     from market.selection import select_equilibrium
 
     load_before = os.getloadavg()[0]
     terms = bench_terms(grid)
     base = terms.base_rate
-    started = time.perf_counter()
-    circuit = SelectionCircuit.for_terms(terms, work / "circuits", formulation=formulation, strategy=strategy)
-    t_compile = time.perf_counter() - started
-    started = time.perf_counter()
-    keys = CustodianFheKeys.generate(circuit, work / "custodian")
-    t_keygen = time.perf_counter() - started
+    circuit, keys, t_compile, t_keygen = owner_circuit_and_keys(terms, work, formulation=formulation,
+                                                                strategy=strategy)
     evaluation_keys = keys.evaluation_keys_bytes()
     enc, run, dec, correct, replay_identical = [], [], [], 0, True
     ct_sizes = {}
@@ -182,6 +216,7 @@ def compare_one(grid: int, before: str, runs: int) -> dict:
     import numpy as np
 
     import crypto.circuit as new_module
+    from crypto.circuit import peak_rss_bytes
     from market.schedules import make_schedules
     from market.selection import select_equilibrium
 
@@ -191,12 +226,7 @@ def compare_one(grid: int, before: str, runs: int) -> dict:
     sides = {}
     for name, module in (("old", old_module), ("new", new_module)):
         shape = module.CircuitShape.from_terms(terms)
-        started = time.perf_counter()
-        compiled = module._compile(shape, simulation=False)
-        t_compile = time.perf_counter() - started
-        started = time.perf_counter()
-        compiled.keygen(force=True)
-        t_keygen = time.perf_counter() - started
+        compiled, t_compile, t_keygen = native_circuit_and_keys(module, shape)
         sides[name] = {"module": module, "shape": shape, "compiled": compiled, "eval": [], "flat_eval": [],
                        "record": {"pbs_count": int(compiled.programmable_bootstrap_count),
                                   "pbs_per_tag": {k: int(v) for k, v in
@@ -232,15 +262,12 @@ def compare_one(grid: int, before: str, runs: int) -> dict:
         evaluate(sides["new"], flat, "flat_eval")
     out = {"grid": grid, "before_commit": before, "runs": runs,
            "load_average_1m": {"min": min(loads), "max": max(loads), "samples": loads},
-           "peak_rss_bytes_both_circuits": int(__import__("resource").getrusage(
-               __import__("resource").RUSAGE_SELF).ru_maxrss) * 1024}
+           "peak_rss_bytes_both_circuits": peak_rss_bytes()}
     for name in ("old", "new"):
         rec = sides[name]["record"]
-        times = sides[name]["eval"]
-        rec["evaluate_strict"] = {"mean": sum(times) / len(times), "min": min(times), "max": max(times), "all": times}
+        rec["evaluate_strict"] = _spread(sides[name]["eval"])
         if sides[name]["flat_eval"]:
-            ft = sides[name]["flat_eval"]
-            rec["evaluate_flat"] = {"mean": sum(ft) / len(ft), "min": min(ft), "max": max(ft), "all": ft}
+            rec["evaluate_flat"] = _spread(sides[name]["flat_eval"])
         out[name] = rec
     out["ratio_new_over_old_strict_mean"] = out["new"]["evaluate_strict"]["mean"] / out["old"]["evaluate_strict"]["mean"]
     out["ratio_new_over_old_pbs"] = out["new"]["pbs_count"] / out["old"]["pbs_count"]
@@ -276,8 +303,7 @@ def owner_vs_mono_one(grid: int, before: str, runs: int, levers: dict, full_eval
     import numpy as np
 
     import crypto.circuit.compiled as compiled_module
-    from crypto.circuit import SelectionCircuit, report_digits
-    from crypto.fhe_keys import CustodianFheKeys
+    from crypto.circuit import RULE_VERSION, peak_rss_bytes, report_digits
     from market.schedules import make_schedules
     from market.selection import select_equilibrium
     from concrete import fhe
@@ -291,23 +317,13 @@ def owner_vs_mono_one(grid: int, before: str, runs: int, levers: dict, full_eval
     want = select_equilibrium(make_schedules(np.array(b) + 100, np.array(a) + 100), hm, hr, "margin")
     try:
         shape = old_module.CircuitShape.from_terms(terms)
-        started = time.perf_counter()
-        old = old_module._compile(shape, simulation=False)
-        old_compile = time.perf_counter() - started
-        started = time.perf_counter()
-        old.keygen(force=True)
-        old_keygen = time.perf_counter() - started
+        old, old_compile, old_keygen = native_circuit_and_keys(old_module, shape)
         old_args = old.encrypt(old_module.pack_report(shape, "mm", b, hm), old_module.pack_report(shape, "rm", a, hr))
         old_rec = {"pbs_count": int(old.programmable_bootstrap_count), "compile_s": old_compile,
                    "keygen_s": old_keygen, "evaluation_key_bytes": len(old.keys.evaluation.serialize()),
                    "complexity": float(old.complexity), "eval": [], "correct": 0}
         loads.append(os.getloadavg()[0])
-        started = time.perf_counter()
-        circuit = SelectionCircuit.for_terms(terms, work / "circuits")
-        new_compile = time.perf_counter() - started
-        started = time.perf_counter()
-        keys = CustodianFheKeys.generate(circuit, work / "custodian")
-        new_keygen = time.perf_counter() - started
+        circuit, keys, new_compile, new_keygen = owner_circuit_and_keys(terms, work)
         evaluation_keys = keys.evaluation_keys_bytes()
         started = time.perf_counter()
         imports = [import_buffer(keys.public_key_bytes(), report_digits(circuit.shape, side, offsets, h))
@@ -324,20 +340,13 @@ def owner_vs_mono_one(grid: int, before: str, runs: int, levers: dict, full_eval
         eval_keys = fhe.EvaluationKeys.deserialize(unwrap(evaluation_keys))
         values = [circuit.import_digits(side, x) for side, x in zip(("mm", "rm"), imports)]
         for _ in range(runs):  # interleaved: the machine's load hits both alike
-            started = time.perf_counter()
-            result = old.run(*old_args)
-            old_rec["eval"].append(time.perf_counter() - started)
-            got = old_module.SelectionOutput.from_values(old.decrypt(result)).instruction(terms)
-            old_rec["correct"] += int(got == want)
-            loads.append(os.getloadavg()[0])
-            print(f"  N={grid} old: {old_rec['eval'][-1]:.1f} s", file=sys.stderr, flush=True)
-            started = time.perf_counter()
-            result = circuit.server.run(*values, evaluation_keys=eval_keys)
-            new_rec["eval"].append(time.perf_counter() - started)
-            got = keys.decrypt_output(compiled_module.wrap_blob("ciphertext_out", result.serialize())).instruction(terms)
-            new_rec["correct"] += int(got == want)
-            loads.append(os.getloadavg()[0])
-            print(f"  N={grid} new: {new_rec['eval'][-1]:.1f} s", file=sys.stderr, flush=True)
+            _timed_evaluation(old_rec, f"N={grid} old", lambda: old.run(*old_args),
+                              lambda result: old_module.SelectionOutput.from_values(old.decrypt(result)).instruction(terms),
+                              want, loads)
+            _timed_evaluation(new_rec, f"N={grid} new", lambda: circuit.server.run(*values, evaluation_keys=eval_keys),
+                              lambda result: keys.decrypt_output(compiled_module.wrap_blob(
+                                  "ciphertext_out", result.serialize())).instruction(terms),
+                              want, loads)
         if full_evaluate:  # keys blob check and deserialization, imports and run, twice: replay byte for byte
             started = time.perf_counter()
             full = circuit.evaluate(evaluation_keys, *imports)
@@ -346,14 +355,10 @@ def owner_vs_mono_one(grid: int, before: str, runs: int, levers: dict, full_eval
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for rec in (old_rec, new_rec):
-        times = rec.pop("eval")
-        rec["evaluate"] = {"mean": sum(times) / len(times), "min": min(times), "max": max(times), "all": times}
-    from crypto.circuit import RULE_VERSION
-
+        rec["evaluate"] = _spread(rec.pop("eval"))
     return {"grid": grid, "before_commit": before, "rule": RULE_VERSION, "runs": runs, "levers": levers,
             "load_average_1m": {"min": min(loads), "max": max(loads), "samples": loads},
-            "peak_rss_bytes_both_circuits": int(__import__("resource").getrusage(
-                __import__("resource").RUSAGE_SELF).ru_maxrss) * 1024,
+            "peak_rss_bytes_both_circuits": peak_rss_bytes(),
             "old_mono_custodian_encrypted": old_rec, "new_owner_encrypted": new_rec,
             "ratio_evaluate_mean": new_rec["evaluate"]["mean"] / old_rec["evaluate"]["mean"],
             "ratio_pbs": new_rec["pbs_count"] / old_rec["pbs_count"],
@@ -366,6 +371,17 @@ def unwrap(blob: bytes) -> bytes:
     return unwrap_blob("evaluation_keys", blob)
 
 
+def _child_record(argv: list[str]) -> dict | None:
+    """Run this script with ``argv`` in a subprocess (its own peak memory) and return the JSON record it prints
+    last, or None (its stderr shown) when it printed none. Only stdout counts: concrete's runtime may end a
+    process with any status after it printed its record (tests/conftest.py)."""
+    proc = subprocess.run([sys.executable, __file__, *argv], capture_output=True, text=True, cwd=ROOT)
+    if not proc.stdout.strip():
+        print("\n".join(line for line in proc.stderr.splitlines() if "WARNING" not in line)[-3000:], file=sys.stderr)
+        return None
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def _owner_vs_mono(args) -> int:
     """One subprocess per grid and lever set; results under ``"owner_vs_mono"`` in the JSON."""
     doc = json.loads(args.out.read_text()) if args.out.exists() else {"records": []}
@@ -374,13 +390,10 @@ def _owner_vs_mono(args) -> int:
     for grid in args.grids:
         for levers in lever_sets:
             print(f"N={grid} owner vs mono {levers} …", file=sys.stderr, flush=True)
-            proc = subprocess.run([sys.executable, __file__, "--owner-vs-mono-one", str(grid), json.dumps(levers),
-                                   "--compare-before", args.compare_before, "--runs", str(args.runs)],
-                                  capture_output=True, text=True, cwd=ROOT)
-            if not proc.stdout.strip():
-                print("\n".join(l for l in proc.stderr.splitlines() if "WARNING" not in l)[-3000:], file=sys.stderr)
+            record = _child_record(["--owner-vs-mono-one", str(grid), json.dumps(levers), "--compare-before",
+                                    args.compare_before, "--runs", str(args.runs)])
+            if record is None:
                 return 1
-            record = json.loads(proc.stdout.strip().splitlines()[-1])
             doc = json.loads(args.out.read_text()) if args.out.exists() else doc  # another run may have written
             results = doc.get("owner_vs_mono", {}).get("grids", [])
             results = [r for r in results if (r["grid"], r["levers"], r["rule"]) !=
@@ -408,14 +421,13 @@ def _owner_vs_mono(args) -> int:
 
 def cost_one(grid: int, strategy: str) -> dict:
     """Compile one grid (no keys, no evaluation): its static cost report (PBS per step included) and digests."""
-    from circuit_fingerprint import graph_digests
-
     from crypto.circuit import RULE_VERSION, SelectionCircuit
+    from crypto.circuit.compiled import graph_fingerprint
 
     with tempfile.TemporaryDirectory(prefix="bench-fhe-cost-") as work:
         circuit = SelectionCircuit.for_terms(bench_terms(grid), Path(work), strategy=strategy)
         report = circuit.cost_report().as_dict()
-        digests = graph_digests(circuit._compiled)
+        digests = graph_fingerprint(circuit._compiled)
     for key in ("pbs_count", "pbs_per_tag", "max_integer_bits"):
         assert digests.get(key, {}) == report[key], key  # the artifact and the compiled graph agree
     return report | {k: digests[k] for k in ("graph_sha256", "graph_sha256_without_tags", "mlir_sha256")} | {
@@ -429,12 +441,9 @@ def _cost_only(args) -> int:
     for grid in args.grids:
         for strategy in args.strategies:
             print(f"N={grid} {strategy}: compile …", file=sys.stderr, flush=True)
-            proc = subprocess.run([sys.executable, __file__, "--cost-one", str(grid), strategy],
-                                  capture_output=True, text=True, cwd=ROOT)
-            if not proc.stdout.strip():
-                print("\n".join(l for l in proc.stderr.splitlines() if "WARNING" not in l)[-3000:], file=sys.stderr)
+            record = _child_record(["--cost-one", str(grid), strategy])
+            if record is None:
                 return 1
-            record = json.loads(proc.stdout.strip().splitlines()[-1])
             doc = json.loads(args.out.read_text()) if args.out.exists() else doc  # another run may have written
             results = [r for r in doc.get("pbs_per_step", {}).get("grids", results)]
             key = (grid, strategy, record["rule"])  # the records of an earlier rule (graph) stay

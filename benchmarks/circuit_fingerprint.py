@@ -1,6 +1,7 @@
 """Fingerprint of the compiled selection circuit: PBS count (total and per ``fhe.tag`` step), SHA-256 of
 ``graph.format()`` (with and without the tag annotations) and of the MLIR, per grid; prints JSON. Compile only
-(no keys, no evaluation).
+(no keys, no evaluation); the digests are ``crypto.circuit.compiled.graph_fingerprint`` (which
+``tests/crypto/test_circuit_fingerprint.py`` pins for the suite's N = 3 circuit).
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/circuit_fingerprint.py --grids 3 16
 
@@ -10,7 +11,6 @@ leave the circuit unchanged shows identical values before and after.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import sys
@@ -20,26 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def graph_digests(compiled) -> dict:
-    """PBS count (total, per tag), graph and MLIR digests, widest integer of one compiled circuit."""
-    out = {"pbs_count": int(compiled.programmable_bootstrap_count),
-           "graph_sha256": hashlib.sha256(compiled.graph.format().encode()).hexdigest(),
-           "graph_sha256_without_tags": hashlib.sha256(compiled.graph.format(show_tags=False).encode()).hexdigest(),
-           "mlir_sha256": hashlib.sha256(compiled.mlir.encode()).hexdigest(),
-           "max_integer_bits": int(compiled.graph.maximum_integer_bit_width())}
-    per_tag = {k: int(v) for k, v in compiled.programmable_bootstrap_count_per_tag.items()}
-    if per_tag:
-        out["pbs_per_tag"] = per_tag
-    return out
-
-
 def fingerprint(grid: int) -> dict:
     from crypto import circuit
+    from crypto.circuit.compiled import graph_fingerprint
     from market.terms import MarketTerms
 
     terms = MarketTerms(grid=grid, base_rate=100, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
     compiled = circuit._compile(circuit.CircuitShape.from_terms(terms), simulation=False)
-    return {"grid": grid, "rule": circuit.RULE_VERSION, **graph_digests(compiled)}
+    return {"grid": grid, "rule": circuit.RULE_VERSION, **graph_fingerprint(compiled)}
 
 
 def main(argv=None) -> int:

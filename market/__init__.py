@@ -1,11 +1,19 @@
 """The economics of the repo market (Aronoff & Townsend, arXiv 2505.22940): pure functions on numpy/int.
 
 Schedules, the dealer game and all its equilibria, the contract's selection rule (plaintext reference),
-the sequential protocol, incentives and the multi-round simulation. No I/O (except reading a schedule
-file in :func:`load_schedules`), no crypto, no chain. The allocation mechanism lives in
-:mod:`market.allocation`.
+the sequential protocol, incentives, the multi-round simulation and its figures. No I/O except reading a
+schedule file in :func:`load_schedules` and writing the figures a caller asks for (:mod:`market.plots`,
+matplotlib imported only then); no crypto, no chain. The allocation mechanism lives in
+:mod:`market.allocation`. A walk through the API: docs/QUICKSTART.md.
 """
-from market.equilibria import EquilibriumSet, LinearClosedForm, all_equilibria, linear_closed_form, rate_grid
+from market.equilibria import (
+    EquilibriumSet,
+    LinearClosedForm,
+    all_equilibria,
+    linear_closed_form,
+    payoff_matrices,
+    rate_grid,
+)
 from market.game import Play, client_surplus, play
 from market.incentives import (
     TRUTHFUL,
@@ -17,6 +25,7 @@ from market.incentives import (
     realise,
 )
 from market.locus import d2_mask, equilibrium_volumes, joint_profit_maximiser
+from market.plots import plot_payoff_map, plot_simulation
 from market.schedules import (
     ScheduleError,
     Schedules,
@@ -32,7 +41,7 @@ from market.sequential import (
     independent_equilibrium_picks,
     sequential_play,
 )
-from market.simulation import SimulationConfig, SimulationResult, simulate
+from market.simulation import SimulationConfig, SimulationConfigError, SimulationResult, simulate
 from market.terms import MarketTerms, ReportError, report_offsets, validate_report
 
 __all__ = [
@@ -60,6 +69,7 @@ __all__ = [
     "EquilibriumSet",
     "all_equilibria",
     "rate_grid",
+    "payoff_matrices",
     "LinearClosedForm",
     "linear_closed_form",
     "sequential_play",
@@ -74,6 +84,9 @@ __all__ = [
     "realise",
     "profitable_misreport",
     "SimulationConfig",
+    "SimulationConfigError",
     "SimulationResult",
     "simulate",
+    "plot_payoff_map",
+    "plot_simulation",
 ]

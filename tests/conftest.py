@@ -1,7 +1,7 @@
 """Suite-wide pytest configuration.
 
-Area-specific fixtures live in ``tests/<area>/conftest.py``. Hypothesis runs derandomized so the
-suite is reproducible in CI.
+Area-specific fixtures live in ``tests/<area>/conftest.py``; ``anvil_url``, the one session anvil node, is
+here (its rule: tests/anvil.py). Hypothesis runs derandomized so the suite is reproducible in CI.
 """
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from crypto.fhe_runtime import fixed_plan_active, reexec_with_fixed_plan
+from tests.anvil import session_node
 
 settings.register_profile(
     "ci",
@@ -21,6 +22,12 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("ci" if os.environ.get("CI") else "dev")
+
+
+@pytest.fixture(scope="session")
+def anvil_url():
+    """URL of the session's local anvil node (skipped only when CI is unset and the binary is absent)."""
+    yield from session_node()
 
 
 def pytest_configure(config):

@@ -1,8 +1,10 @@
 """The docs stand on their own: every figure in a generated table comes from a benchmark JSON, every relative
-link resolves inside the repository, and nothing points outside it (no ../shared, no web addresses other than
-loopback nodes)."""
+link resolves inside the repository, nothing points outside it (no ../shared, no web addresses other than
+loopback nodes), and the Python examples (docs/QUICKSTART.md, the README's) print what they say."""
 from __future__ import annotations
 
+import doctest
+import io
 import re
 import subprocess
 import sys
@@ -75,3 +77,15 @@ def test_nothing_points_outside_the_repository():
             if re.search(r"\b[\w.-]+/[\w.-]+#\d+\b", line):
                 offenders.append(f"{path.relative_to(ROOT)}:{n}: {line.strip()[:100]}")
     assert not offenders, "references outside the repository:\n" + "\n".join(offenders)
+
+
+@pytest.mark.parametrize(("page", "least"), [("docs/QUICKSTART.md", 40), ("README.md", 4)])
+def test_the_python_examples_print_what_the_page_shows(page, least):
+    """Every ``>>>`` line of the page runs, in order, in one namespace, and prints exactly what follows it."""
+    path = ROOT / page
+    test = doctest.DocTestParser().get_doctest(path.read_text(), {"__name__": "__main__"}, page, str(path), 0)
+    assert len(test.examples) >= least, f"{page}: {len(test.examples)} examples; were its examples removed?"
+    report = io.StringIO()
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    results = runner.run(test, out=report.write)
+    assert results.failed == 0, report.getvalue()

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import ast
 import importlib
+import json
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -67,3 +70,25 @@ def test_console_script_lists_every_subcommand():
     assert out.returncode == 0, out.stderr
     for name in ("demo", "simulate", "equilibria", "select", "verify", "allocate", "experiment", "chain", "bench"):
         assert name in out.stdout
+
+
+def test_bench_in_an_installed_copy_says_in_one_line_that_benchmarks_need_the_checkout(tmp_path):
+    """The four packages copied alone, as an install puts them (no benchmarks/ beside them): ``bench`` fails
+    with one line naming the reason, and with --json one failure document."""
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+
+    def bench(*words):
+        return subprocess.run([sys.executable, "-m", "protocol.cli", "bench", "fhe", *words], capture_output=True,
+                              text=True, cwd=tmp_path, env=env, timeout=300)
+
+    out = bench("--cost-only")
+    assert out.returncode == 1, out.stderr
+    assert out.stdout == ""
+    lines = [line for line in out.stderr.splitlines() if not line.startswith("repo-market: warning:")]
+    assert len(lines) == 1 and "benchmarks need the repository checkout" in lines[0], out.stderr
+    assert str(tmp_path / "benchmarks") in lines[0]
+    doc = json.loads(bench("--json").stdout)
+    assert doc["ok"] is False and "benchmarks need the repository checkout" in doc["detail"]
+    assert not (tmp_path / "bench-results").exists()

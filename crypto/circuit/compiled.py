@@ -1,8 +1,10 @@
 """The compiled circuit: compile and cache, self-checking public blobs, evaluation, simulation, cost report."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import resource
 import tempfile
 import time
@@ -103,6 +105,23 @@ class CostReport:
         out = asdict(self)
         out["peak_rss_bytes"] = peak_rss_bytes()
         return out
+
+
+def graph_fingerprint(compiled) -> dict:
+    """What a change that must leave the circuit unchanged keeps: PBS count (total, per tag), SHA-256 of
+    ``graph.format()`` with and without the tag annotations and of the MLIR, the widest integer.
+    [measured] concrete names the tfhers inputs' key partition ``tfhers_<random>`` anew at every compile
+    (``randint`` in its MLIR context): the MLIR is hashed with that name replaced by a fixed one."""
+    mlir = re.sub(r"\btfhers_[0-9]+\b", "tfhers_partition", compiled.mlir)
+    out = {"pbs_count": int(compiled.programmable_bootstrap_count),
+           "graph_sha256": hashlib.sha256(compiled.graph.format().encode()).hexdigest(),
+           "graph_sha256_without_tags": hashlib.sha256(compiled.graph.format(show_tags=False).encode()).hexdigest(),
+           "mlir_sha256": hashlib.sha256(mlir.encode()).hexdigest(),
+           "max_integer_bits": int(compiled.graph.maximum_integer_bit_width())}
+    per_tag = _in_step_order(compiled.programmable_bootstrap_count_per_tag)
+    if per_tag:
+        out["pbs_per_tag"] = per_tag
+    return out
 
 
 def peak_rss_bytes() -> int:

@@ -20,6 +20,7 @@ from .equilibrium import (
     solve_equilibrium,
 )
 from .metrics import efficiency, gini, jain, measure, participation, price_of_fairness
+from . import experiments  # noqa: E402 -- the experiments as data (after the modules it builds on)
 
 __all__ = [
     "AgentFamily", "AllocationInputError", "LogLinear", "QuadraticLinear", "DEFAULTS", "draw_log_linear",
@@ -29,4 +30,5 @@ __all__ = [
     "proximal_best_response",
     "efficiency", "gini", "jain", "participation", "measure", "price_of_fairness",
     "BASELINES", "compare", "centralized_optimum", "planner_optimum", "equal_split",
+    "experiments",
 ]

@@ -2,7 +2,8 @@
 
 Each benchmark script writes bench-results/bench_NAME.json and prints a table; with --json this command
 prints that JSON document on stdout (the script's table goes to stderr). Extra arguments after NAME are
-passed to the script (e.g. `repo-market bench protocol --backend simulate`).
+passed to the script (e.g. `repo-market bench protocol --backend simulate`). The scripts are not part of the
+installed packages: they run from the repository checkout (its benchmarks/ folder beside protocol/).
 """
 from __future__ import annotations
 
@@ -11,19 +12,28 @@ import subprocess
 import sys
 from pathlib import Path
 
-from protocol.cli import UsageError
+from protocol.cli import ReportedFailure, UsageError
 
 HELP = "run a benchmark script and write its JSON"
 DESCRIPTION = __doc__
 ROOT = Path(__file__).resolve().parents[2]
+BENCHMARKS = ROOT / "benchmarks"  # present in the repository checkout only, not in an installed copy
+NO_CHECKOUT = "benchmarks need the repository checkout"
 
 
 def _available() -> list[str]:
-    return sorted(p.stem.removeprefix("bench_") for p in (ROOT / "benchmarks").glob("bench_*.py"))
+    return sorted(p.stem.removeprefix("bench_") for p in BENCHMARKS.glob("bench_*.py"))
+
+
+def _require_checkout() -> None:
+    if not BENCHMARKS.is_dir():
+        raise ReportedFailure(f"{NO_CHECKOUT}: this copy of repo-market has no {BENCHMARKS} (clone the "
+                              "repository and run `repo-market bench` from it)")
 
 
 def configure(parser) -> None:
-    parser.add_argument("name", metavar="NAME", help="benchmark name: " + (", ".join(_available()) or "none found"))
+    names = ", ".join(_available()) if BENCHMARKS.is_dir() else f"none here ({NO_CHECKOUT})"
+    parser.add_argument("name", metavar="NAME", help=f"benchmark name: {names or 'none found'}")
     parser.add_argument("script_args", nargs=argparse.REMAINDER, metavar="ARGS",
                         help="arguments passed to the script")
 
@@ -32,6 +42,7 @@ def validate(args) -> None:
     if "--json" in args.script_args:  # after NAME too, --json is this command's (no benchmark script has its own)
         args.script_args = [a for a in args.script_args if a != "--json"]
         args.json = True
+    _require_checkout()
     names = _available()
     if args.name not in names:
         raise UsageError(f"NAME {args.name!r}: unknown benchmark (available: {', '.join(names) or 'none'})")
@@ -41,7 +52,7 @@ def run(args) -> int:
     names = _available()
     if args.name not in names:
         raise UsageError(f"NAME {args.name!r}: unknown benchmark (available: {', '.join(names) or 'none'})")
-    script = ROOT / "benchmarks" / f"bench_{args.name}.py"
+    script = BENCHMARKS / f"bench_{args.name}.py"
     out = ROOT / "bench-results" / f"bench_{args.name}.json"
     extra = list(args.script_args)
     if "--out" in extra:
@@ -49,13 +60,9 @@ def run(args) -> int:
     result = subprocess.run([sys.executable, str(script), *extra], cwd=ROOT,
                             stdout=sys.stderr if args.json else None)
     if result.returncode != 0:
-        from protocol.cli import ReportedFailure
-
         raise ReportedFailure(f"benchmarks/bench_{args.name}.py exited with status {result.returncode}")
     if args.json:
         if not out.exists():
-            from protocol.cli import ReportedFailure
-
             raise ReportedFailure(f"benchmarks/bench_{args.name}.py wrote no JSON at {out}")
         print(out.read_text().strip())
     return 0

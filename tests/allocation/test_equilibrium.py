@@ -9,7 +9,6 @@ from hypothesis import strategies as st
 from market.allocation import (
     AllocationInputError,
     LogLinear,
-    QuadraticLinear,
     aggregate_demand,
     best_response,
     capacity_sensitivity,
@@ -18,7 +17,6 @@ from market.allocation import (
     efficiency,
     fee_sensitivity,
     gini,
-    jain,
     price_upper_bound,
     solve_equilibrium,
 )
@@ -207,28 +205,6 @@ def test_g_zero_equilibrium_is_the_centralized_optimum(seed, m):
         float(central.metrics.efficiency), abs=1e-6)
 
 
-def test_quadratic_family_plugs_in():
-    # V = a x - b x²/2, C = c x: demand (a - c - q)/b; two agents a = (10, 6), b = 1, c = 0, τ = 0, m = 4:
-    # (10 - μ) + (6 - μ) = 4  =>  μ* = 6, x = (4, 0).
-    agents = QuadraticLinear([10.0, 6.0], [1.0, 1.0], [0.0, 0.0])
-    eq = solve_equilibrium(agents, 0.0, 0.0, 4.0)
-    assert float(eq.mu) == pytest.approx(6.0, abs=1e-10)
-    np.testing.assert_allclose(eq.x, [4.0, 0.0], atol=1e-10)
-    central = centralized_optimum(agents, 0.0, 0.0, 4.0)
-    np.testing.assert_allclose(central.x, eq.x, atol=1e-6)
-
-
-def test_jain_and_gini_edge_cases():
-    assert float(gini([0.0, 0.0, 0.0])) == 0.0 and float(jain([0.0, 0.0])) == 1.0
-    assert float(gini([1.0, 1.0, 1.0])) == 0.0 and float(jain([2.0, 2.0])) == 1.0
-    # one agent holds everything: Gini (n-1)/n, Jain 1/n (zeros included)
-    assert float(gini([0.0, 0.0, 0.0, 5.0])) == pytest.approx(0.75)
-    assert float(jain([0.0, 0.0, 0.0, 5.0])) == pytest.approx(0.25)
-    x = np.random.default_rng(0).uniform(0, 3, 9)
-    brute = np.abs(x[:, None] - x[None, :]).sum() / (2 * 9 * 9 * x.mean())
-    assert float(gini(x)) == pytest.approx(brute)
-
-
 @settings(max_examples=40)
 @given(instances, st.integers(min_value=0, max_value=3))
 def test_fast_inner_loop_equals_direct_demand(case, batch):
@@ -243,18 +219,3 @@ def test_fast_inner_loop_equals_direct_demand(case, batch):
     for mu in rng.uniform(0, 20, 25):
         mu_b = np.full(shape[:-1], mu)
         np.testing.assert_allclose(fast(mu_b), aggregate_demand(agents, mu_b, tau, g), rtol=1e-12, atol=1e-9)
-
-
-def test_participation_threshold_is_where_the_payoff_meets_g():
-    rng = np.random.default_rng(11)
-    agents = LogLinear(rng.uniform(5, 20, 50), rng.uniform(0.5, 5, 50))
-    for g in (1e-9, 0.3, 1.0, 5.0):
-        q = agents.participation_threshold(g)
-        x = agents.demand(q)
-        payoff = agents.net_value(x) - q * x
-        np.testing.assert_allclose(payoff, g, atol=1e-12)
-    np.testing.assert_array_equal(agents.participation_threshold(0.0), agents.alpha - agents.beta)
-    quad = QuadraticLinear([10.0, 6.0], [1.0, 2.0], [1.0, 0.5])
-    q = quad.participation_threshold(2.0)
-    x = quad.demand(q)
-    np.testing.assert_allclose(quad.net_value(x) - q * x, 2.0, atol=1e-12)

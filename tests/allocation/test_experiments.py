@@ -5,12 +5,6 @@ import numpy as np
 import pytest
 
 from market.allocation import experiments as X
-from market.allocation.paper import PAPER_REPORTED
-
-
-@pytest.fixture(scope="module")
-def sweep():
-    return X.fee_sweep(np.random.default_rng(0), replications=40)
 
 
 def test_fee_sweep_participation_and_efficiency_fall_as_tau_rises(sweep):
@@ -79,10 +73,3 @@ def test_step_sweep_converges_below_two_over_l_and_diverges_far_above():
     c = out["multiples_of_2_over_L"]
     assert np.all(out["converged_share"][c < 1] == 1.0)
     assert np.all(out["diverged_share"][c > 10] == 1.0)
-
-
-def test_paper_reported_fixture_is_labelled_and_differs_from_ours(sweep):
-    table = PAPER_REPORTED["table4"]
-    assert table["source"].startswith("Cha et al.")
-    assert "not reproducible" in table["status"]
-    assert len(table["efficiency"]) == len(table["gini"]) == 4

@@ -3,29 +3,14 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import os
 from dataclasses import dataclass
-from pathlib import Path
-
-import pytest
 
 from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, Coordinator, CoordinatorTerms,
                    InstructionPreimage, PhaseWindows, RoundPhase, ShareStage, blob_commitment, evaluator_role,
                    key_holder_role)
-from chain.node import anvil_binary
 
 DEPOSIT = 10**18
 WINDOWS = PhaseWindows(report=4, reveal=4, compute=4, instruct=4, mm_leg=4, rm_leg=4, challenge=3)
-
-
-def require_anvil() -> Path:
-    binary = anvil_binary()
-    if not binary.is_file():
-        if os.environ.get("CI"):
-            pytest.fail(f"anvil binary missing at {binary}: CI must run the anvil tests "
-                        "(scripts/setup.sh --with-anvil installs it)")
-        pytest.skip(f"anvil binary not installed at {binary} (CI unset)")
-    return binary
 
 
 def digest(label: str) -> bytes:

@@ -12,7 +12,7 @@ import pytest
 
 from chain.node import node_state_path, rpc_request
 
-from .helpers import require_anvil
+from tests.anvil import require_anvil
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,7 +14,9 @@ from chain import (CUSTODIAN, DEALER_MM, DEALER_RM, ChainError, ChainUnavailable
                    RoundPhase, connect, deploy_coordinator)
 from chain.node import start_anvil, stop_anvil
 
-from .helpers import DEPOSIT, Market, commit, digest, make_terms, require_anvil, reveal
+from tests.anvil import require_anvil
+
+from .helpers import DEPOSIT, Market, commit, digest, make_terms, reveal
 
 ROOT = Path(__file__).resolve().parents[2]
 

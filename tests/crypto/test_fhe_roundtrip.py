@@ -19,17 +19,14 @@ import pytest
 
 from crypto.circuit import CircuitError, SelectionOutput, report_digits
 from crypto.errors import KeyFileError, KeyPermissionError
-from crypto.tfhers import decrypt_import_buffer, generate_public_key_material, node_tfhe_available
+from crypto.tfhers import decrypt_import_buffer, generate_public_key_material
 from crypto.tfhers.owner_encryption import phase_errors
 from market.schedules import make_schedules
 from market.selection import select_equilibrium
-from tests.crypto.owner_inputs import DELTA, add_to_bodies, import_buffer, replace_lwes
+from tests.crypto.owner_inputs import DELTA, add_to_bodies, import_buffer, replace_lwes, require_node_tfhe
 from tests.market.oracle import enumerated_selection
 
-if not node_tfhe_available():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI: node-tfhe 0.10.0 (scripts/setup.sh) and node are required")
-    pytest.skip("node-tfhe 0.10.0 not installed (scripts/setup.sh) and CI unset", allow_module_level=True)
+require_node_tfhe()
 
 BASE = 100
 

@@ -35,7 +35,6 @@ from crypto.tfhers import (
     generate_crs,
     generate_public_key_material,
     load_public_key_material,
-    node_tfhe_available,
     open_owner_report,
     owner_report_binding,
     parameters_by_name,
@@ -48,12 +47,16 @@ from crypto.tfhers.owner_encryption import (
     _glwe_coefficients,
     phase_errors,
 )
+from tests.crypto.owner_inputs import (  # noqa: F401 -- fixtures: the TEST-ONLY market's material
+    allow_test_only_parameters,
+    crs,
+    keys,
+    other_keys,
+    reencode,
+    require_node_tfhe,
+)
 
-
-if not node_tfhe_available():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI: node-tfhe 0.10.0 (scripts/setup.sh) and node are required")
-    pytest.skip("node-tfhe 0.10.0 not installed (scripts/setup.sh) and CI unset", allow_module_level=True)
+require_node_tfhe()
 
 DIGITS = [0, 15, 7, 3, 12, 9, 1, 14]  # as many as the TEST-ONLY CRS proves in one list
 CONTRACT = "0x" + "5a" * 20
@@ -62,13 +65,6 @@ MARKETS = ("unproven", "proven")
 
 def _binding(round=3, dealer="dealer_mm", chain_id=1337, contract=CONTRACT):
     return owner_report_binding(chain_id=chain_id, contract=contract, round=round, dealer_role=dealer)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _test_only_parameters_allowed():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(TEST_ONLY_FLAG, "1")
-        yield
 
 
 @pytest.fixture(scope="module")
@@ -84,21 +80,6 @@ def prod_keys(folders):
 @pytest.fixture(scope="module")
 def prod_other_keys(folders):
     return generate_public_key_material(folders / "other", seed=6)
-
-
-@pytest.fixture(scope="module")
-def test_crs() -> bytes:
-    return generate_crs(TEST_ONLY_PARAMETERS)  # seconds (bench_owner_encryption.json, section test_only)
-
-
-@pytest.fixture(scope="module")
-def test_keys(folders, test_crs):
-    return generate_public_key_material(folders / "test-custodian", seed=7, crs=test_crs, parameters=TEST_ONLY_PARAMETERS)
-
-
-@pytest.fixture(scope="module")
-def test_other_keys(folders, test_crs):
-    return generate_public_key_material(folders / "test-other", seed=8, crs=test_crs, parameters=TEST_ONLY_PARAMETERS)
 
 
 @dataclass(frozen=True)
@@ -126,10 +107,10 @@ def unproven(prod_keys, prod_other_keys):
 
 
 @pytest.fixture(scope="module")
-def proven(test_keys, test_other_keys, test_crs):
-    blob = seal_owner_report(test_keys.public_key_bytes(), DIGITS, _binding(), crs=test_crs,
+def proven(keys, other_keys, crs):
+    blob = seal_owner_report(keys.public_key_bytes(), DIGITS, _binding(), crs=crs,
                              parameters=TEST_ONLY_PARAMETERS)
-    return Market(test_keys, test_other_keys, test_crs, blob)
+    return Market(keys, other_keys, crs, blob)
 
 
 @pytest.fixture(params=MARKETS)
@@ -137,18 +118,12 @@ def market(request) -> Market:
     return request.getfixturevalue(request.param)
 
 
-def _reencode(blob: bytes, **changes) -> bytes:
-    data = canonical_loads(blob)
-    data.update(changes)
-    return canonical_bytes(data)
-
-
 def _list(blob: bytes) -> bytearray:
     return bytearray(canonical_loads(blob)["list"])
 
 
 def _with_list(blob: bytes, listing) -> bytes:
-    return _reencode(blob, list=bytes(listing))
+    return reencode(blob, list=bytes(listing))
 
 
 def _rejected(market: Market, reason: str, blob, **kw) -> OwnerReportError:
@@ -176,10 +151,10 @@ def test_parameter_records_differ_only_in_sizes():
         t.concrete_params_dict()
 
 
-def test_test_only_parameters_are_refused_without_the_flag(test_keys, monkeypatch, tmp_path):
+def test_test_only_parameters_are_refused_without_the_flag(keys, monkeypatch, tmp_path):
     monkeypatch.delenv(TEST_ONLY_FLAG)
     t = TEST_ONLY_PARAMETERS
-    public_key = test_keys.public_key_bytes()
+    public_key = keys.public_key_bytes()
     calls = [
         lambda: generate_crs(t),
         lambda: generate_public_key_material(tmp_path / "k", seed=1, parameters=t),
@@ -194,7 +169,7 @@ def test_test_only_parameters_are_refused_without_the_flag(test_keys, monkeypatc
             call()
     assert not (tmp_path / "k").exists()
     with pytest.raises(CryptoError, match="TEST-ONLY"):
-        load_public_key_material(test_keys.folder)
+        load_public_key_material(keys.folder)
     with pytest.raises(ValueError, match="not one of"):  # a look-alike record is not a known set
         seal_owner_report(public_key, DIGITS, _binding(), parameters=t.__class__(**{**t.__dict__, "test_only": False}))
 
@@ -224,16 +199,16 @@ def test_key_material_without_proofs(prod_keys):
     assert load_public_key_material(prod_keys.folder) == prod_keys
 
 
-def test_key_material_with_proofs(test_keys, test_crs):
-    assert test_keys.crs_path.read_bytes() == test_crs and test_keys.crs_digest == to_hex(digest(test_crs))
-    assert test_keys.terms.crs_sha256 == digest(test_crs) and test_keys.terms.input_proofs
-    assert test_crs.hex()[:64] not in repr(test_keys) and test_keys.crs_digest in repr(test_keys)
-    assert load_public_key_material(test_keys.folder) == test_keys
+def test_key_material_with_proofs(keys, crs):
+    assert keys.crs_path.read_bytes() == crs and keys.crs_digest == to_hex(digest(crs))
+    assert keys.terms.crs_sha256 == digest(crs) and keys.terms.input_proofs
+    assert crs.hex()[:64] not in repr(keys) and keys.crs_digest in repr(keys)
+    assert load_public_key_material(keys.folder) == keys
 
 
-def test_load_refuses_a_file_that_does_not_match_the_manifest(test_keys, tmp_path):
+def test_load_refuses_a_file_that_does_not_match_the_manifest(keys, tmp_path):
     copy = tmp_path / "copy"
-    shutil.copytree(test_keys.folder, copy)
+    shutil.copytree(keys.folder, copy)
     (copy / "crs.bin").write_bytes(b"another crs")
     with pytest.raises(CryptoError, match="crs.bin: missing or not the file the manifest's digest names"):
         load_public_key_material(copy)
@@ -263,11 +238,11 @@ def test_key_material_refuses_to_overwrite_or_bad_arguments(prod_keys, tmp_path)
     assert not (tmp_path / "a").exists()
 
 
-def test_client_key_layout_is_checked(prod_keys, test_keys):
+def test_client_key_layout_is_checked(prod_keys, keys):
     client_key = prod_keys.client_key_path.read_bytes()
     coefficients = _glwe_coefficients(client_key)
     assert coefficients.shape == (4096,) and set(np.unique(coefficients)) <= {0, 1}
-    assert _glwe_coefficients(test_keys.client_key_path.read_bytes(), TEST_ONLY_PARAMETERS).shape == (32,)
+    assert _glwe_coefficients(keys.client_key_path.read_bytes(), TEST_ONLY_PARAMETERS).shape == (32,)
     broken = bytearray(client_key)
     broken[8 + 8 * 5] = 7  # a non-binary coefficient
     with pytest.raises(CryptoError, match="not a binary key"):
@@ -275,7 +250,7 @@ def test_client_key_layout_is_checked(prod_keys, test_keys):
     with pytest.raises(CryptoError, match="GLWE key length"):
         _glwe_coefficients(b"\x00" * 8 + client_key[8:])
     with pytest.raises(CryptoError, match="GLWE key length 32 at offset 0, expected 4096"):
-        _glwe_coefficients(test_keys.client_key_path.read_bytes() + bytes(8 * 4096))
+        _glwe_coefficients(keys.client_key_path.read_bytes() + bytes(8 * 4096))
 
 
 def test_concrete_key_template_layout_is_checked():
@@ -318,7 +293,7 @@ def test_seal_rejects_bad_digits_before_encrypting(prod_keys, digits, proofs, ma
         seal_owner_report(prod_keys.public_key_bytes(), digits, _binding(), crs=b"not even a crs" if proofs else None)
 
 
-def test_seal_rejects_a_bad_binding_key_or_crs(prod_keys, test_keys):
+def test_seal_rejects_a_bad_binding_key_or_crs(prod_keys, keys):
     from crypto.envelope import report_binding
 
     wrong = report_binding(chain_id=1, contract=CONTRACT, round=1, dealer_role="dealer_mm")
@@ -329,9 +304,9 @@ def test_seal_rejects_a_bad_binding_key_or_crs(prod_keys, test_keys):
     with pytest.raises(ValueError, match="public_key: unusable with parameters 'concrete-interop-tuniform4'"):
         seal_owner_report(b"garbage", [1], _binding())
     with pytest.raises(ValueError, match="crs: unusable with parameters 'TEST-ONLY"):
-        seal_owner_report(test_keys.public_key_bytes(), [1], _binding(), crs=b"garbage", parameters=TEST_ONLY_PARAMETERS)
+        seal_owner_report(keys.public_key_bytes(), [1], _binding(), crs=b"garbage", parameters=TEST_ONLY_PARAMETERS)
     with pytest.raises(ValueError, match="digits: 9 digits, expected 1..8"):  # the TEST-ONLY CRS's capacity
-        seal_owner_report(test_keys.public_key_bytes(), [1] * 9, _binding(), crs=b"-", parameters=TEST_ONLY_PARAMETERS)
+        seal_owner_report(keys.public_key_bytes(), [1] * 9, _binding(), crs=b"-", parameters=TEST_ONLY_PARAMETERS)
 
 
 # --- opening: the accepted paths ----------------------------------------------------------------------------
@@ -366,7 +341,7 @@ def test_open_refuses_bad_verifier_arguments(unproven):
     with pytest.raises(ValueError, match="expected: .* is not an owner-report binding"):
         unproven.open(unproven.blob, expected=_binding().__class__("report", 1337, CONTRACT, 3, "dealer_mm", "evaluator"))
     with pytest.raises(ValueError, match="crs: unusable"):  # a proofs-on verifier with a broken CRS file
-        open_owner_report(_reencode(unproven.blob, proven=True), public_key=unproven.keys.public_key_bytes(),
+        open_owner_report(reencode(unproven.blob, proven=True), public_key=unproven.keys.public_key_bytes(),
                           expected=_binding(), digit_count=len(DIGITS), crs=b"garbage")
 
 
@@ -383,9 +358,9 @@ def test_oversized_truncated_and_malformed_blobs(market):
     _rejected(market, "malformed", b"\xff" + blob[1:])
     _rejected(market, "malformed", canonical_bytes([1, 2]))
     _rejected(market, "malformed", "not bytes")
-    _rejected(market, "malformed", _reencode(blob, version=1))
-    _rejected(market, "malformed", _reencode(blob, proven=1))
-    _rejected(market, "malformed", _reencode(blob, list="text"))
+    _rejected(market, "malformed", reencode(blob, version=1))
+    _rejected(market, "malformed", reencode(blob, proven=1))
+    _rejected(market, "malformed", reencode(blob, list="text"))
     data = canonical_loads(blob)
     del data["proven"]
     _rejected(market, "malformed", canonical_bytes(data))
@@ -407,13 +382,13 @@ def test_header_rejections_run_no_node_process(market, monkeypatch):
     sealed_report = report_binding(chain_id=1337, contract=CONTRACT, round=3, dealer_role="dealer_mm")
     cases = [
         ("oversized", market.blob, {"max_bytes": 100}),
-        ("malformed", _reencode(market.blob, version=3), {}),
+        ("malformed", reencode(market.blob, version=3), {}),
         ("binding-mismatch", market.blob, {"expected": _binding(round=9)}),
-        ("binding-mismatch", _reencode(market.blob, binding=sealed_report.as_dict()), {}),
-        ("other-public-key", _reencode(market.blob, public_key_sha256=bytes(32)), {}),
+        ("binding-mismatch", reencode(market.blob, binding=sealed_report.as_dict()), {}),
+        ("other-public-key", reencode(market.blob, public_key_sha256=bytes(32)), {}),
         ("wrong-digit-count", market.blob, {"digit_count": 2}),
         ("proof-missing" if market.crs is not None else "unexpected-proof",
-         _reencode(market.blob, proven=market.crs is None), {}),
+         reencode(market.blob, proven=market.crs is None), {}),
     ]
     for reason, blob, kw in cases:
         _rejected(market, reason, blob, **kw)
@@ -427,14 +402,14 @@ def test_binding_mismatch_is_named(market):
 
 
 def test_list_for_another_public_key_is_named_by_its_header(market):
-    other_blob_header = _reencode(market.blob, public_key_sha256=digest(market.other_keys.public_key_bytes()))
+    other_blob_header = reencode(market.blob, public_key_sha256=digest(market.other_keys.public_key_bytes()))
     error = _rejected(market, "other-public-key", other_blob_header)
     assert "public key other than the published one" in error.detail
 
 
 def test_wrong_digit_count(market):
     _rejected(market, "wrong-digit-count", market.blob, digit_count=len(DIGITS) - 1)
-    forged = _reencode(market.blob, digits=len(DIGITS) - 1)  # the header agrees with the terms, the list does not
+    forged = reencode(market.blob, digits=len(DIGITS) - 1)  # the header agrees with the terms, the list does not
     error = _rejected(market, "wrong-digit-count", forged, digit_count=len(DIGITS) - 1)
     assert f"holds {len(DIGITS)} LWE bodies, expected {len(DIGITS) - 1}" in error.detail
 
@@ -462,7 +437,7 @@ def test_wrong_block_width(market):
     assert "degree 3: not one packed 4-bit digit per LWE" in error.detail
 
 
-def test_wrong_parameters(market, unproven, test_keys):
+def test_wrong_parameters(market, unproven, keys):
     listing = _list(market.blob)
     moduli = _degree_offset(market) + 8
     altered = bytearray(listing)
@@ -470,14 +445,14 @@ def test_wrong_parameters(market, unproven, test_keys):
     error = _rejected(market, "wrong-parameters", _with_list(market.blob, altered))
     assert "message/carry modulus 8/8, expected 4/8" in error.detail
     if market is unproven:  # a list made with the TEST-ONLY set, its header claiming this market's key
-        foreign = seal_owner_report(test_keys.public_key_bytes(), DIGITS, _binding(), parameters=TEST_ONLY_PARAMETERS)
-        foreign = _reencode(foreign, public_key_sha256=digest(market.keys.public_key_bytes()))
+        foreign = seal_owner_report(keys.public_key_bytes(), DIGITS, _binding(), parameters=TEST_ONLY_PARAMETERS)
+        foreign = reencode(foreign, public_key_sha256=digest(market.keys.public_key_bytes()))
         error = _rejected(market, "wrong-parameters", foreign)
         assert "lwe_size 33, expected 4097" in error.detail
 
 
-def test_proofs_on_refuses_an_unproven_blob_and_proofs_off_a_proven_one(unproven, proven, test_keys):
-    unproven_test_blob = seal_owner_report(test_keys.public_key_bytes(), DIGITS, _binding(),
+def test_proofs_on_refuses_an_unproven_blob_and_proofs_off_a_proven_one(unproven, proven, keys):
+    unproven_test_blob = seal_owner_report(keys.public_key_bytes(), DIGITS, _binding(),
                                            parameters=TEST_ONLY_PARAMETERS)
     error = _rejected(proven, "proof-missing", unproven_test_blob)
     assert "requires input proofs" in error.detail
@@ -485,9 +460,9 @@ def test_proofs_on_refuses_an_unproven_blob_and_proofs_off_a_proven_one(unproven
     error = _rejected(proofs_off, "unexpected-proof", proven.blob)
     assert "without input proofs" in error.detail
     # claiming the other kind in the header does not help: the list is parsed as the kind the market expects
-    error = _rejected(proofs_off, "malformed", _reencode(proven.blob, proven=False))
+    error = _rejected(proofs_off, "malformed", reencode(proven.blob, proven=False))
     assert "not a compact ciphertext list of the expected kind" in error.detail
-    error = _rejected(proven, "malformed", _reencode(unproven_test_blob, proven=True))
+    error = _rejected(proven, "malformed", reencode(unproven_test_blob, proven=True))
     assert "40 proved sub-lists, expected exactly 1" in error.detail
 
 
@@ -498,7 +473,7 @@ def test_proof_for_another_round_contract_dealer_or_chain_is_rejected(proven):
     for other in (_binding(round=4), _binding(contract="0x" + "77" * 20), _binding(dealer="dealer_rm"),
                   _binding(chain_id=1)):
         # the header says what the verifier expects; the proof was made for round 3 of dealer_mm on 1337
-        forged = _reencode(proven.blob, binding=other.as_dict())
+        forged = reencode(proven.blob, binding=other.as_dict())
         error = _rejected(proven, "proof-rejected", forged, expected=other)
         assert other.sender in str(error) and f"round {other.round}" in str(error)
 
@@ -508,7 +483,7 @@ def test_proof_for_another_key_is_rejected(proven):
     blob = seal_owner_report(other_public_key, DIGITS, _binding(), crs=proven.crs, parameters=TEST_ONLY_PARAMETERS)
     _rejected(proven, "other-public-key", blob)
     # re-labelled with this market's key digest: only the proof can tell (no secret key needed)
-    relabelled = _reencode(blob, public_key_sha256=digest(proven.keys.public_key_bytes()))
+    relabelled = reencode(blob, public_key_sha256=digest(proven.keys.public_key_bytes()))
     _rejected(proven, "proof-rejected", relabelled)
 
 
@@ -524,7 +499,7 @@ def test_unproven_list_under_another_key_is_left_to_the_circuit(unproven):
     all 64 six-bit values, which the circuit's first lookups map to the dealer's invalid flag (crypto/circuit)."""
     digits = [(7 * i + 3) % 16 for i in range(32)]
     blob = seal_owner_report(unproven.other_keys.public_key_bytes(), digits, _binding())
-    relabelled = _reencode(blob, public_key_sha256=digest(unproven.keys.public_key_bytes()))
+    relabelled = reencode(blob, public_key_sha256=digest(unproven.keys.public_key_bytes()))
     report = unproven.open(relabelled, digit_count=len(digits))
     values = decrypt_phases(unproven.keys.client_key_path.read_bytes(), report.import_buffer)
     assert values != digits

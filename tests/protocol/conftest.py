@@ -4,7 +4,7 @@
   (grid 6, 2-of-2 evaluators) and no rounds; ``fresh_market`` copies it per test (a copy is a full data
   directory: keys, blobs, chain journal), so tests never share mutable state.
 * ``sim_demo`` (session): a copy that has run the four demo rounds (read-only users; tamper tests copy it).
-* ``anvil_url`` (session): a local anvil node; skipped only when CI is unset and the binary is absent.
+* ``anvil_url`` (session, tests/conftest.py): the suite's local anvil node.
 """
 from __future__ import annotations
 
@@ -114,18 +114,3 @@ def sim_demo(sim_template, protocol_root):
     for rid, _, run in runs:
         write_transcript(dep, rid, run)
     return path, runs
-
-
-@pytest.fixture(scope="session")
-def anvil_url(protocol_root):
-    from chain.node import anvil_binary, start_anvil, stop_anvil
-
-    if not anvil_binary().is_file():
-        if not os.environ.get("CI"):
-            pytest.skip(f"anvil binary absent ({anvil_binary()}) and CI unset")
-        pytest.fail(f"CI is set but the anvil binary is missing: {anvil_binary()}")
-    data_dir = protocol_root / "anvil-node"
-    data_dir.mkdir()
-    info = start_anvil(data_dir)
-    yield info.url
-    stop_anvil(data_dir, save=False)  # a session node is never restarted: no exit dump

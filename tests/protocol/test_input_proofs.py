@@ -20,22 +20,18 @@ only their open step replaced by the one a proofs-on fhe market builds (``Evalua
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 
 import pytest
 
 from chain import ForfeitReason, RoundPhase, blob_commitment
-from crypto.encoding import canonical_bytes, canonical_loads, digest
+from crypto.encoding import canonical_loads, digest
 from crypto.tfhers import (
     TEST_ONLY_FLAG,
     TEST_ONLY_PARAMETERS,
     OwnerReportError,
     TestOnlyParametersError,
     decrypt_import_buffer,
-    generate_crs,
-    generate_public_key_material,
-    node_tfhe_available,
     seal_owner_report,
 )
 from protocol.attestation import fault_record
@@ -47,13 +43,18 @@ from protocol.layout import read_json, write_json
 from protocol.roles import DealerAgent, Evaluator
 from protocol.rounds import RoundDriver, next_round_id
 from protocol.scenario import deal_inputs, demo_plans
+from tests.crypto.owner_inputs import (  # noqa: F401 -- fixtures: the TEST-ONLY market's material
+    allow_test_only_parameters,
+    crs,
+    keys,
+    other_keys,
+    require_node_tfhe,
+)
+from tests.crypto.owner_inputs import reencode as _reencode
 
 from .conftest import SIM_GRID
 
-if not node_tfhe_available():
-    if os.environ.get("CI"):
-        raise RuntimeError("CI: node-tfhe 0.10.0 (scripts/setup.sh) and node are required")
-    pytest.skip("node-tfhe 0.10.0 not installed (scripts/setup.sh) and CI unset", allow_module_level=True)
+require_node_tfhe()
 
 CHAIN_ID = 1337
 CONTRACT = "0x" + "5a" * 20
@@ -78,31 +79,6 @@ class RecordingCircuit:
     def evaluate(self, evaluation_keys, input_mm, input_rm):
         self.calls.append((evaluation_keys, input_mm, input_rm))
         return b"output"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _test_only_parameters_allowed():
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(TEST_ONLY_FLAG, "1")
-        yield
-
-
-@pytest.fixture(scope="module")
-def crs() -> bytes:
-    return generate_crs(TEST_ONLY_PARAMETERS)  # seconds for the TEST-ONLY set
-
-
-@pytest.fixture(scope="module")
-def keys(tmp_path_factory, crs):
-    """The market's custodian material: client key, compact public key, CRS (what create_market publishes)."""
-    return generate_public_key_material(tmp_path_factory.mktemp("custodian"), seed=11, crs=crs,
-                                        parameters=TEST_ONLY_PARAMETERS)
-
-
-@pytest.fixture(scope="module")
-def other_keys(tmp_path_factory, crs):
-    return generate_public_key_material(tmp_path_factory.mktemp("other-custodian"), seed=12, crs=crs,
-                                        parameters=TEST_ONLY_PARAMETERS)
 
 
 def _binding(side="mm", round_id=ROUND, contract=CONTRACT, chain_id=CHAIN_ID):
@@ -135,12 +111,6 @@ def _run_round(runner, blobs, round_id=ROUND):
         except OwnerReportError as error:
             return "fault", error
     return "output", runner.evaluate(EVALUATION_KEYS, inputs["mm"], inputs["rm"])
-
-
-def _reencode(blob: bytes, **changes) -> bytes:
-    data = canonical_loads(blob)
-    data.update(changes)
-    return canonical_bytes(data)
 
 
 def _refused(runner, circuit, blobs, side, reason, round_id=ROUND) -> OwnerReportError:

@@ -13,10 +13,10 @@ from market.allocation import LogLinear, draw_log_linear, lipschitz_bound, solve
 from protocol.clearing_agents import FIXED_POINT_BOUND, agent_role, run_onchain_clearing
 
 
-def test_twenty_agents_fifty_rounds_match_the_float_reference(long_run_rpc, tmp_path):
+def test_twenty_agents_fifty_rounds_match_the_float_reference(anvil_url, tmp_path):
     agents = draw_log_linear(np.random.default_rng(0), 20)
     eta = float(1.0 / lipschitz_bound(agents, 0.5))
-    chain = connect(tmp_path / "data", long_run_rpc)
+    chain = connect(tmp_path / "data", anvil_url)
     run = run_onchain_clearing(agents, tau=0.5, g=1.0, m=50.0, eta=eta, gamma=0.5, max_rounds=50, chain=chain)
     assert run.rounds == 50 and len(run.mu_path_wad) == 51
     chain_mu = np.array([from_wad(v) for v in run.mu_path_wad])
