@@ -15,7 +15,9 @@ from typing import Iterator
 
 from web3 import Web3
 
-from ._io import hex0x, loads_json
+from common import strict_json
+from common.hex import hex0x
+
 from .accounts import (AUDITOR, CLIENT_MM, CLIENT_RM, CUSTODIAN, DEALER_MM, DEALER_RM, DEPLOYER, ChainAccount,
                        account_for, account_from_key, evaluator_role)
 from .errors import ChainInputError, ChainUnavailable, JournalError
@@ -230,7 +232,7 @@ def _genesis_state(seed: int) -> dict:
 
 
 def _recorded_seed(path: Path) -> int | None:
-    return loads_json(path.read_text())["seed"] if path.is_file() else None
+    return strict_json.loads(path.read_text())["seed"] if path.is_file() else None
 
 
 def _check_seed(path: Path, seed: int) -> None:

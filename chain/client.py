@@ -16,7 +16,8 @@ from typing import Any, Iterator, Sequence
 
 from eth_utils import to_checksum_address
 
-from ._io import hex0x
+from common.hex import hex0x
+
 from .accounts import DEPLOYER, DEV_SEED, ChainAccount, account_for, check_role
 from .artifacts import Artifact, compile_contract
 from .backends import JournaledBackend, NodeBackend, open_embedded, open_embedded_read_only, open_node

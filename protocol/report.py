@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
+from common.plotting import pyplot, save_figure
 from protocol.deployment import Deployment
 from protocol.layout import ROUNDS_PLOT, TIMINGS_PLOT, write_json
 
@@ -165,11 +168,7 @@ def round_summary(dep: Deployment, round_id: int, plan, run: dict, ledger_round:
 
 def write_plots(rounds: list[dict], plans: list, out_dir: Path) -> list[str]:
     """PNG plots: J(Q) per round with the equilibrium range and the selected point; timings per round."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+    plt = pyplot()
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -190,10 +189,7 @@ def write_plots(rounds: list[dict], plans: list, out_dir: Path) -> list[str]:
     axes[0][0].set_ylabel("joint profit (bp·units)")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    path = out_dir / ROUNDS_PLOT
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    paths.append(str(path))
+    paths.append(str(save_figure(fig, out_dir / ROUNDS_PLOT, dpi=110)))
 
     keys = ["encrypt", "evaluate", "decrypt", "chain", "settle"]
     fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -206,8 +202,5 @@ def write_plots(rounds: list[dict], plans: list, out_dir: Path) -> list[str]:
     ax.set_ylabel("seconds")
     ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
-    path = out_dir / TIMINGS_PLOT
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    paths.append(str(path))
+    paths.append(str(save_figure(fig, out_dir / TIMINGS_PLOT, dpi=110)))
     return paths

@@ -29,7 +29,7 @@ def normalize_contract(value: Any) -> str:
     if isinstance(value, (bytes, bytearray)):
         if len(value) != 20:
             raise ValueError(f"contract: expected 20 bytes, got {len(value)}")
-        return "0x" + bytes(value).hex()
+        return to_hex(value, prefix=True)
     if not isinstance(value, str) or not _ADDRESS.match(value):
         raise ValueError(f"contract: {value!r} is not a 0x-prefixed 20-byte hex address")
     body = value[2:]

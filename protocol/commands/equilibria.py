@@ -11,6 +11,7 @@ import json
 import sys
 from pathlib import Path
 
+from common.plotting import save_figure
 from protocol.cli import UsageError
 
 HELP = "enumerate all pure equilibria of the dealer game and the contract's selection"
@@ -168,11 +169,11 @@ def run(args) -> int:
     if closed is not None:
         doc["closed_form"] = closed
     if args.plot is not None:
-        from market.plots import plot_payoff_map
+        from market.plots import payoff_map_figure
         from protocol.cli import naming
 
         with naming(args.plot):
-            doc["plot"] = str(plot_payoff_map(schedules, eq, selected, args.plot))
+            doc["plot"] = str(save_figure(payoff_map_figure(schedules, eq, selected), args.plot, dpi=120, tight=True))
     console = Console(stderr=args.json)
     if args.json:
         print(json.dumps(doc))

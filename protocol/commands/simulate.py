@@ -15,6 +15,7 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from common.plotting import save_figure
 from protocol.cli import UsageError
 
 HELP = "simulate many rounds with theta shocks; contract vs no-contract welfare"
@@ -159,11 +160,13 @@ def run(args) -> int:
     doc = result.as_dict()
     doc["backend"] = args.backend
     if args.plot is not None:
-        from market.plots import plot_simulation
+        from market.plots import simulation_figures
         from protocol.cli import naming
 
         with naming(args.plot):
-            doc["plots"] = [str(p) for p in plot_simulation(result, args.plot)]
+            args.plot.mkdir(parents=True, exist_ok=True)
+            doc["plots"] = [str(save_figure(fig, args.plot / name, dpi=120, tight=True))
+                            for name, fig in simulation_figures(result).items()]
     if args.json:
         print(json.dumps(doc))
         if err.is_terminal:  # people watching the terminal still get the table, on stderr

@@ -638,20 +638,24 @@ def test_a_node_answering_nonsense_gets_one_line_naming_the_method_and_value(cas
     assert not data.exists()  # a fresh data directory is left as it was
 
 
-def test_chain_and_market_json_readers_refuse_the_same_documents():
-    """market/strict_json.py and chain/_io.py (chain imports nothing of the project) keep one rule set."""
-    from chain._io import loads_json
-    from market import strict_json
+def test_every_json_reader_refuses_the_same_documents(tmp_path):
+    """One rule set (common/strict_json.py): market's name for it and chain's readers refuse alike."""
+    from chain.accounts import load_keystore
+    from chain.errors import ChainInputError
+    from common import strict_json
+    from market import strict_json as market_json
 
+    assert market_json.loads is strict_json.loads
     for text in ('{"a": 1, "a": 2}', '{"x": {"b": 1, "b": 1}}', '[{"k": 1, "k": 2}]', "9" * 1001,
                  '{"n": -' + "1" * 1001 + "}"):
-        with pytest.raises(ValueError) as market_error:
+        with pytest.raises(strict_json.JsonInputError) as refused:
             strict_json.loads(text)
-        with pytest.raises(ValueError) as chain_error:
-            loads_json(text)
-        assert str(market_error.value) == str(chain_error.value)
+        with pytest.raises(ChainInputError) as chain_refused:  # chain's keystore reader names the file too
+            (tmp_path / "doc.json").write_text(text)
+            load_keystore("dealer_mm", tmp_path / "doc.json", b"pw")
+        assert str(chain_refused.value).endswith(str(refused.value))
     for text in ('{"a": 1, "b": {"a": 2}}', "9" * 1000, '[1.5, "x", null]'):
-        assert strict_json.loads(text) == loads_json(text) == json.loads(text)
+        assert strict_json.loads(text) == json.loads(text)
 
 
 def test_a_keystore_with_a_repeated_key_is_refused(scratch):
