@@ -1,10 +1,15 @@
-"""The chain package's exceptions: one type for every revert, whatever the backend."""
+"""The chain package's exceptions: one base, :class:`ChainPackageError`, for everything ``chain`` raises (the command
+line catches it), and one type, :class:`ChainError`, for every revert, whatever the backend."""
 from __future__ import annotations
 
 _REVERT_PREFIXES = ("execution reverted: ", "execution reverted:", "VM Exception while processing transaction: revert ")
 
 
-class ChainError(Exception):
+class ChainPackageError(Exception):
+    """Base class of every error raised by ``chain``; the message names the argument, file, node or revert."""
+
+
+class ChainError(ChainPackageError):
     """A transaction or call was refused by the chain. ``reason`` is the contract's revert string
     (e.g. ``"deadline passed"``), identical on the embedded EVM and on a JSON-RPC node."""
 
@@ -22,12 +27,12 @@ class ChainUnavailable(ChainError):
         super().__init__(f"chain node not reachable at {url}", detail=detail)
 
 
-class ChainInputError(ValueError):
+class ChainInputError(ChainPackageError, ValueError):
     """An argument to a chain call is malformed; raised before anything is signed or sent.
     The message names the argument and the value."""
 
 
-class JournalError(Exception):
+class JournalError(ChainPackageError):
     """The embedded chain's journal cannot be replayed to the state it recorded."""
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 from common import strict_json
 
+from .errors import ChainPackageError
 from .paths import NODE_INFO_FILE, NODE_LOG_FILE, NODE_STATE_FILE, node_dir
 
 
@@ -46,7 +47,7 @@ STOP_TIMEOUT_SECONDS = 120.0  # anvil writes its whole state file on SIGTERM: ~3
 SAVE_TIMEOUT_SECONDS = 600.0
 
 
-class NodeError(RuntimeError):
+class NodeError(ChainPackageError, RuntimeError):
     """The local node cannot be started or stopped; the message says why and where."""
 
 

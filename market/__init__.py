@@ -6,6 +6,7 @@ file in :func:`load_schedules`), no crypto, no chain. The allocation mechanism l
 :mod:`market.allocation`.
 """
 from market.equilibria import EquilibriumSet, LinearClosedForm, all_equilibria, linear_closed_form, rate_grid
+from market.errors import MarketError
 from market.game import Play, client_surplus, play
 from market.incentives import (
     TRUTHFUL,
@@ -36,6 +37,7 @@ from market.simulation import SimulationConfig, SimulationResult, simulate
 from market.terms import MarketTerms, ReportError, report_offsets, validate_report
 
 __all__ = [
+    "MarketError",
     "ScheduleError",
     "Schedules",
     "make_schedules",

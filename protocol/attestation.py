@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from protocol.errors import ProtocolPackageError
+
 __all__ = ["ATTESTATION_CONTEXT", "EXECUTION_CONTEXT", "FAULT_CONTEXT", "StatementError", "attestation_body",
            "fault_record",
            "execution_record_body", "sign_statement", "open_statement", "expected_attestation",
@@ -32,7 +34,7 @@ WITHHELD = "withheld"  # [decided] the fault reason of a revealed digest whose b
 EXECUTION_CONTEXT = "repo-market:execution-record:v1"
 
 
-class StatementError(Exception):
+class StatementError(ProtocolPackageError):
     """A statement blob does not parse, or its signature does not verify under the signer's key."""
 
 

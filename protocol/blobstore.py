@@ -13,11 +13,12 @@ import hashlib
 from pathlib import Path
 
 from common.files import write_file_atomic
+from protocol.errors import ProtocolPackageError
 
 __all__ = ["BlobStore", "BlobError", "BlobMissing", "BlobCorrupt"]
 
 
-class BlobError(Exception):
+class BlobError(ProtocolPackageError):
     """A blob could not be read as named."""
 
 

@@ -15,6 +15,11 @@ import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
+from common.strict_json import JsonInputError
+from crypto.errors import CryptoError
+from market.errors import MarketError
+from protocol.errors import ProtocolPackageError
+
 # Order is the order shown by --help.
 SUBCOMMANDS = (
     "demo",
@@ -228,76 +233,15 @@ def check_rpc(url: str | None, option: str = "--rpc") -> None:
         raise UsageError(f"{option} {url}: no JSON-RPC node answers there ({_one_line(str(reason))})") from None
 
 
-MAX_SCHEDULE_FILE_BYTES = 1 << 20  # [decided] 4001 rates of 7 digits take about 32 KB
-
-
 def load_schedules_option(path: Path, option: str = "--schedules"):
-    """Schedules from a file given on the command line, every failure a UsageError naming the file.
-
-    On top of market.schedules' own checks: the file must be UTF-8 text, nested no deeper than a schedule
-    needs, and every rate must lie in 1..MAX_RATE_BP (market.limits) -- larger integers would overflow the
-    int64 payoff arithmetic silently.
-    """
-    from market import ScheduleError, load_schedules, strict_json
-    from market.limits import MAX_ANALYSIS_GRID, MAX_RATE_BP
-
-    import stat
+    """Schedules from a file given on the command line (market.load_schedules checks the file and every
+    rate), every failure a UsageError naming the option and the file."""
+    from market import load_schedules
 
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):  # a device or a pipe could be endless or block forever
-            raise UsageError(f"{option} {path}: not a regular file")
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_SCHEDULE_FILE_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{option} {path}: cannot read it ({exc.strerror})") from None
-    if len(raw) > MAX_SCHEDULE_FILE_BYTES:
-        raise UsageError(f"{option} {path}: larger than {MAX_SCHEDULE_FILE_BYTES} bytes; a schedule of "
-                         f"{MAX_ANALYSIS_GRID + 1} rates needs far less")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{option} {path}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
-    if path.suffix.lower() != ".csv":
-        depth = deepest = 0
-        for ch in text:  # json.loads recurses per level: refuse deep nesting before it does
-            if ch in "[{":
-                depth += 1
-                deepest = max(deepest, depth)
-                if deepest > 8:
-                    raise UsageError(f"{option} {path}: JSON nested more than 8 levels deep; expected "
-                                     '{"b": [...], "a": [...]}')
-            elif ch in "]}":
-                depth -= 1
-        try:
-            doc = strict_json.loads(text)
-        except (ValueError, RecursionError):
-            doc = None  # load_schedules names the problem
-        if isinstance(doc, dict):
-            for name in ("b", "a"):
-                values = doc.get(name)
-                if isinstance(values, list):
-                    if len(values) > MAX_ANALYSIS_GRID + 1:
-                        raise UsageError(f"{option} {path}: {name} has {len(values)} rates; the volume grid is "
-                                         f"limited to 0..{MAX_ANALYSIS_GRID}")
-                    for q, v in enumerate(values):
-                        if isinstance(v, int) and not isinstance(v, bool) and not 1 <= v <= MAX_RATE_BP:
-                            raise UsageError(f"{option} {path}: {name}[{q}] = {v}: rates must be in 1..{MAX_RATE_BP} bp")
-    try:
-        schedules = load_schedules(path)
-    except OverflowError:
-        import re
-
-        big = next((t for t in re.findall(r"-?\d+", text) if not -MAX_RATE_BP <= int(t) <= MAX_RATE_BP), "?")
-        raise UsageError(f"{option} {path}: rate {big}: rates must be in 1..{MAX_RATE_BP} bp") from None
-    except (ScheduleError, OSError, ValueError) as exc:
-        raise UsageError(f"{option} {exc}") from None  # the message starts with the file name
-    if schedules.grid > MAX_ANALYSIS_GRID:
-        raise UsageError(f"{option} {path}: volume grid 0..{schedules.grid} exceeds 0..{MAX_ANALYSIS_GRID}")
-    high = int(max(schedules.b.max(), schedules.a.max()))
-    if high > MAX_RATE_BP:
-        raise UsageError(f"{option} {path}: rate {high} bp exceeds {MAX_RATE_BP} bp")
-    return schedules
+        return load_schedules(path)
+    except ValueError as exc:  # ScheduleError: the message starts with the file name
+        raise UsageError(f"{option} {exc}") from None
 
 
 def shown(value, limit: int = 60) -> str:
@@ -381,28 +325,18 @@ def _common_checks(args) -> None:
 
 
 def _project_errors() -> tuple[type, ...]:
-    """Every error class of the project: a failure the user can act on, shown as one line."""
-    from chain.errors import ChainError, ChainInputError, JournalError
-    from chain.node import NodeError
-    from crypto.errors import CryptoError
-    from market.allocation.agents import AllocationInputError
-    from market.schedules import ScheduleError
-    from market.selection import HurdleError
-    from market.simulation import SimulationConfigError
-    from market.terms import ReportError
+    """Every error class of the project, a failure the user can act on, shown as one line (exit status 1): the
+    base class of each package's errors, and the protocol classes that do not derive from
+    :class:`ProtocolPackageError` yet. Imported here, on the error path: ``chain`` brings web3 (over a second)."""
+    from chain.errors import ChainPackageError
     from protocol.backend import BackendError
-    from protocol.blobstore import BlobError
-    from protocol.commands.allocate import NumericalFailure
     from protocol.demo import DemoConflict
     from protocol.deployment import DeploymentError
     from protocol.layout import DataDirError
-    from protocol.ledger import LedgerError
     from protocol.roles import ProtocolError
-    from protocol.selector import SelectorError
 
-    return (ChainError, ChainInputError, JournalError, NodeError, CryptoError, AllocationInputError, ScheduleError,
-            HurdleError, SimulationConfigError, ReportError, BackendError, BlobError, DemoConflict, DeploymentError,
-            DataDirError, LedgerError, ProtocolError, SelectorError, NumericalFailure, ReportedFailure)
+    return (JsonInputError, MarketError, CryptoError, ChainPackageError, ProtocolPackageError,
+            BackendError, DemoConflict, DeploymentError, DataDirError, ProtocolError)
 
 
 def environment_error(exc: OSError) -> str:
@@ -456,7 +390,7 @@ def _silence_stdout() -> None:
         pass
 
 
-class ReportedFailure(Exception):
+class ReportedFailure(ProtocolPackageError):
     """A run-time failure a command names itself (exit 1, one line / one failure document)."""
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from protocol.deployment import create_market, open_market
+from protocol.errors import ProtocolPackageError
 from protocol.layout import DataDir
 from protocol.roles import DealerAgent
 from protocol.rounds import RoundDriver, next_round_id
@@ -20,7 +21,7 @@ from protocol.scenario import RoundPlan, deal_inputs
 __all__ = ["ProtocolSelector", "SelectorError"]
 
 
-class SelectorError(ValueError):
+class SelectorError(ProtocolPackageError, ValueError):
     """The schedules do not fit the market this selector runs (names the field and value)."""
 
 

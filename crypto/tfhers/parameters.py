@@ -19,11 +19,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from crypto.encoding import canonical_digest
+from crypto.errors import CryptoError
 
 TEST_ONLY_FLAG = "REPO_MARKET_ALLOW_TEST_ONLY_PARAMETERS"
 
 
-class TestOnlyParametersError(ValueError):
+class TestOnlyParametersError(CryptoError, ValueError):
     """A TEST-ONLY parameter set was used without the explicit test flag."""
 
     __test__ = False  # not a pytest test class despite the name

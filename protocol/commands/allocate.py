@@ -6,6 +6,8 @@ import math
 import sys
 from contextlib import contextmanager
 
+from protocol.errors import ProtocolPackageError
+
 HELP = "clear one allocation problem (Cha et al.): KKT equilibrium, price adjustment or on chain"
 DESCRIPTION = """\
 Clear one instance of the contract-clearing mechanism with log/linear agents V_i = α_i·log(1 + x),
@@ -94,7 +96,7 @@ def _validate(args):
     return agents
 
 
-class NumericalFailure(Exception):
+class NumericalFailure(ProtocolPackageError):
     """The float computation overflowed or produced a non-finite result: no trustworthy answer."""
 
 

@@ -135,3 +135,29 @@ def test_missing_file(tmp_path):
 def test_direct_construction_validates():
     with pytest.raises(ScheduleError):
         Schedules(b=np.array([3, 2]), a=np.array([5, 4]))
+
+
+@pytest.mark.parametrize(
+    "name, text, fragment",
+    [
+        ("big.json", '{"b": [400, 401], "a": [1048576, 459]}', "a[0] = 1048576: rates must be in 1..1048575 bp"),
+        ("deep.json", "[[[[[[[[[1]]]]]]]]]", "JSON nested more than 8 levels deep"),
+        ("long.json", '{"b": [' + ",".join(["400"] * 4002) + '], "a": [460]}', "b has 4002 rates"),
+        ("big.csv", "Q,b,a\n0,400,99999999999999999999\n", "rate 99999999999999999999: rates must be in"),
+    ],
+)
+def test_load_checks_the_limits_of_market_limits(tmp_path, name, text, fragment):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(ScheduleError) as exc:
+        load_schedules(path)
+    assert str(exc.value).startswith(f"{path}: ") and fragment in str(exc.value)
+
+
+def test_load_refuses_a_folder_and_bytes_that_are_not_utf8(tmp_path):
+    with pytest.raises(ScheduleError, match="not a regular file"):
+        load_schedules(tmp_path)
+    path = tmp_path / "s.json"
+    path.write_bytes(b'{"b": [\xff]}')
+    with pytest.raises(ScheduleError, match=r"not UTF-8 text \(byte 0xff at offset 7\)"):
+        load_schedules(path)
