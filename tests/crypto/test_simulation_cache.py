@@ -79,7 +79,7 @@ def test_select_simulate_caches_its_simulator_and_agrees_with_plain(tmp_path):
 
     plain = select("plain")["selected"]
     first = select("simulate")
-    assert list((tmp_path / "data" / "circuits").glob(f"*/{SIMULATOR_NAME}"))
+    assert list((tmp_path / "data" / "cache").glob(f"*/{SIMULATOR_NAME}"))
     second = select("simulate")
     assert first["selected"] == second["selected"] == plain and plain["trade"]
     assert second["timings"]["evaluate"] < first["timings"]["evaluate"]
