@@ -1,4 +1,4 @@
-"""The measured figures of docs/ALLOCATION_RESULTS.md §2–§5, from the experiments themselves (issue 11).
+"""The measured figures of docs/ALLOCATION_RESULTS.md §2–§5, from the experiments themselves.
 
 Runs, with seed 0 and the replications the doc states, every experiment `repo-market experiment NAME` runs
 (the same pure functions of ``market.allocation.experiments``, through the same ``EXPERIMENTS`` table and

@@ -5,7 +5,7 @@ installed, on anvil; writes its transcripts; then runs the auditor read-only, as
 and reports: the history checks (every event read from the node, the sender of every transaction, the
 phase machine, the deadlines, the money, the balance at every block with an event, storage against the
 events), the whole audit, the replays, the number of checks, and -- with ``--backend fhe`` -- the audit
-time against the evaluation time it replays (one evaluation per round). Targets (audit issue): history
+time against the evaluation time it replays (one evaluation per round). Targets: history
 checks <= 2 s for a 4-round market; verify <= 1.1 x the FHE evaluation it replays.
 
 Usage: .venv/bin/python benchmarks/bench_audit.py [--backend simulate|fhe] [--grid 6] [--rounds 4] [--out FILE]

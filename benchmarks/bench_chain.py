@@ -1,4 +1,4 @@
-"""Benchmark of the on-chain coordinator (issue 5): gas per call and per round, seconds per round.
+"""Benchmark of the on-chain coordinator: gas per call and per round, seconds per round.
 
 Targets: a full round (first report commitment to settle) at most 600k gas; at most 2 s per round on the
 embedded EVM and 0.5 s on anvil (excluding FHE: the round's digests are fixed stand-ins here).

@@ -5,7 +5,7 @@ For each size n the market is the linear family with one bp per unit on both sid
 ``repo-market equilibria`` (every breakpoint plus one bp beyond each end) has exactly n rates and the game is
 an n × n bimatrix. Times are wall-clock seconds, best and median of ``--repeats`` runs of
 ``market.equilibria.all_equilibria`` (payoff matrices, both best-response masks, classification), and of the
-D2 locus test for comparison. Target (issue 3): 400 × 400 in under 1 s.
+D2 locus test for comparison. Target: 400 × 400 in under 1 s.
 
 Usage: .venv/bin/python benchmarks/bench_equilibria.py [--sizes 200 400 ...] [--repeats 5] [--out FILE]
 Writes JSON (default bench-results/bench_equilibria.json) and prints a table.

@@ -17,7 +17,6 @@ from .errors import ChainInputError
 from .typed_contract import Sender, TypedContract
 
 WAD = 10**18
-MAX_AGENTS = 1024  # the contract's bound
 
 
 class StepRuleCode(enum.IntEnum):

@@ -1,4 +1,4 @@
-"""Faults at the command line (issue 15): exit status and one clean line after concrete has run, the data
+"""Faults at the command line: exit status and one clean line after concrete has run, the data
 directory's writer lock between concurrent processes, the isolated auditor, one evaluator bound."""
 from __future__ import annotations
 
