@@ -22,6 +22,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -31,6 +34,7 @@ from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, Coordinator, Coordi
                    InstructionPreimage, PhaseWindows, Side, blob_commitment, connect, evaluator_role)
 from chain.node import anvil_binary, start_anvil, stop_anvil  # noqa: E402
 from chain.paths import JOURNAL_FILE, chain_dir  # noqa: E402
+
 
 # [decided] round_gas was 600,000 before dealers committed to and revealed their own blobs (two more storage
 # slots and, net, one more transaction per round: two reveals replace the custodian's post)
@@ -233,9 +237,6 @@ def main(argv=None) -> int:
 
 
 def print_table(results: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     b = results["backends"]
     names = list(b)
     calls = Table(title="Coordinator gas per call (steady-state round)")

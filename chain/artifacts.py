@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
+from eth_utils import keccak
+
 from common import strict_json
 
 from ._io import write_atomic
@@ -115,7 +117,6 @@ def build_record(name: str) -> dict:
     method_identifiers; devdoc; userdoc; event_topics (event signature -> keccak256 topic 0).
     """
     import vyper
-    from eth_utils import keccak
     from vyper.compiler.settings import Settings
 
     path = source_path(name)

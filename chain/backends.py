@@ -13,8 +13,10 @@ import json
 from pathlib import Path
 from typing import Iterator
 
-from web3 import Web3
+from eth_utils import to_canonical_address
+from web3 import EthereumTesterProvider, Web3
 
+from .node import RpcReplyError, checked_web3_provider
 from common import strict_json
 from common.hex import hex0x
 
@@ -160,7 +162,6 @@ def open_node(rpc_url: str, data_dir: Path, *, read_only: bool) -> NodeBackend:
     ``data_dir/chain/index/<chain id>/`` unless ``read_only`` (the auditor reads events from the node)."""
     if not isinstance(rpc_url, str) or not rpc_url.startswith(("http://", "https://")):
         raise ChainInputError(f"rpc_url must be an http(s) URL, got {rpc_url!r}")
-    from .node import RpcReplyError, checked_web3_provider
 
     provider = checked_web3_provider(rpc_url, request_kwargs={"timeout": 30}, exception_retry_configuration=None)
     w3 = Web3(provider)
@@ -215,7 +216,6 @@ def open_embedded_read_only(data_dir: Path, seed: int) -> JournaledBackend:
 
 def _fresh_evm(seed: int) -> Web3:
     from eth_tester import EthereumTester, PyEVMBackend
-    from web3 import EthereumTesterProvider
 
     return Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend(genesis_state=_genesis_state(seed)))))
 
@@ -223,7 +223,6 @@ def _fresh_evm(seed: int) -> Web3:
 def _genesis_state(seed: int) -> dict:
     from eth_tester import PyEVMBackend
     from eth_tester.backends.pyevm.main import get_default_account_state
-    from eth_utils import to_canonical_address
 
     state = dict(PyEVMBackend.generate_genesis_state(num_accounts=1))  # key 1: the faucet
     for role in GENESIS_ROLES:

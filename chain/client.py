@@ -22,7 +22,7 @@ from .accounts import DEPLOYER, DEV_SEED, ChainAccount, account_for, check_role
 from .artifacts import Artifact, compile_contract
 from .backends import JournaledBackend, NodeBackend, open_embedded, open_embedded_read_only, open_node
 from .errors import ChainError, ChainInputError, JournalError, as_chain_error
-from .events import EventDecoder, EventRecord
+from .events import EventDecoder, EventRecord, raw_log
 from .paths import ARTIFACTS_DIR, chain_dir
 
 ETHER = 10**18
@@ -303,8 +303,6 @@ class Chain:
         )
 
     def _decode(self, log: Any) -> EventRecord | None:
-        from .events import raw_log
-
         entry = raw_log(log)
         decoder = self._decoders.get(entry["address"])
         return decoder.decode(entry) if decoder else None

@@ -15,6 +15,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
 from .accounts import DEPLOYER
+from .artifacts import compile_contract, pinned_compiler_problem
 from .checks import check_address, check_bytes32, check_uint
 from .client import Chain, TxResult
 from .errors import ChainInputError
@@ -531,8 +532,6 @@ class Coordinator(TypedContract):
         """What is wrong with the code at this address, [] if nothing: its code part must be
         chain/contracts/Coordinator.vy compiled now with the pinned compiler (no artifact cache is
         trusted), and its immutables section must be ``published.immutables()`` word for word."""
-        from .artifacts import compile_contract, pinned_compiler_problem
-
         problems = [p for p in (pinned_compiler_problem(),) if p]
         fresh = compile_contract("Coordinator", None)
         code = self.chain.code_at(self.address, block)

@@ -2,6 +2,9 @@
 line catches it), and one type, :class:`ChainError`, for every revert, whatever the backend."""
 from __future__ import annotations
 
+import requests
+from web3.exceptions import ContractLogicError, ProviderConnectionError, Web3RPCError
+
 _REVERT_PREFIXES = ("execution reverted: ", "execution reverted:", "VM Exception while processing transaction: revert ")
 
 
@@ -52,7 +55,6 @@ def revert_reason(message: str) -> str:
 def as_chain_error(exc: BaseException, url: str | None = None) -> ChainError | None:
     """Map a backend exception to ChainError (or ChainUnavailable); None if it is not a chain refusal."""
     from eth_tester.exceptions import TransactionFailed
-    from web3.exceptions import ContractLogicError, ProviderConnectionError, Web3RPCError
 
     if isinstance(exc, ChainError):
         return exc
@@ -71,6 +73,4 @@ def as_chain_error(exc: BaseException, url: str | None = None) -> ChainError | N
 
 
 def _is_connection_error(exc: BaseException) -> bool:
-    import requests
-
     return isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError))

@@ -33,6 +33,8 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from web3 import HTTPProvider
+
 from common import strict_json
 
 from .errors import ChainPackageError
@@ -208,8 +210,6 @@ def checked_web3_provider(url: str, **kwargs):
     """web3's HTTPProvider whose every reply passes :func:`check_rpc_reply` before web3 reads it (a
     malformed reply becomes one error naming the node, the method and the value, not a decoding error
     deep inside web3)."""
-    from web3 import HTTPProvider
-
     class CheckedHTTPProvider(HTTPProvider):
         def make_request(self, method, params):
             reply = super().make_request(method, params)

@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.progress import Progress
 
 from chain import Chain, connect
 from chain.clearing import ClearingTerms, StepRuleCode, deploy_clearing, from_wad, to_wad
@@ -150,9 +152,6 @@ class _Progress:
     """A rich progress bar on stderr (never stdout: --json keeps stdout for the one document)."""
 
     def __init__(self, total: int):
-        from rich.console import Console
-        from rich.progress import Progress
-
         self._p = Progress(console=Console(file=sys.stderr), transient=True)
         self._p.start()
         self._task = self._p.add_task("clearing rounds on chain", total=total)

@@ -10,6 +10,9 @@ from pathlib import Path
 import numpy as np
 
 from common.plotting import pyplot, save_figure
+from market.equilibria import all_equilibria
+from market.game import play
+from market.selection import Instruction, select_equilibrium
 from protocol.deployment import Deployment
 from protocol.layout import ROUNDS_PLOT, TIMINGS_PLOT, write_json
 
@@ -106,8 +109,6 @@ def leakage_statement(selected: dict) -> dict:
 
 def selected_from_instruction(instr: dict) -> dict:
     """The JSON ``selected`` object from a dealer's opened instruction (r_bd may be a half bp)."""
-    from market.selection import Instruction
-
     if not instr["trade"]:
         return {"trade": False, "volume": 0, "r_mm": 0, "r_rm": 0, "r_bd": 0, "joint_profit": 0}
     q, r_mm, r_rm = instr["volume"], instr["r_mm"], instr["r_rm"]
@@ -122,10 +123,6 @@ def round_summary(dep: Deployment, round_id: int, plan, run: dict, ledger_round:
     None when the round closed at a deadline before the custodian instructed);
     the plaintext reference ``select_equilibrium`` on the true schedules is printed next to it.
     """
-    from market.equilibria import all_equilibria
-    from market.game import play
-    from market.selection import select_equilibrium
-
     rs = dep.coordinator.round(round_id)
     schedules = plan.schedules()
     eq = all_equilibria(schedules)

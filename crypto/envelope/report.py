@@ -10,6 +10,7 @@ from crypto.envelope.binding import Binding, exact_int, normalize_contract, repo
 from crypto.envelope.sealed import SealedReport, open_envelope, parse_envelope, plaintext_bytes, seal_message
 from crypto.errors import BindingMismatchError, ReportValueError
 from crypto.identity import IdentityKeys, PublicIdentity
+from market.terms import report_offsets, validate_report
 
 if TYPE_CHECKING:
     from crypto.envelope.replay import ReplayCache
@@ -97,7 +98,6 @@ class DealerReport:
         (``market.terms.MarketTerms``) and converted to offsets ``rate - terms.base_rate``."""
         if role not in DEALER_SIDES:
             raise ReportValueError(f"report.role: {role!r} is not a dealer role {sorted(DEALER_SIDES)}")
-        from market.terms import report_offsets, validate_report
 
         try:
             validate_report(terms, DEALER_SIDES[role], rates, hurdle)
@@ -169,8 +169,6 @@ class DealerReport:
     def validate(self, terms) -> None:
         """Check against published terms with ``market.terms.validate_report`` (length N+1, monotone,
         offsets and hurdle within their bit widths); raises :class:`ReportValueError`."""
-        from market.terms import validate_report
-
         try:
             validate_report(terms, self.side, self.rates(terms), self.hurdle)
         except ValueError as error:

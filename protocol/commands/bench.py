@@ -11,7 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from protocol.cli import UsageError
+from protocol.cli import ReportedFailure, UsageError
 
 HELP = "run a benchmark script and write its JSON"
 DESCRIPTION = __doc__
@@ -49,13 +49,9 @@ def run(args) -> int:
     result = subprocess.run([sys.executable, str(script), *extra], cwd=ROOT,
                             stdout=sys.stderr if args.json else None)
     if result.returncode != 0:
-        from protocol.cli import ReportedFailure
-
         raise ReportedFailure(f"benchmarks/bench_{args.name}.py exited with status {result.returncode}")
     if args.json:
         if not out.exists():
-            from protocol.cli import ReportedFailure
-
             raise ReportedFailure(f"benchmarks/bench_{args.name}.py wrote no JSON at {out}")
         print(out.read_text().strip())
     return 0

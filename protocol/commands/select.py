@@ -14,7 +14,13 @@ import json
 import time
 from pathlib import Path
 
-from protocol.cli import UsageError
+from crypto.encoding import digest
+from market.limits import MAX_MARKET_GRID, MAX_RATE_BITS, MAX_RATE_BP, MIN_MARKET_GRID, MIN_RATE_BITS
+from market.selection import select_equilibrium
+from market.terms import MarketTerms, ReportError, report_offsets, validate_report
+from protocol.cli import UsageError, check_option, given, load_schedules_option
+from protocol.deployment import circuit_cache
+from protocol.layout import DataDir
 
 DEFAULT_HURDLE_BITS = 8
 HELP = "run the contract's selection rule on one pair of reports (plain, simulated or real FHE)"
@@ -38,9 +44,6 @@ def configure(parser) -> None:
 
 
 def _terms_and_schedules(args):
-    from market.terms import MarketTerms, ReportError, validate_report
-    from protocol.cli import given, load_schedules_option
-
     schedules = load_schedules_option(args.schedules)
     base = args.base_rate if args.base_rate is not None else int(min(schedules.b[0], schedules.a[-1]))
     try:
@@ -59,9 +62,6 @@ def _terms_and_schedules(args):
 
 
 def validate(args) -> None:
-    from market.limits import MAX_RATE_BITS, MAX_RATE_BP, MIN_RATE_BITS
-    from protocol.cli import check_option, given
-
     for name, value in (("--hurdle-mm", args.hurdle_mm), ("--hurdle-rm", args.hurdle_rm)):
         if value < 0:
             raise UsageError(f"{name} {value}: must be >= 0 bp")
@@ -79,8 +79,6 @@ def validate(args) -> None:
             raise UsageError(f"--hurdle-bits {args.hurdle_bits}: must not exceed the offset width (default "
                              f"{args.rate_bits} bits; give --rate-bits {args.hurdle_bits} or more)")
     if args.backend != "plain":
-        from market.limits import MAX_MARKET_GRID, MIN_MARKET_GRID
-
         _, schedules = _terms_and_schedules(args)
         if not MIN_MARKET_GRID <= schedules.grid <= MAX_MARKET_GRID:  # the same market limits as demo's --grid
             raise UsageError(f"--schedules {args.schedules}: volume grid 0..{schedules.grid}; the circuit "
@@ -88,8 +86,6 @@ def validate(args) -> None:
 
 
 def run(args) -> int:
-    from market.selection import select_equilibrium
-
     terms, schedules = _terms_and_schedules(args)
     timings: dict[str, float] = {}
     doc: dict = {"backend": args.backend}
@@ -114,13 +110,9 @@ def _run_circuit(args, terms, schedules, timings):
     """One report per dealer through the roles of protocol.backend: the custodian's keys, each dealer's blob,
     the evaluator's checks and evaluation, the custodian's decryption of the output only."""
     from crypto.circuit import peak_rss_bytes
-    from crypto.encoding import digest
     from crypto.fhe_keys import SECRET_KEY_FILE
-    from market.terms import report_offsets
     from protocol.backend import (CustodianSide, DealerSide, EvaluatorSide, load_circuit, load_simulation_circuit,
                                   report_binding)
-    from protocol.deployment import circuit_cache
-    from protocol.layout import DataDir
 
     layout = DataDir(Path(args.data_dir))
     cache = circuit_cache(layout)
