@@ -16,8 +16,8 @@ class ReplayCache:
 
     In memory, or persisted to ``path`` (JSON ``{binding key: envelope digest}``, public data only,
     written atomically) so a restarted custodian still rejects replays. One envelope per binding
-    [decided]: a dealer reports once per round; a different envelope for an already-used binding is
-    refused too, so a report cannot be swapped after its receipt was issued.
+    [decided]: a role sends one message per purpose and round; a different envelope for an already-used
+    binding is refused too, so a message cannot be swapped after it was accepted.
     """
 
     def __init__(self, path: Path | None = None) -> None:
