@@ -26,14 +26,17 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
 from common import strict_json
 
 from .errors import ChainInputError
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 DEALER_MM = "dealer_mm"
 DEALER_RM = "dealer_rm"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from eth_utils import to_canonical_address
 from web3 import EthereumTesterProvider, Web3
@@ -20,13 +20,16 @@ from .node import RpcReplyError, checked_web3_provider
 from common import strict_json
 from common.hex import hex0x
 
-from .accounts import (AUDITOR, CLIENT_MM, CLIENT_RM, CUSTODIAN, DEALER_MM, DEALER_RM, DEPLOYER, ChainAccount,
-                       account_for, account_from_key, evaluator_role)
+from .accounts import (AUDITOR, CLIENT_MM, CLIENT_RM, CUSTODIAN, DEALER_MM, DEALER_RM, DEPLOYER, account_for,
+                       account_from_key, evaluator_role)
 from .errors import ChainInputError, ChainUnavailable, JournalError
 from .events import EventIndex
 from .journal import Journal
 from .paths import CONFIG_FILE, INDEX_DIR, JOURNAL_FILE, chain_dir
 from .snapshot import SNAPSHOT_EVERY, load_snapshot, save_snapshot, snapshot_path
+
+if TYPE_CHECKING:
+    from .accounts import ChainAccount
 
 GAS_MARGIN = 1.25  # gas limit = estimate * margin: estimates are exact for our contracts, margin is cheap
 EMBEDDED_CALL_GAS_CAP = 2_000_000

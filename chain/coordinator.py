@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
@@ -17,9 +18,12 @@ from eth_utils import to_checksum_address
 from .accounts import DEPLOYER
 from .artifacts import compile_contract, pinned_compiler_problem
 from .checks import check_address, check_bytes32, check_uint
-from .client import Chain, TxResult
 from .errors import ChainInputError
-from .typed_contract import Sender, TypedContract
+from .typed_contract import TypedContract
+
+if TYPE_CHECKING:
+    from .client import Chain, TxResult
+    from .typed_contract import Sender
 
 MAX_EVALUATORS = 16  # the contract's bound on the evaluator list
 _UINT128 = 2**128
@@ -564,7 +568,6 @@ class Coordinator(TypedContract):
             evaluators=tuple(v("evaluators", i) for i in range(n)), threshold=int(v("threshold")),
             windows=PhaseWindows(**{name: int(v(f"{name}_window")) for name in WINDOW_NAMES}),
         )
-
 
 
 def deploy_coordinator(chain: Chain, terms: CoordinatorTerms, sender: Sender = DEPLOYER) -> Coordinator:

@@ -2,12 +2,17 @@
 files: ``common.plotting.save_figure`` or ``fig.savefig`` does)."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from common.plotting import pyplot
-from market.equilibria import EquilibriumSet, payoff_matrices
-from market.schedules import Schedules
-from market.selection import Instruction
+from market.equilibria import payoff_matrices
+
+if TYPE_CHECKING:
+    from market.equilibria import EquilibriumSet
+    from market.schedules import Schedules
+    from market.selection import Instruction
 
 __all__ = ["payoff_map_figure", "simulation_figures", "SIMULATION_FIGURES"]
 

@@ -6,22 +6,22 @@ is on chain or named by the custodian's attestation, and ``verify`` compares it 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from common.hex import to_hex
 from common.plotting import pyplot, save_figure
 from market.equilibria import all_equilibria
 from market.game import play
 from market.selection import Instruction, select_equilibrium
-from protocol.deployment import Deployment
 from protocol.layout import ROUNDS_PLOT, TIMINGS_PLOT, write_json
+
+if TYPE_CHECKING:
+    from protocol.deployment import Deployment
 
 __all__ = ["write_transcript", "transcript_fields", "history_anchors", "round_summary", "leakage_statement",
            "write_plots"]
-
-
-def _h(b: bytes) -> str:
-    return b.hex()
 
 
 def transcript_fields(dep: Deployment, rs, votes: dict) -> dict:
@@ -32,13 +32,13 @@ def transcript_fields(dep: Deployment, rs, votes: dict) -> dict:
         "phase": rs.phase.name,
         "trade": rs.trade,
         "digests": {
-            "commitment_mm": _h(rs.report_commitment_mm), "commitment_rm": _h(rs.report_commitment_rm),
-            "blob_commitment_mm": _h(rs.blob_commitment_mm), "blob_commitment_rm": _h(rs.blob_commitment_rm),
-            "ciphertext_mm": _h(rs.ciphertext_digest_mm), "ciphertext_rm": _h(rs.ciphertext_digest_rm),
-            "output": _h(rs.output_digest), "attestation": _h(rs.attestation_digest),
-            "instruction_commitment": _h(rs.instruction_commitment),
+            "commitment_mm": to_hex(rs.report_commitment_mm), "commitment_rm": to_hex(rs.report_commitment_rm),
+            "blob_commitment_mm": to_hex(rs.blob_commitment_mm), "blob_commitment_rm": to_hex(rs.blob_commitment_rm),
+            "ciphertext_mm": to_hex(rs.ciphertext_digest_mm), "ciphertext_rm": to_hex(rs.ciphertext_digest_rm),
+            "output": to_hex(rs.output_digest), "attestation": to_hex(rs.attestation_digest),
+            "instruction_commitment": to_hex(rs.instruction_commitment),
         },
-        "votes": {k: _h(v) for k, v in votes.items()},
+        "votes": {k: to_hex(v) for k, v in votes.items()},
         "records": {side: None if rs.record(side) is None else {"rate": rs.record(side).rate,
                                                                   "volume": rs.record(side).volume}
                     for side in ("mm", "rm")},

@@ -18,13 +18,16 @@ Rounds beyond 4 draw theta shocks and hurdles from the seeded generator.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from market.schedules import apply_theta, linear_schedules, make_schedules
 from market.selection import select_equilibrium
-from protocol.deployment import Deployment
 from protocol.layout import write_json
+
+if TYPE_CHECKING:
+    from protocol.deployment import Deployment
 
 __all__ = ["RoundPlan", "demo_plans", "deal_inputs", "DEFAULT_BASE_RATE", "R_LO"]
 

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from market import strict_json
+from common import strict_json
 from crypto.encoding import constant_time_equal, from_hex, to_hex
-from crypto.envelope.binding import Binding
 from crypto.errors import ReplayError
 from crypto.identity import write_public_file
+
+if TYPE_CHECKING:
+    from crypto.envelope.binding import Binding
 
 
 class ReplayCache:
