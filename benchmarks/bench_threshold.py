@@ -28,7 +28,8 @@ from machine import machine  # noqa: E402  (benchmarks/machine.py)
 from crypto.circuit import SelectionCircuit, unwrap_blob  # noqa: E402
 from crypto.fhe_keys import CustodianFheKeys  # noqa: E402
 from crypto.fhe_runtime import reexec_with_fixed_plan  # noqa: E402
-from crypto.threshold import KeyHolder, ThresholdParams, combine, deal_key, deal_slots, margin, read_output  # noqa: E402
+from crypto.threshold import (  # noqa: E402
+    KeyHolder, ThresholdParams, combine, deal_key, deal_slots, margin, read_output)
 from market.terms import MarketTerms  # noqa: E402
 
 

@@ -318,7 +318,8 @@ def render_protocol() -> str:
 
 
 def render_fhe() -> str:
-    """The shipped circuit (flat steps, exact per-Q survivor thresholds) next to the one before it, measured interleaved in one process."""
+    """The shipped circuit (flat steps, exact per-Q survivor thresholds) next to the one before it, measured
+    interleaved in one process."""
     d = _load("fhe")
     cmp = d["issue14_old_vs_new"]
     rows = []

@@ -16,8 +16,8 @@ from .events import EventRecord
 __all__ = [
     "PHASE_TRANSITIONS", "PHASE_WINDOW", "StateWord", "WINDOW_NAMES",
     "AUDITOR", "CLIENT_MM", "CLIENT_RM", "CUSTODIAN", "DEALER_MM", "DEALER_RM", "DEPLOYER",
-    "Artifact", "Chain", "ChainAccount", "ChainError", "ChainInputError", "ChainPackageError", "ChainUnavailable", "Coordinator",
-    "CoordinatorTerms", "EventRecord", "ExecutionRecord", "ForfeitReason", "InstructionPreimage", "JournalError",
-    "PhaseWindows", "RoundPhase", "RoundState", "Side", "TxResult", "compile_contract", "connect",
+    "Artifact", "Chain", "ChainAccount", "ChainError", "ChainInputError", "ChainPackageError", "ChainUnavailable",
+    "Coordinator", "CoordinatorTerms", "EventRecord", "ExecutionRecord", "ForfeitReason", "InstructionPreimage",
+    "JournalError", "PhaseWindows", "RoundPhase", "RoundState", "Side", "TxResult", "compile_contract", "connect",
     "blob_commitment", "deploy_coordinator", "evaluator_role", "instruction_commitment",
 ]

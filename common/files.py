@@ -27,7 +27,10 @@ def write_file_atomic(path: Path, data: bytes, *, mode: int = 0o644, overwrite: 
     if not overwrite and path.exists():
         raise FileExistsError(f"{path}: exists; refusing to overwrite (pass overwrite=True)")
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except OSError as exc:  # name the file the caller asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     try:
         os.fchmod(fd, mode)  # the process umask may have narrowed or the mode must be exact
         view = memoryview(data)

@@ -26,9 +26,9 @@ import numpy as np
 
 from crypto.encoding import canonical_bytes, canonical_loads, digest
 
-__all__ = ["BACKENDS", "BackendError", "load_circuit", "load_simulation_circuit", "DealerSide", "CustodianSide", "EvaluatorSide",
+__all__ = ["BACKENDS", "BackendError", "load_circuit", "DealerSide", "CustodianSide", "EvaluatorSide",
            "decode_output", "encode_output", "digit_count", "invalid_sides", "report_binding",
-           "SIMULATE_DIGIT_LIMIT", "MAX_SIMULATE_BLOB_BYTES"]
+           "SIMULATE_DIGIT_LIMIT", "MAX_SIMULATE_BLOB_BYTES", "load_simulation_circuit"]
 
 BACKENDS = ("fhe", "simulate")
 # [decided] what a simulate blob's digit may hold: the plaintext space an unproven TFHE-rs LWE carries below

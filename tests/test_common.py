@@ -22,9 +22,10 @@ def test_atomic_write_sets_the_mode_refuses_to_overwrite_and_leaves_no_temporary
     assert sorted(os.listdir(path.parent)) == ["b.bin"]
 
 
-def test_atomic_write_without_its_folder_fails_and_names_nothing_half_written(tmp_path):
-    with pytest.raises(FileNotFoundError):
+def test_a_failed_write_names_the_target_and_leaves_nothing(tmp_path):
+    with pytest.raises(FileNotFoundError) as missing:
         write_file_atomic(tmp_path / "missing" / "x", b"x")
+    assert missing.value.filename == str(tmp_path / "missing" / "x")  # not the temporary file's name
     assert list(tmp_path.iterdir()) == []
 
 

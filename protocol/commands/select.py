@@ -122,8 +122,8 @@ def _run_circuit(args, terms, schedules, timings):
     # address as contract and round 1 -- no market's coordinator lives at the zero address, so none accepts them
     bindings = {side: report_binding(1, "0x" + "00" * 20, 1, side) for side in reports}
     simulated = args.backend == "simulate"
-    _progress(args, f"compiling or loading the circuit for simulation (N = {terms.grid}; cache {cache}) …" if simulated
-              else f"compiling or loading the circuit for N = {terms.grid} (cache {cache}) …")
+    what = f"for simulation (N = {terms.grid}; cache {cache})" if simulated else f"for N = {terms.grid} (cache {cache})"
+    _progress(args, f"compiling or loading the circuit {what} …")
     started = time.perf_counter()
     circuit = load_simulation_circuit(terms, cache) if simulated else load_circuit(terms, cache)
     timings["compile_or_load"] = time.perf_counter() - started
@@ -147,7 +147,8 @@ def _run_circuit(args, terms, schedules, timings):
         _progress(args, "checking both reports and evaluating the circuit on them (evaluator) …")
     started = time.perf_counter()
     evaluator = EvaluatorSide(args.backend, circuit, public_key)
-    output = evaluator.evaluate(evaluation_keys, *(evaluator.open_report(blobs[side], bindings[side]) for side in reports))
+    inputs = [evaluator.open_report(blobs[side], bindings[side]) for side in reports]
+    output = evaluator.evaluate(evaluation_keys, *inputs)
     timings["evaluate"] = time.perf_counter() - started
     started = time.perf_counter()
     out = custodian.decrypt(output)
