@@ -1,4 +1,4 @@
-"""Benchmark of the contract-clearing allocation mechanism (issue 7).
+"""Benchmark of the contract-clearing allocation mechanism.
 
 Targets: KKT equilibrium by bisection for n = 10^6 agents in <= 1 s; Algorithm 1 for n = 10^5 agents and
 1,000 iterations in <= 5 s; the 1,000-replication fee sweep (21 fees x every baseline, the centralized one
@@ -23,12 +23,17 @@ import time
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
+from chain import connect  # noqa: E402
+from chain.clearing import Clearing  # noqa: E402
+from chain.node import start_anvil as launch  # noqa: E402
 from market.allocation import (  # noqa: E402
     StepRule,
     adjust_prices,
@@ -38,6 +43,8 @@ from market.allocation import (  # noqa: E402
     solve_equilibrium,
 )
 from market.allocation.experiments import fee_sweep  # noqa: E402
+from protocol.clearing_agents import run_onchain_clearing  # noqa: E402
+
 
 TARGETS = {"bisection_1e6": 1.0, "algorithm1_1e5_x1000": 5.0, "fee_sweep_1000": 60.0}
 
@@ -82,17 +89,11 @@ def bench_fee_sweep(repeats: int) -> dict:
 
 
 def bench_gas(rounds: int, rpc_url: str | None, start_anvil: bool) -> dict:
-    from chain import connect
-    from chain.clearing import Clearing
-    from protocol.clearing_agents import run_onchain_clearing
-
     agents = draw_log_linear(np.random.default_rng(3), 20)
     eta = float(1.0 / lipschitz_bound(agents, 0.5))
     with tempfile.TemporaryDirectory() as tmp:
         node_dir = Path(tmp) / "node"
         if start_anvil:
-            from chain.node import start_anvil as launch
-
             rpc_url = launch(node_dir).url
         try:
             chain = connect(Path(tmp) / "data", rpc_url)
@@ -136,9 +137,6 @@ def main() -> int:
     args = parser.parse_args()
     if args.repeats < 1:
         parser.error(f"--repeats = {args.repeats}: must be at least 1")
-
-    from rich.console import Console
-    from rich.table import Table
 
     err = Console(stderr=True)
     rows = []

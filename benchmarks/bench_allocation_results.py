@@ -1,4 +1,4 @@
-"""The measured figures of docs/ALLOCATION_RESULTS.md §2–§5, from the experiments themselves (issue 11).
+"""The measured figures of docs/ALLOCATION_RESULTS.md §2–§5, from the experiments themselves.
 
 Runs, with seed 0 and the replications the doc states, every experiment `repo-market experiment NAME` runs
 (the same pure functions of ``market.allocation.experiments``, through the same ``EXPERIMENTS`` table and
@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -33,7 +35,9 @@ from market.allocation import LogLinear, StepRule, adjust_prices, draw_log_linea
 from market.allocation import lipschitz_bound, solve_equilibrium  # noqa: E402
 from market.allocation.experiments import EXPERIMENTS  # noqa: E402
 from protocol.allocation_report import headline, to_jsonable  # noqa: E402
+from protocol.clearing_agents import run_onchain_clearing  # noqa: E402
 from protocol.commands.experiment import _fmt  # noqa: E402
+
 
 # (key in the JSON, experiment, keyword arguments): the replications are the ones the doc states
 RUNS = (
@@ -150,8 +154,6 @@ def run_experiments(seed: int) -> dict:
 def worked_example_1(rpc_url: str | None) -> dict:
     """μ* of worked example 1 by bisection, by Algorithm 1 (the `allocate --method adjust` defaults) and on
     chain (η = 0.5, γ = 0, tol 1e-9: the contract declares convergence), as in the doc's §7 commands."""
-    from protocol.clearing_agents import run_onchain_clearing
-
     agents = LogLinear([10.0, 15.0, 20.0], [1.0, 1.0, 1.0])
     tau, g, m = 0.5, 0.0, 5.0
     eq = solve_equilibrium(agents, tau, g, m)
@@ -171,8 +173,6 @@ def worked_example_1(rpc_url: str | None) -> dict:
 
 def twenty_agents(seed: int, rpc_url: str | None) -> dict:
     """The run of test_twenty_agents_fifty_rounds_match_the_float_reference: 20 agents × 50 rounds, m = 50."""
-    from protocol.clearing_agents import run_onchain_clearing
-
     agents = draw_log_linear(np.random.default_rng(seed), 20)
     eta = float(1.0 / lipschitz_bound(agents, 0.5))
     with tempfile.TemporaryDirectory() as tmp:
@@ -210,9 +210,6 @@ def main() -> int:
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=2) + "\n")
     tmp.replace(args.out)
-
-    from rich.console import Console
-    from rich.table import Table
 
     table = Table(title=f"allocation results (seed {args.seed}, {doc['wall_seconds']:.0f} s)")
     for col in ("experiment", "replications", "seconds", "headline"):

@@ -5,7 +5,7 @@ installed, on anvil; writes its transcripts; then runs the auditor read-only, as
 and reports: the history checks (every event read from the node, the sender of every transaction, the
 phase machine, the deadlines, the money, the balance at every block with an event, storage against the
 events), the whole audit, the replays, the number of checks, and -- with ``--backend fhe`` -- the audit
-time against the evaluation time it replays (one evaluation per round). Targets (audit issue): history
+time against the evaluation time it replays (one evaluation per round). Targets: history
 checks <= 2 s for a 4-round market; verify <= 1.1 x the FHE evaluation it replays.
 
 Usage: .venv/bin/python benchmarks/bench_audit.py [--backend simulate|fhe] [--grid 6] [--rounds 4] [--out FILE]
@@ -23,19 +23,25 @@ import tempfile
 import time
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
+from chain.node import anvil_binary, start_anvil, stop_anvil  # noqa: E402
+from crypto.fhe_runtime import reexec_with_fixed_plan  # noqa: E402
+from market.terms import MarketTerms  # noqa: E402
+from protocol.audit import Auditor  # noqa: E402
+from protocol.deployment import create_market, open_market  # noqa: E402
+from protocol.report import write_transcript  # noqa: E402
+from protocol.rounds import RoundDriver, next_round_id  # noqa: E402
+from protocol.scenario import DEFAULT_BASE_RATE, deal_inputs, demo_plans  # noqa: E402
+
 
 def build_market(path: Path, *, backend: str, grid: int, rounds: int, rpc_url: str | None) -> dict:
-    from market.terms import MarketTerms
-    from protocol.deployment import create_market
-    from protocol.report import write_transcript
-    from protocol.rounds import RoundDriver, next_round_id
-    from protocol.scenario import DEFAULT_BASE_RATE, deal_inputs, demo_plans
-
     dep = create_market(path, MarketTerms(grid=grid, base_rate=DEFAULT_BASE_RATE), backend=backend,
                         evaluators=2, threshold=2, rpc_url=rpc_url)
     driver = RoundDriver(dep, dep.circuit())
@@ -50,9 +56,6 @@ def build_market(path: Path, *, backend: str, grid: int, rounds: int, rpc_url: s
 
 
 def audit(path: Path) -> dict:
-    from protocol.audit import Auditor
-    from protocol.deployment import open_market
-
     start = time.perf_counter()
     report = Auditor(open_market(path, read_only=True)).run().as_dict()
     seconds = time.perf_counter() - start
@@ -63,10 +66,7 @@ def audit(path: Path) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from crypto.fhe_runtime import reexec_with_fixed_plan
-
     reexec_with_fixed_plan()  # evaluations and replays under the fixed FFT plan
-    from chain.node import anvil_binary, start_anvil, stop_anvil
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=("simulate", "fhe"), default="simulate")
@@ -103,9 +103,6 @@ def main(argv: list[str] | None = None) -> int:
            "chains": results}
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, indent=2) + "\n")
-
-    from rich.console import Console
-    from rich.table import Table
 
     table = Table(title=f"audit of a {args.rounds}-round market ({args.backend}, grid {args.grid}), seconds")
     for col in ("chain", "ok", "checks", "events", "history", "verify", "evaluation replayed", "ratio"):

@@ -25,6 +25,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -35,6 +38,7 @@ from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, Coordinator, Coordi
                    key_holder_role)
 from chain.node import anvil_binary, start_anvil, stop_anvil  # noqa: E402
 from chain.paths import JOURNAL_FILE, chain_dir  # noqa: E402
+
 
 # [decided] round_gas was 600,000 before dealers committed to and revealed their own blobs (two more storage
 # slots and, net, one more transaction per round: two reveals replace the custodian's post). It is the target of
@@ -268,9 +272,6 @@ def main(argv=None) -> int:
 
 
 def print_table(results: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     b = results["backends"]
     names = list(b)
     calls = Table(title="Coordinator gas per call (steady-state round)")

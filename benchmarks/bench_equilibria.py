@@ -5,7 +5,7 @@ For each size n the market is the linear family with one bp per unit on both sid
 ``repo-market equilibria`` (every breakpoint plus one bp beyond each end) has exactly n rates and the game is
 an n × n bimatrix. Times are wall-clock seconds, best and median of ``--repeats`` runs of
 ``market.equilibria.all_equilibria`` (payoff matrices, both best-response masks, classification), and of the
-D2 locus test for comparison. Target (issue 3): 400 × 400 in under 1 s.
+D2 locus test for comparison. Target: 400 × 400 in under 1 s.
 
 Usage: .venv/bin/python benchmarks/bench_equilibria.py [--sizes 200 400 ...] [--repeats 5] [--out FILE]
 Writes JSON (default bench-results/bench_equilibria.json) and prints a table.
@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -29,6 +31,7 @@ from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
 from market import equilibrium_volumes, linear_schedules  # noqa: E402
 from market.equilibria import all_equilibria, rate_grid  # noqa: E402
+
 
 DEFAULT_SIZES = (200, 400, 600, 800, 1000, 1200, 1400, 1600, 1800, 2000)
 R_LO = 100
@@ -78,9 +81,6 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--sizes {min(args.sizes)}: need at least 4 rate points")
     if args.repeats < 1:
         parser.error(f"--repeats {args.repeats}: need at least 1")
-
-    from rich.console import Console
-    from rich.table import Table
 
     console = Console(stderr=True)
     rows = []

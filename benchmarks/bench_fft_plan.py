@@ -17,20 +17,19 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
-from crypto.fhe_runtime import environment_with_fixed_plan  # noqa: E402
+from crypto.fhe_runtime import environment_with_fixed_plan, fixed_plan_active  # noqa: E402
 
 
 def measure(lookups: int, runs: int) -> dict:
     """In this process: best CPU seconds of ``runs`` evaluations of ``lookups`` 4-bit lookups."""
-    import numpy as np
     from concrete import fhe
-
-    from crypto.fhe_runtime import fixed_plan_active
 
     table = fhe.LookupTable([(7 * v + 3) % 16 for v in range(16)])
 

@@ -35,6 +35,7 @@ import math
 import os
 import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -47,6 +48,8 @@ sys.path.insert(0, str(ROOT))
 
 from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
+from crypto.circuit.shape import CircuitShape  # noqa: E402
+from crypto.encoding import canonical_loads  # noqa: E402
 from crypto.tfhers import (  # noqa: E402
     PRODUCTION_PARAMETERS,
     TEST_ONLY_FLAG,
@@ -60,11 +63,10 @@ from crypto.tfhers import (  # noqa: E402
     owner_report_binding,
     seal_owner_report,
 )
-from crypto.encoding import canonical_loads  # noqa: E402
-from crypto.circuit.shape import CircuitShape  # noqa: E402
-from crypto.tfhers import owner_encryption  # noqa: E402
+from crypto.tfhers import digit_type, inject_client_key, owner_encryption, to_native_digits  # noqa: E402
 from crypto.tfhers.owner_encryption import phase_errors  # noqa: E402
 from market.terms import MarketTerms  # noqa: E402
+
 
 TARGETS = {"encrypt_prove_s": 2.0, "verify_s": 1.0, "blob_bytes": 1_200_000}
 GRIDS = (16, 32)
@@ -209,7 +211,6 @@ def bench_noise(work: Path, total: int, batch: int) -> dict:
     from concrete import fhe
     from scipy.stats import beta
 
-    from crypto.tfhers import digit_type, inject_client_key, to_native_digits
     from concrete.fhe import tfhers
 
     material = generate_public_key_material(work / "noise-keys", seed=10_000)
@@ -270,8 +271,6 @@ ZK_V2_NODE_TFHE = "1.7.0"
 
 
 def bench_zk_v2(digits: int = digit_count(16)) -> dict:
-    import subprocess
-
     prefix = ROOT / ".tools" / f"probe-node-tfhe-{ZK_V2_NODE_TFHE}"
     package = prefix / "node_modules" / "node-tfhe"
     if not (package / "package.json").is_file():

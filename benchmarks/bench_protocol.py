@@ -23,19 +23,23 @@ import tempfile
 import time
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
+from crypto.fhe_runtime import reexec_with_fixed_plan  # noqa: E402
+from protocol.demo import DEFAULT_GRID, run_demo  # noqa: E402
+
+
 STEPS = ("encrypt", "evaluate", "decrypt", "chain", "settle")  # "encrypt": each dealer encrypts its own report
 
 
 def main(argv: list[str] | None = None) -> int:
-    from crypto.fhe_runtime import reexec_with_fixed_plan
-
     reexec_with_fixed_plan()  # the protocol's evaluations run under the fixed FFT plan (replay)
-    from protocol.demo import DEFAULT_GRID, run_demo
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--backend", choices=("fhe", "simulate"), default="fhe")
@@ -85,9 +89,6 @@ def main(argv: list[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
-
-    from rich.console import Console
-    from rich.table import Table
 
     table = Table(title=f"protocol rounds ({args.backend}, grid {args.grid}, "
                         f"{args.threshold}-of-{args.evaluators} evaluators), seconds")

@@ -31,6 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
+from market.limits import MAX_MARKET_GRID, MIN_MARKET_GRID  # noqa: E402
+
+
 DEFAULT_GRIDS = (4, 8, 16, 32, 64)
 OLD_COMPILE = """
 import sys, time
@@ -95,7 +98,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--grids", type=int, nargs="+", default=list(DEFAULT_GRIDS))
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench_simulate.json")
     args = parser.parse_args(argv)
-    from market.limits import MAX_MARKET_GRID, MIN_MARKET_GRID
 
     for g in args.grids:
         if not MIN_MARKET_GRID <= g <= MAX_MARKET_GRID:

@@ -18,22 +18,25 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
+from crypto.circuit import SelectionCircuit, unwrap_blob  # noqa: E402
+from crypto.fhe_keys import CustodianFheKeys  # noqa: E402
+from crypto.fhe_runtime import reexec_with_fixed_plan  # noqa: E402
+from crypto.threshold import (  # noqa: E402
+    KeyHolder, ThresholdParams, combine, deal_key, deal_slots, margin, read_output)
+from market.terms import MarketTerms  # noqa: E402
+
+
 HOLDERS = ("key_holder_1", "key_holder_2", "key_holder_3")
 
 
 def run(grid: int, rounds: int, timed: int) -> dict:
-    import numpy as np
-
-    from crypto.circuit import SelectionCircuit, unwrap_blob
-    from crypto.fhe_keys import CustodianFheKeys
-    from crypto.threshold import KeyHolder, ThresholdParams, combine, deal_key, deal_slots, margin, read_output
-    from market.terms import MarketTerms
-
     load_before = os.getloadavg()[0]
     terms = MarketTerms(grid=grid, base_rate=100, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
     with tempfile.TemporaryDirectory() as tmp:
@@ -126,8 +129,6 @@ def print_table(doc: dict) -> None:
 
 
 def main() -> None:
-    from crypto.fhe_runtime import reexec_with_fixed_plan
-
     reexec_with_fixed_plan()  # evaluations run under the fixed FFT plan, as in the protocol
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grid", type=int, default=16)

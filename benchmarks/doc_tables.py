@@ -47,10 +47,6 @@ def _mb(nbytes: int) -> str:
     return f"{nbytes / 1e6:.0f} MB"
 
 
-def _gb(nbytes: int) -> str:
-    return f"{nbytes / 1e9:.1f} GB"
-
-
 def _table(header: list[str], rows: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
@@ -334,7 +330,8 @@ def render_protocol() -> str:
 
 
 def render_fhe() -> str:
-    """The shipped circuit (issue-14 rule) next to the one before it, measured interleaved in one process."""
+    """The shipped circuit (flat steps, exact per-Q survivor thresholds) next to the one before it, measured
+    interleaved in one process."""
     d = _load("fhe")
     cmp = d["issue14_old_vs_new"]
     rows = []

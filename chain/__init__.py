@@ -10,14 +10,14 @@ from .coordinator import (PHASE_TRANSITIONS, PHASE_WINDOW, Coordinator, Coordina
                           WINDOW_NAMES, ForfeitReason, InstructionPreimage, PhaseWindows, RoundPhase, RoundState, ShareStage,
                           Side, StateWord,
                           blob_commitment, deploy_coordinator, instruction_commitment)
-from .errors import ChainError, ChainInputError, ChainUnavailable, JournalError
+from .errors import ChainError, ChainInputError, ChainPackageError, ChainUnavailable, JournalError
 from .events import EventRecord
 
 __all__ = [
     "PHASE_TRANSITIONS", "PHASE_WINDOW", "StateWord", "WINDOW_NAMES",
     "AUDITOR", "CLIENT_MM", "CLIENT_RM", "CUSTODIAN", "DEALER_MM", "DEALER_RM", "DEPLOYER",
-    "Artifact", "Chain", "ChainAccount", "ChainError", "ChainInputError", "ChainUnavailable", "Coordinator",
-    "CoordinatorTerms", "EventRecord", "ExecutionRecord", "ForfeitReason", "InstructionPreimage", "JournalError",
-    "PhaseWindows", "RoundPhase", "RoundState", "ShareStage", "Side", "TxResult", "compile_contract", "connect",
-    "blob_commitment", "deploy_coordinator", "evaluator_role", "instruction_commitment", "key_holder_role",
+    "Artifact", "Chain", "ChainAccount", "ChainError", "ChainInputError", "ChainPackageError", "ChainUnavailable",
+    "Coordinator", "CoordinatorTerms", "EventRecord", "ExecutionRecord", "ForfeitReason", "InstructionPreimage",
+    "JournalError", "PhaseWindows", "RoundPhase", "RoundState", "ShareStage", "Side", "TxResult", "compile_contract",
+    "connect", "blob_commitment", "deploy_coordinator", "evaluator_role", "instruction_commitment", "key_holder_role",
 ]

@@ -26,13 +26,17 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from eth_account import Account
-from eth_account.signers.local import LocalAccount
 from eth_utils import keccak
 
+from common import strict_json
+
 from .errors import ChainInputError
-from ._io import JsonInputError, loads_json
+
+if TYPE_CHECKING:
+    from eth_account.signers.local import LocalAccount
 
 DEALER_MM = "dealer_mm"
 DEALER_RM = "dealer_rm"
@@ -166,10 +170,10 @@ def load_keystore(role: str, path: str | Path, password: bytes) -> ChainAccount:
     path = Path(path)
     where = f"--keystore {role}={path}"
     try:
-        data = loads_json(path.read_text())
+        data = strict_json.loads(path.read_text())
     except FileNotFoundError:
         raise ChainInputError(f"{where}: file not found") from None
-    except JsonInputError as exc:
+    except strict_json.JsonInputError as exc:
         raise ChainInputError(f"{where}: {exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ChainInputError(f"{where}: not JSON ({type(exc).__name__}); expected a keystore file") from None

@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
-from ._io import loads_json, write_atomic
+from eth_utils import keccak
+
+from common import strict_json
+
+from ._io import write_atomic
 
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
 BUILD_DIR = CONTRACTS_DIR / "build"
@@ -69,7 +73,7 @@ def compile_contract(name_or_path: str | Path, cache_dir: Path | None = None) ->
     ).hexdigest()
     cached = Path(cache_dir) / f"{digest}.json" if cache_dir is not None else None
     if cached is not None and cached.is_file():
-        data = loads_json(cached.read_text())
+        data = strict_json.loads(cached.read_text())
         if "runtime" in data:
             return Artifact(path.stem, tuple(data["abi"]), bytes.fromhex(data["bytecode"]),
                             bytes.fromhex(data["runtime"]), digest)
@@ -113,7 +117,6 @@ def build_record(name: str) -> dict:
     method_identifiers; devdoc; userdoc; event_topics (event signature -> keccak256 topic 0).
     """
     import vyper
-    from eth_utils import keccak
     from vyper.compiler.settings import Settings
 
     path = source_path(name)
@@ -165,7 +168,7 @@ def load_build(name: str) -> dict:
     path = build_path(name)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no checked-in build (python -m chain.artifacts --write)")
-    return loads_json(path.read_text())
+    return strict_json.loads(path.read_text())
 
 
 def write_builds(names=CONTRACT_NAMES) -> list[Path]:

@@ -11,19 +11,25 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from web3 import Web3
+from eth_utils import to_canonical_address
+from web3 import EthereumTesterProvider, Web3
 
-from ._io import hex0x, loads_json
-from .accounts import (AUDITOR, CLIENT_MM, CLIENT_RM, CUSTODIAN, DEALER_MM, DEALER_RM, DEPLOYER, ChainAccount,
-                       account_for, account_from_key, evaluator_role,
-                       key_holder_role)
+from .node import RpcReplyError, checked_web3_provider
+from common import strict_json
+from common.hex import hex0x
+
+from .accounts import (AUDITOR, CLIENT_MM, CLIENT_RM, CUSTODIAN, DEALER_MM, DEALER_RM, DEPLOYER, account_for,
+                       account_from_key, evaluator_role, key_holder_role)
 from .errors import ChainInputError, ChainUnavailable, JournalError
 from .events import EventIndex
 from .journal import Journal
 from .paths import CONFIG_FILE, INDEX_DIR, JOURNAL_FILE, chain_dir
 from .snapshot import SNAPSHOT_EVERY, load_snapshot, save_snapshot, snapshot_path
+
+if TYPE_CHECKING:
+    from .accounts import ChainAccount
 
 GAS_MARGIN = 1.25  # gas limit = estimate * margin: estimates are exact for our contracts, margin is cheap
 EMBEDDED_CALL_GAS_CAP = 2_000_000
@@ -159,7 +165,6 @@ def open_node(rpc_url: str, data_dir: Path, *, read_only: bool) -> NodeBackend:
     ``data_dir/chain/index/<chain id>/`` unless ``read_only`` (the auditor reads events from the node)."""
     if not isinstance(rpc_url, str) or not rpc_url.startswith(("http://", "https://")):
         raise ChainInputError(f"rpc_url must be an http(s) URL, got {rpc_url!r}")
-    from .node import RpcReplyError, checked_web3_provider
 
     provider = checked_web3_provider(rpc_url, request_kwargs={"timeout": 30}, exception_retry_configuration=None)
     w3 = Web3(provider)
@@ -214,7 +219,6 @@ def open_embedded_read_only(data_dir: Path, seed: int) -> JournaledBackend:
 
 def _fresh_evm(seed: int) -> Web3:
     from eth_tester import EthereumTester, PyEVMBackend
-    from web3 import EthereumTesterProvider
 
     return Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend(genesis_state=_genesis_state(seed)))))
 
@@ -222,7 +226,6 @@ def _fresh_evm(seed: int) -> Web3:
 def _genesis_state(seed: int) -> dict:
     from eth_tester import PyEVMBackend
     from eth_tester.backends.pyevm.main import get_default_account_state
-    from eth_utils import to_canonical_address
 
     state = dict(PyEVMBackend.generate_genesis_state(num_accounts=1))  # key 1: the faucet
     for role in GENESIS_ROLES:
@@ -231,7 +234,7 @@ def _genesis_state(seed: int) -> dict:
 
 
 def _recorded_seed(path: Path) -> int | None:
-    return loads_json(path.read_text())["seed"] if path.is_file() else None
+    return strict_json.loads(path.read_text())["seed"] if path.is_file() else None
 
 
 def _check_seed(path: Path, seed: int) -> None:

@@ -9,15 +9,18 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from .accounts import DEPLOYER
-from .client import Chain, TxResult
 from .checks import check_address, check_uint
 from .errors import ChainInputError
-from .typed_contract import Sender, TypedContract
+from .typed_contract import TypedContract
+
+if TYPE_CHECKING:
+    from .client import Chain, TxResult
+    from .typed_contract import Sender
 
 WAD = 10**18
-MAX_AGENTS = 1024  # the contract's bound
 
 
 class StepRuleCode(enum.IntEnum):
@@ -140,7 +143,6 @@ class Clearing(TypedContract):
                              step_rule=StepRuleCode(int(v("step_rule"))), report_window=int(v("report_window")),
                              tolerance=int(v("tolerance")), fee_per_unit=int(v("fee_per_unit")),
                              fixed_fee=int(v("fixed_fee")), mu0=0)
-
 
 
 def deploy_clearing(chain: Chain, terms: ClearingTerms, sender: Sender = DEPLOYER) -> Clearing:

@@ -12,17 +12,23 @@ import contextlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 from eth_utils import to_checksum_address
 
-from ._io import hex0x
+from common.hex import hex0x
+
 from .accounts import DEPLOYER, DEV_SEED, ChainAccount, account_for, check_role
-from .artifacts import Artifact, compile_contract
-from .backends import JournaledBackend, NodeBackend, open_embedded, open_embedded_read_only, open_node
+from .artifacts import compile_contract
+from .backends import open_embedded, open_embedded_read_only, open_node
 from .errors import ChainError, ChainInputError, JournalError, as_chain_error
-from .events import EventDecoder, EventRecord
+from .events import EventDecoder, raw_log
 from .paths import ARTIFACTS_DIR, chain_dir
+
+if TYPE_CHECKING:
+    from .artifacts import Artifact
+    from .backends import JournaledBackend, NodeBackend
+    from .events import EventRecord
 
 ETHER = 10**18
 # [decided] Fixed EIP-1559 fees: local chains' base fee stays near or below 1 gwei, and fixed fees save
@@ -302,8 +308,6 @@ class Chain:
         )
 
     def _decode(self, log: Any) -> EventRecord | None:
-        from .events import raw_log
-
         entry = raw_log(log)
         decoder = self._decoders.get(entry["address"])
         return decoder.decode(entry) if decoder else None

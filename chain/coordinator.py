@@ -10,15 +10,20 @@ from __future__ import annotations
 import enum
 import hashlib
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
 from .accounts import DEPLOYER
+from .artifacts import compile_contract, pinned_compiler_problem
 from .checks import check_address, check_bytes32, check_uint
-from .client import Chain, TxResult
 from .errors import ChainInputError
-from .typed_contract import Sender, TypedContract
+from .typed_contract import TypedContract
+
+if TYPE_CHECKING:
+    from .client import Chain, TxResult
+    from .typed_contract import Sender
 
 MAX_EVALUATORS = 16  # the contract's bound on the evaluator list
 MAX_HOLDERS = 16     # the contract's bound on the key-holder list
@@ -628,8 +633,6 @@ class Coordinator(TypedContract):
         """What is wrong with the code at this address, [] if nothing: its code part must be
         chain/contracts/Coordinator.vy compiled now with the pinned compiler (no artifact cache is
         trusted), and its immutables section must be ``published.immutables()`` word for word."""
-        from .artifacts import compile_contract, pinned_compiler_problem
-
         problems = [p for p in (pinned_compiler_problem(),) if p]
         fresh = compile_contract("Coordinator", None)
         code = self.chain.code_at(self.address, block)
@@ -664,7 +667,6 @@ class Coordinator(TypedContract):
             holder_threshold=int(v("holder_threshold")),
             windows=PhaseWindows(**{name: int(v(f"{name}_window")) for name in WINDOW_NAMES}),
         )
-
 
 
 def deploy_coordinator(chain: Chain, terms: CoordinatorTerms, sender: Sender = DEPLOYER) -> Coordinator:

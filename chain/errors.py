@@ -1,10 +1,18 @@
-"""The chain package's exceptions: one type for every revert, whatever the backend."""
+"""The chain package's exceptions: one base, :class:`ChainPackageError`, for everything ``chain`` raises (the command
+line catches it), and one type, :class:`ChainError`, for every revert, whatever the backend."""
 from __future__ import annotations
+
+import requests
+from web3.exceptions import ContractLogicError, ProviderConnectionError, Web3RPCError
 
 _REVERT_PREFIXES = ("execution reverted: ", "execution reverted:", "VM Exception while processing transaction: revert ")
 
 
-class ChainError(Exception):
+class ChainPackageError(Exception):
+    """Base class of every error raised by ``chain``; the message names the argument, file, node or revert."""
+
+
+class ChainError(ChainPackageError):
     """A transaction or call was refused by the chain. ``reason`` is the contract's revert string
     (e.g. ``"deadline passed"``), identical on the embedded EVM and on a JSON-RPC node."""
 
@@ -22,12 +30,12 @@ class ChainUnavailable(ChainError):
         super().__init__(f"chain node not reachable at {url}", detail=detail)
 
 
-class ChainInputError(ValueError):
+class ChainInputError(ChainPackageError, ValueError):
     """An argument to a chain call is malformed; raised before anything is signed or sent.
     The message names the argument and the value."""
 
 
-class JournalError(Exception):
+class JournalError(ChainPackageError):
     """The embedded chain's journal cannot be replayed to the state it recorded."""
 
 
@@ -47,7 +55,6 @@ def revert_reason(message: str) -> str:
 def as_chain_error(exc: BaseException, url: str | None = None) -> ChainError | None:
     """Map a backend exception to ChainError (or ChainUnavailable); None if it is not a chain refusal."""
     from eth_tester.exceptions import TransactionFailed
-    from web3.exceptions import ContractLogicError, ProviderConnectionError, Web3RPCError
 
     if isinstance(exc, ChainError):
         return exc
@@ -66,6 +73,4 @@ def as_chain_error(exc: BaseException, url: str | None = None) -> ChainError | N
 
 
 def _is_connection_error(exc: BaseException) -> bool:
-    import requests
-
     return isinstance(exc, (requests.exceptions.ConnectionError, requests.exceptions.Timeout, ConnectionError))

@@ -17,7 +17,10 @@ from typing import Any, Iterable
 from eth_utils import event_abi_to_log_topic, to_checksum_address
 from web3._utils.events import get_event_data
 
-from ._io import hex0x, loads_json, write_atomic
+from common import strict_json
+from common.hex import hex0x
+
+from ._io import write_atomic
 
 WINDOW = 2_000
 
@@ -145,7 +148,7 @@ class EventIndex:
         path = self._file(address, genesis_hash)
         if path is None or not path.is_file():
             return
-        data = loads_json(path.read_text())
+        data = strict_json.loads(path.read_text())
         self._logs[address] = data["logs"]
         self._scanned[address] = (data["scanned_to"], data["scanned_hash"])
 

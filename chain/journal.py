@@ -21,9 +21,10 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from common import strict_json
+
 from .errors import JournalError
 from .paths import JOURNAL_FILE, JOURNAL_LOCK_FILE
-from ._io import JsonInputError, loads_json
 
 
 class Journal:
@@ -70,8 +71,8 @@ class Journal:
         entries = []
         for number, line in enumerate(complete.splitlines(), start=self.entries_applied + 1):
             try:
-                entries.append(loads_json(line))
-            except (json.JSONDecodeError, JsonInputError) as exc:
+                entries.append(strict_json.loads(line))
+            except (json.JSONDecodeError, strict_json.JsonInputError) as exc:
                 raise JournalError(f"{self.path}: entry {number} is not JSON: {exc}") from None
         self.offset += len(complete)
         self.entries_applied += len(entries)

@@ -33,8 +33,13 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from web3 import HTTPProvider
+
+from common import strict_json
+
+from .errors import ChainPackageError
 from .paths import NODE_INFO_FILE, NODE_LOG_FILE, NODE_STATE_FILE, node_dir
-from ._io import JsonInputError, loads_json
+
 
 ANVIL_ENV = "REPO_MARKET_ANVIL"
 DEFAULT_ANVIL = (Path(__file__).resolve().parents[1] / ".tools" / "node_modules" / "@foundry-rs"
@@ -44,7 +49,7 @@ STOP_TIMEOUT_SECONDS = 120.0  # anvil writes its whole state file on SIGTERM: ~3
 SAVE_TIMEOUT_SECONDS = 600.0
 
 
-class NodeError(RuntimeError):
+class NodeError(ChainPackageError, RuntimeError):
     """The local node cannot be started or stopped; the message says why and where."""
 
 
@@ -82,8 +87,8 @@ def rpc_request(url: str, method: str, params: list | None = None, timeout: floa
     with urllib.request.urlopen(req, timeout=timeout) as resp:
         raw = resp.read(MAX_RPC_REPLY_BYTES + 1)
     try:
-        reply = loads_json(raw)
-    except JsonInputError as exc:
+        reply = strict_json.loads(raw)
+    except strict_json.JsonInputError as exc:
         raise RpcReplyError(f"{url}: {method} answered ambiguous JSON ({exc})") from None
     except (ValueError, RecursionError) as exc:
         raise RpcReplyError(f"{url}: {method} answered something that is not JSON-RPC "
@@ -205,8 +210,6 @@ def checked_web3_provider(url: str, **kwargs):
     """web3's HTTPProvider whose every reply passes :func:`check_rpc_reply` before web3 reads it (a
     malformed reply becomes one error naming the node, the method and the value, not a decoding error
     deep inside web3)."""
-    from web3 import HTTPProvider
-
     class CheckedHTTPProvider(HTTPProvider):
         def make_request(self, method, params):
             reply = super().make_request(method, params)
@@ -217,8 +220,8 @@ def checked_web3_provider(url: str, **kwargs):
             if len(raw_response) > MAX_RPC_REPLY_BYTES:
                 raise RpcReplyError(f"{url}: a reply of {len(raw_response)} bytes; at most {MAX_RPC_REPLY_BYTES}")
             try:
-                return loads_json(raw_response)
-            except JsonInputError as exc:
+                return strict_json.loads(raw_response)
+            except strict_json.JsonInputError as exc:
                 raise RpcReplyError(f"{url}: answered ambiguous JSON ({exc})") from None
             except (ValueError, RecursionError) as exc:
                 raise RpcReplyError(f"{url}: answered something that is not JSON-RPC "
@@ -264,7 +267,7 @@ def read_node(data_dir: Path) -> NodeInfo | None:
     if not path.is_file():
         return None
     try:
-        info = NodeInfo(**loads_json(path.read_text()))
+        info = NodeInfo(**strict_json.loads(path.read_text()))
     except (ValueError, TypeError) as exc:
         raise NodeError(f"{path}: not a node record ({exc}); remove it") from None
     return info if _is_ours(info, data_dir) else None

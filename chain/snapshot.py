@@ -18,7 +18,9 @@ import json
 import struct
 from pathlib import Path
 
-from ._io import loads_json, write_atomic
+from common import strict_json
+
+from ._io import write_atomic
 from .paths import SNAPSHOT_FILE
 
 SNAPSHOT_EVERY = 100  # journal entries replayed beyond the last snapshot before a new one is written
@@ -48,7 +50,7 @@ def load_snapshot(path: Path, w3, seed: int) -> dict:
 
     data = Path(path).read_bytes()
     newline = data.index(b"\n")
-    header = loads_json(data[:newline])
+    header = strict_json.loads(data[:newline])
     if header.get("version") != 1 or header.get("seed") != seed:
         raise ValueError(f"snapshot {path} is for another format or seed")
     backend = w3.provider.ethereum_tester.backend

@@ -2,12 +2,14 @@
 ``chain/contracts/<NAME>.vy``, views, events, and deploying one from its typed terms."""
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .accounts import ChainAccount
-from .client import Chain, TxResult
 from .errors import ChainInputError
-from .events import EventRecord
+
+if TYPE_CHECKING:
+    from .client import Chain, TxResult
+    from .events import EventRecord
 
 Sender = str | ChainAccount
 

@@ -2,8 +2,8 @@
 
 - :mod:`crypto.encoding` — canonical bytes of every message, SHA-256 digests, salted commitments, hex.
 - :mod:`crypto.identity` — per-role Ed25519 signing + X25519 sealing keys, 0600 key files.
-- :mod:`crypto.envelope` — sealed (X25519 + HKDF-SHA256 + ChaCha20-Poly1305), signed and bound reports,
-  instructions and custodian receipts; replay cache.
+- :mod:`crypto.envelope` — sealed (X25519 + HKDF-SHA256 + ChaCha20-Poly1305), signed and bound messages
+  between roles (instructions, offers, acceptances); dealer reports' commitments; replay cache.
 - :mod:`crypto.circuit`, :mod:`crypto.fhe_keys` — the selection rule as a TFHE circuit (concrete-python)
   and the custodian's FHE keys. Not imported here: importing concrete pulls in torch (slow, large).
 - :mod:`crypto.fhe_runtime` — the fixed FFT plan (``fixed_fft_plan.c``, preloaded) that makes every FHE
@@ -27,17 +27,10 @@ from crypto.encoding import (
 from crypto.envelope import (
     Binding,
     DealerReport,
-    OpenedReport,
     ReplayCache,
-    ReportReceipt,
     SealedMessage,
-    SealedReport,
-    issue_receipt,
     open_message,
-    open_report,
-    report_binding,
     seal_message,
-    seal_report,
 )
 from crypto.errors import (
     BindingMismatchError,
@@ -48,7 +41,6 @@ from crypto.errors import (
     KeyFormatError,
     KeyPermissionError,
     MalformedEnvelopeError,
-    ReceiptError,
     ReplayError,
     ReportValueError,
     TamperedEnvelopeError,
@@ -69,17 +61,10 @@ __all__ = [
     "verify_commitment",
     "Binding",
     "DealerReport",
-    "OpenedReport",
     "ReplayCache",
-    "ReportReceipt",
     "SealedMessage",
-    "SealedReport",
-    "issue_receipt",
     "open_message",
-    "open_report",
-    "report_binding",
     "seal_message",
-    "seal_report",
     "BindingMismatchError",
     "CryptoError",
     "EncodingError",
@@ -88,7 +73,6 @@ __all__ = [
     "KeyFormatError",
     "KeyPermissionError",
     "MalformedEnvelopeError",
-    "ReceiptError",
     "ReplayError",
     "ReportValueError",
     "TamperedEnvelopeError",

@@ -50,11 +50,11 @@ import re
 import secrets
 from typing import Any
 
+from common.hex import from_hex, to_hex
 from crypto.errors import EncodingError
 
 __all__ = [
     "COMMITMENT_DOMAIN",
-    "DIGEST_SIZE",
     "SALT_SIZE",
     "canonical_bytes",
     "canonical_loads",
@@ -68,7 +68,6 @@ __all__ = [
     "constant_time_equal",
 ]
 
-DIGEST_SIZE = 32
 SALT_SIZE = 32
 COMMITMENT_DOMAIN = b"repo-market:commitment:v1"
 
@@ -290,31 +289,3 @@ def constant_time_equal(a: bytes, b: bytes) -> bool:
     """Compare two byte strings without an early exit (for MACs, digests of secrets, commitments)."""
     return hmac.compare_digest(_require_bytes(a, "a"), _require_bytes(b, "b"))
 
-
-# --- hex --------------------------------------------------------------------------------------------------
-
-
-def to_hex(data: bytes, *, prefix: bool = False) -> str:
-    """Lowercase hex of ``data``; ``prefix=True`` adds ``0x`` (the form the chain layer uses)."""
-    text = _require_bytes(data, "data").hex()
-    return "0x" + text if prefix else text
-
-
-_HEX = re.compile(r"\A[0-9a-fA-F]*\Z")
-
-
-def from_hex(text: str, *, name: str = "value", length: int | None = None) -> bytes:
-    """Parse hex (optional ``0x`` prefix, either case); ``length`` checks the byte count.
-
-    Errors name ``name`` and show the value (only call this on public data: digests, public keys,
-    addresses; a secret never travels as hex).
-    """
-    if not isinstance(text, str):
-        raise TypeError(f"{name}: expected a hex str, got {type(text).__name__}")
-    body = text[2:] if text[:2] in ("0x", "0X") else text
-    if len(body) % 2 or not _HEX.match(body):
-        raise ValueError(f"{name}: not a hex string: {text!r}")
-    data = bytes.fromhex(body)
-    if length is not None and len(data) != length:
-        raise ValueError(f"{name}: expected {length} bytes, got {len(data)} ({text!r})")
-    return data

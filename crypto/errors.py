@@ -36,7 +36,7 @@ class KeyFormatError(KeyFileError):
 
 
 class EnvelopeError(CryptoError):
-    """Base class of the distinct rejection paths of a sealed envelope or a receipt."""
+    """Base class of the distinct rejection paths of a sealed envelope."""
 
 
 class TamperedEnvelopeError(EnvelopeError):
@@ -66,8 +66,5 @@ class WrongSignerError(EnvelopeError):
 
 
 class ReportValueError(EnvelopeError, ValueError):
-    """A report's values are malformed or out of the market's published ranges."""
+    """A report's values are malformed (not integers, or outside their structural bounds)."""
 
-
-class ReceiptError(EnvelopeError):
-    """A custodian receipt does not match what the dealer sent (binding, envelope, commitment)."""

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +36,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 
-from market import strict_json
+from common import strict_json
+from common.files import write_file_atomic
 from crypto.encoding import canonical_bytes, canonical_loads, digest, from_hex, to_hex
 from crypto.errors import (
     EncodingError,
@@ -79,40 +79,6 @@ def validate_role(role: Any) -> str:
 
 
 # --- files ----------------------------------------------------------------------------------------------
-
-
-def _fsync_directory(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_file_atomic(path: Path, data: bytes, *, mode: int = 0o644, overwrite: bool = False) -> None:
-    """Write ``data`` so a crash leaves the old file or the whole new one: temp file in the same directory
-    with the exact ``mode``, fsync, rename, fsync of the directory. The project's one atomic writer
-    outside ``chain/`` (which imports nothing of the project)."""
-    path = Path(path)
-    if not overwrite and path.exists():
-        raise FileExistsError(f"{path}: exists; refusing to overwrite (pass overwrite=True)")
-    temporary = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    try:
-        os.fchmod(fd, mode)  # the process umask may have narrowed or the mode must be exact
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        os.fsync(fd)
-    except BaseException as exc:
-        os.close(fd)
-        temporary.unlink(missing_ok=True)
-        if isinstance(exc, OSError) and exc.filename is None:  # a full disk (ENOSPC, EFBIG) names no file
-            raise OSError(exc.errno, exc.strerror, str(path)) from None
-        raise
-    os.close(fd)
-    os.replace(temporary, path)
-    _fsync_directory(path.parent)
 
 
 def write_private_file(path: Path, data: bytes, *, overwrite: bool = False) -> None:

@@ -2,8 +2,8 @@
 
 Schedules, the dealer game and all its equilibria, the contract's selection rule (plaintext reference),
 the sequential protocol, incentives, the multi-round simulation and its figures. No I/O except reading a
-schedule file in :func:`load_schedules` and writing the figures a caller asks for (:mod:`market.plots`,
-matplotlib imported only then); no crypto, no chain. The allocation mechanism lives in
+schedule file in :func:`load_schedules`: :mod:`market.plots` returns matplotlib figures (imported only then) and
+the caller shows or saves them; no crypto, no chain. The allocation mechanism lives in
 :mod:`market.allocation`. A walk through the API: docs/QUICKSTART.md.
 """
 from market.equilibria import (
@@ -14,6 +14,7 @@ from market.equilibria import (
     payoff_matrices,
     rate_grid,
 )
+from market.errors import MarketError
 from market.game import Play, client_surplus, play
 from market.incentives import (
     TRUTHFUL,
@@ -25,7 +26,7 @@ from market.incentives import (
     realise,
 )
 from market.locus import d2_mask, equilibrium_volumes, joint_profit_maximiser
-from market.plots import plot_payoff_map, plot_simulation
+from market.plots import SIMULATION_FIGURES, payoff_map_figure, simulation_figures
 from market.schedules import (
     ScheduleError,
     Schedules,
@@ -45,6 +46,7 @@ from market.simulation import SimulationConfig, SimulationConfigError, Simulatio
 from market.terms import MarketTerms, ReportError, report_offsets, validate_report
 
 __all__ = [
+    "MarketError",
     "ScheduleError",
     "Schedules",
     "make_schedules",
@@ -87,6 +89,7 @@ __all__ = [
     "SimulationConfigError",
     "SimulationResult",
     "simulate",
-    "plot_payoff_map",
-    "plot_simulation",
+    "SIMULATION_FIGURES",
+    "payoff_map_figure",
+    "simulation_figures",
 ]

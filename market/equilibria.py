@@ -20,12 +20,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from market.game import Play, play
-from market.schedules import Schedules, as_exact_fraction
+from market.game import play
+from market.schedules import as_exact_fraction
 from market.selection import NO_TRADE, Instruction
+
+if TYPE_CHECKING:
+    from market.game import Play
+    from market.schedules import Schedules
 
 __all__ = [
     "EquilibriumSet",

@@ -13,10 +13,12 @@ Client surplus (for welfare) is the sum over accepted units of the gap to the cl
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from market.schedules import Schedules
+if TYPE_CHECKING:
+    from market.schedules import Schedules
 
 __all__ = ["Play", "play", "client_surplus"]
 

@@ -23,13 +23,16 @@ makes "never raises" true for hurdles — a dealer whose own hurdle binds could 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Literal, Union
+from typing import TYPE_CHECKING, Iterable, Literal, Union
 
 import numpy as np
 
 from market.game import play
 from market.schedules import Schedules
-from market.selection import HurdleMode, Instruction, select_equilibrium
+from market.selection import HurdleMode, select_equilibrium
+
+if TYPE_CHECKING:
+    from market.selection import Instruction
 
 __all__ = [
     "Truthful",

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from market.errors import MarketError
+
 __all__ = ["MAX_RATE_BP", "MIN_RATE_BITS", "MAX_RATE_BITS", "MIN_MARKET_GRID", "MAX_MARKET_GRID",
            "MAX_ANALYSIS_GRID", "MAX_SEED", "MAX_SHOCK_BP", "MAX_DEMO_ROUNDS", "MAX_SIM_ROUNDS", "MAX_PROTOCOL_SIM_ROUNDS",
            "MAX_PROTOCOL_FHE_SIM_GRID", "ALLOCATION_MIN", "ALLOCATION_MAX", "ALLOCATION_MIN_STEP", "LimitError", "check_range",
@@ -52,7 +54,7 @@ ALLOCATION_MAX = 1e9
 ALLOCATION_MIN_STEP = 1e-15  # tolerances and step sizes may be far smaller than the model's inputs
 
 
-class LimitError(ValueError):
+class LimitError(MarketError):
     """A value outside its published range; the message names the field and the value."""
 
 

@@ -14,9 +14,12 @@ Raising volume never pays: the deviator itself then carries unmatched inventory 
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from market.schedules import Schedules
+if TYPE_CHECKING:
+    from market.schedules import Schedules
 
 __all__ = ["d2_mask", "equilibrium_volumes", "joint_profit_maximiser"]
 

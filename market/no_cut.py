@@ -35,10 +35,14 @@ contract could skip them.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-from market.schedules import Schedules
 from market.selection import NO_TRADE, HurdleMode, Instruction, hurdle_mask
+
+if TYPE_CHECKING:
+    from market.schedules import Schedules
 
 __all__ = ["no_cut_spread", "survivor_thresholds", "select_by_thresholds"]
 

@@ -1,38 +1,28 @@
-"""Figures for people (matplotlib imported lazily, Agg backend): the payoff map and the simulation plots."""
+"""Figures for people: the payoff map and the simulation plots, as matplotlib figures (``market`` writes no
+files: ``common.plotting.save_figure`` or ``fig.savefig`` does)."""
 from __future__ import annotations
 
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from market.equilibria import EquilibriumSet, payoff_matrices
-from market.schedules import Schedules
-from market.selection import Instruction
+from common.plotting import pyplot
+from market.equilibria import payoff_matrices
 
-__all__ = ["plot_payoff_map", "plot_simulation"]
+if TYPE_CHECKING:
+    from market.equilibria import EquilibriumSet
+    from market.schedules import Schedules
+    from market.selection import Instruction
 
+__all__ = ["payoff_map_figure", "simulation_figures", "SIMULATION_FIGURES"]
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+# file names of simulation_figures(), in order
+SIMULATION_FIGURES = ("simulation_surplus.png", "simulation_volume.png")
 
 
-def _save(plt, fig, path: Path) -> Path:
-    """Write ``fig`` to ``path`` and free it (pyplot keeps every open figure)."""
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    return path
-
-
-def plot_payoff_map(
-    schedules: Schedules, equilibria: EquilibriumSet, selected: Instruction, path: Path | str
-) -> Path:
+def payoff_map_figure(schedules: Schedules, equilibria: EquilibriumSet, selected: Instruction):
     """Joint dealer payoff over (r_mm, r_rm) with the equilibria, the JPM and the contract's selection."""
-    plt = _pyplot()
+    plt = pyplot()
     rates = equilibria.rates
     game = payoff_matrices(schedules, rates)
     joint = (game.payoff_mm_x2 + game.payoff_rm_x2) / 2
@@ -61,15 +51,15 @@ def plot_payoff_map(
     ax.set_ylabel("r_rm: BDrm's rate to RM (bp)")
     ax.set_title("Dealer game: payoff map and equilibria")
     ax.legend(loc="lower left", fontsize=8)
-    return _save(plt, fig, Path(path))
+    return fig
 
 
-def plot_simulation(result, directory: Path | str) -> list[Path]:
-    """Per-round welfare of contract vs no coordination, and the volume each mechanism reached."""
-    plt = _pyplot()
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
+def simulation_figures(result) -> dict:
+    """Per-round welfare of contract vs no coordination, and the volume each mechanism reached: one figure per
+    name of ``SIMULATION_FIGURES``."""
+    plt = pyplot()
+    surplus_name, volume_name = SIMULATION_FIGURES
+    figures = {}
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for mechanism, colour in (("contract", "tab:blue"), ("none", "tab:red")):
@@ -78,7 +68,7 @@ def plot_simulation(result, directory: Path | str) -> list[Path]:
     ax.set_ylabel("cumulative total surplus (bp·units)")
     ax.set_title("Contract vs no coordination: dealers' profit + clients' surplus")
     ax.legend()
-    paths.append(_save(plt, fig, directory / "simulation_surplus.png"))
+    figures[surplus_name] = fig
 
     fig, ax = plt.subplots(figsize=(5, 5))
     jpm = np.asarray([r.jpm_volume for r in result.rounds])
@@ -89,5 +79,5 @@ def plot_simulation(result, directory: Path | str) -> list[Path]:
     ax.set_xlabel("JPM volume Q*")
     ax.set_ylabel("inter-dealer volume reached")
     ax.legend()
-    paths.append(_save(plt, fig, directory / "simulation_volume.png"))
-    return paths
+    figures[volume_name] = fig
+    return figures

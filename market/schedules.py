@@ -31,6 +31,7 @@ import csv
 import json
 import numbers
 import re
+import stat
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -38,8 +39,9 @@ from typing import Literal, Sequence
 
 import numpy as np
 
-from market import strict_json
-from market.limits import MAX_RATE_BP
+from common import strict_json
+from market.errors import MarketError
+from market.limits import MAX_ANALYSIS_GRID, MAX_RATE_BP
 
 MAX_SLOPE_EXPONENT = 30  # [decided] slopes are written like 1, 0.5, 1/3 or 2e-3
 
@@ -56,7 +58,7 @@ __all__ = [
 Side = Literal["mm", "rm"]
 
 
-class ScheduleError(ValueError):
+class ScheduleError(MarketError):
     """A schedule is malformed; the message names the field, the index (row Q) and the value."""
 
 
@@ -288,43 +290,99 @@ def _parse_int(field: str, row: int, text: str, where: str) -> int:
         raise ScheduleError(f"{where}: {field} = {shown!r} (row Q={row}): must be an integer") from None
 
 
+MAX_SCHEDULE_FILE_BYTES = 1 << 20  # [decided] 4001 rates of 7 digits take about 32 KB
+MAX_JSON_DEPTH = 8  # [decided] a schedule needs 2 levels; json.loads recurses per level
+
+
 def load_schedules(path) -> Schedules:
     """Read schedules from JSON ``{"b": [...], "a": [...]}`` or CSV with header ``Q,b,a`` (rows Q = 0..N).
 
-    Errors are :class:`ScheduleError` with the file name, the field and the row.
+    Errors are :class:`ScheduleError` with the file name, the field and the row. Besides the schedule's own
+    rules the file must be a regular file of UTF-8 text of at most ``MAX_SCHEDULE_FILE_BYTES``, JSON nested no
+    deeper than ``MAX_JSON_DEPTH``, the grid within ``0..MAX_ANALYSIS_GRID`` and every rate in
+    ``1..MAX_RATE_BP`` (market.limits) -- a larger integer would overflow the int64 payoff arithmetic silently.
     """
     path = Path(path)
     where = str(path)
     try:
-        text = path.read_text()
+        if not stat.S_ISREG(path.stat().st_mode):  # a device or a pipe could be endless or block forever
+            raise ScheduleError(f"{where}: not a regular file")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_SCHEDULE_FILE_BYTES + 1)
     except OSError as exc:
-        raise ScheduleError(f"{where}: cannot read schedule file ({exc.strerror})") from None
-    if path.suffix.lower() == ".csv":
-        reader = csv.DictReader(text.splitlines())
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        if header[:3] != ["Q", "b", "a"] or len(header) != 3:
-            raise ScheduleError(f"{where}: CSV header must be exactly Q,b,a (got {','.join(header) or 'none'})")
-        b, a = [], []
-        for expected, row in enumerate(reader):
-            q = _parse_int("Q", expected, row["Q"], where)
-            if q != expected:
-                raise ScheduleError(f"{where}: Q = {q} on data row {expected + 1}: rows must list Q = 0, 1, 2, ...")
-            b.append(_parse_int("b", q, row["b"], where))
-            a.append(_parse_int("a", q, row["a"], where))
-    else:
-        try:
-            doc = strict_json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ScheduleError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-        except strict_json.JsonInputError as exc:
-            raise ScheduleError(f"{where}: {exc}") from None
-        if not isinstance(doc, dict) or "b" not in doc or "a" not in doc:
-            raise ScheduleError(f"{where}: expected a JSON object with lists \"b\" and \"a\"")
-        b, a = doc["b"], doc["a"]
-        for name, values in (("b", b), ("a", a)):
-            if not isinstance(values, list):
-                raise ScheduleError(f"{where}: \"{name}\" must be a list of integer rates in bp")
+        raise ScheduleError(f"{where}: cannot read it ({exc.strerror})") from None
+    if len(raw) > MAX_SCHEDULE_FILE_BYTES:
+        raise ScheduleError(f"{where}: larger than {MAX_SCHEDULE_FILE_BYTES} bytes; a schedule of "
+                            f"{MAX_ANALYSIS_GRID + 1} rates needs far less")
     try:
-        return make_schedules(b, a)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ScheduleError(f"{where}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
+    if path.suffix.lower() == ".csv":
+        b, a = _csv_rates(text, where)
+    else:
+        b, a = _json_rates(text, where)
+    try:
+        schedules = make_schedules(b, a)
+    except OverflowError:
+        big = next((t for t in re.findall(r"-?\d+", text) if not -MAX_RATE_BP <= int(t) <= MAX_RATE_BP), "?")
+        raise ScheduleError(f"{where}: rate {big}: rates must be in 1..{MAX_RATE_BP} bp") from None
     except ScheduleError as exc:
         raise ScheduleError(f"{where}: {exc}") from None
+    if schedules.grid > MAX_ANALYSIS_GRID:
+        raise ScheduleError(f"{where}: volume grid 0..{schedules.grid} exceeds 0..{MAX_ANALYSIS_GRID}")
+    high = int(max(schedules.b.max(), schedules.a.max()))
+    if high > MAX_RATE_BP:
+        raise ScheduleError(f"{where}: rate {high} bp exceeds {MAX_RATE_BP} bp")
+    return schedules
+
+
+def _csv_rates(text: str, where: str) -> tuple[list, list]:
+    reader = csv.DictReader(text.splitlines())
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    if header[:3] != ["Q", "b", "a"] or len(header) != 3:
+        raise ScheduleError(f"{where}: CSV header must be exactly Q,b,a (got {','.join(header) or 'none'})")
+    b, a = [], []
+    for expected, row in enumerate(reader):
+        q = _parse_int("Q", expected, row["Q"], where)
+        if q != expected:
+            raise ScheduleError(f"{where}: Q = {q} on data row {expected + 1}: rows must list Q = 0, 1, 2, ...")
+        b.append(_parse_int("b", q, row["b"], where))
+        a.append(_parse_int("a", q, row["a"], where))
+    return b, a
+
+
+def _json_rates(text: str, where: str) -> tuple[list, list]:
+    depth = deepest = 0
+    for ch in text:  # json.loads recurses per level: refuse deep nesting before it does
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+            if deepest > MAX_JSON_DEPTH:
+                raise ScheduleError(f"{where}: JSON nested more than {MAX_JSON_DEPTH} levels deep; expected "
+                                    '{"b": [...], "a": [...]}')
+        elif ch in "]}":
+            depth -= 1
+    try:
+        doc = strict_json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ScheduleError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except strict_json.JsonInputError as exc:
+        raise ScheduleError(f"{where}: {exc}") from None
+    if isinstance(doc, dict):  # the sizes and ranges first, so the message names the value, not an overflow
+        for name in ("b", "a"):
+            values = doc.get(name)
+            if isinstance(values, list):
+                if len(values) > MAX_ANALYSIS_GRID + 1:
+                    raise ScheduleError(f"{where}: {name} has {len(values)} rates; the volume grid is "
+                                        f"limited to 0..{MAX_ANALYSIS_GRID}")
+                for q, v in enumerate(values):
+                    if isinstance(v, int) and not isinstance(v, bool) and not 1 <= v <= MAX_RATE_BP:
+                        raise ScheduleError(f"{where}: {name}[{q}] = {v}: rates must be in 1..{MAX_RATE_BP} bp")
+    if not isinstance(doc, dict) or "b" not in doc or "a" not in doc:
+        raise ScheduleError(f"{where}: expected a JSON object with lists \"b\" and \"a\"")
+    b, a = doc["b"], doc["a"]
+    for name, values in (("b", b), ("a", a)):
+        if not isinstance(values, list):
+            raise ScheduleError(f"{where}: \"{name}\" must be a list of integer rates in bp")
+    return b, a

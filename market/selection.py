@@ -30,6 +30,7 @@ from enum import Enum
 
 import numpy as np
 
+from market.errors import MarketError
 from market.locus import d2_mask
 from market.schedules import Schedules
 
@@ -43,7 +44,7 @@ class HurdleMode(str, Enum):
     SPREAD = "spread"  # option B: the whole spread s(Q) clears the larger hurdle
 
 
-class HurdleError(ValueError):
+class HurdleError(MarketError):
     """A hurdle spread or hurdle mode is invalid; the message names the field and the value."""
 
 

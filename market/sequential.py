@@ -17,14 +17,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from market.equilibria import payoff_matrices, rate_grid
 from market.game import play
 from market.locus import equilibrium_volumes, joint_profit_maximiser
-from market.schedules import Schedules
+
+if TYPE_CHECKING:
+    from market.schedules import Schedules
 
 __all__ = [
     "Outcome",

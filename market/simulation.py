@@ -22,6 +22,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from market.errors import MarketError
 from market.game import client_surplus, play
 from market.locus import equilibrium_volumes, joint_profit_maximiser
 from market.schedules import Schedules, apply_theta, linear_schedules, make_schedules
@@ -43,7 +44,7 @@ Selector = Callable[[Schedules, int, int, HurdleMode], Instruction]
 MECHANISMS = ("contract", "none")
 
 
-class SimulationConfigError(ValueError):
+class SimulationConfigError(MarketError):
     """A simulation parameter is out of range; the message names it and its value."""
 
 

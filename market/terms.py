@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 
+from market.errors import MarketError
 from market.limits import MAX_MARKET_GRID, MAX_RATE_BITS, MAX_RATE_BP, MIN_RATE_BITS
 from market.selection import HurdleMode
 
@@ -21,7 +22,7 @@ __all__ = ["MarketTerms", "ReportError", "validate_report", "report_offsets"]
 Side = Literal["mm", "rm"]
 
 
-class ReportError(ValueError):
+class ReportError(MarketError):
     """A dealer report does not fit the published terms; the message names field, index and value."""
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from common.plotting import pyplot, save_figure
 from protocol.blobstore import atomic_write
 
 __all__ = ["to_jsonable", "write_result", "plot_experiment", "headline"]
@@ -156,12 +157,7 @@ def _plot_step_sweep(fig, r):
 
 
 def plot_experiment(name: str, result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig = plt.figure(figsize=(11, 7) if name in ("fee-sweep", "dashboard") else (12, 4) if "paths" in result
+    fig = pyplot().figure(figsize=(11, 7) if name in ("fee-sweep", "dashboard") else (12, 4) if "paths" in result
                      else (6.5, 4.5))
     if name == "fee-sweep":
         _plot_fee_sweep(fig, result)
@@ -177,7 +173,4 @@ def plot_experiment(name: str, result: dict, path: Path) -> None:
         _plot_dynamic(fig, result, result.get("shock_at"))
     fig.suptitle(f"{name} (n = {result.get('n')}, replications = {result.get('replications')})")
     fig.tight_layout()
-    tmp = Path(path).with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(path)
+    save_figure(fig, path, dpi=110)

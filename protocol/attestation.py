@@ -21,6 +21,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from crypto.encoding import canonical_bytes, canonical_loads
+from protocol.errors import ProtocolPackageError
+
 __all__ = ["ATTESTATION_CONTEXT", "EXECUTION_CONTEXT", "FAULT_CONTEXT", "StatementError", "attestation_body",
            "fault_record",
            "execution_record_body", "sign_statement", "open_statement", "expected_attestation",
@@ -32,7 +35,7 @@ WITHHELD = "withheld"  # [decided] the fault reason of a revealed digest whose b
 EXECUTION_CONTEXT = "repo-market:execution-record:v1"
 
 
-class StatementError(Exception):
+class StatementError(ProtocolPackageError):
     """A statement blob does not parse, or its signature does not verify under the signer's key."""
 
 
@@ -64,8 +67,6 @@ def attestation_body(dep, round_id: int, *, ciphertexts: dict, output: bytes, in
 def fault_record(dep, round_id: int, side: str, blob_digest: bytes, reason: str) -> bytes:
     """The blob an evaluator posts the digest of when it refuses ``side``'s revealed blob (``reason``: the
     OwnerReportError reason). No free text: honest evaluators write byte-identical records."""
-    from crypto.encoding import canonical_bytes
-
     return canonical_bytes({"context": FAULT_CONTEXT, **_market_fields(dep.chain_id, dep.contract_address, round_id),
                             "dealer": f"dealer_{side}", "side": side, "blob_digest": bytes(blob_digest),
                             "reason": str(reason)}, name="fault record")
@@ -88,16 +89,12 @@ def execution_record_body(dep, round_id: int, side: str, *, rate: int, volume: i
 
 def sign_statement(keys, body: dict, *, name: str) -> bytes:
     """The statement blob: ``body`` and the signer's signature over its canonical bytes."""
-    from crypto.encoding import canonical_bytes
-
     signature = keys.sign(canonical_bytes(body, name=name))
     return canonical_bytes({"body": body, "signature": signature}, name=name)
 
 
 def open_statement(raw: bytes, signer, *, name: str, context: str) -> dict:
     """The body of a statement blob, after checking the signature under ``signer`` (a PublicIdentity)."""
-    from crypto.encoding import canonical_bytes, canonical_loads
-
     try:
         outer = canonical_loads(raw, name=name)
         body, signature = outer["body"], outer["signature"]

@@ -28,7 +28,7 @@ from crypto.encoding import canonical_bytes, canonical_loads, digest
 
 __all__ = ["BACKENDS", "BackendError", "load_circuit", "DealerSide", "CustodianSide", "EvaluatorSide",
            "decode_output", "encode_output", "digit_count", "invalid_sides", "report_binding",
-           "SIMULATE_DIGIT_LIMIT", "MAX_SIMULATE_BLOB_BYTES"]
+           "SIMULATE_DIGIT_LIMIT", "MAX_SIMULATE_BLOB_BYTES", "load_simulation_circuit"]
 
 BACKENDS = ("fhe", "simulate")
 # [decided] what a simulate blob's digit may hold: the plaintext space an unproven TFHE-rs LWE carries below
@@ -52,6 +52,14 @@ def load_circuit(terms, cache_dir: Path):
     if key not in _CIRCUITS:
         _CIRCUITS[key] = SelectionCircuit.for_terms(terms, Path(cache_dir))
     return _CIRCUITS[key]
+
+
+def load_simulation_circuit(terms, cache_dir: Path):
+    """The circuit of ``terms`` for the simulate backend alone: no FHE artefact is compiled, and its simulator
+    is saved in (and loaded from) ``cache_dir``."""
+    from crypto.circuit import SelectionCircuit
+
+    return SelectionCircuit.simulation_only(terms).with_simulation_cache(Path(cache_dir))
 
 
 # --- the circuit's digit interface (one adapter) -------------------------------------------------------------

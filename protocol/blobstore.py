@@ -12,12 +12,13 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from crypto.identity import write_file_atomic
+from common.files import write_file_atomic
+from protocol.errors import ProtocolPackageError
 
-__all__ = ["BlobStore", "BlobError", "BlobMissing", "BlobCorrupt", "sha256_hex"]
+__all__ = ["BlobStore", "BlobError", "BlobMissing", "BlobCorrupt"]
 
 
-class BlobError(Exception):
+class BlobError(ProtocolPackageError):
     """A blob could not be read as named."""
 
 
@@ -27,10 +28,6 @@ class BlobMissing(BlobError):
 
 class BlobCorrupt(BlobError):
     """The stored bytes do not hash to the blob's name."""
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def _normalise(digest: bytes | str) -> str:
@@ -46,8 +43,7 @@ def _normalise(digest: bytes | str) -> str:
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Write ``data`` to ``path`` so that readers see either the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_file_atomic(path, data, mode=mode, overwrite=True)
+    write_file_atomic(path, data, mode=mode, overwrite=True, parents=True)
 
 
 class BlobStore:

@@ -20,12 +20,18 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+from rich.console import Console
+from rich.progress import Progress
 
-from chain import Chain, connect
+from chain import connect
 from chain.clearing import ClearingTerms, StepRuleCode, deploy_clearing, from_wad, to_wad
 from market.allocation import LogLinear, StepRule, adjust_prices, proximal_best_response
+
+if TYPE_CHECKING:
+    from chain import Chain
 
 __all__ = ["ClearingAgent", "OnchainRun", "run_onchain_clearing", "FIXED_POINT_BOUND", "agent_role"]
 
@@ -150,9 +156,6 @@ class _Progress:
     """A rich progress bar on stderr (never stdout: --json keeps stdout for the one document)."""
 
     def __init__(self, total: int):
-        from rich.console import Console
-        from rich.progress import Progress
-
         self._p = Progress(console=Console(file=sys.stderr), transient=True)
         self._p.start()
         self._task = self._p.add_task("clearing rounds on chain", total=total)

@@ -10,10 +10,25 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
+import os
 import sys
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlparse
+
+from common.strict_json import JsonInputError
+from crypto.errors import CryptoError
+from crypto.fhe_runtime import FheRuntimeError, private_fallback_dir, reexec_with_fixed_plan
+from market import load_schedules
+from market.errors import MarketError
+from market.limits import MAX_SEED, LimitError, check_range
+from protocol.demo import DemoConflict
+from protocol.deployment import DeploymentError
+from protocol.errors import ProtocolPackageError
+from protocol.layout import DataDirError, check_market_file
+from protocol.roles import ProtocolError
 
 # Order is the order shown by --help.
 SUBCOMMANDS = (
@@ -145,8 +160,6 @@ def _preload_fixed_fft_plan() -> None:
     """Restart this process with the fixed FFT plan preloaded (crypto/fhe_runtime.py), so every FHE evaluation
     it runs is byte-identical to any other process's -- the auditor's replay depends on it. Commands that never
     evaluate still work if the plan library cannot be built; an evaluation then fails with the reason."""
-    from crypto.fhe_runtime import FheRuntimeError, reexec_with_fixed_plan
-
     def warn(message: str) -> None:
         print(f"repo-market: warning: {_one_line(message)}", file=sys.stderr)
 
@@ -161,8 +174,6 @@ def _preload_fixed_fft_plan() -> None:
 def _writable_matplotlib_dir() -> None:
     """Point matplotlib at a private writable folder when its default (~/.config/matplotlib) is not
     writable: otherwise it prints a two-line warning and leaves a temporary folder behind on every run."""
-    import os
-
     if os.environ.get("MPLCONFIGDIR"):
         return
     try:
@@ -174,7 +185,6 @@ def _writable_matplotlib_dir() -> None:
             return
     except (OSError, RuntimeError):  # unreadable, read-only or absent home
         pass
-    from crypto.fhe_runtime import FheRuntimeError, private_fallback_dir
 
     try:
         folder = private_fallback_dir() / "matplotlib"
@@ -200,8 +210,6 @@ def _writes_data_dir(args) -> bool:
 
 def check_option(option: str, value, low: int, high: int) -> int:
     """``value`` if it is an integer in ``low..high`` (market.limits), else a UsageError naming the option."""
-    from market.limits import LimitError, check_range
-
     try:
         return check_range(option, value, low, high)
     except LimitError as exc:
@@ -212,7 +220,6 @@ def check_rpc(url: str | None, option: str = "--rpc") -> None:
     """An http(s) URL of a node that answers ``eth_chainId``, checked before anything is created."""
     if url is None:
         return
-    from urllib.parse import urlparse
 
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
@@ -228,76 +235,13 @@ def check_rpc(url: str | None, option: str = "--rpc") -> None:
         raise UsageError(f"{option} {url}: no JSON-RPC node answers there ({_one_line(str(reason))})") from None
 
 
-MAX_SCHEDULE_FILE_BYTES = 1 << 20  # [decided] 4001 rates of 7 digits take about 32 KB
-
-
 def load_schedules_option(path: Path, option: str = "--schedules"):
-    """Schedules from a file given on the command line, every failure a UsageError naming the file.
-
-    On top of market.schedules' own checks: the file must be UTF-8 text, nested no deeper than a schedule
-    needs, and every rate must lie in 1..MAX_RATE_BP (market.limits) -- larger integers would overflow the
-    int64 payoff arithmetic silently.
-    """
-    from market import ScheduleError, load_schedules, strict_json
-    from market.limits import MAX_ANALYSIS_GRID, MAX_RATE_BP
-
-    import stat
-
+    """Schedules from a file given on the command line (market.load_schedules checks the file and every
+    rate), every failure a UsageError naming the option and the file."""
     try:
-        info = path.stat()
-        if not stat.S_ISREG(info.st_mode):  # a device or a pipe could be endless or block forever
-            raise UsageError(f"{option} {path}: not a regular file")
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_SCHEDULE_FILE_BYTES + 1)
-    except OSError as exc:
-        raise UsageError(f"{option} {path}: cannot read it ({exc.strerror})") from None
-    if len(raw) > MAX_SCHEDULE_FILE_BYTES:
-        raise UsageError(f"{option} {path}: larger than {MAX_SCHEDULE_FILE_BYTES} bytes; a schedule of "
-                         f"{MAX_ANALYSIS_GRID + 1} rates needs far less")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{option} {path}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
-    if path.suffix.lower() != ".csv":
-        depth = deepest = 0
-        for ch in text:  # json.loads recurses per level: refuse deep nesting before it does
-            if ch in "[{":
-                depth += 1
-                deepest = max(deepest, depth)
-                if deepest > 8:
-                    raise UsageError(f"{option} {path}: JSON nested more than 8 levels deep; expected "
-                                     '{"b": [...], "a": [...]}')
-            elif ch in "]}":
-                depth -= 1
-        try:
-            doc = strict_json.loads(text)
-        except (ValueError, RecursionError):
-            doc = None  # load_schedules names the problem
-        if isinstance(doc, dict):
-            for name in ("b", "a"):
-                values = doc.get(name)
-                if isinstance(values, list):
-                    if len(values) > MAX_ANALYSIS_GRID + 1:
-                        raise UsageError(f"{option} {path}: {name} has {len(values)} rates; the volume grid is "
-                                         f"limited to 0..{MAX_ANALYSIS_GRID}")
-                    for q, v in enumerate(values):
-                        if isinstance(v, int) and not isinstance(v, bool) and not 1 <= v <= MAX_RATE_BP:
-                            raise UsageError(f"{option} {path}: {name}[{q}] = {v}: rates must be in 1..{MAX_RATE_BP} bp")
-    try:
-        schedules = load_schedules(path)
-    except OverflowError:
-        import re
-
-        big = next((t for t in re.findall(r"-?\d+", text) if not -MAX_RATE_BP <= int(t) <= MAX_RATE_BP), "?")
-        raise UsageError(f"{option} {path}: rate {big}: rates must be in 1..{MAX_RATE_BP} bp") from None
-    except (ScheduleError, OSError, ValueError) as exc:
-        raise UsageError(f"{option} {exc}") from None  # the message starts with the file name
-    if schedules.grid > MAX_ANALYSIS_GRID:
-        raise UsageError(f"{option} {path}: volume grid 0..{schedules.grid} exceeds 0..{MAX_ANALYSIS_GRID}")
-    high = int(max(schedules.b.max(), schedules.a.max()))
-    if high > MAX_RATE_BP:
-        raise UsageError(f"{option} {path}: rate {high} bp exceeds {MAX_RATE_BP} bp")
-    return schedules
+        return load_schedules(path)
+    except ValueError as exc:  # ScheduleError: the message starts with the file name
+        raise UsageError(f"{option} {exc}") from None
 
 
 def shown(value, limit: int = 60) -> str:
@@ -311,7 +255,6 @@ def check_path_names(option: str, path: Path | None) -> None:
     the whole within PATH_MAX, so an over-long name is a usage error, not an OSError half-way through."""
     if path is None:
         return
-    import os
 
     encoded = os.fsencode(str(path))
     if len(encoded) >= 4096:
@@ -366,8 +309,6 @@ SEEDLESS = frozenset({"equilibria", "select", "verify", "export-audit", "chain"}
 
 
 def _common_checks(args) -> None:
-    from market.limits import MAX_SEED
-
     check_option("--seed", args.seed, 0, MAX_SEED)
     if args.command in SEEDLESS and given(args, "--seed"):
         raise UsageError(f"--seed {args.seed}: `repo-market {args.command}` draws nothing at random; drop --seed")
@@ -375,34 +316,20 @@ def _common_checks(args) -> None:
     if args.data_dir.exists() and not args.data_dir.is_dir():
         raise UsageError(f"--data-dir {args.data_dir}: exists and is not a directory")
     if args.command in ("demo", "verify"):  # the commands that open a market from market.json
-        from protocol.layout import check_market_file
 
         check_market_file(args.data_dir)
 
 
 def _project_errors() -> tuple[type, ...]:
-    """Every error class of the project: a failure the user can act on, shown as one line."""
-    from chain.errors import ChainError, ChainInputError, JournalError
-    from chain.node import NodeError
-    from crypto.errors import CryptoError
-    from market.allocation.agents import AllocationInputError
-    from market.schedules import ScheduleError
-    from market.selection import HurdleError
-    from market.simulation import SimulationConfigError
-    from market.terms import ReportError
+    """Every error class of the project, a failure the user can act on, shown as one line (exit status 1): the
+    base class of each package's errors, and the protocol classes that do not derive from
+    :class:`ProtocolPackageError` yet. Two are imported here, on the error path, to keep start-up short: ``chain``
+    brings web3 (over a second), ``protocol.backend`` crypto's circuit and owner-encryption modules."""
+    from chain.errors import ChainPackageError
     from protocol.backend import BackendError
-    from protocol.blobstore import BlobError
-    from protocol.commands.allocate import NumericalFailure
-    from protocol.demo import DemoConflict
-    from protocol.deployment import DeploymentError
-    from protocol.layout import DataDirError
-    from protocol.ledger import LedgerError
-    from protocol.roles import ProtocolError
-    from protocol.selector import SelectorError
 
-    return (ChainError, ChainInputError, JournalError, NodeError, CryptoError, AllocationInputError, ScheduleError,
-            HurdleError, SimulationConfigError, ReportError, BackendError, BlobError, DemoConflict, DeploymentError,
-            DataDirError, LedgerError, ProtocolError, SelectorError, NumericalFailure, ReportedFailure)
+    return (JsonInputError, MarketError, CryptoError, ChainPackageError, ProtocolPackageError,
+            BackendError, DemoConflict, DeploymentError, DataDirError, ProtocolError)
 
 
 def environment_error(exc: OSError) -> str:
@@ -433,8 +360,6 @@ def failure_document(kind: str, message: str) -> dict:
 def _report_failure(args, kind: str, message: str, prog: str | None = None, as_json: bool | None = None) -> None:
     """A failure: one clean line on stderr; with --json also one JSON document on stdout
     (:func:`failure_document`). ``kind`` is "usage error" (exit 2), "error" or "internal error" (exit 1)."""
-    import json
-
     if prog is None:
         prog = f"repo-market {getattr(args, 'command', None) or ''}".rstrip()
     line = _one_line(message)
@@ -447,8 +372,6 @@ def _report_failure(args, kind: str, message: str, prog: str | None = None, as_j
 
 def _silence_stdout() -> None:
     """Point stdout at /dev/null so that the final flush cannot fail again (Python's documented recipe)."""
-    import os
-
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
@@ -456,7 +379,7 @@ def _silence_stdout() -> None:
         pass
 
 
-class ReportedFailure(Exception):
+class ReportedFailure(ProtocolPackageError):
     """A run-time failure a command names itself (exit 1, one line / one failure document)."""
 
 
@@ -470,8 +393,6 @@ class _FailedWithStatus(Exception):
 
 def _dispatch(parser, args) -> int:
     """Run the subcommand; every failure becomes an exit status and one line, never a traceback."""
-    import os
-
     try:
         _common_checks(args)
         if args._validate is not None:
@@ -526,8 +447,6 @@ def _exit_now(code: int) -> None:
     the process with status 0 whatever ``sys.exit`` asked for (and its worker threads may print on the way
     out). Every write of ours is complete and atomic before this point, so nothing is lost by skipping them.
     """
-    import os
-
     try:
         sys.stdout.flush()
     finally:

@@ -318,3 +318,8 @@ class DataDir:
 
     def exists(self) -> bool:
         return self.market_file.exists()
+
+    def select_keys_dir(self, artifact_digest: bytes) -> Path:
+        """The custodian's FHE keys of ``repo-market select`` for one circuit, apart from a market's own:
+        ``roles/custodian/select/<first 16 hex of the artefact digest>/`` (0700 up to it)."""
+        return _private_folder(self.role("custodian") / "select") / artifact_digest.hex()[:16]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from protocol.errors import ProtocolPackageError
+
 __all__ = [
     "CASH_PER_UNIT",
     "PARTIES",
@@ -30,7 +32,7 @@ PARTIES = ("MM", "BDmm", "BDrm", "RM")
 ASSETS = ("cash", "collateral")
 
 
-class LedgerError(Exception):
+class LedgerError(ProtocolPackageError):
     """A transfer is malformed or the balances are not conserved."""
 
 

@@ -6,16 +6,22 @@ is on chain or named by the custodian's attestation, and ``verify`` compares it 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from protocol.deployment import Deployment
+import numpy as np
+
+from common.hex import to_hex
+from common.plotting import pyplot, save_figure
+from market.equilibria import all_equilibria
+from market.game import play
+from market.selection import Instruction, select_equilibrium
 from protocol.layout import ROUNDS_PLOT, TIMINGS_PLOT, write_json
+
+if TYPE_CHECKING:
+    from protocol.deployment import Deployment
 
 __all__ = ["write_transcript", "transcript_fields", "history_anchors", "round_summary", "leakage_statement",
            "write_plots"]
-
-
-def _h(b: bytes) -> str:
-    return b.hex()
 
 
 def transcript_fields(dep: Deployment, rs, votes: dict) -> dict:
@@ -26,13 +32,13 @@ def transcript_fields(dep: Deployment, rs, votes: dict) -> dict:
         "phase": rs.phase.name,
         "trade": rs.trade,
         "digests": {
-            "commitment_mm": _h(rs.report_commitment_mm), "commitment_rm": _h(rs.report_commitment_rm),
-            "blob_commitment_mm": _h(rs.blob_commitment_mm), "blob_commitment_rm": _h(rs.blob_commitment_rm),
-            "ciphertext_mm": _h(rs.ciphertext_digest_mm), "ciphertext_rm": _h(rs.ciphertext_digest_rm),
-            "output": _h(rs.output_digest), "attestation": _h(rs.attestation_digest),
-            "instruction_commitment": _h(rs.instruction_commitment),
+            "commitment_mm": to_hex(rs.report_commitment_mm), "commitment_rm": to_hex(rs.report_commitment_rm),
+            "blob_commitment_mm": to_hex(rs.blob_commitment_mm), "blob_commitment_rm": to_hex(rs.blob_commitment_rm),
+            "ciphertext_mm": to_hex(rs.ciphertext_digest_mm), "ciphertext_rm": to_hex(rs.ciphertext_digest_rm),
+            "output": to_hex(rs.output_digest), "attestation": to_hex(rs.attestation_digest),
+            "instruction_commitment": to_hex(rs.instruction_commitment),
         },
-        "votes": {k: _h(v) for k, v in votes.items()},
+        "votes": {k: to_hex(v) for k, v in votes.items()},
         "records": {side: None if rs.record(side) is None else {"rate": rs.record(side).rate,
                                                                   "volume": rs.record(side).volume}
                     for side in ("mm", "rm")},
@@ -103,8 +109,6 @@ def leakage_statement(selected: dict) -> dict:
 
 def selected_from_instruction(instr: dict) -> dict:
     """The JSON ``selected`` object from a dealer's opened instruction (r_bd may be a half bp)."""
-    from market.selection import Instruction
-
     if not instr["trade"]:
         return {"trade": False, "volume": 0, "r_mm": 0, "r_rm": 0, "r_bd": 0, "joint_profit": 0}
     q, r_mm, r_rm = instr["volume"], instr["r_mm"], instr["r_rm"]
@@ -119,10 +123,6 @@ def round_summary(dep: Deployment, round_id: int, plan, run: dict, ledger_round:
     None when the round closed at a deadline before the custodian instructed);
     the plaintext reference ``select_equilibrium`` on the true schedules is printed next to it.
     """
-    from market.equilibria import all_equilibria
-    from market.game import play
-    from market.selection import select_equilibrium
-
     rs = dep.coordinator.round(round_id)
     schedules = plan.schedules()
     eq = all_equilibria(schedules)
@@ -165,11 +165,7 @@ def round_summary(dep: Deployment, round_id: int, plan, run: dict, ledger_round:
 
 def write_plots(rounds: list[dict], plans: list, out_dir: Path) -> list[str]:
     """PNG plots: J(Q) per round with the equilibrium range and the selected point; timings per round."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
+    plt = pyplot()
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -190,10 +186,7 @@ def write_plots(rounds: list[dict], plans: list, out_dir: Path) -> list[str]:
     axes[0][0].set_ylabel("joint profit (bp·units)")
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
-    path = out_dir / ROUNDS_PLOT
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    paths.append(str(path))
+    paths.append(str(save_figure(fig, out_dir / ROUNDS_PLOT, dpi=110)))
 
     keys = ["encrypt", "evaluate", "decrypt", "chain", "settle"]
     fig, ax = plt.subplots(figsize=(6, 3.2))
@@ -206,8 +199,5 @@ def write_plots(rounds: list[dict], plans: list, out_dir: Path) -> list[str]:
     ax.set_ylabel("seconds")
     ax.legend(fontsize=7, ncol=3)
     fig.tight_layout()
-    path = out_dir / TIMINGS_PLOT
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    paths.append(str(path))
+    paths.append(str(save_figure(fig, out_dir / TIMINGS_PLOT, dpi=110)))
     return paths

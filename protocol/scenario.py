@@ -18,11 +18,16 @@ Rounds beyond 4 draw theta shocks and hurdles from the seeded generator.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from protocol.deployment import Deployment
+from market.schedules import apply_theta, linear_schedules, make_schedules
+from market.selection import select_equilibrium
 from protocol.layout import write_json
+
+if TYPE_CHECKING:
+    from protocol.deployment import Deployment
 
 __all__ = ["RoundPlan", "demo_plans", "deal_inputs", "DEFAULT_BASE_RATE", "R_LO"]
 
@@ -43,8 +48,6 @@ class RoundPlan:
     behaviour_rm: dict = field(default_factory=lambda: {"kind": "honest"})
 
     def schedules(self):
-        from market.schedules import make_schedules
-
         return make_schedules(list(self.b), list(self.a))
 
     def as_dict(self) -> dict:
@@ -59,8 +62,6 @@ class RoundPlan:
 
 
 def _plan(label, grid, spread_width, theta_mm, theta_rm, h_mm, h_rm, **behaviour) -> RoundPlan:
-    from market.schedules import apply_theta, linear_schedules
-
     s = linear_schedules(R_LO, R_LO + spread_width, 1, 1, grid)
     s = apply_theta(apply_theta(s, "mm", theta_mm), "rm", theta_rm)
     return RoundPlan(label, tuple(int(v) for v in s.b), tuple(int(v) for v in s.a), theta_mm, theta_rm,
@@ -93,8 +94,6 @@ def deal_inputs(dep: Deployment, round_id: int, plan: RoundPlan) -> None:
     A dealer's "offer_rate" behaviour with ``rate_delta`` is resolved against the plaintext selection
     here -- the narrator scripts the deviation; the dealer itself only ever sees its instruction.
     """
-    from market.selection import select_equilibrium
-
     behaviours = {"dealer_mm": dict(plan.behaviour_mm), "dealer_rm": dict(plan.behaviour_rm)}
     for role, beh in behaviours.items():
         if beh.get("kind") == "offer_rate" and "rate_delta" in beh:

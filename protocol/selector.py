@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from market.selection import NO_TRADE, HurdleMode, Instruction
+from market.terms import MarketTerms
 from protocol.deployment import create_market, open_market
+from protocol.errors import ProtocolPackageError
 from protocol.layout import DataDir
 from protocol.roles import DealerAgent
 from protocol.rounds import RoundDriver, next_round_id
@@ -20,7 +23,7 @@ from protocol.scenario import RoundPlan, deal_inputs
 __all__ = ["ProtocolSelector", "SelectorError"]
 
 
-class SelectorError(ValueError):
+class SelectorError(ProtocolPackageError, ValueError):
     """The schedules do not fit the market this selector runs (names the field and value)."""
 
 
@@ -37,9 +40,6 @@ class ProtocolSelector:
         self.rounds: list[dict] = []
 
     def _market(self, grid: int, mode):
-        from market.selection import HurdleMode
-        from market.terms import MarketTerms
-
         if self._dep is not None:
             if self._dep.terms.grid != grid:
                 raise SelectorError(f"grid = {grid}: this selector's market has grid {self._dep.terms.grid}")
@@ -59,8 +59,6 @@ class ProtocolSelector:
         return dep
 
     def __call__(self, schedules, hurdle_mm: int, hurdle_rm: int, mode):
-        from market.selection import Instruction
-
         dep = self._market(schedules.grid, mode)
         plan = RoundPlan("simulate", tuple(int(v) for v in schedules.b), tuple(int(v) for v in schedules.a),
                          0, 0, int(hurdle_mm), int(hurdle_rm))
@@ -70,8 +68,6 @@ class ProtocolSelector:
         ins = DealerAgent(dep, "dealer_mm").instruction(rid)
         self.rounds.append({"round": rid, "phase": run["phase"], "timings": run["timings"], "gas": run["gas"]})
         if not ins["trade"]:
-            from market.selection import NO_TRADE
-
             return NO_TRADE
         q, r_mm, r_rm = ins["volume"], ins["r_mm"], ins["r_rm"]
         return Instruction(True, q, r_mm, r_rm, ins["r_bd_x2"], (r_rm - r_mm) * q)

@@ -1,7 +1,8 @@
 """The four top-level packages import, and the import rules of ARCHITECTURE.md hold.
 
-Rules: ``market`` imports nothing of the project; ``crypto`` may import ``market``; ``chain`` imports
-neither ``protocol`` nor (being a standalone chain layer) ``market``/``crypto``; ``protocol`` may import all.
+Rules: ``common`` (small helpers) imports nothing of the project and every package may import it; ``market``
+imports nothing else of the project; ``crypto`` may import ``market``; ``chain`` imports neither ``protocol``
+nor (being a standalone chain layer) ``market``/``crypto``; ``protocol`` may import all.
 The check parses every module's AST, so it also covers imports inside functions.
 """
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("market", "crypto", "protocol", "chain")
+PACKAGES = ("common", "market", "crypto", "protocol", "chain")
 FORBIDDEN = {
+    "common": {"market", "crypto", "protocol", "chain"},
     "market": {"crypto", "protocol", "chain"},
     "crypto": {"protocol", "chain"},
     "chain": {"protocol", "market", "crypto"},

@@ -1,4 +1,4 @@
-// Probe (issue #12): how fast is the newest input proof node-tfhe offers? node-tfhe 1.x has the v2 ZK scheme
+// Probe: how fast is the newest input proof node-tfhe offers? node-tfhe 1.x has the v2 ZK scheme
 // ("PKE v2"), which node-tfhe 0.10 (the tfhe-rs that concrete-python 2.11 embeds) lacks. Only named parameter
 // sets allow a proof in 1.x (custom ones are refused: "Zk proof of encryption is not supported"), and those
 // encrypt under a dedicated 2048-dimension key whose ciphertexts need a tfhe-rs casting keyswitch: this measures

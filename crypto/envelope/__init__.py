@@ -1,8 +1,9 @@
-"""Sealed, signed and bound messages between roles: dealer reports, custodian receipts, instructions.
+"""Sealed, signed and bound messages between roles, and the dealer reports' commitments.
 
-One mechanism for every private message of the protocol (:func:`seal_message` / :func:`open_message`);
-dealer reports (:func:`seal_report` / :func:`open_report`) and the custodian's instructions to each dealer
-are uses of it with a ``purpose`` label.
+One mechanism for every private message of the protocol (:func:`seal_message` / :func:`open_message`): the
+custodian's instructions to each dealer, the dealers' offers and the clients' acceptances are uses of it with
+a ``purpose`` label. Dealer reports are not sealed to anyone: each dealer encrypts its own report under the
+market's public key (:mod:`crypto.tfhers`) and commits to it (:class:`DealerReport`).
 
 Binding
 -------
@@ -31,63 +32,42 @@ Sender ``S`` (Ed25519 key ``sk_S``), recipient ``R`` (X25519 public key ``pk_R``
 This is the ECIES / HPKE-base pattern (RFC 9180 in spirit: DH with an ephemeral key, KDF bound to both
 public keys and the context, AEAD) with a sign-then-encrypt inner layer so the recipient learns who
 wrote the payload and a third party who sees only the envelope learns nothing of it. The ``padding``
-makes the ciphertext length independent of the secret values: for a report, every envelope of a grid
-has the same length ([decided]: decimal integers in the canonical encoding vary in length, which would
-otherwise leak digit counts of the offsets and the hurdle).
+rounds the plaintext up to a block (or to a length the caller derives from public data), so the
+ciphertext length does not follow the digit counts of the integers inside [decided].
 
 Opening checks, in order, each with its own exception (all subclasses of ``EnvelopeError``):
 parse (:class:`MalformedEnvelopeError`), AEAD under the envelope's own header
 (:class:`TamperedEnvelopeError`: any changed byte of header, ephemeral key, nonce, ciphertext or tag),
 the now authentic binding against the expected one (:class:`BindingMismatchError`: replay elsewhere),
-the signature under the registered sender key (:class:`WrongSignerError`), the report's values
-(:class:`ReportValueError`), and finally the replay cache (:class:`ReplayError`). Nothing is recorded
-unless every check passes.
+the signature under the registered sender key (:class:`WrongSignerError`), and finally the replay cache
+(:class:`ReplayError`). Nothing is recorded unless every check passes.
 
 Reports and commitments
 -----------------------
 A :class:`DealerReport` holds ``{role, round, chain_id, contract, schedule (rate offsets from the
 published base rate), hurdle, salt}``. Its commitment, which goes on chain, is
 ``commitment(canonical(report without salt), salt)`` = ``H(domain ‖ report ‖ salt)`` (see
-:mod:`crypto.encoding`). The custodian acknowledges an accepted report with a signed
-:class:`ReportReceipt` over ``{binding, envelope_digest, ciphertext_digest, commitment}``: the dealer can
-check that what the custodian encrypted (``ciphertext_digest`` names the FHE ciphertext in the blob
-store) comes from its envelope and its committed report. [decided] ``envelope_digest`` is an addition
-to the issue's field list: it ties the receipt to the exact envelope the dealer sent.
-
-Plaintext hygiene
------------------
-:func:`open_report` returns the report for immediate encryption; the caller must not persist it,
-log it or keep it after encrypting. Nothing in this module writes a plaintext report anywhere, and the
-``repr`` of :class:`DealerReport` hides the schedule and the hurdle.
+:mod:`crypto.encoding`); the ``repr`` of :class:`DealerReport` hides the schedule, the hurdle and the salt.
 
 Modules
 -------
 :mod:`~crypto.envelope.binding` (:class:`Binding`), :mod:`~crypto.envelope.sealed` (the construction
-above), :mod:`~crypto.envelope.report` (dealer reports), :mod:`~crypto.envelope.receipt` (receipts) and
-:mod:`~crypto.envelope.replay` (the replay cache). Import from ``crypto.envelope``: the names below are
-the surface; the modules' other names are primitives underneath.
+above), :mod:`~crypto.envelope.report` (dealer reports' commitments) and :mod:`~crypto.envelope.replay` (the
+replay cache). Import from ``crypto.envelope``: the names below are the surface; the modules' other names
+are primitives underneath.
 """
-from crypto.envelope.binding import INSTRUCTION_PURPOSE, REPORT_PURPOSE, Binding, report_binding
-from crypto.envelope.receipt import ReportReceipt, issue_receipt
+from crypto.envelope.binding import INSTRUCTION_PURPOSE, Binding
 from crypto.envelope.replay import ReplayCache
-from crypto.envelope.report import DEALER_SIDES, DealerReport, OpenedReport, open_report, seal_report
-from crypto.envelope.sealed import SealedMessage, SealedReport, open_message, seal_message
+from crypto.envelope.report import DEALER_SIDES, DealerReport
+from crypto.envelope.sealed import SealedMessage, open_message, seal_message
 
 __all__ = [
     "Binding",
     "SealedMessage",
-    "SealedReport",
     "DealerReport",
-    "OpenedReport",
-    "ReportReceipt",
     "ReplayCache",
     "seal_message",
     "open_message",
-    "seal_report",
-    "open_report",
-    "issue_receipt",
-    "report_binding",
     "DEALER_SIDES",
-    "REPORT_PURPOSE",
     "INSTRUCTION_PURPOSE",
 ]

@@ -9,7 +9,6 @@ from typing import Any
 from crypto.encoding import canonical_bytes, digest, to_hex
 from crypto.identity import validate_role
 
-REPORT_PURPOSE = "report"
 INSTRUCTION_PURPOSE = "instruction"
 _PURPOSE = re.compile(r"\A[a-z][a-z0-9_-]{0,31}\Z")
 _ADDRESS = re.compile(r"\A0x[0-9a-fA-F]{40}\Z")
@@ -29,7 +28,7 @@ def normalize_contract(value: Any) -> str:
     if isinstance(value, (bytes, bytearray)):
         if len(value) != 20:
             raise ValueError(f"contract: expected 20 bytes, got {len(value)}")
-        return "0x" + bytes(value).hex()
+        return to_hex(value, prefix=True)
     if not isinstance(value, str) or not _ADDRESS.match(value):
         raise ValueError(f"contract: {value!r} is not a 0x-prefixed 20-byte hex address")
     body = value[2:]
@@ -107,10 +106,3 @@ def require_binding(value: Any, field: str = "binding") -> "Binding":
     if not isinstance(value, Binding):
         raise TypeError(f"{field}: expected a Binding, got {type(value).__name__}")
     return value
-
-
-def report_binding(
-    *, chain_id: int, contract: str, round: int, dealer_role: str, custodian_role: str = "custodian"
-) -> Binding:
-    """The binding of a dealer's report to the custodian."""
-    return Binding(REPORT_PURPOSE, chain_id, contract, round, dealer_role, custodian_role)

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from market import strict_json
+from common import strict_json
 from crypto.encoding import constant_time_equal, from_hex, to_hex
-from crypto.envelope.binding import Binding
 from crypto.errors import ReplayError
 from crypto.identity import write_public_file
+
+if TYPE_CHECKING:
+    from crypto.envelope.binding import Binding
 
 
 class ReplayCache:
@@ -16,8 +19,8 @@ class ReplayCache:
 
     In memory, or persisted to ``path`` (JSON ``{binding key: envelope digest}``, public data only,
     written atomically) so a restarted custodian still rejects replays. One envelope per binding
-    [decided]: a dealer reports once per round; a different envelope for an already-used binding is
-    refused too, so a report cannot be swapped after its receipt was issued.
+    [decided]: a role sends one message per purpose and round; a different envelope for an already-used
+    binding is refused too, so a message cannot be swapped after it was accepted.
     """
 
     def __init__(self, path: Path | None = None) -> None:

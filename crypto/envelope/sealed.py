@@ -89,12 +89,8 @@ class SealedMessage:
 
     @property
     def digest(self) -> bytes:
-        """SHA-256 of :meth:`to_bytes` (what receipts, caches and the blob store name it by)."""
+        """SHA-256 of :meth:`to_bytes` (what the replay cache and the blob store name it by)."""
         return digest(self.to_bytes())
-
-
-class SealedReport(SealedMessage):
-    """A dealer's sealed report (purpose ``"report"``): same wire format as :class:`SealedMessage`."""
 
 
 def _derive_key(shared: bytes, ephemeral_public: bytes, recipient_public: bytes, binding: Binding) -> bytes:
@@ -123,7 +119,6 @@ def seal_message(
     recipient: PublicIdentity,
     binding: Binding,
     pad_to: int | None = None,
-    envelope_type: type = SealedMessage,
 ) -> SealedMessage:
     """Sign ``payload`` (any canonical-encodable value) as ``sender`` and seal it to ``recipient``.
 
@@ -159,20 +154,20 @@ def seal_message(
     )
     nonce = secrets.token_bytes(NONCE_SIZE)
     # The header is fixed before encryption: the ciphertext field is the only part not in the AD.
-    shell = envelope_type(binding, ephemeral_public, nonce, bytes(TAG_SIZE))
+    shell = SealedMessage(binding, ephemeral_public, nonce, bytes(TAG_SIZE))
     ciphertext = ChaCha20Poly1305(key).encrypt(nonce, plaintext, shell.header_bytes())
-    return envelope_type(binding, ephemeral_public, nonce, ciphertext)
+    return SealedMessage(binding, ephemeral_public, nonce, ciphertext)
 
 
 def _x25519_public(identity: PublicIdentity) -> X25519PublicKey:
     return X25519PublicKey.from_public_bytes(identity.sealing_key)
 
 
-def parse_envelope(sealed: SealedMessage | bytes, envelope_type: type) -> SealedMessage:
+def parse_envelope(sealed: SealedMessage | bytes) -> SealedMessage:
     if isinstance(sealed, SealedMessage):
         return sealed
     if isinstance(sealed, (bytes, bytearray, memoryview)):
-        return envelope_type.from_bytes(bytes(sealed))
+        return SealedMessage.from_bytes(bytes(sealed))
     raise TypeError(f"sealed: expected a SealedMessage or bytes, got {type(sealed).__name__}")
 
 
@@ -235,7 +230,7 @@ def open_message(
     Raises, in this order: :class:`MalformedEnvelopeError`, :class:`TamperedEnvelopeError`,
     :class:`BindingMismatchError`, :class:`WrongSignerError`, :class:`ReplayError`. Returns the payload.
     """
-    sealed = parse_envelope(sealed, SealedMessage)
+    sealed = parse_envelope(sealed)
     payload = open_envelope(sealed, recipient=recipient, sender=sender, expected=expected)
     if replay_cache is not None:
         replay_cache.record(sealed.binding, sealed.digest)

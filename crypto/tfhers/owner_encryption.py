@@ -34,7 +34,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
@@ -42,12 +42,10 @@ from crypto.encoding import canonical_bytes, canonical_loads, digest, from_hex, 
 from crypto.envelope import Binding
 from crypto.errors import CryptoError, EncodingError
 from crypto.identity import read_private_file, write_private_file, write_public_file
-from crypto.tfhers.parameters import (
-    PRODUCTION_PARAMETERS,
-    TfheParameters,
-    parameters_by_name,
-    usable_parameters,
-)
+from crypto.tfhers.parameters import PRODUCTION_PARAMETERS, parameters_by_name, usable_parameters
+
+if TYPE_CHECKING:
+    from crypto.tfhers.parameters import TfheParameters
 
 OWNER_REPORT_PURPOSE = "owner-report"
 BLOB_VERSION = 2  # 2: the ``proven`` field (unproven lists are the default)

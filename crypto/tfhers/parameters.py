@@ -15,15 +15,16 @@ and the same node code run for both; only the dimensions and the CRS capacity di
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from crypto.encoding import canonical_digest
+from crypto.errors import CryptoError
 
 TEST_ONLY_FLAG = "REPO_MARKET_ALLOW_TEST_ONLY_PARAMETERS"
 
 
-class TestOnlyParametersError(ValueError):
+class TestOnlyParametersError(CryptoError, ValueError):
     """A TEST-ONLY parameter set was used without the explicit test flag."""
 
     __test__ = False  # not a pytest test class despite the name
@@ -126,23 +127,13 @@ PRODUCTION_PARAMETERS = TfheParameters(
 
 # [decided] TEST-ONLY: 32-dimension keys (CRS generation in seconds, measured in bench_owner_encryption.json
 # section test_only); everything else as in production so the same checks run.
-TEST_ONLY_PARAMETERS = TfheParameters(
+TEST_ONLY_PARAMETERS = replace(
+    PRODUCTION_PARAMETERS,
     name="TEST-ONLY-insecure-d32",
     test_only=True,
     lwe_dimension=32,
     glwe_dimension=1,
     polynomial_size=32,
-    lwe_noise_std=PRODUCTION_PARAMETERS.lwe_noise_std,
-    glwe_tuniform_bound_log2=PRODUCTION_PARAMETERS.glwe_tuniform_bound_log2,
-    concrete_glwe_std=PRODUCTION_PARAMETERS.concrete_glwe_std,
-    pbs_base_log=PRODUCTION_PARAMETERS.pbs_base_log,
-    pbs_level=PRODUCTION_PARAMETERS.pbs_level,
-    ks_base_log=PRODUCTION_PARAMETERS.ks_base_log,
-    ks_level=PRODUCTION_PARAMETERS.ks_level,
-    message_modulus=PRODUCTION_PARAMETERS.message_modulus,
-    carry_modulus=PRODUCTION_PARAMETERS.carry_modulus,
-    max_noise_level=PRODUCTION_PARAMETERS.max_noise_level,
-    log2_p_fail=PRODUCTION_PARAMETERS.log2_p_fail,
     proven_digit_limit=8,
 )
 

@@ -4,7 +4,7 @@ Pure economics (numpy/scipy, no I/O): agent families (:mod:`.agents`), best resp
 equilibrium (:mod:`.equilibrium`), the decentralized price adjustment of Algorithm 1 (:mod:`.adjustment`),
 metrics (:mod:`.metrics`), baselines (:mod:`.baselines`), experiments as pure functions returning data
 (:mod:`.experiments`) and the paper's reported tables (:mod:`.paper`). Specification and the items we
-decided: ``shared/ALLOCATION.md``; every such item is labelled "[decided]" in the docstrings.
+decided: ``docs/ALLOCATION.md``; every such item is labelled "[decided]" in the docstrings.
 """
 from .adjustment import AdjustmentResult, StepRule, adjust_prices, lipschitz_bound, price_update, proximal_best_response
 from .agents import DEFAULTS, AgentFamily, AllocationInputError, LogLinear, QuadraticLinear, draw_log_linear

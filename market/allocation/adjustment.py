@@ -28,11 +28,15 @@ The contract's side (:func:`price_update`) is the one the on-chain clearing cont
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .agents import AgentFamily, AllocationInputError
+from .agents import AllocationInputError
 from .equilibrium import _col, participation_payoff, validate_market
+
+if TYPE_CHECKING:
+    from .agents import AgentFamily
 
 __all__ = [
     "StepRule",

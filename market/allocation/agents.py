@@ -24,6 +24,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from market.errors import MarketError
+
 __all__ = [
     "AgentFamily",
     "AllocationInputError",
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 
-class AllocationInputError(ValueError):
+class AllocationInputError(MarketError):
     """Bad model input; the message names the field, the index where relevant, and the value."""
 
 

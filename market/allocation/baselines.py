@@ -15,13 +15,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import minimize
 
-from .agents import AgentFamily
 from .equilibrium import BISECTION_TOL, _col, best_response, price_upper_bound, solve_equilibrium, validate_market
-from .metrics import AllocationMetrics, efficiency, measure
+from .metrics import efficiency, measure
+
+if TYPE_CHECKING:
+    from .agents import AgentFamily
+    from .metrics import AllocationMetrics
 
 __all__ = [
     "BASELINES",

@@ -16,10 +16,14 @@ leading batch axes, so one call solves many instances at once.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .agents import AgentFamily, AllocationInputError
+from .agents import AllocationInputError
+
+if TYPE_CHECKING:
+    from .agents import AgentFamily
 
 __all__ = [
     "Equilibrium",

@@ -6,10 +6,12 @@ allocations is measured in one call.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .agents import AgentFamily
+if TYPE_CHECKING:
+    from .agents import AgentFamily
 
 __all__ = [
     "efficiency",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 PAPER_REPORTED: dict = {
     "table4": {
-        "source": "Cha et al., arXiv 2510.05504 v1, Table 4 (as quoted in shared/ALLOCATION.md §3)",
+        "source": "Cha et al., arXiv 2510.05504 v1, Table 4 (docs/ALLOCATION.md §3)",
         "status": "paper-reported; not reproducible from the stated formulas (Tables 4 and 6 disagree)",
         "mechanisms": ["no_enforcement", "proportional", "flat", "proposed"],
         "efficiency": [1.21, 1.78, 2.02, 2.30],

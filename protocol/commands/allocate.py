@@ -6,6 +6,12 @@ import math
 import sys
 from contextlib import contextmanager
 
+import numpy as np
+
+from market.limits import ALLOCATION_MIN_STEP, LimitError, check_real
+from protocol.cli import UsageError, check_option, check_rpc, given
+from protocol.errors import ProtocolPackageError
+
 HELP = "clear one allocation problem (Cha et al.): KKT equilibrium, price adjustment or on chain"
 DESCRIPTION = """\
 Clear one instance of the contract-clearing mechanism with log/linear agents V_i = α_i·log(1 + x),
@@ -57,8 +63,6 @@ def configure(parser) -> None:
 
 def _validate(args):
     from market.allocation import AllocationInputError, LogLinear
-    from market.limits import ALLOCATION_MIN_STEP, LimitError, check_real
-    from protocol.cli import UsageError, check_option, check_rpc, given
 
     if len(args.alpha) != len(args.beta):
         raise UsageError(f"--alpha has {len(args.alpha)} values but --beta has {len(args.beta)}: one each per agent")
@@ -94,15 +98,13 @@ def _validate(args):
     return agents
 
 
-class NumericalFailure(Exception):
+class NumericalFailure(ProtocolPackageError):
     """The float computation overflowed or produced a non-finite result: no trustworthy answer."""
 
 
 @contextmanager
 def _floating_point_events(events: list[str]):
     """Record numpy's floating-point events (overflow, invalid, divide) instead of printing warnings."""
-    import numpy as np
-
     previous = np.seterrcall(lambda kind, flag: events.append(kind))
     try:
         with np.errstate(over="call", invalid="call", divide="call", under="ignore"):
@@ -164,8 +166,6 @@ def _convergence_warnings(args, doc) -> list[str]:
 
 def _clear(args, agents):
     """The document of one clearing (before the checks), μ and x."""
-    import numpy as np
-
     from market.allocation import (
         StepRule,
         adjust_prices,

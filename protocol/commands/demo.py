@@ -13,15 +13,18 @@ from __future__ import annotations
 import json
 import sys
 
-from protocol.cli import UsageError
+from market.limits import MAX_DEMO_ROUNDS, MAX_MARKET_GRID, MIN_MARKET_GRID
+from protocol.cli import UsageError, check_option, check_rpc, given
+from protocol.commands.account_options import add_account_options, signers_from_args
+from protocol.demo import DEFAULT_GRID, DemoConflict, run_demo
+from protocol.deployment import DeploymentError, evaluator_roles
+from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir, read_json
 
 HELP = "run the main job: a market with several rounds on the embedded chain with real FHE, then the auditor"
 DESCRIPTION = __doc__
 
 
 def configure(parser) -> None:
-    from protocol.demo import DEFAULT_GRID
-
     parser.add_argument("--rounds", type=int, default=4, metavar="N", help="rounds to run (default 4, the four stories; 0: only resume a round left open)")
     parser.add_argument("--grid", type=int, default=DEFAULT_GRID, metavar="N",
                         help=f"volume grid 0..N (default {DEFAULT_GRID}; FHE cost grows with N)")
@@ -35,7 +38,6 @@ def configure(parser) -> None:
     parser.add_argument("--input-proofs", action="store_true",
                         help="when the market is created: dealers prove their encrypted reports (a CRS per deployment, "
                              "its digest in the terms on chain; fhe backend only)")
-    from protocol.commands.account_options import add_account_options
 
     add_account_options(parser)
 
@@ -130,8 +132,6 @@ class RichUI:
 def validate(args) -> None:
     """Every option against market.limits (and the node, with --rpc) before the data directory is touched."""
     from chain.coordinator import MAX_EVALUATORS
-    from market.limits import MAX_DEMO_ROUNDS, MAX_MARKET_GRID, MIN_MARKET_GRID
-    from protocol.cli import check_option, check_rpc, given
 
     check_option("--rounds", args.rounds, 0, MAX_DEMO_ROUNDS)
     check_option("--grid", args.grid, MIN_MARKET_GRID, MAX_MARKET_GRID)
@@ -149,9 +149,6 @@ def validate(args) -> None:
 def _check_existing_market(args) -> None:
     """On a data directory that holds a market, --evaluators and --threshold (when given) must be the
     market's: they are fixed at deployment, and would otherwise be accepted and ignored."""
-    from protocol.cli import given
-    from protocol.layout import DataDir, read_json
-
     path = DataDir(args.data_dir).market_file
     if not path.is_file():
         return
@@ -164,14 +161,6 @@ def _check_existing_market(args) -> None:
 
 
 def run(args) -> int:
-    from protocol.demo import DemoConflict, run_demo
-    from protocol.deployment import DeploymentError
-
-    from protocol.commands.account_options import signers_from_args
-
-    from protocol.deployment import evaluator_roles
-    from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir
-
     _check_existing_market(args)
     if args.input_proofs and args.backend != "fhe":
         raise UsageError(f"--input-proofs needs --backend fhe, got --backend {args.backend}")

@@ -11,7 +11,13 @@ import json
 import sys
 from pathlib import Path
 
-from protocol.cli import UsageError
+from common.plotting import save_figure
+from market import HurdleError, ScheduleError, equilibrium_volumes, linear_schedules, select_equilibrium
+from market.equilibria import all_equilibria, linear_closed_form
+from market.limits import MAX_ANALYSIS_GRID, MAX_RATE_BP
+from market.plots import payoff_map_figure
+from market.selection import hurdle_mask
+from protocol.cli import UsageError, check_option, check_output_file, load_schedules_option, naming
 
 HELP = "enumerate all pure equilibria of the dealer game and the contract's selection"
 MAX_RATE_POINTS = 4000  # 4000² int64 payoff matrices: 128 MB each (16e6 x 8 bytes)
@@ -35,10 +41,6 @@ def configure(parser) -> None:
 
 
 def _schedules(args):
-    from market import ScheduleError, linear_schedules
-    from market.limits import MAX_ANALYSIS_GRID, MAX_RATE_BP
-    from protocol.cli import check_option, load_schedules_option
-
     if args.schedules is not None:
         if args.grid is not None:
             raise UsageError(f"--grid {args.grid}: the grid comes from --schedules {args.schedules}; drop --grid")
@@ -66,7 +68,6 @@ def _schedules(args):
 def _closed_form(args) -> dict | None:
     if args.linear is None:
         return None
-    from market.equilibria import linear_closed_form
 
     c = linear_closed_form(int(args.linear[0]), int(args.linear[1]), args.linear[2], args.linear[3])
     return {name: float(getattr(c, name)) for name in ("q_star", "s_star", "j_star", "q_bar", "q_competitive")}
@@ -74,9 +75,6 @@ def _closed_form(args) -> dict | None:
 
 def analyse(schedules, hurdle_mm: int, hurdle_rm: int, mode: str) -> tuple[dict, object, object]:
     """The JSON document of ``equilibria`` (also used by tests and other tools)."""
-    from market import equilibrium_volumes, select_equilibrium
-    from market.equilibria import all_equilibria
-
     eq = all_equilibria(schedules)
     selected = select_equilibrium(schedules, hurdle_mm, hurdle_rm, mode)
     d2 = equilibrium_volumes(schedules).tolist()
@@ -137,12 +135,6 @@ def _print_table(doc: dict, console) -> None:
 def run(args) -> int:
     from rich.console import Console
 
-    from market import HurdleError
-    from market.selection import hurdle_mask
-
-    from market.limits import MAX_RATE_BP
-    from protocol.cli import check_option, check_output_file
-
     for name, value in (("--hurdle-mm", args.hurdle_mm), ("--hurdle-rm", args.hurdle_rm)):
         if value < 0:
             raise UsageError(f"{name} {value}: hurdle spreads are nonnegative bp")
@@ -168,11 +160,8 @@ def run(args) -> int:
     if closed is not None:
         doc["closed_form"] = closed
     if args.plot is not None:
-        from market.plots import plot_payoff_map
-        from protocol.cli import naming
-
         with naming(args.plot):
-            doc["plot"] = str(plot_payoff_map(schedules, eq, selected, args.plot))
+            doc["plot"] = str(save_figure(payoff_map_figure(schedules, eq, selected), args.plot, dpi=120, tight=True))
     console = Console(stderr=args.json)
     if args.json:
         print(json.dumps(doc))

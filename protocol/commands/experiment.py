@@ -7,6 +7,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
+from protocol.cli import UsageError, check_output_dir, naming
+
 HELP = "run an allocation experiment (fee sweep, shocks, frontier, ...) writing JSON and PNG"
 DESCRIPTION = """\
 Run one experiment of Cha et al. (arXiv 2510.05504) on the log/linear family with the paper's defaults
@@ -41,13 +45,11 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    import numpy as np
     from rich.console import Console
 
     from market.allocation import AllocationInputError
     from market.allocation.experiments import EXPERIMENTS
     from protocol.allocation_report import headline, plot_experiment, to_jsonable, write_result
-    from protocol.cli import UsageError, check_output_dir, naming
 
     if args.name not in EXPERIMENTS:
         raise UsageError(f"NAME = {args.name!r}: must be one of {', '.join(EXPERIMENT_NAMES)}")

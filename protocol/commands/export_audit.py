@@ -24,7 +24,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from protocol.cli import UsageError
+from crypto.identity import PUBLIC_IDENTITY_FILE, PublicIdentity
+from protocol.cli import UsageError, check_output_dir
+from protocol.deployment import DeploymentError, identities_digest, open_market
+from protocol.layout import PRIVATE_DIR, DataDir, write_json
 
 HELP = "write everything public an auditor needs (blobs, transcripts, ABI, terms, signer digests) into DIR"
 DESCRIPTION = __doc__
@@ -79,9 +82,6 @@ def _chain_info(dep) -> dict:
 
 
 def _identities(dep) -> dict:
-    from crypto.identity import PublicIdentity
-    from protocol.deployment import identities_digest
-
     published = dep.descriptor["identities"]
     roles = {}
     for role, data in sorted(published.items()):
@@ -97,8 +97,6 @@ def export_audit(data_dir: Path, out_dir: Path, rpc_url: str | None = None) -> d
     """Write the export (see the module docstring); returns the manifest."""
     from chain.artifacts import BUILD_DIR, CONTRACT_NAMES, CONTRACTS_DIR
     from chain.paths import CONFIG_FILE, JOURNAL_FILE, chain_dir
-    from protocol.deployment import open_market
-    from protocol.layout import DataDir, write_json
 
     dep = open_market(data_dir, rpc_url)
     root = dep.data_dir.root
@@ -149,9 +147,7 @@ def private_files(root: Path) -> dict[str, Path]:
     """sha256 -> path of every private file of the market (roles/ except the files that are public by design,
     their bytes published as they are; the narrator's private/ folder)."""
     from crypto.fhe_keys import EVALUATION_KEYS_FILE
-    from crypto.identity import PUBLIC_IDENTITY_FILE
     from crypto.tfhers.owner_encryption import CRS_FILE, MANIFEST_FILE, PUBLIC_KEY_FILE
-    from protocol.layout import PRIVATE_DIR, DataDir
 
     # the custodian's public key material (the public key and CRS are published blobs)
     public_role_files = (PUBLIC_IDENTITY_FILE, EVALUATION_KEYS_FILE, PUBLIC_KEY_FILE, CRS_FILE, MANIFEST_FILE)
@@ -174,14 +170,10 @@ def _refuse_secrets(root: Path, work: Path, files: dict[str, str]) -> None:
 
 
 def validate(args) -> None:
-    from protocol.cli import check_output_dir
-
     check_output_dir("DIR", args.out_dir)
 
 
 def run(args) -> int:
-    from protocol.deployment import DeploymentError
-
     if args.rpc is not None and not args.rpc.startswith(("http://", "https://")):
         raise UsageError(f"--rpc {args.rpc!r}: must be an http(s) URL")
     try:

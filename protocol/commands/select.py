@@ -5,7 +5,8 @@ without encryption; ``fhe`` runs it for real: key generation (custodian), encryp
 encrypted evaluation from public blobs only (evaluator), decryption of the output only (custodian).
 Reports are sent as offsets from a base rate: ``--base-rate`` defaults to the lowest rate in the file,
 ``min(b[0], a[N])`` [decided], so every offset is >= 0. The circuit (FHE, or the simulation's) is compiled once
-per market terms and cached under ``<data-dir>/circuits/``; FHE keys go to ``<data-dir>/custodian/`` (secret key 0600).
+per market terms and cached where a market's is (``<data-dir>/cache/``, or ``$REPO_MARKET_CIRCUIT_CACHE``); the
+custodian's FHE keys go to ``<data-dir>/roles/custodian/select/`` (secret key 0600 in 0700 folders).
 """
 from __future__ import annotations
 
@@ -13,8 +14,13 @@ import json
 import time
 from pathlib import Path
 
-from crypto.circuit import DEFAULT_FORMULATION, FORMULATIONS
-from protocol.cli import UsageError
+from crypto.encoding import digest
+from market.limits import MAX_MARKET_GRID, MAX_RATE_BITS, MAX_RATE_BP, MIN_MARKET_GRID, MIN_RATE_BITS
+from market.selection import select_equilibrium
+from market.terms import MarketTerms, ReportError, report_offsets, validate_report
+from protocol.cli import UsageError, check_option, given, load_schedules_option
+from protocol.deployment import circuit_cache
+from protocol.layout import DataDir
 
 DEFAULT_HURDLE_BITS = 8
 HELP = "run the contract's selection rule on one pair of reports (plain, simulated or real FHE)"
@@ -35,15 +41,9 @@ def configure(parser) -> None:
     parser.add_argument("--rate-bits", type=int, default=10, metavar="BITS", help="offset width (default 10)")
     parser.add_argument("--hurdle-bits", type=int, default=None, metavar="BITS",
                         help=f"hurdle width (default {DEFAULT_HURDLE_BITS}, or --rate-bits if that is smaller)")
-    parser.add_argument("--formulation", choices=FORMULATIONS, default=None,
-                        help=f"argmax formulation of the circuit (default {DEFAULT_FORMULATION}; not with "
-                             "--backend plain)")
 
 
 def _terms_and_schedules(args):
-    from market.terms import MarketTerms, ReportError, validate_report
-    from protocol.cli import given, load_schedules_option
-
     schedules = load_schedules_option(args.schedules)
     base = args.base_rate if args.base_rate is not None else int(min(schedules.b[0], schedules.a[-1]))
     try:
@@ -62,9 +62,6 @@ def _terms_and_schedules(args):
 
 
 def validate(args) -> None:
-    from market.limits import MAX_RATE_BITS, MAX_RATE_BP, MIN_RATE_BITS
-    from protocol.cli import check_option, given, refuse_unused
-
     for name, value in (("--hurdle-mm", args.hurdle_mm), ("--hurdle-rm", args.hurdle_rm)):
         if value < 0:
             raise UsageError(f"{name} {value}: must be >= 0 bp")
@@ -81,13 +78,7 @@ def validate(args) -> None:
         if args.hurdle_bits > args.rate_bits:
             raise UsageError(f"--hurdle-bits {args.hurdle_bits}: must not exceed the offset width (default "
                              f"{args.rate_bits} bits; give --rate-bits {args.hurdle_bits} or more)")
-    if args.backend == "plain":
-        refuse_unused(args, ("--formulation",), "only the circuit backends (simulate, fhe) have a formulation")
-    else:
-        from market.limits import MAX_MARKET_GRID, MIN_MARKET_GRID
-
-        if args.formulation is None:
-            args.formulation = DEFAULT_FORMULATION
+    if args.backend != "plain":
         _, schedules = _terms_and_schedules(args)
         if not MIN_MARKET_GRID <= schedules.grid <= MAX_MARKET_GRID:  # the same market limits as demo's --grid
             raise UsageError(f"--schedules {args.schedules}: volume grid 0..{schedules.grid}; the circuit "
@@ -95,8 +86,6 @@ def validate(args) -> None:
 
 
 def run(args) -> int:
-    from market.selection import select_equilibrium
-
     terms, schedules = _terms_and_schedules(args)
     timings: dict[str, float] = {}
     doc: dict = {"backend": args.backend}
@@ -118,62 +107,62 @@ def run(args) -> int:
 
 
 def _run_circuit(args, terms, schedules, timings):
-    from crypto.circuit import SelectionCircuit
+    """One report per dealer through the roles of protocol.backend: the custodian's keys, each dealer's blob,
+    the evaluator's checks and evaluation, the custodian's decryption of the output only."""
+    from crypto.circuit import peak_rss_bytes
+    from crypto.fhe_keys import SECRET_KEY_FILE
+    from protocol.backend import (CustodianSide, DealerSide, EvaluatorSide, load_circuit, load_simulation_circuit,
+                                  report_binding)
 
-    b_off = [int(v) - terms.base_rate for v in schedules.b]
-    a_off = [int(v) - terms.base_rate for v in schedules.a]
-    if args.backend == "simulate":
-        cache = Path(args.data_dir) / "circuits"
-        _progress(args, f"compiling or loading the circuit for simulation (N = {terms.grid}; cache {cache}) …")
-        started = time.perf_counter()
-        circuit = SelectionCircuit.simulation_only(terms, formulation=args.formulation).with_simulation_cache(cache)
-        out = circuit.simulate(b_off, args.hurdle_mm, a_off, args.hurdle_rm)
-        timings["evaluate"] = time.perf_counter() - started  # includes the simulation's compile or load
-        return out.instruction(terms), None
-    cache = Path(args.data_dir) / "circuits"
-    _progress(args, f"compiling or loading the circuit for N = {terms.grid} (cache {cache}) …")
+    layout = DataDir(Path(args.data_dir))
+    cache = circuit_cache(layout)
+    reports = {"mm": (report_offsets(terms, "mm", schedules.b), args.hurdle_mm),
+               "rm": (report_offsets(terms, "rm", schedules.a), args.hurdle_rm)}
+    # [decided] a standalone run has no chain: its reports are bound to chain id 1 (a binding's lowest), the zero
+    # address as contract and round 1 -- no market's coordinator lives at the zero address, so none accepts them
+    bindings = {side: report_binding(1, "0x" + "00" * 20, 1, side) for side in reports}
+    simulated = args.backend == "simulate"
+    what = f"for simulation (N = {terms.grid}; cache {cache})" if simulated else f"for N = {terms.grid} (cache {cache})"
+    _progress(args, f"compiling or loading the circuit {what} …")
     started = time.perf_counter()
-    circuit = SelectionCircuit.for_terms(terms, cache, formulation=args.formulation)
+    circuit = load_simulation_circuit(terms, cache) if simulated else load_circuit(terms, cache)
     timings["compile_or_load"] = time.perf_counter() - started
 
-    from crypto.circuit import peak_rss_bytes
-    from crypto.encoding import digest, to_hex
-    from crypto.fhe_keys import SECRET_KEY_FILE, CustodianFheKeys
-
-    custodian = Path(args.data_dir) / "custodian" / to_hex(circuit.artifact_digest)[:16]
     started = time.perf_counter()
-    if (custodian / SECRET_KEY_FILE).exists():
-        _progress(args, "loading the custodian's FHE keys …")
-        keys = CustodianFheKeys.load(circuit, custodian)
+    if simulated:  # keys of the simulate backend are labels: nothing is stored
+        custodian = CustodianSide.open("simulate", circuit, layout.root, create=True)
     else:
-        _progress(args, "generating FHE keys (custodian) …")
-        keys = CustodianFheKeys.generate(circuit, custodian)
+        keys_dir = layout.select_keys_dir(circuit.artifact_digest)
+        existing = (keys_dir / SECRET_KEY_FILE).exists()
+        _progress(args, "loading the custodian's FHE keys …" if existing else "generating FHE keys (custodian) …")
+        custodian = CustodianSide.open("fhe", circuit, keys_dir, create=not existing)
     timings["keygen"] = time.perf_counter() - started
-    from protocol.backend import DealerSide, EvaluatorSide, report_binding
-
-    evaluation_keys = keys.evaluation_keys_bytes()
-    public_key = keys.public_key_bytes()
-    # [decided] a standalone run has no chain: its reports are bound to chain id 0, the zero contract, round 1
-    bindings = {side: report_binding(0, "0x" + "00" * 20, 1, side) for side in ("mm", "rm")}
-    dealer = DealerSide("fhe", circuit, public_key)
+    evaluation_keys, public_key = custodian.evaluation_keys(), custodian.public_key()
+    dealer = DealerSide(args.backend, circuit, public_key)
     started = time.perf_counter()
-    ct_mm = dealer.seal_digits(dealer.digits("mm", b_off, args.hurdle_mm), bindings["mm"])
-    ct_rm = dealer.seal_digits(dealer.digits("rm", a_off, args.hurdle_rm), bindings["rm"])
+    blobs = {side: dealer.seal_digits(dealer.digits(side, offsets, hurdle), bindings[side])
+             for side, (offsets, hurdle) in reports.items()}
     timings["encrypt"] = time.perf_counter() - started
-    _progress(args, "checking both reports and evaluating the circuit on them (evaluator) …")
+    if not simulated:
+        _progress(args, "checking both reports and evaluating the circuit on them (evaluator) …")
     started = time.perf_counter()
-    evaluator = EvaluatorSide("fhe", circuit, public_key)
-    output = evaluator.evaluate(evaluation_keys, evaluator.open_report(ct_mm, bindings["mm"]),
-                                evaluator.open_report(ct_rm, bindings["rm"]))
+    evaluator = EvaluatorSide(args.backend, circuit, public_key)
+    inputs = [evaluator.open_report(blobs[side], bindings[side]) for side in reports]
+    output = evaluator.evaluate(evaluation_keys, *inputs)
     timings["evaluate"] = time.perf_counter() - started
     started = time.perf_counter()
-    out = keys.decrypt_output(output)
+    out = custodian.decrypt(output)
     timings["decrypt"] = time.perf_counter() - started
+    if simulated:  # one figure, as the simulation reports it: everything, the simulator's compile or load included
+        total = sum(timings.values())
+        timings.clear()
+        timings["evaluate"] = total
+        return out.instruction(terms), None
     cost = circuit.cost_report().as_dict()
-    cost["sizes"] = {"evaluation_keys": len(evaluation_keys), "ciphertext_mm": len(ct_mm),
-                     "ciphertext_rm": len(ct_rm), "ciphertext_out": len(output)}
+    cost["sizes"] = {"evaluation_keys": len(evaluation_keys), "ciphertext_mm": len(blobs["mm"]),
+                     "ciphertext_rm": len(blobs["rm"]), "ciphertext_out": len(output)}
     cost["timings"] = dict(timings)
-    cost["output_digest"] = to_hex(digest(output))
+    cost["output_digest"] = digest(output).hex()
     cost["peak_rss_bytes"] = peak_rss_bytes()
     return out.instruction(terms), cost
 

@@ -15,24 +15,26 @@ import json
 from pathlib import Path
 from typing import Callable
 
-from protocol.cli import UsageError
+from common.plotting import save_figure
+from market import limits, select_equilibrium
+from market.plots import simulation_figures
+from market.simulation import SimulationConfig, SimulationConfigError, simulate
+from protocol.cli import UsageError, check_option, check_output_dir, check_rpc, given, naming
+from protocol.commands.account_options import add_account_options, signers_from_args
+from protocol.deployment import evaluator_roles
+from protocol.layout import CLIENT_ROLES, DEALER_ROLES
+from protocol.selector import ProtocolSelector
 
 HELP = "simulate many rounds with theta shocks; contract vs no-contract welfare"
 DESCRIPTION = __doc__
 
 
 def _plain_selector(args):
-    from market import select_equilibrium
-
     return select_equilibrium
 
 
 def _signers(args):
     """The key files / keystores given for the simulated market's roles (one evaluator), checked."""
-    from protocol.commands.account_options import signers_from_args
-    from protocol.deployment import evaluator_roles
-    from protocol.layout import CLIENT_ROLES, DEALER_ROLES
-
     return signers_from_args(args, ("custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(1), "deployer"))
 
 
@@ -40,8 +42,6 @@ def _protocol_selector(backend: str) -> Callable:
     """A whole protocol round per simulated round (protocol.selector), on the embedded chain or --rpc."""
 
     def factory(args):
-        from protocol.selector import ProtocolSelector
-
         # every report must fit the published offsets: base rate below the lowest shocked rate [decided]
         signers = _signers(args)  # checked before any round runs
         return ProtocolSelector(args.data_dir, backend, base_rate=max(1, 300 - args.theta - 1), rate_bits=9,
@@ -72,16 +72,12 @@ def configure(parser) -> None:
     parser.add_argument("--rpc", metavar="URL", default=None,
                         help="JSON-RPC node for the simulate/fhe backends (default: embedded chain)")
     parser.add_argument("--plot", type=Path, metavar="DIR", help="write PNG plots of the comparison into DIR")
-    from protocol.commands.account_options import add_account_options
 
     add_account_options(parser)
 
 
 def validate(args) -> None:
     """Every option against market.limits before anything is created (the protocol backends make a market)."""
-    from market import limits
-    from protocol.cli import check_option, check_output_dir, check_rpc, given
-
     protocol_backend = args.backend != "plain"
     check_option("--rounds", args.rounds, 1, limits.MAX_PROTOCOL_SIM_ROUNDS if protocol_backend
                  else limits.MAX_SIM_ROUNDS)
@@ -103,8 +99,6 @@ def validate(args) -> None:
 
 
 def _config(args):
-    from market.simulation import SimulationConfig, SimulationConfigError
-
     for option, value, low in (("--rounds", args.rounds, 1), ("--grid", args.grid, 1),
                                ("--theta", args.theta, 0), ("--hurdle-max", args.hurdle_max, 0)):
         if value < low:
@@ -143,8 +137,6 @@ def run(args) -> int:
     from rich.console import Console
     from rich.progress import Progress
 
-    from market.simulation import simulate
-
     config = _config(args)
     if args.plot is not None and args.plot.exists() and not args.plot.is_dir():
         raise UsageError(f"--plot {args.plot}: exists and is not a directory")
@@ -159,11 +151,10 @@ def run(args) -> int:
     doc = result.as_dict()
     doc["backend"] = args.backend
     if args.plot is not None:
-        from market.plots import plot_simulation
-        from protocol.cli import naming
-
         with naming(args.plot):
-            doc["plots"] = [str(p) for p in plot_simulation(result, args.plot)]
+            args.plot.mkdir(parents=True, exist_ok=True)
+            doc["plots"] = [str(save_figure(fig, args.plot / name, dpi=120, tight=True))
+                            for name, fig in simulation_figures(result).items()]
     if args.json:
         print(json.dumps(doc))
         if err.is_terminal:  # people watching the terminal still get the table, on stderr

@@ -14,8 +14,11 @@ one block, the chain's head when it starts; rounds a writer is still working on 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
-from protocol.cli import UsageError
+from market.limits import MAX_SEED
+from protocol.cli import UsageError, check_option, check_rpc
+from protocol.deployment import DeploymentError, open_market
 
 HELP = "replay and check every published digest, signature and commitment of a market"
 DESCRIPTION = __doc__
@@ -31,9 +34,6 @@ def configure(parser) -> None:
 
 
 def validate(args) -> None:
-    from market.limits import MAX_SEED
-    from protocol.cli import check_option, check_rpc
-
     for r in args.rounds or []:
         check_option("--round", r, 1, MAX_SEED)
     check_rpc(args.rpc)
@@ -42,14 +42,12 @@ def validate(args) -> None:
 def run(args) -> int:
     from chain import ChainError
     from protocol.audit import Auditor
-    from protocol.deployment import DeploymentError, open_market
 
     if args.rpc is not None and not args.rpc.startswith(("http://", "https://")):
         raise UsageError(f"--rpc {args.rpc!r}: must be an http(s) URL")
     for r in args.rounds or []:
         if r < 1:
             raise UsageError(f"--round {r}: rounds are numbered from 1")
-    from pathlib import Path
 
     cache = Path(args.cache_dir) if args.cache_dir else None
     if cache is not None and cache.resolve().is_relative_to(Path(args.data_dir).resolve()):

@@ -1,4 +1,4 @@
-"""Real accounts (#13 point 8): key files and keystores per role with --rpc, checked up front; dev keys only
+"""Real accounts: key files and keystores per role with --rpc, checked up front; dev keys only
 on dev chains; market.json says which roles use dev keys."""
 from __future__ import annotations
 

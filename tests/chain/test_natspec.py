@@ -1,4 +1,4 @@
-"""Every external of the contracts carries NatSpec (#11): @notice, @param for each parameter, @return when it
+"""Every external of the contracts carries NatSpec: @notice, @param for each parameter, @return when it
 returns. Read from the compiler's own devdoc/userdoc output (what `vyper -f devdoc,userdoc` prints) and, for the
 constructor (absent from devdoc), from the source docstring."""
 from __future__ import annotations

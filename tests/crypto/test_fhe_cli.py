@@ -50,7 +50,7 @@ def test_bad_hurdle_is_a_usage_error_naming_the_option(capsys, schedule_file, tm
 
 
 def test_flat_steps_are_accepted_and_selected_like_the_enumeration(capsys, tmp_path):
-    """Issue 14: MM lends 2 units at 300 bp, RM's schedule is flat too: plain and simulate agree with the
+    """Flat steps: MM lends 2 units at 300 bp, RM's schedule is flat too: plain and simulate agree with the
     selection read off the exhaustive enumeration (the attainable J-argmax Q = 6 fails D2 here: Q = 4)."""
     from market import make_schedules
     from tests.market.oracle import enumerated_selection

@@ -294,9 +294,9 @@ def test_seal_rejects_bad_digits_before_encrypting(prod_keys, digits, proofs, ma
 
 
 def test_seal_rejects_a_bad_binding_key_or_crs(prod_keys, keys):
-    from crypto.envelope import report_binding
+    from crypto.envelope import INSTRUCTION_PURPOSE, Binding
 
-    wrong = report_binding(chain_id=1, contract=CONTRACT, round=1, dealer_role="dealer_mm")
+    wrong = Binding(INSTRUCTION_PURPOSE, 1, CONTRACT, 1, "dealer_mm", "evaluator")  # another purpose
     with pytest.raises(ValueError, match="binding: .* is not an owner-report binding"):
         seal_owner_report(prod_keys.public_key_bytes(), [1], wrong)
     with pytest.raises(ValueError, match="public_key: expected"):
@@ -372,19 +372,19 @@ def test_oversized_truncated_and_malformed_blobs(market):
 
 def test_header_rejections_run_no_node_process(market, monkeypatch):
     """Rejections decided from the header come before any ciphertext is parsed, expanded or verified."""
-    from crypto.envelope import report_binding
+    from crypto.envelope import INSTRUCTION_PURPOSE, Binding
     from crypto.tfhers import owner_encryption
 
     def no_node(*args, **kwargs):
         raise AssertionError("the node tool ran for a blob the header already rejects")
 
     monkeypatch.setattr(owner_encryption, "_run_tool", no_node)
-    sealed_report = report_binding(chain_id=1337, contract=CONTRACT, round=3, dealer_role="dealer_mm")
+    other_purpose = Binding(INSTRUCTION_PURPOSE, 1337, CONTRACT, 3, "dealer_mm", "evaluator")
     cases = [
         ("oversized", market.blob, {"max_bytes": 100}),
         ("malformed", reencode(market.blob, version=3), {}),
         ("binding-mismatch", market.blob, {"expected": _binding(round=9)}),
-        ("binding-mismatch", reencode(market.blob, binding=sealed_report.as_dict()), {}),
+        ("binding-mismatch", reencode(market.blob, binding=other_purpose.as_dict()), {}),
         ("other-public-key", reencode(market.blob, public_key_sha256=bytes(32)), {}),
         ("wrong-digit-count", market.blob, {"digit_count": 2}),
         ("proof-missing" if market.crs is not None else "unexpected-proof",

@@ -1,4 +1,4 @@
-"""Replay across processes (issue 4, item 4): fresh processes evaluating the same public blobs produce
+"""Replay across processes: fresh processes evaluating the same public blobs produce
 byte-identical outputs, because every evaluation runs under the fixed FFT plan (crypto/fhe_runtime.py).
 
 Without it, concrete's per-process FFT-plan timing made six concurrent processes produce five distinct

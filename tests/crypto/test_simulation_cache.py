@@ -68,7 +68,8 @@ def test_select_simulate_caches_its_simulator_and_agrees_with_plain(tmp_path):
     schedules = tmp_path / "s.json"
     schedules.write_text(json.dumps({"b": [400 + 2 * q for q in range(grid + 1)],
                                      "a": [420 - 2 * q for q in range(grid + 1)]}))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # select caches where a market does: <data-dir>/cache/, unless the shared cache variable is set
+    env = {k: v for k, v in os.environ.items() if k != "REPO_MARKET_CIRCUIT_CACHE"} | {"PYTHONPATH": str(ROOT)}
 
     def select(backend):
         out = subprocess.run([sys.executable, "-m", "protocol.cli", "select", "--schedules", str(schedules),
@@ -79,7 +80,7 @@ def test_select_simulate_caches_its_simulator_and_agrees_with_plain(tmp_path):
 
     plain = select("plain")["selected"]
     first = select("simulate")
-    assert list((tmp_path / "data" / "circuits").glob(f"*/{SIMULATOR_NAME}"))
+    assert list((tmp_path / "data" / "cache").glob(f"*/{SIMULATOR_NAME}"))
     second = select("simulate")
     assert first["selected"] == second["selected"] == plain and plain["trade"]
     assert second["timings"]["evaluate"] < first["timings"]["evaluate"]

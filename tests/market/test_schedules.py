@@ -117,6 +117,11 @@ def test_load_json_and_csv(tmp_path):
         ("bad.csv", "Q,b,a\n0,400,460\n1,4x1,459\n", "b = '4x1' (row Q=1)"),
         ("bad.csv", "Q,b,a\n0,400,460\n2,401,459\n", "Q = 2"),
         ("bad.csv", "q,lo,hi\n0,1,2\n", "header"),
+        # the limits of market.limits, checked before any int64 arithmetic
+        ("big.json", '{"b": [400, 401], "a": [1048576, 459]}', "a[0] = 1048576: rates must be in 1..1048575 bp"),
+        ("deep.json", "[[[[[[[[[1]]]]]]]]]", "JSON nested more than 8 levels deep"),
+        ("long.json", '{"b": [' + ",".join(["400"] * 4002) + '], "a": [460]}', "b has 4002 rates"),
+        ("big.csv", "Q,b,a\n0,400,99999999999999999999\n", "rate 99999999999999999999: rates must be in"),
     ],
 )
 def test_load_errors_name_file_and_row(tmp_path, name, text, fragment):
@@ -124,7 +129,7 @@ def test_load_errors_name_file_and_row(tmp_path, name, text, fragment):
     path.write_text(text)
     with pytest.raises(ScheduleError) as exc:
         load_schedules(path)
-    assert fragment in str(exc.value) and str(path) in str(exc.value)
+    assert str(exc.value).startswith(f"{path}: ") and fragment in str(exc.value)
 
 
 def test_missing_file(tmp_path):
@@ -135,3 +140,12 @@ def test_missing_file(tmp_path):
 def test_direct_construction_validates():
     with pytest.raises(ScheduleError):
         Schedules(b=np.array([3, 2]), a=np.array([5, 4]))
+
+
+def test_load_refuses_a_folder_and_bytes_that_are_not_utf8(tmp_path):
+    with pytest.raises(ScheduleError, match="not a regular file"):
+        load_schedules(tmp_path)
+    path = tmp_path / "s.json"
+    path.write_bytes(b'{"b": [\xff]}')
+    with pytest.raises(ScheduleError, match=r"not UTF-8 text \(byte 0xff at offset 7\)"):
+        load_schedules(path)

@@ -1,4 +1,4 @@
-"""The audit issue's tamper table on anvil: each row must be caught, and named for what it is.
+"""The audit's tamper table on anvil: each row must be caught, and named for what it is.
 
 A four-round market (simulate backend) runs on the session's anvil node. Every test works on a copy of the
 data directory and takes an ``evm_snapshot`` first, reverting the node afterwards, so the tampers do not leak.

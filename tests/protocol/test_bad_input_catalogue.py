@@ -1,4 +1,4 @@
-"""The command line's bad-input catalogue (issue 15, item 9): every case gets a clean error naming the option
+"""The command line's bad-input catalogue: every case gets a clean error naming the option
 or field and the value, exits non-zero, prints no traceback and leaves no partial state -- no data
 directory, no market.json, no deployed contract, an existing market untouched.
 
@@ -217,7 +217,8 @@ def _option_cases():
         ("select-hurdle-rm-2^63", ["select", "--schedules", "@good.json", "--hurdle-rm", BIG], f"--hurdle-rm {BIG}"),
         ("select-hurdle-above-bits", ["select", "--schedules", "@good.json", "--hurdle-mm", "300",
                                       "--backend", "plain"], "hurdle = 300"),
-        ("select-formulation", ["select", "--schedules", "@good.json", "--formulation", "magic"], "--formulation"),
+        ("select-formulation", ["select", "--schedules", "@good.json", "--formulation", "radix"],
+         "unrecognized arguments: --formulation radix"),  # the circuit has one formulation: no option to choose it
         ("select-circuit-grid", ["select", "--schedules", "@wide.json", "--backend", "simulate"], "terms.grid = 65"),
         ("select-no-schedules", ["select"], "--schedules"),
     ]
@@ -352,8 +353,6 @@ def _second_pass_cases():
         ("experiment-fee-sweep-mode", ["experiment", "fee-sweep", "--out", "@out", "--mode", "join"],
          "--mode join: only participation-shock"),
         ("experiment-regret-mode", ["experiment", "regret", "--out", "@out", "--mode", "leave"], "--mode leave"),
-        ("select-plain-formulation", ["select", "--schedules", "@good.json", "--backend", "plain",
-                                      "--formulation", "radix"], "--formulation radix"),
         ("equilibria-seed", ["equilibria", "--linear", "400", "460", "1", "1", "--grid", "10", "--seed", "3"],
          "--seed 3: `repo-market equilibria` draws nothing at random"),
         ("select-seed", ["select", "--schedules", "@good.json", "--seed", "3"], "--seed 3"),
@@ -638,20 +637,24 @@ def test_a_node_answering_nonsense_gets_one_line_naming_the_method_and_value(cas
     assert not data.exists()  # a fresh data directory is left as it was
 
 
-def test_chain_and_market_json_readers_refuse_the_same_documents():
-    """market/strict_json.py and chain/_io.py (chain imports nothing of the project) keep one rule set."""
-    from chain._io import loads_json
-    from market import strict_json
+def test_every_json_reader_refuses_the_same_documents(tmp_path):
+    """One rule set (common/strict_json.py): market's name for it and chain's readers refuse alike."""
+    from chain.accounts import load_keystore
+    from chain.errors import ChainInputError
+    from common import strict_json
+    from market import strict_json as market_json
 
+    assert market_json.loads is strict_json.loads
     for text in ('{"a": 1, "a": 2}', '{"x": {"b": 1, "b": 1}}', '[{"k": 1, "k": 2}]', "9" * 1001,
                  '{"n": -' + "1" * 1001 + "}"):
-        with pytest.raises(ValueError) as market_error:
+        with pytest.raises(strict_json.JsonInputError) as refused:
             strict_json.loads(text)
-        with pytest.raises(ValueError) as chain_error:
-            loads_json(text)
-        assert str(market_error.value) == str(chain_error.value)
+        with pytest.raises(ChainInputError) as chain_refused:  # chain's keystore reader names the file too
+            (tmp_path / "doc.json").write_text(text)
+            load_keystore("dealer_mm", tmp_path / "doc.json", b"pw")
+        assert str(chain_refused.value).endswith(str(refused.value))
     for text in ('{"a": 1, "b": {"a": 2}}', "9" * 1000, '[1.5, "x", null]'):
-        assert strict_json.loads(text) == loads_json(text) == json.loads(text)
+        assert strict_json.loads(text) == json.loads(text)
 
 
 def test_a_keystore_with_a_repeated_key_is_refused(scratch):

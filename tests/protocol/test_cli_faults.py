@@ -1,4 +1,4 @@
-"""Faults at the command line (issue 15): exit status and one clean line after concrete has run, the data
+"""Faults at the command line: exit status and one clean line after concrete has run, the data
 directory's writer lock between concurrent processes, the isolated auditor, one evaluator bound."""
 from __future__ import annotations
 
@@ -279,7 +279,7 @@ def _read_only_checkout(tmp: Path) -> Path:
     so the fixed FFT plan library is looked for in the user cache, not in <checkout>/.tools."""
     checkout = tmp / "checkout"
     checkout.mkdir()
-    for name in ("market", "crypto", "protocol", "chain"):
+    for name in ("common", "market", "crypto", "protocol", "chain"):
         shutil.copytree(ROOT / name, checkout / name, ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(ROOT / "pyproject.toml", checkout / "pyproject.toml")
     checkout.chmod(0o555)

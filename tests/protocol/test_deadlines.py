@@ -1,4 +1,4 @@
-"""A round whose deadline passed while no process drove it (issue 15, item 2).
+"""A round whose deadline passed while no process drove it.
 
 The driver stops after a phase (the crash hook's points, raised here instead of exiting), the chain moves
 past the phase's deadline (mined blocks; on anvil or a shared node blocks advance on their own), and the

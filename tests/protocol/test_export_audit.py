@@ -1,4 +1,4 @@
-"""`repo-market export-audit DIR` (#13 point 7): every public file an auditor needs, nothing secret, and a
+"""`repo-market export-audit DIR`: every public file an auditor needs, nothing secret, and a
 layout that `verify` reads."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Kill anywhere (issue 15, item 7): >= 20 kills at seeded random points, each resumed, end in the state of an
+"""Kill anywhere: >= 20 kills at seeded random points, each resumed, end in the state of an
 uninterrupted run with every round's public transcript present.
 
 Each kill is a `repo-market demo --backend simulate` process (one round per run; ``--rounds 0`` while a

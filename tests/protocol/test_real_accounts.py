@@ -1,4 +1,4 @@
-"""Real accounts on a node (#13 point 8): a demo on anvil with a keystore and a key file, market.json's
+"""Real accounts on a node: a demo on anvil with a keystore and a key file, market.json's
 ``accounts`` record, the dev-key warning, and a reused market that refuses to fall back to dev keys."""
 from __future__ import annotations
 

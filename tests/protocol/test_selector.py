@@ -16,7 +16,7 @@ def test_protocol_rounds_match_the_plain_backend(scratch):
 
 
 def test_protocol_rounds_accept_reports_with_flat_steps(scratch):
-    """Issue 14: tabular draws have flat steps; the protocol (custodian validation, circuit simulation, chain)
+    """Tabular draws have flat steps; the protocol (custodian validation, circuit simulation, chain)
     accepts them and gives the plaintext reference's outcomes."""
     import numpy as np
 
