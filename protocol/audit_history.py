@@ -11,7 +11,11 @@ against what they imply (``protocol/audit.py``). One pass over all the contract'
   window, and opens the dealer's blob commitment: ``sha256(abi.encode(blob_digest, side, round, contract))``;
 * **senders** -- the transaction's ``from`` (``eth_getTransactionByHash``) is the role that may take the step
   (dealers commit, reveal, deposit and execute their own leg; the custodian posts the instruction or an
-  invalid input; evaluators post outputs or faults; a withdrawal goes to its caller);
+  invalid input; evaluators post outputs or faults; key holders post their own shares; a withdrawal goes to
+  its caller);
+* **shares** -- each key holder posts its mask share, then (once k mask shares are on chain) its table share,
+  once each, in phase Computed within its window; the instruction or an invalid input only after k table
+  shares;
 * **deadlines** -- every step lands at or before its phase's deadline; ``enforce_deadline`` outcomes
   (a missed-deadline forfeit, a cancellation) only after it; ``settle`` only after the challenge window; a
   deviation proof on the rm record within it;
@@ -61,6 +65,7 @@ class RoundHistory:
     trade: bool = False
     records: dict = field(default_factory=dict)         # side -> ExecutionRecord
     evidence: dict = field(default_factory=dict)        # side -> execution record digest
+    shares: list = field(default_factory=list)          # [(holder address, stage, share digest, block)] in order
     forfeit: dict | None = None                          # offender, beneficiary, amount, reason
     problems: dict = field(default_factory=dict)
     _cause: tuple | None = None                          # (tx_hash, event name) of the last step event
@@ -116,6 +121,8 @@ class _Replay:
         self.side_of = {v: k for k, v in self.dealer.items()}
         self.custodian = low(published.custodian)
         self.evaluators = {low(e) for e in published.evaluators}
+        self.holders = {low(h) for h in getattr(published, "holders", ())}
+        self.holder_threshold = int(getattr(published, "holder_threshold", 0))
         self.windows = published.windows
         self.h = MarketHistory()
         self.senders: dict[str, str | None] = {}
@@ -256,9 +263,34 @@ class _Replay:
             r.problem("phase.order", f"FaultPosted {self.where(e)} counts {a['votes']} faults against dealer_{side}, "
                                      f"the events give {count}")
 
+    def _on_SharePosted(self, r, e, a) -> None:
+        holder, stage, digest = a["holder"].lower(), int(a["stage"]), bytes(a["share_digest"])
+        self.check_sender(r, e, {holder} & self.holders, "a key holder posting its own share")
+        self.check_in_time(r, e, P.COMPUTED)
+        own = [s for h, s, _, _ in r.shares if h == holder]
+        if stage not in (0, 1) or stage in own:
+            r.problem("phase.order", f"SharePosted {self.where(e)}: stage {stage} from {holder} "
+                                     f"{'again' if stage in own else 'is not 0 (mask) or 1 (table)'}")
+        masks = sum(1 for _, s, _, _ in r.shares if s == 0)
+        if stage == 1 and (0 not in own or masks < self.holder_threshold):
+            r.problem("phase.order", f"table share of {holder} {self.where(e)} with {masks} mask shares on chain "
+                                     f"(own mask share: {'yes' if 0 in own else 'no'}; {self.holder_threshold} needed)")
+        r.shares.append((holder, stage, digest, e.block_number))
+        count = sum(1 for _, s, _, _ in r.shares if s == stage)
+        if int(a["count"]) != count or digest == _ZERO:
+            r.problem("phase.order", f"SharePosted {self.where(e)} counts {a['count']} stage-{stage} shares (the "
+                                     f"events give {count}), digest {digest.hex()[:16]}…")
+
+    def _tables_before(self, r, e) -> None:
+        tables = sum(1 for _, s, _, _ in r.shares if s == 1)
+        if tables < self.holder_threshold:
+            r.problem("phase.order", f"{e.name} {self.where(e)} with {tables} table shares on chain, "
+                                     f"{self.holder_threshold} needed")
+
     def _on_InputInvalid(self, r, e, a) -> None:
         self.check_sender(r, e, {self.custodian}, "the custodian")
         self.check_in_time(r, e, P.COMPUTED)
+        self._tables_before(r, e)
         r.attestation = bytes(a["attestation_digest"])
         r.invalid_side = "mm" if int(a["side"]) == 0 else "rm"
         r._invalid_tx = e.tx_hash
@@ -266,6 +298,7 @@ class _Replay:
     def _on_InstructionPosted(self, r, e, a) -> None:
         self.check_sender(r, e, {self.custodian}, "the custodian")
         self.check_in_time(r, e, P.COMPUTED)
+        self._tables_before(r, e)
         r.attestation, r.instruction_commitment = bytes(a["attestation_digest"]), bytes(a["instruction_commitment"])
         r.trade = bool(a["trade"])
         r._cause = (e.tx_hash, e.name)
