@@ -1,7 +1,7 @@
 """Role accounts: deterministic development keys, or keys supplied from outside.
 
 Development keys. Every role of a market (``dealer_mm``, ``dealer_rm``, ``custodian``, ``evaluator_0`` ...,
-``client_mm``, ``client_rm``, ``auditor``, ``deployer``) signs with its own key, derived from the
+``key_holder_1`` ..., ``client_mm``, ``client_rm``, ``auditor``, ``deployer``) signs with its own key, derived from the
 chain's seed: ``key = keccak256("repo-market/chain/account/v1" ‖ seed (8 bytes, big-endian) ‖ role)``.
 These are development keys for local chains (embedded, anvil): anyone who knows the seed can sign
 for every role. [decided] They are for the embedded chain and local dev nodes (anvil) only.
@@ -52,6 +52,13 @@ def evaluator_role(index: int) -> str:
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         raise ChainInputError(f"evaluator index must be a non-negative int, got {index!r}")
     return f"evaluator_{index}"
+
+
+def key_holder_role(number: int) -> str:
+    """Role name of the number-th key holder, counted from 1 (``key_holder_1``, as crypto.threshold names them)."""
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+        raise ChainInputError(f"key holder number must be an int >= 1, got {number!r}")
+    return f"key_holder_{number}"
 
 
 def check_role(role: str) -> str:

@@ -17,7 +17,8 @@ from web3 import Web3
 
 from ._io import hex0x, loads_json
 from .accounts import (AUDITOR, CLIENT_MM, CLIENT_RM, CUSTODIAN, DEALER_MM, DEALER_RM, DEPLOYER, ChainAccount,
-                       account_for, account_from_key, evaluator_role)
+                       account_for, account_from_key, evaluator_role,
+                       key_holder_role)
 from .errors import ChainInputError, ChainUnavailable, JournalError
 from .events import EventIndex
 from .journal import Journal
@@ -34,7 +35,7 @@ ANVIL_FAUCET_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4
 # Roles funded in the embedded chain's genesis, so that funding never spends a block inside a phase
 # window; any other role is funded by a journaled transfer on first use.
 GENESIS_ROLES = (DEPLOYER, DEALER_MM, DEALER_RM, CUSTODIAN, AUDITOR, CLIENT_MM, CLIENT_RM) + tuple(
-    evaluator_role(i) for i in range(16))
+    evaluator_role(i) for i in range(16)) + tuple(key_holder_role(i) for i in range(1, 17))
 
 
 class NodeBackend:

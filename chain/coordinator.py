@@ -21,6 +21,7 @@ from .errors import ChainInputError
 from .typed_contract import Sender, TypedContract
 
 MAX_EVALUATORS = 16  # the contract's bound on the evaluator list
+MAX_HOLDERS = 16     # the contract's bound on the key-holder list
 _UINT128 = 2**128
 
 
@@ -79,13 +80,34 @@ PHASE_WINDOW: dict[RoundPhase, str] = {
 }
 
 
+class ShareStage(enum.IntEnum):
+    """Mirrors the contract's SHARE_* constants: a key holder posts its mask share, then its table share."""
+
+    MASK = 0
+    TABLE = 1
+
+    @classmethod
+    def of(cls, stage: "ShareStage | int | str") -> "ShareStage":
+        """ShareStage from a ShareStage, its number, or "mask"/"table"."""
+        try:
+            if isinstance(stage, str):
+                return cls[stage.upper()]
+            if isinstance(stage, bool) or not isinstance(stage, int):
+                raise ValueError(stage)
+            return cls(stage)
+        except (KeyError, ValueError):
+            raise ChainInputError(f"stage must be ShareStage.MASK (0) or ShareStage.TABLE (1), got {stage!r}") from None
+
+
 class StateWord:
     """The bit layout of a round's packed ``state`` word in Coordinator.vy (the one Python definition).
 
     ``phase | phase_block << 8 | trade << 72 | (evaluator i posted) << (80 + i) | lead votes << 96 |
-    agreed << 104 | mm faults << 112 | rm faults << 120`` [decided, for gas]. The contract's constants
-    BLOCK_SHIFT, TRADE_BIT, VOTED_BASE, LEAD_COUNT_BASE, AGREED_BIT, FAULT_MM_BASE and FAULT_RM_BASE are
-    ``2**`` these shifts (tests/chain/test_state_layout.py checks it).
+    agreed << 104 | mm faults << 112 | rm faults << 120 | mask shares << 128 | table shares << 136 |
+    (holder i posted its mask share) << (144 + i) | (its table share) << (160 + i)`` [decided, for gas].
+    The contract's constants BLOCK_SHIFT, TRADE_BIT, VOTED_BASE, LEAD_COUNT_BASE, AGREED_BIT, FAULT_MM_BASE,
+    FAULT_RM_BASE, MASK_COUNT_BASE, TABLE_COUNT_BASE, MASK_POSTED_BASE and TABLE_POSTED_BASE are ``2**``
+    these shifts (tests/chain/test_state_layout.py checks it).
     """
 
     PHASE_BITS = 8
@@ -99,6 +121,11 @@ class StateWord:
     FAULT_MM_SHIFT = 112
     FAULT_RM_SHIFT = 120
     FAULT_BITS = 8
+    MASK_COUNT_SHIFT = 128
+    TABLE_COUNT_SHIFT = 136
+    SHARE_COUNT_BITS = 8
+    MASK_POSTED_SHIFT = 144
+    TABLE_POSTED_SHIFT = 160
 
     def __init__(self, word: int) -> None:
         self.word = int(word)
@@ -130,6 +157,16 @@ class StateWord:
         """How many evaluators posted a fault naming ``side``'s revealed blob."""
         shift = self.FAULT_MM_SHIFT if Side.of(side) is Side.MM else self.FAULT_RM_SHIFT
         return (self.word >> shift) % (1 << self.FAULT_BITS)
+
+    def share_count(self, stage: "ShareStage | int | str") -> int:
+        """How many key holders posted a share of ``stage``."""
+        shift = self.MASK_COUNT_SHIFT if ShareStage.of(stage) is ShareStage.MASK else self.TABLE_COUNT_SHIFT
+        return (self.word >> shift) % (1 << self.SHARE_COUNT_BITS)
+
+    def share_posted(self, holder_index: int, stage: "ShareStage | int | str") -> bool:
+        """Whether the holder_index-th key holder posted its share of ``stage``."""
+        shift = self.MASK_POSTED_SHIFT if ShareStage.of(stage) is ShareStage.MASK else self.TABLE_POSTED_SHIFT
+        return bool(self.word >> (shift + holder_index) & 1)
 
 
 class Side(enum.IntEnum):
@@ -169,7 +206,7 @@ WINDOW_NAMES = ("report", "reveal", "compute", "instruct", "mm_leg", "rm_leg", "
 IMMUTABLES = (("grid", "uint256"), ("base_rate", "uint256"), ("rate_bits", "uint256"), ("hurdle_mode", "uint8"),
               ("deposit_minimum", "uint256"), ("terms_digest", "bytes32"), ("circuit_digest", "bytes32"),
               ("evaluation_keys_digest", "bytes32"), ("identities_digest", "bytes32"), ("dealer_mm", "address"), ("dealer_rm", "address"),
-              ("custodian", "address"), ("threshold", "uint256"),
+              ("custodian", "address"), ("threshold", "uint256"), ("holder_threshold", "uint256"),
               *((f"{n}_window", "uint256") for n in WINDOW_NAMES))
 
 
@@ -207,10 +244,12 @@ class CoordinatorTerms:
     custodian: str
     evaluators: tuple[str, ...]
     threshold: int
+    holders: tuple[str, ...] = ()    # key holders; empty for a market without FHE keys (simulate)
+    holder_threshold: int = 0        # k of the holders; 0 exactly when there are none
     windows: PhaseWindows = field(default_factory=PhaseWindows)
 
     def __post_init__(self) -> None:
-        for name in ("grid", "base_rate", "rate_bits", "deposit_minimum", "threshold"):
+        for name in ("grid", "base_rate", "rate_bits", "deposit_minimum", "threshold", "holder_threshold"):
             check_uint(name, getattr(self, name))
         if self.grid < 1:
             raise ChainInputError(f"grid must be at least 1, got {self.grid}")
@@ -236,10 +275,29 @@ class CoordinatorTerms:
             raise ChainInputError(f"dealer_mm and dealer_rm must differ, got {self.dealer_mm}")
         if self.custodian.lower() in (self.dealer_mm.lower(), self.dealer_rm.lower()):
             raise ChainInputError(f"custodian must not be a dealer, got {self.custodian}")
+        self._check_holders()
         for name, value in zip(WINDOW_NAMES, self.windows.as_tuple()):
             check_uint(f"windows.{name}", value)
             if value < 1:
                 raise ChainInputError(f"windows.{name} must be at least 1 block, got {value}")
+
+    def _check_holders(self) -> None:
+        """The contract's constructor rules for key holders, checked before anything is signed."""
+        if not isinstance(self.holders, tuple) or len(self.holders) > MAX_HOLDERS:
+            raise ChainInputError(f"holders must be a tuple of 0..{MAX_HOLDERS} addresses, got {self.holders!r}")
+        for i, h in enumerate(self.holders):
+            check_address(f"holders[{i}]", h)
+        if len({a.lower() for a in self.holders}) != len(self.holders):
+            raise ChainInputError(f"holders must be distinct, got {self.holders!r}")
+        others = {self.dealer_mm.lower(): "a dealer", self.dealer_rm.lower(): "a dealer",
+                  self.custodian.lower(): "the custodian", **{e.lower(): "an evaluator" for e in self.evaluators}}
+        for i, h in enumerate(self.holders):
+            if h.lower() in others:
+                raise ChainInputError(f"holders[{i}] must not be {others[h.lower()]}, got {h}")
+        if not self.holders and self.holder_threshold != 0:
+            raise ChainInputError(f"holder_threshold must be 0 without holders, got {self.holder_threshold}")
+        if self.holders and not 1 <= self.holder_threshold <= len(self.holders):
+            raise ChainInputError(f"holder_threshold must be in 1..{len(self.holders)}, got {self.holder_threshold}")
 
     @property
     def hurdle_mode_code(self) -> int:
@@ -254,6 +312,7 @@ class CoordinatorTerms:
                   "evaluation_keys_digest": self.evaluation_keys_digest, "identities_digest": self.identities_digest,
                   "dealer_mm": to_checksum_address(self.dealer_mm), "dealer_rm": to_checksum_address(self.dealer_rm),
                   "custodian": to_checksum_address(self.custodian), "threshold": self.threshold,
+                  "holder_threshold": self.holder_threshold,
                   **{f"{name}_window": w for name, w in zip(WINDOW_NAMES, self.windows.as_tuple())}}
         return abi_encode([t for _, t in IMMUTABLES], [values[n] for n, _ in IMMUTABLES])
 
@@ -263,7 +322,8 @@ class CoordinatorTerms:
             self.terms_digest, self.circuit_digest, self.evaluation_keys_digest, self.identities_digest,
             to_checksum_address(self.dealer_mm), to_checksum_address(self.dealer_rm),
             to_checksum_address(self.custodian), [to_checksum_address(e) for e in self.evaluators],
-            self.threshold, list(self.windows.as_tuple()),
+            self.threshold, [to_checksum_address(h) for h in self.holders], self.holder_threshold,
+            list(self.windows.as_tuple()),
         ]
 
 
@@ -340,6 +400,12 @@ class RoundState:
     offender: str | None
     beneficiary: str | None
     forfeited_amount: int
+    mask_shares: int = 0                # key holders that posted their mask share (state word)
+    table_shares: int = 0               # ... their table share
+
+    def shares(self, stage: "ShareStage | int | str") -> int:
+        """How many key holders posted a share of ``stage`` in the round."""
+        return self.mask_shares if ShareStage.of(stage) is ShareStage.MASK else self.table_shares
 
     # per-side accessors: side is Side, 0/1 or "mm"/"rm"
     def commitment(self, side: "Side | int | str") -> bytes:
@@ -416,6 +482,13 @@ class Coordinator(TypedContract):
         check_uint("round_id", round_id)
         check_bytes32("output_digest", output_digest)
         return self.chain.send(sender, self.contract, "post_output", (round_id, output_digest))
+
+    def post_share(self, sender: Sender, round_id: int, stage: "ShareStage | int | str", share_digest: bytes) -> TxResult:
+        """A key holder posts the digest of its mask (stage 0) or table (stage 1) share blob."""
+        check_uint("round_id", round_id)
+        stage = ShareStage.of(stage)
+        check_bytes32("share_digest", share_digest)
+        return self.chain.send(sender, self.contract, "post_share", (round_id, int(stage), share_digest))
 
     def post_instruction(self, sender: Sender, round_id: int, attestation_digest: bytes,
                          instruction_commitment: bytes, trade: bool) -> TxResult:
@@ -495,6 +568,7 @@ class Coordinator(TypedContract):
             offender=None if int(r[12], 16) == 0 else r[12],
             beneficiary=None if int(r[13], 16) == 0 else r[13],
             forfeited_amount=int(r[14]),
+            mask_shares=state.share_count(ShareStage.MASK), table_shares=state.share_count(ShareStage.TABLE),
         )
 
     def state_word(self, round_id: int) -> StateWord:
@@ -512,6 +586,28 @@ class Coordinator(TypedContract):
     def output_votes(self, round_id: int) -> dict[str, bytes]:
         """evaluator address -> the output digest it posted in the round (from OutputPosted events)."""
         return {e.args["evaluator"]: e.args["output_digest"] for e in self.events("OutputPosted", round_id=round_id)}
+
+    def is_holder(self, address: str) -> bool:
+        return bool(self._view("is_holder", to_checksum_address(address)))
+
+    def holder_count(self) -> int:
+        return int(self._view("holder_count"))
+
+    def share_count(self, round_id: int, stage: "ShareStage | int | str") -> int:
+        """How many key holders posted a share of ``stage`` in the round."""
+        check_uint("round_id", round_id)
+        return int(self._view("share_count", round_id, int(ShareStage.of(stage))))
+
+    def has_posted_share(self, round_id: int, holder: str, stage: "ShareStage | int | str") -> bool:
+        check_uint("round_id", round_id)
+        return bool(self._view("has_posted_share", round_id, to_checksum_address(holder), int(ShareStage.of(stage))))
+
+    def share_digests(self, round_id: int, stage: "ShareStage | int | str") -> dict[str, bytes]:
+        """holder address -> the digest of the share blob of ``stage`` it posted in the round, in chain order
+        (from SharePosted events: the digests live only there)."""
+        stage = ShareStage.of(stage)
+        return {e.args["holder"]: e.args["share_digest"]
+                for e in self.events("SharePosted", round_id=round_id) if e.args["stage"] == stage}
 
     def deposit_of(self, address: str) -> int:
         return int(self._view("deposits", to_checksum_address(address)))
@@ -563,6 +659,8 @@ class Coordinator(TypedContract):
             identities_digest=bytes(v("identities_digest")),
             dealer_mm=v("dealer_mm"), dealer_rm=v("dealer_rm"), custodian=v("custodian"),
             evaluators=tuple(v("evaluators", i) for i in range(n)), threshold=int(v("threshold")),
+            holders=tuple(v("holders", i) for i in range(int(v("holder_count")))),
+            holder_threshold=int(v("holder_threshold")),
             windows=PhaseWindows(**{name: int(v(f"{name}_window")) for name in WINDOW_NAMES}),
         )
 

@@ -8,6 +8,10 @@
         its committed instruction. Each dealer encrypts its own report: it commits to the digest of
         its ciphertext blob (bound to its side, the round and this contract) and reveals the digest
         only once both dealers are bound.
+        Once k evaluators agree, k-of-n key holders open the agreed output inside phase Computed:
+        each posts the digest of its mask share, then of its table share, and the custodian may post
+        the instruction only once holder_threshold table shares are on chain (a market without
+        holders, holder_threshold = 0, skips this step).
         Terms are fixed at deployment. Deadlines are counted in blocks, never in seconds,
         so an embedded chain replayed from its journal reaches identical decisions.
 @dev Layout and encodings are documented in chain/README.md; events, storage slots and the audit
@@ -18,6 +22,7 @@
 # ---------------------------------------------------------------- constants
 
 MAX_EVALUATORS: constant(uint256) = 16
+MAX_HOLDERS: constant(uint256) = 16
 
 # Round phases; chain/coordinator.py RoundPhase mirrors these numbers.
 PHASE_NONE: constant(uint8) = 0
@@ -35,6 +40,10 @@ PHASE_CANCELLED: constant(uint8) = 10
 SIDE_MM: constant(uint8) = 0
 SIDE_RM: constant(uint8) = 1
 
+# Key holders' share stages; chain/coordinator.py ShareStage mirrors these numbers.
+SHARE_MASK: constant(uint8) = 0
+SHARE_TABLE: constant(uint8) = 1
+
 REASON_MISSED_DEADLINE: constant(uint8) = 1
 REASON_DEVIATION: constant(uint8) = 2
 REASON_INVALID_REPORT: constant(uint8) = 3   # k evaluators found the revealed blob malformed
@@ -47,7 +56,9 @@ HURDLE_SPREAD: constant(uint8) = 1
 # one slot as rate << 128 | volume, and a round's state packs, from the low bits up:
 # phase (bits 0..7), phase_block (8..71), trade (72), evaluator i posted its output (80 + i),
 # number of evaluators that posted the leading output digest (96..103), outputs agreed (104),
-# evaluators that found dealer_mm's revealed report invalid (112..119), dealer_rm's (120..127).
+# evaluators that found dealer_mm's revealed report invalid (112..119), dealer_rm's (120..127),
+# mask shares posted (128..135), table shares posted (136..143), key holder i posted its mask share
+# (144 + i), its table share (160 + i).
 # The leading digest is the first one posted (or a dissenting one once it reaches the threshold), so in
 # the usual case (all evaluators agree) votes after the first write no new storage slot.
 HALF: constant(uint256) = 2**128
@@ -58,6 +69,10 @@ LEAD_COUNT_BASE: constant(uint256) = 2**96
 AGREED_BIT: constant(uint256) = 2**104
 FAULT_MM_BASE: constant(uint256) = 2**112
 FAULT_RM_BASE: constant(uint256) = 2**120
+MASK_COUNT_BASE: constant(uint256) = 2**128
+TABLE_COUNT_BASE: constant(uint256) = 2**136
+MASK_POSTED_BASE: constant(uint256) = 2**144
+TABLE_POSTED_BASE: constant(uint256) = 2**160
 
 # ---------------------------------------------------------------- events
 
@@ -105,6 +120,13 @@ event OutputPosted:
     output_digest: bytes32
     votes: uint256
 
+event SharePosted:
+    round_id: indexed(uint256)
+    holder: indexed(address)
+    stage: uint8
+    share_digest: bytes32
+    count: uint256
+
 event InstructionPosted:
     round_id: indexed(uint256)
     attestation_digest: bytes32
@@ -141,6 +163,7 @@ dealer_mm: public(immutable(address))
 dealer_rm: public(immutable(address))
 custodian: public(immutable(address))
 threshold: public(immutable(uint256))
+holder_threshold: public(immutable(uint256))
 report_window: public(immutable(uint256))
 reveal_window: public(immutable(uint256))
 compute_window: public(immutable(uint256))
@@ -178,6 +201,10 @@ dissent: HashMap[uint256, HashMap[bytes32, uint256]]   # round -> non-leading di
 deposits: public(HashMap[address, uint256])
 withdrawable: public(HashMap[address, uint256])
 
+# Declared after the round state so that the slots above keep their numbers (docs/AUDIT.md).
+holders: public(DynArray[address, MAX_HOLDERS])
+holder_slot: HashMap[address, uint256]      # 1 + index in holders; 0 for anyone else
+
 
 @deploy
 def __init__(
@@ -195,14 +222,18 @@ def __init__(
     _custodian: address,
     _evaluators: DynArray[address, MAX_EVALUATORS],
     _threshold: uint256,
+    _holders: DynArray[address, MAX_HOLDERS],
+    _holder_threshold: uint256,
     _windows: uint256[7],
 ):
     """
     @notice Fixes the market's terms, roles and phase windows for the life of the contract.
     @dev Every argument becomes an immutable with a public getter of the same name (without the
          leading underscore); the evaluators are also stored in `evaluators` (their index + 1 in
-         `evaluator_slot`). Reverts on a zero or repeated address, a dealer acting as custodian,
-         a threshold outside 1..len(evaluators) or a zero-length window.
+         `evaluator_slot`), the key holders in `holders` (index + 1 in `holder_slot`). Reverts on a
+         zero or repeated address, a dealer acting as custodian, a threshold outside
+         1..len(evaluators), a key holder that is a dealer, the custodian or an evaluator, a holder
+         threshold outside 1..len(holders) (or non-zero without holders) or a zero-length window.
     @param _grid Volume grid size N (volumes 0..N), at least 1.
     @param _base_rate Base rate of the rate grid, in bp.
     @param _rate_bits Bits of a rate offset, 1..64.
@@ -215,9 +246,15 @@ def __init__(
            every off-chain signer (custodian, dealers, clients, evaluators).
     @param _dealer_mm Account of the dealer facing the money-market fund (MM).
     @param _dealer_rm Account of the dealer facing the repo borrower (RM).
-    @param _custodian Account of the custodian (decrypts the agreed output, posts the instruction).
+    @param _custodian Account of the custodian (opens the agreed output from the key holders'
+           shares, or decrypts it when there are none; posts the instruction).
     @param _evaluators Accounts of the evaluators, 1..MAX_EVALUATORS distinct addresses.
     @param _threshold k, the number of evaluators that must post the same output digest.
+    @param _holders Accounts of the key holders that open the agreed output, 0..MAX_HOLDERS
+           distinct addresses; empty for a market without FHE keys (simulated backend).
+    @param _holder_threshold k of the key holders: table shares needed before the custodian posts
+           the instruction; 0 exactly when there are no holders. The threshold setup record's
+           digest is part of _terms_digest.
     @param _windows Phase lengths in blocks: report, reveal, compute, instruct, mm leg, rm leg,
            challenge.
     """
@@ -239,6 +276,19 @@ def __init__(
         assert self.evaluator_slot[e] == 0, "duplicate evaluator"
         self.evaluator_slot[e] = i + 1
     self.evaluators = _evaluators
+    if len(_holders) == 0:
+        assert _holder_threshold == 0, "holder threshold without holders"
+    else:
+        assert _holder_threshold >= 1 and _holder_threshold <= len(_holders), "holder threshold out of range"
+    for i: uint256 in range(len(_holders), bound=MAX_HOLDERS):
+        h: address = _holders[i]
+        assert h != empty(address), "zero holder address"
+        assert self.holder_slot[h] == 0, "duplicate holder"
+        assert h != _dealer_mm and h != _dealer_rm, "holder must not be a dealer"
+        assert h != _custodian, "holder must not be the custodian"
+        assert self.evaluator_slot[h] == 0, "holder must not be an evaluator"
+        self.holder_slot[h] = i + 1
+    self.holders = _holders
 
     grid = _grid
     base_rate = _base_rate
@@ -253,6 +303,7 @@ def __init__(
     dealer_rm = _dealer_rm
     custodian = _custodian
     threshold = _threshold
+    holder_threshold = _holder_threshold
     report_window = _windows[0]
     reveal_window = _windows[1]
     compute_window = _windows[2]
@@ -335,6 +386,22 @@ def _require_step(round_id: uint256, phase: uint8, caller: address, phase_name: 
     assert msg.sender == caller, "wrong caller"
     assert self._phase(round_id) == phase, concat("round not in phase ", phase_name)
     assert block.number <= self._phase_block(round_id) + self._window(phase), "deadline passed"
+
+
+@internal
+@view
+def _share_count(round_id: uint256, stage: uint8) -> uint256:
+    base: uint256 = MASK_COUNT_BASE
+    if stage == SHARE_TABLE:
+        base = TABLE_COUNT_BASE
+    return (self.rounds[round_id].state // base) % 256
+
+
+@internal
+@view
+def _require_opened(round_id: uint256):
+    """Reverts unless holder_threshold key holders posted their table shares (true without holders)."""
+    assert self._share_count(round_id, SHARE_TABLE) >= holder_threshold, "too few table shares"
 
 
 @internal
@@ -554,11 +621,50 @@ def post_fault(round_id: uint256, side: uint8, fault_digest: bytes32):
 
 
 @external
+def post_share(round_id: uint256, stage: uint8, share_digest: bytes32):
+    """
+    @notice A key holder posts the digest of its share blob for the round's agreed output: first its
+            mask share (stage 0), then, once holder_threshold mask shares are on chain, its table
+            share (stage 1). The blobs are public, named by their sha256; anyone combines
+            holder_threshold table shares into the decoded output.
+    @dev Each holder posts each stage once per round (bits 144 + index and 160 + index of the state
+         word); the counts per stage are bits 128..135 and 136..143. Emits SharePosted with the
+         count of that stage so far. A holder that misses the instruct deadline lets anyone cancel
+         the round (enforce_deadline), as a silent custodian does.
+    @param round_id The current round, in phase Computed.
+    @param stage 0 = mask share, 1 = table share.
+    @param share_digest sha256 of the holder's share blob, non-zero.
+    """
+    slot: uint256 = self.holder_slot[msg.sender]
+    assert slot != 0, "only a key holder may post a share"
+    self._require_step(round_id, PHASE_COMPUTED, msg.sender, "Computed")
+    assert stage <= SHARE_TABLE, "unknown share stage"
+    assert share_digest != empty(bytes32), "zero digest"
+    state: uint256 = self.rounds[round_id].state
+    mask_posted: uint256 = MASK_POSTED_BASE << (slot - 1)
+    count: uint256 = 0
+    if stage == SHARE_MASK:
+        assert state & mask_posted == 0, "mask share already posted"
+        state = (state | mask_posted) + MASK_COUNT_BASE
+        count = (state // MASK_COUNT_BASE) % 256
+    else:
+        table_posted: uint256 = TABLE_POSTED_BASE << (slot - 1)
+        assert state & table_posted == 0, "table share already posted"
+        assert state & mask_posted != 0, "own mask share not posted"
+        assert (state // MASK_COUNT_BASE) % 256 >= holder_threshold, "too few mask shares"
+        state = (state | table_posted) + TABLE_COUNT_BASE
+        count = (state // TABLE_COUNT_BASE) % 256
+    self.rounds[round_id].state = state
+    log SharePosted(round_id=round_id, holder=msg.sender, stage=stage, share_digest=share_digest, count=count)
+
+
+@external
 def post_instruction(round_id: uint256, attestation_digest: bytes32, instruction_commitment: bytes32, trade: bool):
     """
     @notice The custodian posts the digest of its signed decryption attestation and the commitment
             sha256(abi_encode(volume, r_mm, r_rm, r_bd_x2, salt)) to the instruction. A no-trade
-            instruction settles the round at once.
+            instruction settles the round at once. With key holders, holder_threshold of them must
+            have posted their table shares first.
     @param round_id The current round, in phase Computed.
     @param attestation_digest sha256 of the attestation blob (the custodian's signed decryption).
     @param instruction_commitment sha256(abi_encode(volume, r_mm, r_rm, r_bd_x2, salt)).
@@ -567,6 +673,7 @@ def post_instruction(round_id: uint256, attestation_digest: bytes32, instruction
     """
     self._require_step(round_id, PHASE_COMPUTED, custodian, "Computed")
     assert attestation_digest != empty(bytes32) and instruction_commitment != empty(bytes32), "zero digest"
+    self._require_opened(round_id)
     self.rounds[round_id].attestation_digest = attestation_digest
     self.rounds[round_id].instruction_commitment = instruction_commitment
     if trade:
@@ -584,7 +691,8 @@ def report_invalid_input(round_id: uint256, attestation_digest: bytes32, side: u
     @notice The custodian reports that the agreed output's invalid flag names one dealer's input
             (the circuit's per-dealer flag, decrypted). That dealer's deposit goes to the other and
             the round closes as Forfeited (reason 4). [decided] When both flags are set neither
-            dealer is the harmed party: the custodian posts a no-trade instruction instead.
+            dealer is the harmed party: the custodian posts a no-trade instruction instead. With key
+            holders, holder_threshold of them must have posted their table shares first.
     @dev Emits InputInvalid(round_id, side, attestation_digest), Forfeited and PhaseChanged(9).
     @param round_id The current round, in phase Computed.
     @param attestation_digest sha256 of the custodian's signed attestation naming the agreed
@@ -594,6 +702,7 @@ def report_invalid_input(round_id: uint256, attestation_digest: bytes32, side: u
     self._require_step(round_id, PHASE_COMPUTED, custodian, "Computed")
     assert side <= SIDE_RM, "unknown side"
     assert attestation_digest != empty(bytes32), "zero digest"
+    self._require_opened(round_id)
     self.rounds[round_id].attestation_digest = attestation_digest
     log InputInvalid(round_id=round_id, side=side, attestation_digest=attestation_digest)
     if side == SIDE_MM:
@@ -867,3 +976,57 @@ def evaluator_count() -> uint256:
     @return The length of `evaluators`.
     """
     return len(self.evaluators)
+
+
+@external
+@view
+def holder_count() -> uint256:
+    """
+    @notice n of the key holders (holder_threshold() of them open an output); 0 without holders.
+    @return The length of `holders`.
+    """
+    return len(self.holders)
+
+
+@external
+@view
+def is_holder(account: address) -> bool:
+    """
+    @notice Whether `account` is one of the key holders fixed at deployment.
+    @param account The account to test.
+    @return True if it is a key holder.
+    """
+    return self.holder_slot[account] != 0
+
+
+@external
+@view
+def share_count(round_id: uint256, stage: uint8) -> uint256:
+    """
+    @notice How many key holders posted a share of `stage` in the round.
+    @param round_id The round.
+    @param stage 0 = mask shares, 1 = table shares.
+    @return The count (bits 128..135 of the state word for masks, 136..143 for tables).
+    """
+    assert stage <= SHARE_TABLE, "unknown share stage"
+    return self._share_count(round_id, stage)
+
+
+@external
+@view
+def has_posted_share(round_id: uint256, holder: address, stage: uint8) -> bool:
+    """
+    @notice Whether `holder` posted its share of `stage` in the round (SharePosted).
+    @param round_id The round.
+    @param holder The key holder's account.
+    @param stage 0 = mask share, 1 = table share.
+    @return True if it posted; False for an account that is not a key holder.
+    """
+    assert stage <= SHARE_TABLE, "unknown share stage"
+    slot: uint256 = self.holder_slot[holder]
+    if slot == 0:
+        return False
+    base: uint256 = MASK_POSTED_BASE
+    if stage == SHARE_TABLE:
+        base = TABLE_POSTED_BASE
+    return self.rounds[round_id].state & (base << (slot - 1)) != 0

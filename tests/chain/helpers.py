@@ -1,6 +1,7 @@
 """Helpers for the chain tests: terms, a deployed market, a driver that takes a round step by step."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from dataclasses import dataclass
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, Coordinator, CoordinatorTerms,
-                   InstructionPreimage, PhaseWindows, RoundPhase, blob_commitment, evaluator_role)
+                   InstructionPreimage, PhaseWindows, RoundPhase, ShareStage, blob_commitment, evaluator_role,
+                   key_holder_role)
 from chain.node import anvil_binary
 
 DEPOSIT = 10**18
@@ -39,6 +41,11 @@ def blob_of(role: str, round_id: int) -> bytes:
     return digest(f"blob-{role}-{round_id}")
 
 
+def share_digest(role: str, round_id: int, stage: ShareStage) -> bytes:
+    """Stands for the digest of ``role``'s share blob of ``stage`` in round ``round_id``."""
+    return digest(f"share-{role}-{round_id}-{int(stage)}")
+
+
 def commit(coord: Coordinator, role: str, round_id: int, label: str = "r", blob: bytes | None = None):
     """``role`` commits H(report ‖ salt) (stood for by digest(label)) and its blob commitment."""
     blob = blob_of(role, round_id) if blob is None else blob
@@ -50,8 +57,10 @@ def reveal(coord: Coordinator, role: str, round_id: int, blob: bytes | None = No
     return coord.reveal_report(role, round_id, blob_of(role, round_id) if blob is None else blob)
 
 
-def make_terms(chain, *, evaluators: int = 2, threshold: int = 2, windows: PhaseWindows = WINDOWS,
-               **overrides) -> CoordinatorTerms:
+def make_terms(chain, *, evaluators: int = 2, threshold: int = 2, holders: int = 0, holder_threshold: int = 0,
+               windows: PhaseWindows | None = None, **overrides) -> CoordinatorTerms:
+    if windows is None:  # each holder's two shares take a block each inside the instruct window
+        windows = dataclasses.replace(WINDOWS, instruct=WINDOWS.instruct + 2 * holders)
     fields = dict(
         grid=30, base_rate=400, rate_bits=10, hurdle_mode="margin", deposit_minimum=DEPOSIT,
         terms_digest=digest("terms"), circuit_digest=digest("circuit"), evaluation_keys_digest=digest("keys"),
@@ -59,7 +68,9 @@ def make_terms(chain, *, evaluators: int = 2, threshold: int = 2, windows: Phase
         dealer_mm=chain.address(DEALER_MM), dealer_rm=chain.address(DEALER_RM),
         custodian=chain.address(CUSTODIAN),
         evaluators=tuple(chain.address(evaluator_role(i)) for i in range(evaluators)),
-        threshold=threshold, windows=windows,
+        threshold=threshold,
+        holders=tuple(chain.address(key_holder_role(i)) for i in range(1, holders + 1)),
+        holder_threshold=holder_threshold, windows=windows,
     )
     fields.update(overrides)
     return CoordinatorTerms(**fields)
@@ -81,6 +92,20 @@ class Market:
 
     def evaluators(self) -> list[str]:
         return [evaluator_role(i) for i in range(len(self.terms.evaluators))]
+
+    def holders(self) -> list[str]:
+        return [key_holder_role(i) for i in range(1, len(self.terms.holders) + 1)]
+
+    def post_shares(self, stage: ShareStage, holders: list[str] | None = None) -> None:
+        """``holders`` (default: the first holder_threshold) post their share of ``stage``."""
+        for role in self.holders()[: self.terms.holder_threshold] if holders is None else holders:
+            self.coord.post_share(role, self.round_id, stage, share_digest(role, self.round_id, stage))
+
+    def to_opened(self) -> None:
+        """Computed, and (with key holders) holder_threshold mask then table shares posted."""
+        self.to_computed()
+        self.post_shares(ShareStage.MASK)
+        self.post_shares(ShareStage.TABLE)
 
     def fund_deposits(self) -> None:
         self.coord.deposit(DEALER_MM, DEPOSIT)
@@ -106,7 +131,7 @@ class Market:
             self.coord.post_output(role, self.round_id, digest("output"))
 
     def to_instructed(self, preimage: InstructionPreimage = INSTRUCTION) -> None:
-        self.to_computed()
+        self.to_opened()
         self.coord.post_instruction(CUSTODIAN, self.round_id, digest("attestation"), preimage.commitment(),
                                     preimage.volume > 0)
 

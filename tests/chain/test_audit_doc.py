@@ -45,6 +45,8 @@ def storage_table(build) -> str:
         "dissent": "`keccak256(keccak256(20 ‖ round_id) ‖ digest)`: evaluators behind a non-leading output",
         "deposits": "`keccak256(21 ‖ address)`: wei on deposit",
         "withdrawable": "`keccak256(22 ‖ address)`: wei credited by forfeits, paid by `withdraw()`",
+        "holders": "slot 23: length; slot 24 + i: `holders[i]` (key holders)",
+        "holder_slot": "`keccak256(40 ‖ address)`: 1 + index of a key holder, 0 for anyone else",
     }
     rows = ["| slot | variable | type | where the value is |", "|---|---|---|---|"]
     for name, entry in sorted(storage.items(), key=lambda kv: kv[1]["slot"]):
@@ -68,7 +70,7 @@ def immutables_table(build) -> str:
 
 
 def state_word_table(_build) -> str:
-    from chain.coordinator import MAX_EVALUATORS, RoundPhase, StateWord as S
+    from chain.coordinator import MAX_EVALUATORS, MAX_HOLDERS, RoundPhase, StateWord as S
 
     def hexdigits(low: int, bits: int) -> str:
         # 0x + 64 hex digits, most significant first: bit b sits in hex digit 63 - b // 4 (0-based after 0x)
@@ -90,7 +92,15 @@ def state_word_table(_build) -> str:
             f"| {S.FAULT_MM_SHIFT}..{S.FAULT_MM_SHIFT + S.FAULT_BITS - 1} | evaluators that posted a fault naming "
             f"dealer_mm's revealed blob | {hexdigits(S.FAULT_MM_SHIFT, S.FAULT_BITS)} |",
             f"| {S.FAULT_RM_SHIFT}..{S.FAULT_RM_SHIFT + S.FAULT_BITS - 1} | evaluators that posted a fault naming "
-            f"dealer_rm's revealed blob | {hexdigits(S.FAULT_RM_SHIFT, S.FAULT_BITS)} |"]
+            f"dealer_rm's revealed blob | {hexdigits(S.FAULT_RM_SHIFT, S.FAULT_BITS)} |",
+            f"| {S.MASK_COUNT_SHIFT}..{S.MASK_COUNT_SHIFT + S.SHARE_COUNT_BITS - 1} | key holders that posted their "
+            f"mask share (`share_count(r, 0)`) | {hexdigits(S.MASK_COUNT_SHIFT, S.SHARE_COUNT_BITS)} |",
+            f"| {S.TABLE_COUNT_SHIFT}..{S.TABLE_COUNT_SHIFT + S.SHARE_COUNT_BITS - 1} | key holders that posted their "
+            f"table share (`share_count(r, 1)`) | {hexdigits(S.TABLE_COUNT_SHIFT, S.SHARE_COUNT_BITS)} |",
+            f"| {S.MASK_POSTED_SHIFT}..{S.MASK_POSTED_SHIFT + MAX_HOLDERS - 1} | key holder i posted its mask share "
+            f"(bit {S.MASK_POSTED_SHIFT} + i) | {hexdigits(S.MASK_POSTED_SHIFT, MAX_HOLDERS)} |",
+            f"| {S.TABLE_POSTED_SHIFT}..{S.TABLE_POSTED_SHIFT + MAX_HOLDERS - 1} | key holder i posted its table "
+            f"share (bit {S.TABLE_POSTED_SHIFT} + i) | {hexdigits(S.TABLE_POSTED_SHIFT, MAX_HOLDERS)} |"]
     return "\n".join(rows) + "\n"
 
 

@@ -44,7 +44,7 @@ def test_every_contract_source_has_a_build():
 def test_deployed_code_is_checked_in_runtime_plus_immutables(chain):
     """What an auditor checks with `cast code`: runtime bytecode ‖ the 32-byte immutables in layout order."""
     build = json.loads(build_path("Coordinator").read_text())
-    terms = make_terms(chain)
+    terms = make_terms(chain, holders=3, holder_threshold=2)
     coord = deploy_coordinator(chain, terms, DEPLOYER)
     code = bytes(chain.w3.eth.get_code(coord.address))
     runtime = bytes.fromhex(build["runtime_bytecode"][2:])
@@ -55,7 +55,7 @@ def test_deployed_code_is_checked_in_runtime_plus_immutables(chain):
               "terms_digest": terms.terms_digest, "circuit_digest": terms.circuit_digest,
               "evaluation_keys_digest": terms.evaluation_keys_digest, "identities_digest": terms.identities_digest,
               "dealer_mm": terms.dealer_mm, "dealer_rm": terms.dealer_rm, "custodian": terms.custodian,
-              "threshold": terms.threshold, **dict(zip(
+              "threshold": terms.threshold, "holder_threshold": terms.holder_threshold, **dict(zip(
                   ("report_window", "reveal_window", "compute_window", "instruct_window", "mm_leg_window",
                    "rm_leg_window", "challenge_window"), terms.windows.as_tuple()))}
     expected = b"".join(abi_encode([entry["type"]], [values[name]]) for name, entry in layout)

@@ -44,7 +44,8 @@ CONSTRUCTOR_CASES = [
     ("windows", [1, 1, 0, 1, 1, 1, 1], "window must be at least one block"),
 ]
 ARG_INDEX = {"grid": 0, "rate_bits": 2, "hurdle_mode": 3, "deposit_minimum": 4, "dealer_mm": 9, "dealer_rm": 10,
-             "custodian": 11, "evaluators": 12, "threshold": 13, "windows": 14}
+             "custodian": 11, "evaluators": 12, "threshold": 13, "holders": 14, "holder_threshold": 15,
+             "windows": 16}
 
 
 @pytest.mark.parametrize("field,value,expected", CONSTRUCTOR_CASES, ids=[c[2] + "-" + c[0] for c in CONSTRUCTOR_CASES])
