@@ -318,7 +318,7 @@ class Auditor:
         for name in ("phase", "phase_block", "deadline", "trade", "report_commitment_mm", "report_commitment_rm",
                      "blob_commitment_mm", "blob_commitment_rm",
                      "ciphertext_digest_mm", "ciphertext_digest_rm", "output_digest", "attestation_digest",
-                     "instruction_commitment", "forfeited_amount"):
+                     "instruction_commitment", "forfeited_amount", "mask_shares", "table_shares"):
             a, b = getattr(stored, name), getattr(rs, name)
             if a != b:
                 fmt = (lambda v: v.hex()) if isinstance(a, bytes) else str
@@ -336,6 +336,12 @@ class Auditor:
         for i, e in enumerate(self.published.evaluators):
             if word.posted(i) != (e.lower() in voted):
                 diffs.append(f"evaluator {i} posted-bit: storage {word.posted(i)}, events {e.lower() in voted}")
+        for i, holder in enumerate(self.published.holders):
+            for stage in (0, 1):
+                posted = any(a == holder.lower() and s == stage for a, s, _, _ in h.shares)
+                if word.share_posted(i, stage) != posted:
+                    diffs.append(f"key holder {i} stage-{stage} posted-bit: storage {word.share_posted(i, stage)}, "
+                                 f"events {posted}")
         if word.agreed != (rs.output_digest != _ZERO) or (word.agreed and word.lead_votes != h.counts[rs.output_digest]):
             diffs.append(f"agreement: storage agreed={word.agreed} with {word.lead_votes} votes, events "
                          f"{h.counts.get(rs.output_digest, 0)} votes for {rs.output_digest.hex()[:16]}…")

@@ -87,7 +87,9 @@ class RoundHistory:
             ciphertext_digest_rm=self.reveals.get("rm", _ZERO), output_digest=self.output,
             attestation_digest=self.attestation, instruction_commitment=self.instruction_commitment,
             mm_record=self.records.get("mm"), rm_record=self.records.get("rm"), offender=f.get("offender"),
-            beneficiary=f.get("beneficiary"), forfeited_amount=int(f.get("amount", 0)))
+            beneficiary=f.get("beneficiary"), forfeited_amount=int(f.get("amount", 0)),
+            mask_shares=sum(1 for _, stage, _, _ in self.shares if stage == 0),
+            table_shares=sum(1 for _, stage, _, _ in self.shares if stage == 1))
 
 
 @dataclass
@@ -121,8 +123,8 @@ class _Replay:
         self.side_of = {v: k for k, v in self.dealer.items()}
         self.custodian = low(published.custodian)
         self.evaluators = {low(e) for e in published.evaluators}
-        self.holders = {low(h) for h in getattr(published, "holders", ())}
-        self.holder_threshold = int(getattr(published, "holder_threshold", 0))
+        self.holders = {low(h) for h in published.holders}
+        self.holder_threshold = published.holder_threshold
         self.windows = published.windows
         self.h = MarketHistory()
         self.senders: dict[str, str | None] = {}

@@ -25,7 +25,7 @@ from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir, read_json, writ
 
 __all__ = ["Deployment", "DeploymentError", "create_market", "market_terms_digest", "open_market", "deposit_minimum_wei",
            "WEI_PER_CASH_UNIT", "MARKET_FORMAT", "evaluator_roles", "identities_digest", "identities_mismatch",
-           "published_coordinator_terms", "key_holder_roles", "threshold_terms", "DEFAULT_SLOTS", "MAX_SLOTS", "MAX_HOLDERS"]
+           "published_coordinator_terms", "key_holder_roles", "threshold_terms", "DEFAULT_SLOTS", "MAX_SLOTS"]
 
 MARKET_FORMAT = "repo-market-market-v1"
 WEI_PER_CASH_UNIT = 10**12  # [decided] published scale: wei per half-bp cash unit
@@ -34,7 +34,6 @@ ENDOWMENT = {"cash_units": 1_000, "collateral_units": 1_000}  # [decided] each p
 # many rounds one run drives [decided]. A slot costs each holder about 0.4 MB at N = 16 (docs/THRESHOLD.md).
 DEFAULT_SLOTS = 32
 MAX_SLOTS = 1_000
-MAX_HOLDERS = 16  # the contract's MAX_HOLDERS, and crypto.threshold's largest n
 
 
 class DeploymentError(Exception):
@@ -49,7 +48,9 @@ def evaluator_roles(n: int) -> list[str]:
 
 def key_holder_roles(n: int) -> list[str]:
     """``key_holder_1`` .. ``key_holder_<n>``: the holders' role names (and their chain accounts)."""
-    return [f"key_holder_{i}" for i in range(1, n + 1)]
+    from chain import key_holder_role
+
+    return [key_holder_role(i) for i in range(1, n + 1)]
 
 
 def threshold_terms(holders, holder_threshold: int, setup_digest: bytes, slots: int) -> dict:

@@ -160,7 +160,8 @@ def _validate_holders(args) -> None:
     too large (crypto.threshold.ThresholdParams says why)."""
     from crypto.threshold import ThresholdParams, ThresholdSetupError
     from protocol.cli import check_option, given
-    from protocol.deployment import MAX_HOLDERS, key_holder_roles
+    from chain.coordinator import MAX_HOLDERS
+    from protocol.deployment import key_holder_roles
 
     if args.backend != "fhe":
         for option in ("--holders", "--holder-threshold"):
