@@ -139,28 +139,37 @@ def validate(args) -> None:
     """Every option against market.limits (and the node, with --rpc) before the data directory is touched."""
     from chain.coordinator import MAX_EVALUATORS
     from market.limits import MAX_DEMO_ROUNDS, MAX_MARKET_GRID, MIN_MARKET_GRID
-    from protocol.cli import check_option, check_rpc, given
+    from protocol.cli import check_option, check_rpc
 
     check_option("--rounds", args.rounds, 0, MAX_DEMO_ROUNDS)
     check_option("--grid", args.grid, MIN_MARKET_GRID, MAX_MARKET_GRID)
-    check_option("--evaluators", args.evaluators, 1, MAX_EVALUATORS)
-    if args.threshold is None:  # the default follows a small --evaluators [decided]
-        args.threshold = min(2, args.evaluators)
-    check_option("--threshold", args.threshold, 1, MAX_EVALUATORS)
-    if args.threshold > args.evaluators:
-        evaluators = f"--evaluators {args.evaluators}" if given(args, "--evaluators") else \
-            f"the {args.evaluators} evaluators (default --evaluators)"
-        raise UsageError(f"--threshold {args.threshold}: must not exceed {evaluators}")
+    args.evaluators, args.threshold = _k_of_n(args, ("--evaluators", "--threshold"), "evaluators", 1, MAX_EVALUATORS)
     _validate_holders(args)
     check_rpc(args.rpc)
+
+
+def _k_of_n(args, options: tuple[str, str], what: str, low: int, high: int) -> tuple[int, int]:
+    """(n, k) of a "N parties, K of them needed" option pair, each in low..high, K <= N; K defaults to 2, or
+    to N if that is smaller [decided]."""
+    from protocol.cli import check_option, given
+
+    n_option, k_option = options
+    n, k = (getattr(args, o[2:].replace("-", "_")) for o in options)
+    check_option(n_option, n, low, high)
+    k = min(2, n) if k is None else k
+    check_option(k_option, k, low, high)
+    if k > n:
+        shown = f"{n_option} {n}" if given(args, n_option) else f"the {n} {what} (default {n_option})"
+        raise UsageError(f"{k_option} {k}: must not exceed {shown}")
+    return n, k
 
 
 def _validate_holders(args) -> None:
     """--holders/--holder-threshold: fhe only, 2 <= K <= N <= MAX_HOLDERS, and a replicated sharing that is not
     too large (crypto.threshold.ThresholdParams says why)."""
-    from crypto.threshold import ThresholdParams, ThresholdSetupError
-    from protocol.cli import check_option, given
     from chain.coordinator import MAX_HOLDERS
+    from crypto.threshold import ThresholdParams, ThresholdSetupError
+    from protocol.cli import given
     from protocol.deployment import key_holder_roles
 
     if args.backend != "fhe":
@@ -172,14 +181,8 @@ def _validate_holders(args) -> None:
         return
     if args.holders is None:
         args.holders = 3
-    check_option("--holders", args.holders, 2, MAX_HOLDERS)
-    if args.holder_threshold is None:  # the default follows a small --holders, as --threshold does
-        args.holder_threshold = min(2, args.holders)
-    check_option("--holder-threshold", args.holder_threshold, 2, MAX_HOLDERS)
-    if args.holder_threshold > args.holders:
-        holders = f"--holders {args.holders}" if given(args, "--holders") else \
-            f"the {args.holders} key holders (default --holders)"
-        raise UsageError(f"--holder-threshold {args.holder_threshold}: must not exceed {holders}")
+    args.holders, args.holder_threshold = _k_of_n(args, ("--holders", "--holder-threshold"), "key holders", 2,
+                                                  MAX_HOLDERS)
     try:
         ThresholdParams(tuple(key_holder_roles(args.holders)), args.holder_threshold)
     except ThresholdSetupError as exc:
