@@ -502,8 +502,8 @@ class Auditor:
         except ThresholdError as exc:
             add(rid, "opening", False, f"the output does not open from the posted shares: {exc}")
             return
-        for refusal in opened.decryption.refused:
-            add(rid, f"opening.share.{refusal.holder or '?'}", False, str(refusal))
+        for refusal in opened.decryption.refused:  # a blob too broken to name its round is still this round's
+            add(rid, f"opening.share.{refusal.holder or '?'}", False, f"round {rid}: {refusal}")
         selection = SelectionOutput.from_values(opened.decryption.values)
         flagged = invalid_sides(selection)
         instruction = selection.instruction(self.dep.terms)
