@@ -31,7 +31,7 @@ MARKET_FORMAT = "repo-market-market-v1"
 WEI_PER_CASH_UNIT = 10**12  # [decided] published scale: wei per half-bp cash unit
 ENDOWMENT = {"cash_units": 1_000, "collateral_units": 1_000}  # [decided] each party's starting balances
 # One-time decryption slots dealt to the key holders at setup: one per round, a market term independent of how
-# many rounds one run drives [decided]. A slot costs each holder about 0.4 MB at N = 16 (docs/THRESHOLD.md).
+# many rounds one run drives [decided]. A slot costs each holder about 0.5 MB at N = 16 (bench_threshold.json).
 DEFAULT_SLOTS = 32
 MAX_SLOTS = 1_000
 
