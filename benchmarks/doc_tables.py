@@ -92,6 +92,18 @@ def render_chain() -> str:
         k3 = json.loads(path.read_text())["backends"]["embedded"]
         extra = (f" With 3-of-3 evaluators a round costs {_int(k3['round_gas_steady'])} gas "
                  f"({_int(k3['round_gas_first'])} for the first).")
+    path = RESULTS / "bench_chain_holders.json"
+    if path.exists():
+        h = json.loads(path.read_text())
+        hp, hb = h["parameters"], h["backends"]["embedded"]
+        n = hp["holders"]
+        share = {stage: hb["per_call_gas_steady_round"][f"post_share ({stage}, {n} holders)"] // n
+                 for stage in ("mask", "table")}
+        extra += (f" With {hp['holder_threshold']}-of-{n} key holders, each posting its mask then its table share "
+                  f"digest ({_int(share['mask'])} and {_int(share['table'])} gas a call), a round is "
+                  f"{hb['transactions_per_round']} transactions and costs {_int(hb['round_gas_steady'])} gas "
+                  f"({_int(hb['round_gas_first'])} for the first; {_s(hb['round_s_median'])} median on the embedded "
+                  f"chain); deploy {_int(hb['deploy_gas'])}.")
     return (_table(["", *names, "target"], rows)
             + f"\nA round is {first['transactions_per_round']} transactions with k = {p['threshold']} of "
               f"n = {p['evaluators']} evaluators, {p['rounds']} rounds per backend.{extra} Per call (later rounds): "

@@ -338,7 +338,7 @@ class Auditor:
                 diffs.append(f"evaluator {i} posted-bit: storage {word.posted(i)}, events {e.lower() in voted}")
         for i, holder in enumerate(self.published.holders):
             for stage in (0, 1):
-                posted = any(a == holder.lower() and s == stage for a, s, _, _ in h.shares)
+                posted = holder.lower() in h.shares.get(stage, {})
                 if word.share_posted(i, stage) != posted:
                     diffs.append(f"key holder {i} stage-{stage} posted-bit: storage {word.share_posted(i, stage)}, "
                                  f"events {posted}")
@@ -479,10 +479,9 @@ class Auditor:
 
         rid, add = rs.round_id, self.report.add
         names = {self.dep.address(x).lower(): x for x in self.dep.holders}
-        shares = {0: [], 1: []}
-        for address, stage, share_digest, block in h.shares:
-            shares.setdefault(stage, []).append(PostedShare(names.get(address, address), address, stage, share_digest,
-                                                            block, 0))
+        shares = {stage: [PostedShare(names.get(address, address), address, stage, share_digest, 0, count)
+                          for count, (address, share_digest) in enumerate(h.shares.get(stage, {}).items(), 1)]
+                  for stage in (0, 1)}
         if len(shares[1]) < self.dep.holder_threshold and body is None:
             state = (f"closed as {rs.phase.label} before it opened" if rs.phase.terminal else "in progress")
             add(rid, "opening", True, f"{state}: {len(shares[0])} mask and {len(shares[1])} table shares on "

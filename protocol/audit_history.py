@@ -13,9 +13,8 @@ against what they imply (``protocol/audit.py``). One pass over all the contract'
   (dealers commit, reveal, deposit and execute their own leg; the custodian posts the instruction or an
   invalid input; evaluators post outputs or faults; key holders post their own shares; a withdrawal goes to
   its caller);
-* **shares** -- each key holder posts its mask share, then (once k mask shares are on chain) its table share,
-  once each, in phase Computed within its window; the instruction or an invalid input only after k table
-  shares;
+* **opening** -- each key holder posts its mask share, then (after ``holder_threshold`` masks) its table
+  share, once each, in phase Computed; the custodian's step comes after ``holder_threshold`` table shares;
 * **deadlines** -- every step lands at or before its phase's deadline; ``enforce_deadline`` outcomes
   (a missed-deadline forfeit, a cancellation) only after it; ``settle`` only after the challenge window; a
   deviation proof on the rm record within it;
@@ -56,6 +55,7 @@ class RoundHistory:
     reveals: dict = field(default_factory=dict)         # side -> revealed blob digest
     votes: dict = field(default_factory=dict)           # evaluator address -> digest
     faults: dict = field(default_factory=dict)          # evaluator address -> (side, fault digest)
+    shares: dict = field(default_factory=dict)          # share stage (0 mask, 1 table) -> {holder address: digest}
     invalid_side: str | None = None                     # the side of an InputInvalid event
     refused: dict = field(default_factory=dict)         # side -> reason its blob is refused (set by the audit)
     counts: dict = field(default_factory=dict)          # digest -> evaluators
@@ -65,7 +65,6 @@ class RoundHistory:
     trade: bool = False
     records: dict = field(default_factory=dict)         # side -> ExecutionRecord
     evidence: dict = field(default_factory=dict)        # side -> execution record digest
-    shares: list = field(default_factory=list)          # [(holder address, stage, share digest, block)] in order
     forfeit: dict | None = None                          # offender, beneficiary, amount, reason
     problems: dict = field(default_factory=dict)
     _cause: tuple | None = None                          # (tx_hash, event name) of the last step event
@@ -88,8 +87,7 @@ class RoundHistory:
             attestation_digest=self.attestation, instruction_commitment=self.instruction_commitment,
             mm_record=self.records.get("mm"), rm_record=self.records.get("rm"), offender=f.get("offender"),
             beneficiary=f.get("beneficiary"), forfeited_amount=int(f.get("amount", 0)),
-            mask_shares=sum(1 for _, stage, _, _ in self.shares if stage == 0),
-            table_shares=sum(1 for _, stage, _, _ in self.shares if stage == 1))
+            mask_shares=len(self.shares.get(0, {})), table_shares=len(self.shares.get(1, {})))
 
 
 @dataclass
@@ -124,7 +122,6 @@ class _Replay:
         self.custodian = low(published.custodian)
         self.evaluators = {low(e) for e in published.evaluators}
         self.holders = {low(h) for h in published.holders}
-        self.holder_threshold = published.holder_threshold
         self.windows = published.windows
         self.h = MarketHistory()
         self.senders: dict[str, str | None] = {}
@@ -266,33 +263,31 @@ class _Replay:
                                      f"the events give {count}")
 
     def _on_SharePosted(self, r, e, a) -> None:
-        holder, stage, digest = a["holder"].lower(), int(a["stage"]), bytes(a["share_digest"])
+        holder, stage = a["holder"].lower(), int(a["stage"])
         self.check_sender(r, e, {holder} & self.holders, "a key holder posting its own share")
         self.check_in_time(r, e, P.COMPUTED)
-        own = [s for h, s, _, _ in r.shares if h == holder]
-        if stage not in (0, 1) or stage in own:
-            r.problem("phase.order", f"SharePosted {self.where(e)}: stage {stage} from {holder} "
-                                     f"{'again' if stage in own else 'is not 0 (mask) or 1 (table)'}")
-        masks = sum(1 for _, s, _, _ in r.shares if s == 0)
-        if stage == 1 and (0 not in own or masks < self.holder_threshold):
-            r.problem("phase.order", f"table share of {holder} {self.where(e)} with {masks} mask shares on chain "
-                                     f"(own mask share: {'yes' if 0 in own else 'no'}; {self.holder_threshold} needed)")
-        r.shares.append((holder, stage, digest, e.block_number))
-        count = sum(1 for _, s, _, _ in r.shares if s == stage)
-        if int(a["count"]) != count or digest == _ZERO:
-            r.problem("phase.order", f"SharePosted {self.where(e)} counts {a['count']} stage-{stage} shares (the "
-                                     f"events give {count}), digest {digest.hex()[:16]}…")
+        posted = r.shares.setdefault(stage, {})
+        if holder in posted:
+            r.problem("phase.order", f"key holder {holder} posted its stage-{stage} share twice, again {self.where(e)}")
+        if stage == 1 and (holder not in r.shares.get(0, {}) or len(r.shares[0]) < self.terms.holder_threshold):
+            r.problem("phase.order", f"key holder {holder}'s table share {self.where(e)} before its own mask share "
+                                     f"or before {self.terms.holder_threshold} mask shares")
+        posted[holder] = bytes(a["share_digest"])
+        if int(a["count"]) != len(posted):
+            r.problem("phase.order", f"SharePosted {self.where(e)} counts {a['count']} stage-{stage} shares, the "
+                                     f"events give {len(posted)}")
 
-    def _tables_before(self, r, e) -> None:
-        tables = sum(1 for _, s, _, _ in r.shares if s == 1)
-        if tables < self.holder_threshold:
-            r.problem("phase.order", f"{e.name} {self.where(e)} with {tables} table shares on chain, "
-                                     f"{self.holder_threshold} needed")
+    def check_opened(self, r, e) -> None:
+        """The custodian's step needs holder_threshold table shares (none without holders)."""
+        tables = len(r.shares.get(1, {}))
+        if tables < self.terms.holder_threshold:
+            r.problem("phase.order", f"{e.name} {self.where(e)} after {tables} table shares, the terms need "
+                                     f"{self.terms.holder_threshold}")
 
     def _on_InputInvalid(self, r, e, a) -> None:
         self.check_sender(r, e, {self.custodian}, "the custodian")
         self.check_in_time(r, e, P.COMPUTED)
-        self._tables_before(r, e)
+        self.check_opened(r, e)
         r.attestation = bytes(a["attestation_digest"])
         r.invalid_side = "mm" if int(a["side"]) == 0 else "rm"
         r._invalid_tx = e.tx_hash
@@ -300,7 +295,7 @@ class _Replay:
     def _on_InstructionPosted(self, r, e, a) -> None:
         self.check_sender(r, e, {self.custodian}, "the custodian")
         self.check_in_time(r, e, P.COMPUTED)
-        self._tables_before(r, e)
+        self.check_opened(r, e)
         r.attestation, r.instruction_commitment = bytes(a["attestation_digest"]), bytes(a["instruction_commitment"])
         r.trade = bool(a["trade"])
         r._cause = (e.tx_hash, e.name)

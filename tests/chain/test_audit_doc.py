@@ -177,12 +177,12 @@ if __name__ == "__main__":
 def test_mapping_slots_are_where_the_doc_says(tmp_path):
     """The documented slot formulas (Vyper: keccak256(slot ‖ key), nested maps hashed again) read the values
     the views return, on a round where one evaluator dissents."""
-    from chain import CUSTODIAN, DEALER_MM, DEALER_RM, connect, deploy_coordinator, evaluator_role
+    from chain import CUSTODIAN, DEALER_MM, DEALER_RM, connect, deploy_coordinator, evaluator_role, key_holder_role
 
     from .helpers import DEPOSIT, blob_of, commit, digest, make_terms, reveal
 
     chain = connect(tmp_path / "data")
-    coord = deploy_coordinator(chain, make_terms(chain, evaluators=3, threshold=2))
+    coord = deploy_coordinator(chain, make_terms(chain, evaluators=3, threshold=2, holders=3, holder_threshold=2))
     coord.deposit(DEALER_MM, DEPOSIT)
     coord.deposit(DEALER_RM, DEPOSIT)
     rid = coord.next_round_id()
@@ -212,3 +212,6 @@ def test_mapping_slots_are_where_the_doc_says(tmp_path):
     mm = chain.address(DEALER_MM)
     assert word(at(21, address(mm[2:]))) == coord.deposit_of(mm) == DEPOSIT
     assert word(at(22, address(mm[2:]))) == coord.withdrawable_of(mm) == 0
+    h3 = chain.address(key_holder_role(3))
+    assert word(23) == coord.holder_count() == 3 and word(24 + 2) == int(h3, 16)   # holders: length, then items
+    assert word(at(40, address(h3[2:]))) == 3                             # holder_slot: 1 + index

@@ -42,6 +42,15 @@ CONSTRUCTOR_CASES = [
     ("threshold", 0, "threshold out of range"),
     ("threshold", 3, "threshold out of range"),
     ("windows", [1, 1, 0, 1, 1, 1, 1], "window must be at least one block"),
+    ("holders", "zero-first", "zero holder address"),
+    ("holders", "duplicate", "duplicate holder"),
+    ("holders", "dealer_mm", "holder must not be a dealer"),
+    ("holders", "dealer_rm", "holder must not be a dealer"),
+    ("holders", "custodian", "holder must not be the custodian"),
+    ("holders", "evaluators", "holder must not be an evaluator"),
+    ("holder_threshold", 0, "holder threshold out of range"),
+    ("holder_threshold", 4, "holder threshold out of range"),
+    ("holders", [], "holder threshold without holders"),
 ]
 ARG_INDEX = {"grid": 0, "rate_bits": 2, "hurdle_mode": 3, "deposit_minimum": 4, "dealer_mm": 9, "dealer_rm": 10,
              "custodian": 11, "evaluators": 12, "threshold": 13, "holders": 14, "holder_threshold": 15,
@@ -50,13 +59,16 @@ ARG_INDEX = {"grid": 0, "rate_bits": 2, "hurdle_mode": 3, "deposit_minimum": 4, 
 
 @pytest.mark.parametrize("field,value,expected", CONSTRUCTOR_CASES, ids=[c[2] + "-" + c[0] for c in CONSTRUCTOR_CASES])
 def test_constructor_rejects_bad_terms(chain, field, value, expected):
-    args = make_terms(chain).constructor_args()
+    args = make_terms(chain, holders=3, holder_threshold=2).constructor_args()
     if value == "same-as-mm":
         value = args[ARG_INDEX["dealer_mm"]]
     elif value == "duplicate":
-        value = [args[ARG_INDEX["evaluators"]][0], args[ARG_INDEX["evaluators"]][0]]
+        value = [args[ARG_INDEX[field]][0], args[ARG_INDEX[field]][0]]
     elif value == "zero-first":
-        value = ["0x" + "00" * 20, args[ARG_INDEX["evaluators"]][0]]
+        value = ["0x" + "00" * 20, args[ARG_INDEX[field]][0]]
+    elif field == "holders" and isinstance(value, str):  # a holder that is another role's address
+        other = args[ARG_INDEX[value]]
+        value = [args[ARG_INDEX["holders"]][0], other[-1] if isinstance(other, list) else other]
     args[ARG_INDEX[field]] = value
     head = chain.block_number
     with pytest.raises(ChainError) as excinfo:
@@ -70,6 +82,9 @@ PY_TERMS_CASES = [
     ("deposit_minimum", 0, "deposit_minimum"), ("terms_digest", b"short", "terms_digest"),
     ("dealer_mm", "0x12", "dealer_mm"), ("evaluators", (), "evaluators"), ("threshold", 3, "threshold"),
     ("base_rate", -1, "base_rate"), ("grid", 2.5, "grid"), ("grid", True, "grid"),
+    ("holders", ["0x" + "11" * 20], "holders"),
+    ("holders", ("0x" + "11" * 20,) * 2, "holders"), ("holders", ("0x" + "11" * 20,) * 17, "holders"),
+    ("holder_threshold", 1, "holder_threshold"), ("holder_threshold", -1, "holder_threshold"),
 ]
 
 
@@ -85,6 +100,31 @@ def test_terms_validated_before_sending(field, value, named):
     with pytest.raises(ChainInputError) as excinfo:
         dataclasses.replace(valid, **{field: value})
     assert named in str(excinfo.value) and repr(value)[:6] in str(excinfo.value)
+
+
+HOLDER_TERMS_CASES = [  # (holders as roles, holder_threshold, the message)
+    (("key_holder_1", "dealer_mm"), 1, "holders[1] must not be a dealer"),
+    (("custodian",), 1, "holders[0] must not be the custodian"),
+    (("key_holder_1", "evaluator_1"), 2, "holders[1] must not be an evaluator"),
+    (("key_holder_1", "key_holder_2"), 0, "holder_threshold must be in 1..2, got 0"),
+    (("key_holder_1", "key_holder_2"), 3, "holder_threshold must be in 1..2, got 3"),
+    ((), 2, "holder_threshold must be 0 without holders, got 2"),
+]
+
+
+@pytest.mark.parametrize("roles,k,message", HOLDER_TERMS_CASES, ids=[c[2] for c in HOLDER_TERMS_CASES])
+def test_holder_terms_validated_before_sending(roles, k, message):
+    from chain.accounts import account_for
+
+    class Addr:
+        @staticmethod
+        def address(role):
+            return account_for(0, role).address
+
+    valid = make_terms(Addr)
+    with pytest.raises(ChainInputError) as excinfo:
+        dataclasses.replace(valid, holders=tuple(Addr.address(r) for r in roles), holder_threshold=k)
+    assert message in str(excinfo.value)
 
 
 # ------------------------------------------------------------------ deposits and withdrawals

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import re
 
-from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, PHASE_TRANSITIONS, PHASE_WINDOW, RoundPhase, Side,
-                   StateWord, evaluator_role)
+from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, PHASE_TRANSITIONS, PHASE_WINDOW, RoundPhase,
+                   ShareStage, Side, StateWord, deploy_coordinator, evaluator_role)
 from chain.artifacts import CONTRACTS_DIR
-from chain.coordinator import IMMUTABLES
+from chain.coordinator import IMMUTABLES, MAX_HOLDERS
 
-from .helpers import EVIDENCE, INSTRUCTION, NO_TRADE, commit, digest, reveal
+from .helpers import EVIDENCE, INSTRUCTION, NO_TRADE, Market, commit, digest, make_terms, reveal
 
 SOURCE = (CONTRACTS_DIR / "Coordinator.vy").read_text()
 
@@ -31,10 +31,23 @@ def test_phase_numbers_and_state_word_constants_match_the_contract():
     for name, shift in (("BLOCK_SHIFT", StateWord.BLOCK_SHIFT), ("TRADE_BIT", StateWord.TRADE_SHIFT),
                         ("VOTED_BASE", StateWord.VOTED_SHIFT), ("LEAD_COUNT_BASE", StateWord.LEAD_COUNT_SHIFT),
                         ("AGREED_BIT", StateWord.AGREED_SHIFT), ("FAULT_MM_BASE", StateWord.FAULT_MM_SHIFT),
-                        ("FAULT_RM_BASE", StateWord.FAULT_RM_SHIFT)):
+                        ("FAULT_RM_BASE", StateWord.FAULT_RM_SHIFT), ("MASK_COUNT_BASE", StateWord.MASK_COUNT_SHIFT),
+                        ("TABLE_COUNT_BASE", StateWord.TABLE_COUNT_SHIFT),
+                        ("MASK_POSTED_BASE", StateWord.MASK_POSTED_SHIFT),
+                        ("TABLE_POSTED_BASE", StateWord.TABLE_POSTED_SHIFT)):
         assert _constant(name) == f"2**{shift}", name
     assert StateWord.BLOCK_SHIFT + StateWord.BLOCK_BITS <= StateWord.TRADE_SHIFT
     assert int(_constant("MAX_EVALUATORS")) <= StateWord.LEAD_COUNT_SHIFT - StateWord.VOTED_SHIFT
+    for stage in ShareStage:
+        assert int(_constant(f"SHARE_{stage.name}")) == stage.value
+    # the share fields sit above the faults, do not overlap, and fit MAX_HOLDERS holders in 256 bits
+    holders = int(_constant("MAX_HOLDERS"))
+    assert holders == MAX_HOLDERS
+    assert StateWord.FAULT_RM_SHIFT + StateWord.FAULT_BITS <= StateWord.MASK_COUNT_SHIFT
+    assert StateWord.MASK_COUNT_SHIFT + StateWord.SHARE_COUNT_BITS <= StateWord.TABLE_COUNT_SHIFT
+    assert StateWord.TABLE_COUNT_SHIFT + StateWord.SHARE_COUNT_BITS <= StateWord.MASK_POSTED_SHIFT
+    assert StateWord.MASK_POSTED_SHIFT + holders <= StateWord.TABLE_POSTED_SHIFT
+    assert StateWord.TABLE_POSTED_SHIFT + holders <= 256
 
 
 def test_immutable_declarations_are_in_the_order_code_identity_expects():
@@ -53,6 +66,12 @@ def _check_word(market) -> None:
     for side in (Side.MM, Side.RM):
         assert word.faults(side) == len([e for e in coord.events("FaultPosted", round_id=rid)
                                          if e.args["side"] == side])
+    for i, address in enumerate(market.terms.holders):
+        for stage in ShareStage:
+            assert word.share_posted(i, stage) == coord.has_posted_share(rid, address, stage)
+    for stage in ShareStage:
+        assert word.share_count(stage) == coord.share_count(rid, stage) == len(
+            [e for e in coord.events("SharePosted", round_id=rid) if e.args["stage"] == stage])
     agreed = coord._view("output_digest", rid)
     assert word.agreed == (bytes(agreed) != bytes(32))
     if word.agreed:
@@ -138,3 +157,22 @@ def test_immutables_section_and_code_identity(market):
     assert coord.code_identity(market.terms) == []
     other = market.terms.__class__(**{**market.terms.__dict__, "deposit_minimum": market.terms.deposit_minimum + 1})
     assert coord.code_identity(other) == ["immutables differ from the published terms in ['deposit_minimum']"]
+
+
+def test_state_word_through_an_opening_by_key_holders(chain):
+    """With 2-of-3 holders the word decodes as the views say after every share, and the phase bits, block and
+    the evaluators' bits are untouched by the shares."""
+    coord = deploy_coordinator(chain, make_terms(chain, evaluators=3, holders=3, holder_threshold=2))
+    market = Market(chain, coord, coord.terms())
+    market.fund_deposits()
+    market.to_computed()
+    before = coord.state_word(market.round_id).word
+    for stage in ShareStage:
+        for role in market.holders()[::-1]:  # the third holder first: bits by index, not by arrival
+            market.post_shares(stage, [role])
+            _check_word(market)
+    word = coord.state_word(market.round_id)
+    assert word.word % 2**StateWord.MASK_COUNT_SHIFT == before
+    assert (word.share_count(ShareStage.MASK), word.share_count(ShareStage.TABLE)) == (3, 3)
+    coord.post_instruction(CUSTODIAN, market.round_id, digest("att"), INSTRUCTION.commitment(), True)
+    _check_word(market)

@@ -106,13 +106,14 @@ def check_code(out: str, t: Truth) -> None:
     terms = t.coord.terms()
     values = {"hurdle_mode": terms.hurdle_mode_code, **{n: getattr(terms, n) for n in (
         "grid", "base_rate", "rate_bits", "deposit_minimum", "terms_digest", "circuit_digest",
-        "evaluation_keys_digest", "identities_digest", "dealer_mm", "dealer_rm", "custodian", "threshold")},
+        "evaluation_keys_digest", "identities_digest", "dealer_mm", "dealer_rm", "custodian", "threshold",
+        "holder_threshold")},
         **dict(zip(("report_window", "reveal_window", "compute_window", "instruct_window", "mm_leg_window",
                     "rm_leg_window", "challenge_window"), terms.windows.as_tuple()))}
     layout = sorted(build["layout"]["code_layout"].items(), key=lambda kv: kv[1]["offset"])
     expected = [f"{name} {encode([entry['type']], [values[name]]).hex()}" for name, entry in layout]
     assert lines[2:2 + len(expected)] == expected
-    assert len(expected) == 20 and values["grid"] == t.market["terms"]["grid"]
+    assert len(expected) == 21 and values["grid"] == t.market["terms"]["grid"]
     sha = hashlib.sha256((ROOT / "chain" / "contracts" / "Coordinator.vy").read_bytes()).hexdigest()
     assert lines[2 + len(expected)] == f"source sha256 {sha}, build JSON says {sha}"
     assert len(lines) == 3 + len(expected)
@@ -173,7 +174,7 @@ def check_events(out: str, t: Truth) -> None:
 
 
 def check_senders(out: str, t: Truth) -> None:
-    names = ("Deposited", "ReportCommitted", "ReportRevealed", "OutputPosted", "InstructionPosted",
+    names = ("Deposited", "ReportCommitted", "ReportRevealed", "OutputPosted", "SharePosted", "InstructionPosted",
              "LegExecuted", "Forfeited", "Withdrawn")
     lines = []
     for name in names:
@@ -184,12 +185,33 @@ def check_senders(out: str, t: Truth) -> None:
     assert "ReportRevealed: sent by 4 dealer_mm, 4 dealer_rm" in lines and "Deposited: sent by 1 dealer_mm, 1 dealer_rm" in lines
 
 
+def check_holders(out: str, t: Truth) -> None:
+    from eth_utils import keccak
+
+    from chain import ShareStage
+    from chain.coordinator import StateWord
+
+    terms = t.coord.terms()
+    lines = [f"holder_threshold {terms.holder_threshold} of {len(terms.holders)} key holders"]
+    roles = {a.lower(): r for r, a in t.market["addresses"].items()}
+    lines += [f"holders({i}) {h} {roles.get(h.lower(), '')}" for i, h in enumerate(terms.holders)]
+    lines += [f"round {e.args['round_id']} block {e.block_number} {roles.get(e.args['holder'].lower(), '')} stage "
+              f"{e.args['stage']} count {e.args['count']} share {e.args['share_digest'].hex()}"
+              for e in t.coord.events("SharePosted")]
+    base = int.from_bytes(keccak((19).to_bytes(32, "big") + (1).to_bytes(32, "big")), "big")
+    word = StateWord(int.from_bytes(t.w3.eth.get_storage_at(t.market["contract"], base), "big"))
+    mask, table = (word.share_count(s) for s in ShareStage)
+    assert (mask, table) == (t.coord.share_count(1, ShareStage.MASK), t.coord.share_count(1, ShareStage.TABLE))
+    lines.append(f"round 1 state word: mask shares {mask} table shares {table}; views {mask} {table}")
+    assert _lines(out) == lines
+
+
 def check_blobs(out: str, t: Truth) -> None:
     blobs = sorted(p.name for p in DataDir(t.dir).blobs.iterdir())
     bad = sum(hashlib.sha256((DataDir(t.dir).blobs / b).read_bytes()).hexdigest() != b for b in blobs)
     named = set()
     for e in t.coord.events():
-        for key in ("blob_digest", "output_digest", "attestation_digest", "evidence"):
+        for key in ("blob_digest", "output_digest", "share_digest", "attestation_digest", "evidence"):
             if key in e.args:
                 named.add(e.args[key].hex())
     missing = len(named - set(blobs))
@@ -230,7 +252,7 @@ def check_signatures(out: str, t: Truth) -> None:
 
 
 CHECKS = {"code": check_code, "identities": check_identities, "terms": check_terms, "storage": check_storage,
-          "events": check_events, "senders": check_senders, "blobs": check_blobs, "money": check_money,
+          "events": check_events, "senders": check_senders, "holders": check_holders, "blobs": check_blobs, "money": check_money,
           "signatures": check_signatures}
 
 
@@ -308,6 +330,41 @@ def test_the_walkthrough_catches_a_swapped_signing_key(cast_market, anvil_url, t
     lines = _lines(run_steps(anvil_url, copy, ["identities"])["identities"])
     recomputed, onchain = lines[-2].split()[-1], lines[-1].split()[-1]
     assert recomputed != onchain
+
+
+def test_the_holders_step_on_a_market_with_key_holders(anvil_url, tmp_path):
+    """The demo market above has no key holders (simulate backend): run the holders step on a 2-of-3 holder market
+    deployed here, whose holders posted 3 mask and 2 table shares, against the contract's own events and views."""
+    from chain import ShareStage, connect, deploy_coordinator
+
+    from tests.chain.helpers import Market, make_terms
+
+    if not cast_binary().is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but the cast binary is missing: {cast_binary()} (scripts/setup.sh --with-anvil)")
+        pytest.skip(f"cast binary absent ({cast_binary()}) and CI unset")
+    chain = connect(tmp_path / "data", anvil_url)
+    coord = deploy_coordinator(chain, make_terms(chain, evaluators=3, holders=3, holder_threshold=2))
+    market = Market(chain, coord, coord.terms())
+    market.fund_deposits()
+    market.to_computed()
+    market.post_shares(ShareStage.MASK, market.holders())
+    market.post_shares(ShareStage.TABLE, market.holders()[1:])
+    folder = tmp_path / "audit"
+    folder.mkdir()
+    roles = ["dealer_mm", "dealer_rm", "custodian", *market.evaluators(), *market.holders()]
+    (folder / "market.json").write_text(json.dumps({"contract": coord.address,
+                                                    "addresses": {r: chain.address(r) for r in roles}}))
+    lines = _lines(run_steps(anvil_url, folder, ["senders", "holders"], cwd=tmp_path)["holders"])
+    rid = market.round_id
+    assert lines[:4] == ["holder_threshold 2 of 3 key holders"] + [
+        f"holders({i}) {chain.address(r)} {r}" for i, r in enumerate(market.holders())]
+    role = {chain.address(r): r for r in market.holders()}
+    assert lines[4:9] == [f"round {rid} block {e.block_number} {role[e.args['holder']]} stage {e.args['stage']} count "
+                          f"{e.args['count']} share {e.args['share_digest'].hex()}" for e in coord.events("SharePosted")]
+    assert [line.split(" stage ")[1][:9] for line in lines[4:9]] == ["0 count 1", "0 count 2", "0 count 3",
+                                                                     "1 count 1", "1 count 2"]
+    assert lines[9:] == [f"round {rid} state word: mask shares 3 table shares 2; views 3 2"]
 
 
 if __name__ == "__main__":  # python -m tests.protocol.test_audit_cast URL EXPORT_DIR
