@@ -249,13 +249,17 @@ class RoundDriver:
 
     def _open_by_holders(self, round_id: int, journal: PhaseJournal) -> None:
         """Every holder posts its mask share, then its table share (all n answer: with every holder present a
-        wrong share is detected, docs/THRESHOLD.md §4)."""
+        wrong share is detected, docs/THRESHOLD.md §4). A holder that refuses or fails is reported and the others
+        go on: k answers open the output; with fewer the custodian cannot post and the deadline closes the round."""
         for stage, step in (("mask", KeyHolderAgent.post_mask), ("table", KeyHolderAgent.post_table)):
             self.progress(f"share_{stage}", round=round_id)
             for role in self.dep.holders:
-                holder = self.agent(role)
-                with journal.timed("open") as box:  # the share's computation and its post_share transaction
-                    box["gas"] += step(holder, round_id)
+                try:
+                    holder = self.agent(role)
+                    with journal.timed("open") as box:  # the share's computation and its post_share transaction
+                        box["gas"] += step(holder, round_id)
+                except ProtocolError as exc:
+                    self.progress("share_refused", round=round_id, holder=role, stage=stage, reason=str(exc))
             self._checkpoint(journal, round_id, f"share_{stage}")
 
     def _checkpoint(self, journal, round_id: int, point: str) -> None:

@@ -80,6 +80,7 @@ class RichUI:
                   "fault": f"{info.get('evaluator')} refused {info.get('dealer')}'s blob ({info.get('reason')})",
                   "share_mask": "each key holder posts its mask share of the agreed output",
                   "share_table": "each key holder posts its table share (k mask shares are on chain)",
+                  "share_refused": f"{info.get('holder')} gave no {info.get('stage')} share: {info.get('reason')}",
                   "decrypt": "custodian opens the agreed output (holders' shares, or plaintext on simulate), "
                              "attests, seals instructions",
                   "mm_leg": "dealer_mm offers to MM, MM accepts", "rm_leg": "dealer_rm offers to RM, RM accepts",
