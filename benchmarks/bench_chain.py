@@ -4,8 +4,9 @@ Targets: a full round (first report commitment to settle) at most 660k gas witho
 round on the embedded EVM and 0.5 s on anvil (excluding FHE: the round's digests are fixed stand-ins here).
 A "round" is: dealer_mm and dealer_rm commit and reveal their blob digests, k evaluators post the same output
 digest, (with --holders n) every key holder posts its mask share digest and then its table share digest, the
-custodian posts the instruction, both legs execute, the challenge window is mined, anyone settles. Deposits stay in the contract between rounds. Gas does not depend on the backend
-(checked: the JSON records both); time does. Machine load is recorded because the machine may be shared.
+custodian posts the instruction, both legs execute, the challenge window is mined, anyone settles. Deposits
+stay in the contract between rounds. Gas does not depend on the backend (checked: the JSON records both); time
+does. Machine load is recorded because the machine may be shared.
 
 Usage: .venv/bin/python benchmarks/bench_chain.py [--rounds 10] [--evaluators 3] [--threshold 2]
                                                    [--holders 0 --holder-threshold 0]

@@ -483,7 +483,8 @@ class Coordinator(TypedContract):
         check_bytes32("output_digest", output_digest)
         return self.chain.send(sender, self.contract, "post_output", (round_id, output_digest))
 
-    def post_share(self, sender: Sender, round_id: int, stage: "ShareStage | int | str", share_digest: bytes) -> TxResult:
+    def post_share(self, sender: Sender, round_id: int, stage: "ShareStage | int | str",
+                   share_digest: bytes) -> TxResult:
         """A key holder posts the digest of its mask (stage 0) or table (stage 1) share blob."""
         check_uint("round_id", round_id)
         stage = ShareStage.of(stage)

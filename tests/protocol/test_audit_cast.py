@@ -252,7 +252,8 @@ def check_signatures(out: str, t: Truth) -> None:
 
 
 CHECKS = {"code": check_code, "identities": check_identities, "terms": check_terms, "storage": check_storage,
-          "events": check_events, "senders": check_senders, "holders": check_holders, "blobs": check_blobs, "money": check_money,
+          "events": check_events, "senders": check_senders, "holders": check_holders,
+          "blobs": check_blobs, "money": check_money,
           "signatures": check_signatures}
 
 
@@ -360,8 +361,9 @@ def test_the_holders_step_on_a_market_with_key_holders(anvil_url, tmp_path):
     assert lines[:4] == ["holder_threshold 2 of 3 key holders"] + [
         f"holders({i}) {chain.address(r)} {r}" for i, r in enumerate(market.holders())]
     role = {chain.address(r): r for r in market.holders()}
-    assert lines[4:9] == [f"round {rid} block {e.block_number} {role[e.args['holder']]} stage {e.args['stage']} count "
-                          f"{e.args['count']} share {e.args['share_digest'].hex()}" for e in coord.events("SharePosted")]
+    assert lines[4:9] == [f"round {rid} block {e.block_number} {role[e.args['holder']]} stage {e.args['stage']} "
+                          f"count {e.args['count']} share {e.args['share_digest'].hex()}"
+                          for e in coord.events("SharePosted")]
     assert [line.split(" stage ")[1][:9] for line in lines[4:9]] == ["0 count 1", "0 count 2", "0 count 3",
                                                                      "1 count 1", "1 count 2"]
     assert lines[9:] == [f"round {rid} state word: mask shares 3 table shares 2; views 3 2"]
