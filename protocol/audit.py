@@ -511,17 +511,17 @@ class Auditor:
             f"{list(flagged) or 'none'}")
         if body is not None:
             posted = {s.digest for stage in shares.values() for s in stage}
-            named = [bytes(d) for d in (*body.get("mask_shares", []), *body.get("table_shares", []))]
-            unknown = [d.hex()[:16] for d in named if d not in posted]
-            add(rid, "attestation.shares", not unknown and len(body.get("table_shares", [])) >= self.dep.holder_threshold,
+            masks, tables = body.get("mask_shares", []), body.get("table_shares", [])
+            unknown = [bytes(d).hex()[:16] for d in (*masks, *tables) if bytes(d) not in posted]
+            add(rid, "attestation.shares", not unknown and len(tables) >= self.dep.holder_threshold,
                 f"the attestation names shares no SharePosted event names: {unknown}" if unknown else
-                f"names {len(body.get('mask_shares', []))} mask and {len(body.get('table_shares', []))} table shares "
-                f"posted on chain")
+                f"names {len(masks)} mask and {len(tables)} table shares posted on chain")
             attested = tuple(s for s in SIDES if body.get(f"invalid_{s}"))
             trade = bool(instruction.trade) and not flagged
+            said = lambda t: "a trade" if t else "no trade"  # noqa: E731
             add(rid, "attestation.flags", flagged == attested and bool(body.get("trade")) == trade,
-                f"the opened output flags {list(flagged) or 'no'} invalid input and {'a trade' if trade else 'no trade'}; "
-                f"the attestation {list(attested) or 'none'} and {'a trade' if body.get('trade') else 'no trade'}")
+                f"the opened output flags {list(flagged) or 'no'} invalid input and {said(trade)}; "
+                f"the attestation {list(attested) or 'none'} and {said(body.get('trade'))}")
         if rs.phase.name == "SETTLED" and rs.trade and set(h.records) == set(SIDES):
             want = {"mm": (int(instruction.r_mm), int(instruction.volume)),
                     "rm": (int(instruction.r_rm), int(instruction.volume))}
