@@ -568,10 +568,12 @@ def render_threshold() -> str:
             ["key-share file, per holder", f"{_int(b['key_share_file_per_holder'])} B"],
             ["stored per holder per decryption (one slot)", f"{_int(b['slot_file_per_holder_per_decryption'])} B"],
             [f"stored per holder, market of {b['market_rounds']} rounds", _mb(b["holder_total_for_market"])],
-            ["share blob, mask / table", f"{_int(b['share_blob']['mask'])} B / {_int(b['share_blob']['table'])} B"]]
+            ["share blob, mask / table", f"{_int(b['share_blob']['mask'])} B / {_int(b['share_blob']['table'])} B"],
+            ["published per holder per round (both blobs)", f"{_int(b['published_per_holder_per_round'])} B"]]
     load = d["machine"]["load_average_1m"]
-    note = (f"\n2-of-3, medians of {t['mask_share_per_holder']['samples']} holder answers; {d['machine']['cpus']} cores, "
-            f"load average {load['before']:.1f} before, {load['after']:.1f} after.\n")
+    note = (f"\n2-of-3, all three holders answering, medians of {t['mask_share_per_holder']['samples']} holder answers; "
+            f"{d['checked_equal_to_concrete']} openings each equal to concrete's own decryption; {d['circuit']}; "
+            f"{d['machine']['cpus']} cores, load average {load['before']:.1f} before, {load['after']:.1f} after.\n")
     return _table(["quantity", "measured"], rows) + note
 
 

@@ -17,6 +17,11 @@ Files in the custodian's folder (mode 0700):
   file fails with :class:`FheKeyError` before concrete parses a byte.
 * ``fhe-evaluation.keys`` -- public (0644), the self-checking evaluation-keys blob.
 
+A market with key holders (docs/THRESHOLD.md) deals the key from :meth:`CustodianFheKeys.keyset_bytes` and then
+calls :meth:`CustodianFheKeys.destroy_secret_keys`: ``fhe-secret.key`` and the TFHE-rs ``client_key.bin`` are
+overwritten and unlinked, after which :meth:`CustodianFheKeys.load` fails with ``KeyFileError`` and the folder
+keeps only public files (the compact public key, its manifest, the CRS, the evaluation keys).
+
 Trap closed here (TOOLING.md): a concrete ``Client`` without a loaded secret key silently generates a fresh
 one and the evaluator then returns garbage. :class:`CustodianFheKeys` only exists with a generated or loaded
 keyset. Key generation uses fresh seeds from :mod:`secrets` (concrete's default seed is 0: the same secret
@@ -33,6 +38,7 @@ from crypto.circuit import SelectionCircuit, SelectionOutput, unwrap_blob, wrap_
 from crypto.encoding import digest, to_hex
 from crypto.errors import CryptoError, KeyFormatError
 from crypto.identity import read_private_file, write_private_file, write_public_file
+from crypto.threshold import destroy_file
 from crypto.tfhers.owner_encryption import (
     CLIENT_KEY_FILE,
     CRS_FILE,
@@ -43,7 +49,7 @@ from crypto.tfhers.owner_encryption import (
     generate_public_key_material,
 )
 
-__all__ = ["CustodianFheKeys", "FheKeyError", "SECRET_KEY_FILE", "EVALUATION_KEYS_FILE"]
+__all__ = ["CustodianFheKeys", "FheKeyError", "SECRET_KEY_FILE", "EVALUATION_KEYS_FILE", "SECRET_FILES"]
 
 SECRET_KEY_FILE = "fhe-secret.key"
 EVALUATION_KEYS_FILE = "fhe-evaluation.keys"
@@ -51,6 +57,7 @@ _MAGIC = b"RMFHESK3"
 # magic ‖ artifact digest ‖ evaluation-keys digest ‖ compact-public-key digest ‖ keyset digest
 _HEADER = len(_MAGIC) + 4 * 32
 _TFHERS_FILES = (CLIENT_KEY_FILE, PUBLIC_KEY_FILE, CRS_FILE, MANIFEST_FILE)
+SECRET_FILES = (SECRET_KEY_FILE, CLIENT_KEY_FILE)  # what destroy_secret_keys removes: every file that holds a secret
 
 
 class FheKeyError(KeyFormatError):
@@ -176,6 +183,20 @@ class CustodianFheKeys:
         self.public_key_digest = public_key
         return self
 
+    def keyset_bytes(self) -> bytes:
+        """The serialized concrete keyset (secret: the threshold dealer's input, never written elsewhere)."""
+        if self._keys is None:
+            raise FheKeyError(f"{self.folder}: the secret keys were destroyed after dealing")
+        return self._keys.serialize()
+
+    def destroy_secret_keys(self) -> None:
+        """Overwrite and unlink every secret file of the folder (the concrete keyset and the TFHE-rs client key)
+        and drop the in-memory keyset: after dealing, the custodian keeps only public files. The limits of
+        deleting a file (journaling, backups, the key having lived in memory) are in docs/THRESHOLD.md."""
+        for name in SECRET_FILES:
+            destroy_file(self.folder / name)
+        self._keys = self._client = None
+
     # public material ----------------------------------------------------------------------------------------
 
     def evaluation_keys_bytes(self) -> bytes:
@@ -197,6 +218,8 @@ class CustodianFheKeys:
         """Decrypt only the circuit's output blob (hash-checked first) into a :class:`SelectionOutput`."""
         from concrete import fhe
 
+        if self._client is None:
+            raise FheKeyError(f"{self.folder}: the secret keys were destroyed after dealing; k holders open outputs")
         payload = unwrap_blob("ciphertext_out", output, expected_digest=expected_digest)
         values = self._client.decrypt(fhe.Value.deserialize(payload))
         return SelectionOutput.from_values(np.asarray(values))

@@ -3,10 +3,11 @@
 One module builds, signs, opens and checks both, for the roles that make them (``protocol/roles.py``) and
 for the auditor (``protocol/audit.py``).
 
-* **Decryption attestation** (custodian, after decrypting the agreed output): its digest is posted by
+* **Decryption attestation** (custodian, after opening the agreed output): its digest is posted by
   ``post_instruction`` (or by ``report_invalid_input``). It names the sealed instructions, which have no slot
-  on chain, so every blob of a round's compute/decrypt steps is reachable from the chain [decided], and the
-  decrypted per-dealer invalid flags (``invalid_mm``, ``invalid_rm``).
+  on chain, so every blob of a round's compute/decrypt steps is reachable from the chain [decided], the
+  opened per-dealer invalid flags (``invalid_mm``, ``invalid_rm``) and the key holders' share digests it
+  combined (``mask_shares``, ``table_shares``, in chain order; empty without holders).
 * **Fault record** (an evaluator that refuses a dealer's revealed blob): unsigned (the evaluator's
   transaction is its signature), deterministic, so every honest evaluator posts the same ``post_fault`` digest.
 * **Execution record** (each dealer, when it executes its leg): names the sealed offer it sent to its
@@ -29,7 +30,7 @@ __all__ = ["ATTESTATION_CONTEXT", "EXECUTION_CONTEXT", "FAULT_CONTEXT", "Stateme
            "execution_record_body", "sign_statement", "open_statement", "expected_attestation",
            "expected_execution_record", "mismatches"]
 
-ATTESTATION_CONTEXT = "repo-market:decryption-attestation:v2"
+ATTESTATION_CONTEXT = "repo-market:decryption-attestation:v3"
 FAULT_CONTEXT = "repo-market:report-fault:v1"
 WITHHELD = "withheld"  # [decided] the fault reason of a revealed digest whose blob was never published
 EXECUTION_CONTEXT = "repo-market:execution-record:v1"
@@ -44,9 +45,11 @@ def _market_fields(chain_id: int, contract: str, round_id: int) -> dict:
 
 
 def attestation_body(dep, round_id: int, *, ciphertexts: dict, output: bytes, instruction_commitment: bytes,
-                     trade: bool, sealed_instructions: dict, invalid) -> dict:
-    """What the custodian signs after decrypting (sides keyed "mm"/"rm"; ``invalid``: the flagged sides).
-    An invalid-input attestation has a zero instruction commitment and no sealed instructions."""
+                     trade: bool, sealed_instructions: dict, invalid, shares: dict | None = None) -> dict:
+    """What the custodian signs after opening (sides keyed "mm"/"rm"; ``invalid``: the flagged sides;
+    ``shares``: {"mask": [digest], "table": [digest]} it combined). An invalid-input attestation has a zero
+    instruction commitment and no sealed instructions."""
+    shares = shares or {}
     return {
         "context": ATTESTATION_CONTEXT,
         **_market_fields(dep.chain_id, dep.contract_address, round_id),
@@ -61,6 +64,8 @@ def attestation_body(dep, round_id: int, *, ciphertexts: dict, output: bytes, in
         "trade": bool(trade),
         "sealed_instruction_mm": sealed_instructions["mm"],
         "sealed_instruction_rm": sealed_instructions["rm"],
+        "mask_shares": [bytes(d) for d in shares.get("mask", [])],
+        "table_shares": [bytes(d) for d in shares.get("table", [])],
     }
 
 

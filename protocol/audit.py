@@ -116,6 +116,7 @@ class Auditor:
         self.anchored: set[bytes] = set()
         self.artifact = self.eval_keys = self.public_key = self.crs = None
         self.history = None  # the events' story, once check_history has read it
+        self.setup = None  # the threshold setup record (markets with key holders), once check_terms has read it
 
     # --- helpers -------------------------------------------------------------------------------------
     def _blob(self, round_id: int, kind: str, digest: bytes) -> bytes | None:
@@ -175,6 +176,28 @@ class Auditor:
         add(0, "addresses", not bad and len(onchain.evaluators) == len(dep.evaluators),
             f"role addresses on chain differ from market.json: {bad}" if bad else "all role addresses match")
         add(0, "threshold", onchain.threshold == dep.threshold, f"threshold on chain {onchain.threshold}")
+        holders = [a.lower() for a in onchain.holders]
+        add(0, "key_holders", holders == [dep.address(h).lower() for h in dep.holders]
+            and onchain.holder_threshold == dep.holder_threshold,
+            f"key holders on chain {len(holders)} ({onchain.holder_threshold} needed), market.json "
+            f"{', '.join(dep.holders) or 'none'} ({dep.holder_threshold} needed)")
+        if dep.holders:
+            self._checked(0, "threshold.setup", self.check_threshold_setup)
+
+    def check_threshold_setup(self):
+        """The public setup record (blob named in market.json, whose digest the terms digest covers) names the
+        market's holders and k."""
+        raw = self._blob(0, "threshold_setup", self.dep.digest("threshold_setup"))
+        self.setup = None
+        if raw is None:
+            return
+        from crypto.threshold import ThresholdSetup
+
+        setup = ThresholdSetup.from_bytes(raw)
+        ok = (list(setup.params.holders), setup.params.threshold) == (self.dep.holders, self.dep.holder_threshold)
+        self.report.add(0, "threshold.setup", ok, f"setup {setup.params.name} among {', '.join(setup.params.holders)}, "
+                        f"switch width {setup.switch_bits}, {setup.encoding.count} output values")
+        self.setup = setup if ok else None
 
     def check_code(self):
         problems = self.dep.coordinator.code_identity(self.published)
@@ -279,6 +302,8 @@ class Auditor:
         body = None
         if rs.attestation_digest != _ZERO:
             body = self.check_attestation(rs, h)
+        if self.dep.holders and rs.output_digest != _ZERO:
+            self._checked(round_id, "opening", lambda: self.check_opening(h, rs, body))
         if body is not None and rs.instruction_commitment != _ZERO:
             self._checked(round_id, "sealed_instructions", lambda: self.check_sealed_instructions(rs, body))
         for side in SIDES:
@@ -311,6 +336,12 @@ class Auditor:
         for i, e in enumerate(self.published.evaluators):
             if word.posted(i) != (e.lower() in voted):
                 diffs.append(f"evaluator {i} posted-bit: storage {word.posted(i)}, events {e.lower() in voted}")
+        for i, holder in enumerate(self.published.holders):
+            for stage in (0, 1):
+                posted = holder.lower() in h.shares.get(stage, {})
+                if word.share_posted(i, stage) != posted:
+                    diffs.append(f"key holder {i} stage-{stage} posted-bit: storage {word.share_posted(i, stage)}, "
+                                 f"events {posted}")
         if word.agreed != (rs.output_digest != _ZERO) or (word.agreed and word.lead_votes != h.counts[rs.output_digest]):
             diffs.append(f"agreement: storage agreed={word.agreed} with {word.lead_votes} votes, events "
                          f"{h.counts.get(rs.output_digest, 0)} votes for {rs.output_digest.hex()[:16]}…")
@@ -436,6 +467,67 @@ class Auditor:
         if self.dep.backend == "simulate" and rs.output_digest != _ZERO:
             self._checked(rid, "attestation.flags", lambda: self.check_flags(rs, body))
         return body
+
+    def check_opening(self, h, rs, body):
+        """Recombine the round's opened output from the key holders' public shares (every ``SharePosted``
+        event, every blob fetched by digest) and compare it with the custodian's attestation, its invalid flags
+        and the executed legs. A refused share fails naming its holder; a round still opening is in progress."""
+        from crypto.circuit import SelectionOutput
+        from crypto.threshold import ThresholdError
+        from protocol.backend import invalid_sides
+        from protocol.opening import PostedShare, open_output
+
+        rid, add = rs.round_id, self.report.add
+        names = {self.dep.address(x).lower(): x for x in self.dep.holders}
+        shares = {stage: [PostedShare(names.get(address, address), address, stage, share_digest, 0, count)
+                          for count, (address, share_digest) in enumerate(h.shares.get(stage, {}).items(), 1)]
+                  for stage in (0, 1)}
+        if len(shares[1]) < self.dep.holder_threshold and body is None:
+            state = (f"closed as {rs.phase.label} before it opened" if rs.phase.terminal else "in progress")
+            add(rid, "opening", True, f"{state}: {len(shares[0])} mask and {len(shares[1])} table shares on "
+                f"chain, {self.dep.holder_threshold} table shares open the output")
+            return
+        if self.setup is None:
+            add(rid, "opening", False, "the threshold setup record is missing or does not match market.json")
+            return
+        output = self._blob(rid, "output", rs.output_digest)
+        if output is None:
+            return
+        from crypto.circuit import unwrap_blob
+
+        try:
+            opened = open_output(self.dep, self.setup, rid, unwrap_blob("ciphertext_out", output), shares,
+                                 strict=False, blob=lambda kind, d: self._blob(rid, kind, d))
+        except ThresholdError as exc:
+            add(rid, "opening", False, f"the output does not open from the posted shares: {exc}")
+            return
+        for refusal in opened.decryption.refused:  # a blob too broken to name its round is still this round's
+            add(rid, f"opening.share.{refusal.holder or '?'}", False, f"round {rid}: {refusal}")
+        selection = SelectionOutput.from_values(opened.decryption.values)
+        flagged = invalid_sides(selection)
+        instruction = selection.instruction(self.dep.terms)
+        add(rid, "opening", True, f"opened from the public shares of {', '.join(opened.decryption.holders)}: "
+            f"{'no trade' if not instruction.trade else f'Q={instruction.volume}'}, invalid flags "
+            f"{list(flagged) or 'none'}")
+        if body is not None:
+            posted = {s.digest for stage in shares.values() for s in stage}
+            masks, tables = body.get("mask_shares", []), body.get("table_shares", [])
+            unknown = [bytes(d).hex()[:16] for d in (*masks, *tables) if bytes(d) not in posted]
+            add(rid, "attestation.shares", not unknown and len(tables) >= self.dep.holder_threshold,
+                f"the attestation names shares no SharePosted event names: {unknown}" if unknown else
+                f"names {len(masks)} mask and {len(tables)} table shares posted on chain")
+            attested = tuple(s for s in SIDES if body.get(f"invalid_{s}"))
+            trade = bool(instruction.trade) and not flagged
+            said = lambda t: "a trade" if t else "no trade"  # noqa: E731
+            add(rid, "attestation.flags", flagged == attested and bool(body.get("trade")) == trade,
+                f"the opened output flags {list(flagged) or 'no'} invalid input and {said(trade)}; "
+                f"the attestation {list(attested) or 'none'} and {said(body.get('trade'))}")
+        if rs.phase.name == "SETTLED" and rs.trade and set(h.records) == set(SIDES):
+            want = {"mm": (int(instruction.r_mm), int(instruction.volume)),
+                    "rm": (int(instruction.r_rm), int(instruction.volume))}
+            got = {side: (h.records[side].rate, h.records[side].volume) for side in SIDES}
+            add(rid, "opening.instruction", got == want, f"executed legs (rate, volume) {got}; the opened "
+                f"instruction {want}")
 
     def check_flags(self, rs, body):
         """simulate backend only (its output is plaintext): the attested invalid flags are the output's."""

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from market import strict_json
-from protocol.deployment import create_market, missing_signers, open_market
+from protocol.deployment import DEFAULT_SLOTS, create_market, missing_signers, open_market
 from protocol.layout import PRIVATE_REPORT, DataDir, read_json, write_json
 from protocol.report import round_summary, write_plots
 from protocol.rounds import RoundDriver, next_round_id, rebuild_ledger
@@ -88,8 +88,10 @@ def run_verify_process(data_dir: Path, rpc_url: str | None, rounds: list[int] | 
 
 def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backend: str = "fhe", seed: int = 0,
              rpc_url: str | None = None, evaluators: int = 2, threshold: int = 2, verify: bool = True,
-             ui=None, signers: dict | None = None, input_proofs: bool = False) -> dict:
-    """Create or reuse the market, run the rounds, write report.json and plots, run the auditor."""
+             ui=None, signers: dict | None = None, input_proofs: bool = False, holders: int = 3,
+             holder_threshold: int = 2, slots: int = DEFAULT_SLOTS) -> dict:
+    """Create or reuse the market, run the rounds, write report.json and plots, run the auditor.
+    ``holders``/``holder_threshold``/``slots``: the key holders of a new ``fhe`` market (2-of-3 by default)."""
     from market.selection import HurdleMode
     from market.terms import MarketTerms
 
@@ -115,7 +117,8 @@ def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backe
         t = time.perf_counter()
         dep = create_market(layout.root, terms, backend=backend, evaluators=evaluators, threshold=threshold,
                             rpc_url=rpc_url, seed=seed, progress=lambda stage: ui.stage(stage), signers=signers,
-                            input_proofs=input_proofs)
+                            input_proofs=input_proofs, holders=holders, holder_threshold=holder_threshold,
+                            slots=slots)
         setup = {"reused": False, "seconds": round(time.perf_counter() - t, 3), **dep.descriptor["timings"]}
     ui.stage("load circuit")
     circuit = dep.circuit()
@@ -137,6 +140,7 @@ def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backe
         "backend": dep.backend,
         "terms": dep.terms.as_dict(),
         "evaluators": {"n": len(dep.evaluators), "threshold": dep.threshold},
+        "key_holders": {"n": len(dep.holders), "threshold": dep.holder_threshold, "slots": dep.slots},
         "setup": setup,
         "rounds": [],
     }

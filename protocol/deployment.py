@@ -2,9 +2,10 @@
 
 ``create_market`` is the one place where a market comes into being: it generates each role's identity
 keys in that role's own folder (0600 key files), compiles the selection circuit for the published terms,
-lets the custodian generate the FHE keys (secret key only under ``roles/custodian/``), publishes the
-circuit artefact and the evaluation keys as blobs, deploys the Coordinator with their digests, and writes
-``market.json`` -- public data only.  ``Deployment`` is the public view every role and the auditor start
+lets the custodian generate the FHE keys, deal the output key and one-time decryption slots to the key
+holders (``roles/key_holder_<i>/threshold/``, docs/THRESHOLD.md) and destroy its own secret keys (``fhe``
+backend), publishes the circuit artefact, the evaluation keys and the threshold setup record as blobs, deploys
+the Coordinator with their digests and the holders, and writes ``market.json`` -- public data only.  ``Deployment`` is the public view every role and the auditor start
 from.
 
 Deposit rule (MODEL.md §6) [decided units]: ``K >= r_max · Q_max`` bp·units, i.e. ``2 · r_max · N``
@@ -24,11 +25,15 @@ from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir, read_json, writ
 
 __all__ = ["Deployment", "DeploymentError", "create_market", "market_terms_digest", "open_market", "deposit_minimum_wei",
            "WEI_PER_CASH_UNIT", "MARKET_FORMAT", "evaluator_roles", "identities_digest", "identities_mismatch",
-           "published_coordinator_terms"]
+           "published_coordinator_terms", "key_holder_roles", "threshold_terms", "DEFAULT_SLOTS", "MAX_SLOTS"]
 
 MARKET_FORMAT = "repo-market-market-v1"
 WEI_PER_CASH_UNIT = 10**12  # [decided] published scale: wei per half-bp cash unit
 ENDOWMENT = {"cash_units": 1_000, "collateral_units": 1_000}  # [decided] each party's starting balances
+# One-time decryption slots dealt to the key holders at setup: one per round, a market term independent of how
+# many rounds one run drives [decided]. A slot costs each holder about 0.5 MB at N = 16 (bench_threshold.json).
+DEFAULT_SLOTS = 32
+MAX_SLOTS = 1_000
 
 
 class DeploymentError(Exception):
@@ -39,6 +44,20 @@ def evaluator_roles(n: int) -> list[str]:
     from chain import evaluator_role
 
     return [evaluator_role(i) for i in range(n)]
+
+
+def key_holder_roles(n: int) -> list[str]:
+    """``key_holder_1`` .. ``key_holder_<n>``: the holders' role names (and their chain accounts)."""
+    from chain import key_holder_role
+
+    return [key_holder_role(i) for i in range(1, n + 1)]
+
+
+def threshold_terms(holders, holder_threshold: int, setup_digest: bytes, slots: int) -> dict:
+    """What the terms fix about threshold decryption: the holders (role names, in the contract's order), k,
+    the public setup record's SHA-256 (docs/THRESHOLD.md) and the number of one-time slots dealt."""
+    return {"holders": [str(h) for h in holders], "threshold": int(holder_threshold),
+            "setup_sha256": bytes(setup_digest), "slots": int(slots)}
 
 
 def deposit_minimum_wei(terms) -> int:
@@ -57,16 +76,21 @@ def owner_encryption_terms(parameters: str, parameters_digest: bytes | None, pub
             "crs_sha256": None if crs_digest is None else bytes(crs_digest)}
 
 
-def market_terms_digest(terms, owner_encryption: dict) -> bytes:
+def market_terms_digest(terms, owner_encryption: dict, key_holders: dict | None = None) -> bytes:
     """The Coordinator's ``terms_digest``: ``sha256(TLV({"market": terms, "owner_encryption": {"crs_sha256",
-    "parameters", "parameters_sha256", "public_key_sha256"}}))``.
+    "parameters", "parameters_sha256", "public_key_sha256"}}))``, plus ``"key_holders": {"holders", "setup_sha256",
+    "slots", "threshold"}`` (:func:`threshold_terms`) on a market with key holders.
 
-    [decided] The market's public key (what dealers encrypt under), its parameter record and, with input proofs
-    on, the CRS are terms of the market like the grid: a dealer, an evaluator and the auditor all check the key
-    and CRS they use against this digest on chain (docs/AUDIT.md, "Terms digest")."""
+    [decided] The market's public key (what dealers encrypt under), its parameter record, with input proofs
+    on the CRS, and the threshold setup (who holds the key, k, the setup record) are terms of the market like
+    the grid: a dealer, an evaluator, a holder and the auditor all check what they use against this digest on
+    chain (docs/AUDIT.md, "Terms digest")."""
     from crypto.encoding import canonical_digest
 
-    return canonical_digest({"market": terms.as_dict(), "owner_encryption": owner_encryption}, name="terms")
+    record = {"market": terms.as_dict(), "owner_encryption": owner_encryption}
+    if key_holders is not None:
+        record["key_holders"] = key_holders
+    return canonical_digest(record, name="terms")
 
 
 def identities_digest(identities: dict) -> bytes:
@@ -172,6 +196,26 @@ class Deployment:
         return bytes.fromhex(self.descriptor["digests"][name])
 
     @property
+    def holders(self) -> list[str]:
+        """The key holders' roles (empty: no holders, the simulate backend)."""
+        return list(self.descriptor.get("key_holders", {}).get("roles", []))
+
+    @property
+    def holder_threshold(self) -> int:
+        return int(self.descriptor.get("key_holders", {}).get("threshold", 0))
+
+    @property
+    def slots(self) -> int:
+        """One-time decryption slots dealt at setup: round r uses slot r - 1 (0: no holders)."""
+        return int(self.descriptor.get("key_holders", {}).get("slots", 0))
+
+    def threshold_setup(self):
+        """The public threshold setup record (crypto.threshold.ThresholdSetup), hash-checked against market.json."""
+        from crypto.threshold import ThresholdSetup
+
+        return ThresholdSetup.from_bytes(self.blobs.get(self.digest("threshold_setup")))
+
+    @property
     def input_proofs(self) -> bool:
         """Whether dealers prove their encrypted reports (a CRS is published): ``--input-proofs``."""
         return self.descriptor["digests"].get("crs") is not None
@@ -193,9 +237,11 @@ class Deployment:
         """The terms digest market.json implies (market terms, parameter record, public key, CRS): the contract's
         must equal it."""
         owner = self.descriptor["owner_encryption"]
+        holders = (threshold_terms(self.holders, self.holder_threshold, self.digest("threshold_setup"), self.slots)
+                   if self.holders else None)
         return market_terms_digest(self.terms, owner_encryption_terms(
             owner["parameters"], bytes.fromhex(owner["parameters_sha256"]) if owner["parameters_sha256"] else None,
-            self.digest("public_key"), self.digest("crs") if self.input_proofs else None))
+            self.digest("public_key"), self.digest("crs") if self.input_proofs else None), holders)
 
     def identity(self, role: str):
         from crypto.identity import PublicIdentity
@@ -319,13 +365,34 @@ def published_coordinator_terms(dep: Deployment):
         dealer_mm=dep.address("dealer_mm"),
         dealer_rm=dep.address("dealer_rm"), custodian=dep.address("custodian"),
         evaluators=tuple(dep.address(r) for r in dep.evaluators), threshold=dep.threshold,
+        holders=tuple(dep.address(r) for r in dep.holders), holder_threshold=dep.holder_threshold,
         windows=PhaseWindows(**{k: int(v) for k, v in d["windows"].items()}))
+
+
+def _deal_to_holders(custodian_side, circuit, params, layout: DataDir, blobs: BlobStore, slots: int) -> bytes:
+    """The custodian as trusted dealer: the output key k-of-n and ``slots`` one-time slots to the holders' folders,
+    the public setup record into the blob store, then the custodian's own secret keys destroyed. Returns the
+    setup record's digest (a term of the market)."""
+    from crypto.threshold import deal_key, deal_slots, read_output_encoding
+
+    encoding = read_output_encoding(circuit.client_specs.program_info.serialize())  # before any output exists
+    folders = {holder: layout.holder_dir(holder) for holder in params.holders}
+    setup = deal_key(custodian_side.keys.keyset_bytes(), encoding, params, folders)
+    deal_slots(setup, folders, range(slots))
+    setup_digest = blobs.put(setup.to_bytes())
+    custodian_side.keys.destroy_secret_keys()
+    return setup_digest
 
 
 def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, threshold: int = 2,
                   rpc_url: str | None = None, seed: int = 0, windows=None, progress=None,
-                  signers: dict | None = None, input_proofs: bool = False) -> Deployment:
+                  signers: dict | None = None, input_proofs: bool = False, holders: int = 3,
+                  holder_threshold: int = 2, slots: int = DEFAULT_SLOTS) -> Deployment:
     """Create every role's keys, the FHE keys, the circuit blobs and the contract; write market.json.
+
+    ``holders``/``holder_threshold``/``slots`` (``fhe`` only): the custodian deals the output key k-of-n to
+    ``key_holder_1..n`` and ``slots`` one-time decryption slots, then destroys its own secret keys; the
+    simulate backend has no key, hence no holders (these are ignored there).
 
     ``input_proofs``: dealers prove their encrypted reports; the custodian generates a CRS once per deployment
     and its digest goes into the terms digest (the simulate backend has no proofs).
@@ -343,6 +410,17 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         raise DeploymentError(f"--input-proofs needs --backend fhe (the {backend} backend has no ciphertexts to prove)")
     if not 1 <= threshold <= evaluators:
         raise DeploymentError(f"threshold must be in 1..{evaluators} (evaluators), got {threshold}")
+    holder_roles = key_holder_roles(holders) if backend == "fhe" else []
+    params = None
+    if holder_roles:
+        from crypto.threshold import ThresholdParams, ThresholdSetupError
+
+        try:
+            params = ThresholdParams(tuple(holder_roles), holder_threshold)
+        except ThresholdSetupError as exc:
+            raise DeploymentError(f"--holders {holders} --holder-threshold {holder_threshold}: {exc}") from None
+        if type(slots) is not int or not 1 <= slots <= MAX_SLOTS:
+            raise DeploymentError(f"slots must be in 1..{MAX_SLOTS}, got {slots!r}")
     note = progress or (lambda stage: None)
     layout = DataDir(Path(data_dir))
     if layout.exists():
@@ -359,15 +437,15 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         timings[name] = round(time.perf_counter() - start, 4)
         return out
 
-    roles = ["custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(evaluators)]
-    unknown = sorted(set(signers) - {*roles, "deployer"})
+    roles = ["custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(evaluators)]  # with identity keys
+    unknown = sorted(set(signers) - {*roles, *holder_roles, "deployer"})
     if unknown:
         raise DeploymentError(f"--key-file/--keystore {unknown[0]}: not a role of this market "
-                              f"({', '.join([*roles, 'deployer'])})")
+                              f"({', '.join([*roles, *holder_roles, 'deployer'])})")
     # first the chain and every role's account: a node that refuses dev keys for a role without its own key
     # fails here, before any key, blob or contract exists
     chain = timed("connect chain", lambda: connect(layout.root, rpc_url, seed=seed, accounts=signers or None))
-    addresses = {role: chain.address(role) for role in roles}
+    addresses = {role: chain.address(role) for role in [*roles, *holder_roles]}
     chain.address("deployer")
     blobs = BlobStore(layout.blobs)
     identities = {}
@@ -392,8 +470,13 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         raise DeploymentError("--input-proofs: the custodian's keys hold no CRS")
     crs_digest = None if crs is None else blobs.put(crs)
     parameters, parameters_digest = custodian_side.parameters()
+    setup_digest, key_holders = None, None
+    if params is not None:
+        setup_digest = timed("deal key to holders", lambda: _deal_to_holders(custodian_side, circuit, params, layout,
+                                                                             blobs, slots))
+        key_holders = threshold_terms(holder_roles, holder_threshold, setup_digest, slots)
     terms_digest = market_terms_digest(terms, owner_encryption_terms(parameters, parameters_digest,
-                                                                     public_key_digest, crs_digest))
+                                                                     public_key_digest, crs_digest), key_holders)
     signers_digest = identities_digest(identities)
 
     coordinator_terms = CoordinatorTerms(
@@ -402,6 +485,7 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         terms_digest=terms_digest, circuit_digest=circuit_digest, evaluation_keys_digest=keys_digest,
         identities_digest=signers_digest, dealer_mm=addresses["dealer_mm"], dealer_rm=addresses["dealer_rm"], custodian=addresses["custodian"],
         evaluators=tuple(addresses[r] for r in evaluator_roles(evaluators)), threshold=threshold,
+        holders=tuple(addresses[r] for r in holder_roles), holder_threshold=holder_threshold if holder_roles else 0,
         windows=windows or PhaseWindows(),
     )
     coordinator: Coordinator = timed("deploy contract", lambda: deploy_coordinator(chain, coordinator_terms))
@@ -411,7 +495,8 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         "terms": terms.as_dict(),
         "digests": {"terms": terms_digest.hex(), "circuit": circuit_digest.hex(),
                     "evaluation_keys": keys_digest.hex(), "identities": signers_digest.hex(),
-                    "public_key": public_key_digest.hex(), "crs": None if crs_digest is None else crs_digest.hex()},
+                    "public_key": public_key_digest.hex(), "crs": None if crs_digest is None else crs_digest.hex(),
+                    "threshold_setup": None if setup_digest is None else setup_digest.hex()},
         # the digests of the public key and CRS are under "digests"; the terms digest covers all of it
         "owner_encryption": {"parameters": parameters,
                              "parameters_sha256": None if parameters_digest is None else parameters_digest.hex()},
@@ -423,6 +508,9 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         "deployed_at": {"block": coordinator.deployment.block_number, "tx": coordinator.deployment.tx_hash},
         "deposit": {"minimum_wei": coordinator_terms.deposit_minimum, "wei_per_cash_unit": WEI_PER_CASH_UNIT},
         "evaluators": {"roles": evaluator_roles(evaluators), "threshold": threshold},
+        # [decided] the simulate backend has no key, hence no holders: an empty list and k = 0
+        "key_holders": {"roles": holder_roles, "threshold": holder_threshold if holder_roles else 0,
+                        "slots": slots if holder_roles else 0},
         "identities": identities,
         "addresses": addresses,
         "accounts": accounts_record({role: chain.account_source(role) for role in [*roles, "deployer"]}),

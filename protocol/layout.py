@@ -14,7 +14,10 @@
                                 instruction and salt), 0600
     inbox/round-<n>-<kind>.json blobs announced to it ({"blob": digest hex}; INBOX_KINDS)
     replay-cache.json           the custodian's accepted envelopes (crypto.envelope.ReplayCache)
-    fhe/                        the custodian's FHE keys (secret ones only under roles/custodian/)
+    fhe/                        the custodian's FHE keys (public ones only, once a market with key holders
+                                has dealt its key; its secret files are destroyed at setup)
+    threshold/                  a key holder's (roles/key_holder_<i>/): its key shares and one-time slots
+                                (crypto.threshold names the files; 0600 in 0700 folders)
   private/                    the demo narrator's private folder (0700, files 0600):
     plans/round-<n>.plan.json   its plan of round n: true schedules, hurdles, theta, behaviours
     report.json                 its view of the demo (the same, next to the outcomes)
@@ -281,6 +284,10 @@ class DataDir:
 
     def fhe_keys_dir(self, role: str) -> Path:
         return self.role(role) / "fhe"
+
+    def holder_dir(self, holder: str) -> Path:
+        """A key holder's threshold folder (key shares, one-time slots), created 0700."""
+        return _private_folder(self.role(holder) / "threshold")
 
     def replay_cache(self, role: str) -> Path:
         return self.role(role) / "replay-cache.json"

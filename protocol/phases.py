@@ -2,7 +2,7 @@
 
 Phases follow ARCHITECTURE.md "Data flow of one round" and map one-to-one onto the contract's
 ``RoundPhase`` after each step: commit → Revealing (both dealers committed), report → Reported (both
-revealed), compute → Computed,
+revealed), compute → Computed, share_mask and share_table (the key holders' shares, inside Computed),
 decrypt → Instructed, mm_leg → MmLegDone, rm_leg → RmLegDone, settle → Settled.
 
 Crash hook [decided]: ``REPO_MARKET_CRASH_AFTER=<phase>`` (optionally ``<round>:<phase>``) makes the

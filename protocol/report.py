@@ -81,8 +81,19 @@ def forfeiture(dep: Deployment, rs) -> dict | None:
             "amount": int(rs.forfeited_amount)}
 
 
-def leakage_statement(selected: dict) -> dict:
-    """What each party and the public learn in a round (MODEL.md §7)."""
+def leakage_statement(selected: dict, holders: bool = False) -> dict:
+    """What each party and the public learn in a round (MODEL.md §7); ``holders``: the market's key holders
+    open the output from public shares (fhe), so whoever reads k table shares learns it when they are posted."""
+    statement = _leakage(selected)
+    if holders:
+        statement["key_holders"] = ("their own key and slot shares; the public mask and table shares: the opened "
+                                    "output, nothing more (no k of them collude)")
+        statement["public"] += ("; with key holders, the opened output (instruction and invalid flags) from k "
+                                "public table shares, as soon as they are posted")
+    return statement
+
+
+def _leakage(selected: dict) -> dict:
     if not selected["trade"]:
         return {
             "dealer_mm": "no trade; nothing about dealer_rm's report beyond 'no feasible equilibrium'",
@@ -158,7 +169,7 @@ def round_summary(dep: Deployment, round_id: int, plan, run: dict, ledger_round:
         "gas": run.get("gas", {}),
         "gas_total": sum(run.get("gas", {}).values()),
         "timings": run.get("timings", {}),
-        "leakage": leakage_statement(selected),
+        "leakage": leakage_statement(selected, holders=bool(dep.holders)),
         "digests": transcript["digests"],
     }
 

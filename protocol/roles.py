@@ -13,9 +13,14 @@ announcing it, so a coordinator killed at any point can simply call the step aga
   other dealer's execution record and proves a deviation on chain.
 * :class:`ClientAgent` (client_mm, client_rm) -- a price-taker: accepts ``D(r)`` / ``S(r)`` of its TRUE
   schedule at the offered rate.
-* :class:`Custodian` -- holds the market's secret key and never receives a report in any form; decrypts only
-  the output digest ``threshold`` evaluators agreed on; signs an attestation; seals each dealer its
-  instruction, or reports the dealer whose input the circuit flags invalid (that dealer forfeits).
+* :class:`Custodian` -- never receives a report in any form. On the ``fhe`` backend it holds no secret key
+  after setup: it combines the key holders' public shares of the output digest ``threshold`` evaluators
+  agreed on (on the simulate backend it decodes that output); signs an attestation naming the shares; seals
+  each dealer its instruction, or reports the dealer whose input the circuit flags invalid (that dealer
+  forfeits).
+* :class:`KeyHolderAgent` (key_holder_<i>) -- holds its shares of the output key and its one-time slots;
+  answers only for the output digest the evaluators agreed on chain, for the round's slot, once: a mask
+  share, then (once k mask shares are on chain) a table share; each blob public, its digest on chain.
 * :class:`Evaluator` -- opens the two revealed blobs named on chain (structure, and proofs when on), runs the
   circuit and posts the output digest; or posts a fault naming the first dealer whose blob it refuses.
 """
@@ -31,7 +36,7 @@ from protocol.blobstore import atomic_write
 from protocol.deployment import Deployment
 from protocol.layout import read_json, write_json
 
-__all__ = ["ProtocolError", "DealerAgent", "ClientAgent", "Custodian", "Evaluator", "Verdict",
+__all__ = ["ProtocolError", "DealerAgent", "ClientAgent", "Custodian", "Evaluator", "KeyHolderAgent", "Verdict",
            "Behaviour", "BEHAVIOURS", "SIDE_OF", "CLIENT_OF", "record_tx"]
 
 SIDE_OF = {"dealer_mm": "mm", "dealer_rm": "rm"}
@@ -392,7 +397,9 @@ class ClientAgent:
 # --- custodian -----------------------------------------------------------------------------------------
 
 class Custodian:
-    """Holds the market's secret key; receives no report in any form (dealers encrypt their own)."""
+    """Receives no report in any form (dealers encrypt their own). With key holders it holds no secret key:
+    it opens the agreed output from the holders' public shares, as anyone can; without (simulate backend, whose
+    output is plaintext) it decodes the output."""
 
     def __init__(self, dep: Deployment, circuit):
         from protocol.backend import CustodianSide
@@ -400,10 +407,42 @@ class Custodian:
         self.dep = dep
         self.folder = dep.data_dir.role("custodian")
         self.keys = _load_keys(dep, "custodian")
-        published = dep.onchain_terms.evaluation_keys_digest if dep.backend == "fhe" else None
-        self.fhe = CustodianSide.open(dep.backend, circuit, dep.data_dir.fhe_keys_dir("custodian"), create=False,
-                                      evaluation_keys_digest=published,
-                                      public_key_digest=dep.digest("public_key") if dep.backend == "fhe" else None)
+        if dep.holders:
+            self.fhe = None
+            self._setup = dep.threshold_setup()
+            if dep.terms_digest() != dep.onchain_terms.terms_digest:
+                raise ProtocolError("custodian: market.json's terms and threshold setup do not hash to the terms "
+                                    "digest on chain")
+        else:
+            published = dep.onchain_terms.evaluation_keys_digest if dep.backend == "fhe" else None
+            self.fhe = CustodianSide.open(dep.backend, circuit, dep.data_dir.fhe_keys_dir("custodian"), create=False,
+                                          evaluation_keys_digest=published,
+                                          public_key_digest=dep.digest("public_key") if dep.backend == "fhe" else None)
+
+    def open_output(self, round_id: int, rs):
+        """The selection output of the round's agreed output, and the share digests it was opened from.
+
+        With key holders: the shares the chain's ``SharePosted`` events name, combined strictly (a refused or
+        inconsistent share stops the custodian: the round then closes by its deadline); at least
+        ``holder_threshold`` table shares must be on chain first."""
+        from chain import ShareStage
+        from crypto.circuit import SelectionOutput
+        from crypto.threshold import ThresholdError
+        from protocol.opening import open_output, output_value, posted_shares
+
+        if self.fhe is not None:
+            return self.fhe.decrypt(self.dep.blobs.get(rs.output_digest)), (), ()
+        shares = posted_shares(self.dep, round_id)
+        tables = len(shares[ShareStage.TABLE])
+        if tables < self.dep.holder_threshold:
+            raise ProtocolError(f"round {round_id}: {tables} table shares on chain, {self.dep.holder_threshold} "
+                                f"needed; the custodian cannot open the output yet")
+        try:
+            opened = open_output(self.dep, self._setup, round_id, output_value(self.dep, rs.output_digest), shares)
+        except ThresholdError as exc:
+            raise ProtocolError(f"round {round_id}: custodian cannot open the output from the holders' shares: "
+                                f"{exc}") from None
+        return (SelectionOutput.from_values(opened.decryption.values), opened.mask_digests, opened.table_digests)
 
     def _round_file(self, round_id: int) -> Path:
         return self.dep.data_dir.round_file("custodian", round_id)
@@ -416,7 +455,7 @@ class Custodian:
         _private_json(self._round_file(round_id), state)
 
     def prepare_instruction(self, round_id: int) -> dict:
-        """Decrypt only the output digest the evaluators agreed on (on chain); attest; seal instructions --
+        """Open only the output digest the evaluators agreed on (on chain); attest; seal instructions --
         or, when the output's invalid flag names exactly one dealer, attest that (no instruction).
 
         Everything is persisted (0600) before anything is posted, so a resumed run posts the same
@@ -431,12 +470,12 @@ class Custodian:
             return state
         rs = self.dep.coordinator.round(round_id)
         if rs.output_digest == bytes(32):
-            raise ProtocolError(f"round {round_id}: no output digest agreed on chain; refusing to decrypt")
+            raise ProtocolError(f"round {round_id}: no output digest agreed on chain; refusing to open any output")
         if "instruction" not in state:
             from protocol.backend import invalid_sides
 
-            output = self.dep.blobs.get(rs.output_digest)  # hash-checked against the on-chain digest
-            selection = self.fhe.decrypt(output)
+            selection, masks, tables = self.open_output(round_id, rs)
+            state["shares"] = {"mask": [d.hex() for d in masks], "table": [d.hex() for d in tables]}
             state["invalid"] = list(invalid_sides(selection))
             instr = selection.instruction(self.dep.terms)  # no trade when either input is invalid
             trade = bool(instr.trade)
@@ -446,10 +485,12 @@ class Custodian:
                                     "r_bd_x2": values[3], "trade": trade, "salt": random_salt().hex()}
             self._save(round_id, state)
         invalid = state.get("invalid", [])
+        shares = {kind: [bytes.fromhex(d) for d in state.get("shares", {}).get(kind, [])] for kind in ("mask", "table")}
         if len(invalid) == 1:  # one dealer's input is invalid: it forfeits; nobody gets an instruction
             body = attestation_body(self.dep, round_id, ciphertexts={s: rs.ciphertext(s) for s in ("mm", "rm")},
                                     output=rs.output_digest, instruction_commitment=bytes(32), trade=False,
-                                    sealed_instructions={"mm": bytes(32), "rm": bytes(32)}, invalid=invalid)
+                                    sealed_instructions={"mm": bytes(32), "rm": bytes(32)}, invalid=invalid,
+                                    shares=shares)
             state["attestation"] = self.dep.blobs.put(sign_statement(self.keys, body, name="attestation")).hex()
             self._save(round_id, state)
             return state
@@ -467,7 +508,7 @@ class Custodian:
             self.dep, round_id,
             ciphertexts={s: rs.ciphertext(s) for s in ("mm", "rm")},
             output=rs.output_digest, instruction_commitment=commitment, trade=ins["trade"],
-            sealed_instructions=sealed, invalid=invalid)
+            sealed_instructions=sealed, invalid=invalid, shares=shares)
         state["attestation"] = self.dep.blobs.put(sign_statement(self.keys, body, name="attestation")).hex()
         state["commitment"] = commitment.hex()
         state["sealed_instructions"] = {s: d.hex() for s, d in sealed.items()}
@@ -497,6 +538,93 @@ class Custodian:
         for side, dealer in (("mm", "dealer_mm"), ("rm", "dealer_rm")):
             post_inbox(self.dep, dealer, round_id, "instruction", bytes.fromhex(state["sealed_instructions"][side]))
         return gas
+
+
+# --- key holders ---------------------------------------------------------------------------------------
+
+class KeyHolderAgent:
+    """One key holder: its shares of the output key and its one-time slots (``roles/<holder>/threshold/``).
+
+    It answers only for the output digest k evaluators agreed on chain, in phase Computed, with the round's
+    slot (round r: slot r - 1), once per stage: every refusal is a :class:`ProtocolError` naming the holder,
+    the round and the reason, raised before anything is posted."""
+
+    def __init__(self, dep: Deployment, role: str):
+        from crypto.threshold import KeyHolder, ThresholdError
+
+        if role not in dep.holders:
+            raise ProtocolError(f"{role}: not a key holder of this market (holders: {', '.join(dep.holders) or 'none'})")
+        self.dep, self.role = dep, role
+        if dep.terms_digest() != dep.onchain_terms.terms_digest:
+            raise ProtocolError(f"{role}: market.json's terms and threshold setup do not hash to the terms digest "
+                                f"on chain")
+        try:
+            self.holder = KeyHolder.load(dep.data_dir.holder_dir(role), role, setup_digest=dep.digest("threshold_setup"))
+        except (ThresholdError, OSError) as exc:
+            raise ProtocolError(f"{role}: cannot load its key shares: {exc}") from None
+
+    def _authorised(self, round_id: int) -> tuple[bytes, bytes]:
+        """(output value, its SHA-256) of the output the chain agreed on for ``round_id``; refuses otherwise."""
+        from chain import RoundPhase
+        from crypto.encoding import digest
+        from protocol.opening import output_value
+
+        coord = self.dep.coordinator
+        if not 1 <= round_id <= coord.current_round():
+            raise ProtocolError(f"round {round_id}: {self.role} refuses: the chain has no such round")
+        rs = coord.round(round_id)
+        if rs.phase is not RoundPhase.COMPUTED:
+            raise ProtocolError(f"round {round_id}: {self.role} refuses: the round is in phase {rs.phase.label}, "
+                                f"shares are given only in phase {RoundPhase.COMPUTED.label}")
+        if self.dep.chain.block_number >= rs.deadline:
+            raise ProtocolError(f"round {round_id}: {self.role} refuses: late, the deadline is block {rs.deadline} "
+                                f"and the chain is at block {self.dep.chain.block_number}")
+        value = output_value(self.dep, rs.output_digest)
+        return value, digest(value)
+
+    def _post(self, round_id: int, stage, make) -> int:
+        from crypto.threshold import ThresholdError
+
+        coord = self.dep.coordinator
+        if coord.has_posted_share(round_id, self.dep.address(self.role), stage):
+            return 0
+        value, authorised = self._authorised(round_id)
+        try:
+            blob = make(value, authorised)
+        except ThresholdError as exc:
+            raise ProtocolError(f"round {round_id}: {self.role} gives no {stage.name.lower()} share: {exc}") from None
+        tx = coord.post_share(self.role, round_id, stage, self.dep.blobs.put(blob))
+        record_tx(self.dep, self.role, round_id, f"post_share_{stage.name.lower()}", tx)
+        return tx.gas_used
+
+    def post_mask(self, round_id: int) -> int:
+        """Post this holder's mask share of the round's agreed output (returns gas; 0 if already posted)."""
+        from chain import ShareStage
+        from protocol.opening import slot_of
+
+        return self._post(round_id, ShareStage.MASK, lambda value, ok: self.holder.mask_share(
+            value, round=round_id, slot=slot_of(round_id), authorised=ok))
+
+    def post_table(self, round_id: int) -> int:
+        """Post this holder's table share, for the c the mask shares named by the chain's events open."""
+        from chain import ShareStage
+        from protocol.blobstore import BlobError
+        from protocol.opening import posted_shares, slot_of
+
+        masks = posted_shares(self.dep, round_id)[ShareStage.MASK]
+        if len(masks) < self.dep.holder_threshold:
+            raise ProtocolError(f"round {round_id}: {self.role} gives no table share: {len(masks)} mask shares on "
+                                f"chain, {self.dep.holder_threshold} needed")
+
+        def fetch(share):
+            try:
+                return self.dep.blobs.get(share.digest)
+            except BlobError:
+                return b""  # refused as a truncated share of its poster
+
+        return self._post(round_id, ShareStage.TABLE, lambda value, ok: self.holder.table_share(
+            value, [fetch(s) for s in masks], round=round_id, slot=slot_of(round_id),
+            senders=[s.holder for s in masks], authorised=ok))
 
 
 # --- evaluators ----------------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ Order of a round (MODEL.md §6): commit (deposits; each dealer encrypts its own 
 public key and commits to the report and to its ciphertext blob) → report (once both are committed, each
 dealer publishes its blob and reveals its digest) → compute (each evaluator opens both blobs and runs the
 circuit, posting its output digest, or a fault naming a dealer whose blob it refuses; ``threshold`` must
-agree) → decrypt (custodian decrypts only that output,
-attests, seals the instructions) → mm_leg (BDmm offers to MM, MM accepts) → rm_leg (BDrm checks BDmm's
+agree) → open (fhe: each key holder posts a mask share of that output, then a table share; the custodian
+combines the public shares; simulate: the custodian decodes the plaintext output), attest, seal the
+instructions → mm_leg (BDmm offers to MM, MM accepts) → rm_leg (BDrm checks BDmm's
 record, then offers to RM) → settle (BDmm checks BDrm's record; challenge window; settle; the ledger
 books both legs and the inter-dealer leg at the smaller accepted volume at r_bd).
 
@@ -20,7 +21,8 @@ Expired rounds: before every step the driver checks the round's deadline on chai
 driver has the contract close the round by its own rules (``enforce_deadline``: a missing commitment, a
 missing reveal while the other dealer revealed, dealer_mm's or dealer_rm's missed leg forfeit that dealer's
 deposit; no reveal at all, or a missed custodian or evaluator step, cancels the round and unlocks the
-deposits) and the caller goes on with the next round.
+deposits) and the caller goes on with the next round. A key holder that misses the Computed deadline is
+such a missed step.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from protocol.deployment import Deployment
 from protocol.ledger import Ledger, first_leg_transfers, initial_ledger, second_leg_transfers
 from protocol.phases import PhaseJournal, crash_point
 from protocol.report import write_transcript
-from protocol.roles import ClientAgent, Custodian, DealerAgent, Evaluator, ProtocolError
+from protocol.roles import ClientAgent, Custodian, DealerAgent, Evaluator, KeyHolderAgent, ProtocolError
 
 __all__ = ["RoundDriver", "rebuild_ledger", "round_legs", "next_round_id"]
 
@@ -111,6 +113,8 @@ class RoundDriver:
                 self._agents[role] = ClientAgent(self.dep, role)
             elif role == "custodian":
                 self._agents[role] = Custodian(self.dep, self.circuit)
+            elif role in self.dep.holders:
+                self._agents[role] = KeyHolderAgent(self.dep, role)
             else:
                 self._agents[role] = Evaluator(self.dep, role, self.circuit)
         return self._agents[role]
@@ -135,6 +139,9 @@ class RoundDriver:
         custodian = self.agent("custodian")
 
         self._close_if_expired(round_id, journal)
+        if self._phase(round_id) is P.NONE and self.dep.holders and round_id > self.dep.slots:
+            raise ProtocolError(f"round {round_id}: the market has no decryption slot left (its key holders were dealt "
+                                f"{self.dep.slots} one-time slots, one per round); create a new market")
         if self._phase(round_id) in (P.NONE, P.COMMITTED):
             self.progress("encrypt", round=round_id)
             with journal.timed("encrypt"):  # each dealer encrypts its own report
@@ -183,6 +190,10 @@ class RoundDriver:
             if self._phase(round_id) == P.REPORTED:
                 raise ProtocolError(f"round {round_id}: evaluators disagree; no output or fault reached the "
                                     f"threshold {self.dep.threshold}")
+
+        self._close_if_expired(round_id, journal)
+        if self._phase(round_id) == P.COMPUTED and self.dep.holders:
+            self._open_by_holders(round_id, journal)
 
         self._close_if_expired(round_id, journal)
         if self._phase(round_id) == P.COMPUTED:
@@ -235,6 +246,21 @@ class RoundDriver:
         result = {"phase": final.name, "timings": dict(journal.timings), "gas": dict(journal.gas)}
         write_transcript(self.dep, round_id, result)  # when the round closes: the auditor requires it
         return result
+
+    def _open_by_holders(self, round_id: int, journal: PhaseJournal) -> None:
+        """Every holder posts its mask share, then its table share (all n answer: with every holder present a
+        wrong share is detected, docs/THRESHOLD.md §4). A holder that refuses or fails is reported and the others
+        go on: k answers open the output; with fewer the custodian cannot post and the deadline closes the round."""
+        for stage, step in (("mask", KeyHolderAgent.post_mask), ("table", KeyHolderAgent.post_table)):
+            self.progress(f"share_{stage}", round=round_id)
+            for role in self.dep.holders:
+                try:
+                    holder = self.agent(role)
+                    with journal.timed("open") as box:  # the share's computation and its post_share transaction
+                        box["gas"] += step(holder, round_id)
+                except ProtocolError as exc:
+                    self.progress("share_refused", round=round_id, holder=role, stage=stage, reason=str(exc))
+            self._checkpoint(journal, round_id, f"share_{stage}")
 
     def _checkpoint(self, journal, round_id: int, point: str) -> None:
         """The crash hook, after the public transcript is written if the round just closed (so a kill right

@@ -5,7 +5,9 @@ backend passes ``market.selection.select_equilibrium``: each call deals the roun
 hurdles to the roles (truthful dealers), runs a whole round -- dealers' own encryption, commit and reveal, k-of-n
 evaluation, attested decryption, sealed instructions, offers and acceptances, settlement on chain -- and
 returns the instruction the dealers received.  The market lives in ``<data-dir>/simulate-<backend>-N<grid>``
-and is reused by later runs with the same terms [decided]; 1-of-1 evaluators by default, for speed.
+and is reused by later runs with the same terms [decided]; 1-of-1 evaluators by default, for speed. A new
+``fhe`` market gets 2-of-3 key holders with ``slots`` one-time decryption slots (one per round; a reused
+market without slots left refuses the next round and says so).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from pathlib import Path
 
 from market.selection import NO_TRADE, HurdleMode, Instruction
 from market.terms import MarketTerms
-from protocol.deployment import create_market, open_market
+from protocol.deployment import DEFAULT_SLOTS, create_market, open_market
 from protocol.errors import ProtocolPackageError
 from protocol.layout import DataDir
 from protocol.roles import DealerAgent
@@ -30,11 +32,12 @@ class SelectorError(ProtocolPackageError, ValueError):
 class ProtocolSelector:
     def __init__(self, data_dir: Path, backend: str, *, base_rate: int, rate_bits: int = 10,
                  evaluators: int = 1, threshold: int = 1, rpc_url: str | None = None, seed: int = 0,
-                 signers: dict | None = None):
+                 signers: dict | None = None, slots: int = DEFAULT_SLOTS):
         self.data_dir, self.backend = Path(data_dir), backend
         self.base_rate, self.rate_bits = base_rate, rate_bits
         self.evaluators, self.threshold, self.rpc_url, self.seed = evaluators, threshold, rpc_url, seed
         self.signers = dict(signers or {})  # role -> ChainAccount (key files / keystores, --rpc only)
+        self.slots = slots
         self._dep = None
         self._driver = None
         self.rounds: list[dict] = []
@@ -54,7 +57,8 @@ class ProtocolSelector:
                                     f"not {terms.as_dict()}; use another --data-dir")
         else:
             dep = create_market(path, terms, backend=self.backend, evaluators=self.evaluators,
-                                threshold=self.threshold, rpc_url=self.rpc_url, seed=self.seed, signers=self.signers)
+                                threshold=self.threshold, rpc_url=self.rpc_url, seed=self.seed, signers=self.signers,
+                                slots=self.slots)
         self._dep, self._driver = dep, RoundDriver(dep, dep.circuit())
         return dep
 

@@ -17,7 +17,7 @@ from market.limits import MAX_DEMO_ROUNDS, MAX_MARKET_GRID, MIN_MARKET_GRID
 from protocol.cli import UsageError, check_option, check_rpc, given
 from protocol.commands.account_options import add_account_options, signers_from_args
 from protocol.demo import DEFAULT_GRID, DemoConflict, run_demo
-from protocol.deployment import DeploymentError, evaluator_roles
+from protocol.deployment import DeploymentError, evaluator_roles, key_holder_roles
 from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir, read_json
 
 HELP = "run the main job: a market with several rounds on the embedded chain with real FHE, then the auditor"
@@ -34,6 +34,11 @@ def configure(parser) -> None:
     parser.add_argument("--evaluators", type=int, default=2, metavar="N", help="number of evaluators (default 2)")
     parser.add_argument("--threshold", type=int, default=None, metavar="K",
                         help="evaluators that must agree (default 2, or --evaluators if that is smaller)")
+    parser.add_argument("--holders", type=int, default=None, metavar="N",
+                        help="key holders of a new fhe market: the custodian deals them the output key and deletes "
+                             "its own (default 3; the simulate backend has none)")
+    parser.add_argument("--holder-threshold", type=int, default=None, metavar="K",
+                        help="key holders needed to open an output (default 2, or --holders if that is smaller)")
     parser.add_argument("--no-verify", action="store_true", help="skip the auditor at the end")
     parser.add_argument("--input-proofs", action="store_true",
                         help="when the market is created: dealers prove their encrypted reports (a CRS per deployment, "
@@ -75,7 +80,11 @@ class RichUI:
                   "evaluate": f"{info.get('evaluator')} checks both blobs and evaluates the circuit (FHE)",
                   "evaluated": f"{info.get('evaluator')} posted output {str(info.get('digest'))[:16]}…",
                   "fault": f"{info.get('evaluator')} refused {info.get('dealer')}'s blob ({info.get('reason')})",
-                  "decrypt": "custodian decrypts the agreed output, attests, seals instructions",
+                  "share_mask": "each key holder posts its mask share of the agreed output",
+                  "share_table": "each key holder posts its table share (k mask shares are on chain)",
+                  "share_refused": f"{info.get('holder')} gave no {info.get('stage')} share: {info.get('reason')}",
+                  "decrypt": "custodian opens the agreed output (holders' shares, or plaintext on simulate), "
+                             "attests, seals instructions",
                   "mm_leg": "dealer_mm offers to MM, MM accepts", "rm_leg": "dealer_rm offers to RM, RM accepts",
                   "settle": "challenge window, settlement"}
         text = f"round {info.get('round')}: {labels.get(name, name)}"
@@ -135,15 +144,50 @@ def validate(args) -> None:
 
     check_option("--rounds", args.rounds, 0, MAX_DEMO_ROUNDS)
     check_option("--grid", args.grid, MIN_MARKET_GRID, MAX_MARKET_GRID)
-    check_option("--evaluators", args.evaluators, 1, MAX_EVALUATORS)
-    if args.threshold is None:  # the default follows a small --evaluators [decided]
-        args.threshold = min(2, args.evaluators)
-    check_option("--threshold", args.threshold, 1, MAX_EVALUATORS)
-    if args.threshold > args.evaluators:
-        evaluators = f"--evaluators {args.evaluators}" if given(args, "--evaluators") else \
-            f"the {args.evaluators} evaluators (default --evaluators)"
-        raise UsageError(f"--threshold {args.threshold}: must not exceed {evaluators}")
+    args.evaluators, args.threshold = _k_of_n(args, ("--evaluators", "--threshold"), "evaluators", 1, MAX_EVALUATORS)
+    _validate_holders(args)
     check_rpc(args.rpc)
+
+
+def _k_of_n(args, options: tuple[str, str], what: str, low: int, high: int) -> tuple[int, int]:
+    """(n, k) of a "N parties, K of them needed" option pair, each in low..high, K <= N; K defaults to 2, or
+    to N if that is smaller [decided]."""
+    from protocol.cli import check_option, given
+
+    n_option, k_option = options
+    n, k = (getattr(args, o[2:].replace("-", "_")) for o in options)
+    check_option(n_option, n, low, high)
+    k = min(2, n) if k is None else k
+    check_option(k_option, k, low, high)
+    if k > n:
+        shown = f"{n_option} {n}" if given(args, n_option) else f"the {n} {what} (default {n_option})"
+        raise UsageError(f"{k_option} {k}: must not exceed {shown}")
+    return n, k
+
+
+def _validate_holders(args) -> None:
+    """--holders/--holder-threshold: fhe only, 2 <= K <= N <= MAX_HOLDERS, and a replicated sharing that is not
+    too large (crypto.threshold.ThresholdParams says why)."""
+    from chain.coordinator import MAX_HOLDERS
+    from crypto.threshold import ThresholdParams, ThresholdSetupError
+    from protocol.cli import given
+    from protocol.deployment import key_holder_roles
+
+    if args.backend != "fhe":
+        for option in ("--holders", "--holder-threshold"):
+            if given(args, option):
+                raise UsageError(f"{option} {getattr(args, option[2:].replace('-', '_'))}: needs --backend fhe "
+                                 f"(the {args.backend} backend has no key, hence no key holders)")
+        args.holders, args.holder_threshold = 0, 0
+        return
+    if args.holders is None:
+        args.holders = 3
+    args.holders, args.holder_threshold = _k_of_n(args, ("--holders", "--holder-threshold"), "key holders", 2,
+                                                  MAX_HOLDERS)
+    try:
+        ThresholdParams(tuple(key_holder_roles(args.holders)), args.holder_threshold)
+    except ThresholdSetupError as exc:
+        raise UsageError(f"--holder-threshold {args.holder_threshold}: {exc}") from None
 
 
 def _check_existing_market(args) -> None:
@@ -152,9 +196,12 @@ def _check_existing_market(args) -> None:
     path = DataDir(args.data_dir).market_file
     if not path.is_file():
         return
-    recorded = read_json(path)["evaluators"]
+    market = read_json(path)
+    recorded, holders = market["evaluators"], market.get("key_holders", {"roles": [], "threshold": 0})
     for option, requested, existing in (("--evaluators", args.evaluators, len(recorded["roles"])),
-                                        ("--threshold", args.threshold, int(recorded["threshold"]))):
+                                        ("--threshold", args.threshold, int(recorded["threshold"])),
+                                        ("--holders", args.holders, len(holders["roles"])),
+                                        ("--holder-threshold", args.holder_threshold, int(holders["threshold"]))):
         if given(args, option) and requested != existing:
             raise UsageError(f"{option} {requested}: the market in --data-dir {args.data_dir} has {existing} "
                              f"(fixed when it was deployed); drop {option} or use another --data-dir")
@@ -164,13 +211,15 @@ def run(args) -> int:
     _check_existing_market(args)
     if args.input_proofs and args.backend != "fhe":
         raise UsageError(f"--input-proofs needs --backend fhe, got --backend {args.backend}")
-    roles = ("custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(args.evaluators), "deployer")
+    roles = ("custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(args.evaluators),
+             *key_holder_roles(args.holders), "deployer")
     signers = signers_from_args(args, roles)  # every key file and keystore checked before anything starts
     ui = RichUI(args.json)
     try:
         report = run_demo(args.data_dir, rounds=args.rounds, grid=args.grid, backend=args.backend, seed=args.seed,
                           rpc_url=args.rpc, evaluators=args.evaluators, threshold=args.threshold,
-                          verify=not args.no_verify, ui=ui, signers=signers, input_proofs=args.input_proofs)
+                          verify=not args.no_verify, ui=ui, signers=signers, input_proofs=args.input_proofs,
+                          holders=args.holders, holder_threshold=args.holder_threshold)
     except DemoConflict as exc:
         raise UsageError(str(exc)) from None
     except DeploymentError as exc:

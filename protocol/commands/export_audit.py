@@ -8,7 +8,7 @@ DIR gets the layout ``repo-market verify --data-dir DIR`` reads (``market.json``
   chain.json          chain id, contract, code hash, head block and genesis, read from the node at export
   MANIFEST.json       sha256 of every file above, and what was left out and why (written last)
 
-Left out [decided]: ``roles/`` (private keys, FHE secret key, private inputs, inboxes), ``private/`` (the
+Left out [decided]: ``roles/`` (private keys, the key holders' shares and slots, private inputs, inboxes), ``private/`` (the
 narrator's true schedules) and ``report.json``/``plots/`` (the demo's report), ``cache/`` (rebuilt from the
 circuit blob), the chain's index, snapshot and anvil state (caches of what the journal or the node holds). The folder is
 built next to DIR and renamed into place, so a failure leaves no partial export; DIR must not exist yet.
@@ -37,7 +37,7 @@ CHAIN_INFO_FILE = "chain.json"
 MANIFEST_FILE = "MANIFEST.json"
 _BLOB_NAME = re.compile(r"\A[0-9a-f]{64}\Z")
 EXCLUDED = {
-    "roles/": "each role's private folder: identity keys, FHE secret key, private inputs, inboxes",
+    "roles/": "each role's private folder: identity keys, key holders' shares and slots, private inputs, inboxes",
     "private/": "the narrator's plans and report: true schedules, hurdles, theta (not protocol data)",
     "report.json, plots/": "the demo's report, computed from the true schedules",
     "cache/": "compiled circuit cache, rebuilt from the circuit blob named on chain",
@@ -140,7 +140,8 @@ def export_audit(data_dir: Path, out_dir: Path, rpc_url: str | None = None) -> d
         raise
 
 
-SECRET_MARKERS = (b"PRIVATE KEY-----", b"RMFHESK", b'"kdfparams"')  # PEM keys, FHE secret key, keystores
+# PEM keys, FHE secret key, keystores, a key holder's key shares, slots and spent-slot records
+SECRET_MARKERS = (b"PRIVATE KEY-----", b"RMFHESK", b'"kdfparams"', b"RMTHKEY1", b"RMTHSLT1", b"RMTHSPT1")
 
 
 def private_files(root: Path) -> dict[str, Path]:
@@ -148,9 +149,12 @@ def private_files(root: Path) -> dict[str, Path]:
     their bytes published as they are; the narrator's private/ folder)."""
     from crypto.fhe_keys import EVALUATION_KEYS_FILE
     from crypto.tfhers.owner_encryption import CRS_FILE, MANIFEST_FILE, PUBLIC_KEY_FILE
+    from crypto.threshold.dealer import SETUP_FILE
 
-    # the custodian's public key material (the public key and CRS are published blobs)
-    public_role_files = (PUBLIC_IDENTITY_FILE, EVALUATION_KEYS_FILE, PUBLIC_KEY_FILE, CRS_FILE, MANIFEST_FILE)
+    # the custodian's public key material (the public key and CRS are published blobs) and each key holder's
+    # copy of the public threshold setup record (a published blob too)
+    public_role_files = (PUBLIC_IDENTITY_FILE, EVALUATION_KEYS_FILE, PUBLIC_KEY_FILE, CRS_FILE, MANIFEST_FILE,
+                         SETUP_FILE)
     out = {}
     for folder in (DataDir(root).roles, Path(root) / PRIVATE_DIR):
         if folder.is_dir():

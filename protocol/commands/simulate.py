@@ -44,8 +44,10 @@ def _protocol_selector(backend: str) -> Callable:
     def factory(args):
         # every report must fit the published offsets: base rate below the lowest shocked rate [decided]
         signers = _signers(args)  # checked before any round runs
+        # a new fhe market's key holders get one decryption slot per round of this run [decided]
         return ProtocolSelector(args.data_dir, backend, base_rate=max(1, 300 - args.theta - 1), rate_bits=9,
-                                rpc_url=getattr(args, "rpc", None), seed=args.seed, signers=signers)
+                                rpc_url=getattr(args, "rpc", None), seed=args.seed, signers=signers,
+                                slots=args.rounds)
 
     return factory
 

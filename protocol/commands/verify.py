@@ -4,8 +4,10 @@ Reads <data-dir>/market.json, the blob store, the transcripts and the chain's no
 writes nothing into the data directory (it works on a read-only copy): checks the contract's code against
 the source, rebuilds every round and every wei from the contract's events (storage must agree), replays
 every evaluation from the two dealers' published report blobs (opened as the evaluators open them) and the
-circuit artefact and evaluation keys named on chain, checks every commitment, reveal, digest, fault,
-attestation, execution record, signature, binding, and the transcripts' history anchors. It audits
+circuit artefact and evaluation keys named on chain, recombines every opened output from the key holders'
+public shares (every SharePosted event, every share blob; a wrong share is named with its holder), checks every
+commitment, reveal, digest, fault, attestation, execution record, signature, binding, and the transcripts'
+history anchors. It audits
 one block, the chain's head when it starts; rounds a writer is still working on are left out as "in progress"
 (never reported as tampering) and named in "cut" and the notices. Prints {"ok", "rounds": [{"round",
 "checks"}], "failures": [{"round", "check", "detail"}], "notices", "cut": {"block", "writer", "left_out"}} with

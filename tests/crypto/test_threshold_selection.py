@@ -8,9 +8,9 @@ import pytest
 
 from crypto.circuit import SelectionOutput, report_digits, unwrap_blob
 from crypto.errors import KeyFileError
-from crypto.fhe_keys import SECRET_KEY_FILE, CustodianFheKeys
+from crypto.fhe_keys import SECRET_FILES, CustodianFheKeys, FheKeyError
 from crypto.threshold import (
-    ConcreteLayoutError, KeyHolder, ThresholdParams, combine, deal_key, deal_slots, destroy_file, read_output,
+    ConcreteLayoutError, KeyHolder, ThresholdParams, combine, deal_key, deal_slots, read_output,
     read_secret_key,
 )
 from tests.crypto.owner_inputs import import_buffer
@@ -39,16 +39,17 @@ def threshold_market(selection_circuit, tmp_path_factory):
         value = unwrap_blob("ciphertext_out", out)
         raw = np.asarray(custodian._client.decrypt(fhe.Value.deserialize(value)))  # concrete's own decryption
         runs.append((value, custodian.decrypt_output(out), raw))
-    # the hook the protocol needs from CustodianFheKeys: the serialized keyset (here read from the instance)
-    keyset = custodian._keys.serialize()
+    keyset = custodian.keyset_bytes()  # the dealer's input
     params = ThresholdParams.named("2of3", HOLDERS)
     holder_root = tmp_path_factory.mktemp("holders")
     dirs = {h: holder_root / h for h in HOLDERS}
     setup = deal_key(keyset, read_output(runs[0][0]).encoding, params, dirs)
     deal_slots(setup, dirs, range(len(CASES)))
     key = read_secret_key(keyset, setup.encoding)
+    custodian.destroy_secret_keys()
+    with pytest.raises(FheKeyError):
+        custodian.keyset_bytes()
     del keyset, custodian
-    destroy_file(custodian_dir / SECRET_KEY_FILE)
     return setup, dirs, runs, custodian_dir, key, selection_circuit
 
 
@@ -69,7 +70,7 @@ def test_threshold_opening_equals_custodian_decryption(threshold_market):
 def test_no_file_of_the_custodian_can_decrypt_after_dealing(threshold_market):
     setup, _, runs, custodian_dir, key, circuit = threshold_market
     remaining = sorted(p for p in custodian_dir.rglob("*") if p.is_file())
-    assert remaining and SECRET_KEY_FILE not in {p.name for p in remaining}
+    assert remaining and not set(SECRET_FILES) & {p.name for p in remaining}  # the TFHE-rs client key too
     with pytest.raises(KeyFileError):
         CustodianFheKeys.load(circuit, custodian_dir)
     needle = key.astype("<u8").tobytes()

@@ -114,3 +114,44 @@ def sim_demo(sim_template, protocol_root):
     for rid, _, run in runs:
         write_transcript(dep, rid, run)
     return path, runs
+
+
+FHE_GRID = 4
+
+
+@pytest.fixture(scope="session")
+def fhe_threshold_market(protocol_root):
+    """A real-FHE market (grid 4, 2-of-2 evaluators, 2-of-3 key holders, 2 slots) that has run the first two demo
+    rounds: (path, [(round_id, plan, run)], keyset). ``keyset`` is a copy of the custodian's concrete keyset taken
+    just before create_market destroys it, kept inside the tests only to compare with concrete's own decryption."""
+    from crypto.fhe_keys import CustodianFheKeys
+    from market.terms import MarketTerms
+    from protocol.deployment import create_market
+    from protocol.report import write_transcript
+    from protocol.scenario import DEFAULT_BASE_RATE, demo_plans
+
+    kept = []
+    destroy = CustodianFheKeys.destroy_secret_keys
+
+    def keep_then_destroy(keys):
+        kept.append(keys.keyset_bytes())
+        destroy(keys)
+
+    path = protocol_root / "fhe-threshold" / "market"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(CustodianFheKeys, "destroy_secret_keys", keep_then_destroy)
+        dep = create_market(path, MarketTerms(grid=FHE_GRID, base_rate=DEFAULT_BASE_RATE), backend="fhe",
+                            evaluators=2, threshold=2, holders=3, holder_threshold=2, slots=2)
+    runs, _ = run_plans(dep, demo_plans(FHE_GRID, 2, seed=0))
+    for rid, _, run in runs:
+        write_transcript(dep, rid, run)
+    assert len(kept) == 1
+    return path, runs, kept[0]
+
+
+@pytest.fixture
+def fhe_threshold_copy(fhe_threshold_market, scratch):
+    """A private copy of the real-FHE threshold market (tamper tests change it)."""
+    target = scratch / "market"
+    shutil.copytree(fhe_threshold_market[0], target, symlinks=True)
+    return target

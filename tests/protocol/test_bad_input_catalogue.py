@@ -148,6 +148,18 @@ def _option_cases():
         ("demo-grid-text", ["demo", "--grid", "abc"], "--grid"),
         ("demo-rounds-float", ["demo", "--rounds", "1.5"], "--rounds"),
         ("demo-unknown-option", ["demo", "--turbo"], "--turbo"),
+        ("demo-holders-simulate", ["demo", "--backend", "simulate", "--holders", "3"], "--holders 3: needs --backend fhe"),
+        ("demo-holder-threshold-simulate", ["demo", "--backend", "simulate", "--holder-threshold", "2"],
+         "--holder-threshold 2: needs --backend fhe"),
+        ("demo-holders-1", ["demo", "--holders", "1"], "--holders 1"),
+        ("demo-holders-17", ["demo", "--holders", "17"], "--holders 17"),
+        ("demo-holder-threshold-1", ["demo", "--holder-threshold", "1"], "--holder-threshold 1"),
+        ("demo-holder-threshold-above", ["demo", "--holders", "3", "--holder-threshold", "4"],
+         "--holder-threshold 4: must not exceed --holders 3"),
+        ("demo-holder-threshold-default", ["demo", "--holder-threshold", "4"],
+         "--holder-threshold 4: must not exceed the 3 key holders"),
+        ("demo-holder-sharing-too-large", ["demo", "--holders", "16", "--holder-threshold", "8"],
+         "--holder-threshold 8: threshold: 8 of 16 needs 11440 replicated shares"),
     ]
     for r in ("0", "-1", HUGE, str(M.MAX_SIM_ROUNDS + 1)):
         cases.append((f"simulate-rounds-{r}", ["simulate", "--rounds", r], f"--rounds {r}"))

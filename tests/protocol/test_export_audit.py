@@ -51,7 +51,8 @@ def test_export_lists_exactly_the_public_files(exported):
 
 
 # published as they are (the custodian's public key and CRS are blobs named by market.json)
-PUBLIC_IN_ROLES = ("identity.json", "fhe-evaluation.keys", PUBLIC_KEY_FILE, CRS_FILE, MANIFEST_FILE)
+PUBLIC_IN_ROLES = ("identity.json", "fhe-evaluation.keys", PUBLIC_KEY_FILE, CRS_FILE, MANIFEST_FILE,
+                   "threshold-setup.bin")
 
 
 def assert_nothing_secret(data, out):
@@ -69,6 +70,7 @@ def assert_nothing_secret(data, out):
         assert hashlib.sha256(blob).hexdigest() not in private, f"{rel} is a copy of {private.get(rel)}"
         assert b"PRIVATE KEY" not in blob, rel
         assert b"RMFHESK" not in blob, rel  # the FHE secret key file's magic
+        assert not any(m in blob for m in (b"RMTHKEY1", b"RMTHSLT1", b"RMTHSPT1")), rel  # holders' secret files
         assert b'"kdfparams"' not in blob, rel  # no keystore
         assert not any(rel.endswith(n) for n in private_names - {"fhe-evaluation.keys"}), rel
         assert not rel.startswith(("roles/", "private/", "cache/", "plots/")) and rel != "report.json", rel
@@ -81,22 +83,18 @@ def test_export_holds_nothing_secret(exported):
 
 @pytest.mark.fhe
 @pytest.mark.slow
-def test_export_of_a_real_fhe_market_leaves_the_fhe_secret_key_out(scratch):
-    """The FHE secret key exists only in the fhe backend; the evaluation keys (public) are exported as a blob."""
-    from market.terms import MarketTerms
-    from protocol.deployment import create_market
-    from protocol.scenario import DEFAULT_BASE_RATE
-
-    data = scratch / "fhe-market"
-    create_market(data, MarketTerms(grid=4, base_rate=DEFAULT_BASE_RATE), backend="fhe", evaluators=2, threshold=2)
+def test_export_of_a_real_fhe_market_leaves_the_holders_shares_out(fhe_threshold_market, scratch):
+    """The key holders' shares and slots exist only in their role folders; the evaluation keys and the threshold
+    setup record (public) are exported as blobs."""
+    data = fhe_threshold_market[0]
     out = scratch / "fhe-export"
     export_audit(data, out)
     private = assert_nothing_secret(data, out)
-    secret = [p for p in private.values() if p.endswith("fhe-secret.key")]
-    assert secret, sorted(private.values())
+    shares = [p for p in private.values() if p.endswith("threshold-key.share")]
+    assert len(shares) == 3, sorted(private.values())
     market = json.loads(DataDir(out).market_file.read_text())
-    assert (DataDir(out).blobs / market["digests"]["evaluation_keys"]).is_file()
-    assert (DataDir(out).blobs / market["digests"]["public_key"]).is_file()
+    for name in ("evaluation_keys", "public_key", "threshold_setup"):
+        assert (DataDir(out).blobs / market["digests"][name]).is_file()
 
 
 def test_export_identities_match_the_chain(exported):

@@ -2,8 +2,9 @@
 
 Every step is the real one: each dealer encrypts its own report under the market's TFHE-rs public key and
 commits to it before revealing it, two evaluators open both lists and run the compiled circuit on them and
-must agree byte for byte, the custodian decrypts only the agreed output, and an independent auditor replays
-the evaluation from the published lists. The custodian's folders never hold a report (canary search).
+must agree byte for byte, 2-of-3 key holders open only the agreed output (the custodian keeps no secret key),
+and an independent auditor replays the evaluation from the published lists and recombines the opening from the
+holders' public shares. The custodian's folders never hold a report (canary search).
 """
 from __future__ import annotations
 
@@ -36,39 +37,34 @@ def _reference(dep, plan):
     return select_equilibrium(plan.schedules(), plan.hurdle_mm, plan.hurdle_rm, dep.terms.hurdle_mode)
 
 
-def test_real_fhe_round_on_the_embedded_chain(scratch):
-    path = scratch / "market"
-    dep = create_market(path, MarketTerms(grid=FHE_GRID, base_rate=DEFAULT_BASE_RATE), backend="fhe",
-                        evaluators=2, threshold=2)
-    plan = demo_plans(FHE_GRID, 1, seed=0)[0]
-    [(rid, _, run)], _ = run_plans(dep, [plan])
-    assert run["phase"] == "SETTLED"
-    ref = _reference(dep, plan)
-    instr = DealerAgent(dep, "dealer_mm").instruction(rid)
-    assert (instr["volume"], instr["r_mm"], instr["r_rm"], instr["r_bd_x2"]) == (ref.volume, ref.r_mm, ref.r_rm,
-                                                                                 ref.r_bd_x2)
-    rs = dep.coordinator.round(rid)
-    # both evaluators posted the same digest; the dealers' blobs are real TFHE-rs lists, not plaintext
-    assert set(dep.coordinator.output_votes(rid).values()) == {rs.output_digest}
-    from crypto.encoding import canonical_loads
+def test_real_fhe_rounds_on_the_embedded_chain(fhe_threshold_market):
+    """The shared real-FHE market (2-of-2 evaluators, 2-of-3 key holders, two demo rounds; its threshold
+    openings and audit: test_threshold_round.py)."""
+    path, runs, _ = fhe_threshold_market
+    dep = open_market(path)
+    assert [r["phase"] for _, _, r in runs] == ["SETTLED", "SETTLED"]
+    for rid, plan, _ in runs:
+        ref = _reference(dep, plan)
+        instr = DealerAgent(dep, "dealer_mm").instruction(rid)
+        assert (instr["volume"], instr["r_mm"], instr["r_rm"], instr["r_bd_x2"]) == (ref.volume, ref.r_mm, ref.r_rm,
+                                                                                     ref.r_bd_x2)
+        rs = dep.coordinator.round(rid)
+        # both evaluators posted the same digest; the dealers' blobs are real TFHE-rs lists, not plaintext
+        assert set(dep.coordinator.output_votes(rid).values()) == {rs.output_digest}
+        assert len(dep.coordinator.output_votes(rid)) == 2
+        from crypto.encoding import canonical_loads
 
-    blob = canonical_loads(dep.blobs.get(rs.ciphertext_digest_mm))
-    assert blob["proven"] is False and isinstance(blob["list"], bytes) and "values" not in blob
-    # the custodian's folders and inbox never held this round's reports, in any form
-    from .test_owner_reports import _canaries
+        blob = canonical_loads(dep.blobs.get(rs.ciphertext_digest_mm))
+        assert blob["proven"] is False and isinstance(blob["list"], bytes) and "values" not in blob
+        # the custodian's folders and inbox never held this round's reports, in any form
+        from .test_owner_reports import _canaries
 
-    canaries = _canaries(dep, rid)
-    held = b"".join(p.read_bytes() for folder in (dep.data_dir.role("custodian"), dep.data_dir.inbox("custodian"))
-                    for p in folder.rglob("*") if p.is_file())
-    assert [name for name, encs in canaries.items() for enc in encs if len(enc) >= 8 and enc in held] == []
-    # the secret key lives only in the custodian's folder, 0600
-    secrets = [p for p in path.rglob("fhe-secret.key")]
-    assert [p.relative_to(path).parts[:2] for p in secrets] == [("roles", "custodian")]
-    assert stat.S_IMODE(secrets[0].stat().st_mode) == 0o600
-    write_transcript(dep, rid, run)  # a closed round without its public transcript fails the audit
-    report = Auditor(open_market(path, read_only=True)).run().as_dict()
-    assert report["ok"], report["failures"]
-    assert report["timings"]["replay_round_1"] > 0
+        canaries = _canaries(dep, rid)
+        held = b"".join(p.read_bytes() for folder in (dep.data_dir.role("custodian"), dep.data_dir.inbox("custodian"))
+                        for p in folder.rglob("*") if p.is_file())
+        assert [name for name, encs in canaries.items() for enc in encs if len(enc) >= 8 and enc in held] == []
+    # no secret key file anywhere: the custodian dealt its key to the holders and destroyed it
+    assert not list(path.rglob("fhe-secret.key")) and not list(path.rglob("client_key.bin"))
 
 
 @pytest.mark.anvil

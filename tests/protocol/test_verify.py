@@ -212,3 +212,122 @@ def test_verify_cli_exit_status_and_json(demo_copy):
     report = json.loads(bad.stdout)
     assert bad.returncode == 1 and not report["ok"]
     assert {"round": 3, "check": "blob.attestation"} == {k: report["failures"][0][k] for k in ("round", "check")}
+
+
+# --- key holders (real FHE market, 2-of-3 holders: tests/protocol/conftest.py fhe_threshold_market) -------------
+
+def _holder_shares(path: Path, round_id: int):
+    from protocol.opening import posted_shares
+
+    return posted_shares(open_market(path), round_id)
+
+
+@pytest.mark.fhe
+@pytest.mark.slow
+def test_a_missing_share_blob_is_named_with_its_holder(fhe_threshold_copy):
+    table = _holder_shares(fhe_threshold_copy, 1)[1][1]  # key_holder_2's table share of round 1
+    (DataDir(fhe_threshold_copy).blobs / table.digest.hex()).unlink()
+    report = _audit(fhe_threshold_copy, [1])
+    failed = {f["check"]: f["detail"] for f in report["failures"]}
+    assert set(failed) == {"blob.share_table", "opening.share.key_holder_2"}, report["failures"]
+    assert table.digest.hex() in failed["blob.share_table"]
+    assert failed["opening.share.key_holder_2"].startswith("round 1: share from holder key_holder_2")
+    checks = {c["check"]: c for r in report["rounds"] for c in r["checks"] if r["round"] == 1}
+    assert checks["opening"]["ok"] and "key_holder_1, key_holder_3" in checks["opening"]["detail"]
+
+
+def _audit_with_events(path: Path, forge, rounds=(1,)):
+    """The auditor's report when the node serves ``forge(events, replace)`` instead of the real events."""
+    import dataclasses
+
+    from protocol.audit import Auditor
+
+    dep = open_market(path, read_only=True)
+    real = dep.coordinator.events
+    dep.coordinator.events = lambda *a, **k: forge(real(*a, **k), dataclasses.replace)
+    return Auditor(dep).run(list(rounds)).as_dict()
+
+
+@pytest.mark.fhe
+@pytest.mark.slow
+def test_a_cheating_holder_is_attributed(fhe_threshold_copy):
+    """key_holder_3 posts a table share whose values are all off by one (both shares it keeps): the copies of
+    each replicated share disagree, nothing opens, and the audit names key_holder_3."""
+    import numpy as np
+
+    from crypto.threshold import ShareBlob
+    from protocol.blobstore import BlobStore
+
+    dep = open_market(fhe_threshold_copy)
+    setup = dep.threshold_setup()
+    honest = _holder_shares(fhe_threshold_copy, 1)[1][2]
+    share = ShareBlob.parse(setup, dep.blobs.get(honest.digest))
+    lie = {j: (v.astype(np.int64) + 1) % setup.table_modulus for j, v in share.values.items()}
+    cheat = BlobStore(DataDir(fhe_threshold_copy).blobs).put(ShareBlob(
+        "table", share.setup_id, share.holder, share.round, share.ciphertext, share.slot, share.opened, lie).to_bytes())
+
+    def forge(events, replace):
+        return [replace(e, args={**e.args, "share_digest": cheat}) if e.name == "SharePosted"
+                and e.args["share_digest"] == honest.digest else e for e in events]
+
+    report = _audit_with_events(fhe_threshold_copy, forge)
+    failed = {f["check"]: f["detail"] for f in report["failures"]}
+    assert "cheater: key_holder_3" in failed["opening"], report["failures"]
+
+
+@pytest.mark.fhe
+@pytest.mark.slow
+def test_forged_share_events_are_named(fhe_threshold_copy):
+    from protocol.audit_history import read_history
+    from protocol.deployment import published_coordinator_terms
+
+    dep = open_market(fhe_threshold_copy, read_only=True)
+    dealer = dep.address("dealer_mm")
+    events = [e for e in dep.coordinator.events() if e.args.get("round_id", 1) == 1]
+
+    def problems(forged):
+        class Forged:
+            chain, address = dep.coordinator.chain, dep.coordinator.address
+
+            @staticmethod
+            def events(*_a, **_k):
+                return forged
+
+        return read_history(dep, Forged, published_coordinator_terms(dep)).rounds[1].problems
+
+    masks = [i for i, e in enumerate(events) if e.name == "SharePosted" and e.args["stage"] == 0]
+    # only one mask share on chain before the table shares (the other two dropped)
+    early = problems([e for i, e in enumerate(events) if i not in masks[1:]])
+    assert any("table share" in p and "before its own mask share or before 2 mask shares" in p
+               for p in early["phase.order"]), early
+    # the instruction before k table shares (every table share dropped)
+    untabled = problems([e for e in events if not (e.name == "SharePosted" and e.args["stage"] == 1)])
+    assert any("InstructionPosted" in p and "after 0 table shares, the terms need 2" in p
+               for p in untabled["phase.order"]), untabled
+    # a share posted in the name of an account that is no key holder
+    import dataclasses
+
+    stranger = problems([dataclasses.replace(e, args={**e.args, "holder": dealer}) if i == masks[0] else e
+                         for i, e in enumerate(events)])
+    assert any("SharePosted" in p and "not by a key holder" in p for p in stranger["history.senders"]), stranger
+
+
+@pytest.mark.fhe
+@pytest.mark.slow
+def test_a_round_still_opening_is_in_progress_not_tampering(fhe_threshold_copy):
+    """Round 1 as the events would tell it in the middle of its opening: in phase Computed, the three mask
+    shares on chain, no table share and no attestation yet."""
+    from chain import RoundPhase
+    from protocol.audit import Auditor
+    from protocol.audit_history import read_history
+    from protocol.deployment import published_coordinator_terms
+
+    dep = open_market(fhe_threshold_copy, read_only=True)
+    auditor = Auditor(dep)  # only its opening check runs: no replay
+    h = read_history(dep, dep.coordinator, published_coordinator_terms(dep)).rounds[1]
+    h.shares = {0: h.shares[0]}
+    h.phase = RoundPhase.COMPUTED
+    auditor.check_opening(h, h.state(), None)
+    assert auditor.report.failures == [] or auditor.report.failures[0]["check"] == "audit.checks"
+    [opening] = auditor.report.rounds[1]
+    assert opening["ok"] and opening["detail"].startswith("in progress: 3 mask and 0 table shares on chain")
