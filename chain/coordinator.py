@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
-from .accounts import DEPLOYER
+from common.vocabulary import DEPLOYER, Side
+
 from .artifacts import compile_contract, pinned_compiler_problem
 from .checks import check_address, check_bytes32, check_uint
 from .errors import ChainInputError
@@ -160,7 +161,7 @@ class StateWord:
 
     def faults(self, side: "Side | int | str") -> int:
         """How many evaluators posted a fault naming ``side``'s revealed blob."""
-        shift = self.FAULT_MM_SHIFT if Side.of(side) is Side.MM else self.FAULT_RM_SHIFT
+        shift = self.FAULT_MM_SHIFT if _side(side) is Side.MM else self.FAULT_RM_SHIFT
         return (self.word >> shift) % (1 << self.FAULT_BITS)
 
     def share_count(self, stage: "ShareStage | int | str") -> int:
@@ -172,30 +173,6 @@ class StateWord:
         """Whether the holder_index-th key holder posted its share of ``stage``."""
         shift = self.MASK_POSTED_SHIFT if ShareStage.of(stage) is ShareStage.MASK else self.TABLE_POSTED_SHIFT
         return bool(self.word >> (shift + holder_index) & 1)
-
-
-class Side(enum.IntEnum):
-    MM = 0
-    RM = 1
-
-    @classmethod
-    def of(cls, side: "Side | int | str") -> "Side":
-        """Side from a Side, its number, or "mm"/"rm" (the protocol's side names)."""
-        if isinstance(side, str):
-            try:
-                return cls[side.upper()]
-            except KeyError:
-                raise ChainInputError(f"side must be 'mm' or 'rm', got {side!r}") from None
-        return cls(side)
-
-    @property
-    def key(self) -> str:
-        """"mm" or "rm"."""
-        return self.name.lower()
-
-    @property
-    def other(self) -> "Side":
-        return Side.RM if self is Side.MM else Side.MM
 
 
 class ForfeitReason(enum.IntEnum):
@@ -372,7 +349,7 @@ def blob_commitment(blob_digest: bytes, side: "Side | int | str", round_id: int,
     check_uint("round_id", round_id)
     check_address("contract", contract)
     return hashlib.sha256(abi_encode(["bytes32", "uint8", "uint256", "address"],
-                                     [blob_digest, int(Side.of(side)), round_id,
+                                     [blob_digest, _side(side).index, round_id,
                                       to_checksum_address(contract)])).digest()
 
 
@@ -414,16 +391,16 @@ class RoundState:
 
     # per-side accessors: side is Side, 0/1 or "mm"/"rm"
     def commitment(self, side: "Side | int | str") -> bytes:
-        return self.report_commitment_mm if Side.of(side) is Side.MM else self.report_commitment_rm
+        return self.report_commitment_mm if _side(side) is Side.MM else self.report_commitment_rm
 
     def blob_commitment(self, side: "Side | int | str") -> bytes:
-        return self.blob_commitment_mm if Side.of(side) is Side.MM else self.blob_commitment_rm
+        return self.blob_commitment_mm if _side(side) is Side.MM else self.blob_commitment_rm
 
     def ciphertext(self, side: "Side | int | str") -> bytes:
-        return self.ciphertext_digest_mm if Side.of(side) is Side.MM else self.ciphertext_digest_rm
+        return self.ciphertext_digest_mm if _side(side) is Side.MM else self.ciphertext_digest_rm
 
     def record(self, side: "Side | int | str") -> ExecutionRecord | None:
-        return self.mm_record if Side.of(side) is Side.MM else self.rm_record
+        return self.mm_record if _side(side) is Side.MM else self.rm_record
 
 
 def _side(side) -> Side:
@@ -473,7 +450,7 @@ class Coordinator(TypedContract):
         """An evaluator names the side whose revealed blob fails the structural/proof check."""
         check_uint("round_id", round_id)
         check_bytes32("fault_digest", fault_digest)
-        return self.chain.send(sender, self.contract, "post_fault", (round_id, int(_side(side)), fault_digest))
+        return self.chain.send(sender, self.contract, "post_fault", (round_id, _side(side).index, fault_digest))
 
     def report_invalid_input(self, sender: Sender, round_id: int, attestation_digest: bytes,
                              side: "Side | int | str") -> TxResult:
@@ -481,7 +458,7 @@ class Coordinator(TypedContract):
         check_uint("round_id", round_id)
         check_bytes32("attestation_digest", attestation_digest)
         return self.chain.send(sender, self.contract, "report_invalid_input",
-                               (round_id, attestation_digest, int(_side(side))))
+                               (round_id, attestation_digest, _side(side).index))
 
     def post_output(self, sender: Sender, round_id: int, output_digest: bytes) -> TxResult:
         check_uint("round_id", round_id)
@@ -536,7 +513,7 @@ class Coordinator(TypedContract):
         if not isinstance(preimage, InstructionPreimage):
             raise ChainInputError(f"preimage must be an InstructionPreimage, got {type(preimage).__name__}")
         return self.chain.send(sender, self.contract, "prove_deviation",
-                               (round_id, int(side), preimage.volume, preimage.r_mm, preimage.r_rm,
+                               (round_id, side.index, preimage.volume, preimage.r_mm, preimage.r_rm,
                                 preimage.r_bd_x2, preimage.salt))
 
     # ---------------------------------------------------------------- views
