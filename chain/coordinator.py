@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from eth_abi import encode as abi_encode
@@ -183,13 +183,6 @@ class ForfeitReason(enum.IntEnum):
 
 
 HURDLE_MODES = {"margin": 0, "spread": 1}
-WINDOW_NAMES = ("report", "reveal", "compute", "instruct", "mm_leg", "rm_leg", "challenge")
-# Coordinator.vy's immutables in declaration order with their ABI types (CoordinatorTerms.immutables).
-IMMUTABLES = (("grid", "uint256"), ("base_rate", "uint256"), ("rate_bits", "uint256"), ("hurdle_mode", "uint8"),
-              ("deposit_minimum", "uint256"), ("terms_digest", "bytes32"), ("circuit_digest", "bytes32"),
-              ("evaluation_keys_digest", "bytes32"), ("identities_digest", "bytes32"), ("dealer_mm", "address"), ("dealer_rm", "address"),
-              ("custodian", "address"), ("threshold", "uint256"), ("holder_threshold", "uint256"),
-              *((f"{n}_window", "uint256") for n in WINDOW_NAMES))
 
 
 @dataclass(frozen=True)
@@ -206,6 +199,19 @@ class PhaseWindows:
 
     def as_tuple(self) -> tuple[int, ...]:
         return tuple(getattr(self, name) for name in WINDOW_NAMES)
+
+    def as_dict(self) -> dict[str, int]:
+        """Window name -> blocks, in the contract's order (as a market descriptor publishes them)."""
+        return dict(zip(WINDOW_NAMES, self.as_tuple()))
+
+
+WINDOW_NAMES = tuple(f.name for f in fields(PhaseWindows))  # the contract's <name>_window immutables, in order
+# Coordinator.vy's immutables in declaration order with their ABI types (CoordinatorTerms.immutables).
+IMMUTABLES = (("grid", "uint256"), ("base_rate", "uint256"), ("rate_bits", "uint256"), ("hurdle_mode", "uint8"),
+              ("deposit_minimum", "uint256"), ("terms_digest", "bytes32"), ("circuit_digest", "bytes32"),
+              ("evaluation_keys_digest", "bytes32"), ("identities_digest", "bytes32"), ("dealer_mm", "address"), ("dealer_rm", "address"),
+              ("custodian", "address"), ("threshold", "uint256"), ("holder_threshold", "uint256"),
+              *((f"{n}_window", "uint256") for n in WINDOW_NAMES))
 
 
 @dataclass(frozen=True)
@@ -258,7 +264,7 @@ class CoordinatorTerms:
         if self.custodian.lower() in (self.dealer_mm.lower(), self.dealer_rm.lower()):
             raise ChainInputError(f"custodian must not be a dealer, got {self.custodian}")
         self._check_holders()
-        for name, value in zip(WINDOW_NAMES, self.windows.as_tuple()):
+        for name, value in self.windows.as_dict().items():
             check_uint(f"windows.{name}", value)
             if value < 1:
                 raise ChainInputError(f"windows.{name} must be at least 1 block, got {value}")
@@ -295,7 +301,7 @@ class CoordinatorTerms:
                   "dealer_mm": to_checksum_address(self.dealer_mm), "dealer_rm": to_checksum_address(self.dealer_rm),
                   "custodian": to_checksum_address(self.custodian), "threshold": self.threshold,
                   "holder_threshold": self.holder_threshold,
-                  **{f"{name}_window": w for name, w in zip(WINDOW_NAMES, self.windows.as_tuple())}}
+                  **{f"{name}_window": w for name, w in self.windows.as_dict().items()}}
         return abi_encode([t for _, t in IMMUTABLES], [values[n] for n, _ in IMMUTABLES])
 
     def constructor_args(self) -> list:
