@@ -30,6 +30,20 @@ def anvil_url():
     yield from session_node()
 
 
+# Tests that share an expensive session fixture run on one xdist worker (scripts/run-tests.sh runs two), so it
+# is built once: the N = 3 circuit and its keys (tests/crypto/conftest.py), and the protocol's real-FHE markets,
+# which share one compiled circuit per session (tests/protocol/conftest.py).
+FHE_GROUPS = (("selection_circuit", "fhe-crypto"), ("fhe", "fhe-protocol"))
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for name, group in FHE_GROUPS:
+            if name in item.fixturenames or item.get_closest_marker(name) is not None:
+                item.add_marker(pytest.mark.xdist_group(group))
+                break
+
+
 def pytest_configure(config):
     """Every FHE evaluation in the suite runs under the fixed FFT plan, like `repo-market` does
     (crypto/fhe_runtime.py), so in-process outputs equal those of the CLI processes the tests spawn.

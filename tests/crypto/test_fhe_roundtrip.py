@@ -31,7 +31,7 @@ require_node_tfhe()
 BASE = 100
 
 CASES = [  # (b offsets, a offsets, h_mm, h_rm) for N = 3
-    ([0, 10, 20, 30], [90, 80, 70, 60], 0, 0),
+    ([0, 10, 20, 30], [90, 80, 70, 60], 1, 2),  # also the honest pair the crafted inputs replace a side of
     ([0, 1, 2, 3], [1023, 1022, 1021, 1020], 255, 255),  # max values
     ([0, 0, 7, 20], [60, 60, 45, 45], 0, 0),  # flat steps: the attainable J-argmax Q = 3 fails D2: Q = 1
     ([0, 5, 14, 32], [60, 60, 55, 55], 3, 1),  # the same with hurdles
@@ -83,23 +83,28 @@ def test_replay_is_byte_identical(selection_circuit, evaluation_keys, encrypted_
 
 
 @pytest.fixture(scope="module")
-def honest(selection_circuit, public_key):
+def honest(selection_circuit, encrypted_runs):
+    """The first case's digits and buffers (each evaluation at N = 3 costs seconds: the suite shares them)."""
+    b, a, hm, hr = CASES[0]
     shape = selection_circuit.shape
-    digits = {"mm": report_digits(shape, "mm", [0, 10, 20, 30], 1), "rm": report_digits(shape, "rm", [90, 80, 70, 60], 2)}
-    return digits, {side: import_buffer(public_key, d) for side, d in digits.items()}
+    digits = {"mm": report_digits(shape, "mm", b, hm), "rm": report_digits(shape, "rm", a, hr)}
+    mm, rm, _ = encrypted_runs[0]
+    return digits, {"mm": mm, "rm": rm}
 
 
 @pytest.fixture(scope="module")
-def honest_output(honest, selection_circuit, evaluation_keys) -> bytes:
-    _, buffers = honest
-    return selection_circuit.evaluate(evaluation_keys, buffers["mm"], buffers["rm"])
+def honest_output(encrypted_runs) -> bytes:
+    return encrypted_runs[0][2]
 
 
-def _crafted(side, crafted, honest, selection_circuit, evaluation_keys, custodian_keys):
+def _crafted(crafted: dict, honest, selection_circuit, evaluation_keys, custodian_keys):
+    """Evaluate with the ``crafted`` side(s) replacing the honest buffers: exactly those dealers are flagged.
+
+    Crafting both sides in one evaluation checks two inputs at the cost of one: the flags are per dealer."""
     _, buffers = honest
-    inputs = dict(buffers, **{side: crafted})
+    inputs = dict(buffers, **crafted)
     got = custodian_keys.decrypt_output(selection_circuit.evaluate(evaluation_keys, inputs["mm"], inputs["rm"]))
-    assert (got.invalid_mm, got.invalid_rm) == (side == "mm", side == "rm"), got
+    assert (got.invalid_mm, got.invalid_rm) == ("mm" in crafted, "rm" in crafted), got
     assert not got.trade and (got.volume, got.r_mm_offset, got.joint_profit) == (0, 0, 0)
     return got
 
@@ -110,7 +115,7 @@ def test_a_set_padding_bit_ends_in_the_dealers_invalid_flag(honest, selection_ci
     crafted = add_to_bodies(buffers["mm"], {0: 2**63, 5: 2**63 + 3 * DELTA})
     errors = phase_errors(custodian_keys.client_key_path.read_bytes(), crafted, digits["mm"])
     assert abs(abs(errors[0]) - 2**63) < 2**20 and abs(errors[1]) < 2**20  # what was crafted: the padding bit
-    _crafted("mm", crafted, honest, selection_circuit, evaluation_keys, custodian_keys)
+    _crafted({"mm": crafted}, honest, selection_circuit, evaluation_keys, custodian_keys)
 
 
 def test_digits_16_to_31_and_above_a_digits_width_end_in_the_invalid_flag(honest, selection_circuit, public_key,
@@ -120,12 +125,14 @@ def test_digits_16_to_31_and_above_a_digits_width_end_in_the_invalid_flag(honest
     crafted = add_to_bodies(buffers["rm"], {2: 16 * DELTA, 7: 23 * DELTA})
     values = decrypt_import_buffer(client_key, crafted)
     assert values[2] == digits["rm"][2] + 16 and values[7] >= 16
-    _crafted("rm", crafted, honest, selection_circuit, evaluation_keys, custodian_keys)
     # an honest TFHE-rs digit (< 16) above the field: the 1-bit top digit of an offset set to 3, or 12 in a 3-bit one
+    wide = {}
     for k, value in ((3, 3), (1, 12)):
-        wide = list(digits["mm"])
-        wide[k] = value
-        _crafted("mm", import_buffer(public_key, wide), honest, selection_circuit, evaluation_keys, custodian_keys)
+        wide[k] = list(digits["mm"])
+        wide[k][k] = value
+    _crafted({"rm": crafted, "mm": import_buffer(public_key, wide[3])}, honest, selection_circuit, evaluation_keys,
+             custodian_keys)
+    _crafted({"mm": import_buffer(public_key, wide[1])}, honest, selection_circuit, evaluation_keys, custodian_keys)
 
 
 def test_all_zero_and_random_ciphertexts_end_in_the_invalid_flag(honest, selection_circuit, evaluation_keys,
@@ -133,11 +140,10 @@ def test_all_zero_and_random_ciphertexts_end_in_the_invalid_flag(honest, selecti
     _, buffers = honest
     zeros = replace_lwes(buffers["mm"], lambda k: (np.zeros(4096, dtype=np.uint64), 0))
     assert set(decrypt_import_buffer(custodian_keys.client_key_path.read_bytes(), zeros)) == {0}
-    _crafted("mm", zeros, honest, selection_circuit, evaluation_keys, custodian_keys)
     rng = np.random.default_rng(11)
     noise = replace_lwes(buffers["rm"], lambda k: (rng.integers(0, 2**63, 4096, dtype=np.uint64) * 2,
                                                    int(rng.integers(0, 2**63)) * 2 + 1))
-    _crafted("rm", noise, honest, selection_circuit, evaluation_keys, custodian_keys)
+    _crafted({"mm": zeros, "rm": noise}, honest, selection_circuit, evaluation_keys, custodian_keys)
 
 
 def test_a_list_under_another_public_key_ends_in_the_invalid_flag(honest, selection_circuit, evaluation_keys,
@@ -146,7 +152,7 @@ def test_a_list_under_another_public_key_ends_in_the_invalid_flag(honest, select
     other = generate_public_key_material(tmp_path / "other", seed=77)
     foreign = import_buffer(other.public_key_path.read_bytes(), digits["mm"])
     assert decrypt_import_buffer(other.client_key_path.read_bytes(), foreign) == digits["mm"]
-    _crafted("mm", foreign, honest, selection_circuit, evaluation_keys, custodian_keys)
+    _crafted({"mm": foreign}, honest, selection_circuit, evaluation_keys, custodian_keys)
 
 
 def test_evaluator_checks_inputs_before_running(selection_circuit, evaluation_keys, honest):
