@@ -36,6 +36,7 @@ from machine import machine  # noqa: E402  (benchmarks/machine.py)
 from chain import (AUDITOR, CUSTODIAN, DEALER_MM, DEALER_RM, Coordinator, CoordinatorTerms,  # noqa: E402
                    InstructionPreimage, PhaseWindows, ShareStage, Side, blob_commitment, connect, evaluator_role,
                    key_holder_role)
+from common.vocabulary import side_of  # noqa: E402
 from chain.node import anvil_binary, start_anvil, stop_anvil  # noqa: E402
 from chain.paths import JOURNAL_FILE, chain_dir  # noqa: E402
 
@@ -90,9 +91,8 @@ def _open(coord, holders: int, rid: int, gas: dict[str, int] | None = None) -> N
 
 
 def _commit(coord, role: str, rid: int):
-    side = "mm" if role == DEALER_MM else "rm"
     return coord.commit_report(role, rid, digest(f"{role}-{rid}"),
-                               blob_commitment(digest(f"blob-{role}-{rid}"), side, rid, coord.address))
+                               blob_commitment(digest(f"blob-{role}-{rid}"), side_of(role), rid, coord.address))
 
 
 def _reveal(coord, role: str, rid: int):

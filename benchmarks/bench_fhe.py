@@ -20,7 +20,7 @@ pairwise, limbs) marked ``"historic": true`` (measured before their removal, not
 Writes ``bench-results/bench_fhe.json`` (one record per configuration, machine info) and prints a table;
 ``--cost-only`` compiles each grid (no keys, no evaluation) and writes its static cost, PBS per step of the
 rule (``fhe.tag``) and graph digests under ``"pbs_per_step"``, leaving every timed record as it is.
-Targets (issue 4): 10-bit offsets, N = 16 <= 10 s and N = 32 <= 30 s of evaluation on 2 cores, evaluation
+Targets [decided]: 10-bit offsets, N = 16 <= 10 s and N = 32 <= 30 s of evaluation on 2 cores, evaluation
 keys <= 1 GB, peak memory <= 8 GB.
 """
 from __future__ import annotations
@@ -39,6 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from machine import machine  # noqa: E402  (benchmarks/machine.py)
+
+from common.vocabulary import SIDES  # noqa: E402
 
 
 def bench_terms(grid: int):
@@ -111,16 +113,16 @@ def _spread(times: list) -> dict:
     return {"mean": sum(times) / len(times), "min": min(times), "max": max(times), "all": times}
 
 
-def run_one(grid: int, formulation: str, strategy: str, runs: int, cases: int) -> dict:
+def run_one(grid: int, strategy: str, runs: int, cases: int) -> dict:
     """One configuration, in this process (called in a subprocess by :func:`main`); keys are deleted after."""
     work = Path(tempfile.mkdtemp(prefix="bench-fhe-"))
     try:
-        return _measure(work, grid, formulation, strategy, runs, cases)
+        return _measure(work, grid, strategy, runs, cases)
     finally:
         shutil.rmtree(work, ignore_errors=True)  # a keyset is hundreds of MB
 
 
-def _measure(work: Path, grid: int, formulation: str, strategy: str, runs: int, cases: int) -> dict:
+def _measure(work: Path, grid: int, strategy: str, runs: int, cases: int) -> dict:
     import numpy as np
 
     from crypto.circuit import peak_rss_bytes
@@ -130,8 +132,7 @@ def _measure(work: Path, grid: int, formulation: str, strategy: str, runs: int, 
     load_before = os.getloadavg()[0]
     terms = bench_terms(grid)
     base = terms.base_rate
-    circuit, keys, t_compile, t_keygen = owner_circuit_and_keys(terms, work, formulation=formulation,
-                                                                strategy=strategy)
+    circuit, keys, t_compile, t_keygen = owner_circuit_and_keys(terms, work, strategy=strategy)
     evaluation_keys = keys.evaluation_keys_bytes()
     enc, run, dec, correct, replay_identical = [], [], [], 0, True
     ct_sizes = {}
@@ -147,7 +148,7 @@ def _measure(work: Path, grid: int, formulation: str, strategy: str, runs: int, 
             started = time.perf_counter()
             outputs.append(circuit.evaluate(evaluation_keys, ct_mm, ct_rm))
             run.append(time.perf_counter() - started)
-            print(f"  N={grid} {formulation}/{strategy}: run {len(run)} {run[-1]:.1f} s", file=sys.stderr, flush=True)
+            print(f"  N={grid} {strategy}: run {len(run)} {run[-1]:.1f} s", file=sys.stderr, flush=True)
         replay_identical &= all(o == outputs[0] for o in outputs)
         started = time.perf_counter()
         got = keys.decrypt_output(outputs[0])
@@ -338,7 +339,7 @@ def owner_vs_mono_one(grid: int, before: str, runs: int, levers: dict, full_eval
                    "eval": [], "correct": 0}
         loads.append(os.getloadavg()[0])
         eval_keys = fhe.EvaluationKeys.deserialize(unwrap(evaluation_keys))
-        values = [circuit.import_digits(side, x) for side, x in zip(("mm", "rm"), imports)]
+        values = [circuit.import_digits(side, x) for side, x in zip(SIDES, imports)]
         for _ in range(runs):  # interleaved: the machine's load hits both alike
             _timed_evaluation(old_rec, f"N={grid} old", lambda: old.run(*old_args),
                               lambda result: old_module.SelectionOutput.from_values(old.decrypt(result)).instruction(terms),
@@ -470,13 +471,13 @@ def main(argv=None) -> int:
     reexec_with_fixed_plan()  # measure what the protocol runs: every evaluation under the fixed FFT plan
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grids", type=int, nargs="+", default=[8, 16, 32])
-    from crypto.circuit import DEFAULT_FORMULATION  # no concrete import
+    from crypto.circuit import FORMULATION  # no concrete import
 
     parser.add_argument("--strategies", nargs="+", default=["multi"], choices=["multi"])
     parser.add_argument("--runs", type=int, default=2, help="evaluations of the first case (replay check)")
     parser.add_argument("--cases", type=int, default=2, help="random valid report pairs per configuration (+1 invalid)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench_fhe.json")
-    parser.add_argument("--one", nargs=3, metavar=("N", "FORMULATION", "STRATEGY"), help=argparse.SUPPRESS)
+    parser.add_argument("--one", nargs=2, metavar=("N", "STRATEGY"), help=argparse.SUPPRESS)
     parser.add_argument("--compare-before", metavar="COMMIT",
                         help="instead: old (COMMIT's crypto/circuit.py) vs new circuit, interleaved, per grid")
     parser.add_argument("--compare-one", type=int, metavar="N", help=argparse.SUPPRESS)
@@ -506,45 +507,44 @@ def main(argv=None) -> int:
     if args.compare_before:
         return _compare(args)
     if args.one:
-        print(json.dumps(run_one(int(args.one[0]), args.one[1], args.one[2], args.runs, args.cases)))
+        print(json.dumps(run_one(int(args.one[0]), args.one[1], args.runs, args.cases)))
         return 0
     records = json.loads(args.out.read_text())["records"] if args.out.exists() else []
     for r in records:  # the removed formulations' figures stay, marked as such
-        if r.get("formulation") != DEFAULT_FORMULATION:
+        if r.get("formulation") != FORMULATION:
             r["historic"] = True
     for grid in args.grids:
-        for formulation in (DEFAULT_FORMULATION,):
-            for strategy in args.strategies:
-                print(f"N={grid} {formulation}/{strategy} …", file=sys.stderr, flush=True)
-                proc = subprocess.run(
-                    [sys.executable, __file__, "--one", str(grid), formulation, strategy,
-                     "--runs", str(args.runs), "--cases", str(args.cases)],
-                    capture_output=True, text=True, cwd=ROOT,
-                )
-                if proc.returncode != 0:
-                    tail = "\n".join(l for l in proc.stderr.splitlines() if "WARNING" not in l)[-2000:]
-                    print(f"  failed:\n{tail}", file=sys.stderr)
-                    record = {"grid": grid, "formulation": formulation, "strategy": strategy, "error": tail[-500:]}
-                else:
-                    record = json.loads(proc.stdout.strip().splitlines()[-1])
-                records = [r for r in records if (r["grid"], r["formulation"], r.get("strategy")) !=
-                           (grid, formulation, strategy)] + [record]
-                args.out.parent.mkdir(parents=True, exist_ok=True)
-                doc = {"machine": machine(),
-                       "records": sorted(records, key=lambda r: (r["formulation"], r.get("strategy", ""), r["grid"]))}
-                args.out.write_text(json.dumps(doc, indent=1))
+        for strategy in args.strategies:
+            print(f"N={grid} {FORMULATION}/{strategy} …", file=sys.stderr, flush=True)
+            proc = subprocess.run(
+                [sys.executable, __file__, "--one", str(grid), strategy,
+                 "--runs", str(args.runs), "--cases", str(args.cases)],
+                capture_output=True, text=True, cwd=ROOT,
+            )
+            if proc.returncode != 0:
+                tail = "\n".join(l for l in proc.stderr.splitlines() if "WARNING" not in l)[-2000:]
+                print(f"  failed:\n{tail}", file=sys.stderr)
+                record = {"grid": grid, "formulation": FORMULATION, "strategy": strategy, "error": tail[-500:]}
+            else:
+                record = json.loads(proc.stdout.strip().splitlines()[-1])
+            records = [r for r in records if (r["grid"], r["formulation"], r.get("strategy")) !=
+                       (grid, FORMULATION, strategy)] + [record]
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            doc = {"machine": machine(),
+                   "records": sorted(records, key=lambda r: (r["formulation"], r.get("strategy", ""), r["grid"]))}
+            args.out.write_text(json.dumps(doc, indent=1))
     _table(json.loads(args.out.read_text())["records"])
     print(f"wrote {args.out}", file=sys.stderr)
     return 0
 
 
 def _compare(args) -> int:
-    """One subprocess per grid (its own peak memory); results under ``"issue14_old_vs_new"`` in the JSON."""
+    """One subprocess per grid (its own peak memory); results under ``"strict_vs_flat_steps"`` in the JSON."""
     from crypto.circuit import RULE_VERSION
 
     doc = json.loads(args.out.read_text()) if args.out.exists() else {"records": []}
-    results = doc.get("issue14_old_vs_new", {}).get("grids", [])
-    superseded = doc.get("issue14_old_vs_new", {}).get("superseded", [])
+    results = doc.get("strict_vs_flat_steps", {}).get("grids", [])
+    superseded = doc.get("strict_vs_flat_steps", {}).get("superseded", [])
     for grid in args.grids:
         print(f"N={grid} old {args.compare_before[:12]} vs new …", file=sys.stderr, flush=True)
         proc = subprocess.run([sys.executable, __file__, "--compare-one", str(grid), "--compare-before",
@@ -558,8 +558,8 @@ def _compare(args) -> int:
         earlier = [r | {"rule": r.get("rule", "weak-monotone-1")} for r in results if r["grid"] == grid]
         superseded += [r for r in earlier if r["rule"] != RULE_VERSION]
         results = [r for r in results if r["grid"] != grid] + [record]
-        doc["issue14_old_vs_new"] = {
-            "what": "issue 14: the circuit before (strict reports only, D10 shortcut) and after (flat steps, exact "
+        doc["strict_vs_flat_steps"] = {
+            "what": "the circuit before (strict reports only, D10 shortcut) and after (flat steps, exact "
                     "per-Q survivor thresholds), compiled, keyed and evaluated in one process per grid, evaluations "
                     "interleaved on the same strictly monotone reports; the new circuit also on reports with flat "
                     "steps (FHE cost is data-independent: same graph). mono parameters, fixed FFT plan, 10-bit "

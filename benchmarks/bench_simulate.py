@@ -44,7 +44,7 @@ import crypto.circuit.compiled as compiled
 terms = MarketTerms(grid=int(sys.argv[1]), base_rate=int(sys.argv[2]), rate_bits=10, hurdle_bits=8)
 compiled.SIMULATION_SAMPLES = 60  # the inputset every simulation compiled from before
 start = time.perf_counter()
-_compile(CircuitShape.from_terms(terms, compiled.DEFAULT_FORMULATION), simulation=True)
+_compile(CircuitShape.from_terms(terms), simulation=True)
 print(time.perf_counter() - start)
 """
 

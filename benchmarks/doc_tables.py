@@ -333,7 +333,7 @@ def render_fhe() -> str:
     """The shipped circuit (flat steps, exact per-Q survivor thresholds) next to the one before it, measured
     interleaved in one process."""
     d = _load("fhe")
-    cmp = d["issue14_old_vs_new"]
+    cmp = d["strict_vs_flat_steps"]
     rows = []
     for g in cmp["grids"]:
         old, new = g["old"], g["new"]

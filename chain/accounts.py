@@ -32,19 +32,13 @@ from eth_account import Account
 from eth_utils import keccak
 
 from common import strict_json
+from common.vocabulary import (AUDITOR, CLIENT_MM, CLIENT_RM, CUSTODIAN, DEALER_MM, DEALER_RM,  # noqa: F401 (re-exported)
+                               DEPLOYER, EVALUATOR_PREFIX, KEY_HOLDER_PREFIX)
 
 from .errors import ChainInputError
 
 if TYPE_CHECKING:
     from eth_account.signers.local import LocalAccount
-
-DEALER_MM = "dealer_mm"
-DEALER_RM = "dealer_rm"
-CUSTODIAN = "custodian"
-AUDITOR = "auditor"
-DEPLOYER = "deployer"
-CLIENT_MM = "client_mm"
-CLIENT_RM = "client_rm"
 
 _ROLE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _SECP256K1_ORDER = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
@@ -55,14 +49,14 @@ def evaluator_role(index: int) -> str:
     """Role name of the index-th evaluator (0-based)."""
     if not isinstance(index, int) or isinstance(index, bool) or index < 0:
         raise ChainInputError(f"evaluator index must be a non-negative int, got {index!r}")
-    return f"evaluator_{index}"
+    return f"{EVALUATOR_PREFIX}{index}"
 
 
 def key_holder_role(number: int) -> str:
     """Role name of the number-th key holder, counted from 1 (``key_holder_1``, as crypto.threshold names them)."""
     if not isinstance(number, int) or isinstance(number, bool) or number < 1:
         raise ChainInputError(f"key holder number must be an int >= 1, got {number!r}")
-    return f"key_holder_{number}"
+    return f"{KEY_HOLDER_PREFIX}{number}"
 
 
 def check_role(role: str) -> str:

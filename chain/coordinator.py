@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 from eth_abi import encode as abi_encode
 from eth_utils import to_checksum_address
 
-from .accounts import DEPLOYER
+from common.vocabulary import DEPLOYER, Side
+
 from .artifacts import compile_contract, pinned_compiler_problem
 from .checks import check_address, check_bytes32, check_uint
 from .errors import ChainInputError
@@ -160,7 +161,7 @@ class StateWord:
 
     def faults(self, side: "Side | int | str") -> int:
         """How many evaluators posted a fault naming ``side``'s revealed blob."""
-        shift = self.FAULT_MM_SHIFT if Side.of(side) is Side.MM else self.FAULT_RM_SHIFT
+        shift = self.FAULT_MM_SHIFT if _side(side) is Side.MM else self.FAULT_RM_SHIFT
         return (self.word >> shift) % (1 << self.FAULT_BITS)
 
     def share_count(self, stage: "ShareStage | int | str") -> int:
@@ -174,30 +175,6 @@ class StateWord:
         return bool(self.word >> (shift + holder_index) & 1)
 
 
-class Side(enum.IntEnum):
-    MM = 0
-    RM = 1
-
-    @classmethod
-    def of(cls, side: "Side | int | str") -> "Side":
-        """Side from a Side, its number, or "mm"/"rm" (the protocol's side names)."""
-        if isinstance(side, str):
-            try:
-                return cls[side.upper()]
-            except KeyError:
-                raise ChainInputError(f"side must be 'mm' or 'rm', got {side!r}") from None
-        return cls(side)
-
-    @property
-    def key(self) -> str:
-        """"mm" or "rm"."""
-        return self.name.lower()
-
-    @property
-    def other(self) -> "Side":
-        return Side.RM if self is Side.MM else Side.MM
-
-
 class ForfeitReason(enum.IntEnum):
     MISSED_DEADLINE = 1
     DEVIATION = 2
@@ -206,13 +183,6 @@ class ForfeitReason(enum.IntEnum):
 
 
 HURDLE_MODES = {"margin": 0, "spread": 1}
-WINDOW_NAMES = ("report", "reveal", "compute", "instruct", "mm_leg", "rm_leg", "challenge")
-# Coordinator.vy's immutables in declaration order with their ABI types (CoordinatorTerms.immutables).
-IMMUTABLES = (("grid", "uint256"), ("base_rate", "uint256"), ("rate_bits", "uint256"), ("hurdle_mode", "uint8"),
-              ("deposit_minimum", "uint256"), ("terms_digest", "bytes32"), ("circuit_digest", "bytes32"),
-              ("evaluation_keys_digest", "bytes32"), ("identities_digest", "bytes32"), ("dealer_mm", "address"), ("dealer_rm", "address"),
-              ("custodian", "address"), ("threshold", "uint256"), ("holder_threshold", "uint256"),
-              *((f"{n}_window", "uint256") for n in WINDOW_NAMES))
 
 
 @dataclass(frozen=True)
@@ -229,6 +199,19 @@ class PhaseWindows:
 
     def as_tuple(self) -> tuple[int, ...]:
         return tuple(getattr(self, name) for name in WINDOW_NAMES)
+
+    def as_dict(self) -> dict[str, int]:
+        """Window name -> blocks, in the contract's order (as a market descriptor publishes them)."""
+        return dict(zip(WINDOW_NAMES, self.as_tuple()))
+
+
+WINDOW_NAMES = tuple(f.name for f in fields(PhaseWindows))  # the contract's <name>_window immutables, in order
+# Coordinator.vy's immutables in declaration order with their ABI types (CoordinatorTerms.immutables).
+IMMUTABLES = (("grid", "uint256"), ("base_rate", "uint256"), ("rate_bits", "uint256"), ("hurdle_mode", "uint8"),
+              ("deposit_minimum", "uint256"), ("terms_digest", "bytes32"), ("circuit_digest", "bytes32"),
+              ("evaluation_keys_digest", "bytes32"), ("identities_digest", "bytes32"), ("dealer_mm", "address"), ("dealer_rm", "address"),
+              ("custodian", "address"), ("threshold", "uint256"), ("holder_threshold", "uint256"),
+              *((f"{n}_window", "uint256") for n in WINDOW_NAMES))
 
 
 @dataclass(frozen=True)
@@ -281,7 +264,7 @@ class CoordinatorTerms:
         if self.custodian.lower() in (self.dealer_mm.lower(), self.dealer_rm.lower()):
             raise ChainInputError(f"custodian must not be a dealer, got {self.custodian}")
         self._check_holders()
-        for name, value in zip(WINDOW_NAMES, self.windows.as_tuple()):
+        for name, value in self.windows.as_dict().items():
             check_uint(f"windows.{name}", value)
             if value < 1:
                 raise ChainInputError(f"windows.{name} must be at least 1 block, got {value}")
@@ -318,7 +301,7 @@ class CoordinatorTerms:
                   "dealer_mm": to_checksum_address(self.dealer_mm), "dealer_rm": to_checksum_address(self.dealer_rm),
                   "custodian": to_checksum_address(self.custodian), "threshold": self.threshold,
                   "holder_threshold": self.holder_threshold,
-                  **{f"{name}_window": w for name, w in zip(WINDOW_NAMES, self.windows.as_tuple())}}
+                  **{f"{name}_window": w for name, w in self.windows.as_dict().items()}}
         return abi_encode([t for _, t in IMMUTABLES], [values[n] for n, _ in IMMUTABLES])
 
     def constructor_args(self) -> list:
@@ -372,7 +355,7 @@ def blob_commitment(blob_digest: bytes, side: "Side | int | str", round_id: int,
     check_uint("round_id", round_id)
     check_address("contract", contract)
     return hashlib.sha256(abi_encode(["bytes32", "uint8", "uint256", "address"],
-                                     [blob_digest, int(Side.of(side)), round_id,
+                                     [blob_digest, _side(side).index, round_id,
                                       to_checksum_address(contract)])).digest()
 
 
@@ -414,16 +397,16 @@ class RoundState:
 
     # per-side accessors: side is Side, 0/1 or "mm"/"rm"
     def commitment(self, side: "Side | int | str") -> bytes:
-        return self.report_commitment_mm if Side.of(side) is Side.MM else self.report_commitment_rm
+        return self.report_commitment_mm if _side(side) is Side.MM else self.report_commitment_rm
 
     def blob_commitment(self, side: "Side | int | str") -> bytes:
-        return self.blob_commitment_mm if Side.of(side) is Side.MM else self.blob_commitment_rm
+        return self.blob_commitment_mm if _side(side) is Side.MM else self.blob_commitment_rm
 
     def ciphertext(self, side: "Side | int | str") -> bytes:
-        return self.ciphertext_digest_mm if Side.of(side) is Side.MM else self.ciphertext_digest_rm
+        return self.ciphertext_digest_mm if _side(side) is Side.MM else self.ciphertext_digest_rm
 
     def record(self, side: "Side | int | str") -> ExecutionRecord | None:
-        return self.mm_record if Side.of(side) is Side.MM else self.rm_record
+        return self.mm_record if _side(side) is Side.MM else self.rm_record
 
 
 def _side(side) -> Side:
@@ -473,7 +456,7 @@ class Coordinator(TypedContract):
         """An evaluator names the side whose revealed blob fails the structural/proof check."""
         check_uint("round_id", round_id)
         check_bytes32("fault_digest", fault_digest)
-        return self.chain.send(sender, self.contract, "post_fault", (round_id, int(_side(side)), fault_digest))
+        return self.chain.send(sender, self.contract, "post_fault", (round_id, _side(side).index, fault_digest))
 
     def report_invalid_input(self, sender: Sender, round_id: int, attestation_digest: bytes,
                              side: "Side | int | str") -> TxResult:
@@ -481,7 +464,7 @@ class Coordinator(TypedContract):
         check_uint("round_id", round_id)
         check_bytes32("attestation_digest", attestation_digest)
         return self.chain.send(sender, self.contract, "report_invalid_input",
-                               (round_id, attestation_digest, int(_side(side))))
+                               (round_id, attestation_digest, _side(side).index))
 
     def post_output(self, sender: Sender, round_id: int, output_digest: bytes) -> TxResult:
         check_uint("round_id", round_id)
@@ -536,7 +519,7 @@ class Coordinator(TypedContract):
         if not isinstance(preimage, InstructionPreimage):
             raise ChainInputError(f"preimage must be an InstructionPreimage, got {type(preimage).__name__}")
         return self.chain.send(sender, self.contract, "prove_deviation",
-                               (round_id, int(side), preimage.volume, preimage.r_mm, preimage.r_rm,
+                               (round_id, side.index, preimage.volume, preimage.r_mm, preimage.r_rm,
                                 preimage.r_bd_x2, preimage.salt))
 
     # ---------------------------------------------------------------- views

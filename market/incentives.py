@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Iterable, Literal, Union
 
 import numpy as np
 
+from common.vocabulary import Side
 from market.game import play
 from market.schedules import Schedules
 from market.selection import HurdleMode, select_equilibrium
@@ -45,8 +46,6 @@ __all__ = [
     "realise",
     "profitable_misreport",
 ]
-
-Side = Literal["mm", "rm"]
 
 
 @dataclass(frozen=True)
@@ -97,14 +96,14 @@ class Realised:
     admissible_rm: bool
 
     def payoff_x2(self, side: Side) -> int:
-        return self.payoff_mm_x2 if side == "mm" else self.payoff_rm_x2
+        return self.payoff_mm_x2 if side == Side.MM else self.payoff_rm_x2
 
     def admissible(self, side: Side) -> bool:
-        return self.admissible_mm if side == "mm" else self.admissible_rm
+        return self.admissible_mm if side == Side.MM else self.admissible_rm
 
 
 def _report(true: Schedules, side: Side, strategy: Strategy, hurdle: int) -> tuple[np.ndarray, int]:
-    own = true.b if side == "mm" else true.a
+    own = true.b if side == Side.MM else true.a
     if isinstance(strategy, MisreportSchedule):
         return np.asarray(strategy.schedule, dtype=np.int64), hurdle
     if isinstance(strategy, MisreportHurdle):
@@ -129,8 +128,8 @@ def realise(
     if settle not in ("executed", "instructed"):
         raise ValueError(f"settle = {settle!r}: must be 'executed' or 'instructed'")
     mode = HurdleMode(mode)
-    b_rep, h_mm_rep = _report(true, "mm", strategy_mm, hurdle_mm)
-    a_rep, h_rm_rep = _report(true, "rm", strategy_rm, hurdle_rm)
+    b_rep, h_mm_rep = _report(true, Side.MM, strategy_mm, hurdle_mm)
+    a_rep, h_rm_rep = _report(true, Side.RM, strategy_rm, hurdle_rm)
     instruction = select_equilibrium(Schedules(b=b_rep, a=a_rep), h_mm_rep, h_rm_rep, mode)
     if not instruction.trade:
         return Realised(instruction, 0, 0, 0, 0, 0, 0, 0, True, True)
@@ -166,7 +165,7 @@ def profitable_misreport(
     realised payoff (true schedules) is strictly higher.
     """
     def outcome(strategy: Strategy) -> Realised:
-        pair = {"strategy_mm": strategy} if side == "mm" else {"strategy_rm": strategy}
+        pair = {"strategy_mm": strategy} if side == Side.MM else {"strategy_rm": strategy}
         return realise(true, hurdle_mm, hurdle_rm, mode, **pair)
 
     honest = outcome(TRUTHFUL).payoff_x2(side)

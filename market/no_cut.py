@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from common.vocabulary import SIDES, Side
 from market.selection import NO_TRADE, HurdleMode, Instruction, hurdle_mask
 
 if TYPE_CHECKING:
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["no_cut_spread", "survivor_thresholds", "select_by_thresholds"]
 
 
-def no_cut_spread(rates, side: str) -> np.ndarray:
+def no_cut_spread(rates, side: Side) -> np.ndarray:
     """σ_side(Q) for Q = 0..N from ONE schedule (``side="mm"``: MM's b; ``"rm"``: RM's a), exact integers.
 
     Vectorised over the lower triangle ``0 < q < Q``: O(N²) integer work. Defined for any integer vector
@@ -56,20 +57,20 @@ def no_cut_spread(rates, side: str) -> np.ndarray:
     >>> no_cut_spread([2, 2, 2], "rm").tolist(), no_cut_spread([3, 3, 2], "rm").tolist()
     ([0, 0, 0], [0, 0, 1])
     """
-    if side not in ("mm", "rm"):
+    if side not in SIDES:
         raise ValueError(f"side = {side!r}: must be 'mm' or 'rm'")
     x = np.asarray(rates, dtype=np.int64)
     n1 = x.size
     big_q = np.arange(n1)[:, None]
     q = np.arange(n1)[None, :]
-    rise = x[:, None] - x[None, :] if side == "mm" else x[None, :] - x[:, None]  # [Q, q]: Δb or Δa
+    rise = x[:, None] - x[None, :] if side == Side.MM else x[None, :] - x[:, None]  # [Q, q]: Δb or Δa
     lower = (q >= 1) & (q < big_q)
     span = np.where(lower, big_q - q, 1)
     need = -((-(q * rise)) // span)  # ceil(q·Δ / (Q − q)) in integers
     return np.maximum(np.where(lower, need, 0).max(axis=1), 0)
 
 
-def survivor_thresholds(rates, hurdle: int, side: str, mode=HurdleMode.MARGIN) -> np.ndarray:
+def survivor_thresholds(rates, hurdle: int, side: Side, mode=HurdleMode.MARGIN) -> np.ndarray:
     """τ_side(Q) = max(c·h_side, σ_side(Q)), Q = 0..N: one dealer's whole share of the survivor test."""
     factor = 2 if HurdleMode(mode) is HurdleMode.MARGIN else 1
     return np.maximum(no_cut_spread(rates, side), factor * int(hurdle))
@@ -87,8 +88,8 @@ def select_by_thresholds(schedules: Schedules, hurdle_mm: int, hurdle_rm: int, m
     spread = schedules.spread
     keep = (
         schedules.attainable
-        & (spread >= survivor_thresholds(schedules.b, hurdle_mm, "mm", mode))
-        & (spread >= survivor_thresholds(schedules.a, hurdle_rm, "rm", mode))
+        & (spread >= survivor_thresholds(schedules.b, hurdle_mm, Side.MM, mode))
+        & (spread >= survivor_thresholds(schedules.a, hurdle_rm, Side.RM, mode))
     )
     keep[0] = False
     if not keep.any():

@@ -35,11 +35,12 @@ import stat
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 
 from common import strict_json
+from common.vocabulary import Side
 from market.errors import MarketError
 from market.limits import MAX_ANALYSIS_GRID, MAX_RATE_BP
 
@@ -54,8 +55,6 @@ __all__ = [
     "apply_theta",
     "as_exact_fraction",
 ]
-
-Side = Literal["mm", "rm"]
 
 
 class ScheduleError(MarketError):
@@ -272,9 +271,9 @@ def apply_theta(schedules: Schedules, side: Side, theta: int) -> Schedules:
     """
     if not _is_integer(theta):
         raise ScheduleError(f"theta = {theta!r}: must be an integer (bp)")
-    if side == "mm":
+    if side == Side.MM:
         return Schedules(b=schedules.b + int(theta), a=schedules.a)
-    if side == "rm":
+    if side == Side.RM:
         return Schedules(b=schedules.b, a=schedules.a + int(theta))
     raise ScheduleError(f"side = {side!r}: must be 'mm' or 'rm'")
 

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from common.vocabulary import SIDES, Side
 from market.equilibria import payoff_matrices, rate_grid
 from market.game import play
 from market.locus import equilibrium_volumes, joint_profit_maximiser
@@ -66,19 +67,19 @@ def _argmax_last(values: np.ndarray, tiebreak: np.ndarray) -> int:
 
 
 def sequential_play(
-    schedules: Schedules, leader: Literal["mm", "rm"], rates: np.ndarray | None = None
+    schedules: Schedules, leader: Side, rates: np.ndarray | None = None
 ) -> Outcome:
     """Subgame-perfect outcome when ``leader`` sets its rate first and the other dealer follows.
 
     [decided] Ties: the follower breaks ties in the leader's favour, then towards the larger volume; the
     leader breaks ties towards the larger volume (the contract's tie rule).
     """
-    if leader not in ("mm", "rm"):
+    if leader not in SIDES:
         raise ValueError(f"leader = {leader!r}: must be 'mm' or 'rm'")
     rates = rate_grid(schedules) if rates is None else np.asarray(rates, dtype=np.int64)
     game = payoff_matrices(schedules, rates)
     volume = np.broadcast_to(game.volume, game.payoff_mm_x2.shape)
-    if leader == "mm":   # rows: leader's rates; follower BDrm picks a column per row
+    if leader == Side.MM:   # rows: leader's rates; follower BDrm picks a column per row
         lead, follow = game.payoff_mm_x2, game.payoff_rm_x2
     else:                # transpose so that rows are always the leader's rates
         lead, follow, volume = game.payoff_rm_x2.T, game.payoff_mm_x2.T, volume.T
@@ -89,7 +90,7 @@ def sequential_play(
     rows = np.arange(rates.size)
     i = _argmax_last(lead[rows, reply], volume[rows, reply])
     j = int(reply[i])
-    r_mm, r_rm = (rates[i], rates[j]) if leader == "mm" else (rates[j], rates[i])
+    r_mm, r_rm = (rates[i], rates[j]) if leader == Side.MM else (rates[j], rates[i])
     return Outcome.at(schedules, int(r_mm), int(r_rm))
 
 

@@ -22,6 +22,7 @@ from typing import Callable, Literal
 
 import numpy as np
 
+from common.vocabulary import Side
 from market.errors import MarketError
 from market.game import client_surplus, play
 from market.locus import equilibrium_volumes, joint_profit_maximiser
@@ -237,7 +238,7 @@ def simulate(
     for t in range(config.rounds):
         base = draw_schedules(config, rng)
         theta_mm, theta_rm = (int(x) for x in rng.integers(-config.theta, config.theta + 1, size=2))
-        true = apply_theta(apply_theta(base, "mm", theta_mm), "rm", theta_rm)
+        true = apply_theta(apply_theta(base, Side.MM, theta_mm), Side.RM, theta_rm)
         h_mm, h_rm = (int(x) for x in rng.integers(0, config.hurdle_max + 1, size=2))
         volumes = equilibrium_volumes(true)
         q_star = joint_profit_maximiser(true)

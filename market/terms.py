@@ -9,17 +9,16 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
+from common.vocabulary import SIDES, Side
 from market.errors import MarketError
 from market.limits import MAX_MARKET_GRID, MAX_RATE_BITS, MAX_RATE_BP, MIN_RATE_BITS
 from market.selection import HurdleMode
 
 __all__ = ["MarketTerms", "ReportError", "validate_report", "report_offsets"]
 
-Side = Literal["mm", "rm"]
 
 
 class ReportError(MarketError):
@@ -90,9 +89,9 @@ def validate_report(terms: MarketTerms, side: Side, schedule, hurdle: int) -> No
     (nonincreasing). Checks: side, integers, length N+1, positive rates, weakly monotone, offsets in
     ``[0, 2**rate_bits - 1]``, hurdle an integer in ``[0, 2**hurdle_bits - 1]``.
     """
-    if side not in ("mm", "rm"):
+    if side not in SIDES:
         raise ReportError(f"side = {side!r}: must be 'mm' or 'rm'")
-    field = "b" if side == "mm" else "a"
+    field = "b" if side == Side.MM else "a"
     if isinstance(schedule, np.ndarray):
         if schedule.ndim != 1:
             raise ReportError(f"{field}: expected a one-dimensional schedule, got shape {schedule.shape}")
@@ -120,11 +119,11 @@ def validate_report(terms: MarketTerms, side: Side, schedule, hurdle: int) -> No
             )
     # Reports are weakly monotone, like every schedule (flat runs allowed): the contract treats only the
     # attainable volumes as candidates and applies the D2 filter exactly (market.no_cut).
-    steps = np.diff(rates) if side == "mm" else -np.diff(rates)
+    steps = np.diff(rates) if side == Side.MM else -np.diff(rates)
     bad = np.flatnonzero(steps < 0)
     if bad.size:
         q = int(bad[0]) + 1
-        word = "nondecreasing" if side == "mm" else "nonincreasing"
+        word = "nondecreasing" if side == Side.MM else "nonincreasing"
         raise ReportError(
             f"{field}[{q}] = {int(rates[q])} after {field}[{q - 1}] = {int(rates[q - 1])}: reported {field} must "
             f"be {word} in Q"

@@ -1,14 +1,20 @@
-"""The leaf package ``common``: atomic writes, hex, strict JSON, figures saved to files."""
+"""The leaf package ``common``: atomic writes, hex, strict JSON, figures saved to files, the market's names."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import stat
+from pathlib import Path
 
 import pytest
 
 from common import strict_json
 from common.files import write_file_atomic
 from common.hex import from_hex, hex0x, to_hex
+from common.vocabulary import SIDES, Side, client_of, dealer_of, side_of
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_atomic_write_sets_the_mode_refuses_to_overwrite_and_leaves_no_temporary(tmp_path):
@@ -59,3 +65,21 @@ def test_a_figure_is_saved_whole_and_closed(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not plt.fignum_exists(fig.number)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png"]
+
+
+def test_a_side_is_its_name_and_the_contracts_number():
+    assert SIDES == ("mm", "rm") and [s.index for s in SIDES] == [0, 1]
+    assert Side.of("rm") is Side.RM and Side.of(0) is Side.MM and Side.of(Side.RM) is Side.RM
+    assert Side.MM.other is Side.RM and f"dealer_{Side.RM}" == "dealer_rm" == dealer_of("rm")
+    assert client_of(Side.MM) == "client_mm" and side_of("client_rm") is Side.RM and side_of("custodian") is None
+    assert json.dumps({Side.MM: Side.RM}) == '{"mm": "rm"}'
+    for bad in ("xx", 2, True, None):
+        with pytest.raises(ValueError, match="side must be"):
+            Side.of(bad)
+
+
+def test_the_contract_numbers_the_sides_as_common_does():
+    """chain imports the one Side; Coordinator.vy's SIDE_MM/SIDE_RM constants are its indices."""
+    source = (ROOT / "chain" / "contracts" / "Coordinator.vy").read_text()
+    for side in Side:
+        assert re.search(rf"^SIDE_{side.name}: constant\(uint8\) = {side.index}$", source, re.M), side

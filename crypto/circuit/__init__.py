@@ -22,8 +22,7 @@ from crypto.circuit.compiled import (
 from crypto.circuit.report import SelectionOutput, build_inputset, pack_report, report_digits
 from crypto.circuit.shape import (
     ARTIFACT_NAME,
-    DEFAULT_FORMULATION,
-    FORMULATIONS,
+    FORMULATION,
     OUTPUT_BASE,
     OUTPUT_FIELDS,
     RADIX_BITS,
@@ -38,8 +37,7 @@ from crypto.circuit.shape import (
 )
 
 __all__ = [
-    "DEFAULT_FORMULATION",
-    "FORMULATIONS",
+    "FORMULATION",
     "RADIX_BITS",
     "TLU_BITS",
     "CircuitError",

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from common.vocabulary import SIDES, Side
 from crypto.circuit.gadgets import _fhe
 from crypto.circuit.radix import STEPS, _radix
 from crypto.circuit.report import SelectionOutput, build_inputset, report_digits
 from crypto.circuit.shape import (
     ARTIFACT_NAME,
-    DEFAULT_FORMULATION,
     RULE_VERSION,
     TLU_BITS,
     CircuitError,
@@ -159,11 +159,10 @@ class SelectionCircuit:
     # construction -------------------------------------------------------------------------------------------
 
     @classmethod
-    def for_terms(cls, terms: MarketTerms, cache_dir: Path, *, formulation: str = DEFAULT_FORMULATION,
-                  strategy: str = "multi") -> "SelectionCircuit":
+    def for_terms(cls, terms: MarketTerms, cache_dir: Path, *, strategy: str = "multi") -> "SelectionCircuit":
         """Load the cached server artifact of ``terms`` or compile it (once per terms) and cache it."""
-        shape = CircuitShape.from_terms(terms, formulation, strategy)
-        folder = Path(cache_dir) / to_hex(circuit_cache_key(terms, formulation, strategy))
+        shape = CircuitShape.from_terms(terms, strategy)
+        folder = Path(cache_dir) / to_hex(circuit_cache_key(terms, strategy))
         artifact = folder / ARTIFACT_NAME
         if artifact.is_file():
             return cls(terms, shape, artifact)
@@ -175,7 +174,7 @@ class SelectionCircuit:
             staged = Path(tmp) / ARTIFACT_NAME
             compiled.server.save(staged)
             (Path(tmp) / "terms.json").write_text(
-                json.dumps(terms.as_dict() | {"formulation": formulation, "parameter_strategy": strategy,
+                json.dumps(terms.as_dict() | {"formulation": shape.formulation, "parameter_strategy": strategy,
                                               "rule": RULE_VERSION})
             )
             os.replace(Path(tmp) / "terms.json", folder / "terms.json")
@@ -183,9 +182,9 @@ class SelectionCircuit:
         return cls(terms, shape, artifact, compiled=compiled, compile_seconds=seconds)
 
     @classmethod
-    def simulation_only(cls, terms: MarketTerms, *, formulation: str = DEFAULT_FORMULATION) -> "SelectionCircuit":
+    def simulation_only(cls, terms: MarketTerms) -> "SelectionCircuit":
         """A circuit that can only :meth:`simulate` (no FHE artifact is compiled): for wide parity sweeps."""
-        return cls(terms, CircuitShape.from_terms(terms, formulation), None)
+        return cls(terms, CircuitShape.from_terms(terms), None)
 
     @property
     def server(self):
@@ -218,7 +217,7 @@ class SelectionCircuit:
     def import_digits(self, side: str, import_buffer: bytes):
         """One dealer's import buffer (``crypto.tfhers`` expand / verify_and_expand) as the circuit's input
         ``0`` (mm) or ``1`` (rm); a buffer concrete cannot read is a :class:`CircuitError`."""
-        index = {"mm": 0, "rm": 1}[side]
+        index = Side.of(side).index
         if not isinstance(import_buffer, (bytes, bytearray)):
             raise CircuitError(f"import_{side}: expected bytes, got {type(import_buffer).__name__}")
         problem = import_buffer_problem(bytes(import_buffer), self.shape.digit_count)
@@ -247,11 +246,11 @@ class SelectionCircuit:
         fhe = _fhe()
         digests = digests or {}
         keys = unwrap_blob("evaluation_keys", evaluation_keys, expected_digest=digests.get("evaluation_keys"))
-        for side, buffer in (("mm", import_mm), ("rm", import_rm)):
+        for side, buffer in zip(SIDES, (import_mm, import_rm)):
             if digests.get(side) is not None and digest(bytes(buffer)) != digests[side]:
                 raise CircuitError(f"import_{side}: SHA-256 {to_hex(digest(bytes(buffer)))[:16]}… differs from the "
                                    f"published {to_hex(digests[side])[:16]}…")
-        values = (self.import_digits("mm", import_mm), self.import_digits("rm", import_rm))
+        values = (self.import_digits(Side.MM, import_mm), self.import_digits(Side.RM, import_rm))
         result = self.server.run(*values, evaluation_keys=fhe.EvaluationKeys.deserialize(keys))
         return wrap_blob("ciphertext_out", result.serialize())
 
@@ -259,15 +258,15 @@ class SelectionCircuit:
 
     def simulate(self, mm_offsets, h_mm, rm_offsets, h_rm) -> SelectionOutput:
         """The same rule without encryption (milliseconds): for wide parity tests."""
-        mm = report_digits(self.shape, "mm", mm_offsets, h_mm)
-        rm = report_digits(self.shape, "rm", rm_offsets, h_rm)
+        mm = report_digits(self.shape, Side.MM, mm_offsets, h_mm)
+        rm = report_digits(self.shape, Side.RM, rm_offsets, h_rm)
         return SelectionOutput.from_values(self.simulate_digits(mm, rm))
 
     def simulate_digits(self, digits_mm, digits_rm) -> np.ndarray:
         """The raw output rows of the rule body traced on native digits (the body the FHE circuit runs after
         importing the dealers' digits), on any digits in ``[0, 32)`` -- a dealer's own, or crafted ones."""
         values = []
-        for side, digits in (("mm", digits_mm), ("rm", digits_rm)):
+        for side, digits in zip(SIDES, (digits_mm, digits_rm)):
             row = np.asarray(digits, dtype=np.int64).reshape(-1)
             if row.size != self.shape.digit_count:
                 raise CircuitError(f"digits_{side}: {row.size} digits, the circuit takes {self.shape.digit_count}")
@@ -337,7 +336,7 @@ class _LoadedSimulator:
 def cached_simulator(terms: MarketTerms, shape: CircuitShape, cache_dir: Path):
     """The simulator of ``terms``: loaded from ``cache_dir/<key>/simulator.zip``, else compiled and saved there
     (atomically; a file that does not load is compiled again and replaced)."""
-    folder = Path(cache_dir) / to_hex(circuit_cache_key(terms, shape.formulation, shape.strategy))
+    folder = Path(cache_dir) / to_hex(circuit_cache_key(terms, shape.strategy))
     path = folder / SIMULATOR_NAME
     if path.is_file():
         try:
@@ -395,8 +394,8 @@ def _compile(shape: CircuitShape, *, simulation: bool):
     rule = _radix(shape)
     count = shape.digit_count
     if simulation:
-        honest = [(np.array(report_digits(shape, "mm", mm[:-1], int(mm[-1]))),
-                   np.array(report_digits(shape, "rm", rm[:-1], int(rm[-1]))))
+        honest = [(np.array(report_digits(shape, Side.MM, mm[:-1], int(mm[-1]))),
+                   np.array(report_digits(shape, Side.RM, rm[:-1], int(rm[-1]))))
                   for mm, rm in build_inputset(shape, samples=SIMULATION_SAMPLES)]
         # every lookup input is hinted to its proven bound (_tlu_in), so the structured extremes suffice (the
         # same MLIR as 60 random samples: tests/crypto/test_simulation_cache.py; measuring bounds on each sample

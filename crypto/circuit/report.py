@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from common.vocabulary import Side
 from crypto.circuit.shape import OUTPUT_BASE, OUTPUT_FIELDS, CircuitError, CircuitShape, _to_digits
 from market.selection import NO_TRADE, Instruction
 from market.terms import MarketTerms
@@ -23,7 +24,7 @@ def report_digits(shape: CircuitShape, side: str, offsets, hurdle) -> list[int]:
     is *not* checked here: the circuit checks it and raises the dealer's ``invalid`` flag. No survivor
     threshold is encoded: the circuit computes the no-cut test from the schedules (docs/CIRCUIT.md).
     """
-    field_name = {"mm": "b_offsets", "rm": "a_offsets"}.get(side)
+    field_name = {Side.MM: "b_offsets", Side.RM: "a_offsets"}.get(side)
     if field_name is None:
         raise CircuitError(f"side = {side!r}: must be 'mm' or 'rm'")
     try:

@@ -8,13 +8,13 @@ import numpy as np
 
 from crypto.encoding import canonical_bytes, digest
 from crypto.errors import CryptoError
+from market.limits import MAX_RATE_BITS
 from market.selection import HurdleMode
 from market.terms import MarketTerms
 
 TLU_BITS = 4  # widest table lookup in the circuit (docs/CIRCUIT.md, formulation "radix")
 TLU_MAX = (1 << TLU_BITS) - 1  # largest lookup input; also the most 0/1 bits summed before one any/all lookup
-FORMULATIONS = ("radix",)  # the others (tournament, pairwise, limbs) were removed: figures in bench_fhe.json
-DEFAULT_FORMULATION = "radix"
+FORMULATION = "radix"  # the one formulation (tournament, pairwise, limbs were removed: figures in bench_fhe.json)
 STRATEGIES = ("multi",)  # concrete refuses tfhers inputs under "mono" (docs/OWNER_ENCRYPTION.md §1)
 ARTIFACT_NAME = "server.zip"
 OUTPUT_FIELDS = ("trade", "invalid_mm", "invalid_rm", "volume", "b_offset", "joint_profit")
@@ -27,10 +27,10 @@ class CircuitError(CryptoError, ValueError):
 RULE_VERSION = "no-cut-in-circuit-1"  # rule, encoding and graph: the circuit computes the no-cut test itself
 
 
-def circuit_cache_key(terms: MarketTerms, formulation: str = DEFAULT_FORMULATION, strategy: str = "multi") -> bytes:
+def circuit_cache_key(terms: MarketTerms, strategy: str = "multi") -> bytes:
     """SHA-256 of the canonical terms, formulation, rule version and parameter strategy: the cache key of a
     compiled circuit (an artifact of another rule or input encoding can never be loaded from the same folder)."""
-    body: dict[str, Any] = dict(terms.as_dict()) | {"formulation": formulation, "parameter_strategy": strategy,
+    body: dict[str, Any] = dict(terms.as_dict()) | {"formulation": FORMULATION, "parameter_strategy": strategy,
                                                     "rule": RULE_VERSION}
     return digest(canonical_bytes(body, name="terms"))
 
@@ -45,16 +45,12 @@ class CircuitShape:
     hurdle_factor: int  # c: 2 for margin (s/2 >= h), 1 for spread (s >= h)
     strategy: str = "multi"  # concrete parameter_selection_strategy
 
-    formulation = DEFAULT_FORMULATION  # the only one (a class constant: it names the cache key and cost report)
+    formulation = FORMULATION  # a class constant: it names the cache key and the cost report
 
     @classmethod
-    def from_terms(cls, terms: MarketTerms, formulation: str = DEFAULT_FORMULATION, strategy: str = "multi") -> "CircuitShape":
-        if formulation not in FORMULATIONS:
-            raise CircuitError(f"formulation = {formulation!r}: must be one of {', '.join(FORMULATIONS)}")
+    def from_terms(cls, terms: MarketTerms, strategy: str = "multi") -> "CircuitShape":
         if strategy not in STRATEGIES:
             raise CircuitError(f"strategy = {strategy!r}: must be one of {', '.join(STRATEGIES)}")
-        from market.limits import MAX_RATE_BITS
-
         if terms.rate_bits > MAX_RATE_BITS:
             raise CircuitError(f"terms.rate_bits = {terms.rate_bits}: the circuit supports at most {MAX_RATE_BITS} bits")
         if terms.hurdle_bits > terms.rate_bits:

@@ -58,7 +58,7 @@ are primitives underneath.
 """
 from crypto.envelope.binding import INSTRUCTION_PURPOSE, Binding
 from crypto.envelope.replay import ReplayCache
-from crypto.envelope.report import DEALER_SIDES, DealerReport
+from crypto.envelope.report import DealerReport
 from crypto.envelope.sealed import SealedMessage, open_message, seal_message
 
 __all__ = [
@@ -68,6 +68,5 @@ __all__ = [
     "ReplayCache",
     "seal_message",
     "open_message",
-    "DEALER_SIDES",
     "INSTRUCTION_PURPOSE",
 ]

@@ -9,11 +9,11 @@ import numbers
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+from common.vocabulary import DEALER_ROLES, Side, side_of
 from crypto.encoding import SALT_SIZE, canonical_bytes, commitment, random_salt
 from crypto.envelope.binding import exact_int, normalize_contract
 from crypto.errors import ReportValueError
 
-DEALER_SIDES = {"dealer_mm": "mm", "dealer_rm": "rm"}  # dealer role -> side of market.terms.validate_report
 REPORT_VALUE_LIMIT = 2**32  # [decided] structural bound on offsets/hurdles; the terms bound them tighter
 
 
@@ -44,8 +44,8 @@ class DealerReport:
     salt: bytes
 
     def __post_init__(self) -> None:
-        if self.role not in DEALER_SIDES:
-            raise ReportValueError(f"report.role: {self.role!r} is not a dealer role {sorted(DEALER_SIDES)}")
+        if self.role not in DEALER_ROLES:
+            raise ReportValueError(f"report.role: {self.role!r} is not a dealer role {sorted(DEALER_ROLES)}")
         try:
             exact_int(self.round, "report.round", 0, 2**256)
             exact_int(self.chain_id, "report.chain_id", 1, 2**256)
@@ -79,9 +79,9 @@ class DealerReport:
         return cls(role, round, chain_id, contract, schedule, hurdle, random_salt() if salt is None else salt)
 
     @property
-    def side(self) -> str:
-        """``"mm"`` or ``"rm"``."""
-        return DEALER_SIDES[self.role]
+    def side(self) -> Side:
+        """The dealer's side (``Side.MM`` or ``Side.RM``)."""
+        return side_of(self.role)
 
     def as_dict(self) -> dict[str, Any]:
         """Canonical-encodable form (contract as 20 raw bytes)."""

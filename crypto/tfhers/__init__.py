@@ -16,7 +16,6 @@ Parameter sets are named records (``parameters.py``): :data:`PRODUCTION_PARAMETE
 from crypto.tfhers.owner_encryption import (
     DIGIT_BITS,
     DIGIT_LIMIT,
-    OWNER_REPORT_PURPOSE,
     REJECTION_REASONS,
     OwnerKeyTerms,
     OwnerReportError,
@@ -50,7 +49,6 @@ from crypto.tfhers.parameters import (
 __all__ = [
     "DIGIT_BITS",
     "DIGIT_LIMIT",
-    "OWNER_REPORT_PURPOSE",
     "PRODUCTION_PARAMETERS",
     "REJECTION_REASONS",
     "TEST_ONLY_FLAG",

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
+from common.vocabulary import EVALUATORS, OWNER_REPORT
 from crypto.encoding import canonical_bytes, canonical_loads, digest, from_hex, to_hex
 from crypto.envelope import Binding
 from crypto.errors import CryptoError, EncodingError
@@ -47,7 +48,6 @@ from crypto.tfhers.parameters import PRODUCTION_PARAMETERS, parameters_by_name, 
 if TYPE_CHECKING:
     from crypto.tfhers.parameters import TfheParameters
 
-OWNER_REPORT_PURPOSE = "owner-report"
 BLOB_VERSION = 2  # 2: the ``proven`` field (unproven lists are the default)
 BLOB_FIELDS = frozenset({"version", "binding", "digits", "public_key_sha256", "proven", "list"})
 DIGIT_BITS = 4  # one packed LWE = two 2-bit blocks = one base-16 digit  [decided]
@@ -375,7 +375,7 @@ def _concrete_key(template: bytes, coefficients: np.ndarray) -> bytes:
 
 def owner_report_binding(*, chain_id: int, contract: str, round: int, dealer_role: str) -> Binding:
     """What a dealer's report is bound to: its bytes are the proof's metadata when proofs are on."""
-    return Binding(OWNER_REPORT_PURPOSE, chain_id, contract, round, dealer_role, "evaluator")
+    return Binding(OWNER_REPORT, chain_id, contract, round, dealer_role, EVALUATORS)
 
 
 def _digit_limit(parameters: TfheParameters, proven: bool) -> int:
@@ -431,7 +431,7 @@ def seal_owner_report(
     parameters = usable_parameters(parameters)
     _check_key_bytes(public_key, crs)
     values = _check_digits(digits, _digit_limit(parameters, crs is not None))
-    if not isinstance(binding, Binding) or binding.purpose != OWNER_REPORT_PURPOSE:
+    if not isinstance(binding, Binding) or binding.purpose != OWNER_REPORT:
         raise ValueError(f"binding: {binding!r} is not an owner-report binding (owner_report_binding)")
     if compute_load not in ("proof", "verify"):
         raise ValueError(f"compute_load: {compute_load!r}, expected 'proof' or 'verify'")
@@ -516,7 +516,7 @@ def open_owner_report(
     verifier's own arguments raise ValueError."""
     parameters = usable_parameters(parameters)
     _check_key_bytes(public_key, crs)
-    if not isinstance(expected, Binding) or expected.purpose != OWNER_REPORT_PURPOSE:
+    if not isinstance(expected, Binding) or expected.purpose != OWNER_REPORT:
         raise ValueError(f"expected: {expected!r} is not an owner-report binding (owner_report_binding)")
     proofs_on = crs is not None
     limit = _digit_limit(parameters, proofs_on)

@@ -14,6 +14,7 @@ import json
 import time
 from pathlib import Path
 
+from common.vocabulary import Side
 from crypto.encoding import digest
 from market.limits import MAX_MARKET_GRID, MAX_RATE_BITS, MAX_RATE_BP, MIN_MARKET_GRID, MIN_RATE_BITS
 from market.selection import select_equilibrium
@@ -49,8 +50,8 @@ def _terms_and_schedules(args):
     try:
         terms = MarketTerms(grid=schedules.grid, base_rate=base, rate_bits=args.rate_bits,
                             hurdle_bits=args.hurdle_bits, hurdle_mode=args.hurdle_mode)
-        validate_report(terms, "mm", schedules.b, args.hurdle_mm)
-        validate_report(terms, "rm", schedules.a, args.hurdle_rm)
+        validate_report(terms, Side.MM, schedules.b, args.hurdle_mm)
+        validate_report(terms, Side.RM, schedules.a, args.hurdle_rm)
     except ReportError as exc:
         context = [f"--schedules {args.schedules}"]
         context += [f"{option} {getattr(args, option[2:].replace('-', '_'))}" for option in
@@ -116,8 +117,8 @@ def _run_circuit(args, terms, schedules, timings):
 
     layout = DataDir(Path(args.data_dir))
     cache = circuit_cache(layout)
-    reports = {"mm": (report_offsets(terms, "mm", schedules.b), args.hurdle_mm),
-               "rm": (report_offsets(terms, "rm", schedules.a), args.hurdle_rm)}
+    reports = {Side.MM: (report_offsets(terms, Side.MM, schedules.b), args.hurdle_mm),
+               Side.RM: (report_offsets(terms, Side.RM, schedules.a), args.hurdle_rm)}
     # [decided] a standalone run has no chain: its reports are bound to chain id 1 (a binding's lowest), the zero
     # address as contract and round 1 -- no market's coordinator lives at the zero address, so none accepts them
     bindings = {side: report_binding(1, "0x" + "00" * 20, 1, side) for side in reports}
@@ -159,8 +160,8 @@ def _run_circuit(args, terms, schedules, timings):
         timings["evaluate"] = total
         return out.instruction(terms), None
     cost = circuit.cost_report().as_dict()
-    cost["sizes"] = {"evaluation_keys": len(evaluation_keys), "ciphertext_mm": len(blobs["mm"]),
-                     "ciphertext_rm": len(blobs["rm"]), "ciphertext_out": len(output)}
+    cost["sizes"] = {"evaluation_keys": len(evaluation_keys), "ciphertext_mm": len(blobs[Side.MM]),
+                     "ciphertext_rm": len(blobs[Side.RM]), "ciphertext_out": len(output)}
     cost["timings"] = dict(timings)
     cost["output_digest"] = digest(output).hex()
     cost["peak_rss_bytes"] = peak_rss_bytes()

@@ -74,7 +74,7 @@ def test_k_evaluator_faults_forfeit_that_dealer(chain, side):
     offender = DEALER_MM if side is Side.MM else DEALER_RM
     res = coord.post_fault(evaluator_role(0), 1, side, digest("fault"))
     assert res.event("FaultPosted").args == {"round_id": 1, "evaluator": chain.address(evaluator_role(0)),
-                                             "side": int(side), "fault_digest": digest("fault"), "votes": 1}
+                                             "side": side.index, "fault_digest": digest("fault"), "votes": 1}
     assert coord.state_word(1).faults(side) == 1 and coord.phase(1) is RoundPhase.REPORTED
     assert coord.has_posted_output(1, chain.address(evaluator_role(0)))
     refused(m, lambda: coord.post_output(evaluator_role(0), 1, digest("o")), "evaluator already posted")
@@ -124,7 +124,7 @@ def test_invalid_input_flag_forfeits_that_dealer(market, side):
     market.to_computed()
     offender = DEALER_MM if side is Side.MM else DEALER_RM
     res = coord.report_invalid_input(CUSTODIAN, 1, digest("attestation"), side)
-    assert res.event("InputInvalid").args == {"round_id": 1, "side": int(side), "attestation_digest": digest("attestation")}
+    assert res.event("InputInvalid").args == {"round_id": 1, "side": side.index, "attestation_digest": digest("attestation")}
     assert res.event("Forfeited").args == {"round_id": 1, "offender": chain.address(offender),
                                            "beneficiary": chain.address(OTHER[offender]), "amount": DEPOSIT,
                                            "reason": ForfeitReason.INVALID_INPUT}

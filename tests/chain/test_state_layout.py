@@ -65,7 +65,7 @@ def _check_word(market) -> None:
         assert word.posted(i) == coord.has_posted_output(rid, address)
     for side in (Side.MM, Side.RM):
         assert word.faults(side) == len([e for e in coord.events("FaultPosted", round_id=rid)
-                                         if e.args["side"] == side])
+                                         if e.args["side"] == side.index])
     for i, address in enumerate(market.terms.holders):
         for stage in ShareStage:
             assert word.share_posted(i, stage) == coord.has_posted_share(rid, address, stage)

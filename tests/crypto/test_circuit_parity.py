@@ -236,23 +236,27 @@ def test_radix_inputs_are_digits_and_outputs_digit_rows():
 
 
 def test_radix_goes_beyond_a_16_bit_joint_profit_and_is_the_only_formulation():
-    from crypto.circuit import FORMULATIONS, CircuitError, CircuitShape
+    from crypto.circuit import FORMULATION, CircuitShape
 
     terms = MarketTerms(grid=64, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
-    assert CircuitShape.from_terms(terms).joint_digits == 6
-    assert FORMULATIONS == ("radix",)
-    with pytest.raises(CircuitError, match="formulation = 'limbs': must be one of radix"):
-        CircuitShape.from_terms(terms, "limbs")
+    shape = CircuitShape.from_terms(terms)
+    assert shape.joint_digits == 6
+    assert shape.formulation == FORMULATION == "radix"
 
 
 def test_the_circuit_cache_key_names_formulation_and_strategy():
-    """A compiled artifact is cached per (terms, formulation, strategy): changing the default formulation can never
-    load another formulation's artifact from the same folder."""
-    from crypto.circuit import FORMULATIONS, STRATEGIES, circuit_cache_key
+    """A compiled artifact is cached per (terms, formulation, strategy, rule): the key is the SHA-256 of exactly
+    those, so an artifact of another formulation or rule can never be loaded from the same folder."""
+    from crypto.circuit import FORMULATION, RULE_VERSION, STRATEGIES, circuit_cache_key
+    from crypto.encoding import canonical_bytes, digest
 
     terms = MarketTerms(grid=4, base_rate=BASE, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
-    keys = {circuit_cache_key(terms, f, s) for f in FORMULATIONS for s in STRATEGIES}
-    assert len(keys) == len(FORMULATIONS) * len(STRATEGIES)
+    for strategy in STRATEGIES:
+        body = dict(terms.as_dict()) | {"formulation": FORMULATION, "parameter_strategy": strategy,
+                                        "rule": RULE_VERSION}
+        assert circuit_cache_key(terms, strategy) == digest(canonical_bytes(body, name="terms"))
+    assert circuit_cache_key(terms) != circuit_cache_key(MarketTerms(grid=5, base_rate=BASE, rate_bits=10,
+                                                                     hurdle_bits=8, hurdle_mode="margin"))
 
 
 def _weak_cases(grid: int, max_offset: int, count: int, seed: int):

@@ -20,7 +20,7 @@ import pytest
 from crypto.circuit import SelectionCircuit, build_inputset, pack_report
 import crypto.circuit.compiled as compiled_module
 from crypto.circuit.compiled import SIMULATOR_NAME, _compile, _LoadedSimulator
-from crypto.circuit.shape import DEFAULT_FORMULATION, CircuitShape, circuit_cache_key
+from crypto.circuit.shape import CircuitShape, circuit_cache_key
 from crypto.encoding import to_hex
 from market.terms import MarketTerms
 
@@ -31,8 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_simulation_compiled_from_the_extremes_is_the_one_random_samples_give(grid, monkeypatch):
     """The FHE circuit reads tfhers inputs (its widths come from hints); the simulation traces the same rule on
     native digits, and the structured extremes alone give it exactly the MLIR that 60 random samples give."""
-    shape = CircuitShape.from_terms(MarketTerms(grid=grid, base_rate=400, rate_bits=10, hurdle_bits=8),
-                                    DEFAULT_FORMULATION)
+    shape = CircuitShape.from_terms(MarketTerms(grid=grid, base_rate=400, rate_bits=10, hurdle_bits=8))
     fast = _compile(shape, simulation=True).mlir
     monkeypatch.setattr(compiled_module, "SIMULATION_SAMPLES", 60)
     assert _compile(shape, simulation=True).mlir == fast
@@ -46,7 +45,7 @@ def _outputs(circuit, cases):
 
 def test_a_cached_simulator_selects_what_the_compiled_one_does(fhe_terms, tmp_path):
     compiled = SelectionCircuit.simulation_only(fhe_terms).with_simulation_cache(tmp_path)
-    path = tmp_path / to_hex(circuit_cache_key(fhe_terms, compiled.shape.formulation, compiled.shape.strategy)) / SIMULATOR_NAME
+    path = tmp_path / to_hex(circuit_cache_key(fhe_terms, compiled.shape.strategy)) / SIMULATOR_NAME
     assert path.is_file() and not isinstance(compiled._simulator, _LoadedSimulator)
     loaded = SelectionCircuit.simulation_only(fhe_terms).with_simulation_cache(tmp_path)
     assert isinstance(loaded._simulator, _LoadedSimulator)
