@@ -333,7 +333,7 @@ class DealerAgent:
         if record is None:
             return 0
         instr = self.instruction(round_id)
-        if (record.rate, record.volume) == (instr[f"r_{other.key}"], instr["volume"]):
+        if (record.rate, record.volume) == (instr[f"r_{other}"], instr["volume"]):
             return 0
         pre = InstructionPreimage(instr["volume"], instr["r_mm"], instr["r_rm"], instr["r_bd_x2"], instr["salt"])
         tx = self.dep.coordinator.prove_deviation(self.role, round_id, other, pre)

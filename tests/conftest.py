@@ -37,11 +37,12 @@ FHE_GROUPS = (("selection_circuit", "fhe-crypto"), ("fhe", "fhe-protocol"))
 
 
 def pytest_collection_modifyitems(config, items):
+    """Every other test runs with the rest of its module, in the module's order, so a module fixture is built
+    once per run and a test that must come last in its module (a rolled-back node) does."""
     for item in items:
-        for name, group in FHE_GROUPS:
-            if name in item.fixturenames or item.get_closest_marker(name) is not None:
-                item.add_marker(pytest.mark.xdist_group(group))
-                break
+        group = next((group for name, group in FHE_GROUPS
+                      if name in item.fixturenames or item.get_closest_marker(name) is not None), None)
+        item.add_marker(pytest.mark.xdist_group(group or item.nodeid.split("::")[0]))
 
 
 def pytest_configure(config):
