@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from crypto.encoding import canonical_bytes, canonical_loads, digest
+from protocol.errors import ProtocolPackageError
 
 __all__ = ["BACKENDS", "BackendError", "load_circuit", "DealerSide", "CustodianSide", "EvaluatorSide",
            "decode_output", "encode_output", "digit_count", "invalid_sides", "report_binding",
@@ -37,7 +38,7 @@ SIMULATE_DIGIT_LIMIT = 32
 MAX_SIMULATE_BLOB_BYTES = 1 << 20
 
 
-class BackendError(Exception):
+class BackendError(ProtocolPackageError):
     """A backend input or output is malformed."""
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from market import strict_json
 from protocol.deployment import DEFAULT_SLOTS, create_market, missing_signers, open_market
+from protocol.errors import ProtocolPackageError
 from protocol.layout import PRIVATE_REPORT, DataDir, read_json, write_json
 from protocol.report import round_summary, write_plots
 from protocol.rounds import RoundDriver, next_round_id, rebuild_ledger
@@ -34,7 +35,7 @@ __all__ = ["run_demo", "DemoConflict", "DEFAULT_GRID", "run_verify_process"]
 DEFAULT_GRID = 8  # the owner-encrypted circuit is quadratic in N (README, known limitations)
 
 
-class DemoConflict(Exception):
+class DemoConflict(ProtocolPackageError):
     """The data directory holds a market incompatible with the request: (option, requested, existing)."""
 
     def __init__(self, option: str, requested, existing):

@@ -21,6 +21,7 @@ from functools import cached_property
 from pathlib import Path
 
 from protocol.blobstore import BlobStore
+from protocol.errors import ProtocolPackageError
 from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir, read_json, write_json
 
 __all__ = ["Deployment", "DeploymentError", "create_market", "market_terms_digest", "open_market", "deposit_minimum_wei",
@@ -36,7 +37,7 @@ DEFAULT_SLOTS = 32
 MAX_SLOTS = 1_000
 
 
-class DeploymentError(Exception):
+class DeploymentError(ProtocolPackageError):
     """The data directory does not hold a usable market (or holds an incompatible one)."""
 
 

@@ -45,6 +45,7 @@ from pathlib import Path
 
 from market import strict_json
 from protocol.blobstore import atomic_write
+from protocol.errors import ProtocolPackageError
 
 __all__ = ["DataDir", "ROLE_NAMES", "DEALER_ROLES", "CLIENT_ROLES", "read_json", "write_json", "DataDirLocked",
            "DataDirError", "data_dir_lock", "LOCK_NAME", "check_market_file", "writer_active", "save_own_node", "PRIVATE_PLACES"]
@@ -74,7 +75,7 @@ def read_json(path: Path):
     return strict_json.loads(Path(path).read_text())
 
 
-class DataDirError(Exception):
+class DataDirError(ProtocolPackageError):
     """The data directory cannot be used (not a directory, not writable); the message names it."""
 
 

@@ -34,6 +34,7 @@ import numpy as np
 
 from protocol.blobstore import atomic_write
 from protocol.deployment import Deployment
+from protocol.errors import ProtocolPackageError
 from protocol.layout import read_json, write_json
 
 __all__ = ["ProtocolError", "DealerAgent", "ClientAgent", "Custodian", "Evaluator", "KeyHolderAgent", "Verdict",
@@ -43,7 +44,7 @@ SIDE_OF = {"dealer_mm": "mm", "dealer_rm": "rm"}
 CLIENT_OF = {"dealer_mm": "client_mm", "dealer_rm": "client_rm"}
 
 
-class ProtocolError(Exception):
+class ProtocolError(ProtocolPackageError):
     """A protocol step cannot proceed: the message names the round, the role and what is wrong."""
 
 
