@@ -98,10 +98,6 @@ class AuditReport:
                 "cut": dict(self.cut), "timings": self.timings}
 
 
-def _hex(b: bytes) -> str:
-    return b.hex()
-
-
 class Auditor:
     """``Auditor(open_market(dir, read_only=True)).run()``; ``cache_dir``: an optional folder for the replay's
     circuit artefact (outside the data directory), else a temporary one removed afterwards."""

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from market import strict_json
+from common import strict_json
 from protocol.deployment import DEFAULT_SLOTS, create_market, missing_signers, open_market
 from protocol.errors import ProtocolPackageError
 from protocol.layout import PRIVATE_REPORT, DataDir, read_json, write_json

@@ -43,7 +43,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from market import strict_json
+from common import strict_json
 from protocol.blobstore import atomic_write
 from protocol.errors import ProtocolPackageError
 
@@ -71,7 +71,7 @@ def write_json(path: Path, obj, mode: int = 0o644) -> None:
 
 
 def read_json(path: Path):
-    """A JSON file of the data directory (repeated keys refused: market.strict_json)."""
+    """A JSON file of the data directory (repeated keys refused: common.strict_json)."""
     return strict_json.loads(Path(path).read_text())
 
 
