@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from common import strict_json
+from common.vocabulary import DEALER_MM
 from protocol.deployment import DEFAULT_SLOTS, create_market, missing_signers, open_market
 from protocol.errors import ProtocolPackageError
 from protocol.layout import PRIVATE_REPORT, DataDir, read_json, write_json
@@ -146,7 +147,7 @@ def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backe
         "rounds": [],
     }
     results, run_plans, r_bd_of = [], [], {}
-    dealer_mm = driver.agent("dealer_mm")
+    dealer_mm = driver.agent(DEALER_MM)
     for plan in [p for _, p in todo] + plans:
         if todo and plan is todo[0][1]:
             rid = todo.pop(0)[0]

@@ -20,13 +20,15 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from common.vocabulary import CLIENT_ROLES, CUSTODIAN, DEALER_MM, DEALER_RM, DEALER_ROLES, DEPLOYER
 from protocol.blobstore import BlobStore
 from protocol.errors import ProtocolPackageError
-from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir, read_json, write_json
+from protocol.layout import DataDir, read_json, write_json
 
 __all__ = ["Deployment", "DeploymentError", "create_market", "market_terms_digest", "open_market", "deposit_minimum_wei",
            "WEI_PER_CASH_UNIT", "MARKET_FORMAT", "evaluator_roles", "identities_digest", "identities_mismatch",
-           "published_coordinator_terms", "key_holder_roles", "threshold_terms", "DEFAULT_SLOTS", "MAX_SLOTS"]
+           "published_coordinator_terms", "key_holder_roles", "threshold_terms", "DEFAULT_SLOTS", "MAX_SLOTS",
+           "identity_roles", "signing_roles"]
 
 MARKET_FORMAT = "repo-market-market-v1"
 WEI_PER_CASH_UNIT = 10**12  # [decided] published scale: wei per half-bp cash unit
@@ -52,6 +54,17 @@ def key_holder_roles(n: int) -> list[str]:
     from chain import key_holder_role
 
     return [key_holder_role(i) for i in range(1, n + 1)]
+
+
+def identity_roles(evaluators: int) -> list[str]:
+    """The roles with identity keys (they sign and seal): the custodian, the dealers, the clients, the evaluators."""
+    return [CUSTODIAN, *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(evaluators)]
+
+
+def signing_roles(evaluators: int, holders: int = 0) -> tuple[str, ...]:
+    """Every role with a chain account in a market of ``evaluators`` evaluators and ``holders`` key holders
+    (the roles a key file or keystore may be given for)."""
+    return (*identity_roles(evaluators), *key_holder_roles(holders), DEPLOYER)
 
 
 def threshold_terms(holders, holder_threshold: int, setup_digest: bytes, slots: int) -> dict:
@@ -252,6 +265,13 @@ class Deployment:
         except KeyError:
             raise DeploymentError(f"market.json has no public identity for role {role!r}") from None
 
+    def binding(self, purpose: str, round_id: int, sender: str, recipient: str):
+        """The binding of a sealed message of this market (``crypto.envelope.Binding``): what a sender seals to and
+        a recipient (or the auditor) checks -- purpose, chain, contract, round, sender and recipient roles."""
+        from crypto.envelope import Binding
+
+        return Binding(purpose, self.chain_id, self.contract_address, int(round_id), sender, recipient)
+
     def address(self, role: str) -> str:
         return self.descriptor["addresses"][role]
 
@@ -438,16 +458,16 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         timings[name] = round(time.perf_counter() - start, 4)
         return out
 
-    roles = ["custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(evaluators)]  # with identity keys
-    unknown = sorted(set(signers) - {*roles, *holder_roles, "deployer"})
+    roles = identity_roles(evaluators)
+    unknown = sorted(set(signers) - {*roles, *holder_roles, DEPLOYER})
     if unknown:
         raise DeploymentError(f"--key-file/--keystore {unknown[0]}: not a role of this market "
-                              f"({', '.join([*roles, *holder_roles, 'deployer'])})")
+                              f"({', '.join([*roles, *holder_roles, DEPLOYER])})")
     # first the chain and every role's account: a node that refuses dev keys for a role without its own key
     # fails here, before any key, blob or contract exists
     chain = timed("connect chain", lambda: connect(layout.root, rpc_url, seed=seed, accounts=signers or None))
     addresses = {role: chain.address(role) for role in [*roles, *holder_roles]}
-    chain.address("deployer")
+    chain.address(DEPLOYER)
     blobs = BlobStore(layout.blobs)
     identities = {}
     for role in roles:
@@ -461,7 +481,7 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
 
     circuit = timed("compile circuit", lambda: load_circuit(terms, circuit_cache(layout)))
     custodian_side = timed("generate FHE keys", lambda: CustodianSide.open(
-        backend, circuit, layout.fhe_keys_dir("custodian"), create=True, input_proofs=input_proofs))
+        backend, circuit, layout.fhe_keys_dir(CUSTODIAN), create=True, input_proofs=input_proofs))
     evaluation_keys = timed("serialize evaluation keys", custodian_side.evaluation_keys)
     circuit_digest = blobs.put(circuit.artifact_bytes)
     keys_digest = blobs.put(evaluation_keys)
@@ -514,7 +534,7 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
                         "slots": slots if holder_roles else 0},
         "identities": identities,
         "addresses": addresses,
-        "accounts": accounts_record({role: chain.account_source(role) for role in [*roles, "deployer"]}),
+        "accounts": accounts_record({role: chain.account_source(role) for role in [*roles, DEPLOYER]}),
         "endowment": dict(ENDOWMENT),
         "timings": timings,
     }
