@@ -167,7 +167,7 @@ class Auditor:
             f"{onchain.base_rate}, {onchain.rate_bits}, {onchain.hurdle_mode}")
         for name, value in (("circuit", onchain.circuit_digest), ("evaluation_keys", onchain.evaluation_keys_digest)):
             add(0, f"digest.{name}", dep.digest(name) == value,
-                f"market.json {dep.descriptor['digests'][name]} vs chain {value.hex()}")
+                f"market.json {dep.digest(name).hex()} vs chain {value.hex()}")
         roles = {DEALER_MM: onchain.dealer_mm, DEALER_RM: onchain.dealer_rm, CUSTODIAN: onchain.custodian}
         roles.update(dict(zip(dep.evaluators, onchain.evaluators)))
         bad = [r for r, a in roles.items() if a.lower() != dep.address(r).lower()]
@@ -252,8 +252,7 @@ class Auditor:
         self.report.timings["history_events"] = h.events
 
     def _who(self, address: str) -> str:
-        by = {a.lower(): r for r, a in self.dep.descriptor["addresses"].items()}
-        return by.get(address.lower(), address)
+        return self.dep.role_of(address) or address
 
     def check_liveness(self):
         h = self.history
@@ -473,11 +472,10 @@ class Auditor:
         from crypto.circuit import SelectionOutput
         from crypto.threshold import ThresholdError
         from protocol.backend import invalid_sides
-        from protocol.opening import PostedShare, open_output
+        from protocol.opening import PostedShare, holder_name, open_output
 
         rid, add = rs.round_id, self.report.add
-        names = {self.dep.address(x).lower(): x for x in self.dep.holders}
-        shares = {stage: [PostedShare(names.get(address, address), address, stage, share_digest, 0, count)
+        shares = {stage: [PostedShare(holder_name(self.dep, address), address, stage, share_digest, 0, count)
                           for count, (address, share_digest) in enumerate(h.shares.get(stage, {}).items(), 1)]
                   for stage in (0, 1)}
         if len(shares[1]) < self.dep.holder_threshold and body is None:

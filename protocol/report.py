@@ -76,9 +76,8 @@ def write_transcript(dep: Deployment, round_id: int, run: dict) -> dict:
 def forfeiture(dep: Deployment, rs) -> dict | None:
     if rs.offender is None:
         return None
-    by_address = {a.lower(): r for r, a in dep.descriptor["addresses"].items()}
-    return {"offender": by_address.get(rs.offender.lower(), rs.offender),
-            "beneficiary": by_address.get(rs.beneficiary.lower(), rs.beneficiary),
+    return {"offender": dep.role_of(rs.offender) or rs.offender,
+            "beneficiary": dep.role_of(rs.beneficiary) or rs.beneficiary,
             "amount": int(rs.forfeited_amount)}
 
 

@@ -143,7 +143,7 @@ class DealerAgent:
         """Top the deposit up to the published minimum; returns gas used (0 if nothing to do)."""
         coord = self.dep.coordinator
         have = coord.deposit_of(self.dep.address(self.role))
-        need = int(self.dep.descriptor["deposit"]["minimum_wei"]) - have
+        need = self.dep.market.deposit_minimum_wei - have
         if need <= 0:
             return 0
         return coord.deposit(self.role, need).gas_used

@@ -78,7 +78,7 @@ def rebuild_ledger(dep: Deployment, r_bd_of: dict[int, int] | None = None) -> tu
     """
     from chain import RoundPhase
 
-    e = dep.descriptor["endowment"]
+    e = dep.market.endowment
     ledger = initial_ledger(e["cash_units"], e["collateral_units"])
     per_round = {}
     coord = dep.coordinator
