@@ -53,7 +53,7 @@ def _dealer_fields(side: Side | str) -> dict:
 
 
 def attested_invalid(body: dict) -> tuple[str, ...]:
-    """The sides an attestation body flags invalid (``invalid_mm``, ``invalid_rm``), as names, in the contract's order."""
+    """The sides an attestation body flags invalid (``invalid_mm``, ``invalid_rm``): names, in the contract's order."""
     return tuple(side.value for side in SIDES if body.get(f"invalid_{side}"))
 
 

@@ -357,14 +357,14 @@ class Auditor:
         from crypto.tfhers import OwnerReportError
         from protocol.backend import report_binding
 
-        rid = h.round_id
+        rid, dealer = h.round_id, dealer_of(side)
         if not self.dep.blobs.path(h.reveals[side]).exists() and any(s == side for s, _ in h.faults.values()):
             from protocol.attestation import WITHHELD
 
             self.anchored.add(bytes(h.reveals[side]))
             h.refused[side] = WITHHELD
-            self.report.add(rid, f"report.{side}", True, f"{dealer_of(side)} revealed {h.reveals[side].hex()[:16]}… but "
-                            f"never published the blob; the evaluators name it")
+            self.report.add(rid, f"report.{side}", True, f"{dealer} revealed {h.reveals[side].hex()[:16]}… "
+                            f"but never published the blob; the evaluators name it")
             return None
         blob = self._blob(rid, f"report_{side}", h.reveals[side])
         if blob is None or self.artifact is None or self.public_key is None:
@@ -375,10 +375,10 @@ class Auditor:
                 blob, report_binding(self.dep.chain_id, self.dep.contract_address, rid, side))
         except OwnerReportError as exc:
             h.refused[side] = exc.reason
-            self.report.add(rid, f"report.{side}", True, f"{dealer_of(side)}'s blob is refused ({exc.reason}): "
+            self.report.add(rid, f"report.{side}", True, f"{dealer}'s blob is refused ({exc.reason}): "
                             f"{exc.detail}; the evaluators must name it")
             return None
-        self.report.add(rid, f"report.{side}", True, f"{dealer_of(side)}'s blob opens: bound to {dealer_of(side)}, round "
+        self.report.add(rid, f"report.{side}", True, f"{dealer}'s blob opens: bound to {dealer}, round "
                         f"{rid} and this contract, encrypted under the published public key{proofs}")
         return opened
 
@@ -393,16 +393,16 @@ class Auditor:
         for addr, (side, fault) in h.faults.items():
             who = self._who(addr)
             if first is None:
-                self.report.add(rid, f"evaluation.fault.{who}", False, f"{who} posted a fault against {dealer_of(side)}, "
-                                f"whose blob opens (so does the other dealer's)")
+                self.report.add(rid, f"evaluation.fault.{who}", False, f"{who} posted a fault against "
+                                f"{dealer_of(side)}, whose blob opens (so does the other dealer's)")
                 continue
             want = sha256(fault_record(self.dep, rid, first, h.reveals[first], refused[first]))
             ok = side == first and fault == want
             if ok:
                 self._blob(rid, f"fault_{who}", fault)
             self.report.add(rid, f"evaluation.fault.{who}", ok,
-                            f"{who} named {dealer_of(side)} with fault record {fault.hex()[:16]}…; the replay refuses "
-                            f"{dealer_of(first)}'s blob ({refused[first]}), record {want.hex()[:16]}…")
+                            f"{who} named {dealer_of(side)} with fault record {fault.hex()[:16]}…; the replay "
+                            f"refuses {dealer_of(first)}'s blob ({refused[first]}), record {want.hex()[:16]}…")
         if first is not None:
             for addr in h.votes:
                 self.report.add(rid, f"evaluation.vote.{self._who(addr)}", False,

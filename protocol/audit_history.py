@@ -225,16 +225,17 @@ class _Replay:
 
         dealer = a["dealer"].lower()
         side = _side(a)
-        self.check_sender(r, e, {self.dealer[side]} & {dealer}, dealer_of(side))
+        role = dealer_of(side)
+        self.check_sender(r, e, {self.dealer[side]} & {dealer}, role)
         digest = bytes(a["blob_digest"])
         if set(r.commitments) != set(SIDES):
-            r.problem("commit_reveal.order", f"{dealer_of(side)} revealed {self.where(e)} before both dealers committed "
+            r.problem("commit_reveal.order", f"{role} revealed {self.where(e)} before both dealers committed "
                                              f"(committed: {sorted(r.commitments) or 'none'})")
         self.check_in_time(r, e, P.REVEALING)
         if side in r.reveals:
-            r.problem("commit_reveal.order", f"{dealer_of(side)} revealed twice, again {self.where(e)}")
+            r.problem("commit_reveal.order", f"{role} revealed twice, again {self.where(e)}")
         if blob_commitment(digest, side, r.round_id, self.contract) != r.blob_commitments.get(side):
-            r.problem("commit_reveal.match", f"{dealer_of(side)}'s reveal {digest.hex()[:16]}… {self.where(e)} does not "
+            r.problem("commit_reveal.match", f"{role}'s reveal {digest.hex()[:16]}… {self.where(e)} does not "
                                              f"open its blob commitment sha256(abi.encode(blob_digest, {int(a['side'])}, "
                                              f"{r.round_id}, contract))")
         r.reveals[side] = digest
@@ -265,8 +266,8 @@ class _Replay:
         r.faults[a["evaluator"]] = (side, bytes(a["fault_digest"]))
         count = sum(1 for s, _ in r.faults.values() if s == side)
         if int(a["votes"]) != count:
-            r.problem("phase.order", f"FaultPosted {self.where(e)} counts {a['votes']} faults against {dealer_of(side)}, "
-                                     f"the events give {count}")
+            r.problem("phase.order", f"FaultPosted {self.where(e)} counts {a['votes']} faults against "
+                                     f"{dealer_of(side)}, the events give {count}")
 
     def _on_SharePosted(self, r, e, a) -> None:
         holder, stage = a["holder"].lower(), int(a["stage"])

@@ -211,7 +211,8 @@ def run(args) -> int:
     _check_existing_market(args)
     if args.input_proofs and args.backend != "fhe":
         raise UsageError(f"--input-proofs needs --backend fhe, got --backend {args.backend}")
-    signers = signers_from_args(args, signing_roles(args.evaluators, args.holders))  # every key file and keystore checked before anything starts
+    # every key file and keystore checked before anything starts
+    signers = signers_from_args(args, signing_roles(args.evaluators, args.holders))
     ui = RichUI(args.json)
     try:
         report = run_demo(args.data_dir, rounds=args.rounds, grid=args.grid, backend=args.backend, seed=args.seed,
