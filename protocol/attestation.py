@@ -22,13 +22,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.vocabulary import SIDES, Side, dealer_of
 from crypto.encoding import canonical_bytes, canonical_loads
 from protocol.errors import ProtocolPackageError
 
 __all__ = ["ATTESTATION_CONTEXT", "EXECUTION_CONTEXT", "FAULT_CONTEXT", "StatementError", "attestation_body",
            "fault_record",
            "execution_record_body", "sign_statement", "open_statement", "expected_attestation",
-           "expected_execution_record", "mismatches"]
+           "expected_execution_record", "mismatches", "attested_invalid"]
 
 ATTESTATION_CONTEXT = "repo-market:decryption-attestation:v3"
 FAULT_CONTEXT = "repo-market:report-fault:v1"
@@ -42,6 +43,18 @@ class StatementError(ProtocolPackageError):
 
 def _market_fields(chain_id: int, contract: str, round_id: int) -> dict:
     return {"chain_id": int(chain_id), "contract": bytes.fromhex(contract[2:]), "round": int(round_id)}
+
+
+def _dealer_fields(side: Side | str) -> dict:
+    """``{"dealer", "side"}`` of a statement about one dealer, as plain strings (the canonical encoding takes exact
+    ``str`` only)."""
+    side = Side.of(side)
+    return {"dealer": dealer_of(side), "side": side.value}
+
+
+def attested_invalid(body: dict) -> tuple[str, ...]:
+    """The sides an attestation body flags invalid (``invalid_mm``, ``invalid_rm``): names, in the contract's order."""
+    return tuple(side.value for side in SIDES if body.get(f"invalid_{side}"))
 
 
 def attestation_body(dep, round_id: int, *, ciphertexts: dict, output: bytes, instruction_commitment: bytes,
@@ -58,8 +71,8 @@ def attestation_body(dep, round_id: int, *, ciphertexts: dict, output: bytes, in
         "ciphertext_digest_mm": ciphertexts["mm"],
         "ciphertext_digest_rm": ciphertexts["rm"],
         "output_digest": output,
-        "invalid_mm": "mm" in invalid,
-        "invalid_rm": "rm" in invalid,
+        "invalid_mm": Side.MM in invalid,
+        "invalid_rm": Side.RM in invalid,
         "instruction_commitment": instruction_commitment,
         "trade": bool(trade),
         "sealed_instruction_mm": sealed_instructions["mm"],
@@ -73,7 +86,7 @@ def fault_record(dep, round_id: int, side: str, blob_digest: bytes, reason: str)
     """The blob an evaluator posts the digest of when it refuses ``side``'s revealed blob (``reason``: the
     OwnerReportError reason). No free text: honest evaluators write byte-identical records."""
     return canonical_bytes({"context": FAULT_CONTEXT, **_market_fields(dep.chain_id, dep.contract_address, round_id),
-                            "dealer": f"dealer_{side}", "side": side, "blob_digest": bytes(blob_digest),
+                            **_dealer_fields(side), "blob_digest": bytes(blob_digest),
                             "reason": str(reason)}, name="fault record")
 
 
@@ -83,8 +96,7 @@ def execution_record_body(dep, round_id: int, side: str, *, rate: int, volume: i
     return {
         "context": EXECUTION_CONTEXT,
         **_market_fields(dep.chain_id, dep.contract_address, round_id),
-        "dealer": f"dealer_{side}",
-        "side": side,
+        **_dealer_fields(side),
         "rate": int(rate),
         "volume": int(volume),
         "offer": offer,
@@ -116,7 +128,7 @@ def open_statement(raw: bytes, signer, *, name: str, context: str) -> dict:
 def expected_attestation(dep, onchain_terms, rs, invalid_side: str | None = None) -> dict:
     """The attestation fields the chain fixes for round ``rs`` (the rest name blobs checked by hash);
     ``invalid_side``: the side of the round's InputInvalid event, if any."""
-    extra = {} if invalid_side is None else {"invalid_mm": invalid_side == "mm", "invalid_rm": invalid_side == "rm"}
+    extra = {} if invalid_side is None else {f"invalid_{s}": invalid_side == s for s in SIDES}
     return {
         **extra,
         "context": ATTESTATION_CONTEXT,
@@ -132,7 +144,7 @@ def expected_attestation(dep, onchain_terms, rs, invalid_side: str | None = None
 def expected_execution_record(dep, round_id: int, side: str, rate: int, volume: int) -> dict:
     """The execution-record fields the chain fixes (from the LegExecuted event of ``side``)."""
     return {"context": EXECUTION_CONTEXT, **_market_fields(dep.chain_id, dep.contract_address, round_id),
-            "dealer": f"dealer_{side}", "side": side, "rate": int(rate), "volume": int(volume)}
+            **_dealer_fields(side), "rate": int(rate), "volume": int(volume)}
 
 
 def mismatches(body: dict, expected: dict[str, Any]) -> list[str]:

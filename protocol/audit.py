@@ -45,6 +45,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from common.vocabulary import (ACCEPTANCE, CUSTODIAN, DEALER_MM, DEALER_RM, INSTRUCTION, OFFER, SIDES, Side,
+                               client_of, dealer_of)
+from protocol.attestation import attested_invalid
 from protocol.blobstore import BlobError
 from protocol.deployment import Deployment, DeploymentError, published_coordinator_terms
 from protocol.layout import read_json, writer_active
@@ -52,7 +55,6 @@ from protocol.layout import read_json, writer_active
 __all__ = ["Auditor", "AuditReport"]
 
 _ZERO = bytes(32)
-SIDES = ("mm", "rm")
 
 
 @dataclass
@@ -96,10 +98,6 @@ class AuditReport:
                 "rounds": [{"round": r, "checks": checks} for r, checks in sorted(self.rounds.items())],
                 "failures": self.failures, "notices": list(self.notices), "checks": self.check_count,
                 "cut": dict(self.cut), "timings": self.timings}
-
-
-def _hex(b: bytes) -> str:
-    return b.hex()
 
 
 class Auditor:
@@ -169,8 +167,8 @@ class Auditor:
             f"{onchain.base_rate}, {onchain.rate_bits}, {onchain.hurdle_mode}")
         for name, value in (("circuit", onchain.circuit_digest), ("evaluation_keys", onchain.evaluation_keys_digest)):
             add(0, f"digest.{name}", dep.digest(name) == value,
-                f"market.json {dep.descriptor['digests'][name]} vs chain {value.hex()}")
-        roles = {"dealer_mm": onchain.dealer_mm, "dealer_rm": onchain.dealer_rm, "custodian": onchain.custodian}
+                f"market.json {dep.digest(name).hex()} vs chain {value.hex()}")
+        roles = {DEALER_MM: onchain.dealer_mm, DEALER_RM: onchain.dealer_rm, CUSTODIAN: onchain.custodian}
         roles.update(dict(zip(dep.evaluators, onchain.evaluators)))
         bad = [r for r, a in roles.items() if a.lower() != dep.address(r).lower()]
         add(0, "addresses", not bad and len(onchain.evaluators) == len(dep.evaluators),
@@ -254,8 +252,7 @@ class Auditor:
         self.report.timings["history_events"] = h.events
 
     def _who(self, address: str) -> str:
-        by = {a.lower(): r for r, a in self.dep.descriptor["addresses"].items()}
-        return by.get(address.lower(), address)
+        return self.dep.role_of(address) or address
 
     def check_liveness(self):
         h = self.history
@@ -291,7 +288,7 @@ class Auditor:
         for side in SIDES:
             self.report.add(round_id, f"commitment.{side}", rs.commitment(side) != _ZERO or rs.phase.name in (
                 "COMMITTED", "FORFEITED"), f"report commitment {rs.commitment(side).hex()} and blob commitment "
-                f"{rs.blob_commitment(side).hex()} by dealer_{side}")
+                f"{rs.blob_commitment(side).hex()} by {dealer_of(side)}")
         if not h.reveals:
             return
         inputs = {side: self.check_report(h, side) for side in SIDES if side in h.reveals}
@@ -332,7 +329,7 @@ class Auditor:
         for side in SIDES:
             implied = sum(1 for s, _ in h.faults.values() if s == side)
             if word.faults(side) != implied:
-                diffs.append(f"faults against dealer_{side}: storage {word.faults(side)}, events {implied}")
+                diffs.append(f"faults against {dealer_of(side)}: storage {word.faults(side)}, events {implied}")
         for i, e in enumerate(self.published.evaluators):
             if word.posted(i) != (e.lower() in voted):
                 diffs.append(f"evaluator {i} posted-bit: storage {word.posted(i)}, events {e.lower() in voted}")
@@ -360,14 +357,14 @@ class Auditor:
         from crypto.tfhers import OwnerReportError
         from protocol.backend import report_binding
 
-        rid = h.round_id
+        rid, dealer = h.round_id, dealer_of(side)
         if not self.dep.blobs.path(h.reveals[side]).exists() and any(s == side for s, _ in h.faults.values()):
             from protocol.attestation import WITHHELD
 
             self.anchored.add(bytes(h.reveals[side]))
             h.refused[side] = WITHHELD
-            self.report.add(rid, f"report.{side}", True, f"dealer_{side} revealed {h.reveals[side].hex()[:16]}… but "
-                            f"never published the blob; the evaluators name it")
+            self.report.add(rid, f"report.{side}", True, f"{dealer} revealed {h.reveals[side].hex()[:16]}… "
+                            f"but never published the blob; the evaluators name it")
             return None
         blob = self._blob(rid, f"report_{side}", h.reveals[side])
         if blob is None or self.artifact is None or self.public_key is None:
@@ -378,10 +375,10 @@ class Auditor:
                 blob, report_binding(self.dep.chain_id, self.dep.contract_address, rid, side))
         except OwnerReportError as exc:
             h.refused[side] = exc.reason
-            self.report.add(rid, f"report.{side}", True, f"dealer_{side}'s blob is refused ({exc.reason}): "
+            self.report.add(rid, f"report.{side}", True, f"{dealer}'s blob is refused ({exc.reason}): "
                             f"{exc.detail}; the evaluators must name it")
             return None
-        self.report.add(rid, f"report.{side}", True, f"dealer_{side}'s blob opens: bound to dealer_{side}, round "
+        self.report.add(rid, f"report.{side}", True, f"{dealer}'s blob opens: bound to {dealer}, round "
                         f"{rid} and this contract, encrypted under the published public key{proofs}")
         return opened
 
@@ -396,20 +393,20 @@ class Auditor:
         for addr, (side, fault) in h.faults.items():
             who = self._who(addr)
             if first is None:
-                self.report.add(rid, f"evaluation.fault.{who}", False, f"{who} posted a fault against dealer_{side}, "
-                                f"whose blob opens (so does the other dealer's)")
+                self.report.add(rid, f"evaluation.fault.{who}", False, f"{who} posted a fault against "
+                                f"{dealer_of(side)}, whose blob opens (so does the other dealer's)")
                 continue
             want = sha256(fault_record(self.dep, rid, first, h.reveals[first], refused[first]))
             ok = side == first and fault == want
             if ok:
                 self._blob(rid, f"fault_{who}", fault)
             self.report.add(rid, f"evaluation.fault.{who}", ok,
-                            f"{who} named dealer_{side} with fault record {fault.hex()[:16]}…; the replay refuses "
-                            f"dealer_{first}'s blob ({refused[first]}), record {want.hex()[:16]}…")
+                            f"{who} named {dealer_of(side)} with fault record {fault.hex()[:16]}…; the replay "
+                            f"refuses {dealer_of(first)}'s blob ({refused[first]}), record {want.hex()[:16]}…")
         if first is not None:
             for addr in h.votes:
                 self.report.add(rid, f"evaluation.vote.{self._who(addr)}", False,
-                                f"{self._who(addr)} posted an output although dealer_{first}'s blob is refused "
+                                f"{self._who(addr)} posted an output although {dealer_of(first)}'s blob is refused "
                                 f"({refused[first]})")
 
     def check_evaluation(self, h, rs, inputs):
@@ -422,8 +419,8 @@ class Auditor:
             start = time.perf_counter()
             self.progress("replay", round=rid)
             try:
-                replayed = self._runner_for(self.artifact, self._cache).evaluate(self.eval_keys, inputs["mm"],
-                                                                                  inputs["rm"])
+                replayed = self._runner_for(self.artifact, self._cache).evaluate(self.eval_keys, inputs[Side.MM],
+                                                                                  inputs[Side.RM])
             except Exception as exc:  # a corrupted input must fail the check, not the auditor
                 replayed = None
                 add(rid, "evaluation.replay", False, f"replay raised {type(exc).__name__}: {exc}")
@@ -456,7 +453,7 @@ class Auditor:
         if raw is None:
             return None
         try:
-            body = open_statement(raw, self.dep.identity("custodian"), name="attestation", context=ATTESTATION_CONTEXT)
+            body = open_statement(raw, self.dep.identity(CUSTODIAN), name="attestation", context=ATTESTATION_CONTEXT)
         except StatementError as exc:
             self.report.add(rid, "attestation.signature", False, str(exc))
             return None
@@ -475,11 +472,10 @@ class Auditor:
         from crypto.circuit import SelectionOutput
         from crypto.threshold import ThresholdError
         from protocol.backend import invalid_sides
-        from protocol.opening import PostedShare, open_output
+        from protocol.opening import PostedShare, holder_name, open_output
 
         rid, add = rs.round_id, self.report.add
-        names = {self.dep.address(x).lower(): x for x in self.dep.holders}
-        shares = {stage: [PostedShare(names.get(address, address), address, stage, share_digest, 0, count)
+        shares = {stage: [PostedShare(holder_name(self.dep, address), address, stage, share_digest, 0, count)
                           for count, (address, share_digest) in enumerate(h.shares.get(stage, {}).items(), 1)]
                   for stage in (0, 1)}
         if len(shares[1]) < self.dep.holder_threshold and body is None:
@@ -516,16 +512,16 @@ class Auditor:
             add(rid, "attestation.shares", not unknown and len(tables) >= self.dep.holder_threshold,
                 f"the attestation names shares no SharePosted event names: {unknown}" if unknown else
                 f"names {len(masks)} mask and {len(tables)} table shares posted on chain")
-            attested = tuple(s for s in SIDES if body.get(f"invalid_{s}"))
+            attested = attested_invalid(body)
             trade = bool(instruction.trade) and not flagged
             said = lambda t: "a trade" if t else "no trade"  # noqa: E731
             add(rid, "attestation.flags", flagged == attested and bool(body.get("trade")) == trade,
                 f"the opened output flags {list(flagged) or 'no'} invalid input and {said(trade)}; "
                 f"the attestation {list(attested) or 'none'} and {said(body.get('trade'))}")
         if rs.phase.name == "SETTLED" and rs.trade and set(h.records) == set(SIDES):
-            want = {"mm": (int(instruction.r_mm), int(instruction.volume)),
-                    "rm": (int(instruction.r_rm), int(instruction.volume))}
-            got = {side: (h.records[side].rate, h.records[side].volume) for side in SIDES}
+            want = {Side.MM.value: (int(instruction.r_mm), int(instruction.volume)),
+                    Side.RM.value: (int(instruction.r_rm), int(instruction.volume))}
+            got = {side.value: (h.records[side].rate, h.records[side].volume) for side in SIDES}
             add(rid, "opening.instruction", got == want, f"executed legs (rate, volume) {got}; the opened "
                 f"instruction {want}")
 
@@ -537,19 +533,19 @@ class Auditor:
         if output is None:
             return
         flagged = invalid_sides(decode_output(output))
-        attested = tuple(s for s in SIDES if body.get(f"invalid_{s}"))
+        attested = attested_invalid(body)
         self.report.add(rs.round_id, "attestation.flags", flagged == attested,
                         f"the output flags {list(flagged) or 'no'} invalid input, the attestation {list(attested) or 'none'}")
 
     def _sealed_binding(self, rid: int, kind: str, digest: bytes, purpose: str, sender: str, recipient: str):
-        from crypto.envelope import Binding, SealedMessage
+        from crypto.envelope import SealedMessage
 
         raw = self._blob(rid, kind, digest)
         if raw is None:
             return
         check = kind.replace("_mm", ".mm").replace("_rm", ".rm")
         try:
-            want = Binding(purpose, self.dep.chain_id, self.dep.contract_address, rid, sender, recipient)
+            want = self.dep.binding(purpose, rid, sender, recipient)
             problems = SealedMessage.from_bytes(raw).binding.mismatches(want)
             self.report.add(rid, check, not problems, "; ".join(problems) or "bound to this round")
         except Exception as exc:
@@ -558,7 +554,7 @@ class Auditor:
     def check_sealed_instructions(self, rs, body):
         for side in SIDES:
             self._sealed_binding(rs.round_id, f"sealed_instruction_{side}", body[f"sealed_instruction_{side}"],
-                                 "instruction", "custodian", f"dealer_{side}")
+                                 INSTRUCTION, CUSTODIAN, dealer_of(side))
 
     def check_execution(self, h, side: str):
         """The dealer's execution record (its digest is the LegExecuted evidence): signed by the dealer, naming
@@ -566,7 +562,7 @@ class Auditor:
         from protocol.attestation import (EXECUTION_CONTEXT, StatementError, expected_execution_record, mismatches,
                                           open_statement)
 
-        rid, dealer = h.round_id, f"dealer_{side}"
+        rid, dealer = h.round_id, dealer_of(side)
         raw = self._blob(rid, f"execution_record_{side}", h.evidence[side])
         if raw is None:
             return
@@ -580,9 +576,9 @@ class Auditor:
         self.report.add(rid, f"execution.{side}", not diffs,
                         f"{dealer}'s signed execution record differs from its LegExecuted event in {diffs}" if diffs
                         else f"signed by {dealer}; rate {record.rate}, volume {record.volume} as on chain")
-        client = f"client_{side}"
-        self._sealed_binding(rid, f"offer_{side}", body["offer"], "offer", dealer, client)
-        self._sealed_binding(rid, f"acceptance_{side}", body["acceptance"], "acceptance", client, dealer)
+        client = client_of(side)
+        self._sealed_binding(rid, f"offer_{side}", body["offer"], OFFER, dealer, client)
+        self._sealed_binding(rid, f"acceptance_{side}", body["acceptance"], ACCEPTANCE, client, dealer)
 
     def check_outcome(self, h, rs):
         from chain import RoundPhase as P
@@ -596,7 +592,7 @@ class Auditor:
         elif rs.phase is P.SETTLED and not rs.trade:
             add(rid, "execution.no_trade", not h.records, f"no-trade round closed as {rs.phase.label}")
         elif rs.phase is P.SETTLED:
-            add(rid, "execution.settled", set(h.records) == {"mm", "rm"}, f"legs {rs.mm_record}, {rs.rm_record}")
+            add(rid, "execution.settled", set(h.records) == set(SIDES), f"legs {rs.mm_record}, {rs.rm_record}")
 
     # --- transcripts and blobs -----------------------------------------------------------------------
     def check_transcript(self, round_id: int):

@@ -30,6 +30,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chain import PHASE_TRANSITIONS, PHASE_WINDOW, ExecutionRecord, RoundPhase, RoundState
+from common.vocabulary import SIDES, Side, dealer_of
 
 __all__ = ["MarketHistory", "RoundHistory", "read_history"]
 
@@ -112,11 +113,16 @@ class MarketHistory:
         return sum(self.deposits.values()) + sum(self.withdrawable.values())
 
 
+def _side(a) -> str:
+    """The name of the side an event's ``side`` field numbers (plain ``str``: it shows in messages as before)."""
+    return Side.of(int(a["side"])).value
+
+
 class _Replay:
     def __init__(self, dep, published) -> None:
         self.dep, self.terms = dep, published
         low = str.lower
-        self.dealer = {"mm": low(published.dealer_mm), "rm": low(published.dealer_rm)}
+        self.dealer = {Side.MM.value: low(published.dealer_mm), Side.RM.value: low(published.dealer_rm)}
         self.contract = dep.contract_address
         self.side_of = {v: k for k, v in self.dealer.items()}
         self.custodian = low(published.custodian)
@@ -208,31 +214,32 @@ class _Replay:
             r.problem("history.senders", f"ReportCommitted {self.where(e)} by {dealer}, not a dealer")
             return
         if side in r.commitments:
-            r.problem("phase.order", f"dealer_{side} committed twice, again {self.where(e)}")
+            r.problem("phase.order", f"{dealer_of(side)} committed twice, again {self.where(e)}")
         r.commitments[side] = bytes(a["commitment"])
         r.blob_commitments[side] = bytes(a["blob_commitment"])
-        if set(r.commitments) == {"mm", "rm"}:
+        if set(r.commitments) == set(SIDES):
             r._cause = (e.tx_hash, e.name)
 
     def _on_ReportRevealed(self, r, e, a) -> None:
         from chain import blob_commitment
 
         dealer = a["dealer"].lower()
-        side = "mm" if int(a["side"]) == 0 else "rm"
-        self.check_sender(r, e, {self.dealer[side]} & {dealer}, f"dealer_{side}")
+        side = _side(a)
+        role = dealer_of(side)
+        self.check_sender(r, e, {self.dealer[side]} & {dealer}, role)
         digest = bytes(a["blob_digest"])
-        if set(r.commitments) != {"mm", "rm"}:
-            r.problem("commit_reveal.order", f"dealer_{side} revealed {self.where(e)} before both dealers committed "
+        if set(r.commitments) != set(SIDES):
+            r.problem("commit_reveal.order", f"{role} revealed {self.where(e)} before both dealers committed "
                                              f"(committed: {sorted(r.commitments) or 'none'})")
         self.check_in_time(r, e, P.REVEALING)
         if side in r.reveals:
-            r.problem("commit_reveal.order", f"dealer_{side} revealed twice, again {self.where(e)}")
+            r.problem("commit_reveal.order", f"{role} revealed twice, again {self.where(e)}")
         if blob_commitment(digest, side, r.round_id, self.contract) != r.blob_commitments.get(side):
-            r.problem("commit_reveal.match", f"dealer_{side}'s reveal {digest.hex()[:16]}… {self.where(e)} does not "
+            r.problem("commit_reveal.match", f"{role}'s reveal {digest.hex()[:16]}… {self.where(e)} does not "
                                              f"open its blob commitment sha256(abi.encode(blob_digest, {int(a['side'])}, "
                                              f"{r.round_id}, contract))")
         r.reveals[side] = digest
-        if set(r.reveals) == {"mm", "rm"}:
+        if set(r.reveals) == set(SIDES):
             r._cause = (e.tx_hash, e.name)
 
     def _on_OutputPosted(self, r, e, a) -> None:
@@ -251,7 +258,7 @@ class _Replay:
             r._cause = (e.tx_hash, e.name)
 
     def _on_FaultPosted(self, r, e, a) -> None:
-        ev, side = a["evaluator"].lower(), "mm" if int(a["side"]) == 0 else "rm"
+        ev, side = a["evaluator"].lower(), _side(a)
         self.check_sender(r, e, {ev} & self.evaluators, "an evaluator posting its own fault")
         self.check_in_time(r, e, P.REPORTED)
         if ev in {v.lower() for v in (*r.votes, *r.faults)}:
@@ -259,8 +266,8 @@ class _Replay:
         r.faults[a["evaluator"]] = (side, bytes(a["fault_digest"]))
         count = sum(1 for s, _ in r.faults.values() if s == side)
         if int(a["votes"]) != count:
-            r.problem("phase.order", f"FaultPosted {self.where(e)} counts {a['votes']} faults against dealer_{side}, "
-                                     f"the events give {count}")
+            r.problem("phase.order", f"FaultPosted {self.where(e)} counts {a['votes']} faults against "
+                                     f"{dealer_of(side)}, the events give {count}")
 
     def _on_SharePosted(self, r, e, a) -> None:
         holder, stage = a["holder"].lower(), int(a["stage"])
@@ -289,7 +296,7 @@ class _Replay:
         self.check_in_time(r, e, P.COMPUTED)
         self.check_opened(r, e)
         r.attestation = bytes(a["attestation_digest"])
-        r.invalid_side = "mm" if int(a["side"]) == 0 else "rm"
+        r.invalid_side = _side(a)
         r._invalid_tx = e.tx_hash
 
     def _on_InstructionPosted(self, r, e, a) -> None:
@@ -301,9 +308,9 @@ class _Replay:
         r._cause = (e.tx_hash, e.name)
 
     def _on_LegExecuted(self, r, e, a) -> None:
-        side = "mm" if int(a["side"]) == 0 else "rm"
-        self.check_sender(r, e, {self.dealer[side]} & {a["dealer"].lower()}, f"dealer_{side}")
-        self.check_in_time(r, e, P.INSTRUCTED if side == "mm" else P.MM_LEG_DONE)
+        side = _side(a)
+        self.check_sender(r, e, {self.dealer[side]} & {a["dealer"].lower()}, dealer_of(side))
+        self.check_in_time(r, e, P.INSTRUCTED if side == Side.MM else P.MM_LEG_DONE)
         r.records[side] = ExecutionRecord(int(a["rate"]), int(a["volume"]))
         r.evidence[side] = bytes(a["evidence"])
         r._cause = (e.tx_hash, e.name)
@@ -311,16 +318,16 @@ class _Replay:
     def _on_Forfeited(self, r, e, a) -> None:
         offender, beneficiary, amount = a["offender"].lower(), a["beneficiary"].lower(), int(a["amount"])
         side = self.side_of.get(offender)
-        if side is None or beneficiary != self.dealer.get("rm" if side == "mm" else "mm"):
+        if side is None or beneficiary != self.dealer.get(Side(side).other.value):
             r.problem("history.forfeit", f"Forfeited {self.where(e)}: {offender} -> {beneficiary} is not one "
                                          f"dealer to the other")
         reason = int(a["reason"])
         if reason == 1:  # missed deadline (enforce_deadline)
-            faulty = {P.INSTRUCTED: "mm", P.MM_LEG_DONE: "rm"}.get(r.phase)
+            faulty = {P.INSTRUCTED: Side.MM.value, P.MM_LEG_DONE: Side.RM.value}.get(r.phase)
             if r.phase is P.COMMITTED:
-                faulty = next((s for s in ("mm", "rm") if s not in r.commitments), None)
+                faulty = next((s.value for s in SIDES if s not in r.commitments), None)
             if r.phase is P.REVEALING and len(r.reveals) == 1:
-                faulty = "rm" if "mm" in r.reveals else "mm"
+                faulty = (Side.RM if Side.MM in r.reveals else Side.MM).value
             if faulty is None or faulty != side:
                 r.problem("history.forfeit", f"missed-deadline forfeit of {offender} {self.where(e)} in phase "
                                              f"{r.phase.label}: the contract's rule names dealer_{faulty}")

@@ -24,7 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
+from common.vocabulary import SIDES, dealer_of
 from crypto.encoding import canonical_bytes, canonical_loads, digest
+from protocol.errors import ProtocolPackageError
 
 __all__ = ["BACKENDS", "BackendError", "load_circuit", "DealerSide", "CustodianSide", "EvaluatorSide",
            "decode_output", "encode_output", "digit_count", "invalid_sides", "report_binding",
@@ -37,7 +39,7 @@ SIMULATE_DIGIT_LIMIT = 32
 MAX_SIMULATE_BLOB_BYTES = 1 << 20
 
 
-class BackendError(Exception):
+class BackendError(ProtocolPackageError):
     """A backend input or output is malformed."""
 
 
@@ -82,14 +84,14 @@ def _simulate(circuit, digits_mm, digits_rm):
 
 def invalid_sides(selection) -> tuple[str, ...]:
     """The sides whose input the decrypted output flags invalid ("mm", "rm", both or none)."""
-    return tuple(side for side, flag in (("mm", selection.invalid_mm), ("rm", selection.invalid_rm)) if flag)
+    return tuple(side.value for side, flag in zip(SIDES, (selection.invalid_mm, selection.invalid_rm)) if flag)
 
 
 def report_binding(chain_id: int, contract: str, round_id: int, side: str):
     """What a dealer's blob is bound to (the proof's metadata when proofs are on)."""
     from crypto.tfhers import owner_report_binding
 
-    return owner_report_binding(chain_id=chain_id, contract=contract, round=round_id, dealer_role=f"dealer_{side}")
+    return owner_report_binding(chain_id=chain_id, contract=contract, round=round_id, dealer_role=dealer_of(side))
 
 
 # --- simulate backend encodings ------------------------------------------------------------------------------

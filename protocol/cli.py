@@ -24,11 +24,8 @@ from crypto.fhe_runtime import FheRuntimeError, private_fallback_dir, reexec_wit
 from market import load_schedules
 from market.errors import MarketError
 from market.limits import MAX_SEED, LimitError, check_range
-from protocol.demo import DemoConflict
-from protocol.deployment import DeploymentError
 from protocol.errors import ProtocolPackageError
-from protocol.layout import DataDirError, check_market_file
-from protocol.roles import ProtocolError
+from protocol.layout import check_market_file
 
 # Order is the order shown by --help.
 SUBCOMMANDS = (
@@ -322,14 +319,11 @@ def _common_checks(args) -> None:
 
 def _project_errors() -> tuple[type, ...]:
     """Every error class of the project, a failure the user can act on, shown as one line (exit status 1): the
-    base class of each package's errors, and the protocol classes that do not derive from
-    :class:`ProtocolPackageError` yet. Two are imported here, on the error path, to keep start-up short: ``chain``
-    brings web3 (over a second), ``protocol.backend`` crypto's circuit and owner-encryption modules."""
+    base class of each package's errors. ``chain``'s is imported here, on the error path, to keep start-up short
+    (it brings web3: over a second)."""
     from chain.errors import ChainPackageError
-    from protocol.backend import BackendError
 
-    return (JsonInputError, MarketError, CryptoError, ChainPackageError, ProtocolPackageError,
-            BackendError, DemoConflict, DeploymentError, DataDirError, ProtocolError)
+    return (JsonInputError, MarketError, CryptoError, ChainPackageError, ProtocolPackageError)
 
 
 def environment_error(exc: OSError) -> str:

@@ -20,8 +20,10 @@ import sys
 import time
 from pathlib import Path
 
-from market import strict_json
+from common import strict_json
+from common.vocabulary import DEALER_MM
 from protocol.deployment import DEFAULT_SLOTS, create_market, missing_signers, open_market
+from protocol.errors import ProtocolPackageError
 from protocol.layout import PRIVATE_REPORT, DataDir, read_json, write_json
 from protocol.report import round_summary, write_plots
 from protocol.rounds import RoundDriver, next_round_id, rebuild_ledger
@@ -34,7 +36,7 @@ __all__ = ["run_demo", "DemoConflict", "DEFAULT_GRID", "run_verify_process"]
 DEFAULT_GRID = 8  # the owner-encrypted circuit is quadratic in N (README, known limitations)
 
 
-class DemoConflict(Exception):
+class DemoConflict(ProtocolPackageError):
     """The data directory holds a market incompatible with the request: (option, requested, existing)."""
 
     def __init__(self, option: str, requested, existing):
@@ -145,7 +147,7 @@ def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backe
         "rounds": [],
     }
     results, run_plans, r_bd_of = [], [], {}
-    dealer_mm = driver.agent("dealer_mm")
+    dealer_mm = driver.agent(DEALER_MM)
     for plan in [p for _, p in todo] + plans:
         if todo and plan is todo[0][1]:
             rid = todo.pop(0)[0]

@@ -16,28 +16,28 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from common.vocabulary import CLIENT_ROLES, CUSTODIAN, DEALER_MM, DEALER_RM, DEALER_ROLES, DEPLOYER
 from protocol.blobstore import BlobStore
-from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir, read_json, write_json
+from protocol.descriptor import MARKET_FORMAT, MarketDescriptor
+from protocol.errors import DeploymentError
+from protocol.layout import DataDir, read_json, write_json
 
 __all__ = ["Deployment", "DeploymentError", "create_market", "market_terms_digest", "open_market", "deposit_minimum_wei",
            "WEI_PER_CASH_UNIT", "MARKET_FORMAT", "evaluator_roles", "identities_digest", "identities_mismatch",
-           "published_coordinator_terms", "key_holder_roles", "threshold_terms", "DEFAULT_SLOTS", "MAX_SLOTS"]
+           "published_coordinator_terms", "key_holder_roles", "threshold_terms", "DEFAULT_SLOTS", "MAX_SLOTS",
+           "identity_roles", "signing_roles", "MarketDescriptor", "build_coordinator_terms"]
 
-MARKET_FORMAT = "repo-market-market-v1"
 WEI_PER_CASH_UNIT = 10**12  # [decided] published scale: wei per half-bp cash unit
 ENDOWMENT = {"cash_units": 1_000, "collateral_units": 1_000}  # [decided] each party's starting balances
 # One-time decryption slots dealt to the key holders at setup: one per round, a market term independent of how
 # many rounds one run drives [decided]. A slot costs each holder about 0.5 MB at N = 16 (bench_threshold.json).
 DEFAULT_SLOTS = 32
 MAX_SLOTS = 1_000
-
-
-class DeploymentError(Exception):
-    """The data directory does not hold a usable market (or holds an incompatible one)."""
 
 
 def evaluator_roles(n: int) -> list[str]:
@@ -51,6 +51,17 @@ def key_holder_roles(n: int) -> list[str]:
     from chain import key_holder_role
 
     return [key_holder_role(i) for i in range(1, n + 1)]
+
+
+def identity_roles(evaluators: int) -> list[str]:
+    """The roles with identity keys (they sign and seal): the custodian, the dealers, the clients, the evaluators."""
+    return [CUSTODIAN, *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(evaluators)]
+
+
+def signing_roles(evaluators: int, holders: int = 0) -> tuple[str, ...]:
+    """Every role with a chain account in a market of ``evaluators`` evaluators and ``holders`` key holders
+    (the roles a key file or keystore may be given for)."""
+    return (*identity_roles(evaluators), *key_holder_roles(holders), DEPLOYER)
 
 
 def threshold_terms(holders, holder_threshold: int, setup_digest: bytes, slots: int) -> dict:
@@ -105,7 +116,7 @@ def identities_digest(identities: dict) -> bytes:
     from crypto.encoding import canonical_digest
     from crypto.identity import PublicIdentity
 
-    if not isinstance(identities, dict) or not identities:
+    if not isinstance(identities, Mapping) or not identities:
         raise DeploymentError(f"identities must be a non-empty dict role -> public identity, got {identities!r}")
     fingerprints = {}
     for role, data in identities.items():
@@ -124,7 +135,7 @@ def identities_mismatch(dep: "Deployment") -> str | None:
     """
     onchain = dep.coordinator.terms().identities_digest
     try:
-        local = identities_digest(dep.descriptor.get("identities"))
+        local = identities_digest(dep.market.published_identities())
     except (DeploymentError, KeyError, TypeError, ValueError) as exc:
         return f"market.json identities are malformed: {exc}"
     if local != onchain:
@@ -148,14 +159,6 @@ def circuit_cache(layout: DataDir) -> Path:
     return Path(shared) if shared else layout.cache
 
 
-def terms_from_dict(data: dict):
-    from market.selection import HurdleMode
-    from market.terms import MarketTerms
-
-    return MarketTerms(grid=data["grid"], base_rate=data["base_rate"], rate_bits=data["rate_bits"],
-                       hurdle_bits=data["hurdle_bits"], hurdle_mode=HurdleMode(data["hurdle_mode"]))
-
-
 @dataclass
 class Deployment:
     """Public view of one market: descriptor, blob store, chain connection, coordinator, identities."""
@@ -168,46 +171,51 @@ class Deployment:
     read_only: bool = False  # the auditor's view: the chain connection writes nothing under data_dir
 
     # --- descriptor ------------------------------------------------------------------------------------
+    @cached_property
+    def market(self) -> MarketDescriptor:
+        """market.json, parsed and checked once (``descriptor`` keeps the JSON as written, for the export)."""
+        return MarketDescriptor.from_dict(self.descriptor, source=str(self.data_dir.market_file))
+
     @property
     def backend(self) -> str:
-        return self.descriptor["backend"]
+        return self.market.backend
 
-    @cached_property
+    @property
     def terms(self):
-        return terms_from_dict(self.descriptor["terms"])
+        return self.market.terms
 
     @property
     def contract_address(self) -> str:
-        return self.descriptor["contract"]
+        return self.market.contract
 
     @property
     def chain_id(self) -> int:
-        return int(self.descriptor["chain"]["chain_id"])
+        return self.market.chain_id
 
     @property
     def evaluators(self) -> list[str]:
-        return list(self.descriptor["evaluators"]["roles"])
+        return list(self.market.evaluators)
 
     @property
     def threshold(self) -> int:
-        return int(self.descriptor["evaluators"]["threshold"])
+        return self.market.threshold
 
     def digest(self, name: str) -> bytes:
-        return bytes.fromhex(self.descriptor["digests"][name])
+        return self.market.digest(name)
 
     @property
     def holders(self) -> list[str]:
         """The key holders' roles (empty: no holders, the simulate backend)."""
-        return list(self.descriptor.get("key_holders", {}).get("roles", []))
+        return list(self.market.holders)
 
     @property
     def holder_threshold(self) -> int:
-        return int(self.descriptor.get("key_holders", {}).get("threshold", 0))
+        return self.market.holder_threshold
 
     @property
     def slots(self) -> int:
         """One-time decryption slots dealt at setup: round r uses slot r - 1 (0: no holders)."""
-        return int(self.descriptor.get("key_holders", {}).get("slots", 0))
+        return self.market.slots
 
     def threshold_setup(self):
         """The public threshold setup record (crypto.threshold.ThresholdSetup), hash-checked against market.json."""
@@ -218,12 +226,12 @@ class Deployment:
     @property
     def input_proofs(self) -> bool:
         """Whether dealers prove their encrypted reports (a CRS is published): ``--input-proofs``."""
-        return self.descriptor["digests"].get("crs") is not None
+        return self.market.input_proofs
 
     @property
     def owner_parameters(self) -> str | None:
         """The name of the TFHE-rs parameter record dealers encrypt with (None on the simulate backend)."""
-        return None if self.backend == "simulate" else self.descriptor["owner_encryption"]["parameters"]
+        return None if self.backend == "simulate" else self.market.owner_parameters
 
     def public_key(self) -> bytes:
         """The market's public key blob (dealers encrypt under it), hash-checked against market.json."""
@@ -236,23 +244,35 @@ class Deployment:
     def terms_digest(self) -> bytes:
         """The terms digest market.json implies (market terms, parameter record, public key, CRS): the contract's
         must equal it."""
-        owner = self.descriptor["owner_encryption"]
-        holders = (threshold_terms(self.holders, self.holder_threshold, self.digest("threshold_setup"), self.slots)
-                   if self.holders else None)
-        return market_terms_digest(self.terms, owner_encryption_terms(
-            owner["parameters"], bytes.fromhex(owner["parameters_sha256"]) if owner["parameters_sha256"] else None,
-            self.digest("public_key"), self.digest("crs") if self.input_proofs else None), holders)
+        m = self.market
+        holders = (threshold_terms(m.holders, m.holder_threshold, m.digest("threshold_setup"), m.slots)
+                   if m.holders else None)
+        return market_terms_digest(m.terms, owner_encryption_terms(
+            m.owner_parameters, m.owner_parameters_sha256, m.digest("public_key"),
+            m.digest("crs") if m.input_proofs else None), holders)
 
     def identity(self, role: str):
         from crypto.identity import PublicIdentity
 
         try:
-            return PublicIdentity.from_dict(self.descriptor["identities"][role])
+            return PublicIdentity.from_dict(dict(self.market.identities[role]))
         except KeyError:
             raise DeploymentError(f"market.json has no public identity for role {role!r}") from None
 
+    def binding(self, purpose: str, round_id: int, sender: str, recipient: str):
+        """The binding of a sealed message of this market (``crypto.envelope.Binding``): what a sender seals to and
+        a recipient (or the auditor) checks -- purpose, chain, contract, round, sender and recipient roles."""
+        from crypto.envelope import Binding
+
+        return Binding(purpose, self.chain_id, self.contract_address, int(round_id), sender, recipient)
+
     def address(self, role: str) -> str:
-        return self.descriptor["addresses"][role]
+        return self.market.address(role)
+
+    def role_of(self, address: str) -> str | None:
+        """The role published with ``address`` (case-insensitive), or None for an address that is no role's: a
+        caller that shows it keeps the address then (``dep.role_of(a) or a``)."""
+        return self.market.role_of(address)
 
     # --- shared services ---------------------------------------------------------------------------------
     @cached_property
@@ -264,8 +284,8 @@ class Deployment:
         if self._chain is None:
             from chain import connect
 
-            external = tuple(role for role, source in account_sources(self.descriptor).items() if source != "dev-seed")
-            self._chain = connect(self.data_dir.root, self.rpc_url, seed=int(self.descriptor["chain"]["seed"]),
+            external = tuple(role for role, source in self.market.account_sources.items() if source != "dev-seed")
+            self._chain = connect(self.data_dir.root, self.rpc_url, seed=self.market.seed,
                                   read_only=self.read_only, accounts=self.signers or None, external_roles=external)
         return self._chain
 
@@ -287,18 +307,12 @@ class Deployment:
         if circuit.artifact_digest != self.digest("circuit"):
             raise DeploymentError(
                 f"compiled circuit digest {circuit.artifact_digest.hex()} differs from the published "
-                f"{self.descriptor['digests']['circuit']}")
+                f"{self.digest('circuit').hex()}")
         return circuit
 
 
 DEV_KEYS_WARNING = ("every chain account of this market is derived from a public seed: anyone who knows the "
                     "seed can sign for every role. Development only: never hold real value with these keys.")
-
-
-def account_sources(descriptor: dict) -> dict[str, str]:
-    """role -> "dev-seed" | "key-file" | "keystore" as recorded in market.json (older markets: all dev-seed)."""
-    recorded = descriptor.get("accounts", {}).get("roles")
-    return dict(recorded) if recorded else {role: "dev-seed" for role in descriptor.get("addresses", {})}
 
 
 def accounts_record(sources: dict[str, str]) -> dict:
@@ -313,9 +327,9 @@ def accounts_record(sources: dict[str, str]) -> dict:
     return record
 
 
-def check_signers(descriptor: dict, signers: dict) -> None:
+def check_signers(market: MarketDescriptor, signers: dict) -> None:
     """Supplied key files/keystores must be the accounts market.json records for their roles."""
-    addresses = descriptor.get("addresses", {})
+    addresses = market.addresses
     for role, account in signers.items():
         if role not in addresses:
             raise DeploymentError(f"--key-file/--keystore {role}: the market has no role {role!r}")
@@ -327,7 +341,7 @@ def check_signers(descriptor: dict, signers: dict) -> None:
 def missing_signers(dep: "Deployment") -> list[str]:
     """Roles market.json records with their own keys for which no key file/keystore was given (a role that
     acts, e.g. a demo run, needs every one; the auditor needs none)."""
-    return sorted(role for role, source in account_sources(dep.descriptor).items()
+    return sorted(role for role, source in dep.market.account_sources.items()
                   if source != "dev-seed" and role not in dep.signers)
 
 
@@ -338,35 +352,52 @@ def open_market(data_dir: Path, rpc_url: str | None = None, signers: dict | None
     layout = DataDir(Path(data_dir))
     if not layout.market_file.exists():
         raise DeploymentError(f"{layout.market_file}: no market here (run `repo-market demo` to create one)")
-    descriptor = read_json(layout.market_file)
-    if descriptor.get("format") != MARKET_FORMAT:
-        raise DeploymentError(f"{layout.market_file}: format {descriptor.get('format')!r} is not {MARKET_FORMAT!r}")
+    dep = Deployment(layout, read_json(layout.market_file), rpc_url, signers=dict(signers or {}), read_only=read_only)
+    market = dep.market  # parsed and checked once, here: a malformed market.json is refused before anything runs
     if rpc_url is None:
-        rpc_url = descriptor["chain"].get("rpc_url")
-    check_signers(descriptor, signers or {})
-    return Deployment(layout, descriptor, rpc_url, signers=dict(signers or {}), read_only=read_only)
+        dep.rpc_url = market.rpc_url
+    check_signers(market, dep.signers)
+    return dep
 
 
 def published_coordinator_terms(dep: Deployment):
     """The CoordinatorTerms that market.json publishes (what the contract's immutables must equal).
 
     Raises DeploymentError naming what market.json lacks."""
-    from chain import CoordinatorTerms, PhaseWindows
+    from chain import PhaseWindows
 
-    d = dep.descriptor
-    if "windows" not in d:
+    m = dep.market
+    if m.windows is None:
         raise DeploymentError("market.json publishes no phase windows (created before they were published)")
-    terms = dep.terms
+    try:
+        windows = PhaseWindows(**m.windows)
+    except TypeError as exc:
+        raise DeploymentError(f"market.json windows {dict(m.windows)}: not the contract's phase windows "
+                              f"({exc})") from None
+    return build_coordinator_terms(
+        m.terms, deposit_minimum=m.deposit_minimum_wei, terms_digest=dep.terms_digest(),
+        circuit_digest=m.digest("circuit"), evaluation_keys_digest=m.digest("evaluation_keys"),
+        identities_digest=identities_digest(m.published_identities()), addresses=m.addresses,
+        evaluators=m.evaluators, threshold=m.threshold, holders=m.holders, holder_threshold=m.holder_threshold,
+        windows=windows)
+
+
+def build_coordinator_terms(terms, *, deposit_minimum: int, terms_digest: bytes, circuit_digest: bytes,
+                            evaluation_keys_digest: bytes, identities_digest: bytes, addresses, evaluators,
+                            threshold: int, holders, holder_threshold: int, windows):
+    """The Coordinator's deployment terms (``chain.CoordinatorTerms``) of a market: its terms' fields, the digests,
+    the addresses of the dealers, the custodian, the evaluators and the holders (``addresses``: role -> address;
+    ``evaluators``/``holders``: roles, in the contract's order) and the phase windows. One builder for the
+    contract ``create_market`` deploys and the one ``published_coordinator_terms`` reads back from market.json."""
+    from chain import CoordinatorTerms
+
     return CoordinatorTerms(
         grid=terms.grid, base_rate=terms.base_rate, rate_bits=terms.rate_bits, hurdle_mode=terms.hurdle_mode.value,
-        deposit_minimum=int(d["deposit"]["minimum_wei"]),
-        terms_digest=dep.terms_digest(), circuit_digest=dep.digest("circuit"),
-        evaluation_keys_digest=dep.digest("evaluation_keys"), identities_digest=identities_digest(d["identities"]),
-        dealer_mm=dep.address("dealer_mm"),
-        dealer_rm=dep.address("dealer_rm"), custodian=dep.address("custodian"),
-        evaluators=tuple(dep.address(r) for r in dep.evaluators), threshold=dep.threshold,
-        holders=tuple(dep.address(r) for r in dep.holders), holder_threshold=dep.holder_threshold,
-        windows=PhaseWindows(**{k: int(v) for k, v in d["windows"].items()}))
+        deposit_minimum=int(deposit_minimum), terms_digest=terms_digest, circuit_digest=circuit_digest,
+        evaluation_keys_digest=evaluation_keys_digest, identities_digest=identities_digest,
+        dealer_mm=addresses[DEALER_MM], dealer_rm=addresses[DEALER_RM], custodian=addresses[CUSTODIAN],
+        evaluators=tuple(addresses[r] for r in evaluators), threshold=int(threshold),
+        holders=tuple(addresses[r] for r in holders), holder_threshold=int(holder_threshold), windows=windows)
 
 
 def _deal_to_holders(custodian_side, circuit, params, layout: DataDir, blobs: BlobStore, slots: int) -> bytes:
@@ -400,7 +431,7 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
     derived from ``seed`` and market.json says so. ``progress(stage: str)`` is called before each slow step.  Returns the public deployment plus, in
     ``Deployment.descriptor["timings"]``, how long each step took.
     """
-    from chain import WINDOW_NAMES, Coordinator, CoordinatorTerms, PhaseWindows, connect, deploy_coordinator
+    from chain import Coordinator, PhaseWindows, connect, deploy_coordinator
     from crypto.identity import PUBLIC_IDENTITY_FILE, IdentityKeys
     from protocol.backend import BACKENDS, CustodianSide, load_circuit
 
@@ -437,16 +468,16 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         timings[name] = round(time.perf_counter() - start, 4)
         return out
 
-    roles = ["custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(evaluators)]  # with identity keys
-    unknown = sorted(set(signers) - {*roles, *holder_roles, "deployer"})
+    roles = identity_roles(evaluators)
+    unknown = sorted(set(signers) - {*roles, *holder_roles, DEPLOYER})
     if unknown:
         raise DeploymentError(f"--key-file/--keystore {unknown[0]}: not a role of this market "
-                              f"({', '.join([*roles, *holder_roles, 'deployer'])})")
+                              f"({', '.join([*roles, *holder_roles, DEPLOYER])})")
     # first the chain and every role's account: a node that refuses dev keys for a role without its own key
     # fails here, before any key, blob or contract exists
     chain = timed("connect chain", lambda: connect(layout.root, rpc_url, seed=seed, accounts=signers or None))
     addresses = {role: chain.address(role) for role in [*roles, *holder_roles]}
-    chain.address("deployer")
+    chain.address(DEPLOYER)
     blobs = BlobStore(layout.blobs)
     identities = {}
     for role in roles:
@@ -460,7 +491,7 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
 
     circuit = timed("compile circuit", lambda: load_circuit(terms, circuit_cache(layout)))
     custodian_side = timed("generate FHE keys", lambda: CustodianSide.open(
-        backend, circuit, layout.fhe_keys_dir("custodian"), create=True, input_proofs=input_proofs))
+        backend, circuit, layout.fhe_keys_dir(CUSTODIAN), create=True, input_proofs=input_proofs))
     evaluation_keys = timed("serialize evaluation keys", custodian_side.evaluation_keys)
     circuit_digest = blobs.put(circuit.artifact_bytes)
     keys_digest = blobs.put(evaluation_keys)
@@ -479,15 +510,11 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
                                                                      public_key_digest, crs_digest), key_holders)
     signers_digest = identities_digest(identities)
 
-    coordinator_terms = CoordinatorTerms(
-        grid=terms.grid, base_rate=terms.base_rate, rate_bits=terms.rate_bits,
-        hurdle_mode=terms.hurdle_mode.value, deposit_minimum=deposit_minimum_wei(terms),
-        terms_digest=terms_digest, circuit_digest=circuit_digest, evaluation_keys_digest=keys_digest,
-        identities_digest=signers_digest, dealer_mm=addresses["dealer_mm"], dealer_rm=addresses["dealer_rm"], custodian=addresses["custodian"],
-        evaluators=tuple(addresses[r] for r in evaluator_roles(evaluators)), threshold=threshold,
-        holders=tuple(addresses[r] for r in holder_roles), holder_threshold=holder_threshold if holder_roles else 0,
-        windows=windows or PhaseWindows(),
-    )
+    coordinator_terms = build_coordinator_terms(
+        terms, deposit_minimum=deposit_minimum_wei(terms), terms_digest=terms_digest, circuit_digest=circuit_digest,
+        evaluation_keys_digest=keys_digest, identities_digest=signers_digest, addresses=addresses,
+        evaluators=evaluator_roles(evaluators), threshold=threshold, holders=holder_roles,
+        holder_threshold=holder_threshold if holder_roles else 0, windows=windows or PhaseWindows())
     coordinator: Coordinator = timed("deploy contract", lambda: deploy_coordinator(chain, coordinator_terms))
     descriptor = {
         "format": MARKET_FORMAT,
@@ -504,7 +531,7 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
         "contract": coordinator.address,
         # [decided] published so that an auditor checks the contract's immutables against market.json, and
         # knows from which block the contract's history starts
-        "windows": dict(zip(WINDOW_NAMES, coordinator_terms.windows.as_tuple())),
+        "windows": coordinator_terms.windows.as_dict(),
         "deployed_at": {"block": coordinator.deployment.block_number, "tx": coordinator.deployment.tx_hash},
         "deposit": {"minimum_wei": coordinator_terms.deposit_minimum, "wei_per_cash_unit": WEI_PER_CASH_UNIT},
         "evaluators": {"roles": evaluator_roles(evaluators), "threshold": threshold},
@@ -513,7 +540,7 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
                         "slots": slots if holder_roles else 0},
         "identities": identities,
         "addresses": addresses,
-        "accounts": accounts_record({role: chain.account_source(role) for role in [*roles, "deployer"]}),
+        "accounts": accounts_record({role: chain.account_source(role) for role in [*roles, DEPLOYER]}),
         "endowment": dict(ENDOWMENT),
         "timings": timings,
     }

@@ -2,8 +2,12 @@
 :class:`ProtocolPackageError` and prints its message as one line (exit status 1)."""
 from __future__ import annotations
 
-__all__ = ["ProtocolPackageError"]
+__all__ = ["ProtocolPackageError", "DeploymentError"]
 
 
 class ProtocolPackageError(Exception):
     """Base class of the errors raised by ``protocol``; the message names the file, round, role or value."""
+
+
+class DeploymentError(ProtocolPackageError):
+    """The data directory does not hold a usable market (or holds an incompatible one)."""

@@ -43,10 +43,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from market import strict_json
+from common import strict_json
+from common.vocabulary import CUSTODIAN, INSTRUCTION, OFFER
 from protocol.blobstore import atomic_write
+from protocol.errors import ProtocolPackageError
 
-__all__ = ["DataDir", "ROLE_NAMES", "DEALER_ROLES", "CLIENT_ROLES", "read_json", "write_json", "DataDirLocked",
+__all__ = ["DataDir", "read_json", "write_json", "DataDirLocked",
            "DataDirError", "data_dir_lock", "LOCK_NAME", "check_market_file", "writer_active", "save_own_node", "PRIVATE_PLACES"]
 
 LOCK_NAME = "writer.lock"
@@ -56,13 +58,8 @@ PRIVATE_PLACES = ("roles", PRIVATE_DIR)  # the only folders of a data directory 
 ROUNDS_PLOT, TIMINGS_PLOT = "rounds.png", "timings.png"  # in plots/ (protocol.report.write_plots)
 # What a role may find in its inbox: the custodian's sealed instruction for a dealer, a dealer's offer for its
 # client. The custodian's inbox receives nothing: dealers publish their own encrypted reports.
-INBOX_KINDS = ("instruction", "offer")
+INBOX_KINDS = (INSTRUCTION, OFFER)
 _TRANSCRIPT = re.compile(r"\Around-([0-9]+)\.json\Z")
-
-# Role names are the ones crypto/ (identity, envelope bindings) and chain/ (accounts) use.
-DEALER_ROLES = ("dealer_mm", "dealer_rm")
-CLIENT_ROLES = ("client_mm", "client_rm")
-ROLE_NAMES = ("custodian", *DEALER_ROLES, *CLIENT_ROLES)  # evaluators: "evaluator_<i>" (chain.evaluator_role)
 
 
 def write_json(path: Path, obj, mode: int = 0o644) -> None:
@@ -70,11 +67,11 @@ def write_json(path: Path, obj, mode: int = 0o644) -> None:
 
 
 def read_json(path: Path):
-    """A JSON file of the data directory (repeated keys refused: market.strict_json)."""
+    """A JSON file of the data directory (repeated keys refused: common.strict_json)."""
     return strict_json.loads(Path(path).read_text())
 
 
-class DataDirError(Exception):
+class DataDirError(ProtocolPackageError):
     """The data directory cannot be used (not a directory, not writable); the message names it."""
 
 
@@ -329,4 +326,4 @@ class DataDir:
     def select_keys_dir(self, artifact_digest: bytes) -> Path:
         """The custodian's FHE keys of ``repo-market select`` for one circuit, apart from a market's own:
         ``roles/custodian/select/<first 16 hex of the artefact digest>/`` (0700 up to it)."""
-        return _private_folder(self.role("custodian") / "select") / artifact_digest.hex()[:16]
+        return _private_folder(self.role(CUSTODIAN) / "select") / artifact_digest.hex()[:16]

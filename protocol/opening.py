@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["PostedShare", "posted_shares", "output_value", "open_output", "slot_of", "Opened"]
+__all__ = ["PostedShare", "posted_shares", "holder_name", "output_value", "open_output", "slot_of", "Opened"]
 
 
 def slot_of(round_id: int) -> int:
@@ -36,16 +36,21 @@ class PostedShare:
     count: int
 
 
+def holder_name(dep, address: str) -> str:
+    """The key holder role of ``address`` (``Deployment.role_of``), or the address itself if it is no holder's."""
+    role = dep.role_of(address)
+    return role if role in dep.holders else address
+
+
 def posted_shares(dep, round_id: int) -> dict[int, list[PostedShare]]:
     """``{ShareStage.MASK: [...], ShareStage.TABLE: [...]}`` from the round's ``SharePosted`` events."""
     from chain import ShareStage
 
-    by_address = {dep.address(h).lower(): h for h in dep.holders}
     shares: dict[int, list[PostedShare]] = {ShareStage.MASK: [], ShareStage.TABLE: []}
     for e in dep.coordinator.events("SharePosted", round_id=int(round_id)):
         address = e.args["holder"]
         stage = int(e.args["stage"])
-        shares.setdefault(stage, []).append(PostedShare(by_address.get(address.lower(), address), address, stage,
+        shares.setdefault(stage, []).append(PostedShare(holder_name(dep, address), address, stage,
                                                         bytes(e.args["share_digest"]), e.block_number,
                                                         int(e.args["count"])))
     return shares

@@ -12,6 +12,7 @@ import numpy as np
 
 from common.hex import to_hex
 from common.plotting import pyplot, save_figure
+from common.vocabulary import CUSTODIAN, DEALER_MM, DEALER_RM, SIDES
 from market.equilibria import all_equilibria
 from market.game import play
 from market.selection import Instruction, select_equilibrium
@@ -41,7 +42,7 @@ def transcript_fields(dep: Deployment, rs, votes: dict) -> dict:
         "votes": {k: to_hex(v) for k, v in votes.items()},
         "records": {side: None if rs.record(side) is None else {"rate": rs.record(side).rate,
                                                                   "volume": rs.record(side).volume}
-                    for side in ("mm", "rm")},
+                    for side in SIDES},
         "forfeited": forfeiture(dep, rs),
     }
 
@@ -75,9 +76,8 @@ def write_transcript(dep: Deployment, round_id: int, run: dict) -> dict:
 def forfeiture(dep: Deployment, rs) -> dict | None:
     if rs.offender is None:
         return None
-    by_address = {a.lower(): r for r, a in dep.descriptor["addresses"].items()}
-    return {"offender": by_address.get(rs.offender.lower(), rs.offender),
-            "beneficiary": by_address.get(rs.beneficiary.lower(), rs.beneficiary),
+    return {"offender": dep.role_of(rs.offender) or rs.offender,
+            "beneficiary": dep.role_of(rs.beneficiary) or rs.beneficiary,
             "amount": int(rs.forfeited_amount)}
 
 
@@ -96,20 +96,20 @@ def leakage_statement(selected: dict, holders: bool = False) -> dict:
 def _leakage(selected: dict) -> dict:
     if not selected["trade"]:
         return {
-            "dealer_mm": "no trade; nothing about dealer_rm's report beyond 'no feasible equilibrium'",
-            "dealer_rm": "no trade; nothing about dealer_mm's report beyond 'no feasible equilibrium'",
+            DEALER_MM: f"no trade; nothing about {DEALER_RM}'s report beyond 'no feasible equilibrium'",
+            DEALER_RM: f"no trade; nothing about {DEALER_MM}'s report beyond 'no feasible equilibrium'",
             "clients": "no offer",
-            "custodian": "no report (dealers encrypt their own); the decrypted output: no trade, the invalid flags",
+            CUSTODIAN: "no report (dealers encrypt their own); the decrypted output: no trade, the invalid flags",
             "evaluators": "ciphertexts only (fixed-length), the output digest",
             "public": "commitments, digests, trade = false",
         }
     q, r_mm, r_rm, r_bd = selected["volume"], selected["r_mm"], selected["r_rm"], selected["r_bd"]
     return {
-        "dealer_mm": f"Q = {q}, its rate r_mm = {r_mm}, r_bd = {r_bd}; hence 2·r_bd − r_mm = {r_rm} = r_rm, "
+        DEALER_MM: f"Q = {q}, its rate r_mm = {r_mm}, r_bd = {r_bd}; hence 2·r_bd − r_mm = {r_rm} = r_rm, "
                      f"the other client's rate at the executed point",
-        "dealer_rm": f"Q = {q}, its rate r_rm = {r_rm}, r_bd = {r_bd}; hence 2·r_bd − r_rm = {r_mm} = r_mm",
+        DEALER_RM: f"Q = {q}, its rate r_rm = {r_rm}, r_bd = {r_bd}; hence 2·r_bd − r_rm = {r_mm} = r_mm",
         "clients": "MM: the rate offered to it; RM: the rate offered to it (each accepts its own volume)",
-        "custodian": "no report (dealers encrypt their own); the decrypted output: the selected outcome",
+        CUSTODIAN: "no report (dealers encrypt their own); the decrypted output: the selected outcome",
         "evaluators": "ciphertexts only (fixed-length), the output digest",
         "public": f"commitments, digests, trade = true; and, because the contract records each leg, "
                   f"the (rate, volume) each dealer records for its leg when it executes — under compliance "

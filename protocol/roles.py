@@ -32,18 +32,18 @@ from pathlib import Path
 
 import numpy as np
 
+from common.vocabulary import (ACCEPTANCE, CLIENT_MM, CLIENT_ROLES, CUSTODIAN, DEALER_MM, DEALER_RM, DEALER_ROLES,
+                               INSTRUCTION, OFFER, SIDES, Side, side_of)
 from protocol.blobstore import atomic_write
 from protocol.deployment import Deployment
+from protocol.errors import ProtocolPackageError
 from protocol.layout import read_json, write_json
 
 __all__ = ["ProtocolError", "DealerAgent", "ClientAgent", "Custodian", "Evaluator", "KeyHolderAgent", "Verdict",
-           "Behaviour", "BEHAVIOURS", "SIDE_OF", "CLIENT_OF", "record_tx"]
-
-SIDE_OF = {"dealer_mm": "mm", "dealer_rm": "rm"}
-CLIENT_OF = {"dealer_mm": "client_mm", "dealer_rm": "client_rm"}
+           "Behaviour", "BEHAVIOURS", "record_tx"]
 
 
-class ProtocolError(Exception):
+class ProtocolError(ProtocolPackageError):
     """A protocol step cannot proceed: the message names the round, the role and what is wrong."""
 
 
@@ -57,12 +57,6 @@ def _load_keys(dep: Deployment, role: str):
     from crypto.identity import IdentityKeys
 
     return IdentityKeys.load(dep.data_dir.identity_dir(role), role=role)
-
-
-def _binding(dep: Deployment, purpose: str, round_id: int, sender: str, recipient: str):
-    from crypto.envelope import Binding
-
-    return Binding(purpose, dep.chain_id, dep.contract_address, round_id, sender, recipient)
 
 
 def post_inbox(dep: Deployment, recipient: str, round_id: int, kind: str, digest: bytes,
@@ -124,10 +118,10 @@ class Behaviour:
 
 class DealerAgent:
     def __init__(self, dep: Deployment, role: str, circuit=None):
-        if role not in SIDE_OF:
-            raise ProtocolError(f"dealer role must be dealer_mm or dealer_rm, got {role!r}")
-        self.dep, self.role, self.side = dep, role, SIDE_OF[role]
-        self.client = CLIENT_OF[role]
+        if role not in DEALER_ROLES:
+            raise ProtocolError(f"dealer role must be {DEALER_MM} or {DEALER_RM}, got {role!r}")
+        self.dep, self.role, self.side = dep, role, side_of(role)
+        self.client = self.side.client
         self.folder = dep.data_dir.role(role)
         self.keys = _load_keys(dep, role)
         self._circuit = circuit
@@ -149,7 +143,7 @@ class DealerAgent:
         """Top the deposit up to the published minimum; returns gas used (0 if nothing to do)."""
         coord = self.dep.coordinator
         have = coord.deposit_of(self.dep.address(self.role))
-        need = int(self.dep.descriptor["deposit"]["minimum_wei"]) - have
+        need = self.dep.market.deposit_minimum_wei - have
         if need <= 0:
             return 0
         return coord.deposit(self.role, need).gas_used
@@ -271,12 +265,12 @@ class DealerAgent:
         from chain import InstructionPreimage
         from crypto.envelope import open_message
 
-        digest = read_inbox(self.dep, self.role, round_id, "instruction")
+        digest = read_inbox(self.dep, self.role, round_id, INSTRUCTION)
         if digest is None:
             raise ProtocolError(f"round {round_id}: {self.role} has no instruction from the custodian")
         payload = open_message(self.dep.blobs.get(digest), recipient=self.keys,
-                               sender=self.dep.identity("custodian"),
-                               expected=_binding(self.dep, "instruction", round_id, "custodian", self.role))
+                               sender=self.dep.identity(CUSTODIAN),
+                               expected=self.dep.binding(INSTRUCTION, round_id, CUSTODIAN, self.role))
         pre = InstructionPreimage(payload["volume"], payload["r_mm"], payload["r_rm"], payload["r_bd_x2"],
                                   payload["salt"])
         if pre.commitment() != self.dep.coordinator.round(round_id).instruction_commitment:
@@ -296,13 +290,13 @@ class DealerAgent:
             rate = behaviour.rate
         offer = seal_message({"round": round_id, "rate": int(rate)}, sender=self.keys,
                              recipient=self.dep.identity(self.client),
-                             binding=_binding(self.dep, "offer", round_id, self.role, self.client))
+                             binding=self.dep.binding(OFFER, round_id, self.role, self.client))
         offer_digest = self.dep.blobs.put(offer.to_bytes())
-        post_inbox(self.dep, self.client, round_id, "offer", offer_digest)
+        post_inbox(self.dep, self.client, round_id, OFFER, offer_digest)
         acceptance_digest = client.accept(round_id)
         accepted = open_message(self.dep.blobs.get(acceptance_digest), recipient=self.keys,
                                 sender=self.dep.identity(self.client),
-                                expected=_binding(self.dep, "acceptance", round_id, self.client, self.role))
+                                expected=self.dep.binding(ACCEPTANCE, round_id, self.client, self.role))
         if accepted["rate"] != rate:
             raise ProtocolError(f"round {round_id}: {self.client} accepted rate {accepted['rate']}, offered {rate}")
         record = self._execution_record(round_id, int(rate), int(accepted["volume"]), offer_digest,
@@ -325,10 +319,10 @@ class DealerAgent:
 
     def challenge(self, round_id: int) -> int:
         """If the other dealer's record departs from the instruction, prove it on chain (returns gas)."""
-        from chain import InstructionPreimage, Side
+        from chain import InstructionPreimage
 
         rs = self.dep.coordinator.round(round_id)
-        other = Side.of(self.side).other
+        other = self.side.other
         record = rs.record(other)
         if record is None:
             return 0
@@ -347,10 +341,10 @@ class ClientAgent:
     """A price-taking client: accepts the volume of its TRUE schedule at the offered rate."""
 
     def __init__(self, dep: Deployment, role: str):
-        if role not in ("client_mm", "client_rm"):
-            raise ProtocolError(f"client role must be client_mm or client_rm, got {role!r}")
+        if role not in CLIENT_ROLES:
+            raise ProtocolError(f"client role must be {' or '.join(CLIENT_ROLES)}, got {role!r}")
         self.dep, self.role = dep, role
-        self.dealer = "dealer_mm" if role == "client_mm" else "dealer_rm"
+        self.dealer = side_of(role).dealer
         self.folder = dep.data_dir.role(role)
         self.keys = _load_keys(dep, role)
 
@@ -367,7 +361,7 @@ class ClientAgent:
 
         rates = np.asarray(read_json(self._file(round_id, "schedule"))["rates"], dtype=np.int64)
         flat_hi = np.full_like(rates, int(rates.max()) + 1)
-        if self.role == "client_mm":
+        if self.role == CLIENT_MM:
             return int(Schedules(b=rates, a=flat_hi).lend_volume(rate))
         return int(Schedules(b=np.ones_like(rates), a=rates).borrow_volume(rate))
 
@@ -378,17 +372,17 @@ class ClientAgent:
         done = self._file(round_id, "acceptance")
         if done.exists():
             return bytes.fromhex(read_json(done)["blob"])
-        digest = read_inbox(self.dep, self.role, round_id, "offer")
+        digest = read_inbox(self.dep, self.role, round_id, OFFER)
         if digest is None:
             raise ProtocolError(f"round {round_id}: {self.role} has no offer from {self.dealer}")
         offer = open_message(self.dep.blobs.get(digest), recipient=self.keys,
                              sender=self.dep.identity(self.dealer),
-                             expected=_binding(self.dep, "offer", round_id, self.dealer, self.role))
+                             expected=self.dep.binding(OFFER, round_id, self.dealer, self.role))
         rate = int(offer["rate"])
         volume = self.accepted_volume(round_id, rate)
         sealed = seal_message({"round": round_id, "rate": rate, "volume": volume}, sender=self.keys,
                               recipient=self.dep.identity(self.dealer),
-                              binding=_binding(self.dep, "acceptance", round_id, self.role, self.dealer))
+                              binding=self.dep.binding(ACCEPTANCE, round_id, self.role, self.dealer))
         blob = self.dep.blobs.put(sealed.to_bytes())
         _private_json(done, {"blob": blob.hex(), "rate": rate, "volume": volume})
         return blob
@@ -405,8 +399,8 @@ class Custodian:
         from protocol.backend import CustodianSide
 
         self.dep = dep
-        self.folder = dep.data_dir.role("custodian")
-        self.keys = _load_keys(dep, "custodian")
+        self.folder = dep.data_dir.role(CUSTODIAN)
+        self.keys = _load_keys(dep, CUSTODIAN)
         if dep.holders:
             self.fhe = None
             self._setup = dep.threshold_setup()
@@ -415,7 +409,7 @@ class Custodian:
                                     "digest on chain")
         else:
             published = dep.onchain_terms.evaluation_keys_digest if dep.backend == "fhe" else None
-            self.fhe = CustodianSide.open(dep.backend, circuit, dep.data_dir.fhe_keys_dir("custodian"), create=False,
+            self.fhe = CustodianSide.open(dep.backend, circuit, dep.data_dir.fhe_keys_dir(CUSTODIAN), create=False,
                                           evaluation_keys_digest=published,
                                           public_key_digest=dep.digest("public_key") if dep.backend == "fhe" else None)
 
@@ -445,7 +439,7 @@ class Custodian:
         return (SelectionOutput.from_values(opened.decryption.values), opened.mask_digests, opened.table_digests)
 
     def _round_file(self, round_id: int) -> Path:
-        return self.dep.data_dir.round_file("custodian", round_id)
+        return self.dep.data_dir.round_file(CUSTODIAN, round_id)
 
     def _state(self, round_id: int) -> dict:
         path = self._round_file(round_id)
@@ -487,9 +481,9 @@ class Custodian:
         invalid = state.get("invalid", [])
         shares = {kind: [bytes.fromhex(d) for d in state.get("shares", {}).get(kind, [])] for kind in ("mask", "table")}
         if len(invalid) == 1:  # one dealer's input is invalid: it forfeits; nobody gets an instruction
-            body = attestation_body(self.dep, round_id, ciphertexts={s: rs.ciphertext(s) for s in ("mm", "rm")},
+            body = attestation_body(self.dep, round_id, ciphertexts={s: rs.ciphertext(s) for s in SIDES},
                                     output=rs.output_digest, instruction_commitment=bytes(32), trade=False,
-                                    sealed_instructions={"mm": bytes(32), "rm": bytes(32)}, invalid=invalid,
+                                    sealed_instructions={s: bytes(32) for s in SIDES}, invalid=invalid,
                                     shares=shares)
             state["attestation"] = self.dep.blobs.put(sign_statement(self.keys, body, name="attestation")).hex()
             self._save(round_id, state)
@@ -498,20 +492,21 @@ class Custodian:
         salt = bytes.fromhex(ins["salt"])
         commitment = instruction_commitment(ins["volume"], ins["r_mm"], ins["r_rm"], ins["r_bd_x2"], salt)
         sealed = {}
-        for side, dealer in (("mm", "dealer_mm"), ("rm", "dealer_rm")):
+        for side in SIDES:
+            dealer = side.dealer
             payload = {"round": round_id, "trade": ins["trade"], "volume": ins["volume"], "r_mm": ins["r_mm"],
                        "r_rm": ins["r_rm"], "r_bd_x2": ins["r_bd_x2"], "salt": salt}
             env = seal_message(payload, sender=self.keys, recipient=self.dep.identity(dealer),
-                               binding=_binding(self.dep, "instruction", round_id, "custodian", dealer))
+                               binding=self.dep.binding(INSTRUCTION, round_id, CUSTODIAN, dealer))
             sealed[side] = self.dep.blobs.put(env.to_bytes())
         body = attestation_body(
             self.dep, round_id,
-            ciphertexts={s: rs.ciphertext(s) for s in ("mm", "rm")},
+            ciphertexts={s: rs.ciphertext(s) for s in SIDES},
             output=rs.output_digest, instruction_commitment=commitment, trade=ins["trade"],
             sealed_instructions=sealed, invalid=invalid, shares=shares)
         state["attestation"] = self.dep.blobs.put(sign_statement(self.keys, body, name="attestation")).hex()
         state["commitment"] = commitment.hex()
-        state["sealed_instructions"] = {s: d.hex() for s, d in sealed.items()}
+        state["sealed_instructions"] = {s.value: d.hex() for s, d in sealed.items()}
         self._save(round_id, state)
         return state
 
@@ -524,19 +519,19 @@ class Custodian:
         invalid = state.get("invalid", [])
         if len(invalid) == 1:
             if self.dep.coordinator.phase(round_id) == RoundPhase.COMPUTED:
-                tx = self.dep.coordinator.report_invalid_input("custodian", round_id,
+                tx = self.dep.coordinator.report_invalid_input(CUSTODIAN, round_id,
                                                                bytes.fromhex(state["attestation"]), invalid[0])
-                record_tx(self.dep, "custodian", round_id, "report_invalid_input", tx)
+                record_tx(self.dep, CUSTODIAN, round_id, "report_invalid_input", tx)
                 gas = tx.gas_used
             return gas
         if self.dep.coordinator.phase(round_id) == RoundPhase.COMPUTED:
             tx = self.dep.coordinator.post_instruction(
-                "custodian", round_id, bytes.fromhex(state["attestation"]), bytes.fromhex(state["commitment"]),
+                CUSTODIAN, round_id, bytes.fromhex(state["attestation"]), bytes.fromhex(state["commitment"]),
                 bool(state["instruction"]["trade"]))
-            record_tx(self.dep, "custodian", round_id, "post_instruction", tx)
+            record_tx(self.dep, CUSTODIAN, round_id, "post_instruction", tx)
             gas = tx.gas_used
-        for side, dealer in (("mm", "dealer_mm"), ("rm", "dealer_rm")):
-            post_inbox(self.dep, dealer, round_id, "instruction", bytes.fromhex(state["sealed_instructions"][side]))
+        for side in SIDES:
+            post_inbox(self.dep, side.dealer, round_id, INSTRUCTION, bytes.fromhex(state["sealed_instructions"][side]))
         return gas
 
 
@@ -670,7 +665,7 @@ class Evaluator:
         from protocol.blobstore import BlobMissing
 
         inputs = {}
-        for side in ("mm", "rm"):
+        for side in SIDES:
             try:
                 blob = self.dep.blobs.get(rs.ciphertext(side))  # hash-checked against the revealed digest
                 inputs[side] = self.runner.open_report(
@@ -681,7 +676,7 @@ class Evaluator:
                 record = fault_record(self.dep, round_id, side, rs.ciphertext(side), reason)
                 return Verdict("fault", self.dep.blobs.put(record), side, reason)
         keys = self._evaluation_keys(terms.evaluation_keys_digest)
-        output = self.runner.evaluate(keys, inputs["mm"], inputs["rm"])
+        output = self.runner.evaluate(keys, inputs[Side.MM], inputs[Side.RM])
         # every evaluator runs under the fixed FFT plan (crypto/fhe_runtime.py), so an honest evaluator's digest
         # equals every other honest evaluator's, whichever process computed it
         return Verdict("output", self.dep.blobs.put(output))

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from common.vocabulary import (CLIENT_MM, CLIENT_RM, CLIENT_ROLES, CUSTODIAN, DEALER_MM, DEALER_RM, DEALER_ROLES,
+                               dealer_of)
 from protocol.deployment import Deployment
 from protocol.ledger import Ledger, first_leg_transfers, initial_ledger, second_leg_transfers
 from protocol.phases import PhaseJournal, crash_point
@@ -76,7 +78,7 @@ def rebuild_ledger(dep: Deployment, r_bd_of: dict[int, int] | None = None) -> tu
     """
     from chain import RoundPhase
 
-    e = dep.descriptor["endowment"]
+    e = dep.market.endowment
     ledger = initial_ledger(e["cash_units"], e["collateral_units"])
     per_round = {}
     coord = dep.coordinator
@@ -107,11 +109,11 @@ class RoundDriver:
 
     def agent(self, role: str):
         if role not in self._agents:
-            if role.startswith("dealer_"):
+            if role in DEALER_ROLES:
                 self._agents[role] = DealerAgent(self.dep, role, self.circuit)
-            elif role.startswith("client_"):
+            elif role in CLIENT_ROLES:
                 self._agents[role] = ClientAgent(self.dep, role)
-            elif role == "custodian":
+            elif role == CUSTODIAN:
                 self._agents[role] = Custodian(self.dep, self.circuit)
             elif role in self.dep.holders:
                 self._agents[role] = KeyHolderAgent(self.dep, role)
@@ -135,8 +137,8 @@ class RoundDriver:
         journal = PhaseJournal.open(self.dep.data_dir.phase_journal(round_id))
         self.dep.data_dir.transcripts.mkdir(exist_ok=True)
         P = RoundPhase
-        dealer_mm, dealer_rm = self.agent("dealer_mm"), self.agent("dealer_rm")
-        custodian = self.agent("custodian")
+        dealer_mm, dealer_rm = self.agent(DEALER_MM), self.agent(DEALER_RM)
+        custodian = self.agent(CUSTODIAN)
 
         self._close_if_expired(round_id, journal)
         if self._phase(round_id) is P.NONE and self.dep.holders and round_id > self.dep.slots:
@@ -165,7 +167,7 @@ class RoundDriver:
                 for d in (dealer_mm, dealer_rm):
                     box["gas"] += d.reveal(round_id)
                 if self._phase(round_id) == P.REVEALING:  # a dealer withheld its reveal
-                    box["gas"] += self._enforce_deadline(round_id, "dealer_mm")
+                    box["gas"] += self._enforce_deadline(round_id, DEALER_MM)
             self._checkpoint(journal, round_id, "report")
 
         self._close_if_expired(round_id, journal)
@@ -182,7 +184,7 @@ class RoundDriver:
                 with journal.timed("chain") as box:
                     box["gas"] += ev.post(round_id, verdict)
                 if verdict.kind == "fault":
-                    self.progress("fault", round=round_id, evaluator=role, dealer=f"dealer_{verdict.side}",
+                    self.progress("fault", round=round_id, evaluator=role, dealer=dealer_of(verdict.side),
                                   reason=verdict.reason, digest=verdict.digest.hex())
                 else:
                     self.progress("evaluated", round=round_id, evaluator=role, digest=verdict.digest.hex())
@@ -209,10 +211,10 @@ class RoundDriver:
         if self._phase(round_id) == P.INSTRUCTED:
             self.progress("mm_leg", round=round_id)
             with journal.timed("settle") as box:
-                gas, _ = dealer_mm.execute(round_id, self.agent("client_mm"))
+                gas, _ = dealer_mm.execute(round_id, self.agent(CLIENT_MM))
                 box["gas"] += gas
                 if self._phase(round_id) == P.INSTRUCTED:  # dealer_mm skipped its step
-                    box["gas"] += self._enforce_deadline(round_id, "dealer_rm")
+                    box["gas"] += self._enforce_deadline(round_id, DEALER_RM)
             self._checkpoint(journal, round_id, "mm_leg")
 
         self._close_if_expired(round_id, journal)
@@ -221,10 +223,10 @@ class RoundDriver:
             with journal.timed("settle") as box:
                 box["gas"] += dealer_rm.challenge(round_id)
                 if self._phase(round_id) == P.MM_LEG_DONE:
-                    gas, _ = dealer_rm.execute(round_id, self.agent("client_rm"))
+                    gas, _ = dealer_rm.execute(round_id, self.agent(CLIENT_RM))
                     box["gas"] += gas
                 if self._phase(round_id) == P.MM_LEG_DONE:  # dealer_rm skipped its step
-                    box["gas"] += self._enforce_deadline(round_id, "dealer_mm")
+                    box["gas"] += self._enforce_deadline(round_id, DEALER_MM)
             self._checkpoint(journal, round_id, "rm_leg")
 
         if self._phase(round_id) == P.RM_LEG_DONE:
@@ -237,7 +239,7 @@ class RoundDriver:
                     behind = rs.phase_block + window + 1 - self.dep.chain.block_number
                     if behind > 0:
                         self.dep.chain.mine(behind)
-                    box["gas"] += coord.settle("dealer_mm", round_id).gas_used
+                    box["gas"] += coord.settle(DEALER_MM, round_id).gas_used
             self._checkpoint(journal, round_id, "settle")
 
         final = self._phase(round_id)
@@ -296,7 +298,7 @@ class RoundDriver:
             return
         self.progress("expired", round=round_id, phase=phase.name)
         with journal.timed("chain") as box:
-            box["gas"] += self._enforce_deadline(round_id, "dealer_mm")
+            box["gas"] += self._enforce_deadline(round_id, DEALER_MM)
 
     def _enforce_deadline(self, round_id: int, caller: str) -> int:
         """The harmed dealer waits out the window and has the contract forfeit the other's deposit."""

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from common.vocabulary import CLIENT_MM, CLIENT_RM, DEALER_MM, DEALER_RM, Side
 from market.schedules import apply_theta, linear_schedules, make_schedules
 from market.selection import select_equilibrium
 from protocol.layout import write_json
@@ -63,7 +64,7 @@ class RoundPlan:
 
 def _plan(label, grid, spread_width, theta_mm, theta_rm, h_mm, h_rm, **behaviour) -> RoundPlan:
     s = linear_schedules(R_LO, R_LO + spread_width, 1, 1, grid)
-    s = apply_theta(apply_theta(s, "mm", theta_mm), "rm", theta_rm)
+    s = apply_theta(apply_theta(s, Side.MM, theta_mm), Side.RM, theta_rm)
     return RoundPlan(label, tuple(int(v) for v in s.b), tuple(int(v) for v in s.a), theta_mm, theta_rm,
                      h_mm, h_rm, **behaviour)
 
@@ -94,16 +95,16 @@ def deal_inputs(dep: Deployment, round_id: int, plan: RoundPlan) -> None:
     A dealer's "offer_rate" behaviour with ``rate_delta`` is resolved against the plaintext selection
     here -- the narrator scripts the deviation; the dealer itself only ever sees its instruction.
     """
-    behaviours = {"dealer_mm": dict(plan.behaviour_mm), "dealer_rm": dict(plan.behaviour_rm)}
+    behaviours = {DEALER_MM: dict(plan.behaviour_mm), DEALER_RM: dict(plan.behaviour_rm)}
     for role, beh in behaviours.items():
         if beh.get("kind") == "offer_rate" and "rate_delta" in beh:
             sel = select_equilibrium(plan.schedules(), plan.hurdle_mm, plan.hurdle_rm, dep.terms.hurdle_mode)
-            base = sel.r_mm if role == "dealer_mm" else sel.r_rm
+            base = sel.r_mm if role == DEALER_MM else sel.r_rm
             behaviours[role] = {"kind": "offer_rate", "rate": int(base + beh["rate_delta"])}
-    for role, schedule, hurdle in (("dealer_mm", plan.b, plan.hurdle_mm), ("dealer_rm", plan.a, plan.hurdle_rm)):
+    for role, schedule, hurdle in ((DEALER_MM, plan.b, plan.hurdle_mm), (DEALER_RM, plan.a, plan.hurdle_rm)):
         write_json(dep.data_dir.round_file(role, round_id, "input"),
                    {"schedule": [int(v) for v in schedule], "hurdle": int(hurdle), "behaviour": behaviours[role]},
                    mode=0o600)
-    for role, schedule in (("client_mm", plan.b), ("client_rm", plan.a)):
+    for role, schedule in ((CLIENT_MM, plan.b), (CLIENT_RM, plan.a)):
         write_json(dep.data_dir.round_file(role, round_id, "schedule"), {"rates": [int(v) for v in schedule]},
                    mode=0o600)

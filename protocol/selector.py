@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from common.vocabulary import DEALER_MM
 from market.selection import NO_TRADE, HurdleMode, Instruction
 from market.terms import MarketTerms
 from protocol.deployment import DEFAULT_SLOTS, create_market, open_market
@@ -69,7 +70,7 @@ class ProtocolSelector:
         rid = next_round_id(dep)
         deal_inputs(dep, rid, plan)
         run = self._driver.run_round(rid)
-        ins = DealerAgent(dep, "dealer_mm").instruction(rid)
+        ins = DealerAgent(dep, DEALER_MM).instruction(rid)
         self.rounds.append({"round": rid, "phase": run["phase"], "timings": run["timings"], "gas": run["gas"]})
         if not ins["trade"]:
             return NO_TRADE

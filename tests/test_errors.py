@@ -30,6 +30,17 @@ def _project_exceptions() -> list[type]:
     return found
 
 
+def test_every_error_of_protocol_derives_from_its_one_base():
+    """The command line catches one class per package: no protocol error is listed there by hand."""
+    from protocol.errors import ProtocolPackageError
+
+    outside = [f"{c.__module__}.{c.__qualname__}" for c in _project_exceptions()
+               if c.__module__.startswith("protocol.") and not issubclass(c, ProtocolPackageError)
+               and not (c.__module__ == "protocol.cli" and c.__name__ in CLI_OWN)]
+    assert outside == []
+    assert len(cli._project_errors()) == len(PACKAGES)  # JsonInputError is common's
+
+
 def test_every_error_of_the_project_is_caught_by_the_command_line():
     caught = cli._project_errors()
     missed = [f"{c.__module__}.{c.__qualname__}" for c in _project_exceptions()
@@ -44,6 +55,12 @@ def test_every_error_of_the_project_is_caught_by_the_command_line():
     ("chain.node.NodeError", "chain.errors.ChainPackageError"),
     ("crypto.tfhers.parameters.TestOnlyParametersError", "crypto.errors.CryptoError"),
     ("protocol.attestation.StatementError", "protocol.errors.ProtocolPackageError"),
+    ("protocol.roles.ProtocolError", "protocol.errors.ProtocolPackageError"),
+    ("protocol.backend.BackendError", "protocol.errors.ProtocolPackageError"),
+    ("protocol.demo.DemoConflict", "protocol.errors.ProtocolPackageError"),
+    ("protocol.deployment.DeploymentError", "protocol.errors.ProtocolPackageError"),
+    ("protocol.layout.DataDirError", "protocol.errors.ProtocolPackageError"),
+    ("protocol.layout.DataDirLocked", "protocol.errors.ProtocolPackageError"),
 ])
 def test_each_package_has_one_base(error, base):
     def load(name):

@@ -17,8 +17,8 @@ from market.limits import MAX_DEMO_ROUNDS, MAX_MARKET_GRID, MIN_MARKET_GRID
 from protocol.cli import UsageError, check_option, check_rpc, given
 from protocol.commands.account_options import add_account_options, signers_from_args
 from protocol.demo import DEFAULT_GRID, DemoConflict, run_demo
-from protocol.deployment import DeploymentError, evaluator_roles, key_holder_roles
-from protocol.layout import CLIENT_ROLES, DEALER_ROLES, DataDir, read_json
+from protocol.deployment import DeploymentError, signing_roles
+from protocol.layout import DataDir, read_json
 
 HELP = "run the main job: a market with several rounds on the embedded chain with real FHE, then the auditor"
 DESCRIPTION = __doc__
@@ -211,9 +211,8 @@ def run(args) -> int:
     _check_existing_market(args)
     if args.input_proofs and args.backend != "fhe":
         raise UsageError(f"--input-proofs needs --backend fhe, got --backend {args.backend}")
-    roles = ("custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(args.evaluators),
-             *key_holder_roles(args.holders), "deployer")
-    signers = signers_from_args(args, roles)  # every key file and keystore checked before anything starts
+    # every key file and keystore checked before anything starts
+    signers = signers_from_args(args, signing_roles(args.evaluators, args.holders))
     ui = RichUI(args.json)
     try:
         report = run_demo(args.data_dir, rounds=args.rounds, grid=args.grid, backend=args.backend, seed=args.seed,

@@ -82,12 +82,12 @@ def _chain_info(dep) -> dict:
 
 
 def _identities(dep) -> dict:
-    published = dep.descriptor["identities"]
+    published = dep.market.published_identities()
     roles = {}
     for role, data in sorted(published.items()):
         identity = PublicIdentity.from_dict(data)
         roles[role] = {**identity.as_dict(), "fingerprint": identity.fingerprint.hex(),
-                       "chain_address": dep.descriptor["addresses"].get(role)}
+                       "chain_address": dep.market.addresses.get(role)}
     return {"digest": identities_digest(published).hex(),
             "onchain_identities_digest": dep.coordinator.terms().identities_digest.hex(),
             "roles": roles}

@@ -21,8 +21,7 @@ from market.plots import simulation_figures
 from market.simulation import SimulationConfig, SimulationConfigError, simulate
 from protocol.cli import UsageError, check_option, check_output_dir, check_rpc, given, naming
 from protocol.commands.account_options import add_account_options, signers_from_args
-from protocol.deployment import evaluator_roles
-from protocol.layout import CLIENT_ROLES, DEALER_ROLES
+from protocol.deployment import signing_roles
 from protocol.selector import ProtocolSelector
 
 HELP = "simulate many rounds with theta shocks; contract vs no-contract welfare"
@@ -35,7 +34,7 @@ def _plain_selector(args):
 
 def _signers(args):
     """The key files / keystores given for the simulated market's roles (one evaluator), checked."""
-    return signers_from_args(args, ("custodian", *DEALER_ROLES, *CLIENT_ROLES, *evaluator_roles(1), "deployer"))
+    return signers_from_args(args, signing_roles(evaluators=1))
 
 
 def _protocol_selector(backend: str) -> Callable:

@@ -108,8 +108,7 @@ def check_code(out: str, t: Truth) -> None:
         "grid", "base_rate", "rate_bits", "deposit_minimum", "terms_digest", "circuit_digest",
         "evaluation_keys_digest", "identities_digest", "dealer_mm", "dealer_rm", "custodian", "threshold",
         "holder_threshold")},
-        **dict(zip(("report_window", "reveal_window", "compute_window", "instruct_window", "mm_leg_window",
-                    "rm_leg_window", "challenge_window"), terms.windows.as_tuple()))}
+        **{f"{name}_window": blocks for name, blocks in terms.windows.as_dict().items()}}
     layout = sorted(build["layout"]["code_layout"].items(), key=lambda kv: kv[1]["offset"])
     expected = [f"{name} {encode([entry['type']], [values[name]]).hex()}" for name, entry in layout]
     assert lines[2:2 + len(expected)] == expected

@@ -210,7 +210,7 @@ def test_deposit_from_a_non_dealer_is_refused(committed):
 
 def test_custodian_refuses_to_decrypt_without_an_agreed_output(committed):
     dep = open_market(committed)
-    with refused_leaving_no_trace(committed, ProtocolError, match="refusing to decrypt"):
+    with refused_leaving_no_trace(committed, ProtocolError, match="refusing to open any output"):
         Custodian(dep, dep.circuit()).prepare_instruction(1)
 
 

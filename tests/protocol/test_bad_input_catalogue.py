@@ -650,13 +650,11 @@ def test_a_node_answering_nonsense_gets_one_line_naming_the_method_and_value(cas
 
 
 def test_every_json_reader_refuses_the_same_documents(tmp_path):
-    """One rule set (common/strict_json.py): market's name for it and chain's readers refuse alike."""
+    """One rule set (common/strict_json.py): it and chain's readers refuse alike."""
     from chain.accounts import load_keystore
     from chain.errors import ChainInputError
     from common import strict_json
-    from market import strict_json as market_json
 
-    assert market_json.loads is strict_json.loads
     for text in ('{"a": 1, "a": 2}', '{"x": {"b": 1, "b": 1}}', '[{"k": 1, "k": 2}]', "9" * 1001,
                  '{"n": -' + "1" * 1001 + "}"):
         with pytest.raises(strict_json.JsonInputError) as refused:

@@ -33,8 +33,7 @@ def _forfeit(dep, rid):
     events = dep.coordinator.events("Forfeited", round_id=rid)
     assert len(events) == 1
     a = events[0].args
-    by = {v.lower(): k for k, v in dep.descriptor["addresses"].items()}
-    return by[a["offender"].lower()], by[a["beneficiary"].lower()], ForfeitReason(a["reason"])
+    return dep.role_of(a["offender"]), dep.role_of(a["beneficiary"]), ForfeitReason(a["reason"])
 
 
 @pytest.mark.parametrize("role", ["dealer_mm", "dealer_rm"])

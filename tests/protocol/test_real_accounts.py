@@ -2,6 +2,8 @@
 ``accounts`` record, the dev-key warning, and a reused market that refuses to fall back to dev keys."""
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import os
 
@@ -47,8 +49,9 @@ def test_demo_with_keystore_and_key_file(scratch, anvil_url, monkeypatch, capsys
     # the signing identities are committed on chain, and the check sees a swapped key
     assert dep.coordinator.terms().identities_digest == identities_digest(market["identities"])
     assert identities_mismatch(dep) is None
-    dep.descriptor["identities"]["custodian"]["signing_key"] = "00" * 32
-    assert "not the ones committed on chain" in identities_mismatch(dep)
+    forged = copy.deepcopy(dep.descriptor)  # market.json is parsed once per Deployment: a forged copy is another one
+    forged["identities"]["custodian"]["signing_key"] = "00" * 32
+    assert "not the ones committed on chain" in identities_mismatch(dataclasses.replace(dep, descriptor=forged))
 
     # a second run without the keystore must not fall back to dev keys (they would be the wrong accounts)
     with pytest.raises(SystemExit) as info:
