@@ -20,7 +20,7 @@ from urllib.parse import urlparse
 
 from common.strict_json import JsonInputError
 from crypto.errors import CryptoError
-from crypto.fhe_runtime import FheRuntimeError, private_fallback_dir, reexec_with_fixed_plan
+from crypto.fhe_runtime import FheRuntimeError, private_fallback_dir
 from market import load_schedules
 from market.errors import MarketError
 from market.limits import MAX_SEED, LimitError, check_range
@@ -151,21 +151,6 @@ def _quiet_known_warnings() -> None:
     # concrete-python 2.11 imports pkg_resources (hence setuptools<81); its deprecation notice is noise for users.
     warnings.filterwarnings("ignore", message="pkg_resources is deprecated", category=UserWarning)
     warnings.filterwarnings("ignore", message=".*declare_namespace", category=DeprecationWarning)
-
-
-def _preload_fixed_fft_plan() -> None:
-    """Restart this process with the fixed FFT plan preloaded (crypto/fhe_runtime.py), so every FHE evaluation
-    it runs is byte-identical to any other process's -- the auditor's replay depends on it. Commands that never
-    evaluate still work if the plan library cannot be built; an evaluation then fails with the reason."""
-    def warn(message: str) -> None:
-        print(f"repo-market: warning: {_one_line(message)}", file=sys.stderr)
-
-    try:
-        reexec_with_fixed_plan(notice=warn)
-    except FheRuntimeError as exc:
-        warn(str(exc))
-    except Exception as exc:  # noqa: BLE001 -- the environment (a full disk, a broken /tmp) must not stop us here
-        warn(f"cannot load the fixed FFT plan library: {type(exc).__name__}: {exc}")
 
 
 def _writable_matplotlib_dir() -> None:
@@ -450,8 +435,6 @@ def _exit_now(code: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     real_process = argv is None  # a real process (not an in-process call from the tests)
-    if real_process:
-        _preload_fixed_fft_plan()
     _quiet_known_warnings()
     if real_process:
         _writable_matplotlib_dir()
@@ -480,8 +463,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    # Run through the package module so `python -m protocol.cli` raises and catches the same UsageError
-    # class the subcommands import (under -m this file is also loaded as __main__).
-    from protocol.cli import main as _main
+    # Through the entry (the fixed-plan restart) and the package module, so `python -m protocol.cli` raises and
+    # catches the same UsageError class the subcommands import (under -m this file is also loaded as __main__).
+    from protocol.entry import main as _main
 
     sys.exit(_main())

@@ -50,7 +50,7 @@ PRIVATE_ROUND_KEYS = ("inputs", "equilibria", "selected", "reference", "matches_
 # The auditor's entry point: this checkout's package root, absolute, in an isolated interpreter (-I: no
 # PYTHON* variables, no user site, no working directory or script folder on sys.path).
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-_ISOLATED_ENTRY = ("import sys; sys.path.insert(0, {root!r}); from protocol.cli import main; "
+_ISOLATED_ENTRY = ("import sys; sys.path.insert(0, {root!r}); from protocol.entry import main; "
                    "raise SystemExit(main())")
 
 
