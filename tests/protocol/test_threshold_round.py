@@ -4,7 +4,8 @@ The custodian deals the key at setup and keeps no secret file; each round's agre
 holders' public shares (mask stage, then table stage; digests on chain, blobs in the blob store); that opening
 equals concrete's own decryption with the keyset the test kept before it was destroyed; shares for another
 round or ciphertext, from an unregistered holder, duplicated or truncated are refused naming the holder, the
-round and the reason, and nothing opens from fewer than k. A market without slots left refuses a round.
+round and the reason, and nothing opens from fewer than k. Holders that miss the deadline cancel the round
+like any missed step, and a market without slots left refuses a round.
 """
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ from protocol.audit import Auditor
 from protocol.deployment import open_market
 from protocol.opening import PostedShare, open_output, output_value, posted_shares
 from protocol.roles import DealerAgent, KeyHolderAgent, ProtocolError
+
+from .conftest import FHE_GRID
 
 pytestmark = [pytest.mark.fhe, pytest.mark.slow]
 
@@ -161,15 +164,47 @@ def test_a_holder_answers_only_in_the_opening_of_the_agreed_output(fhe_threshold
     assert dep.chain.block_number == before
 
 
-def test_a_market_without_slots_left_refuses_a_round(fhe_threshold_market, scratch):
-    import shutil
-
+def test_holders_missing_the_deadline_cancel_the_round_and_spend_its_slot(fhe_threshold_copy, monkeypatch):
+    """Round 3: only key_holder_1 answers, so the output cannot open (k = 2); the custodian posts nothing, the
+    driver stops naming the round, and once the Computed deadline passes a resumed driver has the contract
+    cancel the round like any other missed step (deposits unlocked, nobody forfeits). Its slot is spent: with
+    three slots dealt, round 4 is refused before anything is sent. The audit verifies the market."""
     from protocol.rounds import RoundDriver
+    from protocol.scenario import deal_inputs, demo_plans
 
-    target = scratch / "market"
-    shutil.copytree(fhe_threshold_market[0], target, symlinks=True)
-    dep = open_market(target)
-    assert dep.slots == 2 and dep.coordinator.current_round() == 2
-    with pytest.raises(ProtocolError, match=r"round 3: the market has no decryption slot left .*2 one-time slots"):
-        RoundDriver(dep, dep.circuit()).run_round(3)
-    assert dep.coordinator.current_round() == 2 and dep.coordinator.phase(2) is RoundPhase.SETTLED
+    dep = open_market(fhe_threshold_copy)
+    assert dep.slots == 3 and dep.coordinator.current_round() == 2
+    for step in ("post_mask", "post_table"):
+        real = getattr(KeyHolderAgent, step)
+
+        def offline(agent, round_id, real=real):
+            if agent.role != "key_holder_1":
+                raise ProtocolError(f"round {round_id}: {agent.role} is offline")
+            return real(agent, round_id)
+
+        monkeypatch.setattr(KeyHolderAgent, step, offline)
+    deal_inputs(dep, 3, demo_plans(FHE_GRID, 3, seed=0)[2])
+    events = []
+    driver = RoundDriver(dep, dep.circuit(), progress=lambda kind, **kw: events.append((kind, kw)))
+    with pytest.raises(ProtocolError, match=r"round 3: 0 table shares on chain, 2 needed; the custodian cannot open"):
+        driver.run_round(3)
+    refused = {(kw["holder"], kw["stage"]) for kind, kw in events if kind == "share_refused"}
+    assert {(h, s) for h in HOLDERS[1:] for s in ("mask", "table")} <= refused
+    assert ("key_holder_1", "mask") not in refused  # it answered; its table waits for k masks
+    coord = dep.coordinator
+    assert coord.phase(3) is RoundPhase.COMPUTED
+    assert [s.holder for s in posted_shares(dep, 3)[ShareStage.MASK]] == ["key_holder_1"]
+    deposits = {r: coord.deposit_of(dep.address(r)) for r in ("dealer_mm", "dealer_rm")}
+
+    dep.chain.mine(coord.deadline(3) + 1 - dep.chain.block_number)  # nobody drove the round in time
+    monkeypatch.undo()
+    result = RoundDriver(dep, dep.circuit()).run_round(3)
+    assert result["phase"] == "CANCELLED" and coord.phase(3) is RoundPhase.CANCELLED
+    assert not coord.events("Forfeited", round_id=3)
+    assert {r: coord.deposit_of(dep.address(r)) for r in deposits} == deposits  # unlocked, not taken
+
+    with pytest.raises(ProtocolError, match=r"round 4: the market has no decryption slot left .*3 one-time slots"):
+        RoundDriver(dep, dep.circuit()).run_round(4)
+    assert coord.current_round() == 3
+    report = Auditor(open_market(fhe_threshold_copy, read_only=True)).run().as_dict()
+    assert report["ok"], report["failures"]
