@@ -26,6 +26,8 @@ keys <= 1 GB, peak memory <= 8 GB.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import os
 import shutil
@@ -35,25 +37,35 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from machine import machine  # noqa: E402  (benchmarks/machine.py)
 
 from common.vocabulary import SIDES  # noqa: E402
+from crypto.circuit import RULE_VERSION, SelectionCircuit, peak_rss_bytes, report_digits, unwrap_blob  # noqa: E402
+from crypto.circuit.compiled import graph_fingerprint  # noqa: E402
+from crypto.fhe_keys import CustodianFheKeys  # noqa: E402
+from crypto.fhe_runtime import fixed_plan_active, reexec_with_fixed_plan  # noqa: E402
+from crypto.tfhers import encrypt_unproven_digits, expand_unproven_digits  # noqa: E402
+from market.schedules import make_schedules  # noqa: E402
+from market.selection import select_equilibrium  # noqa: E402
+from market.terms import MarketTerms  # noqa: E402
+import crypto.circuit as new_module  # noqa: E402
+import crypto.circuit.compiled as compiled_module  # noqa: E402
 
 
 def bench_terms(grid: int):
     """The benchmark's market terms: 10-bit offsets, 8-bit hurdles, margin mode."""
-    from market.terms import MarketTerms
-
     return MarketTerms(grid=grid, base_rate=100, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
 
 
 def _cases(grid: int, count: int, seed: int):
     """Valid strictly monotone report pairs (offsets), hurdles that sometimes bite, one invalid pair."""
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     out = []
     for i in range(count):
@@ -69,8 +81,6 @@ def _cases(grid: int, count: int, seed: int):
 def import_buffer(public_key: bytes, digits) -> bytes:
     """A dealer's digits as an evaluator imports them: an unproven compact list under the market's public key,
     expanded (what crypto.tfhers' open path hands the circuit)."""
-    from crypto.tfhers import encrypt_unproven_digits, expand_unproven_digits
-
     return expand_unproven_digits(encrypt_unproven_digits(public_key, digits), len(digits))
 
 
@@ -84,9 +94,6 @@ def _timed(step, *args, **kwargs) -> tuple:
 def owner_circuit_and_keys(terms, work: Path, **options) -> tuple:
     """This tree's circuit (tfhers inputs: each dealer encrypts its own report) compiled into ``work`` and the
     custodian's keys generated: ``(circuit, keys, compile seconds, keygen seconds)``."""
-    from crypto.circuit import SelectionCircuit
-    from crypto.fhe_keys import CustodianFheKeys
-
     circuit, compile_s = _timed(SelectionCircuit.for_terms, terms, work / "circuits", **options)
     keys, keygen_s = _timed(CustodianFheKeys.generate, circuit, work / "custodian")
     return circuit, keys, compile_s, keygen_s
@@ -123,12 +130,6 @@ def run_one(grid: int, strategy: str, runs: int, cases: int) -> dict:
 
 
 def _measure(work: Path, grid: int, strategy: str, runs: int, cases: int) -> dict:
-    import numpy as np
-
-    from crypto.circuit import peak_rss_bytes
-    from market.schedules import make_schedules
-    from market.selection import select_equilibrium
-
     load_before = os.getloadavg()[0]
     terms = bench_terms(grid)
     base = terms.base_rate
@@ -137,8 +138,6 @@ def _measure(work: Path, grid: int, strategy: str, runs: int, cases: int) -> dic
     enc, run, dec, correct, replay_identical = [], [], [], 0, True
     ct_sizes = {}
     for k, (b, a, hm, hr) in enumerate(_cases(grid, cases, seed=grid)):
-        from crypto.circuit import report_digits
-
         started = time.perf_counter()  # the dealers' side: digits, compact-public-key encryption, expansion
         ct_mm = import_buffer(keys.public_key_bytes(), report_digits(circuit.shape, "mm", b, hm))
         ct_rm = import_buffer(keys.public_key_bytes(), report_digits(circuit.shape, "rm", a, hr))
@@ -177,7 +176,6 @@ def _measure(work: Path, grid: int, strategy: str, runs: int, cases: int) -> dic
     report["peak_rss_bytes"] = peak_rss_bytes()
     # the machine may be shared: a 1-minute load average above the core count inflates every timing
     report["load_average_1m"] = {"before": load_before, "after": os.getloadavg()[0]}
-    from crypto.fhe_runtime import fixed_plan_active
 
     report["fixed_fft_plan"] = fixed_plan_active()  # the protocol evaluates under the fixed plan (replay)
     return report
@@ -185,8 +183,6 @@ def _measure(work: Path, grid: int, strategy: str, runs: int, cases: int) -> dic
 
 def _load_circuit_module(commit: str):
     """``crypto/circuit.py`` as it was at ``commit`` (git show), imported as a module of its own."""
-    import importlib.util
-
     source = subprocess.run(["git", "show", f"{commit}:crypto/circuit.py"], capture_output=True, text=True,
                             cwd=ROOT, check=True).stdout
     folder = Path(tempfile.mkdtemp(prefix="bench-old-circuit-"))
@@ -201,8 +197,6 @@ def _load_circuit_module(commit: str):
 
 def _flat_case(grid: int, seed: int):
     """A weakly monotone report pair with runs of equal values (offsets) and small hurdles."""
-    import numpy as np
-
     rng = np.random.default_rng(seed)
     b = np.concatenate([[0], np.cumsum(np.where(rng.random(grid) < 0.4, 0, rng.integers(1, 20, grid)))])
     a = 1000 - np.concatenate([[0], np.cumsum(np.where(rng.random(grid) < 0.4, 0, rng.integers(1, 20, grid)))])
@@ -214,13 +208,6 @@ def compare_one(grid: int, before: str, runs: int) -> dict:
     evaluations interleaved (old, new, old, new, ...) on the same strictly monotone reports, then the new
     circuit on reports with flat steps; every output decrypted and checked against the plaintext reference.
     Both sides run the same concrete calls (Client/Server), so the ratio is the circuits', not the wrappers'."""
-    import numpy as np
-
-    import crypto.circuit as new_module
-    from crypto.circuit import peak_rss_bytes
-    from market.schedules import make_schedules
-    from market.selection import select_equilibrium
-
     old_module = _load_circuit_module(before)
     terms = bench_terms(grid)
     loads = [os.getloadavg()[0]]
@@ -278,8 +265,6 @@ def compare_one(grid: int, before: str, runs: int) -> dict:
 def _load_circuit_package(commit: str):
     """The package ``crypto/circuit/`` as it was at ``commit`` (git show), imported under a name of its own
     (its absolute imports of ``crypto.circuit.*`` rewritten to that name)."""
-    import importlib
-
     name = f"circuit_{commit[:12]}"
     folder = Path(tempfile.mkdtemp(prefix="bench-old-circuit-")) / name
     folder.mkdir()
@@ -301,12 +286,6 @@ def owner_vs_mono_one(grid: int, before: str, runs: int, levers: dict, full_eval
     values with deserialized keys (what the old side's ``run`` measures too); one full ``evaluate`` (keys blob
     and imports included) is recorded apart when ``full_evaluate`` (replay is tested in tests/crypto).
     ``levers``: extra fhe.Configuration options of the new circuit."""
-    import numpy as np
-
-    import crypto.circuit.compiled as compiled_module
-    from crypto.circuit import RULE_VERSION, peak_rss_bytes, report_digits
-    from market.schedules import make_schedules
-    from market.selection import select_equilibrium
     from concrete import fhe
 
     compiled_module.CONFIGURATION_LEVERS.update(levers)
@@ -367,8 +346,6 @@ def owner_vs_mono_one(grid: int, before: str, runs: int, levers: dict, full_eval
 
 
 def unwrap(blob: bytes) -> bytes:
-    from crypto.circuit import unwrap_blob
-
     return unwrap_blob("evaluation_keys", blob)
 
 
@@ -422,9 +399,6 @@ def _owner_vs_mono(args) -> int:
 
 def cost_one(grid: int, strategy: str) -> dict:
     """Compile one grid (no keys, no evaluation): its static cost report (PBS per step included) and digests."""
-    from crypto.circuit import RULE_VERSION, SelectionCircuit
-    from crypto.circuit.compiled import graph_fingerprint
-
     with tempfile.TemporaryDirectory(prefix="bench-fhe-cost-") as work:
         circuit = SelectionCircuit.for_terms(bench_terms(grid), Path(work), strategy=strategy)
         report = circuit.cost_report().as_dict()
@@ -450,7 +424,6 @@ def _cost_only(args) -> int:
             key = (grid, strategy, record["rule"])  # the records of an earlier rule (graph) stay
             results = [r for r in results if (r["grid"], r["strategy"], r["rule"]) != key] + [record]
             print(f"N={grid} {strategy}: PBS {record['pbs_count']}", file=sys.stderr, flush=True)
-    from crypto.circuit import RULE_VERSION
 
     doc["pbs_per_step"] = {
         "what": "static cost of the shipped circuit, compiled only (no keys, no evaluation): PBS count in total "
@@ -466,8 +439,6 @@ def _cost_only(args) -> int:
 
 
 def main(argv=None) -> int:
-    from crypto.fhe_runtime import reexec_with_fixed_plan
-
     reexec_with_fixed_plan()  # measure what the protocol runs: every evaluation under the fixed FFT plan
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grids", type=int, nargs="+", default=[8, 16, 32])
@@ -540,8 +511,6 @@ def main(argv=None) -> int:
 
 def _compare(args) -> int:
     """One subprocess per grid (its own peak memory); results under ``"strict_vs_flat_steps"`` in the JSON."""
-    from crypto.circuit import RULE_VERSION
-
     doc = json.loads(args.out.read_text()) if args.out.exists() else {"records": []}
     results = doc.get("strict_vs_flat_steps", {}).get("grids", [])
     superseded = doc.get("strict_vs_flat_steps", {}).get("superseded", [])
@@ -578,9 +547,6 @@ def _compare(args) -> int:
 
 
 def _table(records) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title="selection circuit, real TFHE (10-bit offsets, margin mode)")
     for col in ("N", "formulation", "strategy", "PBS", "compile s", "keygen s", "evaluate s", "eval keys MB",
                 "ct in KB", "peak GB", "correct", "replay"):

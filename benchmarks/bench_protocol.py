@@ -35,7 +35,8 @@ from crypto.fhe_runtime import reexec_with_fixed_plan  # noqa: E402
 from protocol.demo import DEFAULT_GRID, run_demo  # noqa: E402
 
 
-STEPS = ("encrypt", "evaluate", "decrypt", "chain", "settle")  # "encrypt": each dealer encrypts its own report
+STEPS = ("encrypt", "evaluate", "open", "decrypt", "chain", "settle")  # "encrypt": each dealer its own report;
+# "open": every key holder computes and posts its mask and table shares (fhe; none on simulate)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--evaluators", type=int, default=2)
     parser.add_argument("--threshold", type=int, default=2)
+    parser.add_argument("--holders", type=int, default=3, help="key holders of the fhe market (default 3)")
+    parser.add_argument("--holder-threshold", type=int, default=2, help="holders needed to open (default 2)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench-results" / "bench_protocol.json")
     args = parser.parse_args(argv)
 
@@ -56,7 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         start = time.perf_counter()
         report = run_demo(workdir / "market", rounds=args.rounds, grid=args.grid, backend=args.backend,
-                          evaluators=args.evaluators, threshold=args.threshold)
+                          evaluators=args.evaluators, threshold=args.threshold,
+                          holders=args.holders, holder_threshold=args.holder_threshold)
         demo_seconds = time.perf_counter() - start
     finally:
         if env_cache is not None:
@@ -75,7 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "protocol",
         "config": {"backend": args.backend, "grid": args.grid, "rounds": args.rounds,
-                   "evaluators": args.evaluators, "threshold": args.threshold},
+                   "evaluators": args.evaluators, "threshold": args.threshold,
+                   "holders": args.holders if args.backend == "fhe" else 0,
+                   "holder_threshold": args.holder_threshold if args.backend == "fhe" else 0},
         "machine": machine(load_average_1m_before=load_before, load_average_1m_after=os.getloadavg()[0]),
         "setup": report["setup"],
         "rounds": rounds,
@@ -91,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.write_text(json.dumps(result, indent=2) + "\n")
 
     table = Table(title=f"protocol rounds ({args.backend}, grid {args.grid}, "
-                        f"{args.threshold}-of-{args.evaluators} evaluators), seconds")
+                        f"{args.threshold}-of-{args.evaluators} evaluators, "
+                        f"{args.holder_threshold}-of-{args.holders} key holders), seconds")
     for col in ("round", "label", *STEPS, "gas"):
         table.add_column(col, justify="right")
     for r in rounds:

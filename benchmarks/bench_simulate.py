@@ -56,7 +56,7 @@ def schedules(grid: int) -> dict:
 def select(path: Path, data_dir: Path, backend: str) -> tuple[float, dict]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     start = time.perf_counter()
-    out = subprocess.run([sys.executable, "-m", "protocol.cli", "select", "--schedules", str(path), "--backend",
+    out = subprocess.run([sys.executable, "-m", "protocol", "select", "--schedules", str(path), "--backend",
                           backend, "--hurdle-mm", "5", "--hurdle-rm", "7", "--data-dir", str(data_dir), "--json"],
                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=1800)
     wall = time.perf_counter() - start

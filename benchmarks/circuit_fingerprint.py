@@ -19,12 +19,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from crypto import circuit  # noqa: E402
+from crypto.circuit.compiled import graph_fingerprint  # noqa: E402
+from market.terms import MarketTerms  # noqa: E402
+
 
 def fingerprint(grid: int) -> dict:
-    from crypto import circuit
-    from crypto.circuit.compiled import graph_fingerprint
-    from market.terms import MarketTerms
-
     terms = MarketTerms(grid=grid, base_rate=100, rate_bits=10, hurdle_bits=8, hurdle_mode="margin")
     compiled = circuit._compile(circuit.CircuitShape.from_terms(terms), simulation=False)
     return {"grid": grid, "rule": circuit.RULE_VERSION, **graph_fingerprint(compiled)}

@@ -302,9 +302,12 @@ def render_allocation_onchain() -> str:
 def render_protocol() -> str:
     d = _load("protocol")
     # "seal" (a dealer sealing its report to the custodian) exists only in runs before dealers encrypted their own
-    stages = [s for s in ("seal", "encrypt", "evaluate", "decrypt", "chain", "settle") if any(s in r for r in d["rounds"])]
+    stages = [s for s in ("seal", "encrypt", "evaluate", "open", "decrypt", "chain", "settle")
+              if any(s in r for r in d["rounds"])]
     labels = {"seal": "seal (sign + AEAD)", "encrypt": "encrypt (both reports)",
-              "evaluate": f"evaluate ({d['config']['evaluators']} evaluators)", "decrypt": "decrypt",
+              "evaluate": f"evaluate ({d['config']['evaluators']} evaluators)",
+              "open": f"open (each of {d['config'].get('holders')} key holders: mask and table share, posted)",
+              "decrypt": "decrypt (combine the public shares), attest, seal the instructions",
               "chain": "chain transactions of commit, report, compute, decrypt",
               "settle": "both legs + challenge + settle (offers, acceptances, records, settle tx)"}
     rows = []
@@ -319,7 +322,9 @@ def render_protocol() -> str:
     m = d["machine"]
     return (_table(["stage", "seconds per round"], rows)
             + f"\nConfiguration: backend {c['backend']}, grid {c['grid']}, {c['rounds']} rounds, "
-              f"{c['threshold']}-of-{c['evaluators']} evaluators, embedded chain, load average "
+              f"{c['threshold']}-of-{c['evaluators']} evaluators, "
+              + (f"{c['holder_threshold']}-of-{c['holders']} key holders, " if c.get("holders") else "")
+              + "embedded chain, load average "
               f"{m['load_average_1m_before']:.1f}–{m['load_average_1m_after']:.1f}. Whole demo (including compile "
               f"{s['compile circuit']:.1f} s, key generation {s['generate FHE keys']:.1f} s, deploy "
               f"{s['deploy contract']:.1f} s and the closing independent `verify`): **{d['demo_seconds']:.0f} s** "

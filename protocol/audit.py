@@ -45,12 +45,43 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from common.vocabulary import (ACCEPTANCE, CUSTODIAN, DEALER_MM, DEALER_RM, INSTRUCTION, OFFER, SIDES, Side,
-                               client_of, dealer_of)
-from protocol.attestation import attested_invalid
+from chain import RoundPhase as P
+from common.vocabulary import (
+    ACCEPTANCE,
+    CUSTODIAN,
+    DEALER_MM,
+    DEALER_RM,
+    INSTRUCTION,
+    OFFER,
+    SIDES,
+    Side,
+    client_of,
+    dealer_of,
+)
+from crypto.circuit import SelectionOutput, unwrap_blob
+from crypto.encoding import digest as sha256
+from crypto.envelope import SealedMessage
+from crypto.tfhers import OwnerReportError
+from crypto.threshold import ThresholdError, ThresholdSetup
+from protocol.attestation import (
+    ATTESTATION_CONTEXT,
+    EXECUTION_CONTEXT,
+    WITHHELD,
+    StatementError,
+    attested_invalid,
+    expected_attestation,
+    expected_execution_record,
+    fault_record,
+    mismatches,
+    open_statement,
+)
+from protocol.audit_history import read_history
+from protocol.backend import EvaluatorSide, circuit_from_artifact, decode_output, invalid_sides, report_binding
 from protocol.blobstore import BlobError
 from protocol.deployment import Deployment, DeploymentError, published_coordinator_terms
 from protocol.layout import read_json, writer_active
+from protocol.opening import PostedShare, holder_name, open_output
+from protocol.report import transcript_fields
 
 __all__ = ["Auditor", "AuditReport"]
 
@@ -146,8 +177,6 @@ class Auditor:
 
     def _runner_for(self, artifact: bytes, cache: Path):
         if self._runner is None:
-            from protocol.backend import EvaluatorSide, circuit_from_artifact
-
             circuit = circuit_from_artifact(artifact, self.dep.terms, cache)
             self._runner = EvaluatorSide(self.dep.backend, circuit, self.public_key or b"", self.crs,
                                          self.dep.owner_parameters)
@@ -189,7 +218,6 @@ class Auditor:
         self.setup = None
         if raw is None:
             return
-        from crypto.threshold import ThresholdSetup
 
         setup = ThresholdSetup.from_bytes(raw)
         ok = (list(setup.params.holders), setup.params.threshold) == (self.dep.holders, self.dep.holder_threshold)
@@ -212,8 +240,6 @@ class Auditor:
 
     def check_history(self):
         """Market-wide: rounds opened in order, the money, and storage against the events."""
-        from protocol.audit_history import read_history
-
         start = time.perf_counter()
         h = self.history = read_history(self.dep, self.dep.coordinator, self.published)
         self._problems(0, h.problems, ("history.transactions", "history.rounds", "money.deposits",
@@ -354,13 +380,8 @@ class Auditor:
         """The revealed blob of ``side``: re-hashed, then opened as every evaluator opens it (structure, binding,
         public key; the proof when proofs are on). Returns the circuit input, or None if refused (which a
         fault must then name) or absent."""
-        from crypto.tfhers import OwnerReportError
-        from protocol.backend import report_binding
-
         rid, dealer = h.round_id, dealer_of(side)
         if not self.dep.blobs.path(h.reveals[side]).exists() and any(s == side for s, _ in h.faults.values()):
-            from protocol.attestation import WITHHELD
-
             self.anchored.add(bytes(h.reveals[side]))
             h.refused[side] = WITHHELD
             self.report.add(rid, f"report.{side}", True, f"{dealer} revealed {h.reveals[side].hex()[:16]}… "
@@ -385,9 +406,6 @@ class Auditor:
     def check_faults(self, h, inputs):
         """Every fault names the first refused blob (mm checked first) with the fault record every honest
         evaluator writes; no fault where both blobs open."""
-        from crypto.encoding import digest as sha256
-        from protocol.attestation import fault_record
-
         rid, refused = h.round_id, h.refused
         first = next((s for s in SIDES if s in refused), None)
         for addr, (side, fault) in h.faults.items():
@@ -414,8 +432,6 @@ class Auditor:
         if not (rs.output_digest != _ZERO or h.votes):
             return
         if self.artifact is not None and self.eval_keys is not None:
-            from crypto.encoding import digest as sha256
-
             start = time.perf_counter()
             self.progress("replay", round=rid)
             try:
@@ -445,9 +461,6 @@ class Auditor:
             self._blob(rid, "output", rs.output_digest)
 
     def check_attestation(self, rs, h) -> dict | None:
-        from protocol.attestation import (ATTESTATION_CONTEXT, StatementError, expected_attestation, mismatches,
-                                          open_statement)
-
         rid = rs.round_id
         raw = self._blob(rid, "attestation", rs.attestation_digest)
         if raw is None:
@@ -469,11 +482,6 @@ class Auditor:
         """Recombine the round's opened output from the key holders' public shares (every ``SharePosted``
         event, every blob fetched by digest) and compare it with the custodian's attestation, its invalid flags
         and the executed legs. A refused share fails naming its holder; a round still opening is in progress."""
-        from crypto.circuit import SelectionOutput
-        from crypto.threshold import ThresholdError
-        from protocol.backend import invalid_sides
-        from protocol.opening import PostedShare, holder_name, open_output
-
         rid, add = rs.round_id, self.report.add
         shares = {stage: [PostedShare(holder_name(self.dep, address), address, stage, share_digest, 0, count)
                           for count, (address, share_digest) in enumerate(h.shares.get(stage, {}).items(), 1)]
@@ -489,7 +497,6 @@ class Auditor:
         output = self._blob(rid, "output", rs.output_digest)
         if output is None:
             return
-        from crypto.circuit import unwrap_blob
 
         try:
             opened = open_output(self.dep, self.setup, rid, unwrap_blob("ciphertext_out", output), shares,
@@ -527,8 +534,6 @@ class Auditor:
 
     def check_flags(self, rs, body):
         """simulate backend only (its output is plaintext): the attested invalid flags are the output's."""
-        from protocol.backend import decode_output, invalid_sides
-
         output = self._blob(rs.round_id, "output", rs.output_digest)
         if output is None:
             return
@@ -538,8 +543,6 @@ class Auditor:
                         f"the output flags {list(flagged) or 'no'} invalid input, the attestation {list(attested) or 'none'}")
 
     def _sealed_binding(self, rid: int, kind: str, digest: bytes, purpose: str, sender: str, recipient: str):
-        from crypto.envelope import SealedMessage
-
         raw = self._blob(rid, kind, digest)
         if raw is None:
             return
@@ -559,9 +562,6 @@ class Auditor:
     def check_execution(self, h, side: str):
         """The dealer's execution record (its digest is the LegExecuted evidence): signed by the dealer, naming
         the rate and volume of the event; the offer and acceptance it names are bound to this round."""
-        from protocol.attestation import (EXECUTION_CONTEXT, StatementError, expected_execution_record, mismatches,
-                                          open_statement)
-
         rid, dealer = h.round_id, dealer_of(side)
         raw = self._blob(rid, f"execution_record_{side}", h.evidence[side])
         if raw is None:
@@ -581,8 +581,6 @@ class Auditor:
         self._sealed_binding(rid, f"acceptance_{side}", body["acceptance"], ACCEPTANCE, client, dealer)
 
     def check_outcome(self, h, rs):
-        from chain import RoundPhase as P
-
         rid, add = rs.round_id, self.report.add
         if rs.phase is P.FORFEITED:
             f = h.forfeit or {}
@@ -602,8 +600,6 @@ class Auditor:
         open there (transcripts are written when a round closes), is judged after the cut against the latest
         chain (``resolve_after_cut``); a closed round whose transcript is missing while a writer is active is
         left out."""
-        from protocol.report import transcript_fields
-
         h = self.history.rounds.get(round_id)
         path = self.dep.data_dir.transcript(round_id)
         if h is None:

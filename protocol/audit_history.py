@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chain import PHASE_TRANSITIONS, PHASE_WINDOW, ExecutionRecord, RoundPhase, RoundState
+from chain import PHASE_TRANSITIONS, PHASE_WINDOW, ExecutionRecord, RoundPhase, RoundState, blob_commitment
 from common.vocabulary import SIDES, Side, dealer_of
 
 __all__ = ["MarketHistory", "RoundHistory", "read_history"]
@@ -221,8 +221,6 @@ class _Replay:
             r._cause = (e.tx_hash, e.name)
 
     def _on_ReportRevealed(self, r, e, a) -> None:
-        from chain import blob_commitment
-
         dealer = a["dealer"].lower()
         side = _side(a)
         role = dealer_of(side)

@@ -25,8 +25,22 @@ from pathlib import Path
 import numpy as np
 
 from common.vocabulary import SIDES, dealer_of
+from crypto.circuit import ARTIFACT_NAME, CircuitShape, SelectionCircuit, SelectionOutput, report_digits
 from crypto.encoding import canonical_bytes, canonical_loads, digest
+from crypto.envelope import Binding
+from crypto.fhe_keys import CustodianFheKeys
+from crypto.tfhers import (
+    OwnerReportError,
+    generate_crs,
+    load_public_key_material,
+    open_owner_report,
+    owner_report_binding,
+    parameters_by_name,
+    seal_owner_report,
+)
+from protocol.blobstore import atomic_write
 from protocol.errors import ProtocolPackageError
+from protocol.layout import circuit_artifact_dir
 
 __all__ = ["BACKENDS", "BackendError", "load_circuit", "DealerSide", "CustodianSide", "EvaluatorSide",
            "decode_output", "encode_output", "digit_count", "invalid_sides", "report_binding",
@@ -48,8 +62,6 @@ _CIRCUITS: dict = {}  # one circuit object per artefact per process: its simulat
 
 def load_circuit(terms, cache_dir: Path):
     """The compiled circuit of ``terms`` (cached on disk by crypto, and per process here)."""
-    from crypto.circuit import SelectionCircuit
-
     key = ("terms", repr(sorted(terms.as_dict().items())), str(Path(cache_dir).resolve()))
     if key not in _CIRCUITS:
         _CIRCUITS[key] = SelectionCircuit.for_terms(terms, Path(cache_dir))
@@ -59,8 +71,6 @@ def load_circuit(terms, cache_dir: Path):
 def load_simulation_circuit(terms, cache_dir: Path):
     """The circuit of ``terms`` for the simulate backend alone: no FHE artefact is compiled, and its simulator
     is saved in (and loaded from) ``cache_dir``."""
-    from crypto.circuit import SelectionCircuit
-
     return SelectionCircuit.simulation_only(terms).with_simulation_cache(Path(cache_dir))
 
 
@@ -73,8 +83,6 @@ def digit_count(circuit) -> int:
 
 def _report_digits(circuit, side: str, offsets, hurdle: int) -> list[int]:
     """The digits a dealer encrypts, after the circuit's range checks (CircuitError names field and value)."""
-    from crypto.circuit import report_digits
-
     return [int(d) for d in report_digits(circuit.shape, side, offsets, hurdle)]
 
 
@@ -89,8 +97,6 @@ def invalid_sides(selection) -> tuple[str, ...]:
 
 def report_binding(chain_id: int, contract: str, round_id: int, side: str):
     """What a dealer's blob is bound to (the proof's metadata when proofs are on)."""
-    from crypto.tfhers import owner_report_binding
-
     return owner_report_binding(chain_id=chain_id, contract=contract, round=round_id, dealer_role=dealer_of(side))
 
 
@@ -104,8 +110,6 @@ def encode_output(values) -> bytes:
 
 def decode_output(data: bytes):
     """The simulate backend's output blob as a :class:`crypto.circuit.SelectionOutput` (same checks)."""
-    from crypto.circuit import SelectionOutput
-
     try:
         obj = canonical_loads(data, name="output")
         if not isinstance(obj, dict) or obj.get("backend") != "simulate" or obj.get("kind") != "selection-output":
@@ -132,9 +136,6 @@ def seal_simulated_report(public_key: bytes, digits, binding) -> bytes:
 
 def open_simulated_report(blob: bytes, *, public_key: bytes, expected, digit_count: int) -> list[int]:
     """The structural checks of a simulate report blob (the same reasons as ``open_owner_report``)."""
-    from crypto.envelope import Binding
-    from crypto.tfhers import OwnerReportError
-
     def reject(reason: str, detail: str):
         return OwnerReportError(expected.sender, expected.round, reason, detail)
 
@@ -171,7 +172,6 @@ def _parameters(name: str | None):
     """The TFHE-rs parameter record a market names (None: the owner-encryption module's default)."""
     if name is None:
         return {}
-    from crypto.tfhers import parameters_by_name
 
     return {"parameters": parameters_by_name(name)}
 
@@ -193,7 +193,6 @@ class DealerSide:
     def seal_digits(self, digits, binding) -> bytes:
         if self.backend == "simulate":
             return seal_simulated_report(self.public_key, digits, binding)
-        from crypto.tfhers import seal_owner_report
 
         return seal_owner_report(self.public_key, list(digits), binding, crs=self.crs, **_parameters(self.parameters))
 
@@ -216,12 +215,10 @@ class CustodianSide:
             raise BackendError(f"backend must be one of {BACKENDS}, got {backend!r}")
         if backend == "simulate":
             return cls(backend, circuit, None)
-        from crypto.fhe_keys import CustodianFheKeys
 
         if create:
             crs = None
             if input_proofs:  # once per deployment; its generator knows the trapdoor (docs/OWNER_ENCRYPTION.md)
-                from crypto.tfhers import generate_crs
 
                 crs = generate_crs()
             keys = CustodianFheKeys.generate(circuit, custodian_dir, crs=crs)
@@ -231,8 +228,6 @@ class CustodianSide:
         return cls(backend, circuit, keys)
 
     def _material(self):
-        from crypto.tfhers import load_public_key_material
-
         return load_public_key_material(self.keys.folder)
 
     def parameters(self) -> tuple[str, bytes | None]:
@@ -282,7 +277,6 @@ class EvaluatorSide:
         count = digit_count(self.circuit)
         if self.backend == "simulate":
             return open_simulated_report(blob, public_key=self.public_key, expected=expected, digit_count=count)
-        from crypto.tfhers import open_owner_report
 
         return open_owner_report(blob, public_key=self.public_key, expected=expected, digit_count=count,
                                  crs=self.crs, **_parameters(self.parameters)).import_buffer
@@ -302,12 +296,6 @@ def circuit_from_artifact(artifact: bytes, terms, cache_dir: Path):
     The artefact is written under ``cache_dir/artifacts/<sha256>/`` and loaded from there -- the auditor
     runs exactly the bytes the chain names, not a local recompilation.
     """
-    from crypto.circuit import ARTIFACT_NAME, CircuitShape, SelectionCircuit
-    from crypto.encoding import digest
-
-    from protocol.blobstore import atomic_write
-    from protocol.layout import circuit_artifact_dir
-
     name = digest(artifact).hex()
     if ("artifact", name) in _CIRCUITS:
         return _CIRCUITS[("artifact", name)]

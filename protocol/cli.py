@@ -13,19 +13,22 @@ import importlib
 import json
 import os
 import sys
+import traceback
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
+from chain.errors import ChainPackageError
+from chain.node import RpcReplyError, rpc_request
 from common.strict_json import JsonInputError
 from crypto.errors import CryptoError
-from crypto.fhe_runtime import FheRuntimeError, private_fallback_dir, reexec_with_fixed_plan
+from crypto.fhe_runtime import FheRuntimeError, private_fallback_dir
 from market import load_schedules
 from market.errors import MarketError
 from market.limits import MAX_SEED, LimitError, check_range
 from protocol.errors import ProtocolPackageError
-from protocol.layout import check_market_file
+from protocol.layout import check_market_file, data_dir_lock
 
 # Order is the order shown by --help.
 SUBCOMMANDS = (
@@ -153,21 +156,6 @@ def _quiet_known_warnings() -> None:
     warnings.filterwarnings("ignore", message=".*declare_namespace", category=DeprecationWarning)
 
 
-def _preload_fixed_fft_plan() -> None:
-    """Restart this process with the fixed FFT plan preloaded (crypto/fhe_runtime.py), so every FHE evaluation
-    it runs is byte-identical to any other process's -- the auditor's replay depends on it. Commands that never
-    evaluate still work if the plan library cannot be built; an evaluation then fails with the reason."""
-    def warn(message: str) -> None:
-        print(f"repo-market: warning: {_one_line(message)}", file=sys.stderr)
-
-    try:
-        reexec_with_fixed_plan(notice=warn)
-    except FheRuntimeError as exc:
-        warn(str(exc))
-    except Exception as exc:  # noqa: BLE001 -- the environment (a full disk, a broken /tmp) must not stop us here
-        warn(f"cannot load the fixed FFT plan library: {type(exc).__name__}: {exc}")
-
-
 def _writable_matplotlib_dir() -> None:
     """Point matplotlib at a private writable folder when its default (~/.config/matplotlib) is not
     writable: otherwise it prints a two-line warning and leaves a temporary folder behind on every run."""
@@ -221,7 +209,6 @@ def check_rpc(url: str | None, option: str = "--rpc") -> None:
     parsed = urlparse(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise UsageError(f"{option} {url!r}: must be an http(s) URL")
-    from chain.node import RpcReplyError, rpc_request
 
     try:
         rpc_request(url, "eth_chainId", timeout=5.0)
@@ -319,10 +306,7 @@ def _common_checks(args) -> None:
 
 def _project_errors() -> tuple[type, ...]:
     """Every error class of the project, a failure the user can act on, shown as one line (exit status 1): the
-    base class of each package's errors. ``chain``'s is imported here, on the error path, to keep start-up short
-    (it brings web3: over a second)."""
-    from chain.errors import ChainPackageError
-
+    base class of each package's errors."""
     return (JsonInputError, MarketError, CryptoError, ChainPackageError, ProtocolPackageError)
 
 
@@ -392,8 +376,6 @@ def _dispatch(parser, args) -> int:
         if args._validate is not None:
             args._validate(args)
         if _writes_data_dir(args):
-            from protocol.layout import data_dir_lock
-
             try:
                 with data_dir_lock(args.data_dir, args.command):
                     code = int(args._run(args) or 0)
@@ -417,14 +399,8 @@ def _dispatch(parser, args) -> int:
         return 1
     except Exception as exc:  # noqa: BLE001 -- the one place that turns every error into an exit status
         if os.environ.get(DEBUG_ENV):
-            import traceback
-
             traceback.print_exc()
-        try:
-            known = _project_errors()
-        except Exception:  # noqa: BLE001 -- a broken import must not hide the original error
-            known = ()
-        if isinstance(exc, known):
+        if isinstance(exc, _project_errors()):
             _report_failure(args, "error", f"{exc}" or type(exc).__name__)
         elif isinstance(exc, OSError):  # the environment: a full disk, a read-only or unreadable folder
             _report_failure(args, "error", environment_error(exc))
@@ -450,8 +426,6 @@ def _exit_now(code: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     real_process = argv is None  # a real process (not an in-process call from the tests)
-    if real_process:
-        _preload_fixed_fft_plan()
     _quiet_known_warnings()
     if real_process:
         _writable_matplotlib_dir()
@@ -480,8 +454,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    # Run through the package module so `python -m protocol.cli` raises and catches the same UsageError
-    # class the subcommands import (under -m this file is also loaded as __main__).
-    from protocol.cli import main as _main
+    # Through the entry (the fixed-plan restart) and the package module, so `python -m protocol.cli` raises and
+    # catches the same UsageError class the subcommands import (under -m this file is also loaded as __main__).
+    from protocol.entry import main as _main
 
     sys.exit(_main())

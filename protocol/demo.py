@@ -14,7 +14,6 @@ in the working directory can stand in for the auditor, and a verify with no chec
 """
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -22,10 +21,13 @@ from pathlib import Path
 
 from common import strict_json
 from common.vocabulary import DEALER_MM
+from market.selection import HurdleMode
+from market.terms import MarketTerms
 from protocol.deployment import DEFAULT_SLOTS, create_market, missing_signers, open_market
 from protocol.errors import ProtocolPackageError
 from protocol.layout import PRIVATE_REPORT, DataDir, read_json, write_json
 from protocol.report import round_summary, write_plots
+from protocol.roles import ProtocolError
 from protocol.rounds import RoundDriver, next_round_id, rebuild_ledger
 from protocol.scenario import DEFAULT_BASE_RATE, RoundPlan, deal_inputs, demo_plans
 
@@ -50,7 +52,7 @@ PRIVATE_ROUND_KEYS = ("inputs", "equilibria", "selected", "reference", "matches_
 # The auditor's entry point: this checkout's package root, absolute, in an isolated interpreter (-I: no
 # PYTHON* variables, no user site, no working directory or script folder on sys.path).
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
-_ISOLATED_ENTRY = ("import sys; sys.path.insert(0, {root!r}); from protocol.cli import main; "
+_ISOLATED_ENTRY = ("import sys; sys.path.insert(0, {root!r}); from protocol.entry import main; "
                    "raise SystemExit(main())")
 
 
@@ -94,9 +96,6 @@ def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backe
              holder_threshold: int = 2, slots: int = DEFAULT_SLOTS) -> dict:
     """Create or reuse the market, run the rounds, write report.json and plots, run the auditor.
     ``holders``/``holder_threshold``/``slots``: the key holders of a new ``fhe`` market (2-of-3 by default)."""
-    from market.selection import HurdleMode
-    from market.terms import MarketTerms
-
     ui = ui or _SilentUI()
     start = time.perf_counter()
     layout = DataDir(Path(data_dir))
@@ -184,8 +183,6 @@ def run_demo(data_dir: Path, *, rounds: int = 4, grid: int = DEFAULT_GRID, backe
 
 def _instruction_or_none(dealer, round_id: int) -> dict | None:
     """dealer_mm's opened instruction, or None for a round closed before the custodian instructed."""
-    from protocol.roles import ProtocolError
-
     if not any(dealer.dep.coordinator.round(round_id).instruction_commitment):
         return None
     try:

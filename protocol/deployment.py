@@ -21,7 +21,28 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 
+from chain import (
+    Coordinator,
+    CoordinatorTerms,
+    PhaseWindows,
+    connect,
+    deploy_coordinator,
+    evaluator_role,
+    key_holder_role,
+)
 from common.vocabulary import CLIENT_ROLES, CUSTODIAN, DEALER_MM, DEALER_RM, DEALER_ROLES, DEPLOYER
+from crypto.encoding import canonical_digest
+from crypto.envelope import Binding
+from crypto.identity import PUBLIC_IDENTITY_FILE, IdentityKeys, PublicIdentity
+from crypto.threshold import (
+    ThresholdParams,
+    ThresholdSetup,
+    ThresholdSetupError,
+    deal_key,
+    deal_slots,
+    read_output_encoding,
+)
+from protocol.backend import BACKENDS, CustodianSide, load_circuit
 from protocol.blobstore import BlobStore
 from protocol.descriptor import MARKET_FORMAT, MarketDescriptor
 from protocol.errors import DeploymentError
@@ -41,15 +62,11 @@ MAX_SLOTS = 1_000
 
 
 def evaluator_roles(n: int) -> list[str]:
-    from chain import evaluator_role
-
     return [evaluator_role(i) for i in range(n)]
 
 
 def key_holder_roles(n: int) -> list[str]:
     """``key_holder_1`` .. ``key_holder_<n>``: the holders' role names (and their chain accounts)."""
-    from chain import key_holder_role
-
     return [key_holder_role(i) for i in range(1, n + 1)]
 
 
@@ -96,8 +113,6 @@ def market_terms_digest(terms, owner_encryption: dict, key_holders: dict | None 
     on the CRS, and the threshold setup (who holds the key, k, the setup record) are terms of the market like
     the grid: a dealer, an evaluator, a holder and the auditor all check what they use against this digest on
     chain (docs/AUDIT.md, "Terms digest")."""
-    from crypto.encoding import canonical_digest
-
     record = {"market": terms.as_dict(), "owner_encryption": owner_encryption}
     if key_holders is not None:
         record["key_holders"] = key_holders
@@ -113,9 +128,6 @@ def identities_digest(identities: dict) -> bytes:
     immutable ``identities_digest``, so a receipt or attestation signed by a key that is not in the
     published set cannot be passed off as the market's. [decided] (docs/AUDIT.md, "Signing keys")
     """
-    from crypto.encoding import canonical_digest
-    from crypto.identity import PublicIdentity
-
     if not isinstance(identities, Mapping) or not identities:
         raise DeploymentError(f"identities must be a non-empty dict role -> public identity, got {identities!r}")
     fingerprints = {}
@@ -219,8 +231,6 @@ class Deployment:
 
     def threshold_setup(self):
         """The public threshold setup record (crypto.threshold.ThresholdSetup), hash-checked against market.json."""
-        from crypto.threshold import ThresholdSetup
-
         return ThresholdSetup.from_bytes(self.blobs.get(self.digest("threshold_setup")))
 
     @property
@@ -252,8 +262,6 @@ class Deployment:
             m.digest("crs") if m.input_proofs else None), holders)
 
     def identity(self, role: str):
-        from crypto.identity import PublicIdentity
-
         try:
             return PublicIdentity.from_dict(dict(self.market.identities[role]))
         except KeyError:
@@ -262,8 +270,6 @@ class Deployment:
     def binding(self, purpose: str, round_id: int, sender: str, recipient: str):
         """The binding of a sealed message of this market (``crypto.envelope.Binding``): what a sender seals to and
         a recipient (or the auditor) checks -- purpose, chain, contract, round, sender and recipient roles."""
-        from crypto.envelope import Binding
-
         return Binding(purpose, self.chain_id, self.contract_address, int(round_id), sender, recipient)
 
     def address(self, role: str) -> str:
@@ -282,8 +288,6 @@ class Deployment:
     @property
     def chain(self):
         if self._chain is None:
-            from chain import connect
-
             external = tuple(role for role, source in self.market.account_sources.items() if source != "dev-seed")
             self._chain = connect(self.data_dir.root, self.rpc_url, seed=self.market.seed,
                                   read_only=self.read_only, accounts=self.signers or None, external_roles=external)
@@ -291,8 +295,6 @@ class Deployment:
 
     @cached_property
     def coordinator(self):
-        from chain import Coordinator
-
         return Coordinator(self.chain, self.contract_address)
 
     @cached_property
@@ -301,8 +303,6 @@ class Deployment:
         return self.coordinator.terms()
 
     def circuit(self):
-        from protocol.backend import load_circuit
-
         circuit = load_circuit(self.terms, circuit_cache(self.data_dir))
         if circuit.artifact_digest != self.digest("circuit"):
             raise DeploymentError(
@@ -364,8 +364,6 @@ def published_coordinator_terms(dep: Deployment):
     """The CoordinatorTerms that market.json publishes (what the contract's immutables must equal).
 
     Raises DeploymentError naming what market.json lacks."""
-    from chain import PhaseWindows
-
     m = dep.market
     if m.windows is None:
         raise DeploymentError("market.json publishes no phase windows (created before they were published)")
@@ -389,8 +387,6 @@ def build_coordinator_terms(terms, *, deposit_minimum: int, terms_digest: bytes,
     the addresses of the dealers, the custodian, the evaluators and the holders (``addresses``: role -> address;
     ``evaluators``/``holders``: roles, in the contract's order) and the phase windows. One builder for the
     contract ``create_market`` deploys and the one ``published_coordinator_terms`` reads back from market.json."""
-    from chain import CoordinatorTerms
-
     return CoordinatorTerms(
         grid=terms.grid, base_rate=terms.base_rate, rate_bits=terms.rate_bits, hurdle_mode=terms.hurdle_mode.value,
         deposit_minimum=int(deposit_minimum), terms_digest=terms_digest, circuit_digest=circuit_digest,
@@ -404,8 +400,6 @@ def _deal_to_holders(custodian_side, circuit, params, layout: DataDir, blobs: Bl
     """The custodian as trusted dealer: the output key k-of-n and ``slots`` one-time slots to the holders' folders,
     the public setup record into the blob store, then the custodian's own secret keys destroyed. Returns the
     setup record's digest (a term of the market)."""
-    from crypto.threshold import deal_key, deal_slots, read_output_encoding
-
     encoding = read_output_encoding(circuit.client_specs.program_info.serialize())  # before any output exists
     folders = {holder: layout.holder_dir(holder) for holder in params.holders}
     setup = deal_key(custodian_side.keys.keyset_bytes(), encoding, params, folders)
@@ -431,10 +425,6 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
     derived from ``seed`` and market.json says so. ``progress(stage: str)`` is called before each slow step.  Returns the public deployment plus, in
     ``Deployment.descriptor["timings"]``, how long each step took.
     """
-    from chain import Coordinator, PhaseWindows, connect, deploy_coordinator
-    from crypto.identity import PUBLIC_IDENTITY_FILE, IdentityKeys
-    from protocol.backend import BACKENDS, CustodianSide, load_circuit
-
     if backend not in BACKENDS:
         raise DeploymentError(f"backend must be one of {BACKENDS}, got {backend!r}")
     if input_proofs and backend != "fhe":
@@ -444,8 +434,6 @@ def create_market(data_dir: Path, terms, *, backend: str, evaluators: int = 2, t
     holder_roles = key_holder_roles(holders) if backend == "fhe" else []
     params = None
     if holder_roles:
-        from crypto.threshold import ThresholdParams, ThresholdSetupError
-
         try:
             params = ThresholdParams(tuple(holder_roles), holder_threshold)
         except ThresholdSetupError as exc:

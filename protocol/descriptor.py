@@ -19,6 +19,9 @@ from types import MappingProxyType
 from typing import Any
 
 from market.errors import MarketError
+from market.selection import HurdleMode
+from market.terms import MarketTerms
+from protocol.backend import BACKENDS
 from protocol.errors import DeploymentError
 
 __all__ = ["MarketDescriptor", "MARKET_FORMAT", "terms_from_dict"]
@@ -30,9 +33,6 @@ _DIGEST = re.compile(r"\A[0-9a-f]{64}\Z")
 
 def terms_from_dict(data: dict):
     """The market terms (``market.terms.MarketTerms``) from market.json's ``terms``."""
-    from market.selection import HurdleMode
-    from market.terms import MarketTerms
-
     return MarketTerms(grid=data["grid"], base_rate=data["base_rate"], rate_bits=data["rate_bits"],
                        hurdle_bits=data["hurdle_bits"], hurdle_mode=HurdleMode(data["hurdle_mode"]))
 
@@ -132,8 +132,6 @@ class MarketDescriptor:
     @classmethod
     def from_dict(cls, doc: Any, source: str = "market.json") -> "MarketDescriptor":
         """Parse and check a market descriptor; DeploymentError names ``source``, the field and the value."""
-        from protocol.backend import BACKENDS
-
         read = _Reader(doc, source)
         if not isinstance(doc, dict):
             raise DeploymentError(f"{source}: not a market descriptor (a JSON {type(doc).__name__})")

@@ -36,13 +36,17 @@ The auditor (``verify``) reads ``market.json``, ``blobs/``, ``cache/`` and the c
 from __future__ import annotations
 
 import errno
+import fcntl
 import json
 import os
 import re
+import shutil
+import sys
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from chain.node import NodeError, save_node_state
 from common import strict_json
 from common.vocabulary import CUSTODIAN, INSTRUCTION, OFFER
 from protocol.blobstore import atomic_write
@@ -111,8 +115,6 @@ def data_dir_lock(root: Path, command: str = "command"):
     a fresh directory leaves no trace) [decided]; once a ``market.json`` exists a failure keeps everything,
     since the market's keys and chain state are needed to resume it.
     """
-    import fcntl
-
     root = Path(root)
     if root.exists() and not root.is_dir():
         raise DataDirError(f"--data-dir {root}: exists and is not a directory")
@@ -173,13 +175,10 @@ def save_own_node(root: Path) -> None:
     dumps on exit."""
     if not (Path(root) / "chain").is_dir():  # no chain files here: nothing to import chain/ for
         return
-    from chain.node import NodeError, save_node_state
 
     try:
         save_node_state(root)
     except (OSError, NodeError, ValueError) as exc:
-        import sys
-
         print(f"repo-market: warning: the local node's state was not saved now ({exc}); it is saved when the "
               f"node stops (repo-market chain down)", file=sys.stderr)
 
@@ -212,8 +211,6 @@ def writer_active(root: Path) -> str | None:
 def _remove_all_but(root: Path, keep: str) -> None:
     """Remove everything in ``root`` except the entry named ``keep`` (best effort: the error being raised
     matters more than a leftover)."""
-    import shutil
-
     for entry in root.iterdir():
         if entry.name == keep:
             continue

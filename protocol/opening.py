@@ -16,6 +16,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from chain import ShareStage
+from crypto.circuit import unwrap_blob
+from crypto.threshold import TruncatedShareError, combine, read_output
+from protocol.blobstore import BlobError
+
 __all__ = ["PostedShare", "posted_shares", "holder_name", "output_value", "open_output", "slot_of", "Opened"]
 
 
@@ -44,8 +49,6 @@ def holder_name(dep, address: str) -> str:
 
 def posted_shares(dep, round_id: int) -> dict[int, list[PostedShare]]:
     """``{ShareStage.MASK: [...], ShareStage.TABLE: [...]}`` from the round's ``SharePosted`` events."""
-    from chain import ShareStage
-
     shares: dict[int, list[PostedShare]] = {ShareStage.MASK: [], ShareStage.TABLE: []}
     for e in dep.coordinator.events("SharePosted", round_id=int(round_id)):
         address = e.args["holder"]
@@ -58,8 +61,6 @@ def posted_shares(dep, round_id: int) -> dict[int, list[PostedShare]]:
 
 def output_value(dep, output_digest: bytes) -> bytes:
     """The serialized output value inside the agreed ``ciphertext_out`` blob (its digest is on chain)."""
-    from crypto.circuit import unwrap_blob
-
     return unwrap_blob("ciphertext_out", dep.blobs.get(output_digest), expected_digest=output_digest)
 
 
@@ -79,10 +80,6 @@ def open_output(dep, setup, round_id: int, value: bytes, shares: dict, *, strict
     ``blob(kind, digest)`` fetches a share blob (default: the blob store, hash-checked); a missing one is a
     :class:`crypto.threshold.TruncatedShareError` naming its holder. ``strict``: the first refused share
     raises; otherwise refused shares are set aside (``decryption.refused``) and the rest open if k are valid."""
-    from chain import ShareStage
-    from crypto.threshold import TruncatedShareError, combine, read_output
-    from protocol.blobstore import BlobError
-
     fetch = blob or (lambda kind, d: dep.blobs.get(d))
     blobs: dict[int, list[bytes]] = {}
     for stage, kind in ((ShareStage.MASK, "mask"), (ShareStage.TABLE, "table")):

@@ -32,12 +32,36 @@ from pathlib import Path
 
 import numpy as np
 
-from common.vocabulary import (ACCEPTANCE, CLIENT_MM, CLIENT_ROLES, CUSTODIAN, DEALER_MM, DEALER_RM, DEALER_ROLES,
-                               INSTRUCTION, OFFER, SIDES, Side, side_of)
-from protocol.blobstore import atomic_write
+from chain import InstructionPreimage, RoundPhase, ShareStage, blob_commitment, instruction_commitment
+from common.vocabulary import (
+    ACCEPTANCE,
+    CLIENT_MM,
+    CLIENT_ROLES,
+    CUSTODIAN,
+    DEALER_MM,
+    DEALER_RM,
+    DEALER_ROLES,
+    INSTRUCTION,
+    OFFER,
+    SIDES,
+    Side,
+    side_of,
+)
+from crypto.circuit import SelectionOutput
+from crypto.encoding import digest, random_salt
+from crypto.envelope import DealerReport, open_message, seal_message
+from crypto.identity import IdentityKeys
+from crypto.tfhers import OwnerReportError
+from crypto.threshold import KeyHolder, ThresholdError
+from market.schedules import Schedules
+from market.terms import report_offsets, validate_report
+from protocol.attestation import WITHHELD, attestation_body, execution_record_body, fault_record, sign_statement
+from protocol.backend import CustodianSide, DealerSide, EvaluatorSide, invalid_sides, report_binding
+from protocol.blobstore import BlobError, BlobMissing, atomic_write
 from protocol.deployment import Deployment
 from protocol.errors import ProtocolPackageError
 from protocol.layout import read_json, write_json
+from protocol.opening import open_output, output_value, posted_shares, slot_of
 
 __all__ = ["ProtocolError", "DealerAgent", "ClientAgent", "Custodian", "Evaluator", "KeyHolderAgent", "Verdict",
            "Behaviour", "BEHAVIOURS", "record_tx"]
@@ -54,8 +78,6 @@ def _private_json(path: Path, obj) -> None:
 
 
 def _load_keys(dep: Deployment, role: str):
-    from crypto.identity import IdentityKeys
-
     return IdentityKeys.load(dep.data_dir.identity_dir(role), role=role)
 
 
@@ -151,8 +173,6 @@ class DealerAgent:
     # report
     def _encrypter(self):
         """Encryption under the market's public key (and CRS), both checked against the terms digest on chain."""
-        from protocol.backend import DealerSide
-
         if self.dep.terms_digest() != self.dep.onchain_terms.terms_digest:
             raise ProtocolError(f"{self.role}: market.json's terms, public key and CRS do not hash to the terms "
                                 f"digest on chain; refusing to encrypt")
@@ -162,12 +182,6 @@ class DealerAgent:
     def prepare_report(self, round_id: int) -> dict:
         """Validate the report, encrypt it under the market's public key, and keep the blob private (0600) until
         the reveal: ``{"commitment", "blob_digest", "blob_commitment", "salt"}`` (once per round)."""
-        from chain import blob_commitment
-        from crypto.encoding import digest
-        from crypto.envelope import DealerReport
-        from market.terms import report_offsets, validate_report
-        from protocol.backend import report_binding
-
         state_path = self._round_file(round_id, "report")
         if state_path.exists():
             return read_json(state_path)
@@ -220,11 +234,8 @@ class DealerAgent:
     def publish(self, round_id: int, rs=None) -> bool:
         """Put the blob in the blob store, only once both dealers' commitments are on chain (False: this
         dealer's behaviour withholds it). Raises ProtocolError naming the round, the dealer and why not."""
-        from chain import RoundPhase
-
         if self.behaviour(round_id).kind == "skip_reveal":
             return False
-        from crypto.encoding import digest
 
         rs = rs or self.dep.coordinator.round(round_id)
         if rs.phase is not RoundPhase.REVEALING:
@@ -262,9 +273,6 @@ class DealerAgent:
     # instruction
     def instruction(self, round_id: int) -> dict:
         """Open the sealed instruction and check it against the custodian's commitment on chain."""
-        from chain import InstructionPreimage
-        from crypto.envelope import open_message
-
         digest = read_inbox(self.dep, self.role, round_id, INSTRUCTION)
         if digest is None:
             raise ProtocolError(f"round {round_id}: {self.role} has no instruction from the custodian")
@@ -279,8 +287,6 @@ class DealerAgent:
 
     def execute(self, round_id: int, client: "ClientAgent") -> tuple[int, dict]:
         """Offer the (instructed or deviating) rate to the client, get its acceptance, record it on chain."""
-        from crypto.envelope import open_message, seal_message
-
         behaviour = self.behaviour(round_id)
         if behaviour.kind == "skip":
             return 0, {"skipped": True}
@@ -311,16 +317,12 @@ class DealerAgent:
 
     def _execution_record(self, round_id: int, rate: int, volume: int, offer: bytes, acceptance: bytes) -> bytes:
         """Sign and publish the execution record naming the offer and acceptance; its digest goes on chain."""
-        from protocol.attestation import execution_record_body, sign_statement
-
         body = execution_record_body(self.dep, round_id, self.side, rate=rate, volume=volume, offer=offer,
                                      acceptance=acceptance)
         return self.dep.blobs.put(sign_statement(self.keys, body, name="execution record"))
 
     def challenge(self, round_id: int) -> int:
         """If the other dealer's record departs from the instruction, prove it on chain (returns gas)."""
-        from chain import InstructionPreimage
-
         rs = self.dep.coordinator.round(round_id)
         other = self.side.other
         record = rs.record(other)
@@ -357,8 +359,6 @@ class ClientAgent:
         [decided] A client knows only its own side: the other side of the Schedules object is a flat
         placeholder that ``lend_volume``/``borrow_volume`` of this side never read.
         """
-        from market.schedules import Schedules
-
         rates = np.asarray(read_json(self._file(round_id, "schedule"))["rates"], dtype=np.int64)
         flat_hi = np.full_like(rates, int(rates.max()) + 1)
         if self.role == CLIENT_MM:
@@ -367,8 +367,6 @@ class ClientAgent:
 
     def accept(self, round_id: int) -> bytes:
         """Open the dealer's sealed offer; seal back a signed acceptance (same answer if asked twice)."""
-        from crypto.envelope import open_message, seal_message
-
         done = self._file(round_id, "acceptance")
         if done.exists():
             return bytes.fromhex(read_json(done)["blob"])
@@ -396,8 +394,6 @@ class Custodian:
     output is plaintext) it decodes the output."""
 
     def __init__(self, dep: Deployment, circuit):
-        from protocol.backend import CustodianSide
-
         self.dep = dep
         self.folder = dep.data_dir.role(CUSTODIAN)
         self.keys = _load_keys(dep, CUSTODIAN)
@@ -419,11 +415,6 @@ class Custodian:
         With key holders: the shares the chain's ``SharePosted`` events name, combined strictly (a refused or
         inconsistent share stops the custodian: the round then closes by its deadline); at least
         ``holder_threshold`` table shares must be on chain first."""
-        from chain import ShareStage
-        from crypto.circuit import SelectionOutput
-        from crypto.threshold import ThresholdError
-        from protocol.opening import open_output, output_value, posted_shares
-
         if self.fhe is not None:
             return self.fhe.decrypt(self.dep.blobs.get(rs.output_digest)), (), ()
         shares = posted_shares(self.dep, round_id)
@@ -454,11 +445,6 @@ class Custodian:
 
         Everything is persisted (0600) before anything is posted, so a resumed run posts the same
         commitment and attestation."""
-        from chain import instruction_commitment
-        from crypto.encoding import random_salt
-        from crypto.envelope import seal_message
-        from protocol.attestation import attestation_body, sign_statement
-
         state = self._state(round_id)
         if "attestation" in state:
             return state
@@ -466,8 +452,6 @@ class Custodian:
         if rs.output_digest == bytes(32):
             raise ProtocolError(f"round {round_id}: no output digest agreed on chain; refusing to open any output")
         if "instruction" not in state:
-            from protocol.backend import invalid_sides
-
             selection, masks, tables = self.open_output(round_id, rs)
             state["shares"] = {"mask": [d.hex() for d in masks], "table": [d.hex() for d in tables]}
             state["invalid"] = list(invalid_sides(selection))
@@ -512,8 +496,6 @@ class Custodian:
 
     def post_instruction(self, round_id: int) -> int:
         """Post attestation digest + instruction commitment (if not yet); deliver the sealed instructions."""
-        from chain import RoundPhase
-
         state = self.prepare_instruction(round_id)
         gas = 0
         invalid = state.get("invalid", [])
@@ -545,8 +527,6 @@ class KeyHolderAgent:
     the round and the reason, raised before anything is posted."""
 
     def __init__(self, dep: Deployment, role: str):
-        from crypto.threshold import KeyHolder, ThresholdError
-
         if role not in dep.holders:
             raise ProtocolError(f"{role}: not a key holder of this market (holders: {', '.join(dep.holders) or 'none'})")
         self.dep, self.role = dep, role
@@ -560,10 +540,6 @@ class KeyHolderAgent:
 
     def _authorised(self, round_id: int) -> tuple[bytes, bytes]:
         """(output value, its SHA-256) of the output the chain agreed on for ``round_id``; refuses otherwise."""
-        from chain import RoundPhase
-        from crypto.encoding import digest
-        from protocol.opening import output_value
-
         coord = self.dep.coordinator
         if not 1 <= round_id <= coord.current_round():
             raise ProtocolError(f"round {round_id}: {self.role} refuses: the chain has no such round")
@@ -578,8 +554,6 @@ class KeyHolderAgent:
         return value, digest(value)
 
     def _post(self, round_id: int, stage, make) -> int:
-        from crypto.threshold import ThresholdError
-
         coord = self.dep.coordinator
         if coord.has_posted_share(round_id, self.dep.address(self.role), stage):
             return 0
@@ -594,18 +568,11 @@ class KeyHolderAgent:
 
     def post_mask(self, round_id: int) -> int:
         """Post this holder's mask share of the round's agreed output (returns gas; 0 if already posted)."""
-        from chain import ShareStage
-        from protocol.opening import slot_of
-
         return self._post(round_id, ShareStage.MASK, lambda value, ok: self.holder.mask_share(
             value, round=round_id, slot=slot_of(round_id), authorised=ok))
 
     def post_table(self, round_id: int) -> int:
         """Post this holder's table share, for the c the mask shares named by the chain's events open."""
-        from chain import ShareStage
-        from protocol.blobstore import BlobError
-        from protocol.opening import posted_shares, slot_of
-
         masks = posted_shares(self.dep, round_id)[ShareStage.MASK]
         if len(masks) < self.dep.holder_threshold:
             raise ProtocolError(f"round {round_id}: {self.role} gives no table share: {len(masks)} mask shares on "
@@ -638,8 +605,6 @@ class Evaluator:
     """Holds nothing secret: the circuit artefact and evaluation keys named on chain, the revealed blobs."""
 
     def __init__(self, dep: Deployment, role: str, circuit):
-        from protocol.backend import EvaluatorSide
-
         self.dep, self.role = dep, role
         self.folder = dep.data_dir.role(role)
         if dep.terms_digest() != dep.onchain_terms.terms_digest:
@@ -655,14 +620,9 @@ class Evaluator:
 
     def evaluate(self, round_id: int) -> Verdict:
         """Open both revealed blobs (mm first), then compute; a refused blob gives a fault naming its side."""
-        from crypto.tfhers import OwnerReportError
-        from protocol.attestation import WITHHELD, fault_record
-        from protocol.backend import report_binding
-
         coord = self.dep.coordinator
         terms = self.dep.onchain_terms
         rs = coord.round(round_id)
-        from protocol.blobstore import BlobMissing
 
         inputs = {}
         for side in SIDES:

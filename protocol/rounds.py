@@ -28,8 +28,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from common.vocabulary import (CLIENT_MM, CLIENT_RM, CLIENT_ROLES, CUSTODIAN, DEALER_MM, DEALER_RM, DEALER_ROLES,
-                               dealer_of)
+from chain import RoundPhase
+from common.vocabulary import (
+    CLIENT_MM,
+    CLIENT_RM,
+    CLIENT_ROLES,
+    CUSTODIAN,
+    DEALER_MM,
+    DEALER_RM,
+    DEALER_ROLES,
+    dealer_of,
+)
 from protocol.deployment import Deployment
 from protocol.ledger import Ledger, first_leg_transfers, initial_ledger, second_leg_transfers
 from protocol.phases import PhaseJournal, crash_point
@@ -76,8 +85,6 @@ def rebuild_ledger(dep: Deployment, r_bd_of: dict[int, int] | None = None) -> tu
     from their instructions); otherwise ``r_mm + r_rm`` of the records.  Conservation is checked after
     every round.
     """
-    from chain import RoundPhase
-
     e = dep.market.endowment
     ledger = initial_ledger(e["cash_units"], e["collateral_units"])
     per_round = {}
@@ -122,8 +129,6 @@ class RoundDriver:
         return self._agents[role]
 
     def _phase(self, round_id: int):
-        from chain import RoundPhase
-
         coord = self.dep.coordinator
         if coord.current_round() < round_id:
             return RoundPhase.NONE
@@ -131,8 +136,6 @@ class RoundDriver:
 
     def run_round(self, round_id: int) -> dict:
         """Drive ``round_id`` to a terminal phase; returns the per-phase gas and timings."""
-        from chain import RoundPhase
-
         coord = self.dep.coordinator
         journal = PhaseJournal.open(self.dep.data_dir.phase_journal(round_id))
         self.dep.data_dir.transcripts.mkdir(exist_ok=True)
@@ -289,8 +292,6 @@ class RoundDriver:
 
         [decided] The deadline block itself counts as reached (a step sent now could be mined after it);
         a round in RmLegDone is settled instead (its challenge window only delays settlement)."""
-        from chain import RoundPhase
-
         phase = self._phase(round_id)
         if phase.terminal or phase in (RoundPhase.NONE, RoundPhase.RM_LEG_DONE):
             return

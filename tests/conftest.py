@@ -36,6 +36,7 @@ def anvil_url():
 FHE_GROUPS = (("selection_circuit", "fhe-crypto"), ("fhe", "fhe-protocol"))
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which writes the groups into the test ids
 def pytest_collection_modifyitems(config, items):
     """Every other test runs with the rest of its module, in the module's order, so a module fixture is built
     once per run and a test that must come last in its module (a rolled-back node) does."""
@@ -45,11 +46,26 @@ def pytest_collection_modifyitems(config, items):
         item.add_marker(pytest.mark.xdist_group(group or item.nodeid.split("::")[0]))
 
 
+class _GroupsApplied:
+    """On an xdist worker with ``--dist loadgroup``: after xdist's hook every test id must carry its group
+    (``<id>@<group>``), or the scheduler would scatter the groups silently (pytest 9.2 stopped reading the
+    id xdist writes)."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config, items):
+        scattered = [item.nodeid for item in items if "@" not in item.nodeid]
+        if scattered:
+            raise pytest.UsageError(f"xdist groups not applied (pytest {pytest.__version__}): {scattered[0]} has "
+                                    f"no @group in its id; install pytest < 9.2 (pyproject.toml's dev extra)")
+
+
 def pytest_configure(config):
     """Every FHE evaluation in the suite runs under the fixed FFT plan, like `repo-market` does
     (crypto/fhe_runtime.py), so in-process outputs equal those of the CLI processes the tests spawn.
     Unless it is already preloaded, pytest restarts itself here with it (output capture is released first so
     the restarted run writes to the real terminal)."""
+    if getattr(config.option, "loadgroup", False):  # an xdist worker under --dist loadgroup
+        config.pluginmanager.register(_GroupsApplied(), "repo-market-groups-applied")
     if fixed_plan_active():
         return
     capture = config.pluginmanager.getplugin("capturemanager")

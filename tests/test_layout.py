@@ -67,7 +67,7 @@ def test_import_rule_checker_detects_a_violation(tmp_path):
 
 def test_console_script_lists_every_subcommand():
     out = subprocess.run(
-        [sys.executable, "-m", "protocol.cli", "--help"], capture_output=True, text=True, cwd=ROOT
+        [sys.executable, "-m", "protocol", "--help"], capture_output=True, text=True, cwd=ROOT
     )
     assert out.returncode == 0, out.stderr
     for name in ("demo", "simulate", "equilibria", "select", "verify", "allocate", "experiment", "chain", "bench"):
@@ -82,7 +82,7 @@ def test_bench_in_an_installed_copy_says_in_one_line_that_benchmarks_need_the_ch
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
 
     def bench(*words):
-        return subprocess.run([sys.executable, "-m", "protocol.cli", "bench", "fhe", *words], capture_output=True,
+        return subprocess.run([sys.executable, "-m", "protocol", "bench", "fhe", *words], capture_output=True,
                               text=True, cwd=tmp_path, env=env, timeout=300)
 
     out = bench("--cost-only")

@@ -26,8 +26,10 @@ from crypto.circuit.shape import (
     circuit_cache_key,
 )
 from crypto.encoding import digest, to_hex
+from crypto.fhe_runtime import require_fixed_plan
+from crypto.tfhers import digit_type, to_native_digits
+from crypto.tfhers.owner_encryption import _TRAILER, LWE_SIZE, CryptoError, _block_trailer
 from market.terms import MarketTerms
-
 
 BLOB_MAGIC = b"RMFHE1"
 
@@ -240,8 +242,6 @@ class SelectionCircuit:
         dealer's invalid flag (docs/CIRCUIT.md). Byte-identical in every process: it refuses to run unless the
         fixed FFT plan is loaded (:mod:`crypto.fhe_runtime`).
         """
-        from crypto.fhe_runtime import require_fixed_plan
-
         require_fixed_plan()  # an output under a timed FFT plan could not be replayed byte for byte elsewhere
         fhe = _fhe()
         digests = digests or {}
@@ -358,8 +358,6 @@ def import_buffer_problem(buffer: bytes, count: int) -> str | None:
     (docs/OWNER_ENCRYPTION.md §5-§6: u64 count, then per digit u64 blocks = 1, u64 LWE size, the LWE words, the
     FheUint2 fields), or ``None``. Only the structure: the LWE words may hold anything (the circuit handles any
     phase)."""
-    from crypto.tfhers.owner_encryption import _TRAILER, LWE_SIZE, CryptoError, _block_trailer
-
     value = 16 + 8 * LWE_SIZE + _TRAILER
     if len(buffer) != 8 + count * value:
         return f"{len(buffer)} bytes, expected {8 + count * value}"
@@ -405,8 +403,6 @@ def _compile(shape: CircuitShape, *, simulation: bool):
         compiler = fhe.Compiler(rule, {"mm": "encrypted", "rm": "encrypted"})
         return compiler.compile(honest + extremes, _configuration(shape.strategy, simulation=True))
     from concrete.fhe import tfhers
-
-    from crypto.tfhers import digit_type, to_native_digits
 
     def imported(mm, rm):
         with fhe.tag("import"):  # to_native: one 5-bit lookup per digit, then the rule's two import stages

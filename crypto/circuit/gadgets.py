@@ -6,7 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from crypto.circuit.shape import TLU_BITS, TLU_MAX
+from crypto.circuit.shape import RADIX_BITS, TLU_BITS, TLU_MAX, _offsets
 
 
 def _fhe():
@@ -205,8 +205,6 @@ def _scaled_columns(digits: list, layout, factors: list[int], columns: int, *, p
     except the last, which keeps the whole quotient once it is <= 15 (one piece saved); the public factor
     multiplies inside the table (no noise growth). Returns ``columns`` lists of ``(term, bound)`` for
     :func:`_normalize`; a piece that is zero for every element costs nothing."""
-    from crypto.circuit.shape import RADIX_BITS, _offsets
-
     out: list[list] = [[] for _ in range(columns)]
     offsets = _offsets(layout)
     for i, (x, x_bound, zero_at) in enumerate(digits):

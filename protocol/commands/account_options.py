@@ -12,6 +12,8 @@ accounts) before anything is created, encrypted, signed or sent.
 """
 from __future__ import annotations
 
+from chain.accounts import external_accounts
+from chain.errors import ChainInputError
 from protocol.cli import UsageError
 
 __all__ = ["add_account_options", "signers_from_args"]
@@ -43,9 +45,6 @@ def _pairs(option: str, values: list[str]) -> dict[str, str]:
 def signers_from_args(args, roles: tuple[str, ...] | None = None) -> dict:
     """role -> ChainAccount from the options (empty if none); UsageError names the option, role and path.
     ``roles``: the roles that may be named (others are refused by name)."""
-    from chain.accounts import external_accounts
-    from chain.errors import ChainInputError
-
     specs = {dest: _pairs(option, getattr(args, dest, []) or []) for option, dest, _ in _OPTIONS}
     if not any(specs.values()):
         return {}

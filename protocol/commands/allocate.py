@@ -7,8 +7,23 @@ import sys
 from contextlib import contextmanager
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 
+from market.allocation import (
+    AllocationInputError,
+    LogLinear,
+    StepRule,
+    adjust_prices,
+    gini,
+    jain,
+    lipschitz_bound,
+    measure,
+    solve_equilibrium,
+)
+from market.allocation.equilibrium import BISECTION_TOL
 from market.limits import ALLOCATION_MIN_STEP, LimitError, check_real
+from protocol.clearing_agents import run_onchain_clearing
 from protocol.cli import UsageError, check_option, check_rpc, given
 from protocol.errors import ProtocolPackageError
 
@@ -62,8 +77,6 @@ def configure(parser) -> None:
 
 
 def _validate(args):
-    from market.allocation import AllocationInputError, LogLinear
-
     if len(args.alpha) != len(args.beta):
         raise UsageError(f"--alpha has {len(args.alpha)} values but --beta has {len(args.beta)}: one each per agent")
     try:
@@ -148,8 +161,6 @@ def _numbers(doc, prefix=""):
 
 def _convergence_warnings(args, doc) -> list[str]:
     """Why the reported allocation is not (yet) the equilibrium: shown in the table and the JSON."""
-    from market.allocation.equilibrium import BISECTION_TOL
-
     out = []
     if args.method == "bisection":
         bracket = doc["residuals"]["bracket"]
@@ -166,16 +177,6 @@ def _convergence_warnings(args, doc) -> list[str]:
 
 def _clear(args, agents):
     """The document of one clearing (before the checks), μ and x."""
-    from market.allocation import (
-        StepRule,
-        adjust_prices,
-        gini,
-        jain,
-        lipschitz_bound,
-        measure,
-        solve_equilibrium,
-    )
-
     eta = args.eta if args.eta is not None else float(1.0 / max(float(lipschitz_bound(agents, args.tau)), 1e-12))
     doc: dict = {"method": args.method}
     eq = solve_equilibrium(agents, args.tau, args.g, args.m)
@@ -195,8 +196,6 @@ def _clear(args, agents):
                                                 "report": float(res.report_residual)},
                    equilibrium_mu=float(eq.mu))
     else:
-        from protocol.clearing_agents import run_onchain_clearing
-
         run_ = run_onchain_clearing(agents, tau=args.tau, g=args.g, m=args.m, eta=eta, step=args.step,
                                     gamma=args.gamma, tol=args.tol, max_rounds=args.max_iter,
                                     data_dir=args.data_dir, rpc_url=args.rpc, progress=not args.json)
@@ -217,9 +216,6 @@ def _clear(args, agents):
 
 
 def _print_table(args, doc, mu, warnings) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=f"allocate ({args.method}): μ = {mu:.10g}, Eff = {doc['efficiency']:.6g}")
     table.add_column("agent", justify="right"); table.add_column("α", justify="right")
     table.add_column("β", justify="right"); table.add_column("x", justify="right")

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import json
 
+from rich.console import Console
+
+from chain.node import node_status, start_anvil, stop_anvil
 from protocol.cli import UsageError
 
 HELP = "manage a local anvil node for the data directory: up, down, status"
@@ -29,8 +32,6 @@ def validate(args) -> None:
 
 
 def run(args) -> int:
-    from chain.node import node_status, start_anvil, stop_anvil
-
     if args.action == "up":
         info = start_anvil(args.data_dir)  # a NodeError is reported by the dispatcher like every failure
         doc = {"url": info.url, "pid": info.pid}
@@ -46,8 +47,6 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(doc))
     else:
-        from rich.console import Console
-
         Console(stderr=True).print(human)
         if args.action == "up":
             print(doc["url"])  # the one thing a script needs, on stdout

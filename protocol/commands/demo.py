@@ -13,11 +13,16 @@ from __future__ import annotations
 import json
 import sys
 
+from rich.console import Console
+from rich.table import Table
+
+from chain.coordinator import MAX_EVALUATORS, MAX_HOLDERS
+from crypto.threshold import ThresholdParams, ThresholdSetupError
 from market.limits import MAX_DEMO_ROUNDS, MAX_MARKET_GRID, MIN_MARKET_GRID
 from protocol.cli import UsageError, check_option, check_rpc, given
 from protocol.commands.account_options import add_account_options, signers_from_args
 from protocol.demo import DEFAULT_GRID, DemoConflict, run_demo
-from protocol.deployment import DeploymentError, signing_roles
+from protocol.deployment import DeploymentError, key_holder_roles, signing_roles
 from protocol.layout import DataDir, read_json
 
 HELP = "run the main job: a market with several rounds on the embedded chain with real FHE, then the auditor"
@@ -51,8 +56,6 @@ class RichUI:
     """Progress and tables on stderr (stdout too when not --json)."""
 
     def __init__(self, as_json: bool):
-        from rich.console import Console
-
         self.err = Console(stderr=True)
         self.out = self.err if as_json else Console()
         self._status = None
@@ -98,8 +101,6 @@ class RichUI:
         self.err.log(f"round {rid} closed: {phase}")
 
     def round_table(self, s):
-        from rich.table import Table
-
         self.close()
         t = Table(title=f"round {s['round']} — {s['label']} ({s['phase']})", show_lines=False)
         t.add_column("item")
@@ -140,8 +141,6 @@ class RichUI:
 
 def validate(args) -> None:
     """Every option against market.limits (and the node, with --rpc) before the data directory is touched."""
-    from chain.coordinator import MAX_EVALUATORS
-
     check_option("--rounds", args.rounds, 0, MAX_DEMO_ROUNDS)
     check_option("--grid", args.grid, MIN_MARKET_GRID, MAX_MARKET_GRID)
     args.evaluators, args.threshold = _k_of_n(args, ("--evaluators", "--threshold"), "evaluators", 1, MAX_EVALUATORS)
@@ -152,8 +151,6 @@ def validate(args) -> None:
 def _k_of_n(args, options: tuple[str, str], what: str, low: int, high: int) -> tuple[int, int]:
     """(n, k) of a "N parties, K of them needed" option pair, each in low..high, K <= N; K defaults to 2, or
     to N if that is smaller [decided]."""
-    from protocol.cli import check_option, given
-
     n_option, k_option = options
     n, k = (getattr(args, o[2:].replace("-", "_")) for o in options)
     check_option(n_option, n, low, high)
@@ -168,11 +165,6 @@ def _k_of_n(args, options: tuple[str, str], what: str, low: int, high: int) -> t
 def _validate_holders(args) -> None:
     """--holders/--holder-threshold: fhe only, 2 <= K <= N <= MAX_HOLDERS, and a replicated sharing that is not
     too large (crypto.threshold.ThresholdParams says why)."""
-    from chain.coordinator import MAX_HOLDERS
-    from crypto.threshold import ThresholdParams, ThresholdSetupError
-    from protocol.cli import given
-    from protocol.deployment import key_holder_roles
-
     if args.backend != "fhe":
         for option in ("--holders", "--holder-threshold"):
             if given(args, option):

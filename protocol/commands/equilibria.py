@@ -11,6 +11,9 @@ import json
 import sys
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 from common.plotting import save_figure
 from market import HurdleError, ScheduleError, equilibrium_volumes, linear_schedules, select_equilibrium
 from market.equilibria import all_equilibria, linear_closed_form
@@ -105,8 +108,6 @@ def _half(x2: int) -> str:
 
 
 def _print_table(doc: dict, console) -> None:
-    from rich.table import Table
-
     table = Table(title=f"Dealer game on volume grid 0..{doc['grid']} — rate grid "
                         f"{doc['rate_grid']['min']}..{doc['rate_grid']['max']} bp")
     for column in ("", "volume", "r_mm", "r_rm", "r_bd", "joint profit J"):
@@ -133,8 +134,6 @@ def _print_table(doc: dict, console) -> None:
 
 
 def run(args) -> int:
-    from rich.console import Console
-
     for name, value in (("--hurdle-mm", args.hurdle_mm), ("--hurdle-rm", args.hurdle_rm)):
         if value < 0:
             raise UsageError(f"{name} {value}: hurdle spreads are nonnegative bp")

@@ -8,7 +8,12 @@ import time
 from pathlib import Path
 
 import numpy as np
+from rich.console import Console
+from rich.table import Table
 
+from market.allocation import AllocationInputError
+from market.allocation.experiments import EXPERIMENTS
+from protocol.allocation_report import headline, plot_experiment, to_jsonable, write_result
 from protocol.cli import UsageError, check_output_dir, naming
 
 HELP = "run an allocation experiment (fee sweep, shocks, frontier, ...) writing JSON and PNG"
@@ -45,12 +50,6 @@ def configure(parser) -> None:
 
 
 def run(args) -> int:
-    from rich.console import Console
-
-    from market.allocation import AllocationInputError
-    from market.allocation.experiments import EXPERIMENTS
-    from protocol.allocation_report import headline, plot_experiment, to_jsonable, write_result
-
     if args.name not in EXPERIMENTS:
         raise UsageError(f"NAME = {args.name!r}: must be one of {', '.join(EXPERIMENT_NAMES)}")
     if args.replications is not None and args.replications < 1:
@@ -97,8 +96,6 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(summary))
     else:
-        from rich.table import Table
-
         table = Table(title=f"experiment {args.name} (seed {args.seed}, {elapsed:.2f} s)")
         table.add_column("figure"); table.add_column("value", justify="right")
         for key, value in summary["headline"].items():

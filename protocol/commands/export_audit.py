@@ -24,7 +24,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+from eth_utils import keccak
+
+from chain.artifacts import BUILD_DIR, CONTRACT_NAMES, CONTRACTS_DIR, compile_contract
+from chain.paths import CONFIG_FILE, JOURNAL_FILE, chain_dir
+from crypto.fhe_keys import EVALUATION_KEYS_FILE
 from crypto.identity import PUBLIC_IDENTITY_FILE, PublicIdentity
+from crypto.tfhers.owner_encryption import CRS_FILE, PUBLIC_KEY_FILE
+from crypto.tfhers.owner_encryption import MANIFEST_FILE as OWNER_MANIFEST_FILE
+from crypto.threshold.dealer import SETUP_FILE
 from protocol.cli import UsageError, check_output_dir
 from protocol.deployment import DeploymentError, identities_digest, open_market
 from protocol.layout import PRIVATE_DIR, DataDir, write_json
@@ -61,9 +69,6 @@ def _copy(src: Path, dst: Path) -> None:
 
 
 def _chain_info(dep) -> dict:
-    from chain.artifacts import compile_contract
-    from eth_utils import keccak
-
     chain = dep.chain
     w3 = chain.w3
     chain.sync()
@@ -95,9 +100,6 @@ def _identities(dep) -> dict:
 
 def export_audit(data_dir: Path, out_dir: Path, rpc_url: str | None = None) -> dict:
     """Write the export (see the module docstring); returns the manifest."""
-    from chain.artifacts import BUILD_DIR, CONTRACT_NAMES, CONTRACTS_DIR
-    from chain.paths import CONFIG_FILE, JOURNAL_FILE, chain_dir
-
     dep = open_market(data_dir, rpc_url)
     root = dep.data_dir.root
     out_dir = Path(out_dir)
@@ -147,13 +149,9 @@ SECRET_MARKERS = (b"PRIVATE KEY-----", b"RMFHESK", b'"kdfparams"', b"RMTHKEY1", 
 def private_files(root: Path) -> dict[str, Path]:
     """sha256 -> path of every private file of the market (roles/ except the files that are public by design,
     their bytes published as they are; the narrator's private/ folder)."""
-    from crypto.fhe_keys import EVALUATION_KEYS_FILE
-    from crypto.tfhers.owner_encryption import CRS_FILE, MANIFEST_FILE, PUBLIC_KEY_FILE
-    from crypto.threshold.dealer import SETUP_FILE
-
     # the custodian's public key material (the public key and CRS are published blobs) and each key holder's
     # copy of the public threshold setup record (a published blob too)
-    public_role_files = (PUBLIC_IDENTITY_FILE, EVALUATION_KEYS_FILE, PUBLIC_KEY_FILE, CRS_FILE, MANIFEST_FILE,
+    public_role_files = (PUBLIC_IDENTITY_FILE, EVALUATION_KEYS_FILE, PUBLIC_KEY_FILE, CRS_FILE, OWNER_MANIFEST_FILE,
                          SETUP_FILE)
     out = {}
     for folder in (DataDir(root).roles, Path(root) / PRIVATE_DIR):

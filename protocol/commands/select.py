@@ -14,11 +14,24 @@ import json
 import time
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 from common.vocabulary import Side
+from crypto.circuit import peak_rss_bytes
 from crypto.encoding import digest
+from crypto.fhe_keys import SECRET_KEY_FILE
 from market.limits import MAX_MARKET_GRID, MAX_RATE_BITS, MAX_RATE_BP, MIN_MARKET_GRID, MIN_RATE_BITS
 from market.selection import select_equilibrium
 from market.terms import MarketTerms, ReportError, report_offsets, validate_report
+from protocol.backend import (
+    CustodianSide,
+    DealerSide,
+    EvaluatorSide,
+    load_circuit,
+    load_simulation_circuit,
+    report_binding,
+)
 from protocol.cli import UsageError, check_option, given, load_schedules_option
 from protocol.deployment import circuit_cache
 from protocol.layout import DataDir
@@ -110,11 +123,6 @@ def run(args) -> int:
 def _run_circuit(args, terms, schedules, timings):
     """One report per dealer through the roles of protocol.backend: the custodian's keys, each dealer's blob,
     the evaluator's checks and evaluation, the custodian's decryption of the output only."""
-    from crypto.circuit import peak_rss_bytes
-    from crypto.fhe_keys import SECRET_KEY_FILE
-    from protocol.backend import (CustodianSide, DealerSide, EvaluatorSide, load_circuit, load_simulation_circuit,
-                                  report_binding)
-
     layout = DataDir(Path(args.data_dir))
     cache = circuit_cache(layout)
     reports = {Side.MM: (report_offsets(terms, Side.MM, schedules.b), args.hurdle_mm),
@@ -169,15 +177,10 @@ def _run_circuit(args, terms, schedules, timings):
 
 
 def _progress(args, message: str) -> None:
-    from rich.console import Console
-
     Console(stderr=True).print(f"[dim]{message}[/dim]")
 
 
 def _print_table(doc: dict) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title=f"selection ({doc['backend']})")
     table.add_column("field")
     table.add_column("value", justify="right")

@@ -15,6 +15,10 @@ import json
 from pathlib import Path
 from typing import Callable
 
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
 from common.plotting import save_figure
 from market import limits, select_equilibrium
 from market.plots import simulation_figures
@@ -114,8 +118,6 @@ def _config(args):
 
 
 def _print_summary(result, console) -> None:
-    from rich.table import Table
-
     summary = result.summary()
     table = Table(title=f"{result.config.rounds} rounds, seed {result.seed}: contract vs no coordination "
                         f"({result.config.baseline})")
@@ -135,9 +137,6 @@ def _print_summary(result, console) -> None:
 
 
 def run(args) -> int:
-    from rich.console import Console
-    from rich.progress import Progress
-
     config = _config(args)
     if args.plot is not None and args.plot.exists() and not args.plot.is_dir():
         raise UsageError(f"--plot {args.plot}: exists and is not a directory")

@@ -18,7 +18,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
+from chain import ChainError
 from market.limits import MAX_SEED
+from protocol.audit import Auditor
 from protocol.cli import UsageError, check_option, check_rpc
 from protocol.deployment import DeploymentError, open_market
 
@@ -42,9 +47,6 @@ def validate(args) -> None:
 
 
 def run(args) -> int:
-    from chain import ChainError
-    from protocol.audit import Auditor
-
     if args.rpc is not None and not args.rpc.startswith(("http://", "https://")):
         raise UsageError(f"--rpc {args.rpc!r}: must be an http(s) URL")
     for r in args.rounds or []:
@@ -71,9 +73,6 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        from rich.console import Console
-        from rich.table import Table
-
         console = Console()
         table = Table(title=f"verify {args.data_dir}")
         for col in ("round", "checks", "failed"):

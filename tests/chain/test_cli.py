@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args, env=None):
-    out = subprocess.run([sys.executable, "-m", "protocol.cli", "chain", *args], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "protocol", "chain", *args], capture_output=True, text=True,
                          cwd=ROOT, timeout=120, env=env)
     return out
 

@@ -124,13 +124,23 @@ def test_require_fixed_plan_names_the_library(monkeypatch):
 
 
 def test_repo_market_restarts_itself_under_the_fixed_plan():
-    """`repo-market` (protocol.cli.main) re-executes its own command line with the library preloaded."""
-    code = ("from protocol.cli import _preload_fixed_fft_plan; _preload_fixed_fft_plan(); "
+    """`repo-market` (protocol.entry.main) re-executes its own command line with the library preloaded."""
+    code = ("from protocol.entry import preload_fixed_fft_plan; preload_fixed_fft_plan(); "
             "from crypto.fhe_runtime import fixed_plan_active; import os; "
             "print(fixed_plan_active(), 'REPO_MARKET_FIXED_FFT_PLAN_REEXEC' in os.environ)")
     done = subprocess.run([sys.executable, "-c", code], env=_without_fixed_plan(), capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["True", "False"]
+
+
+def test_the_restart_comes_before_the_command_line_is_imported():
+    """The entry module imports no chain or web3 library: the restart happens before them, so a process loads
+    them once."""
+    code = ("import sys, protocol.entry; "
+            "print(sorted(m for m in ('web3', 'eth_account', 'chain', 'protocol.cli', 'numpy') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
 
 
 def test_build_failures_are_clear_errors(monkeypatch, tmp_path):

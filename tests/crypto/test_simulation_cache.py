@@ -71,7 +71,7 @@ def test_select_simulate_caches_its_simulator_and_agrees_with_plain(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "REPO_MARKET_CIRCUIT_CACHE"} | {"PYTHONPATH": str(ROOT)}
 
     def select(backend):
-        out = subprocess.run([sys.executable, "-m", "protocol.cli", "select", "--schedules", str(schedules),
+        out = subprocess.run([sys.executable, "-m", "protocol", "select", "--schedules", str(schedules),
                               "--backend", backend, "--hurdle-mm", "1", "--data-dir", str(tmp_path / "data"),
                               "--json"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
         assert out.returncode == 0, out.stderr[-2000:]

@@ -121,7 +121,7 @@ FHE_GRID = 4
 
 @pytest.fixture(scope="session")
 def fhe_threshold_market(protocol_root):
-    """A real-FHE market (grid 4, 2-of-2 evaluators, 2-of-3 key holders, 2 slots) that has run the first two demo
+    """A real-FHE market (grid 4, 2-of-2 evaluators, 2-of-3 key holders, 5 slots) that has run the first two demo
     rounds: (path, [(round_id, plan, run)], keyset). ``keyset`` is a copy of the custodian's concrete keyset taken
     just before create_market destroys it, kept inside the tests only to compare with concrete's own decryption."""
     from crypto.fhe_keys import CustodianFheKeys
@@ -141,7 +141,7 @@ def fhe_threshold_market(protocol_root):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(CustodianFheKeys, "destroy_secret_keys", keep_then_destroy)
         dep = create_market(path, MarketTerms(grid=FHE_GRID, base_rate=DEFAULT_BASE_RATE), backend="fhe",
-                            evaluators=2, threshold=2, holders=3, holder_threshold=2, slots=2)
+                            evaluators=2, threshold=2, holders=3, holder_threshold=2, slots=5)
     runs, _ = run_plans(dep, demo_plans(FHE_GRID, 2, seed=0))
     for rid, _, run in runs:
         write_transcript(dep, rid, run)

@@ -121,7 +121,7 @@ def test_verify_writes_nothing_and_works_on_a_read_only_copy(demo_copy):
         if not p.is_symlink():
             p.chmod(p.stat().st_mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
     try:
-        out = subprocess.run([sys.executable, "-m", "protocol.cli", "verify", "--data-dir", str(demo_copy),
+        out = subprocess.run([sys.executable, "-m", "protocol", "verify", "--data-dir", str(demo_copy),
                               "--json"], capture_output=True, text=True, cwd=ROOT, timeout=600,
                              env={**os.environ, "PYTHONPATH": str(ROOT)})
     finally:

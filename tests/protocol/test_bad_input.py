@@ -247,7 +247,7 @@ def test_unknown_behaviour_is_refused():
 # --- command line ------------------------------------------------------------------------------------------
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "protocol.cli", *args], capture_output=True, text=True, cwd=ROOT,
+    return subprocess.run([sys.executable, "-m", "protocol", *args], capture_output=True, text=True, cwd=ROOT,
                           timeout=300)
 
 

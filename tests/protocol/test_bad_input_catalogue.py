@@ -538,7 +538,7 @@ def test_bad_data_directory_gets_a_clean_error_and_stays_as_it_was(case_id, kind
         "slope-1e-300", "duplicate-key", "5000-digits"])
 def test_real_processes_exit_non_zero_without_a_traceback(argv, match, inputs, scratch):
     env = {k: v for k, v in os.environ.items() if k != "REPO_MARKET_DEBUG"}
-    out = subprocess.run([sys.executable, "-m", "protocol.cli", *_expand(argv, inputs), "--data-dir",
+    out = subprocess.run([sys.executable, "-m", "protocol", *_expand(argv, inputs), "--data-dir",
                           str(scratch / "data")], capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
     assert out.returncode == 2 and "Traceback" not in out.stderr and match in out.stderr, out.stderr[-1500:]
     assert len(out.stderr.splitlines()) == 1 and out.stderr.rstrip().endswith("(see --help)") and out.stdout == ""

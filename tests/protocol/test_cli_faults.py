@@ -106,7 +106,7 @@ with data_dir_lock(Path(sys.argv[1]), "holder"):
 
 
 def _cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "protocol.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "protocol", *args], capture_output=True, text=True,
                           cwd=cwd, env=_env(), timeout=600)
 
 
@@ -114,7 +114,7 @@ def test_two_demos_on_one_fresh_directory_one_refuses_at_once(scratch):
     """Two concurrent `demo` processes on a fresh directory: exactly one builds the market, the other refuses
     at once naming the directory and the holder's pid; market.json names the one contract deployed."""
     data = scratch / "market"
-    cmd = [sys.executable, "-m", "protocol.cli", "demo", "--data-dir", str(data), "--backend", "simulate",
+    cmd = [sys.executable, "-m", "protocol", "demo", "--data-dir", str(data), "--backend", "simulate",
            "--grid", str(SIM_GRID), "--rounds", "0", "--no-verify", "--json"]
     first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=_env())
     try:
@@ -193,8 +193,9 @@ def test_a_protocol_folder_in_the_working_directory_cannot_replace_the_auditor(s
     (shadow / "protocol").mkdir(parents=True)
     (shadow / "protocol" / "__init__.py").write_text("")
     (shadow / "protocol" / "cli.py").write_text(FAKE_AUDITOR)
+    (shadow / "protocol" / "__main__.py").write_text(FAKE_AUDITOR)
     # the old way of starting the auditor runs the stand-in
-    old = subprocess.run([sys.executable, "-m", "protocol.cli", "verify", "--data-dir", str(sim_demo[0]), "--json"],
+    old = subprocess.run([sys.executable, "-m", "protocol", "verify", "--data-dir", str(sim_demo[0]), "--json"],
                          capture_output=True, text=True, cwd=shadow, timeout=300)
     assert json.loads(old.stdout)["rounds"] == []
     monkeypatch.chdir(shadow)
@@ -297,7 +298,7 @@ def _plain_env(home: Path | None, tmpdir: Path, pythonpath: Path) -> dict[str, s
     return env
 
 
-PLAN_ACTIVE = ("import sys; from protocol.cli import _preload_fixed_fft_plan; _preload_fixed_fft_plan(); "
+PLAN_ACTIVE = ("import sys; from protocol.entry import preload_fixed_fft_plan; preload_fixed_fft_plan(); "
                "from crypto.fhe_runtime import fixed_plan_active, library_path; "
                "import ctypes; print(fixed_plan_active())")
 
@@ -323,7 +324,7 @@ def test_an_unreadable_cache_gives_one_warning_and_a_working_fixed_plan(unreadab
     probe = subprocess.run([*_as_plain_user(), sys.executable, "-c", "import os; os.listdir(os.environ['HOME'] + "
                             "'/.cache/repo-market')"], env=env, capture_output=True, text=True, timeout=60)
     assert "PermissionError" in probe.stderr, "the cache must really be unreadable to this process"
-    out = subprocess.run([*_as_plain_user(), sys.executable, "-m", "protocol.cli", "equilibria", "--linear", "400",
+    out = subprocess.run([*_as_plain_user(), sys.executable, "-m", "protocol", "equilibria", "--linear", "400",
                           "460", "1", "1", "--grid", "10", "--json", "--data-dir", str(scratch / "d")],
                          env=env, capture_output=True, text=True, timeout=300, cwd=scratch)
     assert out.returncode == 0 and "Traceback" not in out.stderr, out.stderr[-2000:]
@@ -344,7 +345,7 @@ def test_nowhere_to_build_the_library_is_one_warning_and_commands_that_do_not_ev
         unreadable_cache, scratch):
     home, tmpdir, checkout = unreadable_cache
     (tmpdir / f"repo-market-{os.getuid()}").write_text("a file where the fallback folder would go")
-    out = subprocess.run([*_as_plain_user(), sys.executable, "-m", "protocol.cli", "select", "--schedules",
+    out = subprocess.run([*_as_plain_user(), sys.executable, "-m", "protocol", "select", "--schedules",
                           str(_good_schedules(scratch)), "--backend", "plain", "--json", "--data-dir",
                           str(scratch / "d")], env=_plain_env(home, tmpdir, checkout), capture_output=True,
                          text=True, timeout=300, cwd=scratch)
@@ -364,7 +365,7 @@ def test_no_home_at_all(scratch):
     tmpdir = scratch / "tmp"
     tmpdir.mkdir()
     env = _plain_env(None, tmpdir, ROOT)
-    out = subprocess.run([sys.executable, "-m", "protocol.cli", "equilibria", "--linear", "400", "460", "1", "1",
+    out = subprocess.run([sys.executable, "-m", "protocol", "equilibria", "--linear", "400", "460", "1", "1",
                           "--grid", "10", "--plot", str(scratch / "map.png"), "--json"], env=env,
                          capture_output=True, text=True, timeout=300, cwd=scratch)
     assert out.returncode == 0 and out.stderr == "", out.stderr[-2000:]
@@ -379,7 +380,7 @@ def test_an_unwritable_home_leaves_no_matplotlib_warning_or_folder(scratch):
     tmpdir.mkdir()
     home.chmod(0o555)
     try:
-        out = subprocess.run([*_as_plain_user(), sys.executable, "-m", "protocol.cli", "equilibria", "--linear",
+        out = subprocess.run([*_as_plain_user(), sys.executable, "-m", "protocol", "equilibria", "--linear",
                               "400", "460", "1", "1", "--grid", "10", "--plot", str(scratch / "map.png"), "--json",
                               "--data-dir", str(scratch / "d")], env=_plain_env(home, tmpdir, ROOT),
                              capture_output=True, text=True, timeout=300, cwd=scratch)
@@ -401,14 +402,14 @@ def test_a_read_only_data_directory_refuses_writers_in_one_line_and_verify_still
         for command in (["demo", "--backend", "simulate", "--grid", str(SIM_GRID), "--rounds", "1"],
                         ["chain", "status"], ["select", "--schedules", str(_good_schedules(scratch)),
                                               "--backend", "simulate"]):
-            out = subprocess.run([*_as_plain_user(), sys.executable, "-m", "protocol.cli", *command, "--data-dir",
+            out = subprocess.run([*_as_plain_user(), sys.executable, "-m", "protocol", *command, "--data-dir",
                                   str(data), "--json"], capture_output=True, text=True, env=_env(), timeout=300)
             assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
             assert out.stderr.strip().splitlines() == [f"repo-market {command[0]}: error: --data-dir {data}: cannot "
                                                        f"open its lock file {data / LOCK_NAME} (Permission denied)"]
             assert json.loads(out.stdout) == {"ok": False, "error": "error",
                                               "detail": out.stderr.split(": error: ", 1)[1].strip()}
-        verify = subprocess.run([*_as_plain_user(), sys.executable, "-m", "protocol.cli", "verify", "--data-dir",
+        verify = subprocess.run([*_as_plain_user(), sys.executable, "-m", "protocol", "verify", "--data-dir",
                                  str(data), "--json"], capture_output=True, text=True, env=_env(), timeout=600)
         assert verify.returncode == 0 and json.loads(verify.stdout)["ok"], verify.stderr[-2000:]
     finally:
@@ -426,7 +427,7 @@ def test_a_full_disk_is_one_line_naming_the_file_and_leaves_no_partial_output(sc
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
 
-    out = subprocess.run([sys.executable, "-m", "protocol.cli", "experiment", "fee-sweep", "--replications", "2",
+    out = subprocess.run([sys.executable, "-m", "protocol", "experiment", "fee-sweep", "--replications", "2",
                           "--out", str(out_dir), "--json", "--data-dir", str(scratch / "d")], capture_output=True,
                          text=True, env=_env(), timeout=300, cwd=scratch, preexec_fn=limit)
     assert out.returncode == 1 and "Traceback" not in out.stderr, out.stderr[-2000:]
@@ -457,7 +458,7 @@ def test_a_failed_command_leaves_a_fresh_directory_as_it_was(command, fresh, scr
     try:
         common = ["--json", "--data-dir", str(data)]
         full = [argv[0], *common, *argv[1:]] if argv[0] == "bench" else [*argv, *common]  # bench: NAME ARGS... last
-        out = subprocess.run([sys.executable, "-m", "protocol.cli", *full],
+        out = subprocess.run([sys.executable, "-m", "protocol", *full],
                              capture_output=True, text=True, cwd=scratch, timeout=600,
                              env=_env(REPO_MARKET_ANVIL="/bin/false"))
     finally:
@@ -556,7 +557,7 @@ def test_a_reader_that_goes_away_is_no_traceback(command, scratch):
     """stdout closed early (`| head -c 1`): the command stops quietly, never with a BrokenPipeError traceback."""
     import shlex
 
-    line = " ".join(shlex.quote(w) for w in [sys.executable, "-m", "protocol.cli", *command, "--data-dir",
+    line = " ".join(shlex.quote(w) for w in [sys.executable, "-m", "protocol", *command, "--data-dir",
                                              str(scratch / "d")])
     out = subprocess.run(["bash", "-c", f"{line} 2>{scratch / 'err'} | head -c 1 >/dev/null; "
                                         "echo ${PIPESTATUS[0]}"], capture_output=True, text=True, cwd=ROOT,
@@ -578,7 +579,7 @@ def test_a_read_only_output_folder_is_one_line_naming_the_path(command, target, 
     folder.chmod(0o555)
     argv = [w.replace("@", str(folder)) for w in command]
     try:
-        out = subprocess.run([*_as_plain_user(), sys.executable, "-m", "protocol.cli", *argv, "--json", "--data-dir",
+        out = subprocess.run([*_as_plain_user(), sys.executable, "-m", "protocol", *argv, "--json", "--data-dir",
                               str(scratch / "d")], capture_output=True, text=True, cwd=ROOT, env=_env(), timeout=300)
     finally:
         folder.chmod(0o755)

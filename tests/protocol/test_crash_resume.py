@@ -34,7 +34,7 @@ def _demo(data_dir: Path, rounds: int, crash: str | None = None) -> subprocess.C
     env = {k: v for k, v in os.environ.items() if k != CRASH_ENV}
     if crash:
         env[CRASH_ENV] = crash
-    cmd = [sys.executable, "-m", "protocol.cli", "demo", "--data-dir", str(data_dir), "--backend", "simulate",
+    cmd = [sys.executable, "-m", "protocol", "demo", "--data-dir", str(data_dir), "--backend", "simulate",
            "--grid", str(SIM_GRID), "--rounds", str(rounds), "--no-verify", "--json"]
     return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
 
@@ -88,7 +88,7 @@ def test_killed_after_every_phase_in_turn_resumes_to_the_uninterrupted_state(fre
     # nothing lost: the commitments posted by the first (killed) process are the round's commitments
     rs = open_market(fresh_market).coordinator.round(1)
     assert (rs.report_commitment_mm, rs.report_commitment_rm) == posted["commitments"]
-    verify = subprocess.run([sys.executable, "-m", "protocol.cli", "verify", "--data-dir", str(fresh_market), "--json"],
+    verify = subprocess.run([sys.executable, "-m", "protocol", "verify", "--data-dir", str(fresh_market), "--json"],
                             capture_output=True, text=True, cwd=ROOT, timeout=600)
     report = json.loads(verify.stdout)
     assert verify.returncode == 0 and report["ok"], report["failures"]

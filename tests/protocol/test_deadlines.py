@@ -101,7 +101,7 @@ def test_the_next_demo_run_closes_an_expired_round_and_continues(fresh_market, m
     _leave_round_open(dep, monkeypatch, "report")
     _expire(dep)
     env = {k: v for k, v in os.environ.items() if k != "REPO_MARKET_CRASH_AFTER"}
-    out = subprocess.run([sys.executable, "-m", "protocol.cli", "demo", "--data-dir", str(fresh_market),
+    out = subprocess.run([sys.executable, "-m", "protocol", "demo", "--data-dir", str(fresh_market),
                           "--backend", "simulate", "--grid", str(SIM_GRID), "--rounds", "1", "--json"],
                          capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]

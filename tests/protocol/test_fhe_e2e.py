@@ -86,7 +86,7 @@ def test_real_fhe_rounds_on_anvil_with_an_independent_verify(scratch, anvil_url)
     assert report["ok"], report["failures"]
     # an independent process checks everything from public data, the TFHE replay byte for byte: it runs under
     # the same fixed FFT plan as the evaluator (crypto/fhe_runtime.py), so nothing may fail
-    out = subprocess.run([sys.executable, "-m", "protocol.cli", "verify", "--data-dir", str(path), "--rpc", anvil_url,
+    out = subprocess.run([sys.executable, "-m", "protocol", "verify", "--data-dir", str(path), "--rpc", anvil_url,
                           "--json"], capture_output=True, text=True, cwd=ROOT, timeout=900)
     independent = json.loads(out.stdout)
     assert independent["failures"] == [] and independent["ok"] is True

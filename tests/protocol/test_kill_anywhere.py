@@ -34,7 +34,7 @@ SEED = 15
 
 
 def _cmd(data_dir: Path, rounds: int) -> list[str]:
-    return [sys.executable, "-m", "protocol.cli", "demo", "--data-dir", str(data_dir), "--backend", "simulate",
+    return [sys.executable, "-m", "protocol", "demo", "--data-dir", str(data_dir), "--backend", "simulate",
             "--grid", str(SIM_GRID), "--rounds", str(rounds), "--no-verify", "--json"]
 
 
@@ -113,6 +113,6 @@ def test_killed_at_20_random_points_resumes_to_the_uninterrupted_state(sim_templ
     for rid in range(1, n + 1):
         transcript = json.loads(DataDir(data).transcript(rid).read_text())
         assert transcript["round"] == rid and transcript["phase"] == coord.phase(rid).name, log
-    verify = subprocess.run([sys.executable, "-m", "protocol.cli", "verify", "--data-dir", str(data), "--json"],
+    verify = subprocess.run([sys.executable, "-m", "protocol", "verify", "--data-dir", str(data), "--json"],
                             capture_output=True, text=True, cwd=ROOT, timeout=600)
     assert verify.returncode == 0 and json.loads(verify.stdout)["ok"], verify.stdout[-3000:]

@@ -70,12 +70,12 @@ def _files(root: Path):
 
 def test_private_values_live_only_in_the_private_places_with_private_modes(fresh_market, scratch):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    demo = subprocess.run([sys.executable, "-m", "protocol.cli", "demo", "--data-dir", str(fresh_market),
+    demo = subprocess.run([sys.executable, "-m", "protocol", "demo", "--data-dir", str(fresh_market),
                            "--backend", "simulate", "--grid", str(SIM_GRID), "--rounds", "4", "--no-verify",
                            "--json"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=900)
     assert demo.returncode == 0, demo.stderr[-3000:]
     kit = scratch / "kit"
-    export = subprocess.run([sys.executable, "-m", "protocol.cli", "export-audit", str(kit), "--data-dir",
+    export = subprocess.run([sys.executable, "-m", "protocol", "export-audit", str(kit), "--data-dir",
                              str(fresh_market), "--json"], capture_output=True, text=True, cwd=ROOT, env=env,
                             timeout=600)
     assert export.returncode == 0, export.stderr[-3000:]

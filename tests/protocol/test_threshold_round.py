@@ -4,7 +4,9 @@ The custodian deals the key at setup and keeps no secret file; each round's agre
 holders' public shares (mask stage, then table stage; digests on chain, blobs in the blob store); that opening
 equals concrete's own decryption with the keyset the test kept before it was destroyed; shares for another
 round or ciphertext, from an unregistered holder, duplicated or truncated are refused naming the holder, the
-round and the reason, and nothing opens from fewer than k. A market without slots left refuses a round.
+round and the reason, and nothing opens from fewer than k. The demo's other rounds open from k of the n holders,
+holders that miss the deadline cancel the round like any missed step, and a market without slots left refuses a
+round.
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ from protocol.audit import Auditor
 from protocol.deployment import open_market
 from protocol.opening import PostedShare, open_output, output_value, posted_shares
 from protocol.roles import DealerAgent, KeyHolderAgent, ProtocolError
+
+from .conftest import FHE_GRID
 
 pytestmark = [pytest.mark.fhe, pytest.mark.slow]
 
@@ -161,15 +165,70 @@ def test_a_holder_answers_only_in_the_opening_of_the_agreed_output(fhe_threshold
     assert dep.chain.block_number == before
 
 
-def test_a_market_without_slots_left_refuses_a_round(fhe_threshold_market, scratch):
-    import shutil
+def _offline(monkeypatch, present: set[str]) -> None:
+    """Only the holders in ``present`` answer; the others refuse every share (as a holder that is down)."""
+    for step in ("post_mask", "post_table"):
+        real = getattr(KeyHolderAgent, step)
 
+        def answer(agent, round_id, real=real):
+            if agent.role not in present:
+                raise ProtocolError(f"round {round_id}: {agent.role} is offline")
+            return real(agent, round_id)
+
+        monkeypatch.setattr(KeyHolderAgent, step, answer)
+
+
+def test_the_other_demo_rounds_open_from_k_holders_and_late_holders_cancel_a_round(fhe_threshold_market,
+                                                                                  fhe_threshold_copy, monkeypatch):
+    """Demo rounds 3 (no trade) and 4 (a deviating dealer) with key_holder_3 down: the two others open each
+    output, equal to concrete's own decryption. Round 5 with only key_holder_1: the output cannot open (k = 2),
+    the custodian posts nothing and the driver stops naming the round; once the Computed deadline passes a
+    resumed driver has the contract cancel it like any other missed step (deposits unlocked, nobody forfeits).
+    Its slot is spent: with five slots dealt, round 6 is refused before anything is sent. The audit verifies."""
     from protocol.rounds import RoundDriver
+    from protocol.scenario import deal_inputs, demo_plans
 
-    target = scratch / "market"
-    shutil.copytree(fhe_threshold_market[0], target, symlinks=True)
-    dep = open_market(target)
-    assert dep.slots == 2 and dep.coordinator.current_round() == 2
-    with pytest.raises(ProtocolError, match=r"round 3: the market has no decryption slot left .*2 one-time slots"):
-        RoundDriver(dep, dep.circuit()).run_round(3)
-    assert dep.coordinator.current_round() == 2 and dep.coordinator.phase(2) is RoundPhase.SETTLED
+    keyset = fhe_threshold_market[2]
+    dep = open_market(fhe_threshold_copy)
+    coord = dep.coordinator
+    assert dep.slots == 5 and coord.current_round() == 2
+    plans = demo_plans(FHE_GRID, 5, seed=0)
+
+    _offline(monkeypatch, {"key_holder_1", "key_holder_2"})
+    for rid in (3, 4):
+        deal_inputs(dep, rid, plans[rid - 1])
+        assert RoundDriver(dep, dep.circuit()).run_round(rid)["phase"] in ("SETTLED", "FORFEITED")
+        shares = posted_shares(dep, rid)
+        assert [s.holder for s in shares[ShareStage.TABLE]] == HOLDERS[:2]
+        value = output_value(dep, coord.round(rid).output_digest)
+        opened = open_output(dep, dep.threshold_setup(), rid, value, shares)
+        assert np.array_equal(opened.decryption.values.reshape(-1),
+                              _concrete_decrypt(dep, keyset, value).reshape(-1))
+    assert coord.phase(4) is RoundPhase.FORFEITED  # the demo's deviating dealer
+
+    monkeypatch.undo()
+    _offline(monkeypatch, {"key_holder_1"})
+    deal_inputs(dep, 5, plans[4])
+    events = []
+    driver = RoundDriver(dep, dep.circuit(), progress=lambda kind, **kw: events.append((kind, kw)))
+    with pytest.raises(ProtocolError, match=r"round 5: 0 table shares on chain, 2 needed; the custodian cannot open"):
+        driver.run_round(5)
+    refused = {(kw["holder"], kw["stage"]) for kind, kw in events if kind == "share_refused"}
+    assert {(h, s) for h in HOLDERS[1:] for s in ("mask", "table")} <= refused
+    assert ("key_holder_1", "mask") not in refused  # it answered; its table waits for k masks
+    assert coord.phase(5) is RoundPhase.COMPUTED
+    assert [s.holder for s in posted_shares(dep, 5)[ShareStage.MASK]] == ["key_holder_1"]
+    deposits = {r: coord.deposit_of(dep.address(r)) for r in ("dealer_mm", "dealer_rm")}
+
+    dep.chain.mine(coord.deadline(5) + 1 - dep.chain.block_number)  # nobody drove the round in time
+    monkeypatch.undo()
+    result = RoundDriver(dep, dep.circuit()).run_round(5)
+    assert result["phase"] == "CANCELLED" and coord.phase(5) is RoundPhase.CANCELLED
+    assert not coord.events("Forfeited", round_id=5)
+    assert {r: coord.deposit_of(dep.address(r)) for r in deposits} == deposits  # unlocked, not taken
+
+    with pytest.raises(ProtocolError, match=r"round 6: the market has no decryption slot left .*5 one-time slots"):
+        RoundDriver(dep, dep.circuit()).run_round(6)
+    assert coord.current_round() == 5
+    report = Auditor(open_market(fhe_threshold_copy, read_only=True)).run().as_dict()
+    assert report["ok"], report["failures"]

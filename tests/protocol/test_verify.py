@@ -199,7 +199,7 @@ def test_a_dishonest_evaluator_is_named(scratch):
 
 
 def test_verify_cli_exit_status_and_json(demo_copy):
-    ok = subprocess.run([sys.executable, "-m", "protocol.cli", "verify", "--data-dir", str(demo_copy), "--json",
+    ok = subprocess.run([sys.executable, "-m", "protocol", "verify", "--data-dir", str(demo_copy), "--json",
                          "--round", "3"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     report = json.loads(ok.stdout)
     assert ok.returncode == 0 and report["ok"], report["failures"]
@@ -207,7 +207,7 @@ def test_verify_cli_exit_status_and_json(demo_copy):
     digest = _blob_digests(demo_copy, 3)["attestation"]
     blob = DataDir(demo_copy).blobs / digest.hex()
     blob.write_bytes(blob.read_bytes()[:-1] + bytes([blob.read_bytes()[-1] ^ 1]))
-    bad = subprocess.run([sys.executable, "-m", "protocol.cli", "verify", "--data-dir", str(demo_copy), "--json",
+    bad = subprocess.run([sys.executable, "-m", "protocol", "verify", "--data-dir", str(demo_copy), "--json",
                           "--round", "3"], capture_output=True, text=True, cwd=ROOT, timeout=600)
     report = json.loads(bad.stdout)
     assert bad.returncode == 1 and not report["ok"]

@@ -148,7 +148,7 @@ def test_verify_beside_a_running_demo_never_reports_tampering(fresh_market):
     again; every audit passes, at least one saw the writer or left a round out, the last one is complete."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     writer = subprocess.Popen(
-        [sys.executable, "-m", "protocol.cli", "demo", "--data-dir", str(fresh_market), "--backend", "simulate",
+        [sys.executable, "-m", "protocol", "demo", "--data-dir", str(fresh_market), "--backend", "simulate",
          "--grid", str(SIM_GRID), "--rounds", "5", "--no-verify", "--json"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     reports = []
@@ -164,7 +164,7 @@ def test_verify_beside_a_running_demo_never_reports_tampering(fresh_market):
     assert writer.returncode == 0, err[-2000:]
     assert len(reports) >= 2, "the writer finished before the auditor could run beside it"
     assert any(r["cut"]["writer"] or r["cut"]["left_out"] for r in reports), [r["cut"] for r in reports]
-    final = subprocess.run([sys.executable, "-m", "protocol.cli", "verify", "--data-dir", str(fresh_market),
+    final = subprocess.run([sys.executable, "-m", "protocol", "verify", "--data-dir", str(fresh_market),
                             "--json"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
     report = json.loads(final.stdout)
     assert final.returncode == 0 and report["ok"], report["failures"]
