@@ -306,7 +306,7 @@ def render_protocol() -> str:
               if any(s in r for r in d["rounds"])]
     labels = {"seal": "seal (sign + AEAD)", "encrypt": "encrypt (both reports)",
               "evaluate": f"evaluate ({d['config']['evaluators']} evaluators)",
-              "open": f"open (each of {d['config'].get('holders')} key holders: mask and table share, posted)",
+              "open": f"open ({d['config'].get('holders')} key holders: mask and table shares computed and posted)",
               "decrypt": "decrypt (combine the public shares), attest, seal the instructions",
               "chain": "chain transactions of commit, report, compute, decrypt",
               "settle": "both legs + challenge + settle (offers, acceptances, records, settle tx)"}
