@@ -33,7 +33,8 @@ def normalize_contract(value: Any) -> str:
         raise ValueError(f"contract: {value!r} is not a 0x-prefixed 20-byte hex address")
     body = value[2:]
     if body != body.lower() and body != body.upper():
-        from eth_utils import is_checksum_address  # web3's own dependency; only needed for this check
+        # lazy: crypto loads before repo-market's restart (protocol/entry.py) and eth_utils takes 0.17 s
+        from eth_utils import is_checksum_address
 
         if not is_checksum_address(value):
             raise ValueError(f"contract: {value!r} has an invalid EIP-55 checksum")
