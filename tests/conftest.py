@@ -34,6 +34,10 @@ def anvil_url():
 # is built once: the N = 3 circuit and its keys (tests/crypto/conftest.py), and the protocol's real-FHE markets,
 # which share one compiled circuit per session (tests/protocol/conftest.py).
 FHE_GROUPS = (("selection_circuit", "fhe-crypto"), ("fhe", "fhe-protocol"))
+# xdist hands out the largest units (by test count) first; these modules have few tests but each spawns demo
+# processes for minutes, so they run as one unit that starts early instead of one of them ending the run alone.
+LONG_PROCESS_MODULES = ("tests/protocol/test_kill_anywhere.py", "tests/protocol/test_crash_resume.py",
+                        "tests/protocol/test_deadlines.py", "tests/protocol/test_verify_beside_writer.py")
 
 
 @pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which writes the groups into the test ids
@@ -43,7 +47,10 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         group = next((group for name, group in FHE_GROUPS
                       if name in item.fixturenames or item.get_closest_marker(name) is not None), None)
-        item.add_marker(pytest.mark.xdist_group(group or item.nodeid.split("::")[0]))
+        module = item.nodeid.split("::")[0]
+        if group is None and module in LONG_PROCESS_MODULES:
+            group = "long-processes"
+        item.add_marker(pytest.mark.xdist_group(group or module))
 
 
 class _GroupsApplied:
