@@ -232,4 +232,4 @@ def test_the_other_demo_rounds_open_from_k_holders_and_late_holders_cancel_a_rou
     assert coord.current_round() == 5
     # rounds 1 and 2 are the shared market's, audited by test_verify_recombines_every_opened_outcome
     report = Auditor(open_market(fhe_threshold_copy, read_only=True)).run([3, 4, 5]).as_dict()
-    assert report["ok"] and [r["round"] for r in report["rounds"]] == [3, 4, 5], report["failures"]
+    assert report["ok"] and [r["round"] for r in report["rounds"] if r["round"]] == [3, 4, 5], report["failures"]
