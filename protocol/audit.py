@@ -45,7 +45,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chain import RoundPhase as P
+from chain import RoundPhase as P, ShareStage
 from common.vocabulary import (
     ACCEPTANCE,
     CUSTODIAN,
@@ -360,7 +360,7 @@ class Auditor:
             if word.posted(i) != (e.lower() in voted):
                 diffs.append(f"evaluator {i} posted-bit: storage {word.posted(i)}, events {e.lower() in voted}")
         for i, holder in enumerate(self.published.holders):
-            for stage in (0, 1):
+            for stage in ShareStage:
                 posted = holder.lower() in h.shares.get(stage, {})
                 if word.share_posted(i, stage) != posted:
                     diffs.append(f"key holder {i} stage-{stage} posted-bit: storage {word.share_posted(i, stage)}, "
@@ -485,10 +485,11 @@ class Auditor:
         rid, add = rs.round_id, self.report.add
         shares = {stage: [PostedShare(holder_name(self.dep, address), address, stage, share_digest, 0, count)
                           for count, (address, share_digest) in enumerate(h.shares.get(stage, {}).items(), 1)]
-                  for stage in (0, 1)}
-        if len(shares[1]) < self.dep.holder_threshold and body is None:
+                  for stage in ShareStage}
+        masks, tables = shares[ShareStage.MASK], shares[ShareStage.TABLE]
+        if len(tables) < self.dep.holder_threshold and body is None:
             state = (f"closed as {rs.phase.label} before it opened" if rs.phase.terminal else "in progress")
-            add(rid, "opening", True, f"{state}: {len(shares[0])} mask and {len(shares[1])} table shares on "
+            add(rid, "opening", True, f"{state}: {len(masks)} mask and {len(tables)} table shares on "
                 f"chain, {self.dep.holder_threshold} table shares open the output")
             return
         if self.setup is None:

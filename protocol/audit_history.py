@@ -29,7 +29,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from chain import PHASE_TRANSITIONS, PHASE_WINDOW, ExecutionRecord, RoundPhase, RoundState, blob_commitment
+from chain import (
+    PHASE_TRANSITIONS, PHASE_WINDOW, ExecutionRecord, RoundPhase, RoundState, ShareStage, blob_commitment,
+)
 from common.vocabulary import SIDES, Side, dealer_of
 
 __all__ = ["MarketHistory", "RoundHistory", "read_history"]
@@ -274,7 +276,8 @@ class _Replay:
         posted = r.shares.setdefault(stage, {})
         if holder in posted:
             r.problem("phase.order", f"key holder {holder} posted its stage-{stage} share twice, again {self.where(e)}")
-        if stage == 1 and (holder not in r.shares.get(0, {}) or len(r.shares[0]) < self.terms.holder_threshold):
+        if stage == ShareStage.TABLE and (holder not in r.shares.get(ShareStage.MASK, {})
+                                         or len(r.shares[ShareStage.MASK]) < self.terms.holder_threshold):
             r.problem("phase.order", f"key holder {holder}'s table share {self.where(e)} before its own mask share "
                                      f"or before {self.terms.holder_threshold} mask shares")
         posted[holder] = bytes(a["share_digest"])

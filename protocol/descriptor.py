@@ -5,9 +5,9 @@ parses and checks it once, and every reader (the roles, the auditor, the report,
 for a fact instead of looking keys up in the raw JSON. A malformed file is refused when the market is opened,
 with a :class:`~protocol.errors.DeploymentError` naming the file, the field and the value.
 
-Not checked here, on purpose [decided]: the public identities (each is parsed where it is used, so the auditor
-reports a swapped or malformed key as a failed check rather than refusing to look), and the phase-window names
-(``published_coordinator_terms`` builds ``chain.PhaseWindows`` from them; importing ``chain`` costs web3's start-up).
+Not checked here, on purpose [decided]: the public identities and the phase-window names. Each is parsed where it
+is used (``Deployment.identity``, ``published_coordinator_terms``), so the auditor reports a swapped key or a
+malformed window as a failed check rather than refusing to look.
 """
 from __future__ import annotations
 
